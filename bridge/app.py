@@ -1,0 +1,152 @@
+"""The web process: verify, record, answer. It never waits on Slack or LINE.
+
+create_app(settings) is the one composition root; clients are made in the lifespan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge import line, slack
+from bridge.logs import configure_logging
+from bridge.settings import Settings, load_settings
+from bridge.store import Store
+
+log = logging.getLogger("bridge.web")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+@dataclass
+class WebState:
+    redis: Redis
+    store: Store
+    bolt: AsyncApp
+    slack_web: AsyncWebClient
+
+
+def child_key_secret(settings: Settings) -> bytes:
+    """The key for pseudonymising LINE user IDs in Redis key names."""
+    return hashlib.sha256(b"bridge-child-key:" + settings.LINE_CHANNEL_SECRET.encode()).digest()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than limit bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the web app for these settings. Safe to call many times (tests do)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+        store = Store(redis, child_key_secret=child_key_secret(settings))
+        web = AsyncWebClient(token=settings.SLACK_BOT_TOKEN, base_url=settings.SLACK_API_BASE_URL, retry_handlers=[])
+        bolt = slack.build_bolt_app(signing_secret=settings.SLACK_SIGNING_SECRET, client=web, store=store)
+        app.state.bridge = WebState(redis=redis, store=store, bolt=bolt, slack_web=web)
+        log.info("web started")
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            log.info("web stopped")
+
+    app = FastAPI(title="LINE–Slack consultation bridge", lifespan=lifespan, docs_url=None, redoc_url=None)
+    limit = settings.BRIDGE_MAX_BODY_BYTES
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        state: WebState = request.app.state.bridge
+        try:
+            await state.redis.ping()
+        except (RedisError, OSError):
+            return _error(503, "redis unreachable")
+        return JSONResponse({"status": "ready"})
+
+    @app.post("/line/webhook")
+    async def line_webhook(request: Request) -> Response:
+        state: WebState = request.app.state.bridge
+        try:
+            body = await read_body(request, limit)
+        except BodyTooLarge:
+            return _error(413, "body too large")
+        if not line.signature_is_valid(settings.LINE_CHANNEL_SECRET, body, request.headers.get("x-line-signature")):
+            log.warning("line webhook rejected: bad signature")
+            return _error(401, "invalid signature")
+        try:
+            events = line.split_webhook_body(body)
+        except line.WebhookBodyError as exc:
+            return _error(400, str(exc))
+        try:
+            recorded = await state.store.record_events("line", events)
+        except (RedisError, OSError):
+            # LINE redelivers what we did not take (with redelivery on), so say so honestly.
+            log.exception("line webhook: recording failed events=%d", len(events))
+            return _error(503, "could not record events")
+        log.info("line webhook events=%d new=%d", len(events), recorded)
+        return JSONResponse({})
+
+    @app.post("/slack/events")
+    async def slack_events(request: Request) -> Response:
+        state: WebState = request.app.state.bridge
+        try:
+            body = await read_body(request, limit)
+        except BodyTooLarge:
+            return _error(413, "body too large")
+        if not slack.signature_is_valid(
+            settings.SLACK_SIGNING_SECRET,
+            body,
+            request.headers.get("x-slack-request-timestamp"),
+            request.headers.get("x-slack-signature"),
+        ):
+            log.warning("slack request rejected: bad or stale signature")
+            return _error(401, "invalid signature")
+        if not slack.body_is_well_formed(body, request.headers.get("content-type")):
+            return _error(400, "malformed body")
+        try:
+            response = await state.bolt.async_dispatch(to_async_bolt_request(request, body))
+        except (RedisError, OSError):
+            log.exception("slack request: recording failed")
+            return _error(503, "could not record event")
+        return to_starlette_response(response)
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn --factory entry point: settings from the environment."""
+    configure_logging()
+    return create_app(load_settings())

@@ -1,0 +1,121 @@
+"""bridge serve | worker | demo | check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from bridge.logs import configure_logging
+from bridge.policy import PolicyError, describe_policy, load_policy
+from bridge.settings import SettingsError, load_settings
+
+log = logging.getLogger("bridge.cli")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bridge.app import create_app
+
+    configure_logging()
+    settings = load_settings()
+    load_policy(settings.BRIDGE_CONFIG)  # refuse to start on a bad policy file
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
+    return 0
+
+
+async def run_worker() -> None:
+    """The worker process: clients built here, stopped cleanly on SIGTERM or SIGINT."""
+    from redis.asyncio import Redis
+
+    from bridge.app import child_key_secret
+    from bridge.line import LineClient
+    from bridge.slack import SlackClient
+    from bridge.store import Store
+    from bridge.worker import Worker
+
+    settings = load_settings()
+    policy = load_policy(settings.BRIDGE_CONFIG)
+    redis = Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5)
+    line = LineClient(
+        access_token=settings.LINE_CHANNEL_ACCESS_TOKEN,
+        api_base_url=settings.LINE_API_BASE_URL,
+        data_api_base_url=settings.LINE_DATA_API_BASE_URL,
+        timeout_s=settings.BRIDGE_HTTP_TIMEOUT_SECONDS,
+    )
+    slack = SlackClient(
+        token=settings.SLACK_BOT_TOKEN,
+        base_url=settings.SLACK_API_BASE_URL,
+        channel=settings.SLACK_CHANNEL_ID,
+        timeout_s=settings.BRIDGE_HTTP_TIMEOUT_SECONDS,
+    )
+    worker = Worker(
+        settings=settings,
+        policy=policy,
+        redis=redis,
+        store=Store(redis, child_key_secret=child_key_secret(settings)),
+        line=line,
+        slack=slack,
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    try:
+        await worker.run()
+    finally:
+        await line.close()
+        await slack.close()
+        await redis.aclose()
+
+
+def _worker(_: argparse.Namespace) -> int:
+    configure_logging()
+    asyncio.run(run_worker())
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    path = Path(args.path or os.environ.get("BRIDGE_CONFIG", "config/bridge.toml"))
+    policy = load_policy(path)
+    print(f"{path}: valid\n")
+    print(describe_policy(policy))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bridge.demo import run_demo
+
+    configure_logging("WARNING" if not args.verbose else "INFO")
+    return asyncio.run(run_demo())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bridge", description="LINE–Slack consultation bridge")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the web process (uvicorn)")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.set_defaults(run=_serve)
+    commands.add_parser("worker", help="run the router and delivery worker").set_defaults(run=_worker)
+    demo = commands.add_parser("demo", help="a scripted consultation against local fakes")
+    demo.add_argument("--verbose", action="store_true", help="show the bridge's own log lines")
+    demo.set_defaults(run=_demo)
+    check = commands.add_parser("check-config", help="validate a policy file and show what it means")
+    check.add_argument("path", nargs="?")
+    check.set_defaults(run=_check_config)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except (SettingsError, PolicyError) as exc:
+        print(f"bridge: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""What the bridge must send, as plain values. Workers turn these into API calls."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class ThreadPost:
+    """A message in a case's Slack thread: the child's words, or a note for counsellors."""
+
+    kind: ClassVar[str] = "thread_post"
+    case: int
+    text: str
+    role: str  # "child" or "note"
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """A reaction on a message in the case's thread (delivered, or failed)."""
+
+    kind: ClassVar[str] = "reaction"
+    case: int
+    message_ts: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Ephemeral:
+    """A message only one Slack user sees, in the case's thread."""
+
+    kind: ClassVar[str] = "ephemeral"
+    case: int
+    user: str
+    text: str
+
+
+@dataclass(frozen=True)
+class LinePush:
+    """Up to five texts pushed to a child. retry_key stays the same across retries."""
+
+    kind: ClassVar[str] = "line_push"
+    to: str
+    texts: tuple[str, ...]
+    retry_key: str
+    case: int | None = None
+    slack_ts: str | None = None  # the counsellor's message this carries, for the reaction
+    final_part: bool = True
+
+
+@dataclass(frozen=True)
+class LineReply:
+    """Texts answering a child's event: by reply token while it is fresh, else by push."""
+
+    kind: ClassVar[str] = "line_reply"
+    to: str
+    reply_token: str | None
+    event_ms: int
+    texts: tuple[str, ...]
+    retry_key: str
+    case: int | None = None
+
+
+Delivery = ThreadPost | Reaction | Ephemeral | LinePush | LineReply
+_KINDS: dict[str, type[Delivery]] = {cls.kind: cls for cls in (ThreadPost, Reaction, Ephemeral, LinePush, LineReply)}
+
+
+def to_payload(delivery: Delivery) -> dict[str, Any]:
+    """A JSON-ready dict that from_payload turns back into the same delivery."""
+    return {"kind": delivery.kind, **asdict(delivery)}
+
+
+def from_payload(payload: dict[str, Any]) -> Delivery:
+    """Inverse of to_payload. Raises ValueError for an unknown kind."""
+    fields = dict(payload)
+    kind = fields.pop("kind", None)
+    cls = _KINDS.get(str(kind))
+    if cls is None:
+        raise ValueError(f"unknown delivery kind {kind!r}")
+    if "texts" in fields:
+        fields["texts"] = tuple(fields["texts"])
+    return cls(**fields)
+
+
+def is_to_line(delivery: Delivery) -> bool:
+    return isinstance(delivery, LinePush | LineReply)

@@ -1,0 +1,76 @@
+"""What happened, as the core sees it: inbound events translated from LINE and Slack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChildMessage:
+    """A message a child sent to the LINE account (text, or a description of other media)."""
+
+    child_id: str
+    event_id: str
+    timestamp_ms: int
+    reply_token: str | None
+    text: str | None
+    description: str | None = None  # for stickers, images and other non-text messages
+
+
+@dataclass(frozen=True)
+class ChildFollowed:
+    """The child added the account as a friend (or unblocked it)."""
+
+    child_id: str
+    event_id: str
+    timestamp_ms: int
+    reply_token: str | None
+
+
+@dataclass(frozen=True)
+class ChildUnfollowed:
+    """The child blocked the account."""
+
+    child_id: str
+    event_id: str
+    timestamp_ms: int
+
+
+@dataclass(frozen=True)
+class ThreadMessage:
+    """A message posted in the consultation channel (a thread reply or not)."""
+
+    channel: str
+    ts: str
+    thread_ts: str | None
+    user: str | None
+    text: str
+    subtype: str | None = None
+    bot_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ThreadEdit:
+    """A channel message was edited; previous and current are the two versions."""
+
+    channel: str
+    previous: ThreadMessage
+    current: ThreadMessage
+
+
+@dataclass(frozen=True)
+class ThreadDelete:
+    """A channel message was deleted."""
+
+    channel: str
+    previous: ThreadMessage
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An event the bridge does not act on; reason is safe to log (no content, no ids)."""
+
+    reason: str
+
+
+InboundEvent = ChildMessage | ChildFollowed | ChildUnfollowed | ThreadMessage | ThreadEdit | ThreadDelete | Ignored

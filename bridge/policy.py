@@ -1,0 +1,146 @@
+"""The policy file (TOML) -> typed, validated values. No I/O beyond reading the file."""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# Each text may use only these placeholders; check-config renders them with these samples.
+TEXT_PLACEHOLDERS: dict[str, dict[str, str]] = {
+    "welcome": {"service": "多治見子どもLINE相談", "hotline": "0120-967-866"},
+    "case_root": {"case": "12", "opened_at": "11/30(火) 13:05"},
+    "unfollow_note": {"case": "12"},
+    "edit_note": {},
+    "delete_note": {},
+    "closed_case_ephemeral": {"case": "12"},
+    "delivery_failed_note": {"reason": "LINEが受け付けませんでした (400)"},
+}
+
+
+class PolicyError(ValueError):
+    """The policy file is unusable; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class ServiceSection(_Strict):
+    name: str = Field(min_length=1)
+    timezone: str = "Asia/Tokyo"
+    hotline: str = Field(min_length=1)
+    note_prefix: str = Field(default="//", min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+
+class TextsSection(_Strict):
+    welcome: str
+    case_root: str
+    unfollow_note: str
+    edit_note: str
+    delete_note: str
+    closed_case_ephemeral: str
+    delivery_failed_note: str
+
+    @field_validator("*")
+    @classmethod
+    def _placeholders_known(cls, value: str, info: Any) -> str:
+        allowed = TEXT_PLACEHOLDERS[info.field_name]
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"is not a valid template ({exc})") from None
+        unknown = sorted(fields - set(allowed))
+        if unknown:
+            known = ", ".join("{" + name + "}" for name in allowed) or "none"
+            raise ValueError(f"uses unknown placeholder {{{unknown[0]}}} (allowed: {known})")
+        return value.strip()
+
+
+class _PolicyFile(_Strict):
+    service: ServiceSection
+    texts: TextsSection
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The service policy as the core uses it."""
+
+    service_name: str
+    timezone: ZoneInfo
+    hotline: str
+    note_prefix: str
+    texts: TextsSection
+
+    def render(self, text_name: str, **values: object) -> str:
+        """Render a named text with its placeholders; unknown names raise KeyError."""
+        template: str = getattr(self.texts, text_name)
+        defaults = {"service": self.service_name, "hotline": self.hotline}
+        return template.format_map({**defaults, **values})
+
+
+def parse_policy(raw: dict[str, Any]) -> Policy:
+    """Validate a parsed TOML document. Raises PolicyError naming the offending key."""
+    try:
+        parsed = _PolicyFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "missing":
+            message = "is required"
+        elif first["type"] == "extra_forbidden":
+            message = "is not a known setting"
+        raise PolicyError(f"{key}: {message}") from None
+    return Policy(
+        service_name=parsed.service.name,
+        timezone=ZoneInfo(parsed.service.timezone),
+        hotline=parsed.service.hotline,
+        note_prefix=parsed.service.note_prefix,
+        texts=parsed.texts,
+    )
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate the policy file at path. Raises PolicyError with a clear message."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: no such policy file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return parse_policy(raw)
+    except PolicyError as exc:
+        raise PolicyError(f"{path}: {exc}") from None
+
+
+def describe_policy(policy: Policy) -> str:
+    """A human-readable account of the policy, each text rendered with sample values."""
+    lines = [
+        f"service:      {policy.service_name}",
+        f"timezone:     {policy.timezone.key}",
+        f"hotline:      {policy.hotline}",
+        f"note prefix:  thread replies starting with {policy.note_prefix!r} stay in Slack",
+        "",
+        "texts (rendered with sample values):",
+    ]
+    for name, samples in TEXT_PLACEHOLDERS.items():
+        rendered = policy.render(name, **samples)
+        lines.append(f"--- {name}")
+        lines.extend("    " + line for line in rendered.splitlines())
+    return "\n".join(lines)

@@ -1,0 +1,279 @@
+"""The Slack side: request verification, the Bolt app, event translation, the Web API client.
+
+Translation only: raw Slack events become core events; core deliveries become Web API calls
+whose outcome is classified as delivered, retry, or failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.core.events import Ignored, InboundEvent, ThreadDelete, ThreadEdit, ThreadMessage
+from bridge.line import DELIVERED, Outcome
+from bridge.store import Store
+
+log = logging.getLogger("bridge.slack")
+
+SIGNATURE_WINDOW_S = 300
+DELIVERY_EVENT_TYPE = "bridge_delivery"
+CASE_EVENT_TYPE = "bridge_case"
+
+# Errors that a person can fix (a revoked token, the bot not invited): keep the delivery
+# and retry, so the child's words arrive once the workspace is set up again.
+_RETRY_ERRORS = frozenset(
+    {
+        "ratelimited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "missing_scope",
+        "team_access_not_granted",
+    }
+)
+
+
+# --- request verification ---------------------------------------------------------------
+
+
+def signature_is_valid(
+    signing_secret: str,
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+    *,
+    now: float | None = None,
+) -> bool:
+    """Slack's v0 signature over the raw body, with its five-minute timestamp window."""
+    if not timestamp or not signature:
+        return False
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        return False
+    if abs((now if now is not None else time.time()) - sent_at) > SIGNATURE_WINDOW_S:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), signature.encode())
+
+
+def sign(signing_secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """Headers Slack would send with body (used by tests, the demo and the benchmark)."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(signing_secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + digest}
+
+
+def body_is_well_formed(body: bytes, content_type: str | None) -> bool:
+    """True if Bolt can parse the body (JSON for events, a form for commands and actions)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    if (content_type or "").startswith("application/x-www-form-urlencoded"):
+        payload = parse_qs(text).get("payload")
+        if payload:
+            try:
+                return isinstance(json.loads(payload[0]), dict)
+            except ValueError:
+                return False
+        return True
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+# --- the Bolt app ----------------------------------------------------------------------
+
+
+def build_bolt_app(*, signing_secret: str, client: AsyncWebClient, store: Store) -> AsyncApp:
+    """The Bolt app serving /slack/events. Listeners only record; the worker decides.
+
+    Listeners run before the response (process_before_response), so Slack hears 200 only
+    once the event is in Redis, and retries otherwise.
+    """
+    bot_token = client.token or ""
+
+    async def authorize(**_: Any) -> AuthorizeResult:
+        # A single workspace with a known bot token: no auth.test round trip on the web path.
+        return AuthorizeResult(enterprise_id=None, team_id=None, bot_token=bot_token)
+
+    app = AsyncApp(
+        signing_secret=signing_secret,
+        client=client,
+        authorize=authorize,
+        process_before_response=True,
+        ignoring_self_events_enabled=False,  # the core drops bot messages itself
+    )
+
+    @app.event("message")
+    async def record_message(body: dict[str, Any]) -> None:
+        event_id = str(body.get("event_id") or "")
+        event = body.get("event") or {}
+        if not event_id:
+            event_id = "sha256-" + hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()
+        recorded = await store.record_events("slack", [(event_id, json.dumps(event, ensure_ascii=False))])
+        log.info("slack event recorded event_id=%s new=%d", event_id, recorded)
+
+    return app
+
+
+# --- translation ---------------------------------------------------------------------
+
+
+def _thread_message(raw: Mapping[str, Any], channel: str) -> ThreadMessage:
+    return ThreadMessage(
+        channel=str(raw.get("channel") or channel),
+        ts=str(raw.get("ts") or ""),
+        thread_ts=str(raw["thread_ts"]) if raw.get("thread_ts") else None,
+        user=str(raw["user"]) if raw.get("user") else None,
+        text=str(raw.get("text") or ""),
+        subtype=str(raw["subtype"]) if raw.get("subtype") else None,
+        bot_id=str(raw["bot_id"]) if raw.get("bot_id") else None,
+    )
+
+
+def parse_event(raw: Mapping[str, Any]) -> InboundEvent:
+    """Translate a Slack message event into a core event. Never raises."""
+    if raw.get("type") != "message":
+        return Ignored(f"slack {raw.get('type')} event")
+    channel = str(raw.get("channel") or "")
+    subtype = raw.get("subtype")
+    if subtype == "message_changed":
+        current, previous = raw.get("message"), raw.get("previous_message")
+        if isinstance(current, Mapping) and isinstance(previous, Mapping):
+            return ThreadEdit(
+                channel=channel,
+                previous=_thread_message(previous, channel),
+                current=_thread_message(current, channel),
+            )
+        return Ignored("message_changed without both versions")
+    if subtype == "message_deleted":
+        previous = raw.get("previous_message")
+        if isinstance(previous, Mapping):
+            return ThreadDelete(channel=channel, previous=_thread_message(previous, channel))
+        return Ignored("message_deleted without the previous version")
+    return _thread_message(raw, channel)
+
+
+# --- the Web API client ----------------------------------------------------------------
+
+
+class SlackClient:
+    """Posts to the consultation channel through slack_sdk's AsyncWebClient.
+
+    The SDK's own retries are off: the delivery queue retries, and it checks whether an
+    earlier attempt already landed before posting again.
+    """
+
+    def __init__(self, *, token: str, base_url: str, channel: str, timeout_s: float) -> None:
+        self.channel = channel
+        self.web = AsyncWebClient(token=token, base_url=base_url, timeout=int(max(1, timeout_s)), retry_handlers=[])
+
+    async def close(self) -> None:
+        session = getattr(self.web, "session", None)
+        if session is not None:
+            await session.close()
+
+    async def post(
+        self, *, text: str, thread_ts: str | None, event_type: str, payload: dict[str, Any]
+    ) -> tuple[Outcome, str | None]:
+        """Post a message; returns the outcome and the new message's ts when delivered."""
+        try:
+            response = await self.web.chat_postMessage(
+                channel=self.channel,
+                text=text,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={"event_type": event_type, "event_payload": payload},
+            )
+        except Exception as exc:
+            return _classify(exc), None
+        return DELIVERED, str(response.get("ts"))
+
+    async def find_posted(
+        self, *, thread_ts: str | None, oldest: float, event_type: str, key: str, value: Any
+    ) -> str | None:
+        """The ts of a message an earlier attempt posted (found by its metadata), if any.
+
+        Raises nothing: on any error it returns None and the caller posts again.
+        """
+        try:
+            if thread_ts:
+                response = await self.web.conversations_replies(
+                    channel=self.channel,
+                    ts=thread_ts,
+                    oldest=f"{oldest:.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                )
+            else:
+                response = await self.web.conversations_history(
+                    channel=self.channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200
+                )
+        except Exception as exc:
+            log.warning("slack lookup failed error=%s", type(exc).__name__)
+            return None
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == event_type and (metadata.get("event_payload") or {}).get(key) == value:
+                return str(message.get("ts"))
+        return None
+
+    async def react(self, *, ts: str, name: str) -> Outcome:
+        try:
+            await self.web.reactions_add(channel=self.channel, timestamp=ts, name=name)
+        except SlackApiError as exc:
+            if exc.response.get("error") == "already_reacted":
+                return DELIVERED
+            return _classify(exc)
+        except Exception as exc:
+            return _classify(exc)
+        return DELIVERED
+
+    async def post_ephemeral(self, *, user: str, thread_ts: str | None, text: str) -> Outcome:
+        try:
+            await self.web.chat_postEphemeral(channel=self.channel, user=user, text=text, thread_ts=thread_ts)
+        except Exception as exc:
+            return _classify(exc)
+        return DELIVERED
+
+
+def _classify(exc: Exception) -> Outcome:
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code
+        error = str(exc.response.get("error") or "")
+        if status == 429 or error == "ratelimited":
+            value = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+            retry_after = float(value) if value and str(value).isdigit() else 1.0
+            return Outcome("retry", "Slack rate limit", retry_after)
+        if status >= 500 or error in _RETRY_ERRORS:
+            return Outcome("retry", f"Slack error {error or status}")
+        return Outcome("failed", f"Slack refused: {error or status}")
+    if isinstance(exc, aiohttp.ClientError | TimeoutError):
+        return Outcome("retry", f"network: {type(exc).__name__}")
+    return Outcome("retry", f"unexpected: {type(exc).__name__}")

@@ -1,0 +1,467 @@
+"""Redis keys and the atomic operations on them. Every key the bridge uses is named here.
+
+Slot layout (Redis Cluster ready): the keys one script touches share a hash tag, so each
+script runs in one slot. Scripts derive some key names from a prefix that carries the
+tag (as BullMQ does); that keeps them in the same slot.
+
+- ``{in}``    the inbound stream of verified webhook events, their de-duplication
+              markers and the router's leader lease;
+- ``{cases}`` the case registry: the number sequence, each case's hash, and the
+              lookups by child and by Slack thread;
+- ``{dq}``    the delivery lanes (ordered per case towards Slack, per child towards
+              LINE), their due times, leases, attempt counters and platform holds.
+
+A child's words live in Redis only while in transit: a processed stream entry is
+deleted, a delivered item is popped from its lane.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bridge.core.case import Case, CaseStatus
+
+PREFIX = "br"
+DEDUP_TTL_SECONDS = 7 * 24 * 3600  # LINE and Slack redeliver within hours; a week is ample.
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every Redis key name the bridge uses."""
+
+    prefix: str = PREFIX
+
+    # {in}: inbound events
+    @property
+    def inbound(self) -> str:
+        return f"{self.prefix}:{{in}}:events"
+
+    def seen(self, source: str, event_id: str) -> str:
+        return f"{self.prefix}:{{in}}:seen:{source}:{event_id}"
+
+    @property
+    def router_lease(self) -> str:
+        return f"{self.prefix}:{{in}}:router-lease"
+
+    # {cases}: the case registry
+    @property
+    def cases_prefix(self) -> str:
+        return f"{self.prefix}:{{cases}}:"
+
+    @property
+    def case_seq(self) -> str:
+        return f"{self.cases_prefix}seq"
+
+    def case(self, number: int) -> str:
+        return f"{self.cases_prefix}case:{number}"
+
+    @property
+    def open_by_child(self) -> str:
+        return f"{self.cases_prefix}open-by-child"
+
+    @property
+    def by_thread(self) -> str:
+        return f"{self.cases_prefix}by-thread"
+
+    # {dq}: delivery lanes
+    @property
+    def lanes_prefix(self) -> str:
+        return f"{self.prefix}:{{dq}}:"
+
+    def lane(self, name: str) -> str:
+        return f"{self.lanes_prefix}lane:{name}"
+
+    @property
+    def due(self) -> str:
+        return f"{self.lanes_prefix}due"
+
+    @property
+    def attempts(self) -> str:
+        return f"{self.lanes_prefix}attempts"
+
+    def applied(self, marker: str) -> str:
+        return f"{self.lanes_prefix}applied:{marker}"
+
+    def hold(self, platform: str) -> str:
+        return f"{self.lanes_prefix}hold:{platform}"
+
+    @property
+    def wake_channel(self) -> str:
+        return f"{self.prefix}:wake"
+
+
+# --- Lua ---------------------------------------------------------------------------
+
+# KEYS[1] stream, KEYS[2..n+1] seen markers; ARGV[1] ttl, then per event: source, body.
+# One round trip records a whole webhook body; duplicates are skipped.
+_RECORD = """
+local recorded = 0
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('XADD', KEYS[1], '*', 'source', ARGV[i * 2 - 2], 'body', ARGV[i * 2 - 1])
+    recorded = recorded + 1
+  end
+end
+return recorded
+"""
+
+# KEYS[1] seq, KEYS[2] open-by-child; ARGV: cases prefix, child key, child id, now.
+# Returns {number, created}. At most one open case per child, whoever asks.
+_OPEN_OR_GET = """
+local existing = redis.call('HGET', KEYS[2], ARGV[2])
+if existing then return {tonumber(existing), 0} end
+local n = redis.call('INCR', KEYS[1])
+redis.call('HSET', ARGV[1] .. 'case:' .. n, 'number', n, 'status', 'open', 'child', ARGV[3],
+  'child_key', ARGV[2], 'opened_at', ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[2], n)
+return {n, 1}
+"""
+
+# KEYS[1] case hash, KEYS[2] open-by-child; ARGV: number, reason, now. Returns 1 if it closed now.
+_CLOSE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'closed', 'closed_at', ARGV[3], 'closed_reason', ARGV[2])
+local child_key = redis.call('HGET', KEYS[1], 'child_key')
+if child_key and redis.call('HGET', KEYS[2], child_key) == ARGV[1] then
+  redis.call('HDEL', KEYS[2], child_key)
+end
+return 1
+"""
+
+# KEYS[1] case hash, KEYS[2] by-thread; ARGV: number, thread ts.
+_SET_THREAD = """
+if redis.call('HSETNX', KEYS[1], 'thread_ts', ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+# KEYS[1] due, KEYS[2] applied marker (or '' for none); ARGV: lanes prefix, now, ttl, wake channel,
+# then lane, item pairs. Items are "id|json". Applies at most once per marker.
+_ENQUEUE = """
+if KEYS[2] ~= '' then
+  if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then return 0 end
+end
+for i = 5, #ARGV, 2 do
+  redis.call('RPUSH', ARGV[1] .. 'lane:' .. ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[i])
+end
+if #ARGV >= 5 then redis.call('PUBLISH', ARGV[4], '1') end
+return 1
+"""
+
+# KEYS[1] due, KEYS[2] attempts; ARGV: lanes prefix, now, lease ms, token, max.
+# Claims up to max due lanes: returns a flat list lane, item, attempts, ...
+# A claimed lane's due time moves to its lease expiry, so a worker that dies mid-delivery
+# hands the lane back by itself. Lanes on hold move to the end of the hold.
+_CLAIM = """
+local now = tonumber(ARGV[2])
+local lease_ms = tonumber(ARGV[3])
+local max = tonumber(ARGV[5])
+local out = {}
+local lanes = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, max * 4)
+for _, lane in ipairs(lanes) do
+  if #out >= max * 3 then break end
+  local platform = string.match(lane, '^([%w]+):')
+  local hold = redis.call('PTTL', ARGV[1] .. 'hold:' .. (platform or ''))
+  if hold > 0 then
+    redis.call('ZADD', KEYS[1], now + hold, lane)
+  else
+    local lease_key = ARGV[1] .. 'lease:' .. lane
+    if redis.call('SET', lease_key, ARGV[4], 'NX', 'PX', lease_ms) then
+      local item = redis.call('LINDEX', ARGV[1] .. 'lane:' .. lane, 0)
+      if not item then
+        redis.call('ZREM', KEYS[1], lane)
+        redis.call('DEL', lease_key)
+      else
+        redis.call('ZADD', KEYS[1], now + lease_ms, lane)
+        local id = string.match(item, '^([^|]*)|')
+        local n = redis.call('HINCRBY', KEYS[2], id, 1)
+        table.insert(out, lane)
+        table.insert(out, item)
+        table.insert(out, n)
+      end
+    else
+      local left = redis.call('PTTL', lease_key)
+      if left > 0 then redis.call('ZADD', KEYS[1], now + left, lane) end
+    end
+  end
+end
+return out
+"""
+
+# KEYS[1] due, KEYS[2] attempts; ARGV: lanes prefix, lane, token, item id, now, wake channel,
+# then follow-up lane, item pairs. Pops the item if it is still the head, enqueues follow-ups
+# in the same step, and releases the lease if still ours.
+_COMPLETE = """
+local lane_key = ARGV[1] .. 'lane:' .. ARGV[2]
+local head = redis.call('LINDEX', lane_key, 0)
+local popped = 0
+if head and string.match(head, '^([^|]*)|') == ARGV[4] then
+  redis.call('LPOP', lane_key)
+  redis.call('HDEL', KEYS[2], ARGV[4])
+  popped = 1
+  for i = 7, #ARGV, 2 do
+    redis.call('RPUSH', ARGV[1] .. 'lane:' .. ARGV[i], ARGV[i + 1])
+    redis.call('ZADD', KEYS[1], 'NX', ARGV[5], ARGV[i])
+  end
+end
+local lease_key = ARGV[1] .. 'lease:' .. ARGV[2]
+local mine = redis.call('GET', lease_key) == ARGV[3]
+if mine then redis.call('DEL', lease_key) end
+if redis.call('LLEN', lane_key) == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[2])
+elseif mine then
+  redis.call('ZADD', KEYS[1], ARGV[5], ARGV[2])
+end
+if popped == 1 then redis.call('PUBLISH', ARGV[6], '1') end
+return popped
+"""
+
+# KEYS[1] due; ARGV: lanes prefix, lane, token, due at, item id, replacement item ('' keeps it).
+_RETRY = """
+local lease_key = ARGV[1] .. 'lease:' .. ARGV[2]
+if redis.call('GET', lease_key) ~= ARGV[3] then return 0 end
+if ARGV[6] ~= '' then
+  local lane_key = ARGV[1] .. 'lane:' .. ARGV[2]
+  local head = redis.call('LINDEX', lane_key, 0)
+  if head and string.match(head, '^([^|]*)|') == ARGV[5] then redis.call('LSET', lane_key, 0, ARGV[6]) end
+end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
+redis.call('DEL', lease_key)
+return 1
+"""
+
+# KEYS[1] router lease; ARGV token, ms. Extends the lease only if it is still ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery a worker holds the lane lease for."""
+
+    lane: str
+    item_id: str
+    payload: dict[str, Any]
+    attempts: int
+    enqueued_ms: int
+
+
+def encode_item(item_id: str, payload: dict[str, Any], enqueued_ms: int) -> str:
+    """A lane item: "id|json". The id comes first so Lua can compare heads without JSON."""
+    if "|" in item_id:
+        raise ValueError("item ids may not contain '|'")
+    body = {"at": enqueued_ms, "delivery": payload}
+    return item_id + "|" + json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_item(raw: str) -> tuple[str, dict[str, Any], int]:
+    item_id, _, body = raw.partition("|")
+    document = json.loads(body)
+    return item_id, document["delivery"], int(document["at"])
+
+
+class Store:
+    """The bridge's state in Redis. Every method is one round trip unless it says otherwise."""
+
+    def __init__(self, redis: Redis, *, child_key_secret: bytes, keys: Keys | None = None) -> None:
+        self.redis = redis
+        self.keys = keys or Keys()
+        self._child_key_secret = child_key_secret
+        self._record = redis.register_script(_RECORD)
+        self._open_or_get = redis.register_script(_OPEN_OR_GET)
+        self._close = redis.register_script(_CLOSE)
+        self._set_thread = redis.register_script(_SET_THREAD)
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._claim = redis.register_script(_CLAIM)
+        self._complete = redis.register_script(_COMPLETE)
+        self._retry = redis.register_script(_RETRY)
+        self._renew = redis.register_script(_RENEW)
+
+    def child_key(self, child_id: str) -> str:
+        """A stable pseudonym for a LINE user ID, so key names never carry the ID itself."""
+        return hmac.new(self._child_key_secret, child_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+    # --- inbound ----------------------------------------------------------------------
+
+    async def record_events(self, source: str, events: Sequence[tuple[str, str]]) -> int:
+        """Append (dedup_id, body) events to the inbound stream, skipping ids seen before.
+
+        Returns how many were new. Atomic: an event is either recorded and marked, or neither.
+        """
+        if not events:
+            return 0
+        keys = [self.keys.inbound] + [self.keys.seen(source, event_id) for event_id, _ in events]
+        args: list[str | int] = [DEDUP_TTL_SECONDS]
+        for _, body in events:
+            args += [source, body]
+        return int(await self._record(keys=keys, args=args))
+
+    async def ensure_router_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.keys.inbound, "router", id="0", mkstream=True)
+        except Exception as exc:  # BUSYGROUP: it exists already
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def acquire_router_lease(self, token: str, ms: int) -> bool:
+        return bool(await self.redis.set(self.keys.router_lease, token, nx=True, px=ms))
+
+    async def renew_router_lease(self, token: str, ms: int) -> bool:
+        return bool(await self._renew(keys=[self.keys.router_lease], args=[token, ms]))
+
+    async def release_router_lease(self, token: str) -> None:
+        await self._renew(keys=[self.keys.router_lease], args=[token, 1])
+
+    # --- cases ------------------------------------------------------------------------
+
+    async def open_or_get_case(self, child_id: str, now: float) -> tuple[int, bool]:
+        """The child's open case, opening one if none is open. Returns (number, created)."""
+        number, created = await self._open_or_get(
+            keys=[self.keys.case_seq, self.keys.open_by_child],
+            args=[self.keys.cases_prefix, self.child_key(child_id), child_id, f"{now:.3f}"],
+        )
+        return int(number), bool(created)
+
+    async def open_case_of(self, child_id: str) -> int | None:
+        number = await self.redis.hget(self.keys.open_by_child, self.child_key(child_id))
+        return int(number) if number is not None else None
+
+    async def get_case(self, number: int) -> Case | None:
+        raw = await self.redis.hgetall(self.keys.case(number))
+        if not raw:
+            return None
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        return Case(
+            number=int(fields["number"]),
+            status=CaseStatus(fields["status"]),
+            child_id=fields["child"],
+            opened_at=float(fields["opened_at"]),
+            thread_ts=fields.get("thread_ts"),
+            closed_at=float(fields["closed_at"]) if "closed_at" in fields else None,
+            closed_reason=fields.get("closed_reason"),
+        )
+
+    async def case_by_thread(self, thread_ts: str) -> int | None:
+        number = await self.redis.hget(self.keys.by_thread, thread_ts)
+        return int(number) if number is not None else None
+
+    async def close_case(self, number: int, reason: str, now: float) -> bool:
+        """Close an open case. Returns False if it was not open (nothing changes then)."""
+        return bool(
+            await self._close(
+                keys=[self.keys.case(number), self.keys.open_by_child],
+                args=[number, reason, f"{now:.3f}"],
+            )
+        )
+
+    async def set_thread(self, number: int, thread_ts: str) -> bool:
+        """Record the case's Slack thread once; a second call changes nothing."""
+        return bool(
+            await self._set_thread(keys=[self.keys.case(number), self.keys.by_thread], args=[number, thread_ts])
+        )
+
+    # --- delivery lanes ---------------------------------------------------------------
+
+    async def enqueue(self, items: Iterable[tuple[str, str, dict[str, Any]]], *, marker: str | None) -> bool:
+        """Append (lane, item id, payload) deliveries atomically, at most once per marker.
+
+        Returns False when the marker was applied before (nothing is appended then).
+        """
+        now = now_ms()
+        args: list[str | int] = [self.keys.lanes_prefix, now, DEDUP_TTL_SECONDS, self.keys.wake_channel]
+        for lane, item_id, payload in items:
+            args += [lane, encode_item(item_id, payload, now)]
+        keys = [self.keys.due, self.keys.applied(marker) if marker else ""]
+        return bool(await self._enqueue(keys=keys, args=args))
+
+    async def claim(self, *, token: str, lease_ms: int, max_lanes: int) -> list[Claim]:
+        raw = await self._claim(
+            keys=[self.keys.due, self.keys.attempts],
+            args=[self.keys.lanes_prefix, now_ms(), lease_ms, token, max_lanes],
+        )
+        claims = []
+        for i in range(0, len(raw), 3):
+            item_id, payload, enqueued_ms = decode_item(_text(raw[i + 1]))
+            claims.append(
+                Claim(
+                    lane=_text(raw[i]),
+                    item_id=item_id,
+                    payload=payload,
+                    attempts=int(raw[i + 2]),
+                    enqueued_ms=enqueued_ms,
+                )
+            )
+        return claims
+
+    async def complete(
+        self, claim: Claim, *, token: str, followups: Sequence[tuple[str, str, dict[str, Any]]] = ()
+    ) -> bool:
+        """Pop a delivered (or finally failed) item and append its follow-ups in one step."""
+        now = now_ms()
+        args: list[str | int] = [
+            self.keys.lanes_prefix,
+            claim.lane,
+            token,
+            claim.item_id,
+            now,
+            self.keys.wake_channel,
+        ]
+        for lane, item_id, payload in followups:
+            args += [lane, encode_item(item_id, payload, now)]
+        return bool(await self._complete(keys=[self.keys.due, self.keys.attempts], args=args))
+
+    async def retry_later(
+        self, claim: Claim, *, token: str, delay_s: float, replacement: dict[str, Any] | None = None
+    ) -> bool:
+        """Release the lane until delay_s from now, optionally replacing the head item's payload."""
+        new_item = encode_item(claim.item_id, replacement, claim.enqueued_ms) if replacement is not None else ""
+        return bool(
+            await self._retry(
+                keys=[self.keys.due],
+                args=[
+                    self.keys.lanes_prefix,
+                    claim.lane,
+                    token,
+                    now_ms() + int(delay_s * 1000),
+                    claim.item_id,
+                    new_item,
+                ],
+            )
+        )
+
+    async def hold(self, platform: str, seconds: float) -> None:
+        """Pause every lane towards a platform (after a 429) for the given time."""
+        await self.redis.set(self.keys.hold(platform), "1", px=max(1, int(seconds * 1000)))
+
+    async def next_due_in(self) -> float | None:
+        """Seconds until the earliest lane is due (0 if overdue), or None if nothing is queued."""
+        first = await self.redis.zrange(self.keys.due, 0, 0, withscores=True)
+        if not first:
+            return None
+        return max(0.0, (float(first[0][1]) - now_ms()) / 1000)
+
+    async def lane_length(self, lane: str) -> int:
+        return int(await self.redis.llen(self.keys.lane(lane)))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,405 @@
+"""The worker: routes inbound events through the core, then works the delivery lanes.
+
+Two jobs run in every worker process:
+
+- the router reads the inbound stream in order, asks the core what each event means and
+  enqueues the deliveries. One router leads at a time (a lease in Redis), so events are
+  decided in the order they arrived; another worker takes over within one lease period.
+- deliverers claim due lanes (one delivery at a time per lane, so order holds per case
+  and per child) and make the API calls, retrying with backoff. Any worker may deliver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bridge.core import case as core
+from bridge.core.deliveries import (
+    Delivery,
+    Ephemeral,
+    LinePush,
+    LineReply,
+    Reaction,
+    ThreadPost,
+    from_payload,
+    to_payload,
+)
+from bridge.core.events import (
+    ChildFollowed,
+    ChildMessage,
+    ChildUnfollowed,
+    Ignored,
+    InboundEvent,
+    ThreadDelete,
+    ThreadEdit,
+    ThreadMessage,
+)
+from bridge.line import REPLY_TOKEN_FRESH_MS, LineClient, Outcome
+from bridge.line import parse_event as parse_line_event
+from bridge.policy import Policy
+from bridge.settings import Settings
+from bridge.slack import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE, SlackClient
+from bridge.slack import parse_event as parse_slack_event
+from bridge.store import Claim, Store
+
+log = logging.getLogger("bridge.worker")
+
+ROUTER_LEASE_MS = 10_000
+ROUTER_BATCH = 100
+
+
+def lane_for(delivery: Delivery, store: Store) -> str:
+    """Towards Slack, one lane per case; towards LINE, one lane per child (across cases)."""
+    if isinstance(delivery, LinePush | LineReply):
+        return "line:" + store.child_key(delivery.to)
+    return f"slack:{delivery.case}"
+
+
+class Worker:
+    """One worker process's jobs, sharing one Redis client and two API clients."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        policy: Policy,
+        redis: Redis,
+        store: Store,
+        line: LineClient,
+        slack: SlackClient,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.redis = redis
+        self.store = store
+        self.line = line
+        self.slack = slack
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.lease_ms = int(settings.BRIDGE_LEASE_SECONDS * 1000)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run the router and the deliverers until stop() is called."""
+        await self.store.ensure_router_group()
+        tasks = [asyncio.create_task(self._route_forever(), name="router")]
+        tasks.append(asyncio.create_task(self._listen_for_wakeups(), name="wake"))
+        tasks += [
+            asyncio.create_task(self._deliver_forever(i), name=f"deliverer-{i}")
+            for i in range(self.settings.BRIDGE_WORKER_CONCURRENCY)
+        ]
+        log.info("worker started name=%s deliverers=%d", self.name, self.settings.BRIDGE_WORKER_CONCURRENCY)
+        await self._stopping.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("worker stopped name=%s", self.name)
+
+    # --- the router ----------------------------------------------------------------
+
+    async def _route_forever(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if await self.store.acquire_router_lease(self.name, ROUTER_LEASE_MS):
+                    log.info("router leading name=%s", self.name)
+                    await self._lead()
+                else:
+                    await asyncio.sleep(ROUTER_LEASE_MS / 4000)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("router error; retrying")
+                await asyncio.sleep(1)
+
+    async def _lead(self) -> None:
+        """Process the stream while holding the lease; stop before it could lapse."""
+        valid_until = time.monotonic() + ROUTER_LEASE_MS / 1000
+        # Take over what an earlier leader read but did not finish, oldest first.
+        await self.redis.xautoclaim(self.store.keys.inbound, "router", self.name, 0, "0-0", count=10_000)
+        cursor = "0"
+        try:
+            while not self._stopping.is_set():
+                if time.monotonic() > valid_until - ROUTER_LEASE_MS / 2000:
+                    if not await self.store.renew_router_lease(self.name, ROUTER_LEASE_MS):
+                        log.warning("router lease lost name=%s", self.name)
+                        return
+                    valid_until = time.monotonic() + ROUTER_LEASE_MS / 1000
+                response: Any = await self.redis.xreadgroup(
+                    "router",
+                    self.name,
+                    {self.store.keys.inbound: cursor},
+                    count=ROUTER_BATCH,
+                    block=None if cursor == "0" else 1000,
+                )
+                entries = response[0][1] if response else []
+                if cursor == "0" and not entries:
+                    cursor = ">"  # our pending entries are done; now new ones
+                    continue
+                for entry_id, fields in entries:
+                    if time.monotonic() > valid_until - 0.5:
+                        break  # let the loop renew before deciding more
+                    await self.route_entry(_text(entry_id), fields)
+        finally:
+            if self._stopping.is_set():
+                with contextlib.suppress(Exception):
+                    await self.store.release_router_lease(self.name)
+
+    async def route_entry(self, entry_id: str, fields: dict[Any, Any]) -> None:
+        """Decide one recorded event and apply the decision; then forget the event.
+
+        Safe to repeat: deliveries are enqueued at most once per entry, and state changes
+        come after them, so a replay after a crash decides the same.
+        """
+        source = _text(fields.get(b"source", fields.get("source", b"")))
+        try:
+            raw = json.loads(_text(fields.get(b"body", fields.get("body", b"{}"))))
+            event = parse_line_event(raw) if source == "line" else parse_slack_event(raw)
+            await self._apply(entry_id, event)
+        except Exception:
+            # A poison event must not stop the router; its content is never logged.
+            log.exception("routing failed entry=%s source=%s; dropping it", entry_id, source)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xack(self.store.keys.inbound, "router", entry_id)
+        pipe.xdel(self.store.keys.inbound, entry_id)
+        await pipe.execute()
+
+    async def _apply(self, entry_id: str, event: InboundEvent) -> None:
+        now = time.time()
+        channel = self.settings.SLACK_CHANNEL_ID
+        decision: core.Decision
+        if isinstance(event, ChildMessage):
+            number, created = await self.store.open_or_get_case(event.child_id, now)
+            case = await self.store.get_case(number)
+            assert case is not None
+            if created:
+                log.info("case opened case=%d", number)
+            decision = core.on_child_message(event, case)
+        elif isinstance(event, ChildFollowed):
+            decision = core.on_child_followed(event, self.policy)
+        elif isinstance(event, ChildUnfollowed):
+            number_or_none = await self.store.open_case_of(event.child_id)
+            case_or_none = await self.store.get_case(number_or_none) if number_or_none else None
+            decision = core.on_child_unfollowed(case_or_none, self.policy)
+        elif isinstance(event, ThreadMessage):
+            decision = core.on_counsellor_message(
+                event,
+                await self._case_of_thread(event.thread_ts),
+                self.policy,
+                channel=channel,
+                delivery_id=entry_id,
+            )
+        elif isinstance(event, ThreadEdit):
+            decision = core.on_counsellor_edit(
+                event, await self._case_of_thread(event.previous.thread_ts), self.policy, channel=channel
+            )
+        elif isinstance(event, ThreadDelete):
+            decision = core.on_counsellor_delete(
+                event, await self._case_of_thread(event.previous.thread_ts), self.policy, channel=channel
+            )
+        else:
+            assert isinstance(event, Ignored)
+            log.info("event ignored entry=%s reason=%s", entry_id, event.reason)
+            return
+        if decision.deliveries:
+            items = [
+                (lane_for(d, self.store), f"{entry_id}.{i}", to_payload(d)) for i, d in enumerate(decision.deliveries)
+            ]
+            await self.store.enqueue(items, marker=entry_id)
+        if decision.close is not None:
+            number, reason = decision.close
+            if await self.store.close_case(number, reason.value, now):
+                log.info("case closed case=%d reason=%s", number, reason.value)
+
+    async def _case_of_thread(self, thread_ts: str | None) -> core.Case | None:
+        if not thread_ts:
+            return None
+        number = await self.store.case_by_thread(thread_ts)
+        return await self.store.get_case(number) if number is not None else None
+
+    # --- the deliverers ------------------------------------------------------------
+
+    async def _listen_for_wakeups(self) -> None:
+        """Wake idle deliverers as soon as anything is enqueued anywhere."""
+        while not self._stopping.is_set():
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.store.keys.wake_channel)
+                    while not self._stopping.is_set():
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                        if message is not None:
+                            self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("wake-up subscription lost; resubscribing")
+                await asyncio.sleep(1)
+
+    async def _deliver_forever(self, index: int) -> None:
+        token = f"{self.name}:{index}"
+        while not self._stopping.is_set():
+            try:
+                claims = await self.store.claim(token=token, lease_ms=self.lease_ms, max_lanes=1)
+                if claims:
+                    await self.deliver(claims[0], token)
+                    continue
+                wait = await self.store.next_due_in()
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=min(wait if wait is not None else 1.0, 1.0))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("deliverer error; pausing")
+                await asyncio.sleep(1)
+
+    async def deliver(self, claim: Claim, token: str) -> None:
+        """Make one delivery and settle it: complete, retry later, or fail with a report."""
+        delivery = from_payload(claim.payload)
+        outcome, followups = await self._attempt(delivery, claim)
+        if outcome.delivered:
+            await self.store.complete(claim, token=token, followups=self._lane_items(claim, followups))
+            log.info("delivered item=%s kind=%s attempts=%d", claim.item_id, delivery.kind, claim.attempts)
+            return
+        if outcome.status == "reply_token_rejected" and isinstance(delivery, LineReply):
+            # The token went stale: push the same texts instead, right away.
+            replacement = to_payload(
+                LineReply(
+                    to=delivery.to,
+                    reply_token=None,
+                    event_ms=delivery.event_ms,
+                    texts=delivery.texts,
+                    retry_key=delivery.retry_key,
+                    case=delivery.case,
+                )
+            )
+            await self.store.retry_later(claim, token=token, delay_s=0, replacement=replacement)
+            return
+        age_s = (time.time() * 1000 - claim.enqueued_ms) / 1000
+        if outcome.status == "retry" and age_s < self.settings.BRIDGE_RETRY_GIVE_UP_SECONDS:
+            if outcome.retry_after is not None:
+                await self.store.hold(claim.lane.split(":")[0], outcome.retry_after)
+                delay = outcome.retry_after
+            else:
+                delay = min(
+                    self.settings.BRIDGE_RETRY_MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(claim.attempts - 1, 16)
+                ) * random.uniform(0.8, 1.2)
+            await self.store.retry_later(claim, token=token, delay_s=delay)
+            log.warning(
+                "delivery retry item=%s kind=%s attempts=%d in=%.1fs reason=%s",
+                claim.item_id,
+                delivery.kind,
+                claim.attempts,
+                delay,
+                outcome.reason,
+            )
+            return
+        failed = self._after_failure(delivery, outcome.reason)
+        await self.store.complete(claim, token=token, followups=self._lane_items(claim, failed))
+        log.error(
+            "delivery failed item=%s kind=%s attempts=%d reason=%s",
+            claim.item_id,
+            delivery.kind,
+            claim.attempts,
+            outcome.reason,
+        )
+
+    def _after_failure(self, delivery: Delivery, reason: str) -> tuple[Delivery, ...]:
+        if isinstance(delivery, LinePush | LineReply):
+            return core.after_line_failed(delivery, reason, self.policy)
+        return ()
+
+    def _lane_items(self, claim: Claim, followups: tuple[Delivery, ...]) -> list[tuple[str, str, dict[str, Any]]]:
+        return [(lane_for(d, self.store), f"{claim.item_id}.f{i}", to_payload(d)) for i, d in enumerate(followups)]
+
+    async def _attempt(self, delivery: Delivery, claim: Claim) -> tuple[Outcome, tuple[Delivery, ...]]:
+        if isinstance(delivery, LinePush):
+            outcome = await self.line.push(delivery.to, delivery.texts, delivery.retry_key)
+            return outcome, core.after_line_delivered(delivery) if outcome.delivered else ()
+        if isinstance(delivery, LineReply):
+            fresh = time.time() * 1000 - delivery.event_ms < REPLY_TOKEN_FRESH_MS
+            if delivery.reply_token and fresh and claim.attempts == 1:
+                return await self.line.reply(delivery.reply_token, delivery.texts), ()
+            return await self.line.push(delivery.to, delivery.texts, delivery.retry_key), ()
+        if isinstance(delivery, ThreadPost):
+            return await self._post_in_thread(delivery, claim), ()
+        if isinstance(delivery, Reaction):
+            return await self.slack.react(ts=delivery.message_ts, name=delivery.name), ()
+        assert isinstance(delivery, Ephemeral)
+        case = await self.store.get_case(delivery.case)
+        thread_ts = case.thread_ts if case else None
+        outcome = await self.slack.post_ephemeral(user=delivery.user, thread_ts=thread_ts, text=delivery.text)
+        if outcome.status == "failed":
+            return Outcome("delivered"), ()  # the person left the channel; nothing to do
+        return outcome, ()
+
+    async def _post_in_thread(self, post: ThreadPost, claim: Claim) -> Outcome:
+        case = await self.store.get_case(post.case)
+        if case is None:
+            return Outcome("failed", "unknown case")
+        thread_ts = case.thread_ts
+        if thread_ts is None:
+            outcome, thread_ts = await self._open_thread(case, claim.attempts > 1)
+            if thread_ts is None:
+                return outcome
+        if claim.attempts > 1:
+            # An earlier attempt may have landed before the worker lost track of it.
+            found = await self.slack.find_posted(
+                thread_ts=thread_ts,
+                oldest=case.opened_at - 60,
+                event_type=DELIVERY_EVENT_TYPE,
+                key="delivery",
+                value=claim.item_id,
+            )
+            if found:
+                return Outcome("delivered")
+        outcome, _ = await self.slack.post(
+            text=post.text,
+            thread_ts=thread_ts,
+            event_type=DELIVERY_EVENT_TYPE,
+            payload={"delivery": claim.item_id, "case": case.number},
+        )
+        return outcome
+
+    async def _open_thread(self, case: core.Case, retrying: bool) -> tuple[Outcome, str | None]:
+        ts = None
+        if retrying:
+            ts = await self.slack.find_posted(
+                thread_ts=None,
+                oldest=case.opened_at - 60,
+                event_type=CASE_EVENT_TYPE,
+                key="case",
+                value=case.number,
+            )
+        outcome = Outcome("delivered")
+        if ts is None:
+            outcome, ts = await self.slack.post(
+                text=core.root_text(case, self.policy),
+                thread_ts=None,
+                event_type=CASE_EVENT_TYPE,
+                payload={"case": case.number},
+            )
+        if ts is not None:
+            await self.store.set_thread(case.number, ts)
+            refreshed = await self.store.get_case(case.number)
+            ts = refreshed.thread_ts if refreshed else ts
+            log.info("case thread opened case=%d", case.number)
+        return outcome, ts
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,304 @@
+"""Shared fixtures: a real redis-server, the fake LINE and Slack servers, and the bridge's
+own processes started from the Procfile as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis as redis_sync
+
+from bridge import line as line_side
+from bridge import slack as slack_side
+from bridge.fakes.line import FakeLine
+from bridge.fakes.slack import FakeSlack
+
+ROOT = Path(__file__).resolve().parent.parent
+LINE_SECRET = "test-line-channel-secret"
+LINE_TOKEN = "test-line-access-token"
+SLACK_TOKEN = "xoxb-test-bot-token"
+SLACK_SIGNING = "test-slack-signing-secret"
+CHANNEL = "CCONSULT"
+SUPERVISORS = "CSUPER"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis_sync.Redis:
+        return redis_sync.Redis.from_url(self.url)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("REQUIRE_REDIS") == "1":
+            pytest.fail("REQUIRE_REDIS=1 but no redis-server is installed")
+        pytest.skip("no redis-server installed (apt-get install redis-server); REQUIRE_REDIS=1 makes this fail")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis_sync.Redis(port=port)
+    deadline = time.time() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis_sync.ConnectionError:
+            if time.time() > deadline:
+                process.kill()
+                raise
+            time.sleep(0.05)
+    yield RedisServer(port=port, process=process)
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def redis_db(redis_server: RedisServer) -> Iterator[redis_sync.Redis]:
+    client = redis_server.client()
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def fake_line() -> Iterator[FakeLine]:
+    with FakeLine(access_token=LINE_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack(bot_token=SLACK_TOKEN) as fake:
+        yield fake
+
+
+def procfile_commands() -> dict[str, str]:
+    commands = {}
+    for raw in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = raw.partition(":")
+        if command.strip():
+            commands[name.strip()] = command.strip()
+    return commands
+
+
+def bridge_env(redis_url: str, line_url: str, slack_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "SLACK_", "BRIDGE_", "REDIS_"))}
+    env.update(
+        LINE_CHANNEL_SECRET=LINE_SECRET,
+        LINE_CHANNEL_ACCESS_TOKEN=LINE_TOKEN,
+        SLACK_BOT_TOKEN=SLACK_TOKEN,
+        SLACK_SIGNING_SECRET=SLACK_SIGNING,
+        SLACK_CHANNEL_ID=CHANNEL,
+        SLACK_SUPERVISOR_CHANNEL_ID=SUPERVISORS,
+        REDIS_URL=redis_url,
+        BRIDGE_CONFIG=str(ROOT / "config" / "bridge.toml"),
+        LINE_API_BASE_URL=line_url,
+        LINE_DATA_API_BASE_URL=line_url,
+        SLACK_API_BASE_URL=slack_url + "/api/",
+        BRIDGE_LEASE_SECONDS="3",
+        BRIDGE_HTTP_TIMEOUT_SECONDS="2",
+        BRIDGE_RETRY_MAX_BACKOFF_SECONDS="2",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    # The Procfile's commands (uvicorn, bridge) live next to this interpreter.
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+
+
+@dataclass
+class Bridge:
+    """The bridge's processes for one test, and helpers to talk to them like LINE and Slack do."""
+
+    env: dict[str, str]
+    tmp: Path
+    fake_line: FakeLine
+    fake_slack: FakeSlack
+    redis: redis_sync.Redis
+    processes: list[Process] = field(default_factory=list)
+    web_urls: list[str] = field(default_factory=list)
+
+    def start(self, kind: str) -> Process:
+        command = procfile_commands()[kind]
+        env = dict(self.env)
+        if kind == "web":
+            port = free_port()
+            env["PORT"] = str(port)
+        argv = shlex.split(os.path.expandvars(command) if kind != "web" else command.replace("$PORT", env["PORT"]))
+        log_path = self.tmp / f"{kind}-{len(self.processes)}.log"
+        handle = log_path.open("wb")
+        popen = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+        process = Process(kind, popen, log_path)
+        self.processes.append(process)
+        if kind == "web":
+            url = f"http://127.0.0.1:{env['PORT']}"
+            deadline = time.time() + 20
+            while True:
+                try:
+                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if popen.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"web did not start:\n{process.log()}")
+                time.sleep(0.05)
+            self.web_urls.append(url)
+        return process
+
+    @property
+    def url(self) -> str:
+        return self.web_urls[0]
+
+    def logs(self) -> str:
+        return "\n".join(f"===== {p.name} =====\n{p.log()}" for p in self.processes)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            process.stop()
+
+    # --- talking like LINE ---
+
+    def line_post(self, body: bytes, *, signature: str | None = None, url: str | None = None) -> httpx.Response:
+        headers = {"Content-Type": "application/json"}
+        headers["X-Line-Signature"] = signature if signature is not None else line_side.sign(LINE_SECRET, body)
+        return httpx.post((url or self.url) + "/line/webhook", content=body, headers=headers, timeout=10)
+
+    def line_events(self, *events: dict[str, Any], url: str | None = None) -> httpx.Response:
+        body = json.dumps({"destination": "Ubot", "events": list(events)}, ensure_ascii=False).encode()
+        return self.line_post(body, url=url)
+
+    # --- talking like Slack ---
+
+    def slack_post(
+        self, body: bytes, *, content_type: str = "application/json", headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        all_headers = {"Content-Type": content_type, **slack_side.sign(SLACK_SIGNING, body), **(headers or {})}
+        return httpx.post(self.url + "/slack/events", content=body, headers=all_headers, timeout=10)
+
+    def slack_event(self, event: dict[str, Any], *, event_id: str | None = None, retry: int = 0) -> httpx.Response:
+        body = json.dumps(
+            {
+                "token": "legacy",
+                "team_id": "T0001",
+                "api_app_id": "A0001",
+                "type": "event_callback",
+                "event_id": event_id or "Ev" + uuid.uuid4().hex[:10].upper(),
+                "event_time": int(time.time()),
+                "event": event,
+            }
+        ).encode()
+        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else {}
+        return self.slack_post(body, headers=headers)
+
+    def counsellor_reply(self, thread_ts: str, text: str, *, user: str = "UCOUNSEL1", **kw: Any) -> str:
+        """Post a reply in the fake Slack thread (as a person) and send its event; returns its ts."""
+        ts = self.fake_slack.add_message(CHANNEL, text, user=user, thread_ts=thread_ts)
+        event = {
+            "type": "message",
+            "channel": CHANNEL,
+            "channel_type": "group",
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "thread_ts": thread_ts,
+            **kw,
+        }
+        response = self.slack_event(event)
+        assert response.status_code == 200, response.text
+        return ts
+
+
+def line_text_event(user: str, text: str, *, event_id: str | None = None, reply_token: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "mode": "active",
+        "timestamp": int(time.time() * 1000),
+        "source": {"type": "user", "userId": user},
+        "webhookEventId": event_id or "01J" + uuid.uuid4().hex[:23].upper(),
+        "deliveryContext": {"isRedelivery": False},
+        "replyToken": reply_token or uuid.uuid4().hex,
+        "message": {"id": str(uuid.uuid4().int)[:18], "type": "text", "quoteToken": "q", "text": text},
+    }
+
+
+@pytest.fixture
+def bridge_factory(
+    redis_db: redis_sync.Redis, redis_server: RedisServer, fake_line: FakeLine, fake_slack: FakeSlack, tmp_path: Path
+) -> Iterator[Any]:
+    made: list[Bridge] = []
+
+    def make(*, web: int = 1, worker: int = 1, **extra_env: str) -> Bridge:
+        env = bridge_env(redis_server.url, fake_line.url, fake_slack.url, **extra_env)
+        bridge = Bridge(env=env, tmp=tmp_path, fake_line=fake_line, fake_slack=fake_slack, redis=redis_db)
+        made.append(bridge)
+        for _ in range(web):
+            bridge.start("web")
+        for _ in range(worker):
+            bridge.start("worker")
+        return bridge
+
+    yield make
+    for bridge in made:
+        bridge.stop_all()
+        logs = bridge.logs()
+        # Nothing a child writes, no LINE user ID and no secret may reach a log line.
+        for forbidden in ("Uchild", LINE_SECRET, LINE_TOKEN, SLACK_TOKEN, SLACK_SIGNING, "秘密の相談"):
+            assert forbidden not in logs, f"{forbidden!r} leaked into the logs"
+
+
+@pytest.fixture
+def bridge(bridge_factory: Any) -> Bridge:
+    made: Bridge = bridge_factory()
+    return made
