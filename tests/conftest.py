@@ -178,8 +178,8 @@ class Bridge:
             env["PORT"] = str(port)
         argv = shlex.split(os.path.expandvars(command) if kind != "web" else command.replace("$PORT", env["PORT"]))
         log_path = self.tmp / f"{kind}-{len(self.processes)}.log"
-        handle = log_path.open("wb")
-        popen = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+        with log_path.open("wb") as handle:  # the child keeps its own descriptor
+            popen = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
         process = Process(kind, popen, log_path)
         self.processes.append(process)
         if kind == "web":
@@ -244,7 +244,7 @@ class Bridge:
 
     def counsellor_reply(self, thread_ts: str, text: str, *, user: str = "UCOUNSEL1", **kw: Any) -> str:
         """Post a reply in the fake Slack thread (as a person) and send its event; returns its ts."""
-        ts = self.fake_slack.add_message(CHANNEL, text, user=user, thread_ts=thread_ts)
+        ts = str(self.fake_slack.add_message(CHANNEL, text, user=user, thread_ts=thread_ts)["ts"])
         event = {
             "type": "message",
             "channel": CHANNEL,
