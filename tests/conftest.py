@@ -4,6 +4,7 @@ own processes started from the Procfile as subprocesses."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import shlex
 import shutil
@@ -296,6 +297,7 @@ def bridge_factory(
         # Nothing a child writes, no LINE user ID and no secret may reach a log line.
         for forbidden in ("Uchild", LINE_SECRET, LINE_TOKEN, SLACK_TOKEN, SLACK_SIGNING, "秘密の相談"):
             assert forbidden not in logs, f"{forbidden!r} leaked into the logs"
+        assert not re.search(r"U[0-9a-f]{32}", logs), "a LINE user ID leaked into the logs"
 
 
 @pytest.fixture
