@@ -141,6 +141,8 @@ class Outcome:
     status: str  # "delivered", "retry", "failed", "reply_token_rejected"
     reason: str = ""
     retry_after: float | None = None
+    # No answer came (timeout, dropped connection): the platform may still have acted on it.
+    ambiguous: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -178,7 +180,7 @@ class LineClient:
                 return DELIVERED  # this retry key was accepted before: the child has it
             return _classify(exc)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return Outcome("retry", f"network: {type(exc).__name__}")
+            return Outcome("retry", f"network: {type(exc).__name__}", ambiguous=True)
         return DELIVERED
 
     async def reply(self, reply_token: str, texts: tuple[str, ...]) -> Outcome:
@@ -190,7 +192,7 @@ class LineClient:
                 return Outcome("reply_token_rejected", "reply token no longer valid")
             return _classify(exc)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return Outcome("retry", f"network: {type(exc).__name__}")
+            return Outcome("retry", f"network: {type(exc).__name__}", ambiguous=True)
         return DELIVERED
 
 

@@ -275,5 +275,5 @@ def _classify(exc: Exception) -> Outcome:
             return Outcome("retry", f"Slack error {error or status}")
         return Outcome("failed", f"Slack refused: {error or status}")
     if isinstance(exc, aiohttp.ClientError | TimeoutError):
-        return Outcome("retry", f"network: {type(exc).__name__}")
+        return Outcome("retry", f"network: {type(exc).__name__}", ambiguous=True)
     return Outcome("retry", f"unexpected: {type(exc).__name__}")

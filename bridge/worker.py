@@ -298,6 +298,10 @@ class Worker:
                 delay = min(
                     self.settings.BRIDGE_RETRY_MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(claim.attempts - 1, 16)
                 ) * random.uniform(0.8, 1.2)
+                if outcome.ambiguous:
+                    # The platform may still be working on the unanswered request; give it as long
+                    # again before looking for it (Slack) or resending with the same key (LINE).
+                    delay = max(delay, self.settings.BRIDGE_HTTP_TIMEOUT_SECONDS)
             await self.store.retry_later(claim, token=token, delay_s=delay)
             log.warning(
                 "delivery retry item=%s kind=%s attempts=%d in=%.1fs reason=%s",

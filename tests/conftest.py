@@ -4,8 +4,8 @@ own processes started from the Procfile as subprocesses."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -145,6 +145,7 @@ class Process:
     name: str
     popen: subprocess.Popen[bytes]
     log_path: Path
+    port: int = 0
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -171,31 +172,40 @@ class Bridge:
     processes: list[Process] = field(default_factory=list)
     web_urls: list[str] = field(default_factory=list)
 
-    def start(self, kind: str) -> Process:
+    def launch(self, kind: str) -> Process:
+        """Start one Procfile process without waiting for it."""
         command = procfile_commands()[kind]
         env = dict(self.env)
-        if kind == "web":
-            port = free_port()
-            env["PORT"] = str(port)
-        argv = shlex.split(os.path.expandvars(command) if kind != "web" else command.replace("$PORT", env["PORT"]))
+        env["PORT"] = str(free_port())
+        argv = shlex.split(command.replace("$PORT", env["PORT"]))
         log_path = self.tmp / f"{kind}-{len(self.processes)}.log"
         with log_path.open("wb") as handle:  # the child keeps its own descriptor
             popen = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
-        process = Process(kind, popen, log_path)
+        process = Process(kind, popen, log_path, port=int(env["PORT"]))
         self.processes.append(process)
-        if kind == "web":
-            url = f"http://127.0.0.1:{env['PORT']}"
-            deadline = time.time() + 20
-            while True:
+        return process
+
+    def wait_ready(self, process: Process, timeout: float = 20) -> None:
+        """Web: /healthz answers. Worker: it logged that it started."""
+        deadline = time.time() + timeout
+        url = f"http://127.0.0.1:{process.port}"
+        while True:
+            if process.name == "web":
                 try:
                     if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                        break
+                        self.web_urls.append(url)
+                        return
                 except httpx.HTTPError:
                     pass
-                if popen.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"web did not start:\n{process.log()}")
-                time.sleep(0.05)
-            self.web_urls.append(url)
+            elif "worker started" in process.log():
+                return
+            if process.popen.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{process.name} did not start:\n{process.log()}")
+            time.sleep(0.05)
+
+    def start(self, kind: str) -> Process:
+        process = self.launch(kind)
+        self.wait_ready(process)
         return process
 
     @property
@@ -261,7 +271,9 @@ class Bridge:
         return ts
 
 
-def line_text_event(user: str, text: str, *, event_id: str | None = None, reply_token: str | None = None) -> dict[str, Any]:
+def line_text_event(
+    user: str, text: str, *, event_id: str | None = None, reply_token: str | None = None
+) -> dict[str, Any]:
     return {
         "type": "message",
         "mode": "active",
@@ -284,10 +296,9 @@ def bridge_factory(
         env = bridge_env(redis_server.url, fake_line.url, fake_slack.url, **extra_env)
         bridge = Bridge(env=env, tmp=tmp_path, fake_line=fake_line, fake_slack=fake_slack, redis=redis_db)
         made.append(bridge)
-        for _ in range(web):
-            bridge.start("web")
-        for _ in range(worker):
-            bridge.start("worker")
+        launched = [bridge.launch("web") for _ in range(web)] + [bridge.launch("worker") for _ in range(worker)]
+        for process in launched:
+            bridge.wait_ready(process)
         return bridge
 
     yield make
@@ -297,6 +308,7 @@ def bridge_factory(
         # Nothing a child writes, no LINE user ID and no secret may reach a log line.
         for forbidden in ("Uchild", LINE_SECRET, LINE_TOKEN, SLACK_TOKEN, SLACK_SIGNING, "秘密の相談"):
             assert forbidden not in logs, f"{forbidden!r} leaked into the logs"
+        assert not re.search(r"U[0-9a-f]{32}", logs), "a LINE user ID leaked into the logs"
         assert not re.search(r"U[0-9a-f]{32}", logs), "a LINE user ID leaked into the logs"
 
 

@@ -87,9 +87,7 @@ def reply(token: str, text: str) -> ReplyMessageRequest:
     return ReplyMessageRequest(reply_token=token, messages=[TextMessage(text=text)])
 
 
-async def raw_post(
-    url: str, body: Any, timeout: float | None = None, token: str = LINE_TOKEN
-) -> tuple[int, Any]:
+async def raw_post(url: str, body: Any, timeout: float | None = None, token: str = LINE_TOKEN) -> tuple[int, Any]:
     """POST without the SDK, for bodies it refuses to build or timeouts it does not expose."""
     headers = {"Authorization": f"Bearer {token}"}
     async with (

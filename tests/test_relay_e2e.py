@@ -29,7 +29,7 @@ def bot_thread(bridge: Bridge, root_ts: str) -> list[str]:
     return [m["text"] for m in bridge.fake_slack.thread(CHANNEL, root_ts) if m.get("bot_id")]
 
 
-def wait_thread(bridge: Bridge, count: int, *, root_index: int = 0, timeout: float = 10) -> tuple[str, list[str]]:
+def wait_thread(bridge: Bridge, count: int, *, root_index: int = 0, timeout: float = 20) -> tuple[str, list[str]]:
     def ready() -> bool:
         rs = roots(bridge)
         return len(rs) > root_index and len(bot_thread(bridge, rs[root_index]["ts"])) >= count
@@ -129,8 +129,15 @@ def test_internal_notes_bots_and_joins_are_never_relayed(bridge: Bridge) -> None
     # The bridge's own message in the thread, as Slack would echo it back.
     own = bridge.fake_slack.thread(CHANNEL, root_ts)[0]
     bridge.slack_event(
-        {"type": "message", "channel": CHANNEL, "text": own["text"], "ts": own["ts"], "thread_ts": root_ts,
-         "bot_id": "BBRIDGEBOT", "user": "UBRIDGEBOT"}
+        {
+            "type": "message",
+            "channel": CHANNEL,
+            "text": own["text"],
+            "ts": own["ts"],
+            "thread_ts": root_ts,
+            "bot_id": "BBRIDGEBOT",
+            "user": "UBRIDGEBOT",
+        }
     )
     # A top-level channel message is not a reply to any case.
     bridge.slack_event({"type": "message", "channel": CHANNEL, "user": "UCOUNSEL1", "text": "全体連絡", "ts": "1.1"})
@@ -144,17 +151,47 @@ def test_edit_and_delete_of_a_sent_reply_leave_a_note(bridge: Bridge) -> None:
     root_ts = open_case(bridge)
     reply_ts = bridge.counsellor_reply(root_ts, "明日の3時にどうかな")
     bridge.fake_slack.wait_for(lambda: "white_check_mark" in bridge.fake_slack.reactions_on(reply_ts))
-    previous = {"type": "message", "user": "UCOUNSEL1", "text": "明日の3時にどうかな", "ts": reply_ts,
-                "thread_ts": root_ts}
+    previous = {
+        "type": "message",
+        "user": "UCOUNSEL1",
+        "text": "明日の3時にどうかな",
+        "ts": reply_ts,
+        "thread_ts": root_ts,
+    }
     # A link unfurl arrives as an edit with the same text: no note for that.
-    bridge.slack_event({"type": "message", "subtype": "message_changed", "channel": CHANNEL, "hidden": True,
-                        "message": previous, "previous_message": previous, "ts": "2.0"})
-    bridge.slack_event({"type": "message", "subtype": "message_changed", "channel": CHANNEL, "hidden": True,
-                        "message": {**previous, "text": "明日の4時にどうかな"}, "previous_message": previous})
+    bridge.slack_event(
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": CHANNEL,
+            "hidden": True,
+            "message": previous,
+            "previous_message": previous,
+            "ts": "2.0",
+        }
+    )
+    bridge.slack_event(
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": CHANNEL,
+            "hidden": True,
+            "message": {**previous, "text": "明日の4時にどうかな"},
+            "previous_message": previous,
+        }
+    )
     _, texts = wait_thread(bridge, 2)
     assert "編集はLINEに反映されません" in texts[1]
-    bridge.slack_event({"type": "message", "subtype": "message_deleted", "channel": CHANNEL, "hidden": True,
-                        "deleted_ts": reply_ts, "previous_message": previous})
+    bridge.slack_event(
+        {
+            "type": "message",
+            "subtype": "message_deleted",
+            "channel": CHANNEL,
+            "hidden": True,
+            "deleted_ts": reply_ts,
+            "previous_message": previous,
+        }
+    )
     _, texts = wait_thread(bridge, 3)
     assert "削除はLINEに反映されません" in texts[2]
     assert len(texts) == 3
@@ -162,9 +199,16 @@ def test_edit_and_delete_of_a_sent_reply_leave_a_note(bridge: Bridge) -> None:
 
 
 def test_follow_gets_the_welcome_by_reply_and_a_stale_token_falls_back_to_push(bridge: Bridge) -> None:
-    event = {"type": "follow", "mode": "active", "timestamp": int(time.time() * 1000),
-             "source": {"type": "user", "userId": CHILD}, "webhookEventId": "01FOLLOW0000000000000000001",
-             "deliveryContext": {"isRedelivery": False}, "replyToken": "fresh-token", "follow": {"isUnblocked": False}}
+    event = {
+        "type": "follow",
+        "mode": "active",
+        "timestamp": int(time.time() * 1000),
+        "source": {"type": "user", "userId": CHILD},
+        "webhookEventId": "01FOLLOW0000000000000000001",
+        "deliveryContext": {"isRedelivery": False},
+        "replyToken": "fresh-token",
+        "follow": {"isUnblocked": False},
+    }
     assert bridge.line_events(event).status_code == 200
     bridge.fake_line.wait_for(lambda: len(bridge.fake_line.accepted_replies()) == 1)
     reply = bridge.fake_line.accepted_replies()[0]
@@ -172,8 +216,12 @@ def test_follow_gets_the_welcome_by_reply_and_a_stale_token_falls_back_to_push(b
     assert "0120-967-866" in reply["messages"][0]["text"]
 
     bridge.fake_line.expire_reply_token("stale-token")
-    stale = {**event, "webhookEventId": "01FOLLOW0000000000000000002", "replyToken": "stale-token",
-             "source": {"type": "user", "userId": OTHER_CHILD}}
+    stale = {
+        **event,
+        "webhookEventId": "01FOLLOW0000000000000000002",
+        "replyToken": "stale-token",
+        "source": {"type": "user", "userId": OTHER_CHILD},
+    }
     bridge.line_events(stale)
     bridge.fake_line.wait_for(lambda: len(bridge.fake_line.texts_to(OTHER_CHILD)) == 1)
     assert "0120-967-866" in bridge.fake_line.texts_to(OTHER_CHILD)[0]
@@ -182,9 +230,16 @@ def test_follow_gets_the_welcome_by_reply_and_a_stale_token_falls_back_to_push(b
 
 def test_unfollow_closes_the_case_and_the_next_message_opens_a_new_one(bridge: Bridge) -> None:
     root_ts = open_case(bridge)
-    bridge.line_events({"type": "unfollow", "mode": "active", "timestamp": int(time.time() * 1000),
-                        "source": {"type": "user", "userId": CHILD}, "webhookEventId": "01UNFOLLOW00000000000000001",
-                        "deliveryContext": {"isRedelivery": False}})
+    bridge.line_events(
+        {
+            "type": "unfollow",
+            "mode": "active",
+            "timestamp": int(time.time() * 1000),
+            "source": {"type": "user", "userId": CHILD},
+            "webhookEventId": "01UNFOLLOW00000000000000001",
+            "deliveryContext": {"isRedelivery": False},
+        }
+    )
     _, texts = wait_thread(bridge, 2)
     assert "ブロック" in texts[1]
     # A counsellor replying in the closed thread is told, only they see it, and nothing is sent.
@@ -202,8 +257,14 @@ def test_unfollow_closes_the_case_and_the_next_message_opens_a_new_one(bridge: B
 
 def test_stickers_and_media_are_described_and_group_events_ignored(bridge: Bridge) -> None:
     sticker = line_text_event(CHILD, "x")
-    sticker["message"] = {"id": "1", "type": "sticker", "packageId": "1", "stickerId": "1",
-                          "stickerResourceType": "STATIC", "keywords": ["OK"]}
+    sticker["message"] = {
+        "id": "1",
+        "type": "sticker",
+        "packageId": "1",
+        "stickerId": "1",
+        "stickerResourceType": "STATIC",
+        "keywords": ["OK"],
+    }
     image = line_text_event(CHILD, "x")
     image["message"] = {"id": "2", "type": "image", "contentProvider": {"type": "line"}}
     group = line_text_event("Ugroupmember000000000000000001", "グループの話")
@@ -224,8 +285,14 @@ def test_line_redelivery_and_slack_retries_are_dropped(bridge: Bridge) -> None:
     root_ts, _ = wait_thread(bridge, 1)
 
     ts = str(bridge.fake_slack.add_message(CHANNEL, "一回だけ送る", user="UCOUNSEL1", thread_ts=root_ts)["ts"])
-    reply = {"type": "message", "channel": CHANNEL, "user": "UCOUNSEL1", "text": "一回だけ送る", "ts": ts,
-             "thread_ts": root_ts}
+    reply = {
+        "type": "message",
+        "channel": CHANNEL,
+        "user": "UCOUNSEL1",
+        "text": "一回だけ送る",
+        "ts": ts,
+        "thread_ts": root_ts,
+    }
     assert bridge.slack_event(reply, event_id="EvRETRY001").status_code == 200
     assert bridge.slack_event(reply, event_id="EvRETRY001", retry=1).status_code == 200
     bridge.fake_slack.wait_for(lambda: "white_check_mark" in bridge.fake_slack.reactions_on(ts))

@@ -258,9 +258,7 @@ def test_slack_to_plain_unknown_code_does_not_swallow_next_code() -> None:
 
 
 def test_slack_to_plain_mixed_message() -> None:
-    slack = (
-        "<@U123> さん、<!here> 連絡ありがとう :pray: 詳しくは <https://example.org/faq|FAQ> &amp; 10:30 に。"
-    )
+    slack = "<@U123> さん、<!here> 連絡ありがとう :pray: 詳しくは <https://example.org/faq|FAQ> &amp; 10:30 に。"
     # Only a space between two gaps is collapsed; the one after "、" stays.
     assert slack_to_plain(slack, user_names=NAMES) == (
         "@佐藤 さん、 連絡ありがとう \U0001f64f 詳しくは FAQ (https://example.org/faq) & 10:30 に。"
@@ -577,7 +575,5 @@ def test_describe_line_message(kwargs: dict[str, object], expected: str) -> None
 
 def test_describe_line_message_output_is_slack_safe() -> None:
     for message_type in ("sticker", "file", "location", "<x>"):
-        out = describe_line_message(
-            message_type, sticker_keywords=["<!here>"], file_name="<!here>", title="<!here>"
-        )
+        out = describe_line_message(message_type, sticker_keywords=["<!here>"], file_name="<!here>", title="<!here>")
         assert "<" not in out and ">" not in out

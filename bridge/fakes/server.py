@@ -201,7 +201,7 @@ class FakeServer:
         """Recorded requests whose path equals ``path`` (or matches it as an fnmatch pattern)."""
         return [r for r in self.requests if _path_matches(path, r.path)]
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0, message: str = "") -> None:
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0, message: str = "") -> None:
         """Poll ``predicate`` until true; raise AssertionError with context on timeout."""
         deadline = time.monotonic() + timeout
         while True:
@@ -211,7 +211,7 @@ class FakeServer:
                 raise AssertionError(self._timeout_message(predicate, timeout, message))
             time.sleep(0.01)
 
-    async def wait_for_async(self, predicate: Callable[[], bool], timeout: float = 10.0, message: str = "") -> None:
+    async def wait_for_async(self, predicate: Callable[[], bool], timeout: float = 20.0, message: str = "") -> None:
         """Like :meth:`wait_for` but yields to the caller's event loop while polling."""
         deadline = time.monotonic() + timeout
         while True:

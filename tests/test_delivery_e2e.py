@@ -1,0 +1,155 @@
+"""End to end under failure: platform errors, throttling, killed workers, several processes."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections import Counter
+
+import pytest
+
+from tests.conftest import Bridge, line_text_event
+from tests.test_relay_e2e import CHILD, bot_thread, open_case, roots, wait_thread
+
+pytestmark = pytest.mark.redis
+
+POST = "/api/chat.postMessage"
+PUSH = "/v2/bot/message/push"
+
+
+def test_slack_server_errors_are_retried_without_doubling(bridge: Bridge) -> None:
+    bridge.fake_slack.fail_next(POST, 500, times=3)
+    for i in range(3):
+        bridge.line_events(line_text_event(CHILD, f"届いて {i}"))
+    _, texts = wait_thread(bridge, 3, timeout=30)
+    time.sleep(0.5)
+    _, texts = wait_thread(bridge, 3)
+    assert texts == ["届いて 0", "届いて 1", "届いて 2"]
+    assert len(roots(bridge)) == 1
+
+
+def test_slack_timeout_after_posting_is_not_posted_twice(bridge: Bridge) -> None:
+    """Slack took the message but answered too late: the retry finds it by its metadata."""
+    root_ts = open_case(bridge)
+    bridge.fake_slack.delay_next(POST, 3.0)  # longer than the worker's 2 s HTTP timeout
+    bridge.line_events(line_text_event(CHILD, "遅れて届く"))
+    bridge.line_events(line_text_event(CHILD, "その次"))
+    bridge.fake_slack.wait_for(lambda: len(bot_thread(bridge, root_ts)) >= 3, timeout=30)
+    time.sleep(1.0)
+    assert bot_thread(bridge, root_ts) == ["はじめまして", "遅れて届く", "その次"]
+    assert any("conversations.replies" in r.path for r in bridge.fake_slack.requests)
+
+
+def test_slack_429_with_retry_after_holds_and_keeps_order(bridge: Bridge) -> None:
+    bridge.fake_slack.fail_next(POST, 429, headers={"Retry-After": "2"}, body={"ok": False, "error": "ratelimited"})
+    started = time.monotonic()
+    for i in range(5):
+        bridge.line_events(line_text_event(CHILD, f"順番 {i}"))
+    _, texts = wait_thread(bridge, 5, timeout=30)
+    assert time.monotonic() - started >= 2.0  # Retry-After was honoured
+    assert texts == [f"順番 {i}" for i in range(5)]
+    throttled = [r for r in bridge.fake_slack.requests_to(POST) if r.status == 429]
+    assert len(throttled) == 1
+
+
+def test_throttled_channel_still_gets_everything_in_order(bridge: Bridge) -> None:
+    # Roughly Slack's chat.postMessage limit: one per second per channel, short bursts.
+    bridge.fake_slack.rate_limit("chat.postMessage", per_second=2, burst=3, retry_after=1)
+    second = "Uchild0000000000000000000000003"
+    for i in range(6):
+        bridge.line_events(line_text_event(CHILD, f"A{i}"), line_text_event(second, f"B{i}"))
+    bridge.fake_slack.wait_for(
+        lambda: len(roots(bridge)) == 2 and all(len(bot_thread(bridge, r["ts"])) == 6 for r in roots(bridge)),
+        timeout=40,
+    )
+    threads = sorted(bot_thread(bridge, r["ts"]) for r in roots(bridge))
+    assert threads == [[f"A{i}" for i in range(6)], [f"B{i}" for i in range(6)]]
+    assert any(r.status == 429 for r in bridge.fake_slack.requests_to(POST))
+
+
+def test_line_500_then_success_is_one_push_with_one_retry_key(bridge: Bridge) -> None:
+    root_ts = open_case(bridge)
+    bridge.fake_line.fail_next(PUSH, 500)
+    reply_ts = bridge.counsellor_reply(root_ts, "大丈夫だよ")
+    bridge.fake_slack.wait_for(lambda: "white_check_mark" in bridge.fake_slack.reactions_on(reply_ts), timeout=30)
+    attempts = bridge.fake_line.requests_to(PUSH)
+    assert [r.status for r in attempts] == [500, 200]
+    keys = {r.headers["x-line-retry-key"] for r in attempts}
+    assert len(keys) == 1
+    assert bridge.fake_line.texts_to(CHILD) == ["大丈夫だよ"]
+
+
+def test_line_timeout_then_409_counts_as_delivered(bridge: Bridge) -> None:
+    root_ts = open_case(bridge)
+    bridge.fake_line.delay_next(PUSH, 3.0)  # LINE accepts it, but after the 2 s client timeout
+    reply_ts = bridge.counsellor_reply(root_ts, "遅くなってごめんね")
+    bridge.fake_slack.wait_for(lambda: "white_check_mark" in bridge.fake_slack.reactions_on(reply_ts), timeout=30)
+    assert bridge.fake_line.texts_to(CHILD) == ["遅くなってごめんね"]
+    statuses = [r.status for r in bridge.fake_line.requests_to(PUSH)]
+    assert 409 in statuses and statuses.count(200) == 1
+    assert "warning" not in bridge.fake_slack.reactions_on(reply_ts)
+
+
+def test_line_4xx_is_final_and_reported_in_the_thread(bridge: Bridge) -> None:
+    root_ts = open_case(bridge)
+    bridge.fake_line.fail_next(PUSH, 400, body={"message": "The request body has 1 error(s)"})
+    reply_ts = bridge.counsellor_reply(root_ts, "これは届かない")
+    bridge.fake_slack.wait_for(lambda: "warning" in bridge.fake_slack.reactions_on(reply_ts), timeout=30)
+    _, texts = wait_thread(bridge, 2)
+    assert "LINEに届いていません" in texts[1] and "400" in texts[1]
+    assert len(bridge.fake_line.requests_to(PUSH)) == 1  # not retried
+    # The next reply is unaffected.
+    next_ts = bridge.counsellor_reply(root_ts, "こちらは届く")
+    bridge.fake_slack.wait_for(lambda: "white_check_mark" in bridge.fake_slack.reactions_on(next_ts))
+    assert bridge.fake_line.texts_to(CHILD) == ["こちらは届く"]
+
+
+def test_worker_killed_mid_stream_loses_and_doubles_nothing(bridge_factory: object) -> None:
+    bridge: Bridge = bridge_factory()  # type: ignore[operator]
+    bridge.fake_slack.set_delay(POST, 0.15)
+    root_ts = open_case(bridge, text="0")
+    for i in range(1, 25):
+        bridge.line_events(line_text_event(CHILD, str(i)))
+    bridge.fake_slack.wait_for(lambda: len(bot_thread(bridge, root_ts)) >= 6, timeout=30)
+    worker = next(p for p in bridge.processes if p.name == "worker")
+    worker.stop(signal.SIGKILL)
+    bridge.start("worker")
+    bridge.fake_slack.wait_for(lambda: len(bot_thread(bridge, root_ts)) >= 25, timeout=40)
+    time.sleep(1.0)
+    assert bot_thread(bridge, root_ts) == [str(i) for i in range(25)]
+
+
+def test_two_webs_and_two_workers_open_each_case_once_and_deliver_once(bridge_factory: object) -> None:
+    bridge: Bridge = bridge_factory(web=2, worker=2)  # type: ignore[operator]
+    children = [f"Uchild00000000000000000000001{i:02d}" for i in range(5)]
+    for n in range(8):
+        for index, child in enumerate(children):
+            event = line_text_event(child, f"{index}-{n}")
+            # Each event reaches one web process, and a redelivery of it reaches the other.
+            first, second = (bridge.web_urls[0], bridge.web_urls[1]) if n % 2 else bridge.web_urls[::-1]
+            assert bridge.line_events(event, url=first).status_code == 200
+            assert (
+                bridge.line_events({**event, "deliveryContext": {"isRedelivery": True}}, url=second).status_code == 200
+            )
+    bridge.fake_slack.wait_for(
+        lambda: len(roots(bridge)) == 5 and all(len(bot_thread(bridge, r["ts"])) == 8 for r in roots(bridge)),
+        timeout=40,
+    )
+    threads = sorted(bot_thread(bridge, r["ts"]) for r in roots(bridge))
+    assert threads == [[f"{i}-{n}" for n in range(8)] for i in range(5)]
+    assert sorted(re.search(r"#(\d+)", r["text"]).group(1) for r in roots(bridge)) == ["1", "2", "3", "4", "5"]
+
+    replies = []
+    for root in roots(bridge):
+        for n in range(3):
+            replies.append(bridge.counsellor_reply(root["ts"], f"返信 {root['ts']} {n}"))
+    bridge.fake_slack.wait_for(
+        lambda: all("white_check_mark" in bridge.fake_slack.reactions_on(ts) for ts in replies), timeout=40
+    )
+    time.sleep(0.5)
+    pushed = Counter(m["text"] for p in bridge.fake_line.accepted_pushes() for m in p["messages"])
+    assert len(pushed) == 15 and set(pushed.values()) == {1}
+    for root in roots(bridge):
+        texts = [t for child in children for t in bridge.fake_line.texts_to(child) if root["ts"] in t]
+        assert texts == [f"返信 {root['ts']} {n}" for n in range(3)]
