@@ -18,9 +18,10 @@ Only 127.0.0.1 is used. See bench/README.md for what each figure means.
 from __future__ import annotations
 
 import argparse
-import bisect
 import asyncio
+import bisect
 import collections
+import contextlib
 import json
 import multiprocessing
 import os
@@ -95,8 +96,8 @@ QUICK = Plan(
     relay_count=50,
     throughput_n=400,
     redis_messages=30,
-    redis_idle_seconds=1.5,
-    paused_load_seconds=2.0,
+    redis_idle_seconds=1.0,
+    paused_load_seconds=1.5,
 )
 
 
@@ -177,7 +178,9 @@ def message_text(mark: str) -> str:
     return f"benchmark message {mark} please ignore"
 
 
-def first_seen(requests: Iterable[Any], texts_of: Callable[[Any], list[str]]) -> tuple[dict[str, float], collections.Counter[str]]:
+def first_seen(
+    requests: Iterable[Any], texts_of: Callable[[Any], list[str]]
+) -> tuple[dict[str, float], collections.Counter[str]]:
     """marker -> earliest `at` among requests answered 200, and how often each marker appeared."""
     at: dict[str, float] = {}
     counts: collections.Counter[str] = collections.Counter()
@@ -219,6 +222,16 @@ def cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def system_busy_seconds() -> float:
+    """CPU seconds all CPUs have spent busy since boot (Linux /proc/stat); NaN if unknown."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return float("nan")
 
@@ -344,8 +357,19 @@ class Rig:
         redis_dir.mkdir()
         self._spawn(
             "redis",
-            [binary, "--port", str(self.redis_port), "--bind", HOST, "--save", "", "--appendonly", "no",
-             "--dir", str(redis_dir)],
+            [
+                binary,
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                HOST,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(redis_dir),
+            ],
         )
         self.redis = redis_sync.Redis(host=HOST, port=self.redis_port, socket_timeout=5)
         deadline = time.monotonic() + 10
@@ -395,6 +419,7 @@ class Rig:
         """CPU seconds so far of each process; "bench" is this process (driver and both fakes)."""
         out = {p.name: cpu_seconds(p.popen.pid) for p in self.procs}
         out["bench"] = own_cpu_seconds()
+        out["_system"] = system_busy_seconds()
         return out
 
     def check_alive(self) -> None:
@@ -409,10 +434,8 @@ class Rig:
             except Exception as exc:  # keep stopping the rest
                 log(f"stopping {proc.name}: {exc!r}")
         if self.redis is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.redis.close()
-            except Exception:
-                pass
         for fake in (self.fake_slack, self.fake_line):
             if fake is not None:
                 try:
@@ -434,10 +457,8 @@ def _loadgen_child(conn: Any, url: str, users: list[str], texts: list[str], rate
         result = asyncio.run(_open_loop(conn, url, users, texts, rate))
         conn.send(result)
     except BaseException as exc:  # report instead of hanging the parent
-        try:
+        with contextlib.suppress(OSError):
             conn.send({"error": repr(exc)})
-        except OSError:
-            pass
     finally:
         conn.close()
 
@@ -557,8 +578,7 @@ def _webhook_load(rig: Rig, plan: Plan, run: str, *, seconds: float, tag: str, p
     cpu2 = rig.cpu()
     rig.check_alive()
     wall = result["wall"]
-    load_cores = {k: round((cpu1[k] - cpu0[k]) / wall, 2) for k in cpu0}
-    load_cores["loadgen"] = round(result["cpu_s"] / wall, 2)
+    load_cores = cores_used(cpu0, cpu1, wall, extra={"loadgen": result["cpu_s"]})
     return {
         "requests": n,
         "rate_per_s": plan.load_rate,
@@ -572,16 +592,22 @@ def _webhook_load(rig: Rig, plan: Plan, run: str, *, seconds: float, tag: str, p
         "achieved_rate_per_s": round(n / result["sent_for"], 1) if result["sent_for"] > 0 else None,
         "all_relayed_after_s": round(drained, 2) if drained is not None else None,
         "cpu_cores_during_load": load_cores,
-        "cpu_ms_per_message_incl_drain": {k: round((cpu2[k] - cpu0[k]) * 1000 / n, 2) for k in cpu0},
+        "cpu_ms_per_message_incl_drain": {
+            k: round((cpu2[k] - cpu0[k]) * 1000 / n, 2) for k in cpu0 if not k.startswith("_")
+        },
     }
 
 
 def phase_webhook_load(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
-    log(f"phase 1: {int(plan.load_rate * plan.load_seconds)} webhooks at {plan.load_rate:.0f}/s open loop "
-        f"({plan.load_children} children)")
+    log(
+        f"phase 1: {int(plan.load_rate * plan.load_seconds)} webhooks at {plan.load_rate:.0f}/s open loop "
+        f"({plan.load_children} children)"
+    )
     out = _webhook_load(rig, plan, run, seconds=plan.load_seconds, tag="load", pause_worker=False)
-    log(f"  webhook answer p50={out['answer']['p50_ms']} p99={out['answer']['p99_ms']} ms, "
-        f"non-200={out['non_200']}, CPU cores {out['cpu_cores_during_load']}")
+    log(
+        f"  webhook answer p50={out['answer']['p50_ms']} p99={out['answer']['p99_ms']} ms, "
+        f"non-200={out['non_200']}, CPU cores {out['cpu_cores_during_load']}"
+    )
     return out
 
 
@@ -639,8 +665,11 @@ def phase_line_to_slack(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
     at, _ = first_seen(rig.slack.requests_to(SLACK_POST), slack_texts)
     wait_until(rig.idle, timeout=60, what="the bridge to go idle")
     relay = [at[m] - t for m, t in sent_at.items()]
-    out = {"relay": summary_ms(relay), "webhook_answer": summary_ms(answers),
-           "non_200": sum(1 for s in statuses if s != 200)}
+    out = {
+        "relay": summary_ms(relay),
+        "webhook_answer": summary_ms(answers),
+        "non_200": sum(1 for s in statuses if s != 200),
+    }
     log(f"  LINE->Slack p50={out['relay']['p50_ms']} p99={out['relay']['p99_ms']} ms")
     return out
 
@@ -694,8 +723,11 @@ def phase_slack_to_line(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
     at, _ = first_seen(rig.line.requests_to(LINE_PUSH), line_texts)
     wait_until(rig.idle, timeout=60, what="the bridge to go idle (reactions)")
     relay = [at[m] - t for m, t in sent_at.items()]
-    out = {"relay": summary_ms(relay), "slack_event_answer": summary_ms(answers),
-           "non_200": sum(1 for s in statuses if s != 200)}
+    out = {
+        "relay": summary_ms(relay),
+        "slack_event_answer": summary_ms(answers),
+        "non_200": sum(1 for s in statuses if s != 200),
+    }
     log(f"  Slack->LINE p50={out['relay']['p50_ms']} p99={out['relay']['p99_ms']} ms")
     return out
 
@@ -705,8 +737,10 @@ def phase_slack_to_line(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
 
 def phase_throughput(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
     n = plan.throughput_n
-    log(f"phase 4: throughput, {n} messages, {plan.throughput_concurrency} concurrent senders, "
-        f"{plan.throughput_children} children")
+    log(
+        f"phase 4: throughput, {n} messages, {plan.throughput_concurrency} concurrent senders, "
+        f"{plan.throughput_children} children"
+    )
     marks = [marker(run, "tp", i) for i in range(n)]
     bodies = [line_body(child_id(i % plan.throughput_children), message_text(m)) for i, m in enumerate(marks)]
     headers = [line_headers(b) for b in bodies]
@@ -734,7 +768,7 @@ def phase_throughput(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
             await asyncio.gather(*(sender() for _ in range(plan.throughput_concurrency)))
             times["sent"] = time.time()
 
-    cpu0 = rig.cpu()
+    cpu0, cpu0_at = rig.cpu(), time.monotonic()
     asyncio.run(asyncio.wait_for(main(), timeout=n / 20 + 60))
     accepted = {m for m, s in zip(marks, statuses, strict=True) if s == 200}
     timed_out = False
@@ -752,7 +786,7 @@ def phase_throughput(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
         wait_until(rig.idle, timeout=30, what="the bridge to go idle")
     except Stop as exc:
         log(str(exc))
-    cpu1 = rig.cpu()
+    cpu1, cpu1_at = rig.cpu(), time.monotonic()
     time.sleep(0.5)  # give any stray duplicate time to show up
     at, _ = first_seen(rig.slack.requests_to(SLACK_POST), slack_texts)
     # Exactly-once is judged on what Slack stores, not on requests (a failed post stores nothing).
@@ -775,11 +809,13 @@ def phase_throughput(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
         "doubled": len(doubled),
         "timed_out": timed_out,
         "exactly_once": not lost and not doubled and len(accepted) == n,
-        "cpu_ms_per_message": {k: round((cpu1[k] - cpu0[k]) * 1000 / n, 2) for k in cpu0},
-        "cpu_cores": {k: round((cpu1[k] - cpu0[k]) / elapsed, 2) for k in cpu0} if elapsed > 0 else None,
+        "cpu_ms_per_message": {k: round((cpu1[k] - cpu0[k]) * 1000 / n, 2) for k in cpu0 if not k.startswith("_")},
+        "cpu_cores": cores_used(cpu0, cpu1, cpu1_at - cpu0_at),
     }
-    log(f"  {out['end_to_end_per_s']} msg/s end to end, webhook accepted {out['webhook_accept_rate_per_s']}/s, "
-        f"lost={len(lost)} doubled={len(doubled)}")
+    log(
+        f"  {out['end_to_end_per_s']} msg/s end to end, webhook accepted {out['webhook_accept_rate_per_s']}/s, "
+        f"lost={len(lost)} doubled={len(doubled)}"
+    )
     return out
 
 
@@ -837,10 +873,8 @@ class Monitor:
     def stop(self) -> None:
         self._stop.set()
         self.thread.join(5)
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 def socket_owners(pids: dict[str, int]) -> dict[int, str]:
@@ -873,8 +907,10 @@ def socket_owners(pids: dict[str, int]) -> dict[int, str]:
 
 def phase_redis(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
     n = plan.redis_messages
-    log(f"phase 5: Redis commands (MONITOR), {plan.redis_idle_seconds:.1f}s idle baseline, "
-        f"then {n} LINE->Slack messages one at a time")
+    log(
+        f"phase 5: Redis commands (MONITOR), {plan.redis_idle_seconds:.1f}s idle baseline, "
+        f"then {n} LINE->Slack messages one at a time"
+    )
     wait_until(rig.idle, timeout=60, what="the bridge to go idle")
     time.sleep(0.3)
     sent: list[tuple[str, float, float]] = []  # marker, sent at, posted at
@@ -966,8 +1002,12 @@ def phase_redis(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
     # sent -> XADD (web recorded it) -> RPUSH of the lane item (router enqueued it)
     # -> HINCRBY attempts (a deliverer claimed it) -> chat.postMessage reached the fake.
     lua = sorted((ts, cmd) for ts, addr, cmd in monitor.lines if addr == "lua")
-    stages: dict[str, list[float]] = {"web_recorded": [], "router_enqueued": [], "deliverer_claimed": [],
-                                      "slack_call_started": []}
+    stages: dict[str, list[float]] = {
+        "web_recorded": [],
+        "router_enqueued": [],
+        "deliverer_claimed": [],
+        "slack_call_started": [],
+    }
 
     lua_ts = [ts for ts, _ in lua]
 
@@ -988,8 +1028,10 @@ def phase_redis(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
             stages["router_enqueued"].append(t_rpush - t_xadd)
             stages["deliverer_claimed"].append(t_claim - t_rpush)
             stages["slack_call_started"].append(t_post - t_claim)
-    breakdown = {k: {"p50_ms": round(pct([x * 1000 for x in v], 50), 2), "p99_ms": round(pct([x * 1000 for x in v], 99), 2)}
-                 for k, v in stages.items()}
+    breakdown = {
+        k: {"p50_ms": round(pct([x * 1000 for x in v], 50), 2), "p99_ms": round(pct([x * 1000 for x in v], 99), 2)}
+        for k, v in stages.items()
+    }
     out = {
         "messages": n,
         "counting": (
@@ -1015,6 +1057,22 @@ def phase_redis(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- report
 
 
+def cores_used(
+    cpu0: dict[str, float], cpu1: dict[str, float], wall: float, extra: dict[str, float] | None = None
+) -> dict[str, float]:
+    """CPU cores each of our processes kept busy over wall seconds, and "other": everything else
+    on the machine (another test run, for example), which makes the figures noisy."""
+    if wall <= 0:
+        return {}
+    ours = {k: (cpu1[k] - cpu0[k]) for k in cpu0 if not k.startswith("_")}
+    ours.update(extra or {})
+    out = {k: round(v / wall, 2) for k, v in ours.items()}
+    system = cpu1["_system"] - cpu0["_system"]
+    if system == system:  # not NaN
+        out["other"] = round(max(0.0, system - sum(ours.values())) / wall, 2)
+    return out
+
+
 def machine_info() -> dict[str, Any]:
     cpu = ""
     try:
@@ -1027,7 +1085,9 @@ def machine_info() -> dict[str, Any]:
     try:
         redis_version = subprocess.run(
             [shutil.which("redis-server") or "/usr/bin/redis-server", "--version"],
-            capture_output=True, text=True, timeout=5,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         redis_version = ""
@@ -1086,50 +1146,86 @@ def build_table(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     if load:
         a = load["answer"]
         add(f"webhook answer p50 @{load['rate_per_s']:.0f}/s", f"{a['p50_ms']:.1f} ms")
-        add(f"webhook answer p99 @{load['rate_per_s']:.0f}/s", f"{a['p99_ms']:.1f} ms",
-            f"< {TARGET_WEBHOOK_P99_MS:.0f} ms", a["p99_ms"] < TARGET_WEBHOOK_P99_MS, "webhook_answer_p99_ms")
+        add(
+            f"webhook answer p99 @{load['rate_per_s']:.0f}/s",
+            f"{a['p99_ms']:.1f} ms",
+            f"< {TARGET_WEBHOOK_P99_MS:.0f} ms",
+            a["p99_ms"] < TARGET_WEBHOOK_P99_MS,
+            "webhook_answer_p99_ms",
+        )
         add("webhook answer max", f"{a['max_ms']:.1f} ms")
         add("webhook non-200 answers", f"{load['non_200']} / {load['requests']}")
-        add("  (sender lag p99 / achieved rate)",
-            f"{load['sender_lag']['p99_ms']:.1f} ms / {load['achieved_rate_per_s']}/s")
+        add(
+            "  (sender lag p99 / achieved rate)",
+            f"{load['sender_lag']['p99_ms']:.1f} ms / {load['achieved_rate_per_s']}/s",
+        )
         add("  (load fully relayed to Slack after)", f"{load['all_relayed_after_s']} s")
         add("  (CPU cores busy during load)", fmt_map(load["cpu_cores_during_load"]))
     paused = results.get("webhook_load_worker_paused")
     if paused:
         a = paused["answer"]
-        add("  diag: worker paused, answer p50/p99/max",
-            f"{a['p50_ms']:.1f} / {a['p99_ms']:.1f} / {a['max_ms']:.1f} ms (non-200 {paused['non_200']})")
+        add(
+            "  diag: worker paused, answer p50/p99/max",
+            f"{a['p50_ms']:.1f} / {a['p99_ms']:.1f} / {a['max_ms']:.1f} ms (non-200 {paused['non_200']})",
+        )
         add("  diag: worker paused, CPU cores", fmt_map(paused["cpu_cores_during_load"]))
     ls = results.get("line_to_slack")
     if ls:
         r = ls["relay"]
-        add("LINE->Slack relay p50", f"{r['p50_ms']:.1f} ms", f"< {TARGET_RELAY_P50_MS:.0f} ms",
-            r["p50_ms"] < TARGET_RELAY_P50_MS, "line_to_slack_p50_ms")
+        add(
+            "LINE->Slack relay p50",
+            f"{r['p50_ms']:.1f} ms",
+            f"< {TARGET_RELAY_P50_MS:.0f} ms",
+            r["p50_ms"] < TARGET_RELAY_P50_MS,
+            "line_to_slack_p50_ms",
+        )
         add("LINE->Slack relay p99", f"{r['p99_ms']:.1f} ms")
     sl = results.get("slack_to_line")
     if sl:
         r = sl["relay"]
-        add("Slack->LINE relay p50", f"{r['p50_ms']:.1f} ms", f"< {TARGET_RELAY_P50_MS:.0f} ms",
-            r["p50_ms"] < TARGET_RELAY_P50_MS, "slack_to_line_p50_ms")
+        add(
+            "Slack->LINE relay p50",
+            f"{r['p50_ms']:.1f} ms",
+            f"< {TARGET_RELAY_P50_MS:.0f} ms",
+            r["p50_ms"] < TARGET_RELAY_P50_MS,
+            "slack_to_line_p50_ms",
+        )
         add("Slack->LINE relay p99", f"{r['p99_ms']:.1f} ms")
-        add("  (Slack event answer p50 / p99)",
-            f"{sl['slack_event_answer']['p50_ms']:.1f} / {sl['slack_event_answer']['p99_ms']:.1f} ms")
+        add(
+            "  (Slack event answer p50 / p99)",
+            f"{sl['slack_event_answer']['p50_ms']:.1f} / {sl['slack_event_answer']['p99_ms']:.1f} ms",
+        )
     tp = results.get("throughput")
     if tp:
-        add("throughput end to end", f"{tp['end_to_end_per_s']} msg/s ({tp['messages']} in {tp['end_to_end_seconds']} s)")
+        add(
+            "throughput end to end",
+            f"{tp['end_to_end_per_s']} msg/s ({tp['messages']} in {tp['end_to_end_seconds']} s)",
+        )
         add("  (webhook accept rate, 20 senders)", f"{tp['webhook_accept_rate_per_s']}/s")
         add("  (CPU ms per message)", fmt_map(tp["cpu_ms_per_message"]))
         if tp.get("cpu_cores"):
             add("  (CPU cores busy)", fmt_map(tp["cpu_cores"]))
-        add("exactly once in Slack", f"lost {tp['lost']}, doubled {tp['doubled']}, non-200 {tp['webhook_non_200']}",
-            "0 lost, 0 doubled", tp["exactly_once"], "exactly_once")
+        add(
+            "exactly once in Slack",
+            f"lost {tp['lost']}, doubled {tp['doubled']}, non-200 {tp['webhook_non_200']}",
+            "0 lost, 0 doubled",
+            tp["exactly_once"],
+            "exactly_once",
+        )
     rd = results.get("redis")
     if rd:
         w, k = rd["web"], rd["worker"]
-        add("webhook path Redis round trips/request", f"{w['round_trips_per_message_est']:.2f} "
-            f"({w['commands_per_message']:.2f} cmds)", f"<= {TARGET_WEBHOOK_ROUND_TRIPS:.0f}",
-            w["round_trips_per_message_est"] <= TARGET_WEBHOOK_ROUND_TRIPS, "webhook_redis_round_trips")
-        add("worker Redis cmds/relayed message", f"{k['commands_per_message']:.1f} (~{k['round_trips_per_message_est']:.1f} round trips)")
+        add(
+            "webhook path Redis round trips/request",
+            f"{w['round_trips_per_message_est']:.2f} ({w['commands_per_message']:.2f} cmds)",
+            f"<= {TARGET_WEBHOOK_ROUND_TRIPS:.0f}",
+            w["round_trips_per_message_est"] <= TARGET_WEBHOOK_ROUND_TRIPS,
+            "webhook_redis_round_trips",
+        )
+        add(
+            "worker Redis cmds/relayed message",
+            f"{k['commands_per_message']:.1f} (~{k['round_trips_per_message_est']:.1f} round trips)",
+        )
         add("  (worker idle polling)", f"{k['idle_commands_per_s']} cmds/s")
         add("  (Lua-internal commands/message)", f"{rd['lua_commands_per_message']}")
         b = rd["line_to_slack_breakdown"]
@@ -1201,8 +1297,10 @@ def main(argv: list[str] | None = None) -> int:
     table, targets = build_table(results)
     mode = "quick" if args.quick else "full"
     print()
-    print(f"bridge relay benchmark ({mode}, {time.monotonic() - began:.0f} s)  "
-          f"nproc={info['nproc']}  python {info['python']}  {info['redis'].split(' sha=')[0]}")
+    print(
+        f"bridge relay benchmark ({mode}, {time.monotonic() - began:.0f} s)  "
+        f"nproc={info['nproc']}  python {info['python']}  {info['redis'].split(' sha=')[0]}"
+    )
     print(f"cpu: {info['cpu'] or '?'}  |  {info['platform']}")
     print("one web + one worker process (Procfile), fakes in the bench process, load generator in its own process")
     print()
@@ -1212,8 +1310,10 @@ def main(argv: list[str] | None = None) -> int:
         print("Redis counting: " + results["redis"]["counting"])
         for who in ("web", "worker"):
             cmds = results["redis"][who]["by_command_per_message"]
-            print(f"  {who} commands per message (raw, incl. idle polling): "
-                  + ", ".join(f"{c} {k}" for c, k in list(cmds.items())[:10]))
+            print(
+                f"  {who} commands per message (raw, incl. idle polling): "
+                + ", ".join(f"{c} {k}" for c, k in list(cmds.items())[:10])
+            )
     for name, entry in (results.get("logs") or {}).items():
         if entry["levels"]:
             print(f"\n{name} log: {entry['levels']}; e.g. {entry['samples'][:2]}")

@@ -1,0 +1,149 @@
+"""The two webhook endpoints and the health probes, over real HTTP against the web process."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from bridge import slack as slack_side
+from tests.conftest import SLACK_SIGNING, Bridge, line_text_event
+
+pytestmark = pytest.mark.redis
+
+CHILD = "Uchild0000000000000000000000009"
+
+
+def redis_snapshot(bridge: Bridge) -> dict[Any, Any]:
+    """Every data key and its content (the worker's own leases left out: they come and go)."""
+    snapshot: dict[Any, Any] = {}
+    for key in bridge.redis.scan_iter():
+        if b"lease" in key:
+            continue
+        # A stream's dump also holds the router's consumer bookkeeping; compare its entries.
+        is_stream = bridge.redis.type(key) == b"stream"
+        snapshot[key] = bridge.redis.xrange(key) if is_stream else bridge.redis.dump(key)
+    return snapshot
+
+
+def nothing_sent(bridge: Bridge) -> bool:
+    return not bridge.fake_slack.requests_to("/api/chat.postMessage") and not bridge.fake_line.requests
+
+
+@pytest.mark.parametrize(
+    ("signature", "why"),
+    [(None, "missing"), ("", "empty"), ("bm90IGEgc2lnbmF0dXJl", "wrong"), ("!!!", "not base64")],
+)
+def test_line_bad_signature_is_401_and_changes_nothing(bridge: Bridge, signature: str | None, why: str) -> None:
+    before = redis_snapshot(bridge)
+    body = json.dumps({"events": [line_text_event(CHILD, "x")]}).encode()
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["X-Line-Signature"] = signature
+    response = httpx.post(bridge.url + "/line/webhook", content=body, headers=headers)
+    assert response.status_code == 401, why
+    time.sleep(0.3)
+    assert redis_snapshot(bridge) == before
+    assert nothing_sent(bridge)
+
+
+def test_line_signature_over_other_bytes_is_401(bridge: Bridge) -> None:
+    body = json.dumps({"events": [line_text_event(CHILD, "x")]}).encode()
+    from bridge.line import sign
+
+    response = bridge.line_post(body + b" ", signature=sign("test-line-channel-secret", body))
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"[]", b'{"events": "no"}', b'{"events": [1, 2]}', b"\xff\xfe"],
+    ids=["broken", "array", "events-not-list", "events-not-objects", "not-utf8"],
+)
+def test_line_malformed_body_with_valid_signature_is_400(bridge: Bridge, body: bytes) -> None:
+    before = redis_snapshot(bridge)
+    response = bridge.line_post(body)
+    assert response.status_code == 400
+    assert "error" in response.json()
+    assert redis_snapshot(bridge) == before
+
+
+def test_line_oversized_body_is_413(bridge: Bridge) -> None:
+    body = json.dumps({"events": [line_text_event(CHILD, "あ" * (400 * 1024))]}).encode()
+    assert len(body) > 1024 * 1024
+    before = redis_snapshot(bridge)
+    assert bridge.line_post(body).status_code == 413
+    assert redis_snapshot(bridge) == before
+
+
+def test_line_url_check_and_unknown_events_are_acknowledged(bridge: Bridge) -> None:
+    assert bridge.line_post(b'{"destination": "Ubot", "events": []}').status_code == 200
+    odd = {"type": "somethingNew", "mode": "active", "timestamp": 1, "webhookEventId": "01NEW",
+           "source": {"type": "user", "userId": CHILD}, "deliveryContext": {"isRedelivery": False}}
+    assert bridge.line_events(odd).status_code == 200
+    marker = line_text_event(CHILD, "後のメッセージ")
+    assert bridge.line_events(marker).status_code == 200
+    bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.messages()) == 2)
+    assert "Traceback" not in bridge.logs()
+
+
+def test_line_webhook_answers_while_slack_is_down(bridge: Bridge) -> None:
+    bridge.fake_slack.set_delay("/api/chat.postMessage", 5)
+    started = time.monotonic()
+    assert bridge.line_events(line_text_event(CHILD, "すぐ返事")).status_code == 200
+    assert time.monotonic() - started < 1.0
+
+
+def slack_body(event: dict[str, Any], event_id: str = "Ev1") -> bytes:
+    return json.dumps({"type": "event_callback", "event_id": event_id, "team_id": "T0001", "event": event}).encode()
+
+
+@pytest.mark.parametrize("case", ["missing", "wrong", "stale", "future"])
+def test_slack_bad_or_stale_signature_is_401_and_changes_nothing(bridge: Bridge, case: str) -> None:
+    body = slack_body({"type": "message", "channel": "CCONSULT", "user": "U1", "text": "x", "ts": "1.2",
+                       "thread_ts": "1.1"})
+    headers = {"Content-Type": "application/json"}
+    if case == "wrong":
+        headers.update(slack_side.sign("another-secret", body))
+    elif case == "stale":
+        headers.update(slack_side.sign(SLACK_SIGNING, body, timestamp=int(time.time()) - 301))
+    elif case == "future":
+        headers.update(slack_side.sign(SLACK_SIGNING, body, timestamp=int(time.time()) + 301))
+    before = redis_snapshot(bridge)
+    response = httpx.post(bridge.url + "/slack/events", content=body, headers=headers)
+    assert response.status_code == 401
+    assert redis_snapshot(bridge) == before
+
+
+def test_slack_malformed_and_oversized_bodies(bridge: Bridge) -> None:
+    before = redis_snapshot(bridge)
+    assert bridge.slack_post(b"{oops").status_code == 400
+    assert bridge.slack_post(b"payload=%7Bbroken", content_type="application/x-www-form-urlencoded").status_code == 400
+    big = b'{"type": "event_callback", "pad": "' + b"x" * (1024 * 1024) + b'"}'
+    assert bridge.slack_post(big).status_code == 413
+    assert redis_snapshot(bridge) == before
+
+
+def test_slack_url_verification(bridge: Bridge) -> None:
+    body = json.dumps({"type": "url_verification", "challenge": "abc123", "token": "t"}).encode()
+    response = bridge.slack_post(body)
+    assert response.status_code == 200
+    assert "abc123" in response.text
+
+
+def test_health_probes(bridge: Bridge) -> None:
+    assert httpx.get(bridge.url + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(bridge.url + "/readyz").status_code == 200
+
+
+def test_readyz_is_503_without_redis(bridge_factory: Any) -> None:
+    from tests.conftest import free_port
+
+    bridge: Bridge = bridge_factory(worker=0, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    assert httpx.get(bridge.url + "/healthz").status_code == 200
+    assert httpx.get(bridge.url + "/readyz", timeout=15).status_code == 503
+    # With Redis down the webhook cannot record, so it must not claim success.
+    assert bridge.line_events(line_text_event(CHILD, "x")).status_code == 503
