@@ -102,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             body = await read_body(request, limit)
         except BodyTooLarge:
+            log.warning("line webhook rejected: body over %d bytes", limit)
             return _error(413, "body too large")
         if not line.signature_is_valid(settings.LINE_CHANNEL_SECRET, body, request.headers.get("x-line-signature")):
             log.warning("line webhook rejected: bad signature")
@@ -109,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             events = line.split_webhook_body(body)
         except line.WebhookBodyError as exc:
+            log.warning("line webhook rejected: %s", exc)
             return _error(400, str(exc))
         try:
             recorded = await state.store.record_events("line", events)
@@ -125,6 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             body = await read_body(request, limit)
         except BodyTooLarge:
+            log.warning("slack request rejected: body over %d bytes", limit)
             return _error(413, "body too large")
         if not slack.signature_is_valid(
             settings.SLACK_SIGNING_SECRET,
@@ -135,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
             log.warning("slack request rejected: bad or stale signature")
             return _error(401, "invalid signature")
         if not slack.body_is_well_formed(body, request.headers.get("content-type")):
+            log.warning("slack request rejected: malformed body")
             return _error(400, "malformed body")
         try:
             response = await state.bolt.async_dispatch(to_async_bolt_request(request, body))

@@ -75,7 +75,12 @@ async def run_worker() -> None:
 
 def _worker(_: argparse.Namespace) -> int:
     configure_logging()
-    asyncio.run(run_worker())
+    try:
+        import uvloop  # installed with uvicorn[standard]; the web process uses it too
+
+        uvloop.run(run_worker())
+    except ImportError:
+        asyncio.run(run_worker())
     return 0
 
 

@@ -191,12 +191,15 @@ class SlackClient:
 
     def __init__(self, *, token: str, base_url: str, channel: str, timeout_s: float) -> None:
         self.channel = channel
-        self.web = AsyncWebClient(token=token, base_url=base_url, timeout=int(max(1, timeout_s)), retry_handlers=[])
+        # One long-lived session: without it slack_sdk opens a connection (and in production
+        # a TLS handshake) for every call. Must be built inside the running event loop.
+        self._session = aiohttp.ClientSession()
+        self.web = AsyncWebClient(
+            token=token, base_url=base_url, timeout=int(max(1, timeout_s)), retry_handlers=[], session=self._session
+        )
 
     async def close(self) -> None:
-        session = getattr(self.web, "session", None)
-        if session is not None:
-            await session.close()
+        await self._session.close()
 
     async def post(
         self, *, text: str, thread_ts: str | None, event_type: str, payload: dict[str, Any]

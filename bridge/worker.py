@@ -12,6 +12,7 @@ Two jobs run in every worker process:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -86,13 +87,20 @@ class Worker:
         self.line = line
         self.slack = slack
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._wake = asyncio.Event()
+        # Idle deliverers wait here; a wake-up rouses one, and a deliverer that found work
+        # rouses the next, so the number awake follows the work instead of the pool size.
+        self._idle: collections.deque[asyncio.Event] = collections.deque()
         self._stopping = asyncio.Event()
         self.lease_ms = int(settings.BRIDGE_LEASE_SECONDS * 1000)
 
     def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
+        while self._idle:
+            self._idle.popleft().set()
+
+    def _wake_one(self) -> None:
+        if self._idle:
+            self._idle.popleft().set()
 
     async def run(self) -> None:
         """Run the router and the deliverers until stop() is called."""
@@ -242,7 +250,7 @@ class Worker:
                     while not self._stopping.is_set():
                         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                         if message is not None:
-                            self._wake.set()
+                            self._wake_one()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -252,20 +260,30 @@ class Worker:
     async def _deliver_forever(self, index: int) -> None:
         token = f"{self.name}:{index}"
         while not self._stopping.is_set():
+            # Listed as idle before looking for work, so a wake-up that comes meanwhile counts.
+            wake = asyncio.Event()
+            self._idle.append(wake)
             try:
                 claims = await self.store.claim(token=token, lease_ms=self.lease_ms, max_lanes=1)
                 if claims:
+                    self._forget(wake)
+                    self._wake_one()  # there may be more due lanes: let another deliverer look
                     await self.deliver(claims[0], token)
                     continue
                 wait = await self.store.next_due_in()
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=min(wait if wait is not None else 1.0, 1.0))
+                    await asyncio.wait_for(wake.wait(), timeout=min(wait if wait is not None else 1.0, 1.0))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("deliverer error; pausing")
                 await asyncio.sleep(1)
+            finally:
+                self._forget(wake)
+
+    def _forget(self, wake: asyncio.Event) -> None:
+        with contextlib.suppress(ValueError):
+            self._idle.remove(wake)
 
     async def deliver(self, claim: Claim, token: str) -> None:
         """Make one delivery and settle it: complete, retry later, or fail with a report."""

@@ -305,6 +305,7 @@ def bridge_factory(
     for bridge in made:
         bridge.stop_all()
         logs = bridge.logs()
+        print(logs)  # pytest shows it only when the test failed
         # Nothing a child writes, no LINE user ID and no secret may reach a log line.
         for forbidden in ("Uchild", LINE_SECRET, LINE_TOKEN, SLACK_TOKEN, SLACK_SIGNING, "秘密の相談"):
             assert forbidden not in logs, f"{forbidden!r} leaked into the logs"

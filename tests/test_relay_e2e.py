@@ -230,7 +230,7 @@ def test_follow_gets_the_welcome_by_reply_and_a_stale_token_falls_back_to_push(b
 
 def test_unfollow_closes_the_case_and_the_next_message_opens_a_new_one(bridge: Bridge) -> None:
     root_ts = open_case(bridge)
-    bridge.line_events(
+    unfollow = bridge.line_events(
         {
             "type": "unfollow",
             "mode": "active",
@@ -240,6 +240,7 @@ def test_unfollow_closes_the_case_and_the_next_message_opens_a_new_one(bridge: B
             "deliveryContext": {"isRedelivery": False},
         }
     )
+    assert unfollow.status_code == 200, unfollow.text
     _, texts = wait_thread(bridge, 2)
     assert "ブロック" in texts[1]
     # A counsellor replying in the closed thread is told, only they see it, and nothing is sent.

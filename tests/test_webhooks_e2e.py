@@ -81,8 +81,14 @@ def test_line_oversized_body_is_413(bridge: Bridge) -> None:
 
 def test_line_url_check_and_unknown_events_are_acknowledged(bridge: Bridge) -> None:
     assert bridge.line_post(b'{"destination": "Ubot", "events": []}').status_code == 200
-    odd = {"type": "somethingNew", "mode": "active", "timestamp": 1, "webhookEventId": "01NEW",
-           "source": {"type": "user", "userId": CHILD}, "deliveryContext": {"isRedelivery": False}}
+    odd = {
+        "type": "somethingNew",
+        "mode": "active",
+        "timestamp": 1,
+        "webhookEventId": "01NEW",
+        "source": {"type": "user", "userId": CHILD},
+        "deliveryContext": {"isRedelivery": False},
+    }
     assert bridge.line_events(odd).status_code == 200
     marker = line_text_event(CHILD, "後のメッセージ")
     assert bridge.line_events(marker).status_code == 200
@@ -103,8 +109,9 @@ def slack_body(event: dict[str, Any], event_id: str = "Ev1") -> bytes:
 
 @pytest.mark.parametrize("case", ["missing", "wrong", "stale", "future"])
 def test_slack_bad_or_stale_signature_is_401_and_changes_nothing(bridge: Bridge, case: str) -> None:
-    body = slack_body({"type": "message", "channel": "CCONSULT", "user": "U1", "text": "x", "ts": "1.2",
-                       "thread_ts": "1.1"})
+    body = slack_body(
+        {"type": "message", "channel": "CCONSULT", "user": "U1", "text": "x", "ts": "1.2", "thread_ts": "1.1"}
+    )
     headers = {"Content-Type": "application/json"}
     if case == "wrong":
         headers.update(slack_side.sign("another-secret", body))
