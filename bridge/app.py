@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -63,12 +63,19 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the web app for these settings. Safe to call many times (tests do)."""
+def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None = None) -> FastAPI:
+    """Build the web app for these settings. Safe to call many times (tests do).
+
+    redis_factory replaces the client built from REDIS_URL (the demo passes a fake Redis).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+        redis = (
+            redis_factory()
+            if redis_factory
+            else Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+        )
         store = Store(redis, child_key_secret=child_key_secret(settings))
         web = AsyncWebClient(token=settings.SLACK_BOT_TOKEN, base_url=settings.SLACK_API_BASE_URL, retry_handlers=[])
         bolt = slack.build_bolt_app(signing_secret=settings.SLACK_SIGNING_SECRET, client=web, store=store)

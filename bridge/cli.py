@@ -33,43 +33,19 @@ async def run_worker() -> None:
     """The worker process: clients built here, stopped cleanly on SIGTERM or SIGINT."""
     from redis.asyncio import Redis
 
-    from bridge.app import child_key_secret
-    from bridge.line import LineClient
-    from bridge.slack import SlackClient
-    from bridge.store import Store
     from bridge.worker import Worker
 
     settings = load_settings()
     policy = load_policy(settings.BRIDGE_CONFIG)
     redis = Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5)
-    line = LineClient(
-        access_token=settings.LINE_CHANNEL_ACCESS_TOKEN,
-        api_base_url=settings.LINE_API_BASE_URL,
-        data_api_base_url=settings.LINE_DATA_API_BASE_URL,
-        timeout_s=settings.BRIDGE_HTTP_TIMEOUT_SECONDS,
-    )
-    slack = SlackClient(
-        token=settings.SLACK_BOT_TOKEN,
-        base_url=settings.SLACK_API_BASE_URL,
-        channel=settings.SLACK_CHANNEL_ID,
-        timeout_s=settings.BRIDGE_HTTP_TIMEOUT_SECONDS,
-    )
-    worker = Worker(
-        settings=settings,
-        policy=policy,
-        redis=redis,
-        store=Store(redis, child_key_secret=child_key_secret(settings)),
-        line=line,
-        slack=slack,
-    )
+    worker = Worker.build(settings, policy, redis)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
     try:
         await worker.run()
     finally:
-        await line.close()
-        await slack.close()
+        await worker.close()
         await redis.aclose()
 
 
@@ -77,10 +53,10 @@ def _worker(_: argparse.Namespace) -> int:
     configure_logging()
     try:
         import uvloop  # installed with uvicorn[standard]; the web process uses it too
-
-        uvloop.run(run_worker())
     except ImportError:
         asyncio.run(run_worker())
+    else:
+        uvloop.run(run_worker())
     return 0
 
 

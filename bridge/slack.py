@@ -121,13 +121,20 @@ def build_bolt_app(*, signing_secret: str, client: AsyncWebClient, store: Store)
         # A single workspace with a known bot token: no auth.test round trip on the web path.
         return AuthorizeResult(enterprise_id=None, team_id=None, bot_token=bot_token)
 
-    app = AsyncApp(
-        signing_secret=signing_secret,
-        client=client,
-        authorize=authorize,
-        process_before_response=True,
-        ignoring_self_events_enabled=False,  # the core drops bot messages itself
-    )
+    # Bolt warns that the client's token goes unused when authorize is given; it is meant.
+    bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
+    level = bolt_logger.level
+    bolt_logger.setLevel(logging.ERROR)
+    try:
+        app = AsyncApp(
+            signing_secret=signing_secret,
+            client=client,
+            authorize=authorize,
+            process_before_response=True,
+            ignoring_self_events_enabled=False,  # the core drops bot messages itself
+        )
+    finally:
+        bolt_logger.setLevel(level)
 
     @app.event("message")
     async def record_message(body: dict[str, Any]) -> None:

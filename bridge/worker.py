@@ -93,6 +93,35 @@ class Worker:
         self._stopping = asyncio.Event()
         self.lease_ms = int(settings.BRIDGE_LEASE_SECONDS * 1000)
 
+    @classmethod
+    def build(cls, settings: Settings, policy: Policy, redis: Redis) -> Worker:
+        """A worker with its API clients made from settings. Call inside the event loop."""
+        from bridge.app import child_key_secret
+
+        return cls(
+            settings=settings,
+            policy=policy,
+            redis=redis,
+            store=Store(redis, child_key_secret=child_key_secret(settings)),
+            line=LineClient(
+                access_token=settings.LINE_CHANNEL_ACCESS_TOKEN,
+                api_base_url=settings.LINE_API_BASE_URL,
+                data_api_base_url=settings.LINE_DATA_API_BASE_URL,
+                timeout_s=settings.BRIDGE_HTTP_TIMEOUT_SECONDS,
+            ),
+            slack=SlackClient(
+                token=settings.SLACK_BOT_TOKEN,
+                base_url=settings.SLACK_API_BASE_URL,
+                channel=settings.SLACK_CHANNEL_ID,
+                timeout_s=settings.BRIDGE_HTTP_TIMEOUT_SECONDS,
+            ),
+        )
+
+    async def close(self) -> None:
+        """Close the API clients (not the Redis client, which the caller owns)."""
+        await self.line.close()
+        await self.slack.close()
+
     def stop(self) -> None:
         self._stopping.set()
         while self._idle:
