@@ -122,7 +122,14 @@ async def _play(
 
     async def from_counsellor(thread_ts: str, text: str) -> str:
         ts = str(fake_slack.add_message(CHANNEL, text, user=COUNSELLOR, thread_ts=thread_ts)["ts"])
-        event = {"type": "message", "channel": CHANNEL, "user": COUNSELLOR, "text": text, "ts": ts, "thread_ts": thread_ts}
+        event = {
+            "type": "message",
+            "channel": CHANNEL,
+            "user": COUNSELLOR,
+            "text": text,
+            "ts": ts,
+            "thread_ts": thread_ts,
+        }
         body = json.dumps({"type": "event_callback", "event_id": "Ev" + uuid.uuid4().hex[:12], "event": event}).encode()
         headers = {"Content-Type": "application/json", **slack_side.sign(slack_secret, body)}
         (await client.post("/slack/events", content=body, headers=headers)).raise_for_status()
@@ -140,8 +147,13 @@ async def _play(
     _say("demo", "The child writes.")
     child_text = "こんにちは。クラスの子に無視されていて、学校に行くのがつらいです。"
     _say("line", "child → " + child_text)
-    await from_child({"type": "message", "replyToken": uuid.uuid4().hex,
-                      "message": {"id": "1", "type": "text", "quoteToken": "q", "text": child_text}})
+    await from_child(
+        {
+            "type": "message",
+            "replyToken": uuid.uuid4().hex,
+            "message": {"id": "1", "type": "text", "quoteToken": "q", "text": child_text},
+        }
+    )
     await _until(lambda: bool(fake_slack.roots(CHANNEL)) and bool(bot_thread(fake_slack.roots(CHANNEL)[0]["ts"])))
     root = fake_slack.roots(CHANNEL)[0]
     _say("slack", "root:   " + root["text"])
@@ -158,18 +170,37 @@ async def _play(
     await _until(lambda: "white_check_mark" in fake_slack.reactions_on(reply_ts))
     for text in fake_line.texts_to(CHILD):
         _say("line", "bridge → " + text)
-    _say("slack", f"reactions on the reply: {fake_slack.reactions_on(reply_ts)}; on the note: "
-         f"{fake_slack.reactions_on(note_ts)} (notes stay in Slack)")
+    _say(
+        "slack",
+        f"reactions on the reply: {fake_slack.reactions_on(reply_ts)}; on the note: "
+        f"{fake_slack.reactions_on(note_ts)} (notes stay in Slack)",
+    )
 
     print()
     _say("demo", "The child tries to ping the whole channel; it is shown, not obeyed.")
     tricky = "<!channel> 先月からです"
     _say("line", "child → " + tricky)
-    await from_child({"type": "message", "replyToken": uuid.uuid4().hex,
-                      "message": {"id": "2", "type": "text", "quoteToken": "q", "text": tricky}})
-    await from_child({"type": "message", "replyToken": uuid.uuid4().hex,
-                      "message": {"id": "3", "type": "sticker", "packageId": "1", "stickerId": "2",
-                                  "stickerResourceType": "STATIC", "keywords": ["sad"]}})
+    await from_child(
+        {
+            "type": "message",
+            "replyToken": uuid.uuid4().hex,
+            "message": {"id": "2", "type": "text", "quoteToken": "q", "text": tricky},
+        }
+    )
+    await from_child(
+        {
+            "type": "message",
+            "replyToken": uuid.uuid4().hex,
+            "message": {
+                "id": "3",
+                "type": "sticker",
+                "packageId": "1",
+                "stickerId": "2",
+                "stickerResourceType": "STATIC",
+                "keywords": ["sad"],
+            },
+        }
+    )
     await _until(lambda: len(bot_thread(root["ts"])) >= 3)
     for message in bot_thread(root["ts"])[1:3]:
         _say("slack", "thread: " + message["text"])

@@ -11,9 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_demo_plays_a_consultation_from_both_sides() -> None:
     bridge = Path(sys.executable).parent / "bridge"
-    result = subprocess.run(
-        [str(bridge), "demo"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
+    result = subprocess.run([str(bridge), "demo"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "0120-967-866" in out  # the welcome reached the child

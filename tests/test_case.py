@@ -1,0 +1,191 @@
+"""The core's decisions, as pure functions: no server, no Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.core import case as core
+from bridge.core.case import Case, CaseStatus, CloseReason
+from bridge.core.deliveries import Ephemeral, LinePush, LineReply, Reaction, ThreadPost, from_payload, to_payload
+from bridge.core.events import ChildFollowed, ChildMessage, ThreadDelete, ThreadEdit, ThreadMessage
+from bridge.policy import Policy, load_policy
+
+CHANNEL = "CCASES"
+CHILD = "Uchild-core"
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return load_policy(Path(__file__).resolve().parent.parent / "config" / "bridge.toml")
+
+
+def open_case(number: int = 7, **changes: object) -> Case:
+    fields: dict[str, object] = {
+        "number": number,
+        "status": CaseStatus.OPEN,
+        "child_id": CHILD,
+        "opened_at": 1_800_000_000.0,
+        "thread_ts": "1800000000.000100",
+    }
+    fields.update(changes)
+    return Case(**fields)  # type: ignore[arg-type]
+
+
+def reply(text: str, **changes: object) -> ThreadMessage:
+    fields: dict[str, object] = {
+        "channel": CHANNEL,
+        "ts": "1800000100.000200",
+        "thread_ts": "1800000000.000100",
+        "user": "UCOUNSEL",
+        "text": text,
+    }
+    fields.update(changes)
+    return ThreadMessage(**fields)  # type: ignore[arg-type]
+
+
+def decide(message: ThreadMessage, case: Case | None, policy: Policy) -> core.Decision:
+    return core.on_counsellor_message(message, case, policy, channel=CHANNEL, delivery_id="1-0")
+
+
+def test_child_text_goes_to_the_thread_escaped() -> None:
+    message = ChildMessage(child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text="<!here> & hi")
+    decision = core.on_child_message(message, open_case())
+    assert decision.deliveries == (ThreadPost(case=7, text="&lt;!here&gt; &amp; hi", role="child"),)
+    assert decision.close is None
+
+
+def test_child_media_goes_to_the_thread_as_its_description() -> None:
+    message = ChildMessage(
+        child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text=None, description="[画像]"
+    )
+    assert core.on_child_message(message, open_case()).deliveries == (ThreadPost(case=7, text="[画像]", role="child"),)
+
+
+def test_counsellor_reply_becomes_one_push(policy: Policy) -> None:
+    decision = decide(reply("こんにちは <https://example.org|案内>"), open_case(), policy)
+    (push,) = decision.deliveries
+    assert isinstance(push, LinePush)
+    assert push.to == CHILD and push.texts == ("こんにちは 案内 (https://example.org)",)
+    assert push.case == 7 and push.slack_ts == "1800000100.000200" and push.final_part
+
+
+def test_retry_keys_are_stable_and_distinct(policy: Policy) -> None:
+    long_text = "あ" * 30_000
+    first = decide(reply(long_text), open_case(), policy).deliveries
+    again = decide(reply(long_text), open_case(), policy).deliveries
+    assert first == again  # a replayed event decides the same keys
+    assert [len(p.texts) for p in first if isinstance(p, LinePush)] == [5, 1]
+    assert len({p.retry_key for p in first if isinstance(p, LinePush)}) == 2
+    assert [p.final_part for p in first if isinstance(p, LinePush)] == [False, True]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        reply("// メモ"),
+        reply("   // 先頭の空白があってもメモ"),
+        reply("bot", bot_id="B1"),
+        reply("bot", subtype="bot_message"),
+        reply("joined", subtype="channel_join"),
+        reply("root", thread_ts=None),
+        reply("root itself", ts="1800000000.000100"),
+        reply("other channel", channel="COTHER"),
+        reply("no user", user=None),
+        reply("<@U123>"),  # only a mention: nothing left to send
+    ],
+    ids=[
+        "note",
+        "note-indented",
+        "bot-id",
+        "bot-subtype",
+        "join",
+        "top-level",
+        "root",
+        "other-channel",
+        "no-user",
+        "mention-only",
+    ],
+)
+def test_what_is_never_relayed(message: ThreadMessage, policy: Policy) -> None:
+    assert decide(message, open_case(), policy) == core.NOTHING
+
+
+def test_reply_in_a_thread_that_is_no_case_is_ignored(policy: Policy) -> None:
+    assert decide(reply("hello"), None, policy) == core.NOTHING
+
+
+def test_reply_in_a_closed_case_is_refused_privately(policy: Policy) -> None:
+    closed = open_case(status=CaseStatus.CLOSED, closed_at=1_800_000_050.0)
+    (ephemeral,) = decide(reply("まだいる？"), closed, policy).deliveries
+    assert isinstance(ephemeral, Ephemeral)
+    assert ephemeral.user == "UCOUNSEL" and "#7" in ephemeral.text
+
+
+def test_edit_of_a_relayed_reply_leaves_a_note_but_an_unfurl_does_not(policy: Policy) -> None:
+    before = reply("3時")
+    edit = ThreadEdit(channel=CHANNEL, previous=before, current=reply("4時"))
+    (note,) = core.on_counsellor_edit(edit, open_case(), policy, channel=CHANNEL).deliveries
+    assert isinstance(note, ThreadPost) and note.role == "note"
+    unfurl = ThreadEdit(channel=CHANNEL, previous=before, current=before)
+    assert core.on_counsellor_edit(unfurl, open_case(), policy, channel=CHANNEL) == core.NOTHING
+    note_edit = ThreadEdit(channel=CHANNEL, previous=reply("// a"), current=reply("// b"))
+    assert core.on_counsellor_edit(note_edit, open_case(), policy, channel=CHANNEL) == core.NOTHING
+
+
+def test_delete_after_the_case_closed_of_a_reply_never_sent_is_silent(policy: Policy) -> None:
+    closed = open_case(status=CaseStatus.CLOSED, closed_at=1_800_000_050.0)  # before the reply's ts
+    deletion = ThreadDelete(channel=CHANNEL, previous=reply("送られていない"))
+    assert core.on_counsellor_delete(deletion, closed, policy, channel=CHANNEL) == core.NOTHING
+    (note,) = core.on_counsellor_delete(deletion, open_case(), policy, channel=CHANNEL).deliveries
+    assert isinstance(note, ThreadPost)
+
+
+def test_follow_and_unfollow(policy: Policy) -> None:
+    follow = ChildFollowed(child_id=CHILD, event_id="ev1", timestamp_ms=5, reply_token="rt")
+    (welcome,) = core.on_child_followed(follow, policy).deliveries
+    assert isinstance(welcome, LineReply)
+    assert welcome.reply_token == "rt" and policy.hotline in welcome.texts[0]
+    decision = core.on_child_unfollowed(open_case(), policy)
+    assert decision.close == (7, CloseReason.UNFOLLOWED)
+    assert isinstance(decision.deliveries[0], ThreadPost)
+    assert core.on_child_unfollowed(None, policy) == core.NOTHING
+
+
+def test_delivery_outcomes(policy: Policy) -> None:
+    push = LinePush(to=CHILD, texts=("x",), retry_key="k", case=7, slack_ts="1.2")
+    assert core.after_line_delivered(push) == (Reaction(case=7, message_ts="1.2", name="white_check_mark"),)
+    first_part = LinePush(to=CHILD, texts=("x",), retry_key="k", case=7, slack_ts="1.2", final_part=False)
+    assert core.after_line_delivered(first_part) == ()
+    failed = core.after_line_failed(push, "LINE refused the message (400)", policy)
+    assert failed[0] == Reaction(case=7, message_ts="1.2", name="warning")
+    assert isinstance(failed[1], ThreadPost) and "400" in failed[1].text
+
+
+def test_root_text_shows_the_number_and_local_time(policy: Policy) -> None:
+    text = core.root_text(open_case(number=12, opened_at=1_800_000_000.0), policy)
+    assert "#12" in text
+    assert "01/15(金) 17:00" in text  # 2027-01-15 08:00 UTC is 17:00 in Tokyo
+
+
+@pytest.mark.parametrize(
+    "delivery",
+    [
+        ThreadPost(case=1, text="t", role="child"),
+        Reaction(case=1, message_ts="1.1", name="warning"),
+        Ephemeral(case=1, user="U", text="t"),
+        LinePush(to="U", texts=("a", "b"), retry_key="k", case=1, slack_ts="1.1", final_part=False),
+        LineReply(to="U", reply_token=None, event_ms=1, texts=("a",), retry_key="k"),
+    ],
+)
+def test_deliveries_round_trip_through_json(delivery: object) -> None:
+    import json
+
+    payload = json.loads(json.dumps(to_payload(delivery)))  # type: ignore[arg-type]
+    assert from_payload(payload) == delivery
+
+
+def test_unknown_delivery_kind_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown delivery kind"):
+        from_payload({"kind": "fax"})

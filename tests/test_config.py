@@ -1,0 +1,145 @@
+"""Settings from the environment, the policy file, check-config and the Slack manifest."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bridge.policy import PolicyError, load_policy, parse_policy
+from bridge.settings import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = {
+    "LINE_CHANNEL_SECRET": "0123456789abcdef",
+    "LINE_CHANNEL_ACCESS_TOKEN": "line-token-value",
+    "SLACK_BOT_TOKEN": "xoxb-1-2-3",
+    "SLACK_SIGNING_SECRET": "abcdef0123456789",
+    "SLACK_CHANNEL_ID": "C0CASES",
+    "SLACK_SUPERVISOR_CHANNEL_ID": "C0SUPER",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [*GOOD, "REDIS_URL", "SLACK_API_BASE_URL"]:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in GOOD.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.REDIS_URL == "redis://localhost:6379/0"
+    assert settings.LINE_API_BASE_URL == "https://api.line.me"
+    assert settings.LINE_DATA_API_BASE_URL == "https://api-data.line.me"
+    assert settings.SLACK_API_BASE_URL == "https://slack.com/api/"
+    assert str(settings.BRIDGE_CONFIG) == "config/bridge.toml"
+
+
+@pytest.mark.parametrize("placeholder", ["", "changeme", "xxxx", "your-channel-secret", "<secret>", "TODO"])
+def test_placeholder_secret_is_refused_by_name_without_echoing_it(placeholder: str) -> None:
+    with pytest.raises(SettingsError, match="LINE_CHANNEL_SECRET") as error:
+        load_settings(**{**GOOD, "LINE_CHANNEL_SECRET": placeholder})
+    assert "0123456789abcdef" not in str(error.value)
+
+
+def test_missing_variables_are_all_named() -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(**{k: v for k, v in GOOD.items() if k not in ("SLACK_BOT_TOKEN", "SLACK_CHANNEL_ID")})
+    assert "SLACK_BOT_TOKEN is not set" in str(error.value)
+    assert "SLACK_CHANNEL_ID is not set" in str(error.value)
+
+
+def test_worker_refuses_to_start_without_secrets() -> None:
+    env = {"PATH": str(Path(sys.executable).parent)}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "bridge"), "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "LINE_CHANNEL_SECRET is not set" in result.stderr
+
+
+def test_the_shipped_policy_follows_the_published_facts() -> None:
+    policy = load_policy(ROOT / "config" / "bridge.toml")
+    assert policy.timezone.key == "Asia/Tokyo"
+    assert policy.hotline == "0120-967-866"
+    assert policy.note_prefix == "//"
+    welcome = policy.render("welcome")
+    for fact in ("0120-967-866", "秘密", "名前を言わなくても", "既読", "1時間", "10分", "SNS"):
+        assert fact in welcome
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["texts"].update(welcome="こんにちは {name}"), "texts.welcome: uses unknown placeholder {name}"),
+        (lambda d: d["texts"].update(case_root="#{case"), "texts.case_root: is not a valid template"),
+        (lambda d: d["service"].update(timezone="Mars/Base"), "service.timezone: unknown timezone"),
+        (lambda d: d["service"].update(colour="blue"), "service.colour: is not a known setting"),
+        (lambda d: d["texts"].pop("edit_note"), "texts.edit_note: is required"),
+        (lambda d: d["service"].update(note_prefix=""), "service.note_prefix"),
+    ],
+    ids=["unknown-placeholder", "broken-template", "timezone", "unknown-key", "missing-text", "empty-prefix"],
+)
+def test_a_bad_policy_names_the_key(mutate: object, message: str) -> None:
+    import tomllib
+
+    document = tomllib.loads((ROOT / "config" / "bridge.toml").read_text())
+    mutate(document)  # type: ignore[operator]
+    with pytest.raises(PolicyError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        parse_policy(document)
+
+
+def run_bridge(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "bridge"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_config_renders_every_text(tmp_path: Path) -> None:
+    result = run_bridge("check-config", "config/bridge.toml")
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+    for name in (
+        "welcome",
+        "case_root",
+        "unfollow_note",
+        "edit_note",
+        "delete_note",
+        "closed_case_ephemeral",
+        "delivery_failed_note",
+    ):
+        assert f"--- {name}" in result.stdout
+    assert "{" not in result.stdout.split("texts (rendered")[1]  # every placeholder was filled
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text((ROOT / "config" / "bridge.toml").read_text().replace("{hotline}", "{hotlines}"))
+    result = run_bridge("check-config", str(bad))
+    assert result.returncode == 2
+    assert "texts.welcome: uses unknown placeholder {hotlines}" in result.stderr
+
+    result = run_bridge("check-config", str(tmp_path / "missing.toml"))
+    assert result.returncode == 2 and "no such policy file" in result.stderr
+
+
+def test_slack_manifest_asks_for_what_the_bridge_uses() -> None:
+    manifest = yaml.safe_load((ROOT / "config" / "slack-app-manifest.yaml").read_text())
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"chat:write", "reactions:write", "groups:history", "metadata.message:read"} <= scopes
+    events = manifest["settings"]["event_subscriptions"]
+    assert events["request_url"].endswith("/slack/events")
+    assert "message.groups" in events["bot_events"]  # the case channel is private

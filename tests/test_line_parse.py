@@ -1,0 +1,102 @@
+"""Translating LINE webhook events into core events, checked against LINE's own recordings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored
+from bridge.line import WebhookBodyError, parse_event, sign, signature_is_valid, split_webhook_body
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "line-bot-sdk" / "webhook.json"
+
+
+def test_signature_round_trip() -> None:
+    body = b'{"events":[]}'
+    assert signature_is_valid("secret", body, sign("secret", body))
+    assert not signature_is_valid("secret", body + b" ", sign("secret", body))
+    assert not signature_is_valid("other", body, sign("secret", body))
+    assert not signature_is_valid("secret", body, None)
+
+
+def test_every_recorded_event_kind_parses_without_error() -> None:
+    if not REFERENCE.exists():
+        pytest.skip(f"LINE's recorded webhook body is not at {REFERENCE}")
+    body = REFERENCE.read_bytes()
+    events = split_webhook_body(body)
+    assert len(events) == len(json.loads(body)["events"]) == 28
+    parsed = [parse_event(json.loads(raw)) for _, raw in events]
+    kinds = {type(p).__name__ for p in parsed}
+    assert {"ChildMessage", "ChildFollowed", "ChildUnfollowed", "Ignored"} <= kinds
+    for raw, event in zip((json.loads(r) for _, r in events), parsed, strict=True):
+        if raw.get("source", {}).get("type") in ("group", "room"):
+            assert isinstance(event, Ignored)
+        if isinstance(event, Ignored):
+            assert raw["source"].get("userId", "-") not in event.reason  # reasons are safe to log
+        if isinstance(event, ChildMessage) and event.text is None:
+            assert event.description and event.description.startswith("[")
+
+
+def test_dedup_id_is_the_webhook_event_id_or_a_content_hash() -> None:
+    events = split_webhook_body(b'{"events": [{"webhookEventId": "01ABC", "type": "x"}, {"type": "y"}]}')
+    assert events[0][0] == "01ABC"
+    assert events[1][0].startswith("sha256-")
+    assert split_webhook_body(b'{"events": [{"type": "y"}]}')[0][0] == events[1][0]
+
+
+@pytest.mark.parametrize("body", [b"", b"null", b"{}", b'{"events": {}}', b'{"events": ["x"]}', b"\xff"])
+def test_bad_bodies_are_refused(body: bytes) -> None:
+    with pytest.raises(WebhookBodyError):
+        split_webhook_body(body)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"type": "follow", "source": {"type": "user", "userId": "U1"}, "replyToken": "r", "timestamp": 5},
+            ChildFollowed(child_id="U1", event_id="", timestamp_ms=5, reply_token="r"),
+        ),
+        (
+            {"type": "unfollow", "source": {"type": "user", "userId": "U1"}, "timestamp": 5},
+            ChildUnfollowed(child_id="U1", event_id="", timestamp_ms=5),
+        ),
+        ({"type": "message", "source": {"type": "room", "roomId": "R", "userId": "U1"}}, Ignored),
+        ({"type": "message", "source": {"type": "user"}}, Ignored),
+        ({"type": "message", "source": {"type": "user", "userId": "U1"}}, Ignored),
+        ({"type": "message", "source": "nonsense"}, Ignored),
+        ({"type": "beacon", "source": {"type": "user", "userId": "U1"}}, Ignored),
+        ({}, Ignored),
+    ],
+    ids=["follow", "unfollow", "room", "no-user-id", "no-message", "bad-source", "unhandled-type", "empty"],
+)
+def test_parse_event(raw: dict[str, object], expected: object) -> None:
+    event = parse_event(raw)
+    if expected is Ignored:
+        assert isinstance(event, Ignored)
+    else:
+        assert event == expected
+
+
+def test_text_and_sticker_messages() -> None:
+    text = parse_event(
+        {
+            "type": "message",
+            "webhookEventId": "E",
+            "timestamp": 9,
+            "replyToken": "r",
+            "source": {"type": "user", "userId": "U1"},
+            "message": {"type": "text", "id": "1", "text": "やあ"},
+        }
+    )
+    assert text == ChildMessage(child_id="U1", event_id="E", timestamp_ms=9, reply_token="r", text="やあ")
+    sticker = parse_event(
+        {
+            "type": "message",
+            "source": {"type": "user", "userId": "U1"},
+            "message": {"type": "sticker", "id": "2", "keywords": ["Hi"]},
+        }
+    )
+    assert isinstance(sticker, ChildMessage) and sticker.text is None and sticker.description == "[スタンプ: Hi]"

@@ -1,0 +1,144 @@
+"""The Redis scripts, on fakeredis (with Lua): recording, cases, and the delivery lanes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from fakeredis import aioredis
+
+from bridge.store import Keys, Store
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[Store]:
+    redis = aioredis.FakeRedis()
+    yield Store(redis, child_key_secret=b"k")
+    await redis.aclose()
+
+
+async def test_record_skips_ids_seen_before(store: Store) -> None:
+    assert await store.record_events("line", [("a", "{}"), ("b", "{}")]) == 2
+    assert await store.record_events("line", [("b", "{}"), ("c", "{}")]) == 1
+    assert await store.redis.xlen(store.keys.inbound) == 3
+    # The same id from another source is another event.
+    assert await store.record_events("slack", [("a", "{}")]) == 1
+
+
+async def test_one_open_case_per_child_even_when_asked_at_once(store: Store) -> None:
+    results = await asyncio.gather(*(store.open_or_get_case("Uone", 1.0) for _ in range(20)))
+    assert {number for number, _ in results} == {1}
+    assert sum(created for _, created in results) == 1
+    assert (await store.open_or_get_case("Utwo", 2.0)) == (2, True)
+
+
+async def test_closing_frees_the_child_for_a_new_case(store: Store) -> None:
+    number, _ = await store.open_or_get_case("Uone", 1.0)
+    assert await store.close_case(number, "unfollowed", 2.0)
+    assert not await store.close_case(number, "unfollowed", 3.0)  # closing twice changes nothing
+    case = await store.get_case(number)
+    assert case is not None and not case.is_open and case.closed_reason == "unfollowed"
+    assert await store.open_case_of("Uone") is None
+    assert (await store.open_or_get_case("Uone", 4.0)) == (2, True)
+
+
+async def test_thread_is_recorded_once(store: Store) -> None:
+    number, _ = await store.open_or_get_case("Uone", 1.0)
+    assert await store.set_thread(number, "111.1")
+    assert not await store.set_thread(number, "222.2")
+    assert (await store.get_case(number)).thread_ts == "111.1"  # type: ignore[union-attr]
+    assert await store.case_by_thread("111.1") == number
+    assert await store.case_by_thread("222.2") is None
+
+
+async def test_key_names_never_carry_the_line_user_id(store: Store) -> None:
+    await store.open_or_get_case("Usecret", 1.0)
+    await store.enqueue([("line:" + store.child_key("Usecret"), "i1", {"kind": "x"})], marker="m")
+    keys = [key.decode() async for key in store.redis.scan_iter()]
+    assert keys and not any("Usecret" in key for key in keys)
+    assert all("{" in key for key in keys)  # every key carries a hash tag
+
+
+async def test_enqueue_applies_once_per_marker(store: Store) -> None:
+    assert await store.enqueue([("slack:1", "a", {"n": 1})], marker="entry-1")
+    assert not await store.enqueue([("slack:1", "a", {"n": 1})], marker="entry-1")
+    assert await store.lane_length("slack:1") == 1
+
+
+async def test_a_lane_delivers_in_order_one_at_a_time(store: Store) -> None:
+    await store.enqueue([("slack:1", "a", {"n": 1}), ("slack:1", "b", {"n": 2})], marker=None)
+    (first,) = await store.claim(token="w1", lease_ms=5000, max_lanes=5)
+    assert (first.item_id, first.payload, first.attempts) == ("a", {"n": 1}, 1)
+    assert await store.claim(token="w2", lease_ms=5000, max_lanes=5) == []  # leased: nobody else
+    assert await store.complete(first, token="w1")
+    (second,) = await store.claim(token="w2", lease_ms=5000, max_lanes=5)
+    assert second.item_id == "b"
+    assert await store.complete(second, token="w2")
+    assert await store.claim(token="w1", lease_ms=5000, max_lanes=5) == []
+    assert await store.redis.zcard(store.keys.due) == 0
+
+
+async def test_lanes_are_independent(store: Store) -> None:
+    await store.enqueue([("slack:1", "a", {}), ("slack:2", "b", {}), ("line:x", "c", {})], marker=None)
+    claims = await store.claim(token="w", lease_ms=5000, max_lanes=5)
+    assert sorted(c.lane for c in claims) == ["line:x", "slack:1", "slack:2"]
+
+
+async def test_retry_later_keeps_the_item_first_and_counts_attempts(store: Store) -> None:
+    await store.enqueue([("line:x", "a", {"v": 1}), ("line:x", "b", {})], marker=None)
+    (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert await store.retry_later(claim, token="w", delay_s=0, replacement={"v": 2})
+    (again,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert (again.item_id, again.payload, again.attempts) == ("a", {"v": 2}, 2)
+    assert again.enqueued_ms == claim.enqueued_ms
+
+
+async def test_retry_later_waits(store: Store) -> None:
+    await store.enqueue([("line:x", "a", {})], marker=None)
+    (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    await store.retry_later(claim, token="w", delay_s=30)
+    assert await store.claim(token="w", lease_ms=5000, max_lanes=1) == []
+    wait = await store.next_due_in()
+    assert wait is not None and 25 < wait <= 30
+
+
+async def test_an_expired_lease_hands_the_lane_to_another_worker(store: Store) -> None:
+    await store.enqueue([("slack:1", "a", {})], marker=None)
+    (lost,) = await store.claim(token="dead", lease_ms=50, max_lanes=1)
+    await asyncio.sleep(0.1)
+    (taken,) = await store.claim(token="alive", lease_ms=5000, max_lanes=1)
+    assert taken.item_id == "a" and taken.attempts == 2
+    # The dead worker's late completion still pops the same item only once.
+    assert await store.complete(lost, token="dead")
+    assert not await store.complete(taken, token="alive")
+    assert await store.lane_length("slack:1") == 0
+
+
+async def test_complete_appends_follow_ups_atomically(store: Store) -> None:
+    await store.enqueue([("line:x", "a", {})], marker=None)
+    (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    await store.complete(claim, token="w", followups=[("slack:3", "a.f0", {"kind": "reaction"})])
+    (follow,) = await store.claim(token="w", lease_ms=5000, max_lanes=5)
+    assert (follow.lane, follow.item_id) == ("slack:3", "a.f0")
+
+
+async def test_a_hold_pauses_one_platform_only(store: Store) -> None:
+    await store.enqueue([("slack:1", "a", {}), ("line:x", "b", {})], marker=None)
+    await store.hold("slack", 30)
+    claims = await store.claim(token="w", lease_ms=5000, max_lanes=5)
+    assert [c.lane for c in claims] == ["line:x"]
+
+
+def test_item_ids_may_not_contain_the_separator() -> None:
+    from bridge.store import encode_item
+
+    with pytest.raises(ValueError):
+        encode_item("a|b", {}, 0)
+
+
+def test_keys_share_slots_by_concern() -> None:
+    keys = Keys()
+    assert "{in}" in keys.inbound and "{in}" in keys.seen("line", "x") and "{in}" in keys.router_lease
+    assert "{cases}" in keys.case(3) and "{cases}" in keys.open_by_child and "{cases}" in keys.by_thread
+    assert "{dq}" in keys.lane("slack:1") and "{dq}" in keys.due and "{dq}" in keys.hold("slack")
