@@ -48,6 +48,10 @@ class Keys:
         return f"{self.prefix}:{{in}}:seen:{source}:{event_id}"
 
     @property
+    def set_aside(self) -> str:
+        return f"{self.prefix}:{{in}}:set-aside"
+
+    @property
     def router_lease(self) -> str:
         return f"{self.prefix}:{{in}}:router-lease"
 
@@ -321,6 +325,21 @@ class Store:
         except Exception as exc:  # BUSYGROUP: it exists already
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    async def forget_inbound(self, entry_id: str) -> None:
+        """Acknowledge and delete a routed entry, so its content leaves Redis."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xack(self.keys.inbound, "router", entry_id)
+        pipe.xdel(self.keys.inbound, entry_id)
+        await pipe.execute()
+
+    async def set_aside(self, entry_id: str, fields: dict[Any, Any]) -> None:
+        """Move an entry the router could not decide to the set-aside stream for an operator."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(self.keys.set_aside, {**fields, "entry": entry_id}, maxlen=10_000, approximate=True)
+        pipe.xack(self.keys.inbound, "router", entry_id)
+        pipe.xdel(self.keys.inbound, entry_id)
+        await pipe.execute()
 
     async def acquire_router_lease(self, token: str, ms: int) -> bool:
         return bool(await self.redis.set(self.keys.router_lease, token, nx=True, px=ms))

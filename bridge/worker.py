@@ -20,10 +20,12 @@ import os
 import random
 import socket
 import time
+import traceback
 import uuid
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from bridge.core import case as core
 from bridge.core.deliveries import (
@@ -159,8 +161,8 @@ class Worker:
                     await asyncio.sleep(ROUTER_LEASE_MS / 4000)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("router error; retrying")
+            except Exception as exc:
+                log.error("router error; retrying\n%s", safe_trace(exc))
                 await asyncio.sleep(1)
 
     async def _lead(self) -> None:
@@ -207,13 +209,15 @@ class Worker:
             raw = json.loads(_text(fields.get(b"body", fields.get("body", b"{}"))))
             event = parse_line_event(raw) if source == "line" else parse_slack_event(raw)
             await self._apply(entry_id, event)
-        except Exception:
-            # A poison event must not stop the router; its content is never logged.
-            log.exception("routing failed entry=%s source=%s; dropping it", entry_id, source)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xack(self.store.keys.inbound, "router", entry_id)
-        pipe.xdel(self.store.keys.inbound, entry_id)
-        await pipe.execute()
+        except (RedisError, OSError):
+            raise  # the entry stays pending; the router reads it again once Redis answers
+        except Exception as exc:
+            # A poison event must not stop the router, and must not be lost either: it is set
+            # aside for an operator. Only the error's type and frames are logged, never content.
+            log.error("routing failed entry=%s source=%s; set aside\n%s", entry_id, source, safe_trace(exc))
+            await self.store.set_aside(entry_id, fields)
+            return
+        await self.store.forget_inbound(entry_id)
 
     async def _apply(self, entry_id: str, event: InboundEvent) -> None:
         now = time.time()
@@ -304,8 +308,8 @@ class Worker:
                     await asyncio.wait_for(wake.wait(), timeout=min(wait if wait is not None else 1.0, 1.0))
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("deliverer error; pausing")
+            except Exception as exc:
+                log.error("deliverer error; pausing\n%s", safe_trace(exc))
                 await asyncio.sleep(1)
             finally:
                 self._forget(wake)
@@ -316,7 +320,12 @@ class Worker:
 
     async def deliver(self, claim: Claim, token: str) -> None:
         """Make one delivery and settle it: complete, retry later, or fail with a report."""
-        delivery = from_payload(claim.payload)
+        try:
+            delivery = from_payload(claim.payload)
+        except (TypeError, ValueError) as exc:
+            log.error("undeliverable item=%s lane=%s; dropped\n%s", claim.item_id, claim.lane, safe_trace(exc))
+            await self.store.complete(claim, token=token)
+            return
         outcome, followups = await self._attempt(delivery, claim)
         if outcome.delivered:
             await self.store.complete(claim, token=token, followups=self._lane_items(claim, followups))
@@ -450,6 +459,12 @@ class Worker:
             ts = refreshed.thread_ts if refreshed else ts
             log.info("case thread opened case=%d", case.number)
         return outcome, ts
+
+
+def safe_trace(exc: BaseException) -> str:
+    """The exception's type and stack frames, without its message (which may quote content)."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    return f"{frames}{type(exc).__module__}.{type(exc).__qualname__}"
 
 
 def _text(value: bytes | str) -> str:

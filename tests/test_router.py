@@ -1,0 +1,97 @@
+"""The router's handling of recorded events, on fakeredis: replays, poison events, lost Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakeredis import aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from bridge.policy import load_policy
+from bridge.settings import load_settings
+from bridge.store import Store
+from bridge.worker import Worker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[Worker]:
+    redis = aioredis.FakeRedis()
+    settings = load_settings(
+        LINE_CHANNEL_SECRET="s3cret-line",
+        LINE_CHANNEL_ACCESS_TOKEN="line-token",
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="s3cret-slack",
+        SLACK_CHANNEL_ID="CCASES",
+        SLACK_SUPERVISOR_CHANNEL_ID="CSUP",
+    )
+    store = Store(redis, child_key_secret=b"k")
+    # The router never calls the platforms; only deliverers do.
+    made = Worker(
+        settings=settings,
+        policy=load_policy(ROOT / "config" / "bridge.toml"),
+        redis=redis,
+        store=store,
+        line=None,
+        slack=None,
+    )  # type: ignore[arg-type]
+    await store.ensure_router_group()
+    yield made
+    await redis.aclose()
+
+
+async def record_and_read(worker: Worker, body: str) -> tuple[str, dict[Any, Any]]:
+    await worker.store.record_events("line", [("ev-" + str(hash(body)), body)])
+    response: Any = await worker.redis.xreadgroup("router", "me", {worker.store.keys.inbound: ">"}, count=1)
+    entry_id, fields = response[0][1][0]
+    return entry_id.decode(), fields
+
+
+def child_text(text: str) -> str:
+    return json.dumps(
+        {
+            "type": "message",
+            "webhookEventId": "E1",
+            "timestamp": 1,
+            "source": {"type": "user", "userId": "Uchild"},
+            "message": {"type": "text", "id": "1", "text": text},
+        }
+    )
+
+
+async def test_a_replayed_entry_is_applied_once(worker: Worker) -> None:
+    entry_id, fields = await record_and_read(worker, child_text("一回"))
+    await worker.route_entry(entry_id, fields)
+    await worker.route_entry(entry_id, fields)  # as after a crash before the acknowledgement
+    assert await worker.store.lane_length("slack:1") == 1
+    assert await worker.redis.xlen(worker.store.keys.inbound) == 0  # the words left the stream
+
+
+async def test_a_poison_entry_is_set_aside_not_lost(worker: Worker, caplog: pytest.LogCaptureFixture) -> None:
+    entry_id, fields = await record_and_read(worker, "{not json 秘密")
+    await worker.route_entry(entry_id, fields)
+    assert await worker.redis.xlen(worker.store.keys.inbound) == 0
+    aside: Any = await worker.redis.xrange(worker.store.keys.set_aside)
+    assert len(aside) == 1 and aside[0][1][b"entry"] == entry_id.encode()
+    assert "秘密" not in caplog.text and "set aside" in caplog.text
+
+
+async def test_when_redis_fails_the_entry_stays_pending(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry_id, fields = await record_and_read(worker, child_text("待って"))
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RedisConnectionError("gone")
+
+    monkeypatch.setattr(worker.store, "open_or_get_case", broken)
+    with pytest.raises(RedisConnectionError):
+        await worker.route_entry(entry_id, fields)
+    pending: Any = await worker.redis.xpending(worker.store.keys.inbound, "router")
+    assert pending["pending"] == 1
+    monkeypatch.undo()
+    await worker.route_entry(entry_id, fields)
+    assert await worker.store.lane_length("slack:1") == 1
