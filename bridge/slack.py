@@ -121,20 +121,14 @@ def build_bolt_app(*, signing_secret: str, client: AsyncWebClient, store: Store)
         # A single workspace with a known bot token: no auth.test round trip on the web path.
         return AuthorizeResult(enterprise_id=None, team_id=None, bot_token=bot_token)
 
-    # Bolt warns that the client's token goes unused when authorize is given; it is meant.
-    bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
-    level = bolt_logger.level
-    bolt_logger.setLevel(logging.ERROR)
-    try:
-        app = AsyncApp(
-            signing_secret=signing_secret,
-            client=client,
-            authorize=authorize,
-            process_before_response=True,
-            ignoring_self_events_enabled=False,  # the core drops bot messages itself
-        )
-    finally:
-        bolt_logger.setLevel(level)
+    app = AsyncApp(
+        signing_secret=signing_secret,
+        client=client,
+        authorize=authorize,
+        process_before_response=True,
+        ignoring_self_events_enabled=False,  # the core drops bot messages itself
+        logger=_bolt_logger(),
+    )
 
     @app.event("message")
     async def record_message(body: dict[str, Any]) -> None:
@@ -146,6 +140,21 @@ def build_bolt_app(*, signing_secret: str, client: AsyncWebClient, store: Store)
         log.info("slack event recorded event_id=%s new=%d", event_id, recorded)
 
     return app
+
+
+class _DropIntendedWarnings(logging.Filter):
+    """Bolt warns that a token goes unused when a client and authorize are given: we mean it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "will be unused" not in message and "will be ignored" not in message
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("bridge.bolt")
+    if not any(isinstance(f, _DropIntendedWarnings) for f in logger.filters):
+        logger.addFilter(_DropIntendedWarnings())
+    return logger
 
 
 # --- translation ---------------------------------------------------------------------
