@@ -161,6 +161,9 @@ class Worker:
                     await asyncio.sleep(ROUTER_LEASE_MS / 4000)
             except asyncio.CancelledError:
                 raise
+            except (RedisError, OSError) as exc:
+                log.warning("router lost Redis (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1)
             except Exception as exc:
                 log.error("router error; retrying\n%s", safe_trace(exc))
                 await asyncio.sleep(1)
@@ -308,6 +311,9 @@ class Worker:
                     await asyncio.wait_for(wake.wait(), timeout=min(wait if wait is not None else 1.0, 1.0))
             except asyncio.CancelledError:
                 raise
+            except (RedisError, OSError) as exc:
+                log.warning("deliverer lost Redis (%s); pausing", type(exc).__name__)
+                await asyncio.sleep(1)
             except Exception as exc:
                 log.error("deliverer error; pausing\n%s", safe_trace(exc))
                 await asyncio.sleep(1)
