@@ -51,16 +51,22 @@ import redis as redis_sync  # noqa: E402
 
 from bridge import line as line_side  # noqa: E402
 from bridge import slack as slack_side  # noqa: E402
+from bridge.fakes.harness import Credentials, bridge_env, free_port, procfile_commands  # noqa: E402
 from bridge.fakes.line import FakeLine  # noqa: E402
 from bridge.fakes.slack import FakeSlack  # noqa: E402
 from bridge.store import Keys  # noqa: E402
 
-LINE_SECRET = "bench-line-channel-secret"
-LINE_TOKEN = "bench-line-access-token"
-SLACK_TOKEN = "xoxb-bench-bot-token"
-SLACK_SIGNING = "bench-slack-signing-secret"
-CHANNEL = "CCONSULT"
-SUPERVISORS = "CSUPER"
+CREDENTIALS = Credentials(
+    line_secret="bench-line-channel-secret",
+    line_token="bench-line-access-token",
+    slack_token="xoxb-bench-bot-token",
+    slack_signing="bench-slack-signing-secret",
+)
+LINE_SECRET = CREDENTIALS.line_secret
+LINE_TOKEN = CREDENTIALS.line_token
+SLACK_TOKEN = CREDENTIALS.slack_token
+SLACK_SIGNING = CREDENTIALS.slack_signing
+CHANNEL = CREDENTIALS.channel
 COUNSELLOR = "UCOUNSEL1"
 HOST = "127.0.0.1"
 
@@ -106,12 +112,6 @@ QUICK = Plan(
 
 class Stop(Exception):
     """Raised when a bounded wait runs out."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def pct(values: Iterable[float], p: float) -> float:
@@ -272,39 +272,6 @@ class Proc:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def procfile_commands() -> dict[str, str]:
-    commands = {}
-    for raw in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = raw.partition(":")
-        if command.strip():
-            commands[name.strip()] = command.strip()
-    return commands
-
-
-def bridge_env(redis_url: str, line_url: str, slack_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "SLACK_", "BRIDGE_", "REDIS_"))}
-    env.update(
-        LINE_CHANNEL_SECRET=LINE_SECRET,
-        LINE_CHANNEL_ACCESS_TOKEN=LINE_TOKEN,
-        SLACK_BOT_TOKEN=SLACK_TOKEN,
-        SLACK_SIGNING_SECRET=SLACK_SIGNING,
-        SLACK_CHANNEL_ID=CHANNEL,
-        SLACK_SUPERVISOR_CHANNEL_ID=SUPERVISORS,
-        REDIS_URL=redis_url,
-        BRIDGE_CONFIG=str(ROOT / "config" / "bridge.toml"),
-        LINE_API_BASE_URL=line_url,
-        LINE_DATA_API_BASE_URL=line_url,
-        SLACK_API_BASE_URL=slack_url + "/api/",
-        BRIDGE_LEASE_SECONDS="3",
-        BRIDGE_HTTP_TIMEOUT_SECONDS="2",
-        BRIDGE_RETRY_MAX_BACKOFF_SECONDS="2",
-        BRIDGE_LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return env
-
-
 class Rig:
     """Everything the benchmark starts; stop() undoes all of it, whatever state it is in."""
 
@@ -385,7 +352,13 @@ class Rig:
         self.fake_line = FakeLine(access_token=LINE_TOKEN).start()
         self.fake_slack = FakeSlack(bot_token=SLACK_TOKEN).start()  # no rate limit unless rate_limit() is called
 
-        env = bridge_env(f"redis://{HOST}:{self.redis_port}/0", self.line.url, self.slack.url)
+        env = bridge_env(
+            f"redis://{HOST}:{self.redis_port}/0",
+            self.line.url,
+            self.slack.url,
+            credentials=CREDENTIALS,
+            BRIDGE_LOG_LEVEL="WARNING",
+        )
         commands = procfile_commands()
         port = free_port()
         web_env = dict(env, PORT=str(port))

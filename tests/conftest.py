@@ -9,9 +9,7 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,22 +23,17 @@ import redis as redis_sync
 
 from bridge import line as line_side
 from bridge import slack as slack_side
+from bridge.fakes.harness import Credentials, bridge_env, free_port, procfile_commands
 from bridge.fakes.line import FakeLine
 from bridge.fakes.slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
-LINE_SECRET = "test-line-channel-secret"
-LINE_TOKEN = "test-line-access-token"
-SLACK_TOKEN = "xoxb-test-bot-token"
-SLACK_SIGNING = "test-slack-signing-secret"
-CHANNEL = "CCONSULT"
-SUPERVISORS = "CSUPER"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+CREDENTIALS = Credentials()
+LINE_SECRET = CREDENTIALS.line_secret
+LINE_TOKEN = CREDENTIALS.line_token
+SLACK_TOKEN = CREDENTIALS.slack_token
+SLACK_SIGNING = CREDENTIALS.slack_signing
+CHANNEL = CREDENTIALS.channel
 
 
 @dataclass
@@ -104,40 +97,6 @@ def fake_line() -> Iterator[FakeLine]:
 def fake_slack() -> Iterator[FakeSlack]:
     with FakeSlack(bot_token=SLACK_TOKEN) as fake:
         yield fake
-
-
-def procfile_commands() -> dict[str, str]:
-    commands = {}
-    for raw in (ROOT / "Procfile").read_text().splitlines():
-        name, _, command = raw.partition(":")
-        if command.strip():
-            commands[name.strip()] = command.strip()
-    return commands
-
-
-def bridge_env(redis_url: str, line_url: str, slack_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "SLACK_", "BRIDGE_", "REDIS_"))}
-    env.update(
-        LINE_CHANNEL_SECRET=LINE_SECRET,
-        LINE_CHANNEL_ACCESS_TOKEN=LINE_TOKEN,
-        SLACK_BOT_TOKEN=SLACK_TOKEN,
-        SLACK_SIGNING_SECRET=SLACK_SIGNING,
-        SLACK_CHANNEL_ID=CHANNEL,
-        SLACK_SUPERVISOR_CHANNEL_ID=SUPERVISORS,
-        REDIS_URL=redis_url,
-        BRIDGE_CONFIG=str(ROOT / "config" / "bridge.toml"),
-        LINE_API_BASE_URL=line_url,
-        LINE_DATA_API_BASE_URL=line_url,
-        SLACK_API_BASE_URL=slack_url + "/api/",
-        BRIDGE_LEASE_SECONDS="3",
-        BRIDGE_HTTP_TIMEOUT_SECONDS="2",
-        BRIDGE_RETRY_MAX_BACKOFF_SECONDS="2",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    # The Procfile's commands (uvicorn, bridge) live next to this interpreter.
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return env
 
 
 @dataclass

@@ -1,0 +1,75 @@
+"""Running the bridge's own processes locally, as tests and benchmarks do.
+
+The Procfile is the source of truth for how processes start; this module reads it and builds
+the environment that points them at a Redis and the fake LINE and Slack servers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Made-up secrets shared by the bridge processes and the client that signs requests."""
+
+    line_secret: str = "test-line-channel-secret"
+    line_token: str = "test-line-access-token"
+    slack_token: str = "xoxb-test-bot-token"
+    slack_signing: str = "test-slack-signing-secret"
+    channel: str = "CCONSULT"
+    supervisors: str = "CSUPER"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def procfile_commands(root: Path = ROOT) -> dict[str, str]:
+    """The Procfile's process types and their commands."""
+    commands = {}
+    for raw in (root / "Procfile").read_text().splitlines():
+        name, _, command = raw.partition(":")
+        if command.strip() and not name.startswith("#"):
+            commands[name.strip()] = command.strip()
+    return commands
+
+
+def bridge_env(
+    redis_url: str, line_url: str, slack_url: str, *, credentials: Credentials = Credentials(), **extra: str
+) -> dict[str, str]:
+    """The environment for a web or worker process talking to these servers.
+
+    Timeouts and leases are short so that failure tests finish in seconds.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "SLACK_", "BRIDGE_", "REDIS_"))}
+    env.update(
+        LINE_CHANNEL_SECRET=credentials.line_secret,
+        LINE_CHANNEL_ACCESS_TOKEN=credentials.line_token,
+        SLACK_BOT_TOKEN=credentials.slack_token,
+        SLACK_SIGNING_SECRET=credentials.slack_signing,
+        SLACK_CHANNEL_ID=credentials.channel,
+        SLACK_SUPERVISOR_CHANNEL_ID=credentials.supervisors,
+        REDIS_URL=redis_url,
+        BRIDGE_CONFIG=str(ROOT / "config" / "bridge.toml"),
+        LINE_API_BASE_URL=line_url,
+        LINE_DATA_API_BASE_URL=line_url,
+        SLACK_API_BASE_URL=slack_url + "/api/",
+        BRIDGE_LEASE_SECONDS="3",
+        BRIDGE_HTTP_TIMEOUT_SECONDS="2",
+        BRIDGE_RETRY_MAX_BACKOFF_SECONDS="2",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    # The Procfile's commands (uvicorn, bridge) live next to this interpreter.
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
