@@ -11,8 +11,8 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -27,12 +27,10 @@ from linebot.v3.messaging import (
 )
 
 from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored, InboundEvent
+from bridge.core.retry import DELIVERED, Outcome
 from bridge.core.text import describe_line_message
 
 log = logging.getLogger("bridge.line")
-
-# A reply token is valid for about a minute after the event; leave a margin for the call.
-REPLY_TOKEN_FRESH_MS = 50_000
 
 
 class WebhookBodyError(ValueError):
@@ -68,7 +66,7 @@ def split_webhook_body(body: bytes) -> list[tuple[str, str]]:
     for event in document["events"]:
         if not isinstance(event, dict):
             raise WebhookBodyError("each event must be an object")
-        encoded = json.dumps(event, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        encoded = json.dumps(event, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
         event_id = event.get("webhookEventId")
         if not isinstance(event_id, str) or not event_id or len(event_id) > 128:
             event_id = "sha256-" + hashlib.sha256(encoded.encode()).hexdigest()
@@ -79,6 +77,9 @@ def split_webhook_body(body: bytes) -> list[tuple[str, str]]:
 def parse_event(raw: Mapping[str, Any]) -> InboundEvent:
     """Translate one webhook event into a core event. Never raises; odd input is Ignored."""
     event_type = raw.get("type")
+    if raw.get("mode") == "standby":
+        # Another channel (module) is answering this chat; the bridge must stay silent.
+        return Ignored(f"{event_type} in standby mode")
     source = raw.get("source") if isinstance(raw.get("source"), Mapping) else {}
     assert isinstance(source, Mapping)
     source_type = source.get("type")
@@ -89,7 +90,7 @@ def parse_event(raw: Mapping[str, Any]) -> InboundEvent:
         return Ignored(f"{event_type} without a user id")
     event_id = str(raw.get("webhookEventId") or "")
     timestamp = raw.get("timestamp")
-    timestamp_ms = int(timestamp) if isinstance(timestamp, int | float) else 0
+    timestamp_ms = int(timestamp) if isinstance(timestamp, int | float) and math.isfinite(timestamp) else 0
     reply_token = raw.get("replyToken") if isinstance(raw.get("replyToken"), str) else None
 
     if event_type == "message":
@@ -118,7 +119,7 @@ def _child_message(
             message_type,
             sticker_keywords=[str(k) for k in keywords] if isinstance(keywords, list) else (),
             file_name=str(message["fileName"]) if "fileName" in message else None,
-            duration_ms=int(duration) if isinstance(duration, int | float) else None,
+            duration_ms=int(duration) if isinstance(duration, int | float) and math.isfinite(duration) else None,
             title=str(message["title"]) if message.get("title") else None,
         )
     return ChildMessage(
@@ -132,24 +133,6 @@ def _child_message(
 
 
 # --- the Messaging API client ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a delivery attempt ended. retry_after is set for platform throttling."""
-
-    status: str  # "delivered", "retry", "failed", "reply_token_rejected"
-    reason: str = ""
-    retry_after: float | None = None
-    # No answer came (timeout, dropped connection): the platform may still have acted on it.
-    ambiguous: bool = False
-
-    @property
-    def delivered(self) -> bool:
-        return self.status == "delivered"
-
-
-DELIVERED = Outcome("delivered")
 
 
 class LineClient:

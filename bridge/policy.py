@@ -11,14 +11,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-# Each text may use only these placeholders; check-config renders them with these samples.
-TEXT_PLACEHOLDERS: dict[str, dict[str, str]] = {
+# Each text may use only these placeholders. The samples have the types the bridge passes at
+# run time, so a format spec that would fail then (such as {case:s}) fails validation now.
+TEXT_PLACEHOLDERS: dict[str, dict[str, object]] = {
     "welcome": {"service": "多治見子どもLINE相談", "hotline": "0120-967-866"},
-    "case_root": {"case": "12", "opened_at": "11/30(火) 13:05"},
-    "unfollow_note": {"case": "12"},
+    "case_root": {"case": 12, "opened_at": "11/30(火) 13:05"},
+    "unfollow_note": {"case": 12},
     "edit_note": {},
     "delete_note": {},
-    "closed_case_ephemeral": {"case": "12"},
+    "closed_case_ephemeral": {"case": 12},
     "delivery_failed_note": {"reason": "LINEが受け付けませんでした (400)"},
 }
 
@@ -68,6 +69,10 @@ class TextsSection(_Strict):
         if unknown:
             known = ", ".join("{" + name + "}" for name in allowed) or "none"
             raise ValueError(f"uses unknown placeholder {{{unknown[0]}}} (allowed: {known})")
+        try:
+            value.format_map(allowed)
+        except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+            raise ValueError(f"cannot be rendered ({exc})") from None
         return value.strip()
 
 

@@ -16,18 +16,21 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import aiohttp
+from redis.exceptions import RedisError
+from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.core.events import Ignored, InboundEvent, ThreadDelete, ThreadEdit, ThreadMessage
-from bridge.line import DELIVERED, Outcome
+from bridge.core.retry import DELIVERED, Outcome
 from bridge.store import Store
 
 log = logging.getLogger("bridge.slack")
 
 SIGNATURE_WINDOW_S = 300
+_LOOKUP_PAGES = 10  # up to 2,000 messages since the delivery was queued
 DELIVERY_EVENT_TYPE = "bridge_delivery"
 CASE_EVENT_TYPE = "bridge_case"
 
@@ -130,13 +133,21 @@ def build_bolt_app(*, signing_secret: str, client: AsyncWebClient, store: Store)
         logger=_bolt_logger(),
     )
 
+    @app.error
+    async def on_error(error: Exception) -> BoltResponse:
+        # Bolt's default handler logs the exception's text; ours logs its type only. 503 when
+        # the event could not be recorded, so Slack retries it.
+        unavailable = isinstance(error, RedisError | OSError)
+        log.error("slack listener failed error=%s", type(error).__name__)
+        return BoltResponse(status=503 if unavailable else 500, body="")
+
     @app.event("message")
     async def record_message(body: dict[str, Any]) -> None:
         event_id = str(body.get("event_id") or "")
         event = body.get("event") or {}
         if not event_id:
             event_id = "sha256-" + hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()
-        recorded = await store.record_events("slack", [(event_id, json.dumps(event, ensure_ascii=False))])
+        recorded = await store.record_events("slack", [(event_id, json.dumps(event))])
         log.info("slack event recorded event_id=%s new=%d", event_id, recorded)
 
     return app
@@ -236,32 +247,44 @@ class SlackClient:
 
     async def find_posted(
         self, *, thread_ts: str | None, oldest: float, event_type: str, key: str, value: Any
-    ) -> str | None:
-        """The ts of a message an earlier attempt posted (found by its metadata), if any.
+    ) -> tuple[bool, str | None]:
+        """Look for a message an earlier attempt posted, by its metadata.
 
-        Raises nothing: on any error it returns None and the caller posts again.
+        Returns (looked, ts): looked is False when Slack could not be asked (then the caller
+        must not post again yet); ts is the message's ts when it was found.
         """
-        try:
-            if thread_ts:
-                response = await self.web.conversations_replies(
-                    channel=self.channel,
-                    ts=thread_ts,
-                    oldest=f"{oldest:.6f}",
-                    include_all_metadata=True,
-                    limit=200,
-                )
-            else:
-                response = await self.web.conversations_history(
-                    channel=self.channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=200
-                )
-        except Exception as exc:
-            log.warning("slack lookup failed error=%s", type(exc).__name__)
-            return None
-        for message in response.get("messages") or []:
-            metadata = message.get("metadata") or {}
-            if metadata.get("event_type") == event_type and (metadata.get("event_payload") or {}).get(key) == value:
-                return str(message.get("ts"))
-        return None
+        cursor = None
+        for _ in range(_LOOKUP_PAGES):
+            try:
+                if thread_ts:
+                    response = await self.web.conversations_replies(
+                        channel=self.channel,
+                        ts=thread_ts,
+                        oldest=f"{oldest:.6f}",
+                        include_all_metadata=True,
+                        limit=200,
+                        cursor=cursor,
+                    )
+                else:
+                    response = await self.web.conversations_history(
+                        channel=self.channel,
+                        oldest=f"{oldest:.6f}",
+                        include_all_metadata=True,
+                        limit=200,
+                        cursor=cursor,
+                    )
+            except Exception as exc:
+                log.warning("slack lookup failed error=%s", type(exc).__name__)
+                return False, None
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == event_type and payload.get(key) == value:
+                    return True, str(message.get("ts"))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return True, None
+        return True, None
 
     async def react(self, *, ts: str, name: str) -> Outcome:
         try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -96,6 +97,14 @@ class Keys:
 
     def hold(self, platform: str) -> str:
         return f"{self.lanes_prefix}hold:{platform}"
+
+    @property
+    def deliveries_set_aside(self) -> str:
+        return f"{self.lanes_prefix}set-aside"
+
+    @property
+    def pseudonym_key(self) -> str:
+        return f"{self.cases_prefix}pseudonym-key"
 
     @property
     def wake_channel(self) -> str:
@@ -203,18 +212,22 @@ end
 return out
 """
 
-# KEYS[1] due, KEYS[2] attempts; ARGV: lanes prefix, lane, token, item id, now, wake channel,
-# then follow-up lane, item pairs. Pops the item if it is still the head, enqueues follow-ups
-# in the same step, and releases the lease if still ours.
+# KEYS[1] due, KEYS[2] attempts, KEYS[3] set-aside stream; ARGV: lanes prefix, lane, token,
+# item id, now, wake channel, aside ('1' moves the item to the set-aside stream), then
+# follow-up lane, item pairs. Pops the item if it is still the head, enqueues follow-ups in
+# the same step, and releases the lease if still ours.
 _COMPLETE = """
 local lane_key = ARGV[1] .. 'lane:' .. ARGV[2]
 local head = redis.call('LINDEX', lane_key, 0)
 local popped = 0
 if head and string.match(head, '^([^|]*)|') == ARGV[4] then
+  if ARGV[7] == '1' then
+    redis.call('XADD', KEYS[3], '*', 'lane', ARGV[2], 'item', head)
+  end
   redis.call('LPOP', lane_key)
   redis.call('HDEL', KEYS[2], ARGV[4])
   popped = 1
-  for i = 7, #ARGV, 2 do
+  for i = 8, #ARGV, 2 do
     redis.call('RPUSH', ARGV[1] .. 'lane:' .. ARGV[i], ARGV[i + 1])
     redis.call('ZADD', KEYS[1], 'NX', ARGV[5], ARGV[i])
   end
@@ -242,6 +255,24 @@ if ARGV[6] ~= '' then
 end
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
 redis.call('DEL', lease_key)
+return 1
+"""
+
+# KEYS[1] due; ARGV: lanes prefix, lane, token, lease ms, now. Extends a lane lease still ours.
+_RENEW_LANE = """
+local lease_key = ARGV[1] .. 'lease:' .. ARGV[2]
+if redis.call('GET', lease_key) ~= ARGV[3] then return 0 end
+redis.call('PEXPIRE', lease_key, ARGV[4])
+redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[5]) + tonumber(ARGV[4]), ARGV[2])
+return 1
+"""
+
+# KEYS[1] router lease; ARGV token, ms. Takes the lease if free, or extends it if ours.
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if holder then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
@@ -274,7 +305,8 @@ def encode_item(item_id: str, payload: dict[str, Any], enqueued_ms: int) -> str:
     if "|" in item_id:
         raise ValueError("item ids may not contain '|'")
     body = {"at": enqueued_ms, "delivery": payload}
-    return item_id + "|" + json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    # ASCII escapes: a lone surrogate from a client must not make the Redis client fail.
+    return item_id + "|" + json.dumps(body, ensure_ascii=True, separators=(",", ":"))
 
 
 def decode_item(raw: str) -> tuple[str, dict[str, Any], int]:
@@ -286,7 +318,7 @@ def decode_item(raw: str) -> tuple[str, dict[str, Any], int]:
 class Store:
     """The bridge's state in Redis. Every method is one round trip unless it says otherwise."""
 
-    def __init__(self, redis: Redis, *, child_key_secret: bytes, keys: Keys | None = None) -> None:
+    def __init__(self, redis: Redis, *, child_key_secret: bytes | None = None, keys: Keys | None = None) -> None:
         self.redis = redis
         self.keys = keys or Keys()
         self._child_key_secret = child_key_secret
@@ -299,9 +331,23 @@ class Store:
         self._complete = redis.register_script(_COMPLETE)
         self._retry = redis.register_script(_RETRY)
         self._renew = redis.register_script(_RENEW)
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._renew_lane = redis.register_script(_RENEW_LANE)
+
+    async def prepare(self) -> None:
+        """Load the pseudonym key, making it on first use. Stored in Redis, so it stays the
+        same when secrets are rotated and every worker derives the same names."""
+        if self._child_key_secret is None:
+            await self.redis.set(self.keys.pseudonym_key, secrets.token_hex(32), nx=True)
+            stored = await self.redis.get(self.keys.pseudonym_key)
+            if stored is None:
+                raise RuntimeError("the pseudonym key vanished from Redis")
+            self._child_key_secret = _text(stored).encode()
 
     def child_key(self, child_id: str) -> str:
         """A stable pseudonym for a LINE user ID, so key names never carry the ID itself."""
+        if self._child_key_secret is None:
+            raise RuntimeError("Store.prepare() must run before child keys are derived")
         return hmac.new(self._child_key_secret, child_id.encode(), hashlib.sha256).hexdigest()[:32]
 
     # --- inbound ----------------------------------------------------------------------
@@ -342,7 +388,8 @@ class Store:
         await pipe.execute()
 
     async def acquire_router_lease(self, token: str, ms: int) -> bool:
-        return bool(await self.redis.set(self.keys.router_lease, token, nx=True, px=ms))
+        """Take the router lease if free (or extend it if this token already holds it)."""
+        return bool(await self._acquire(keys=[self.keys.router_lease], args=[token, ms]))
 
     async def renew_router_lease(self, token: str, ms: int) -> bool:
         return bool(await self._renew(keys=[self.keys.router_lease], args=[token, ms]))
@@ -432,9 +479,17 @@ class Store:
         return claims
 
     async def complete(
-        self, claim: Claim, *, token: str, followups: Sequence[tuple[str, str, dict[str, Any]]] = ()
+        self,
+        claim: Claim,
+        *,
+        token: str,
+        followups: Sequence[tuple[str, str, dict[str, Any]]] = (),
+        set_aside: bool = False,
     ) -> bool:
-        """Pop a delivered (or finally failed) item and append its follow-ups in one step."""
+        """Pop a delivered (or finally failed) item and append its follow-ups in one step.
+
+        With set_aside, the item is kept in the set-aside stream for an operator instead.
+        """
         now = now_ms()
         args: list[str | int] = [
             self.keys.lanes_prefix,
@@ -443,10 +498,21 @@ class Store:
             claim.item_id,
             now,
             self.keys.wake_channel,
+            "1" if set_aside else "0",
         ]
         for lane, item_id, payload in followups:
             args += [lane, encode_item(item_id, payload, now)]
-        return bool(await self._complete(keys=[self.keys.due, self.keys.attempts], args=args))
+        keys = [self.keys.due, self.keys.attempts, self.keys.deliveries_set_aside]
+        return bool(await self._complete(keys=keys, args=args))
+
+    async def set_aside_delivery(self, claim: Claim, *, token: str) -> bool:
+        """Take an item out of its lane into the set-aside stream, so the lane moves on."""
+        return await self.complete(claim, token=token, set_aside=True)
+
+    async def renew_lane_lease(self, lane: str, *, token: str, lease_ms: int) -> bool:
+        """Extend a lane lease this token holds; False if it was lost to another worker."""
+        args: list[str | int] = [self.keys.lanes_prefix, lane, token, lease_ms, now_ms()]
+        return bool(await self._renew_lane(keys=[self.keys.due], args=args))
 
     async def retry_later(
         self, claim: Claim, *, token: str, delay_s: float, replacement: dict[str, Any] | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -48,7 +49,8 @@ from bridge.core.events import (
     ThreadEdit,
     ThreadMessage,
 )
-from bridge.line import REPLY_TOKEN_FRESH_MS, LineClient, Outcome
+from bridge.core.retry import DELIVERED, Action, Outcome, RetryRules, next_step, use_reply_token
+from bridge.line import LineClient
 from bridge.line import parse_event as parse_line_event
 from bridge.policy import Policy
 from bridge.settings import Settings
@@ -94,17 +96,20 @@ class Worker:
         self._idle: collections.deque[asyncio.Event] = collections.deque()
         self._stopping = asyncio.Event()
         self.lease_ms = int(settings.BRIDGE_LEASE_SECONDS * 1000)
+        self.retry_rules = RetryRules(
+            give_up_after_s=settings.BRIDGE_RETRY_GIVE_UP_SECONDS,
+            max_backoff_s=settings.BRIDGE_RETRY_MAX_BACKOFF_SECONDS,
+            unanswered_wait_s=settings.BRIDGE_HTTP_TIMEOUT_SECONDS,
+        )
 
     @classmethod
     def build(cls, settings: Settings, policy: Policy, redis: Redis) -> Worker:
         """A worker with its API clients made from settings. Call inside the event loop."""
-        from bridge.app import child_key_secret
-
         return cls(
             settings=settings,
             policy=policy,
             redis=redis,
-            store=Store(redis, child_key_secret=child_key_secret(settings)),
+            store=Store(redis),
             line=LineClient(
                 access_token=settings.LINE_CHANNEL_ACCESS_TOKEN,
                 api_base_url=settings.LINE_API_BASE_URL,
@@ -134,19 +139,25 @@ class Worker:
             self._idle.popleft().set()
 
     async def run(self) -> None:
-        """Run the router and the deliverers until stop() is called."""
+        """Run the router and the deliverers until stop() is called.
+
+        On stop, deliveries in flight get one HTTP timeout to finish, so a reply that was
+        sent is also settled (and not sent again by the next worker).
+        """
+        await self.store.prepare()
         await self.store.ensure_router_group()
-        tasks = [asyncio.create_task(self._route_forever(), name="router")]
-        tasks.append(asyncio.create_task(self._listen_for_wakeups(), name="wake"))
-        tasks += [
+        router = asyncio.create_task(self._route_forever(), name="router")
+        waker = asyncio.create_task(self._listen_for_wakeups(), name="wake")
+        deliverers = [
             asyncio.create_task(self._deliver_forever(i), name=f"deliverer-{i}")
             for i in range(self.settings.BRIDGE_WORKER_CONCURRENCY)
         ]
         log.info("worker started name=%s deliverers=%d", self.name, self.settings.BRIDGE_WORKER_CONCURRENCY)
         await self._stopping.wait()
-        for task in tasks:
+        _, unfinished = await asyncio.wait([router, *deliverers], timeout=self.settings.BRIDGE_HTTP_TIMEOUT_SECONDS + 2)
+        for task in [*unfinished, waker]:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(router, waker, *deliverers, return_exceptions=True)
         log.info("worker stopped name=%s", self.name)
 
     # --- the router ----------------------------------------------------------------
@@ -158,21 +169,37 @@ class Worker:
                     log.info("router leading name=%s", self.name)
                     await self._lead()
                 else:
-                    await asyncio.sleep(ROUTER_LEASE_MS / 4000)
+                    await self._pause(ROUTER_LEASE_MS / 4000)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
                 log.warning("router lost Redis (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(1)
+                await self._pause(1)
             except Exception as exc:
                 log.error("router error; retrying\n%s", safe_trace(exc))
-                await asyncio.sleep(1)
+                await self._pause(1)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the worker is stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _lead(self) -> None:
-        """Process the stream while holding the lease; stop before it could lapse."""
+        """Process the stream in order while holding the lease; stop before it could lapse.
+
+        The router first works through entries already delivered to it (its own pending
+        list, which after a take-over holds the previous leader's unfinished entries), and
+        goes back to them whenever it stopped a batch early, so order holds.
+        """
+        claim_from = "0-0"
+        while True:  # take over all of an earlier leader's pending entries
+            result: Any = await self.redis.xautoclaim(
+                self.store.keys.inbound, "router", self.name, 0, claim_from, count=1000
+            )
+            claim_from = _text(result[0])
+            if claim_from == "0-0":
+                break
         valid_until = time.monotonic() + ROUTER_LEASE_MS / 1000
-        # Take over what an earlier leader read but did not finish, oldest first.
-        await self.redis.xautoclaim(self.store.keys.inbound, "router", self.name, 0, "0-0", count=10_000)
         cursor = "0"
         try:
             while not self._stopping.is_set():
@@ -193,22 +220,25 @@ class Worker:
                     cursor = ">"  # our pending entries are done; now new ones
                     continue
                 for entry_id, fields in entries:
-                    if time.monotonic() > valid_until - 0.5:
-                        break  # let the loop renew before deciding more
+                    if time.monotonic() > valid_until - 0.5 or self._stopping.is_set():
+                        cursor = "0"  # the rest of this batch is pending: read it again first
+                        break
                     await self.route_entry(_text(entry_id), fields)
         finally:
             if self._stopping.is_set():
                 with contextlib.suppress(Exception):
                     await self.store.release_router_lease(self.name)
 
-    async def route_entry(self, entry_id: str, fields: dict[Any, Any]) -> None:
+    async def route_entry(self, entry_id: str, fields: dict[Any, Any] | None) -> None:
         """Decide one recorded event and apply the decision; then forget the event.
 
         Safe to repeat: deliveries are enqueued at most once per entry, and state changes
         come after them, so a replay after a crash decides the same.
         """
-        source = _text(fields.get(b"source", fields.get("source", b"")))
+        fields = fields or {}  # a pending entry whose content is gone reads as None
+        source = "?"
         try:
+            source = _text(fields.get(b"source", fields.get("source", b"")))
             raw = json.loads(_text(fields.get(b"body", fields.get("body", b"{}"))))
             event = parse_line_event(raw) if source == "line" else parse_slack_event(raw)
             await self._apply(entry_id, event)
@@ -329,60 +359,57 @@ class Worker:
         try:
             delivery = from_payload(claim.payload)
         except (TypeError, ValueError) as exc:
-            log.error("undeliverable item=%s lane=%s; dropped\n%s", claim.item_id, claim.lane, safe_trace(exc))
-            await self.store.complete(claim, token=token)
+            log.error("undeliverable item=%s lane=%s; set aside\n%s", claim.item_id, claim.lane, safe_trace(exc))
+            await self.store.set_aside_delivery(claim, token=token)
             return
-        outcome, followups = await self._attempt(delivery, claim)
-        if outcome.delivered:
-            await self.store.complete(claim, token=token, followups=self._lane_items(claim, followups))
-            log.info("delivered item=%s kind=%s attempts=%d", claim.item_id, delivery.kind, claim.attempts)
-            return
-        if outcome.status == "reply_token_rejected" and isinstance(delivery, LineReply):
-            # The token went stale: push the same texts instead, right away.
-            replacement = to_payload(
-                LineReply(
-                    to=delivery.to,
-                    reply_token=None,
-                    event_ms=delivery.event_ms,
-                    texts=delivery.texts,
-                    retry_key=delivery.retry_key,
-                    case=delivery.case,
-                )
-            )
-            await self.store.retry_later(claim, token=token, delay_s=0, replacement=replacement)
-            return
-        age_s = (time.time() * 1000 - claim.enqueued_ms) / 1000
-        if outcome.status == "retry" and age_s < self.settings.BRIDGE_RETRY_GIVE_UP_SECONDS:
-            if outcome.retry_after is not None:
-                await self.store.hold(claim.lane.split(":")[0], outcome.retry_after)
-                delay = outcome.retry_after
-            else:
-                delay = min(
-                    self.settings.BRIDGE_RETRY_MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(claim.attempts - 1, 16)
-                ) * random.uniform(0.8, 1.2)
-                if outcome.ambiguous:
-                    # The platform may still be working on the unanswered request; give it as long
-                    # again before looking for it (Slack) or resending with the same key (LINE).
-                    delay = max(delay, self.settings.BRIDGE_HTTP_TIMEOUT_SECONDS)
-            await self.store.retry_later(claim, token=token, delay_s=delay)
-            log.warning(
-                "delivery retry item=%s kind=%s attempts=%d in=%.1fs reason=%s",
-                claim.item_id,
-                delivery.kind,
-                claim.attempts,
-                delay,
-                outcome.reason,
-            )
-            return
-        failed = self._after_failure(delivery, outcome.reason)
-        await self.store.complete(claim, token=token, followups=self._lane_items(claim, failed))
-        log.error(
-            "delivery failed item=%s kind=%s attempts=%d reason=%s",
-            claim.item_id,
-            delivery.kind,
-            claim.attempts,
-            outcome.reason,
+        heartbeat = asyncio.create_task(self._keep_lease(claim, token))
+        try:
+            outcome, followups = await self._attempt(delivery, claim)
+        except (RedisError, OSError) as exc:
+            outcome, followups = Outcome("retry", f"redis: {type(exc).__name__}", ambiguous=True), ()
+        except Exception as exc:
+            # A bug must not leave the lane leased forever: back off like any failure.
+            log.error("delivery attempt raised item=%s\n%s", claim.item_id, safe_trace(exc))
+            outcome, followups = Outcome("retry", f"bridge error: {type(exc).__name__}"), ()
+        finally:
+            heartbeat.cancel()
+        step = next_step(
+            delivery,
+            outcome,
+            attempts=claim.attempts,
+            age_s=(time.time() * 1000 - claim.enqueued_ms) / 1000,
+            rules=self.retry_rules,
+            jitter=random.uniform(0.8, 1.2),
         )
+        fields = f"item={claim.item_id} kind={delivery.kind} attempts={claim.attempts}"
+        if step.action is Action.COMPLETE:
+            await self.store.complete(claim, token=token, followups=self._lane_items(claim, followups))
+            log.info("delivered %s", fields)
+        elif step.action is Action.PUSH_INSTEAD:
+            assert isinstance(delivery, LineReply)
+            replacement = to_payload(dataclasses.replace(delivery, reply_token=None))
+            await self.store.retry_later(claim, token=token, delay_s=0, replacement=replacement)
+            log.info("reply token refused; pushing instead %s", fields)
+        elif step.action is Action.RETRY:
+            if step.hold_platform_s is not None:
+                await self.store.hold(claim.lane.split(":")[0], step.hold_platform_s)
+            await self.store.retry_later(claim, token=token, delay_s=step.delay_s)
+            log.warning("delivery retry %s in=%.1fs reason=%s", fields, step.delay_s, outcome.reason)
+        elif step.action is Action.SET_ASIDE:
+            await self.store.set_aside_delivery(claim, token=token)
+            log.error("child message set aside for an operator %s reason=%s", fields, outcome.reason)
+        else:
+            failed = self._after_failure(delivery, outcome.reason)
+            await self.store.complete(claim, token=token, followups=self._lane_items(claim, failed))
+            log.error("delivery failed %s reason=%s", fields, outcome.reason)
+
+    async def _keep_lease(self, claim: Claim, token: str) -> None:
+        """Renew the lane's lease while an attempt runs, so no other worker takes it over."""
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000)
+            if not await self.store.renew_lane_lease(claim.lane, token=token, lease_ms=self.lease_ms):
+                log.warning("lane lease lost item=%s", claim.item_id)
+                return
 
     def _after_failure(self, delivery: Delivery, reason: str) -> tuple[Delivery, ...]:
         if isinstance(delivery, LinePush | LineReply):
@@ -397,8 +424,8 @@ class Worker:
             outcome = await self.line.push(delivery.to, delivery.texts, delivery.retry_key)
             return outcome, core.after_line_delivered(delivery) if outcome.delivered else ()
         if isinstance(delivery, LineReply):
-            fresh = time.time() * 1000 - delivery.event_ms < REPLY_TOKEN_FRESH_MS
-            if delivery.reply_token and fresh and claim.attempts == 1:
+            if use_reply_token(delivery, now_ms=int(time.time() * 1000), attempts=claim.attempts):
+                assert delivery.reply_token is not None
                 return await self.line.reply(delivery.reply_token, delivery.texts), ()
             return await self.line.push(delivery.to, delivery.texts, delivery.retry_key), ()
         if isinstance(delivery, ThreadPost):
@@ -410,7 +437,7 @@ class Worker:
         thread_ts = case.thread_ts if case else None
         outcome = await self.slack.post_ephemeral(user=delivery.user, thread_ts=thread_ts, text=delivery.text)
         if outcome.status == "failed":
-            return Outcome("delivered"), ()  # the person left the channel; nothing to do
+            return DELIVERED, ()  # the person left the channel: there is no one to tell
         return outcome, ()
 
     async def _post_in_thread(self, post: ThreadPost, claim: Claim) -> Outcome:
@@ -424,15 +451,17 @@ class Worker:
                 return outcome
         if claim.attempts > 1:
             # An earlier attempt may have landed before the worker lost track of it.
-            found = await self.slack.find_posted(
+            looked, found = await self.slack.find_posted(
                 thread_ts=thread_ts,
-                oldest=case.opened_at - 60,
+                oldest=claim.enqueued_ms / 1000 - 60,
                 event_type=DELIVERY_EVENT_TYPE,
                 key="delivery",
                 value=claim.item_id,
             )
+            if not looked:
+                return Outcome("retry", "could not check for an earlier post")
             if found:
-                return Outcome("delivered")
+                return DELIVERED
         outcome, _ = await self.slack.post(
             text=post.text,
             thread_ts=thread_ts,
@@ -444,14 +473,16 @@ class Worker:
     async def _open_thread(self, case: core.Case, retrying: bool) -> tuple[Outcome, str | None]:
         ts = None
         if retrying:
-            ts = await self.slack.find_posted(
+            looked, ts = await self.slack.find_posted(
                 thread_ts=None,
                 oldest=case.opened_at - 60,
                 event_type=CASE_EVENT_TYPE,
                 key="case",
                 value=case.number,
             )
-        outcome = Outcome("delivered")
+            if not looked:
+                return Outcome("retry", "could not check for an earlier root"), None
+        outcome = DELIVERED
         if ts is None:
             outcome, ts = await self.slack.post(
                 text=core.root_text(case, self.policy),

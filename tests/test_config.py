@@ -83,12 +83,25 @@ def test_the_shipped_policy_follows_the_published_facts() -> None:
     [
         (lambda d: d["texts"].update(welcome="こんにちは {name}"), "texts.welcome: uses unknown placeholder {name}"),
         (lambda d: d["texts"].update(case_root="#{case"), "texts.case_root: is not a valid template"),
+        (lambda d: d["texts"].update(case_root="#{case:s}"), "texts.case_root: cannot be rendered"),
+        (lambda d: d["texts"].update(case_root="#{case.real}"), "texts.case_root: uses unknown placeholder"),
+        (lambda d: d["texts"].update(case_root="#{}"), "texts.case_root: uses unknown placeholder"),
         (lambda d: d["service"].update(timezone="Mars/Base"), "service.timezone: unknown timezone"),
         (lambda d: d["service"].update(colour="blue"), "service.colour: is not a known setting"),
         (lambda d: d["texts"].pop("edit_note"), "texts.edit_note: is required"),
         (lambda d: d["service"].update(note_prefix=""), "service.note_prefix"),
     ],
-    ids=["unknown-placeholder", "broken-template", "timezone", "unknown-key", "missing-text", "empty-prefix"],
+    ids=[
+        "unknown-placeholder",
+        "broken-template",
+        "bad-format-spec",
+        "attribute-access",
+        "positional",
+        "timezone",
+        "unknown-key",
+        "missing-text",
+        "empty-prefix",
+    ],
 )
 def test_a_bad_policy_names_the_key(mutate: object, message: str) -> None:
     import tomllib

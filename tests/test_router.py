@@ -95,3 +95,32 @@ async def test_when_redis_fails_the_entry_stays_pending(worker: Worker, monkeypa
     monkeypatch.undo()
     await worker.route_entry(entry_id, fields)
     assert await worker.store.lane_length("slack:1") == 1
+
+
+async def test_a_batch_cut_short_for_lease_renewal_resumes_in_order(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import bridge.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "ROUTER_LEASE_MS", 1500)  # the batch outlasts the lease margin
+    routed: list[str] = []
+
+    async def slow_apply(entry_id: str, event: object) -> None:
+        await asyncio.sleep(0.15)
+        routed.append(entry_id)
+
+    monkeypatch.setattr(worker, "_apply", slow_apply)
+    for i in range(12):
+        await worker.store.record_events("line", [(f"e{i}", child_text(str(i)))])
+    recorded = [entry_id.decode() for entry_id, _ in await worker.redis.xrange(worker.store.keys.inbound)]
+    assert await worker.store.acquire_router_lease(worker.name, 1500)
+    leading = asyncio.create_task(worker._lead())
+    for _ in range(100):
+        if len(routed) >= 12:
+            break
+        await asyncio.sleep(0.05)
+    worker.stop()
+    await asyncio.wait_for(leading, 5)
+    assert routed == recorded

@@ -142,3 +142,49 @@ def test_keys_share_slots_by_concern() -> None:
     assert "{in}" in keys.inbound and "{in}" in keys.seen("line", "x") and "{in}" in keys.router_lease
     assert "{cases}" in keys.case(3) and "{cases}" in keys.open_by_child and "{cases}" in keys.by_thread
     assert "{dq}" in keys.lane("slack:1") and "{dq}" in keys.due and "{dq}" in keys.hold("slack")
+
+
+async def test_a_heartbeat_keeps_the_lane_and_a_lost_lease_says_so(store: Store) -> None:
+    await store.enqueue([("slack:1", "a", {})], marker=None)
+    assert await store.claim(token="w1", lease_ms=100, max_lanes=1)
+    for _ in range(3):
+        await asyncio.sleep(0.06)
+        assert await store.renew_lane_lease("slack:1", token="w1", lease_ms=100)
+    assert await store.claim(token="w2", lease_ms=100, max_lanes=1) == []  # still ours
+    assert not await store.renew_lane_lease("slack:1", token="w2", lease_ms=100)
+
+
+async def test_set_aside_keeps_the_item_and_moves_the_lane_on(store: Store) -> None:
+    await store.enqueue([("slack:1", "a", {"text": "こども"}), ("slack:1", "b", {})], marker=None)
+    (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert await store.set_aside_delivery(claim, token="w")
+    aside = await store.redis.xrange(store.keys.deliveries_set_aside)
+    assert len(aside) == 1 and aside[0][1][b"lane"] == b"slack:1"
+    (following,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert following.item_id == "b"
+
+
+async def test_router_lease_is_exclusive_and_reentrant(store: Store) -> None:
+    assert await store.acquire_router_lease("a", 5000)
+    assert await store.acquire_router_lease("a", 5000)  # its holder may take it again
+    assert not await store.acquire_router_lease("b", 5000)
+    await store.release_router_lease("a")
+    await asyncio.sleep(0.01)
+    assert await store.acquire_router_lease("b", 5000)
+
+
+async def test_the_pseudonym_key_is_made_once_and_shared() -> None:
+    redis = aioredis.FakeRedis()
+    first, second = Store(redis), Store(redis)
+    with pytest.raises(RuntimeError):
+        first.child_key("U1")
+    await first.prepare()
+    await second.prepare()
+    assert first.child_key("U1") == second.child_key("U1") != first.child_key("U2")
+    await redis.aclose()
+
+
+async def test_items_survive_a_lone_surrogate(store: Store) -> None:
+    await store.enqueue([("slack:1", "a", {"text": "\ud83d"})], marker=None)
+    (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert claim.payload == {"text": "\ud83d"}

@@ -152,5 +152,20 @@ def test_readyz_is_503_without_redis(bridge_factory: Any) -> None:
     bridge: Bridge = bridge_factory(worker=0, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     assert httpx.get(bridge.url + "/healthz").status_code == 200
     assert httpx.get(bridge.url + "/readyz", timeout=15).status_code == 503
-    # With Redis down the webhook cannot record, so it must not claim success.
+    # With Redis down the webhooks cannot record, so they must not claim success.
     assert bridge.line_events(line_text_event(CHILD, "x")).status_code == 503
+    slack = bridge.slack_event(
+        {"type": "message", "channel": "CCONSULT", "user": "U1", "text": "x", "ts": "1.2", "thread_ts": "1.1"}
+    )
+    assert slack.status_code == 503
+    assert "Traceback" not in bridge.logs()
+
+
+def test_a_lone_surrogate_from_a_client_is_relayed_not_refused(bridge: Bridge) -> None:
+    # json.dumps escapes the lone surrogate as \\ud83d: valid JSON, but not valid UTF-16 text.
+    body = json.dumps({"events": [line_text_event(CHILD, "half \ud83d emoji")]}).encode()
+    assert b"\\ud83d" in body
+    response = bridge.line_post(body)
+    assert response.status_code == 200
+    bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.messages()) == 2)
+    assert bridge.fake_slack.messages()[1]["text"].startswith("half ")

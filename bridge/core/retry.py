@@ -1,0 +1,84 @@
+"""What to do after a delivery attempt: the retry rules, as pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bridge.core.deliveries import Delivery, LineReply, ThreadPost
+
+# A reply token lives about a minute after its event; leave a margin for the call itself.
+REPLY_TOKEN_FRESH_MS = 50_000
+FIRST_BACKOFF_S = 0.5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended, as an adapter classified the platform's answer."""
+
+    status: str  # "delivered", "retry", "failed", "reply_token_rejected"
+    reason: str = ""
+    retry_after: float | None = None  # the platform asked us to wait (429 Retry-After)
+    # No answer came (timeout, dropped connection): the platform may still have acted on it.
+    ambiguous: bool = False
+
+    @property
+    def delivered(self) -> bool:
+        return self.status == "delivered"
+
+
+DELIVERED = Outcome("delivered")
+
+
+@dataclass(frozen=True)
+class RetryRules:
+    give_up_after_s: float
+    max_backoff_s: float
+    unanswered_wait_s: float  # after an unanswered request, wait at least this long
+
+
+class Action(StrEnum):
+    COMPLETE = "complete"  # delivered: remove it, enqueue what follows
+    RETRY = "retry"  # try the same delivery again after delay_s
+    PUSH_INSTEAD = "push_instead"  # the reply token was refused: push the same texts now
+    FAIL = "fail"  # give up and report where a person looks
+    SET_ASIDE = "set_aside"  # a child's words Slack will not take: keep them for an operator
+
+
+@dataclass(frozen=True)
+class Next:
+    action: Action
+    delay_s: float = 0.0
+    hold_platform_s: float | None = None  # pause every lane to the platform this long
+
+
+def use_reply_token(delivery: LineReply, *, now_ms: int, attempts: int) -> bool:
+    """Reply (free, and answers this event) only on the first try while the token is fresh."""
+    return delivery.reply_token is not None and attempts == 1 and now_ms - delivery.event_ms < REPLY_TOKEN_FRESH_MS
+
+
+def is_childs_words(delivery: Delivery) -> bool:
+    return isinstance(delivery, ThreadPost) and delivery.role == "child"
+
+
+def next_step(
+    delivery: Delivery, outcome: Outcome, *, attempts: int, age_s: float, rules: RetryRules, jitter: float = 1.0
+) -> Next:
+    """Decide what follows an attempt. A child's words are never given up on while Slack
+    may still take them; everything else stops retrying after rules.give_up_after_s."""
+    if outcome.delivered:
+        return Next(Action.COMPLETE)
+    if outcome.status == "reply_token_rejected" and isinstance(delivery, LineReply):
+        return Next(Action.PUSH_INSTEAD)
+    if outcome.status == "retry" and (is_childs_words(delivery) or age_s < rules.give_up_after_s):
+        if outcome.retry_after is not None:
+            return Next(Action.RETRY, delay_s=outcome.retry_after, hold_platform_s=outcome.retry_after)
+        delay = min(rules.max_backoff_s, FIRST_BACKOFF_S * 2 ** min(attempts - 1, 16)) * jitter
+        if outcome.ambiguous:
+            # The platform may still be working on it; give it as long again before looking
+            # for it (Slack) or resending with the same retry key (LINE).
+            delay = max(delay, rules.unanswered_wait_s)
+        return Next(Action.RETRY, delay_s=delay)
+    if is_childs_words(delivery):
+        return Next(Action.SET_ASIDE)
+    return Next(Action.FAIL)

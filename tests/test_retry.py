@@ -1,0 +1,72 @@
+"""The retry rules: what follows each kind of attempt outcome. Pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.core.deliveries import LinePush, LineReply, Reaction, ThreadPost
+from bridge.core.retry import Action, Outcome, RetryRules, next_step, use_reply_token
+
+RULES = RetryRules(give_up_after_s=3600, max_backoff_s=60, unanswered_wait_s=10)
+PUSH = LinePush(to="U", texts=("x",), retry_key="k", case=1, slack_ts="1.1")
+CHILD_POST = ThreadPost(case=1, text="x", role="child")
+NOTE = ThreadPost(case=1, text="x", role="note")
+
+
+def step(delivery: object, outcome: Outcome, *, attempts: int = 1, age_s: float = 0) -> object:
+    return next_step(delivery, outcome, attempts=attempts, age_s=age_s, rules=RULES)  # type: ignore[arg-type]
+
+
+def test_delivered_completes() -> None:
+    assert step(PUSH, Outcome("delivered")).action is Action.COMPLETE  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("attempts", "delay"), [(1, 0.5), (2, 1.0), (5, 8.0), (8, 60.0), (40, 60.0)])
+def test_backoff_doubles_up_to_the_cap(attempts: int, delay: float) -> None:
+    result = step(PUSH, Outcome("retry", "500"), attempts=attempts)
+    assert result.action is Action.RETRY and result.delay_s == delay  # type: ignore[attr-defined]
+
+
+def test_an_unanswered_request_waits_at_least_a_timeout() -> None:
+    result = step(PUSH, Outcome("retry", "timeout", ambiguous=True), attempts=1)
+    assert result.delay_s == 10  # type: ignore[attr-defined]
+
+
+def test_retry_after_holds_the_platform() -> None:
+    result = step(CHILD_POST, Outcome("retry", "429", retry_after=7))
+    assert (result.action, result.delay_s, result.hold_platform_s) == (Action.RETRY, 7, 7)  # type: ignore[attr-defined]
+
+
+def test_give_up_after_the_horizon_except_for_a_childs_words() -> None:
+    assert step(PUSH, Outcome("retry", "500"), age_s=3601).action is Action.FAIL  # type: ignore[attr-defined]
+    assert step(NOTE, Outcome("retry", "500"), age_s=3601).action is Action.FAIL  # type: ignore[attr-defined]
+    assert step(CHILD_POST, Outcome("retry", "500"), age_s=10**6).action is Action.RETRY  # type: ignore[attr-defined]
+
+
+def test_a_refused_childs_message_is_set_aside_not_dropped() -> None:
+    assert step(CHILD_POST, Outcome("failed", "bad")).action is Action.SET_ASIDE  # type: ignore[attr-defined]
+    reaction = Reaction(case=1, message_ts="1.1", name="warning")
+    assert step(reaction, Outcome("failed", "bad")).action is Action.FAIL  # type: ignore[attr-defined]
+    assert step(PUSH, Outcome("failed", "400")).action is Action.FAIL  # type: ignore[attr-defined]
+
+
+def test_a_refused_reply_token_turns_into_a_push() -> None:
+    reply = LineReply(to="U", reply_token="t", event_ms=0, texts=("x",), retry_key="k")
+    assert step(reply, Outcome("reply_token_rejected")).action is Action.PUSH_INSTEAD  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("token", "age_ms", "attempts", "expected"),
+    [
+        ("t", 1_000, 1, True),
+        ("t", 49_999, 1, True),
+        ("t", 50_000, 1, False),
+        ("t", 1_000, 2, False),
+        (None, 1_000, 1, False),
+    ],
+)
+def test_reply_token_is_used_only_fresh_and_first(
+    token: str | None, age_ms: int, attempts: int, expected: bool
+) -> None:
+    reply = LineReply(to="U", reply_token=token, event_ms=1_000_000, texts=("x",), retry_key="k")
+    assert use_reply_token(reply, now_ms=1_000_000 + age_ms, attempts=attempts) is expected
