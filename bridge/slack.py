@@ -220,7 +220,8 @@ class SlackClient:
         self.channel = channel
         # One long-lived session: without it slack_sdk opens a connection (and in production
         # a TLS handshake) for every call. Must be built inside the running event loop.
-        self._session = aiohttp.ClientSession()
+        # slack_sdk applies its timeout only to sessions it makes itself, so this one carries it.
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
         self.web = AsyncWebClient(
             token=token, base_url=base_url, timeout=int(max(1, timeout_s)), retry_handlers=[], session=self._session
         )

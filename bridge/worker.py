@@ -362,7 +362,8 @@ class Worker:
             log.error("undeliverable item=%s lane=%s; set aside\n%s", claim.item_id, claim.lane, safe_trace(exc))
             await self.store.set_aside_delivery(claim, token=token)
             return
-        heartbeat = asyncio.create_task(self._keep_lease(claim, token))
+        attempt_over = asyncio.Event()
+        heartbeat = asyncio.create_task(self._keep_lease(claim, token, attempt_over))
         try:
             outcome, followups = await self._attempt(delivery, claim)
         except (RedisError, OSError) as exc:
@@ -372,7 +373,8 @@ class Worker:
             log.error("delivery attempt raised item=%s\n%s", claim.item_id, safe_trace(exc))
             outcome, followups = Outcome("retry", f"bridge error: {type(exc).__name__}"), ()
         finally:
-            heartbeat.cancel()
+            attempt_over.set()
+            await heartbeat  # finished before the lane is settled, so it cannot renew afterwards
         step = next_step(
             delivery,
             outcome,
@@ -403,11 +405,19 @@ class Worker:
             await self.store.complete(claim, token=token, followups=self._lane_items(claim, failed))
             log.error("delivery failed %s reason=%s", fields, outcome.reason)
 
-    async def _keep_lease(self, claim: Claim, token: str) -> None:
+    async def _keep_lease(self, claim: Claim, token: str, attempt_over: asyncio.Event) -> None:
         """Renew the lane's lease while an attempt runs, so no other worker takes it over."""
-        while True:
-            await asyncio.sleep(self.lease_ms / 3000)
-            if not await self.store.renew_lane_lease(claim.lane, token=token, lease_ms=self.lease_ms):
+        while not attempt_over.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(attempt_over.wait(), timeout=self.lease_ms / 3000)
+            if attempt_over.is_set():
+                return
+            try:
+                renewed = await self.store.renew_lane_lease(claim.lane, token=token, lease_ms=self.lease_ms)
+            except (RedisError, OSError) as exc:
+                log.warning("lane lease renewal failed item=%s error=%s", claim.item_id, type(exc).__name__)
+                continue
+            if not renewed:
                 log.warning("lane lease lost item=%s", claim.item_id)
                 return
 
