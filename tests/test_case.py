@@ -132,6 +132,10 @@ def test_edit_of_a_relayed_reply_leaves_a_note_but_an_unfurl_does_not(policy: Po
     assert core.on_counsellor_edit(unfurl, open_case(), policy, channel=CHANNEL) == core.NOTHING
     note_edit = ThreadEdit(channel=CHANNEL, previous=reply("// a"), current=reply("// b"))
     assert core.on_counsellor_edit(note_edit, open_case(), policy, channel=CHANNEL) == core.NOTHING
+    # Taking the prefix off a note by editing sends nothing, so the thread is told.
+    unnoted = ThreadEdit(channel=CHANNEL, previous=reply("// 送る?"), current=reply("送る?"))
+    (told,) = core.on_counsellor_edit(unnoted, open_case(), policy, channel=CHANNEL).deliveries
+    assert isinstance(told, ThreadPost) and told.role == "note"
 
 
 def test_delete_after_the_case_closed_of_a_reply_never_sent_is_silent(policy: Policy) -> None:

@@ -174,10 +174,17 @@ def _was_relayed(message: ThreadMessage, case: Case | None, policy: Policy, *, c
 
 def on_counsellor_edit(edit: ThreadEdit, case: Case | None, policy: Policy, *, channel: str) -> Decision:
     """Editing a sent message changes nothing on LINE; the thread says so."""
-    if case is None or not _was_relayed(edit.previous, case, policy, channel=channel):
-        return NOTHING
-    if edit.previous.text == edit.current.text:
+    if case is None or edit.previous.text == edit.current.text:
         return NOTHING  # Slack also reports link unfurls as edits
+    # A note turned into a reply by an edit is not sent either: say so, or the child waits.
+    note_made_reply = (
+        case.is_open
+        and is_counsellor_reply(edit.previous, channel=channel)
+        and is_internal_note(edit.previous, policy)
+        and not is_internal_note(edit.current, policy)
+    )
+    if not (note_made_reply or _was_relayed(edit.previous, case, policy, channel=channel)):
+        return NOTHING
     return Decision(deliveries=(ThreadPost(case=case.number, text=policy.render("edit_note"), role="note"),))
 
 
