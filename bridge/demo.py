@@ -4,6 +4,7 @@ and local fake LINE and Slack servers. Plays a short consultation and prints bot
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import json
 import time
@@ -20,6 +21,7 @@ from fakeredis import aioredis
 from bridge import line as line_side
 from bridge import slack as slack_side
 from bridge.app import create_app
+from bridge.core.schedule import WEEKDAYS, Schedule
 from bridge.fakes.line import FakeLine
 from bridge.fakes.slack import FakeSlack
 from bridge.policy import load_policy
@@ -65,7 +67,10 @@ async def run_demo() -> int:
         LINE_DATA_API_BASE_URL=fake_line.url,
         SLACK_API_BASE_URL=fake_slack.url + "/api/",
     )
-    policy = load_policy(settings.BRIDGE_CONFIG)
+    # The demo plays a consultation in opening hours whatever the time: same policy, open all week.
+    shipped = load_policy(settings.BRIDGE_CONFIG)
+    always = {day: ["00:00-24:00"] for day in WEEKDAYS}
+    policy = dataclasses.replace(shipped, schedule=Schedule.from_config(always, shipped.timezone))
 
     def new_redis() -> aioredis.FakeRedis:
         return aioredis.FakeRedis(server=server)

@@ -11,11 +11,25 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bridge.core.schedule import Schedule, ScheduleError
+
 # Each text may use only these placeholders. The samples have the types the bridge passes at
 # run time, so a format spec that would fail then (such as {case:s}) fails validation now.
+_SERVICE = {"service": "多治見子どもLINE相談", "hotline": "0120-967-866"}
 TEXT_PLACEHOLDERS: dict[str, dict[str, object]] = {
-    "welcome": {"service": "多治見子どもLINE相談", "hotline": "0120-967-866"},
-    "case_root": {"case": 12, "opened_at": "11/30(火) 13:05"},
+    "welcome": {**_SERVICE, "hours": "火〜金 13:00〜19:00、土 12:00〜18:00（12月29日〜1月3日はお休み）"},
+    "closed_reply": {**_SERVICE, "next_opening": "火曜日 13:00"},
+    "closed_reply_no_opening": {**_SERVICE},
+    "busy_notice": {**_SERVICE, "place": 3},
+    "case_root": {"case": 12, "opened_at": "11/30(火) 13:05", "state": "対応待ち（13:05から）"},
+    "state_waiting": {"since": "13:05"},
+    "state_waiting_closed": {"since": "12/01(火) 07:40"},
+    "state_with_counsellor": {"counsellor": "<@U012ABCDEF>", "since": "13:12"},
+    "state_closed": {"how": "相談者がブロック", "at": "13:50"},
+    "closed_how_unfollowed": {},
+    "closing_reminder": {"minutes": 15, "closing_at": "19:00"},
+    "opening_digest": {"count": 2, "cases": "• #12 (12/01 07:40)\n• #13 (12/01 09:02)"},
+    "opening_digest_line": {"case": 12, "arrived_at": "12/01 07:40"},
     "unfollow_note": {"case": 12},
     "edit_note": {},
     "delete_note": {},
@@ -48,9 +62,29 @@ class ServiceSection(_Strict):
         return value
 
 
+class CapacitySection(_Strict):
+    # How many cases the counsellors on duty can hold at once.
+    cases: int = Field(default=3, ge=1, le=1000)
+    # A case no counsellor answered within this many seconds gets the busy notice (0: never).
+    busy_notice_seconds: int = Field(default=180, ge=0, le=24 * 3600)
+    # Open cases' threads get a reminder this many minutes before closing time (0: never).
+    closing_reminder_minutes: int = Field(default=15, ge=0, le=24 * 60)
+
+
 class TextsSection(_Strict):
     welcome: str
+    closed_reply: str
+    closed_reply_no_opening: str
+    busy_notice: str
     case_root: str
+    state_waiting: str
+    state_waiting_closed: str
+    state_with_counsellor: str
+    state_closed: str
+    closed_how_unfollowed: str
+    closing_reminder: str
+    opening_digest: str
+    opening_digest_line: str
     unfollow_note: str
     edit_note: str
     delete_note: str
@@ -78,6 +112,8 @@ class TextsSection(_Strict):
 
 class _PolicyFile(_Strict):
     service: ServiceSection
+    hours: dict[str, Any] = Field(default_factory=dict)
+    capacity: CapacitySection = Field(default_factory=CapacitySection)
     texts: TextsSection
 
 
@@ -90,11 +126,15 @@ class Policy:
     hotline: str
     note_prefix: str
     texts: TextsSection
+    schedule: Schedule
+    capacity: int = 3
+    busy_notice_seconds: int = 180
+    closing_reminder_minutes: int = 15
 
     def render(self, text_name: str, **values: object) -> str:
         """Render a named text with its placeholders; unknown names raise KeyError."""
         template: str = getattr(self.texts, text_name)
-        defaults = {"service": self.service_name, "hotline": self.hotline}
+        defaults = {"service": self.service_name, "hotline": self.hotline, "hours": self.schedule.summary()}
         return template.format_map({**defaults, **values})
 
 
@@ -111,12 +151,21 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         elif first["type"] == "extra_forbidden":
             message = "is not a known setting"
         raise PolicyError(f"{key}: {message}") from None
+    zone = ZoneInfo(parsed.service.timezone)
+    try:
+        schedule = Schedule.from_config(parsed.hours, zone)
+    except ScheduleError as exc:
+        raise PolicyError(f"hours.{exc}") from None
     return Policy(
         service_name=parsed.service.name,
-        timezone=ZoneInfo(parsed.service.timezone),
+        timezone=zone,
         hotline=parsed.service.hotline,
         note_prefix=parsed.service.note_prefix,
         texts=parsed.texts,
+        schedule=schedule,
+        capacity=parsed.capacity.cases,
+        busy_notice_seconds=parsed.capacity.busy_notice_seconds,
+        closing_reminder_minutes=parsed.capacity.closing_reminder_minutes,
     )
 
 
@@ -136,11 +185,25 @@ def load_policy(path: Path) -> Policy:
 
 def describe_policy(policy: Policy) -> str:
     """A human-readable account of the policy, each text rendered with sample values."""
+    busy = (
+        f"after {policy.busy_notice_seconds} s without a counsellor's answer, or at once when full"
+        if policy.busy_notice_seconds
+        else "only when a case arrives while capacity is full"
+    )
+    reminder = (
+        f"{policy.closing_reminder_minutes} min before closing, in every open case's thread"
+        if policy.closing_reminder_minutes
+        else "off"
+    )
     lines = [
         f"service:      {policy.service_name}",
         f"timezone:     {policy.timezone.key}",
         f"hotline:      {policy.hotline}",
         f"note prefix:  thread replies starting with {policy.note_prefix!r} stay in Slack",
+        f"hours:        {policy.schedule.summary()}",
+        f"capacity:     {policy.capacity} cases at once",
+        f"busy notice:  {busy}",
+        f"closing reminder: {reminder}",
         "",
         "texts (rendered with sample values):",
     ]

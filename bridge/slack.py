@@ -287,6 +287,14 @@ class SlackClient:
                 return True, None
         return True, None
 
+    async def update(self, *, ts: str, text: str) -> Outcome:
+        """Replace a message's text (the case root's state line). Idempotent."""
+        try:
+            await self.web.chat_update(channel=self.channel, ts=ts, text=text)
+        except Exception as exc:
+            return _classify(exc)
+        return DELIVERED
+
     async def react(self, *, ts: str, name: str) -> Outcome:
         try:
             await self.web.reactions_add(channel=self.channel, timestamp=ts, name=name)

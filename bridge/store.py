@@ -28,7 +28,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bridge.core.case import Case, CaseStatus
+from bridge.core.case import Case, CaseStatus, Queue
 
 PREFIX = "br"
 DEDUP_TTL_SECONDS = 7 * 24 * 3600  # LINE and Slack redeliver within hours; a week is ample.
@@ -53,6 +53,10 @@ class Keys:
         return f"{self.prefix}:{{in}}:set-aside"
 
     @property
+    def timers(self) -> str:
+        return f"{self.prefix}:{{in}}:timers"
+
+    @property
     def router_lease(self) -> str:
         return f"{self.prefix}:{{in}}:router-lease"
 
@@ -75,6 +79,13 @@ class Keys:
     @property
     def by_thread(self) -> str:
         return f"{self.cases_prefix}by-thread"
+
+    @property
+    def closed_arrivals(self) -> str:
+        return f"{self.cases_prefix}closed-arrivals"
+
+    def closed_notice(self, child_key: str) -> str:
+        return f"{self.cases_prefix}closed-notice:{child_key}"
 
     # {dq}: delivery lanes
     @property
@@ -126,14 +137,14 @@ end
 return recorded
 """
 
-# KEYS[1] seq, KEYS[2] open-by-child; ARGV: cases prefix, child key, child id, now.
+# KEYS[1] seq, KEYS[2] open-by-child; ARGV: cases prefix, child key, child id, now, arrived closed.
 # Returns {number, created}. At most one open case per child, whoever asks.
 _OPEN_OR_GET = """
 local existing = redis.call('HGET', KEYS[2], ARGV[2])
 if existing then return {tonumber(existing), 0} end
 local n = redis.call('INCR', KEYS[1])
 redis.call('HSET', ARGV[1] .. 'case:' .. n, 'number', n, 'status', 'open', 'child', ARGV[3],
-  'child_key', ARGV[2], 'opened_at', ARGV[4])
+  'child_key', ARGV[2], 'opened_at', ARGV[4], 'arrived_closed', ARGV[5])
 redis.call('HSET', KEYS[2], ARGV[2], n)
 return {n, 1}
 """
@@ -276,6 +287,40 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
+# KEYS[1] open-by-child; ARGV: cases prefix, number. Returns {open cases, place in line}:
+# place = 1 + open cases opened earlier that no counsellor has answered yet.
+_QUEUE = """
+local numbers = redis.call('HVALS', KEYS[1])
+local me = tonumber(ARGV[2])
+local ahead = 0
+for _, value in ipairs(numbers) do
+  local n = tonumber(value)
+  if n < me and not redis.call('HGET', ARGV[1] .. 'case:' .. n, 'counsellor') then ahead = ahead + 1 end
+end
+return {#numbers, ahead + 1}
+"""
+
+# KEYS[1] case hash; ARGV: user, now. The first counsellor to answer stays the case's counsellor.
+_ASSIGN = """
+if redis.call('HSETNX', KEYS[1], 'counsellor', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'counsellor_since', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS[1] timers, KEYS[2] inbound stream; ARGV: now ms, max. Moves due timers into the stream,
+# where the router decides them in order with everything else. Returns {fired, next due ms}.
+_FIRE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  redis.call('ZREM', KEYS[1], member)
+  redis.call('XADD', KEYS[2], '*', 'source', 'timer', 'body', member)
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {#due, first[2] or -1}
+"""
+
 # KEYS[1] router lease; ARGV token, ms. Extends the lease only if it is still ours.
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -333,6 +378,9 @@ class Store:
         self._renew = redis.register_script(_RENEW)
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew_lane = redis.register_script(_RENEW_LANE)
+        self._queue = redis.register_script(_QUEUE)
+        self._assign = redis.register_script(_ASSIGN)
+        self._fire = redis.register_script(_FIRE)
 
     async def prepare(self) -> None:
         """Load the pseudonym key, making it on first use. Stored in Redis, so it stays the
@@ -399,13 +447,68 @@ class Store:
 
     # --- cases ------------------------------------------------------------------------
 
-    async def open_or_get_case(self, child_id: str, now: float) -> tuple[int, bool]:
+    async def open_or_get_case(self, child_id: str, now: float, *, arrived_closed: bool = False) -> tuple[int, bool]:
         """The child's open case, opening one if none is open. Returns (number, created)."""
         number, created = await self._open_or_get(
             keys=[self.keys.case_seq, self.keys.open_by_child],
-            args=[self.keys.cases_prefix, self.child_key(child_id), child_id, f"{now:.3f}"],
+            args=[
+                self.keys.cases_prefix,
+                self.child_key(child_id),
+                child_id,
+                f"{now:.3f}",
+                "1" if arrived_closed else "0",
+            ],
         )
         return int(number), bool(created)
+
+    async def queue_of(self, number: int) -> Queue:
+        """How many cases are open, and this case's place among the unanswered ones."""
+        open_cases, place = await self._queue(keys=[self.keys.open_by_child], args=[self.keys.cases_prefix, number])
+        return Queue(open_cases=int(open_cases), place=int(place))
+
+    async def open_cases(self) -> list[Case]:
+        numbers = sorted(int(n) for n in await self.redis.hvals(self.keys.open_by_child))
+        cases = [await self.get_case(n) for n in numbers]
+        return [c for c in cases if c is not None]
+
+    async def assign_counsellor(self, number: int, user: str, now: float) -> bool:
+        """Record the first counsellor to answer; later calls change nothing."""
+        return bool(await self._assign(keys=[self.keys.case(number)], args=[user, f"{now:.3f}"]))
+
+    async def mark_busy_notified(self, number: int) -> None:
+        await self.redis.hset(self.keys.case(number), "busy_notified", "1")
+
+    async def closed_notice_of(self, child_id: str) -> str | None:
+        """The closed period for which the child last got the out-of-hours reply."""
+        value = await self.redis.get(self.keys.closed_notice(self.child_key(child_id)))
+        return _text(value) if value is not None else None
+
+    async def mark_closed_notice(self, child_id: str, period: str, until: float) -> None:
+        ttl = max(60, int(until - time.time()) + 86400)
+        await self.redis.set(self.keys.closed_notice(self.child_key(child_id)), period, ex=ttl)
+
+    async def note_closed_arrival(self, number: int, at: float) -> None:
+        await self.redis.zadd(self.keys.closed_arrivals, {str(number): at}, nx=True)
+
+    async def closed_arrivals(self) -> list[tuple[int, float]]:
+        rows: Any = await self.redis.zrange(self.keys.closed_arrivals, 0, -1, withscores=True)
+        return [(int(_text(member)), float(score)) for member, score in rows]
+
+    async def forget_closed_arrivals(self, numbers: Sequence[int]) -> None:
+        if numbers:
+            await self.redis.zrem(self.keys.closed_arrivals, *[str(n) for n in numbers])
+
+    # --- timers ------------------------------------------------------------------------
+
+    async def schedule_timer(self, kind: str, arg: str, at: float) -> None:
+        """Fire (kind, arg) at the given time. Scheduling the same timer again changes nothing."""
+        await self.redis.zadd(self.keys.timers, {f"{kind}|{arg}": int(at * 1000)}, nx=True)
+
+    async def fire_due_timers(self, *, limit: int = 100) -> tuple[int, float | None]:
+        """Move due timers into the inbound stream. Returns (how many, seconds until the next)."""
+        fired, next_ms = await self._fire(keys=[self.keys.timers, self.keys.inbound], args=[now_ms(), limit])
+        next_ms = float(next_ms)
+        return int(fired), (max(0.0, (next_ms - now_ms()) / 1000) if next_ms >= 0 else None)
 
     async def open_case_of(self, child_id: str) -> int | None:
         number = await self.redis.hget(self.keys.open_by_child, self.child_key(child_id))
@@ -424,6 +527,10 @@ class Store:
             thread_ts=fields.get("thread_ts"),
             closed_at=float(fields["closed_at"]) if "closed_at" in fields else None,
             closed_reason=fields.get("closed_reason"),
+            arrived_closed=fields.get("arrived_closed") == "1",
+            counsellor=fields.get("counsellor"),
+            counsellor_since=float(fields["counsellor_since"]) if "counsellor_since" in fields else None,
+            busy_notified=fields.get("busy_notified") == "1",
         )
 
     async def case_by_thread(self, thread_ts: str) -> int | None:

@@ -23,6 +23,7 @@ import socket
 import time
 import traceback
 import uuid
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -30,11 +31,13 @@ from redis.exceptions import RedisError
 
 from bridge.core import case as core
 from bridge.core.deliveries import (
+    ChannelPost,
     Delivery,
     Ephemeral,
     LinePush,
     LineReply,
     Reaction,
+    RootUpdate,
     ThreadPost,
     from_payload,
     to_payload,
@@ -43,11 +46,11 @@ from bridge.core.events import (
     ChildFollowed,
     ChildMessage,
     ChildUnfollowed,
-    Ignored,
     InboundEvent,
     ThreadDelete,
     ThreadEdit,
     ThreadMessage,
+    TimerFired,
 )
 from bridge.core.retry import DELIVERED, Action, Outcome, RetryRules, next_step, use_reply_token
 from bridge.line import LineClient
@@ -65,9 +68,12 @@ ROUTER_BATCH = 100
 
 
 def lane_for(delivery: Delivery, store: Store) -> str:
-    """Towards Slack, one lane per case; towards LINE, one lane per child (across cases)."""
+    """Towards Slack, one lane per case (and one for the channel itself); towards LINE, one
+    lane per child (across cases)."""
     if isinstance(delivery, LinePush | LineReply):
         return "line:" + store.child_key(delivery.to)
+    if isinstance(delivery, ChannelPost):
+        return "slack:channel"
     return f"slack:{delivery.case}"
 
 
@@ -208,12 +214,15 @@ class Worker:
                         log.warning("router lease lost name=%s", self.name)
                         return
                     valid_until = time.monotonic() + ROUTER_LEASE_MS / 1000
+                # Due timers join the stream here, so they are decided in order with events.
+                _, next_timer = await self.store.fire_due_timers()
+                block_ms = 1000 if next_timer is None else max(1, min(1000, int(next_timer * 1000) + 1))
                 response: Any = await self.redis.xreadgroup(
                     "router",
                     self.name,
                     {self.store.keys.inbound: cursor},
                     count=ROUTER_BATCH,
-                    block=None if cursor == "0" else 1000,
+                    block=None if cursor == "0" else block_ms,
                 )
                 entries = response[0][1] if response else []
                 if cursor == "0" and not entries:
@@ -239,8 +248,14 @@ class Worker:
         source = "?"
         try:
             source = _text(fields.get(b"source", fields.get("source", b"")))
-            raw = json.loads(_text(fields.get(b"body", fields.get("body", b"{}"))))
-            event = parse_line_event(raw) if source == "line" else parse_slack_event(raw)
+            body = _text(fields.get(b"body", fields.get("body", b"{}")))
+            event: InboundEvent
+            if source == "timer":
+                kind, _, arg = body.partition("|")
+                event = TimerFired(kind=kind, arg=arg)
+            else:
+                raw = json.loads(body)
+                event = parse_line_event(raw) if source == "line" else parse_slack_event(raw)
             await self._apply(entry_id, event)
         except (RedisError, OSError):
             raise  # the entry stays pending; the router reads it again once Redis answers
@@ -253,51 +268,92 @@ class Worker:
         await self.store.forget_inbound(entry_id)
 
     async def _apply(self, entry_id: str, event: InboundEvent) -> None:
-        now = time.time()
-        channel = self.settings.SLACK_CHANNEL_ID
-        decision: core.Decision
-        if isinstance(event, ChildMessage):
-            number, created = await self.store.open_or_get_case(event.child_id, now)
-            case = await self.store.get_case(number)
-            assert case is not None
-            if created:
-                log.info("case opened case=%d", number)
-            decision = core.on_child_message(event, case)
-        elif isinstance(event, ChildFollowed):
-            decision = core.on_child_followed(event, self.policy)
-        elif isinstance(event, ChildUnfollowed):
-            number_or_none = await self.store.open_case_of(event.child_id)
-            case_or_none = await self.store.get_case(number_or_none) if number_or_none else None
-            decision = core.on_child_unfollowed(case_or_none, self.policy)
-        elif isinstance(event, ThreadMessage):
-            decision = core.on_counsellor_message(
-                event,
-                await self._case_of_thread(event.thread_ts),
-                self.policy,
-                channel=channel,
-                delivery_id=entry_id,
-            )
-        elif isinstance(event, ThreadEdit):
-            decision = core.on_counsellor_edit(
-                event, await self._case_of_thread(event.previous.thread_ts), self.policy, channel=channel
-            )
-        elif isinstance(event, ThreadDelete):
-            decision = core.on_counsellor_delete(
-                event, await self._case_of_thread(event.previous.thread_ts), self.policy, channel=channel
-            )
-        else:
-            assert isinstance(event, Ignored)
-            log.info("event ignored entry=%s reason=%s", entry_id, event.reason)
-            return
+        # The time Redis recorded the event: the same on every replay, so decisions repeat.
+        now = int(entry_id.split("-")[0]) / 1000
+        decision = await self._decide(entry_id, event, now)
         if decision.deliveries:
             items = [
                 (lane_for(d, self.store), f"{entry_id}.{i}", to_payload(d)) for i, d in enumerate(decision.deliveries)
             ]
             await self.store.enqueue(items, marker=entry_id)
-        if decision.close is not None:
-            number, reason = decision.close
-            if await self.store.close_case(number, reason.value, now):
-                log.info("case closed case=%d reason=%s", number, reason.value)
+        for effect in decision.effects:
+            await self._apply_effect(effect, now)
+
+    async def _decide(self, entry_id: str, event: InboundEvent, now: float) -> core.Decision:
+        channel = self.settings.SLACK_CHANNEL_ID
+        policy = self.policy
+        if isinstance(event, ChildMessage):
+            closed = not policy.schedule.is_open(datetime.fromtimestamp(now, policy.timezone))
+            number, created = await self.store.open_or_get_case(event.child_id, now, arrived_closed=closed)
+            case = await self.store.get_case(number)
+            assert case is not None
+            if created:
+                log.info("case opened case=%d while=%s", number, "closed" if closed else "open")
+            return core.on_child_message(
+                event,
+                case,
+                policy,
+                now=now,
+                created=created,
+                queue=await self.store.queue_of(number) if created and not closed else None,
+                closed_notice=await self.store.closed_notice_of(event.child_id) if closed else None,
+            )
+        if isinstance(event, ChildFollowed):
+            return core.on_child_followed(event, policy)
+        if isinstance(event, ChildUnfollowed):
+            number_or_none = await self.store.open_case_of(event.child_id)
+            case_or_none = await self.store.get_case(number_or_none) if number_or_none else None
+            return core.on_child_unfollowed(case_or_none, policy, now=now)
+        if isinstance(event, ThreadMessage):
+            case_or_none = await self._case_of_thread(event.thread_ts)
+            return core.on_counsellor_message(
+                event, case_or_none, policy, channel=channel, delivery_id=entry_id, now=now
+            )
+        if isinstance(event, ThreadEdit):
+            case_or_none = await self._case_of_thread(event.previous.thread_ts)
+            return core.on_counsellor_edit(event, case_or_none, policy, channel=channel)
+        if isinstance(event, ThreadDelete):
+            case_or_none = await self._case_of_thread(event.previous.thread_ts)
+            return core.on_counsellor_delete(event, case_or_none, policy, channel=channel)
+        if isinstance(event, TimerFired):
+            return await self._decide_timer(event, now)
+        log.info("event ignored entry=%s reason=%s", entry_id, event.reason)
+        return core.NOTHING
+
+    async def _decide_timer(self, timer: TimerFired, now: float) -> core.Decision:
+        if timer.kind == core.BUSY_TIMER:
+            number = int(timer.arg)
+            case = await self.store.get_case(number)
+            queue = await self.store.queue_of(number) if case and case.is_open else None
+            return core.on_busy_timer(case, self.policy, now=now, queue=queue)
+        if timer.kind == core.OPENING_TIMER:
+            arrivals = []
+            for number, arrived in await self.store.closed_arrivals():
+                case = await self.store.get_case(number)
+                if case is not None:
+                    arrivals.append((case, arrived))
+            return core.on_opening_timer(arrivals, self.policy, now=now)
+        if timer.kind == core.CLOSING_TIMER:
+            return core.on_closing_timer(await self.store.open_cases(), float(timer.arg), self.policy, now=now)
+        log.warning("unknown timer kind=%s", timer.kind)
+        return core.NOTHING
+
+    async def _apply_effect(self, effect: core.Effect, now: float) -> None:
+        if isinstance(effect, core.CloseCase):
+            if await self.store.close_case(effect.number, effect.reason.value, now):
+                log.info("case closed case=%d reason=%s", effect.number, effect.reason.value)
+        elif isinstance(effect, core.ScheduleTimer):
+            await self.store.schedule_timer(effect.kind, effect.arg, effect.at)
+        elif isinstance(effect, core.MarkClosedNotice):
+            await self.store.mark_closed_notice(effect.child_id, effect.period, effect.until)
+        elif isinstance(effect, core.MarkBusyNotified):
+            await self.store.mark_busy_notified(effect.number)
+        elif isinstance(effect, core.NoteClosedArrival):
+            await self.store.note_closed_arrival(effect.number, effect.at)
+        elif isinstance(effect, core.ForgetClosedArrivals):
+            await self.store.forget_closed_arrivals(effect.numbers)
+        elif isinstance(effect, core.AssignCounsellor):
+            await self.store.assign_counsellor(effect.number, effect.user, effect.at)
 
     async def _case_of_thread(self, thread_ts: str | None) -> core.Case | None:
         if not thread_ts:
@@ -440,6 +496,13 @@ class Worker:
             return await self.line.push(delivery.to, delivery.texts, delivery.retry_key), ()
         if isinstance(delivery, ThreadPost):
             return await self._post_in_thread(delivery, claim), ()
+        if isinstance(delivery, RootUpdate):
+            case = await self.store.get_case(delivery.case)
+            if case is None or case.thread_ts is None:
+                return DELIVERED, ()  # no root yet: when it is posted, it shows the state then
+            return await self.slack.update(ts=case.thread_ts, text=delivery.text), ()
+        if isinstance(delivery, ChannelPost):
+            return await self._post_to_channel(delivery, claim), ()
         if isinstance(delivery, Reaction):
             return await self.slack.react(ts=delivery.message_ts, name=delivery.name), ()
         assert isinstance(delivery, Ephemeral)
@@ -477,6 +540,24 @@ class Worker:
             thread_ts=thread_ts,
             event_type=DELIVERY_EVENT_TYPE,
             payload={"delivery": claim.item_id, "case": case.number},
+        )
+        return outcome
+
+    async def _post_to_channel(self, post: ChannelPost, claim: Claim) -> Outcome:
+        if claim.attempts > 1:
+            looked, found = await self.slack.find_posted(
+                thread_ts=None,
+                oldest=claim.enqueued_ms / 1000 - 60,
+                event_type=DELIVERY_EVENT_TYPE,
+                key="delivery",
+                value=claim.item_id,
+            )
+            if not looked:
+                return Outcome("retry", "could not check for an earlier post")
+            if found:
+                return DELIVERED
+        outcome, _ = await self.slack.post(
+            text=post.text, thread_ts=None, event_type=DELIVERY_EVENT_TYPE, payload={"delivery": claim.item_id}
         )
         return outcome
 

@@ -36,6 +36,25 @@ SLACK_SIGNING = CREDENTIALS.slack_signing
 CHANNEL = CREDENTIALS.channel
 
 
+ALWAYS_OPEN = {
+    day: ["00:00-24:00"] for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+}
+
+
+def write_policy(
+    directory: Path, *, hours: dict[str, list[str]], capacity: dict[str, int] | None = None, name: str = "policy.toml"
+) -> Path:
+    """The shipped policy file with its [hours] (and optionally [capacity]) replaced."""
+    text = (ROOT / "config" / "bridge.toml").read_text(encoding="utf-8")
+    start, end = text.index("[hours]"), text.index("[texts]")
+    section = ["[hours]"] + [f"{day} = {json.dumps(windows)}" for day, windows in hours.items()]
+    values = {"cases": 3, "busy_notice_seconds": 180, "closing_reminder_minutes": 15, **(capacity or {})}
+    section += ["", "[capacity]"] + [f"{key} = {value}" for key, value in values.items()]
+    path = directory / name
+    path.write_text(text[:start] + "\n".join(section) + "\n\n" + text[end:], encoding="utf-8")
+    return path
+
+
 @dataclass
 class RedisServer:
     port: int
@@ -252,6 +271,9 @@ def bridge_factory(
     made: list[Bridge] = []
 
     def make(*, web: int = 1, worker: int = 1, **extra_env: str) -> Bridge:
+        # Unless a test brings its own policy, the service is open around the clock, so
+        # relay tests do not depend on the time of day they run at.
+        extra_env.setdefault("BRIDGE_CONFIG", str(write_policy(tmp_path, hours=ALWAYS_OPEN)))
         env = bridge_env(redis_server.url, fake_line.url, fake_slack.url, **extra_env)
         bridge = Bridge(env=env, tmp=tmp_path, fake_line=fake_line, fake_slack=fake_slack, redis=redis_db)
         made.append(bridge)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,15 +11,24 @@ from bridge.core import case as core
 from bridge.core.case import Case, CaseStatus, CloseReason
 from bridge.core.deliveries import Ephemeral, LinePush, LineReply, Reaction, ThreadPost, from_payload, to_payload
 from bridge.core.events import ChildFollowed, ChildMessage, ThreadDelete, ThreadEdit, ThreadMessage
+from bridge.core.schedule import Schedule
 from bridge.policy import Policy, load_policy
 
 CHANNEL = "CCASES"
 CHILD = "Uchild-core"
 
 
+NOW = 1_800_000_100.0
+
+
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    return load_policy(Path(__file__).resolve().parent.parent / "config" / "bridge.toml")
+    """The shipped policy, open around the clock (the hours have tests of their own)."""
+    shipped = load_policy(Path(__file__).resolve().parent.parent / "config" / "bridge.toml")
+    always = {
+        day: ["00:00-24:00"] for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    }
+    return dataclasses.replace(shipped, schedule=Schedule.from_config(always, shipped.timezone))
 
 
 def open_case(number: int = 7, **changes: object) -> Case:
@@ -46,25 +56,37 @@ def reply(text: str, **changes: object) -> ThreadMessage:
 
 
 def decide(message: ThreadMessage, case: Case | None, policy: Policy) -> core.Decision:
-    return core.on_counsellor_message(message, case, policy, channel=CHANNEL, delivery_id="1-0")
+    return core.on_counsellor_message(message, case, policy, channel=CHANNEL, delivery_id="1-0", now=NOW)
 
 
-def test_child_text_goes_to_the_thread_escaped() -> None:
+def test_child_text_goes_to_the_thread_escaped(policy: Policy) -> None:
     message = ChildMessage(child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text="<!here> & hi")
-    decision = core.on_child_message(message, open_case())
+    decision = core.on_child_message(message, open_case(), policy, now=NOW, created=False)
     assert decision.deliveries == (ThreadPost(case=7, text="&lt;!here&gt; &amp; hi", role="child"),)
-    assert decision.close is None
+    assert not any(isinstance(e, core.CloseCase) for e in decision.effects)
 
 
-def test_child_media_goes_to_the_thread_as_its_description() -> None:
+def test_child_media_goes_to_the_thread_as_its_description(policy: Policy) -> None:
     message = ChildMessage(
         child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text=None, description="[画像]"
     )
-    assert core.on_child_message(message, open_case()).deliveries == (ThreadPost(case=7, text="[画像]", role="child"),)
+    decision = core.on_child_message(message, open_case(), policy, now=NOW, created=False)
+    assert decision.deliveries == (ThreadPost(case=7, text="[画像]", role="child"),)
+
+
+def test_the_first_answer_makes_the_counsellor_and_updates_the_root(policy: Policy) -> None:
+    decision = decide(reply("こんにちは"), open_case(), policy)
+    push, root = decision.deliveries
+    assert isinstance(push, LinePush) and isinstance(root, core.RootUpdate)
+    assert "<@UCOUNSEL>" in root.text and "#7" in root.text
+    assert decision.effects == (core.AssignCounsellor(7, "UCOUNSEL", NOW),)
+    later = decide(reply("つづき"), open_case(counsellor="UCOUNSEL", counsellor_since=NOW), policy)
+    assert later.effects == () and len(later.deliveries) == 1
 
 
 def test_counsellor_reply_becomes_one_push(policy: Policy) -> None:
-    decision = decide(reply("こんにちは <https://example.org|案内>"), open_case(), policy)
+    answered = open_case(counsellor="UOTHER", counsellor_since=NOW)
+    decision = decide(reply("こんにちは <https://example.org|案内>"), answered, policy)
     (push,) = decision.deliveries
     assert isinstance(push, LinePush)
     assert push.to == CHILD and push.texts == ("こんにちは 案内 (https://example.org)",)
@@ -151,10 +173,12 @@ def test_follow_and_unfollow(policy: Policy) -> None:
     (welcome,) = core.on_child_followed(follow, policy).deliveries
     assert isinstance(welcome, LineReply)
     assert welcome.reply_token == "rt" and policy.hotline in welcome.texts[0]
-    decision = core.on_child_unfollowed(open_case(), policy)
-    assert decision.close == (7, CloseReason.UNFOLLOWED)
+    decision = core.on_child_unfollowed(open_case(), policy, now=NOW)
+    assert core.CloseCase(7, CloseReason.UNFOLLOWED) in decision.effects
+    root = decision.deliveries[1]
+    assert isinstance(root, core.RootUpdate) and "相談者がブロック" in root.text
     assert isinstance(decision.deliveries[0], ThreadPost)
-    assert core.on_child_unfollowed(None, policy) == core.NOTHING
+    assert core.on_child_unfollowed(None, policy, now=NOW) == core.NOTHING
 
 
 def test_delivery_outcomes(policy: Policy) -> None:

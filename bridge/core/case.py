@@ -1,18 +1,28 @@
 """A case: one consultation and its Slack thread. Pure decisions, no I/O.
 
-Each function takes what happened and the case as it stands, and returns a Decision:
-the deliveries to make and the state change to apply. The router applies deliveries
-first and the state change second, so replaying an event after a crash decides the same.
+Each function takes what happened, the case as it stands and the time, and returns a
+Decision: the deliveries to make and the state changes (effects) to apply. The router
+applies deliveries first and effects second, so replaying an event after a crash decides
+the same.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from bridge.core.deliveries import Delivery, Ephemeral, LinePush, LineReply, Reaction, ThreadPost
+from bridge.core.deliveries import (
+    ChannelPost,
+    Delivery,
+    Ephemeral,
+    LinePush,
+    LineReply,
+    Reaction,
+    RootUpdate,
+    ThreadPost,
+)
 from bridge.core.events import (
     ChildFollowed,
     ChildMessage,
@@ -54,6 +64,10 @@ class Case:
     thread_ts: str | None = None
     closed_at: float | None = None
     closed_reason: str | None = None
+    arrived_closed: bool = False  # opened outside the hours
+    counsellor: str | None = None  # the Slack user who first answered
+    counsellor_since: float | None = None
+    busy_notified: bool = False
 
     @property
     def is_open(self) -> bool:
@@ -61,14 +75,87 @@ class Case:
 
 
 @dataclass(frozen=True)
+class Queue:
+    """Where a case stands among the open ones: for the busy notice."""
+
+    open_cases: int  # open cases, this one included
+    place: int  # 1 + unanswered open cases opened before this one
+
+
+# --- effects: state changes the router applies after the deliveries ------------------
+
+
+@dataclass(frozen=True)
+class CloseCase:
+    number: int
+    reason: CloseReason
+
+
+@dataclass(frozen=True)
+class ScheduleTimer:
+    """Fire TimerFired(kind, arg) at the given time, once (scheduling it again changes nothing)."""
+
+    kind: str
+    arg: str
+    at: float
+
+
+@dataclass(frozen=True)
+class MarkClosedNotice:
+    """The child got the out-of-hours reply for this closed period."""
+
+    child_id: str
+    period: str
+    until: float
+
+
+@dataclass(frozen=True)
+class MarkBusyNotified:
+    number: int
+
+
+@dataclass(frozen=True)
+class NoteClosedArrival:
+    number: int
+    at: float
+
+
+@dataclass(frozen=True)
+class ForgetClosedArrivals:
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AssignCounsellor:
+    number: int
+    user: str
+    at: float
+
+
+Effect = (
+    CloseCase
+    | ScheduleTimer
+    | MarkClosedNotice
+    | MarkBusyNotified
+    | NoteClosedArrival
+    | ForgetClosedArrivals
+    | AssignCounsellor
+)
+
+
+@dataclass(frozen=True)
 class Decision:
-    """Deliveries to make, then (optionally) the case to close and why."""
+    """Deliveries to make, then state changes to apply."""
 
     deliveries: tuple[Delivery, ...] = ()
-    close: tuple[int, CloseReason] | None = None
+    effects: tuple[Effect, ...] = ()
 
 
 NOTHING = Decision()
+
+BUSY_TIMER = "busy"
+OPENING_TIMER = "opening"
+CLOSING_TIMER = "closing"
 
 
 def retry_key(delivery_id: str) -> str:
@@ -76,20 +163,108 @@ def retry_key(delivery_id: str) -> str:
     return str(uuid.uuid5(_RETRY_KEY_NAMESPACE, delivery_id))
 
 
+def _local(at: float, policy: Policy) -> datetime:
+    return datetime.fromtimestamp(at, policy.timezone)
+
+
+def _day_time(at: float, policy: Policy) -> str:
+    local = _local(at, policy)
+    return local.strftime(f"%m/%d({'月火水木金土日'[local.weekday()]}) %H:%M")
+
+
+def state_text(case: Case, policy: Policy) -> str:
+    """The case's state as the root message shows it."""
+    if not case.is_open:
+        how = policy.render("closed_how_unfollowed") if case.closed_reason == CloseReason.UNFOLLOWED else ""
+        at = _local(case.closed_at or case.opened_at, policy).strftime("%H:%M")
+        return policy.render("state_closed", how=how or str(case.closed_reason or ""), at=at)
+    if case.counsellor:
+        since = _local(case.counsellor_since or case.opened_at, policy).strftime("%H:%M")
+        return policy.render("state_with_counsellor", counsellor=f"<@{case.counsellor}>", since=since)
+    if case.arrived_closed:
+        return policy.render("state_waiting_closed", since=_day_time(case.opened_at, policy))
+    return policy.render("state_waiting", since=_local(case.opened_at, policy).strftime("%H:%M"))
+
+
 def root_text(case: Case, policy: Policy) -> str:
-    """The text of the case's root message in Slack."""
-    opened = datetime.fromtimestamp(case.opened_at, policy.timezone)
-    weekday = "月火水木金土日"[opened.weekday()]
-    return policy.render("case_root", case=case.number, opened_at=opened.strftime(f"%m/%d({weekday}) %H:%M"))
+    """The text of the case's root message in Slack: its number, when it opened, its state."""
+    return policy.render(
+        "case_root", case=case.number, opened_at=_day_time(case.opened_at, policy), state=state_text(case, policy)
+    )
 
 
 # --- LINE -> Slack -------------------------------------------------------------------
 
 
-def on_child_message(message: ChildMessage, case: Case) -> Decision:
-    """The child's message goes to the case's thread, escaped so it can ping nobody."""
+def on_child_message(
+    message: ChildMessage,
+    case: Case,
+    policy: Policy,
+    *,
+    now: float,
+    created: bool,
+    queue: Queue | None = None,
+    closed_notice: str | None = None,
+) -> Decision:
+    """The child's message goes to the case's thread, escaped so it can ping nobody.
+
+    Outside the hours, a child no counsellor is talking with gets one automatic reply per
+    closed period. In the hours, a new case is told at once when capacity is full, or gets
+    a timer for the busy notice; every open period gets a closing reminder timer.
+    """
     shown = escape_for_slack(message.text) if message.text is not None else message.description or "[メッセージ]"
-    return Decision(deliveries=(ThreadPost(case=case.number, text=shown, role="child"),))
+    deliveries: list[Delivery] = [ThreadPost(case=case.number, text=shown, role="child")]
+    effects: list[Effect] = []
+    schedule = policy.schedule
+    at = _local(now, policy)
+    if not schedule.is_open(at):
+        opening = schedule.next_opening(at)
+        if created and case.arrived_closed:
+            effects.append(NoteClosedArrival(case.number, now))
+            if opening is not None:
+                effects.append(ScheduleTimer(OPENING_TIMER, str(int(opening.timestamp())), opening.timestamp()))
+        period = opening.isoformat() if opening else "never"
+        if case.counsellor is None and closed_notice != period:
+            text = (
+                policy.render("closed_reply", next_opening=schedule.format_opening(opening, at))
+                if opening
+                else policy.render("closed_reply_no_opening")
+            )
+            deliveries.append(_answer(message, text, f"closed:{message.event_id}", case))
+            until = opening.timestamp() if opening else now + 7 * 86400
+            effects.append(MarkClosedNotice(message.child_id, period, until))
+        return Decision(tuple(deliveries), tuple(effects))
+    if created:
+        if queue is not None and queue.open_cases > policy.capacity:
+            deliveries.append(_answer(message, policy.render("busy_notice", place=queue.place), "busy", case))
+            effects.append(MarkBusyNotified(case.number))
+        elif policy.busy_notice_seconds:
+            effects.append(ScheduleTimer(BUSY_TIMER, str(case.number), case.opened_at + policy.busy_notice_seconds))
+    effects.extend(_closing_reminder_timer(policy, at))
+    return Decision(tuple(deliveries), tuple(effects))
+
+
+def _answer(message: ChildMessage, text: str, purpose: str, case: Case) -> LineReply:
+    return LineReply(
+        to=message.child_id,
+        reply_token=message.reply_token,
+        event_ms=message.timestamp_ms,
+        texts=(text,),
+        retry_key=retry_key(f"{purpose}:{message.event_id}"),
+        case=case.number,
+    )
+
+
+def _closing_reminder_timer(policy: Policy, at: datetime) -> list[Effect]:
+    if not policy.closing_reminder_minutes:
+        return []
+    closing = policy.schedule.next_closing(at)
+    if closing is None:
+        return []
+    remind_at = closing.timestamp() - policy.closing_reminder_minutes * 60
+    if remind_at <= at.timestamp():
+        return []  # too late for a reminder in this period
+    return [ScheduleTimer(CLOSING_TIMER, str(int(closing.timestamp())), remind_at)]
 
 
 def on_child_followed(event: ChildFollowed, policy: Policy) -> Decision:
@@ -108,12 +283,65 @@ def on_child_followed(event: ChildFollowed, policy: Policy) -> Decision:
     )
 
 
-def on_child_unfollowed(case: Case | None, policy: Policy) -> Decision:
+def on_child_unfollowed(case: Case | None, policy: Policy, *, now: float) -> Decision:
     """A child who blocks the account ends their open case; the thread is told."""
     if case is None or not case.is_open:
         return NOTHING
     note = ThreadPost(case=case.number, text=policy.render("unfollow_note", case=case.number), role="note")
-    return Decision(deliveries=(note,), close=(case.number, CloseReason.UNFOLLOWED))
+    closed = replace(case, status=CaseStatus.CLOSED, closed_at=now, closed_reason=CloseReason.UNFOLLOWED)
+    root = RootUpdate(case=case.number, text=root_text(closed, policy))
+    return Decision(deliveries=(note, root), effects=(CloseCase(case.number, CloseReason.UNFOLLOWED),))
+
+
+# --- timers --------------------------------------------------------------------------
+
+
+def on_busy_timer(case: Case | None, policy: Policy, *, now: float, queue: Queue | None) -> Decision:
+    """No counsellor answered in time: the child hears once that replies may take a while."""
+    if (
+        case is None
+        or not case.is_open
+        or case.counsellor is not None
+        or case.busy_notified
+        or not policy.schedule.is_open(_local(now, policy))
+    ):
+        return NOTHING
+    place = queue.place if queue else 1
+    push = LinePush(
+        to=case.child_id,
+        texts=(policy.render("busy_notice", place=place),),
+        retry_key=retry_key(f"busy-timer:{case.number}"),
+        case=case.number,
+    )
+    return Decision(deliveries=(push,), effects=(MarkBusyNotified(case.number),))
+
+
+def on_opening_timer(arrivals: list[tuple[Case, float]], policy: Policy, *, now: float) -> Decision:
+    """The service opened: one channel message lists the cases that came in while closed."""
+    at = _local(now, policy)
+    effects: list[Effect] = list(_closing_reminder_timer(policy, at))
+    waiting = sorted(((arrived, case) for case, arrived in arrivals if case.is_open), key=lambda p: p[0])
+    effects.append(ForgetClosedArrivals(tuple(case.number for case, _ in arrivals)))
+    if not waiting or not policy.schedule.is_open(at):
+        return Decision(effects=tuple(effects))
+    lines = "\n".join(
+        policy.render("opening_digest_line", case=case.number, arrived_at=_day_time(arrived, policy))
+        for arrived, case in waiting
+    )
+    digest = ChannelPost(text=policy.render("opening_digest", count=len(waiting), cases=lines))
+    return Decision(deliveries=(digest,), effects=tuple(effects))
+
+
+def on_closing_timer(open_cases: list[Case], closing_at: float, policy: Policy, *, now: float) -> Decision:
+    """Shortly before closing, every open case's thread is reminded that time is nearly up."""
+    at = _local(now, policy)
+    if not policy.schedule.is_open(at) or now >= closing_at:
+        return NOTHING
+    minutes = max(1, round((closing_at - now) / 60))
+    text = policy.render("closing_reminder", minutes=minutes, closing_at=_local(closing_at, policy).strftime("%H:%M"))
+    return Decision(
+        deliveries=tuple(ThreadPost(case=c.number, text=text, role="note") for c in open_cases if c.is_open)
+    )
 
 
 # --- Slack -> LINE -------------------------------------------------------------------
@@ -136,9 +364,12 @@ def is_internal_note(message: ThreadMessage, policy: Policy) -> bool:
 
 
 def on_counsellor_message(
-    message: ThreadMessage, case: Case | None, policy: Policy, *, channel: str, delivery_id: str
+    message: ThreadMessage, case: Case | None, policy: Policy, *, channel: str, delivery_id: str, now: float
 ) -> Decision:
-    """A counsellor's thread reply becomes pushes to the child (at most five texts each)."""
+    """A counsellor's thread reply becomes pushes to the child (at most five texts each).
+
+    The first counsellor to answer becomes the case's counsellor, and the root says so.
+    """
     if case is None or not is_counsellor_reply(message, channel=channel) or is_internal_note(message, policy):
         return NOTHING
     assert message.user is not None  # is_counsellor_reply checked it
@@ -160,7 +391,13 @@ def on_counsellor_message(
         )
         for index, group in enumerate(groups)
     )
-    return Decision(deliveries=pushes)
+    if case.counsellor is not None:
+        return Decision(deliveries=pushes)
+    answered = replace(case, counsellor=message.user, counsellor_since=now)
+    return Decision(
+        deliveries=(*pushes, RootUpdate(case=case.number, text=root_text(answered, policy))),
+        effects=(AssignCounsellor(case.number, message.user, now),),
+    )
 
 
 def _was_relayed(message: ThreadMessage, case: Case | None, policy: Policy, *, channel: str) -> bool:

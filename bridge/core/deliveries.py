@@ -17,6 +17,23 @@ class ThreadPost:
 
 
 @dataclass(frozen=True)
+class RootUpdate:
+    """Replace the text of the case's root message (its state line changed)."""
+
+    kind: ClassVar[str] = "root_update"
+    case: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ChannelPost:
+    """A top-level message in the consultation channel, about no single case."""
+
+    kind: ClassVar[str] = "channel_post"
+    text: str
+
+
+@dataclass(frozen=True)
 class Reaction:
     """A reaction on a message in the case's thread (delivered, or failed)."""
 
@@ -62,8 +79,10 @@ class LineReply:
     case: int | None = None
 
 
-Delivery = ThreadPost | Reaction | Ephemeral | LinePush | LineReply
-_KINDS: dict[str, type[Delivery]] = {cls.kind: cls for cls in (ThreadPost, Reaction, Ephemeral, LinePush, LineReply)}
+Delivery = ThreadPost | RootUpdate | ChannelPost | Reaction | Ephemeral | LinePush | LineReply
+_KINDS: dict[str, type[Delivery]] = {
+    cls.kind: cls for cls in (ThreadPost, RootUpdate, ChannelPost, Reaction, Ephemeral, LinePush, LineReply)
+}
 
 
 def to_payload(delivery: Delivery) -> dict[str, Any]:

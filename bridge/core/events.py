@@ -67,10 +67,20 @@ class ThreadDelete:
 
 
 @dataclass(frozen=True)
+class TimerFired:
+    """A deadline kept in Redis came due. kind says what it is for; arg, for what."""
+
+    kind: str
+    arg: str
+
+
+@dataclass(frozen=True)
 class Ignored:
     """An event the bridge does not act on; reason is safe to log (no content, no ids)."""
 
     reason: str
 
 
-InboundEvent = ChildMessage | ChildFollowed | ChildUnfollowed | ThreadMessage | ThreadEdit | ThreadDelete | Ignored
+InboundEvent = (
+    ChildMessage | ChildFollowed | ChildUnfollowed | ThreadMessage | ThreadEdit | ThreadDelete | TimerFired | Ignored
+)
