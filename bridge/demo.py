@@ -4,8 +4,8 @@ and local fake LINE and Slack servers. Plays a short consultation and prints bot
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 import json
 import time
 import uuid
