@@ -69,6 +69,25 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hours(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    policy = load_policy(Path(args.config or os.environ.get("BRIDGE_CONFIG", "config/bridge.toml")))
+    if args.at:
+        try:
+            at = datetime.fromisoformat(args.at)
+        except ValueError:
+            print(f"bridge: --at {args.at!r} is not an ISO time (e.g. 2026-12-01T13:00)", file=sys.stderr)
+            return 2
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=policy.timezone)  # a bare time means the service's own zone
+    else:
+        at = datetime.now(policy.timezone)
+    print(f"hours: {policy.schedule.summary()}\n")
+    print(policy.schedule.week_report(at))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from bridge.demo import run_demo
 
@@ -87,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="a scripted consultation against local fakes")
     demo.add_argument("--verbose", action="store_true", help="show the bridge's own log lines")
     demo.set_defaults(run=_demo)
+    hours = commands.add_parser("hours", help="the week ahead, and whether the service is open")
+    hours.add_argument("--at", help="ISO time to look from (default: now); without an offset, the service's zone")
+    hours.add_argument("--config", help="policy file (default: $BRIDGE_CONFIG or config/bridge.toml)")
+    hours.set_defaults(run=_hours)
     check = commands.add_parser("check-config", help="validate a policy file and show what it means")
     check.add_argument("path", nargs="?")
     check.set_defaults(run=_check_config)

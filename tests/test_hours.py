@@ -1,0 +1,189 @@
+"""Opening hours in the core: out-of-hours replies, the busy notice, digests and reminders.
+
+Pure decisions on the shipped policy, with a controlled clock (Asia/Tokyo).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bridge.core import case as core
+from bridge.core.case import Case, CaseStatus, Queue
+from bridge.core.deliveries import ChannelPost, LinePush, LineReply, ThreadPost
+from bridge.core.events import ChildMessage
+from bridge.core.schedule import Schedule
+from bridge.policy import Policy, load_policy
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+CHILD = "Uchild-hours"
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=TOKYO).timestamp()
+
+
+TUESDAY_MORNING = at("2026-12-01T10:00")  # closed; opens 13:00
+TUESDAY_AFTERNOON = at("2026-12-01T14:00")  # open until 19:00
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return load_policy(Path(__file__).resolve().parent.parent / "config" / "bridge.toml")
+
+
+def a_case(number: int = 4, opened_at: float = TUESDAY_MORNING, **changes: object) -> Case:
+    fields: dict[str, object] = {"status": CaseStatus.OPEN, **changes}
+    return Case(number=number, child_id=CHILD, opened_at=opened_at, **fields)  # type: ignore[arg-type]
+
+
+def message(event_id: str = "ev1", token: str | None = "rt") -> ChildMessage:
+    return ChildMessage(child_id=CHILD, event_id=event_id, timestamp_ms=0, reply_token=token, text="こんにちは")
+
+
+def test_out_of_hours_message_is_posted_and_answered_once(policy: Policy) -> None:
+    case = a_case(arrived_closed=True)
+    first = core.on_child_message(message(), case, policy, now=TUESDAY_MORNING, created=True)
+    post, reply = first.deliveries
+    assert isinstance(post, ThreadPost) and post.text == "こんにちは"
+    assert isinstance(reply, LineReply) and reply.reply_token == "rt"
+    assert "火曜日 13:00" in reply.texts[0] and "0120-967-866" in reply.texts[0]
+    opening = at("2026-12-01T13:00")
+    notice = next(e for e in first.effects if isinstance(e, core.MarkClosedNotice))
+    assert notice.until == opening
+    assert core.NoteClosedArrival(4, TUESDAY_MORNING) in first.effects
+    assert core.ScheduleTimer(core.OPENING_TIMER, str(int(opening)), opening) in first.effects
+
+    second = core.on_child_message(
+        message("ev2"), case, policy, now=TUESDAY_MORNING + 60, created=False, closed_notice=notice.period
+    )
+    assert [type(d) for d in second.deliveries] == [ThreadPost]  # no second automatic reply
+    assert second.effects == ()
+
+
+def test_a_new_closed_period_gets_a_new_reply(policy: Policy) -> None:
+    last_period = datetime(2026, 11, 28, 12, 0, tzinfo=TOKYO).isoformat()  # from Saturday's closing
+    decision = core.on_child_message(
+        message(), a_case(), policy, now=TUESDAY_MORNING, created=False, closed_notice=last_period
+    )
+    assert any(isinstance(d, LineReply) for d in decision.deliveries)
+
+
+def test_no_automatic_reply_while_a_counsellor_is_talking_after_closing(policy: Policy) -> None:
+    evening = at("2026-12-01T19:20")
+    engaged = a_case(opened_at=at("2026-12-01T18:30"), counsellor="UC", counsellor_since=at("2026-12-01T18:35"))
+    decision = core.on_child_message(message(), engaged, policy, now=evening, created=False)
+    assert [type(d) for d in decision.deliveries] == [ThreadPost]
+
+
+def test_the_new_year_closure_names_the_date(policy: Policy) -> None:
+    decision = core.on_child_message(message(), a_case(), policy, now=at("2026-12-28T15:00"), created=True)
+    reply = decision.deliveries[1]
+    assert isinstance(reply, LineReply) and "1月5日(火) 13:00" in reply.texts[0]
+
+
+def test_a_schedule_that_never_opens_says_so(policy: Policy) -> None:
+    never = dataclasses.replace(policy, schedule=Schedule.from_config({}, TOKYO))
+    decision = core.on_child_message(message(), a_case(), never, now=TUESDAY_MORNING, created=True)
+    reply = decision.deliveries[1]
+    assert isinstance(reply, LineReply) and "お休み" in reply.texts[0] and "0120-967-866" in reply.texts[0]
+    assert not any(isinstance(e, core.ScheduleTimer) for e in decision.effects)
+
+
+def test_a_new_case_when_full_is_told_at_once_with_its_place(policy: Policy) -> None:
+    case = a_case(opened_at=TUESDAY_AFTERNOON)
+    full = core.on_child_message(
+        message(), case, policy, now=TUESDAY_AFTERNOON, created=True, queue=Queue(open_cases=4, place=2)
+    )
+    busy = full.deliveries[1]
+    assert isinstance(busy, LineReply) and "2 番目" in busy.texts[0] and "0120-967-866" in busy.texts[0]
+    assert core.MarkBusyNotified(4) in full.effects
+    assert not any(isinstance(e, core.ScheduleTimer) and e.kind == core.BUSY_TIMER for e in full.effects)
+
+
+def test_a_new_case_with_room_gets_timers_instead(policy: Policy) -> None:
+    case = a_case(opened_at=TUESDAY_AFTERNOON)
+    decision = core.on_child_message(
+        message(), case, policy, now=TUESDAY_AFTERNOON, created=True, queue=Queue(open_cases=3, place=3)
+    )
+    assert [type(d) for d in decision.deliveries] == [ThreadPost]
+    closing = at("2026-12-01T19:00")
+    assert decision.effects == (
+        core.ScheduleTimer(core.BUSY_TIMER, "4", TUESDAY_AFTERNOON + 180),
+        core.ScheduleTimer(core.CLOSING_TIMER, str(int(closing)), closing - 15 * 60),
+    )
+
+
+def test_no_closing_reminder_timer_inside_the_last_minutes(policy: Policy) -> None:
+    late = at("2026-12-01T18:50")
+    decision = core.on_child_message(message(), a_case(opened_at=late), policy, now=late, created=False)
+    assert decision.effects == ()
+
+
+@pytest.mark.parametrize(
+    ("changes", "now", "expected_push"),
+    [
+        ({}, TUESDAY_AFTERNOON + 180, True),
+        ({"counsellor": "UC"}, TUESDAY_AFTERNOON + 180, False),
+        ({"busy_notified": True}, TUESDAY_AFTERNOON + 180, False),
+        ({"status": CaseStatus.CLOSED}, TUESDAY_AFTERNOON + 180, False),
+        ({}, at("2026-12-01T19:30"), False),  # closed by then: the closed reply has said enough
+    ],
+    ids=["unanswered", "answered", "already-told", "closed-case", "after-hours"],
+)
+def test_the_busy_timer(policy: Policy, changes: dict[str, object], now: float, expected_push: bool) -> None:
+    case = a_case(opened_at=TUESDAY_AFTERNOON, **changes)
+    decision = core.on_busy_timer(case, policy, now=now, queue=Queue(open_cases=2, place=1))
+    pushes = [d for d in decision.deliveries if isinstance(d, LinePush)]
+    assert bool(pushes) is expected_push
+    if expected_push:
+        assert "1 番目" in pushes[0].texts[0]
+        assert decision.effects == (core.MarkBusyNotified(4),)
+
+
+def test_the_opening_digest_lists_waiting_cases_oldest_first(policy: Policy) -> None:
+    opening = at("2026-12-01T13:00")
+    arrivals = [
+        (a_case(7, arrived_closed=True), at("2026-12-01T09:30")),
+        (a_case(5, arrived_closed=True), at("2026-11-30T22:10")),
+        (a_case(6, status=CaseStatus.CLOSED), at("2026-12-01T08:00")),  # closed meanwhile
+    ]
+    decision = core.on_opening_timer(arrivals, policy, now=opening)
+    (digest,) = decision.deliveries
+    assert isinstance(digest, ChannelPost)
+    assert digest.text.index("#5") < digest.text.index("#7") and "#6" not in digest.text
+    assert "2 件" in digest.text
+    assert core.ForgetClosedArrivals((7, 5, 6)) in decision.effects
+    closing = at("2026-12-01T19:00")
+    assert core.ScheduleTimer(core.CLOSING_TIMER, str(int(closing)), closing - 15 * 60) in decision.effects
+
+
+def test_no_digest_without_waiting_cases(policy: Policy) -> None:
+    decision = core.on_opening_timer([], policy, now=at("2026-12-01T13:00"))
+    assert decision.deliveries == ()
+
+
+def test_the_closing_reminder_goes_to_every_open_case(policy: Policy) -> None:
+    closing = at("2026-12-01T19:00")
+    cases = [a_case(1), a_case(2), a_case(3, status=CaseStatus.CLOSED)]
+    decision = core.on_closing_timer(cases, closing, policy, now=closing - 15 * 60)
+    assert [d.case for d in decision.deliveries if isinstance(d, ThreadPost)] == [1, 2]
+    assert "15分" in decision.deliveries[0].text and "19:00" in decision.deliveries[0].text  # type: ignore[union-attr]
+    assert core.on_closing_timer(cases, closing, policy, now=closing + 60) == core.NOTHING
+
+
+def test_root_states(policy: Policy) -> None:
+    waiting = core.root_text(a_case(opened_at=TUESDAY_AFTERNOON), policy)
+    assert "#4" in waiting and "対応待ち（14:00から）" in waiting
+    night = core.root_text(a_case(opened_at=at("2026-11-30T22:10"), arrived_closed=True), policy)
+    assert "時間外に受信" in night and "11/30(月) 22:10" in night
+    answered = core.root_text(a_case(counsellor="UC1", counsellor_since=TUESDAY_AFTERNOON + 300), policy)
+    assert "対応中: <@UC1>（14:05から）" in answered
+    closed = core.root_text(
+        a_case(status=CaseStatus.CLOSED, closed_at=TUESDAY_AFTERNOON + 600, closed_reason="unfollowed"), policy
+    )
+    assert "終了（相談者がブロック、14:10）" in closed
