@@ -273,7 +273,8 @@ def bridge_factory(
     def make(*, web: int = 1, worker: int = 1, **extra_env: str) -> Bridge:
         # Unless a test brings its own policy, the service is open around the clock, so
         # relay tests do not depend on the time of day they run at.
-        extra_env.setdefault("BRIDGE_CONFIG", str(write_policy(tmp_path, hours=ALWAYS_OPEN)))
+        if "BRIDGE_CONFIG" not in extra_env:
+            extra_env["BRIDGE_CONFIG"] = str(write_policy(tmp_path, hours=ALWAYS_OPEN, name="always-open.toml"))
         env = bridge_env(redis_server.url, fake_line.url, fake_slack.url, **extra_env)
         bridge = Bridge(env=env, tmp=tmp_path, fake_line=fake_line, fake_slack=fake_slack, redis=redis_db)
         made.append(bridge)

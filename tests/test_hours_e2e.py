@@ -1,0 +1,130 @@
+"""Opening hours end to end: policies that are closed now and open now, through the fakes."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bridge.core.schedule import WEEKDAYS
+from tests.conftest import ALWAYS_OPEN, Bridge, line_text_event, write_policy
+from tests.test_relay_e2e import bot_thread, roots, wait_thread
+
+pytestmark = pytest.mark.redis
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+A = "Uchild0000000000000000000000031"
+B = "Uchild0000000000000000000000032"
+TIMERS = "br:{in}:timers"
+
+
+def closed_now(tmp: Path, **capacity: int) -> Path:
+    """Open only on the day after tomorrow, 13:00-14:00 (Tokyo): closed whenever the test runs."""
+    later = datetime.now(TOKYO) + timedelta(days=2)
+    hours = {day: [] for day in WEEKDAYS} | {WEEKDAYS[later.weekday()]: ["13:00-14:00"]}
+    return write_policy(tmp, hours=hours, capacity=capacity, name="closed.toml")
+
+
+def fire_now(bridge: Bridge, kind: str) -> str:
+    """Bring a scheduled timer's deadline forward to now, as if its time had come."""
+    members = [m.decode() for m in bridge.redis.zrange(TIMERS, 0, -1)]
+    member = next(m for m in members if m.startswith(kind + "|"))
+    bridge.redis.zadd(TIMERS, {member: int(time.time() * 1000)}, xx=True)
+    return member
+
+
+def test_out_of_hours_messages_reach_slack_and_the_child_hears_once(bridge_factory: Any, tmp_path: Path) -> None:
+    bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(closed_now(tmp_path)))
+    for n in range(3):
+        assert bridge.line_events(line_text_event(A, f"夜の相談 {n}")).status_code == 200
+    _, texts = wait_thread(bridge, 3)
+    assert texts == ["夜の相談 0", "夜の相談 1", "夜の相談 2"]  # nothing a child writes is dropped
+    assert "時間外に受信" in roots(bridge)[0]["text"]
+    bridge.fake_line.wait_for(lambda: len(bridge.fake_line.accepted_replies()) == 1)
+    time.sleep(1.0)
+    replies = bridge.fake_line.accepted_replies()
+    assert len(replies) == 1 and not bridge.fake_line.accepted_pushes()
+    weekday = "月火水木金土日"[(datetime.now(TOKYO) + timedelta(days=2)).weekday()]
+    text = replies[0]["messages"][0]["text"]
+    assert f"{weekday}曜日 13:00" in text and "0120-967-866" in text
+    assert any(m.startswith(b"opening|") for m in bridge.redis.zrange(TIMERS, 0, -1))
+
+
+def test_opening_lists_the_cases_that_arrived_while_closed(bridge_factory: Any, tmp_path: Path) -> None:
+    policy = closed_now(tmp_path)
+    bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(policy))
+    bridge.line_events(line_text_event(A, "一人目"))
+    wait_thread(bridge, 1)
+    bridge.line_events(line_text_event(B, "二人目"))
+    wait_thread(bridge, 1, root_index=1)
+    # The service opens: the worker now reads an open policy, and the opening timer comes due.
+    worker = next(p for p in bridge.processes if p.name == "worker")
+    worker.stop()
+    write_policy(tmp_path, hours=ALWAYS_OPEN, name="closed.toml")
+    bridge.start("worker")
+    fire_now(bridge, "opening")
+    bridge.fake_slack.wait_for(lambda: len(roots(bridge)) == 3)
+    digest = roots(bridge)[2]["text"]
+    assert "受付を開始しました" in digest and "2 件" in digest
+    assert digest.index("#1") < digest.index("#2")
+    time.sleep(1.0)
+    assert len(roots(bridge)) == 3  # one digest, once
+    assert not bridge.redis.zrange("br:{cases}:closed-arrivals", 0, -1)
+
+
+def test_a_case_arriving_when_capacity_is_full_is_told_its_place(bridge_factory: Any, tmp_path: Path) -> None:
+    policy = write_policy(tmp_path, hours=ALWAYS_OPEN, capacity={"cases": 1, "busy_notice_seconds": 600})
+    bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(policy))
+    bridge.line_events(line_text_event(A, "一人目"))
+    wait_thread(bridge, 1)
+    bridge.line_events(line_text_event(B, "二人目"))
+    bridge.fake_line.wait_for(lambda: len(bridge.fake_line.accepted_replies()) == 1)
+    text = bridge.fake_line.accepted_replies()[0]["messages"][0]["text"]
+    assert "2 番目" in text and "0120-967-866" in text
+    time.sleep(1.0)
+    assert len(bridge.fake_line.accepted_replies()) == 1  # the first child was not told anything
+
+
+def test_unanswered_cases_get_one_busy_notice_answered_ones_none(bridge_factory: Any, tmp_path: Path) -> None:
+    policy = write_policy(tmp_path, hours=ALWAYS_OPEN, capacity={"cases": 5, "busy_notice_seconds": 2})
+    bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(policy))
+    bridge.line_events(line_text_event(A, "だれかいますか"))
+    a_root, _ = wait_thread(bridge, 1)
+    bridge.line_events(line_text_event(B, "聞いてほしい"))
+    b_root, _ = wait_thread(bridge, 1, root_index=1)
+    reply_ts = bridge.counsellor_reply(b_root, "聞いてるよ")
+    bridge.fake_slack.wait_for(lambda: "white_check_mark" in bridge.fake_slack.reactions_on(reply_ts))
+    bridge.fake_line.wait_for(lambda: len(bridge.fake_line.texts_to(A)) == 1, timeout=10)
+    time.sleep(3.0)
+    (notice,) = bridge.fake_line.texts_to(A)
+    assert "1 番目" in notice and "0120-967-866" in notice
+    assert bridge.fake_line.texts_to(B) == ["聞いてるよ"]
+    # B's root shows who is with the case; A's still waits.
+    updates = bridge.fake_slack.updates_of(b_root)
+    assert updates and "対応中: <@UCOUNSEL1>" in updates[-1]["text"]
+    assert "対応待ち" in bridge.fake_slack.message(a_root)["text"]
+
+
+def test_open_cases_are_reminded_before_closing(bridge_factory: Any, tmp_path: Path) -> None:
+    # A zone where it is daytime now, so "closes in 30 minutes" stays on today's date.
+    zone = next(
+        z for z in ("Asia/Tokyo", "Europe/London", "America/New_York") if 1 <= datetime.now(ZoneInfo(z)).hour <= 21
+    )
+    now = datetime.now(ZoneInfo(zone))
+    end = (now + timedelta(minutes=30)).strftime("%H:%M")
+    hours = {day: [] for day in WEEKDAYS} | {WEEKDAYS[now.weekday()]: [f"00:00-{end}"]}
+    policy = write_policy(tmp_path, hours=hours)
+    policy.write_text(policy.read_text().replace('timezone = "Asia/Tokyo"', f'timezone = "{zone}"'))
+    bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(policy))
+    bridge.line_events(line_text_event(A, "まだ大丈夫？"))
+    root_ts, _ = wait_thread(bridge, 1)
+    fire_now(bridge, "closing")
+    bridge.fake_slack.wait_for(lambda: len(bot_thread(bridge, root_ts)) == 2)
+    reminder = bot_thread(bridge, root_ts)[1]
+    assert re.search(r"あと\d+分で受付時間が終わります", reminder) and end in reminder
+    assert bridge.fake_line.texts_to(A) == []  # the child is not told
