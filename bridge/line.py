@@ -26,9 +26,8 @@ from linebot.v3.messaging import (
     TextMessage,
 )
 
-from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored, InboundEvent
+from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored, InboundEvent, Media
 from bridge.core.retry import DELIVERED, Outcome
-from bridge.core.text import describe_line_message
 
 log = logging.getLogger("bridge.line")
 
@@ -110,14 +109,14 @@ def _child_message(
 ) -> ChildMessage:
     message_type = str(message.get("type") or "unknown")
     text = message.get("text") if message_type == "text" else None
-    description = None
+    media = None
     if not isinstance(text, str):
         text = None
         keywords = message.get("keywords")
         duration = message.get("duration")
-        description = describe_line_message(
-            message_type,
-            sticker_keywords=[str(k) for k in keywords] if isinstance(keywords, list) else (),
+        media = Media(
+            type=message_type,
+            keywords=tuple(str(k) for k in keywords) if isinstance(keywords, list) else (),
             file_name=str(message["fileName"]) if "fileName" in message else None,
             duration_ms=int(duration) if isinstance(duration, int | float) and math.isfinite(duration) else None,
             title=str(message["title"]) if message.get("title") else None,
@@ -128,7 +127,7 @@ def _child_message(
         timestamp_ms=timestamp_ms,
         reply_token=reply_token,
         text=text,
-        description=description,
+        media=media,
     )
 
 

@@ -35,6 +35,13 @@ TEXT_PLACEHOLDERS: dict[str, dict[str, object]] = {
     "delete_note": {},
     "closed_case_ephemeral": {"case": 12},
     "delivery_failed_note": {"reason": "LINEが受け付けませんでした (400)"},
+    "media_sticker": {},
+    "media_image": {},
+    "media_video": {},
+    "media_audio": {},
+    "media_file": {},
+    "media_location": {},
+    "media_unknown": {},
 }
 
 
@@ -90,6 +97,14 @@ class TextsSection(_Strict):
     delete_note: str
     closed_case_ephemeral: str
     delivery_failed_note: str
+    # What the thread shows for a child's non-text message, e.g. [スタンプ: OK] or [動画 0:12].
+    media_sticker: str = "スタンプ"
+    media_image: str = "画像"
+    media_video: str = "動画"
+    media_audio: str = "音声"
+    media_file: str = "ファイル"
+    media_location: str = "位置情報"
+    media_unknown: str = "未対応のメッセージ"
 
     @field_validator("*")
     @classmethod
@@ -130,6 +145,11 @@ class Policy:
     capacity: int = 3
     busy_notice_seconds: int = 180
     closing_reminder_minutes: int = 15
+
+    def media_labels(self) -> dict[str, str]:
+        """The words for non-text messages, by LINE message type."""
+        kinds = ("sticker", "image", "video", "audio", "file", "location", "unknown")
+        return {kind: getattr(self.texts, f"media_{kind}") for kind in kinds}
 
     def render(self, text_name: str, **values: object) -> str:
         """Render a named text with its placeholders; unknown names raise KeyError."""

@@ -206,6 +206,7 @@ class Worker:
             if claim_from == "0-0":
                 break
         valid_until = time.monotonic() + ROUTER_LEASE_MS / 1000
+        standing_due = 0.0
         cursor = "0"
         try:
             while not self._stopping.is_set():
@@ -214,6 +215,10 @@ class Worker:
                         log.warning("router lease lost name=%s", self.name)
                         return
                     valid_until = time.monotonic() + ROUTER_LEASE_MS / 1000
+                if time.monotonic() >= standing_due:
+                    for effect in core.standing_timers(self.policy, now=time.time()):
+                        await self._apply_effect(effect, time.time())
+                    standing_due = time.monotonic() + 60
                 # Due timers join the stream here, so they are decided in order with events.
                 _, next_timer = await self.store.fire_due_timers()
                 block_ms = 1000 if next_timer is None else max(1, min(1000, int(next_timer * 1000) + 1))

@@ -10,7 +10,7 @@ import pytest
 from bridge.core import case as core
 from bridge.core.case import Case, CaseStatus, CloseReason
 from bridge.core.deliveries import Ephemeral, LinePush, LineReply, Reaction, ThreadPost, from_payload, to_payload
-from bridge.core.events import ChildFollowed, ChildMessage, ThreadDelete, ThreadEdit, ThreadMessage
+from bridge.core.events import ChildFollowed, ChildMessage, Media, ThreadDelete, ThreadEdit, ThreadMessage
 from bridge.core.schedule import Schedule
 from bridge.policy import Policy, load_policy
 
@@ -67,11 +67,15 @@ def test_child_text_goes_to_the_thread_escaped(policy: Policy) -> None:
 
 
 def test_child_media_goes_to_the_thread_as_its_description(policy: Policy) -> None:
-    message = ChildMessage(
-        child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text=None, description="[画像]"
+    image = ChildMessage(
+        child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text=None, media=Media(type="image")
     )
-    decision = core.on_child_message(message, open_case(), policy, now=NOW, created=False)
+    decision = core.on_child_message(image, open_case(), policy, now=NOW, created=False)
     assert decision.deliveries == (ThreadPost(case=7, text="[画像]", role="child"),)
+    custom = dataclasses.replace(policy, texts=policy.texts.model_copy(update={"media_sticker": "sticker"}))
+    sticker = dataclasses.replace(image, media=Media(type="sticker", keywords=("<!here>",)))
+    shown = core.on_child_message(sticker, open_case(), custom, now=NOW, created=False).deliveries[0]
+    assert isinstance(shown, ThreadPost) and shown.text == "[sticker: &lt;!here&gt;]"
 
 
 def test_the_first_answer_makes_the_counsellor_and_updates_the_root(policy: Policy) -> None:

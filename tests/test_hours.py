@@ -187,3 +187,12 @@ def test_root_states(policy: Policy) -> None:
         a_case(status=CaseStatus.CLOSED, closed_at=TUESDAY_AFTERNOON + 600, closed_reason="unfollowed"), policy
     )
     assert "終了（相談者がブロック、14:10）" in closed
+
+
+def test_the_closing_reminder_timer_stands_whatever_happens(policy: Policy) -> None:
+    closing = at("2026-12-01T19:00")
+    assert core.standing_timers(policy, now=TUESDAY_AFTERNOON) == (
+        core.ScheduleTimer(core.CLOSING_TIMER, str(int(closing)), closing - 15 * 60),
+    )
+    # While closed, the next period's reminder is already known.
+    assert core.standing_timers(policy, now=TUESDAY_MORNING)[0].at == closing - 15 * 60

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored
+from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored, Media
 from bridge.line import WebhookBodyError, parse_event, sign, signature_is_valid, split_webhook_body
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "line-bot-sdk" / "webhook.json"
@@ -36,7 +36,7 @@ def test_every_recorded_event_kind_parses_without_error() -> None:
         if isinstance(event, Ignored):
             assert raw["source"].get("userId", "-") not in event.reason  # reasons are safe to log
         if isinstance(event, ChildMessage) and event.text is None:
-            assert event.description and event.description.startswith("[")
+            assert event.media is not None and event.media.type == raw["message"]["type"]
 
 
 def test_dedup_id_is_the_webhook_event_id_or_a_content_hash() -> None:
@@ -99,4 +99,5 @@ def test_text_and_sticker_messages() -> None:
             "message": {"type": "sticker", "id": "2", "keywords": ["Hi"]},
         }
     )
-    assert isinstance(sticker, ChildMessage) and sticker.text is None and sticker.description == "[スタンプ: Hi]"
+    assert isinstance(sticker, ChildMessage) and sticker.text is None
+    assert sticker.media == Media(type="sticker", keywords=("Hi",))

@@ -26,11 +26,12 @@ from bridge.core.deliveries import (
 from bridge.core.events import (
     ChildFollowed,
     ChildMessage,
+    Media,
     ThreadDelete,
     ThreadEdit,
     ThreadMessage,
 )
-from bridge.core.text import batches, escape_for_slack, slack_to_plain, split_for_line
+from bridge.core.text import batches, describe_line_message, escape_for_slack, slack_to_plain, split_for_line
 from bridge.policy import Policy
 
 DELIVERED_REACTION = "white_check_mark"
@@ -212,7 +213,7 @@ def on_child_message(
     closed period. In the hours, a new case is told at once when capacity is full, or gets
     a timer for the busy notice; every open period gets a closing reminder timer.
     """
-    shown = escape_for_slack(message.text) if message.text is not None else message.description or "[メッセージ]"
+    shown = escape_for_slack(message.text) if message.text is not None else describe_media(message.media, policy)
     deliveries: list[Delivery] = [ThreadPost(case=case.number, text=shown, role="child")]
     effects: list[Effect] = []
     schedule = policy.schedule
@@ -265,6 +266,26 @@ def _closing_reminder_timer(policy: Policy, at: datetime) -> list[Effect]:
     if remind_at <= at.timestamp():
         return []  # too late for a reminder in this period
     return [ScheduleTimer(CLOSING_TIMER, str(int(closing.timestamp())), remind_at)]
+
+
+def standing_timers(policy: Policy, *, now: float) -> tuple[Effect, ...]:
+    """Timers that must exist whatever happens: the next closing reminder. The router
+    schedules them regularly; scheduling one twice changes nothing."""
+    return tuple(_closing_reminder_timer(policy, _local(now, policy)))
+
+
+def describe_media(media: Media | None, policy: Policy) -> str:
+    """What the thread shows for a sticker, image or other non-text message (labels from the policy)."""
+    if media is None:
+        return describe_line_message("unknown", labels=policy.media_labels())
+    return describe_line_message(
+        media.type,
+        sticker_keywords=media.keywords,
+        file_name=media.file_name,
+        duration_ms=media.duration_ms,
+        title=media.title,
+        labels=policy.media_labels(),
+    )
 
 
 def on_child_followed(event: ChildFollowed, policy: Policy) -> Decision:

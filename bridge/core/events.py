@@ -6,15 +6,26 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Media:
+    """What a non-text LINE message is, without its content."""
+
+    type: str  # sticker, image, video, audio, file, location, or a type LINE adds later
+    keywords: tuple[str, ...] = ()
+    file_name: str | None = None
+    duration_ms: int | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
 class ChildMessage:
-    """A message a child sent to the LINE account (text, or a description of other media)."""
+    """A message a child sent to the LINE account: its text, or what kind of media it is."""
 
     child_id: str
     event_id: str
     timestamp_ms: int
     reply_token: str | None
     text: str | None
-    description: str | None = None  # for stickers, images and other non-text messages
+    media: Media | None = None  # for stickers, images and other non-text messages
 
 
 @dataclass(frozen=True)

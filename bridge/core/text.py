@@ -418,6 +418,17 @@ def _format_duration(duration_ms: int) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+DEFAULT_MEDIA_LABELS: Mapping[str, str] = {
+    "sticker": "スタンプ",
+    "image": "画像",
+    "video": "動画",
+    "audio": "音声",
+    "file": "ファイル",
+    "location": "位置情報",
+    "unknown": "未対応のメッセージ",
+}
+
+
 def describe_line_message(
     message_type: str,
     *,
@@ -425,8 +436,12 @@ def describe_line_message(
     file_name: str | None = None,
     duration_ms: int | None = None,
     title: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """A short Japanese, Slack-safe description of a non-text LINE message.
+
+    ``labels`` (the policy file's media texts) replaces the default words per type:
+    keys sticker, image, video, audio, file, location, unknown.
 
     * ``sticker`` -> ``[スタンプ]`` or ``[スタンプ: 嬉しい, OK]`` (first 5 keywords)
     * ``image`` -> ``[画像]``
@@ -441,18 +456,19 @@ def describe_line_message(
     through :func:`escape_for_slack`, so the result can be posted as mrkdwn
     without pinging anyone.
     """
+    words = {**DEFAULT_MEDIA_LABELS, **(labels or {})}
     if message_type == "sticker":
         keywords = [escape_for_slack(k) for k in sticker_keywords if k][:_MAX_STICKER_KEYWORDS]
-        return f"[スタンプ: {', '.join(keywords)}]" if keywords else "[スタンプ]"
+        return f"[{words['sticker']}: {', '.join(keywords)}]" if keywords else f"[{words['sticker']}]"
     if message_type == "image":
-        return "[画像]"
+        return f"[{words['image']}]"
     if message_type in ("video", "audio"):
-        label = "動画" if message_type == "video" else "音声"
+        label = words[message_type]
         if duration_ms is None:
             return f"[{label}]"
         return f"[{label} {_format_duration(duration_ms)}]"
     if message_type == "file":
-        return f"[ファイル: {escape_for_slack(file_name)}]" if file_name else "[ファイル]"
+        return f"[{words['file']}: {escape_for_slack(file_name)}]" if file_name else f"[{words['file']}]"
     if message_type == "location":
-        return f"[位置情報: {escape_for_slack(title)}]" if title else "[位置情報]"
-    return f"[未対応のメッセージ: {escape_for_slack(message_type)}]"
+        return f"[{words['location']}: {escape_for_slack(title)}]" if title else f"[{words['location']}]"
+    return f"[{words['unknown']}: {escape_for_slack(message_type)}]"
