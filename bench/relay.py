@@ -51,7 +51,14 @@ import redis as redis_sync  # noqa: E402
 
 from bridge import line as line_side  # noqa: E402
 from bridge import slack as slack_side  # noqa: E402
-from bridge.fakes.harness import Credentials, bridge_env, free_port, procfile_commands  # noqa: E402
+from bridge.fakes.harness import (  # noqa: E402
+    ALWAYS_OPEN,
+    Credentials,
+    bridge_env,
+    free_port,
+    procfile_commands,
+    write_policy,
+)
 from bridge.fakes.line import FakeLine  # noqa: E402
 from bridge.fakes.slack import FakeSlack  # noqa: E402
 from bridge.store import Keys  # noqa: E402
@@ -358,6 +365,8 @@ class Rig:
             self.slack.url,
             credentials=CREDENTIALS,
             BRIDGE_LOG_LEVEL="WARNING",
+            # Open around the clock, so the figures do not depend on the hour the bench runs at.
+            BRIDGE_CONFIG=str(write_policy(self.tmp, hours=ALWAYS_OPEN, name="bench-policy.toml")),
         )
         commands = procfile_commands()
         port = free_port()

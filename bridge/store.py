@@ -32,6 +32,7 @@ from bridge.core.case import Case, CaseStatus, Queue
 
 PREFIX = "br"
 DEDUP_TTL_SECONDS = 7 * 24 * 3600  # LINE and Slack redeliver within hours; a week is ample.
+FIRED_MARKER_TTL_SECONDS = 7 * 24 * 3600  # longer than any backlog the router could have
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class Keys:
         return f"{self.prefix}:{{in}}:timers"
 
     @property
+    def fired_prefix(self) -> str:
+        return f"{self.prefix}:{{in}}:fired:"
+
+    @property
     def router_lease(self) -> str:
         return f"{self.prefix}:{{in}}:router-lease"
 
@@ -79,6 +84,11 @@ class Keys:
     @property
     def by_thread(self) -> str:
         return f"{self.cases_prefix}by-thread"
+
+    @property
+    def unanswered(self) -> str:
+        """Open cases no counsellor has answered yet, scored by number: the waiting order."""
+        return f"{self.cases_prefix}unanswered"
 
     @property
     def closed_arrivals(self) -> str:
@@ -137,21 +147,25 @@ end
 return recorded
 """
 
-# KEYS[1] seq, KEYS[2] open-by-child; ARGV: cases prefix, child key, child id, now, arrived closed.
-# Returns {number, created}. At most one open case per child, whoever asks.
+# KEYS[1] seq, KEYS[2] open-by-child, KEYS[3] unanswered; ARGV: cases prefix, child key, child id,
+# now, arrived closed, opening entry id. Returns {number, created}. At most one open case per
+# child, whoever asks.
 _OPEN_OR_GET = """
 local existing = redis.call('HGET', KEYS[2], ARGV[2])
 if existing then return {tonumber(existing), 0} end
 local n = redis.call('INCR', KEYS[1])
 redis.call('HSET', ARGV[1] .. 'case:' .. n, 'number', n, 'status', 'open', 'child', ARGV[3],
-  'child_key', ARGV[2], 'opened_at', ARGV[4], 'arrived_closed', ARGV[5])
+  'child_key', ARGV[2], 'opened_at', ARGV[4], 'arrived_closed', ARGV[5], 'opened_by', ARGV[6])
+redis.call('ZADD', KEYS[3], n, n)
 redis.call('HSET', KEYS[2], ARGV[2], n)
 return {n, 1}
 """
 
-# KEYS[1] case hash, KEYS[2] open-by-child; ARGV: number, reason, now. Returns 1 if it closed now.
+# KEYS[1] case hash, KEYS[2] open-by-child, KEYS[3] unanswered; ARGV: number, reason, now.
+# Returns 1 if it closed now.
 _CLOSE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return 0 end
+redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'closed', 'closed_at', ARGV[3], 'closed_reason', ARGV[2])
 local child_key = redis.call('HGET', KEYS[1], 'child_key')
 if child_key and redis.call('HGET', KEYS[2], child_key) == ARGV[1] then
@@ -287,21 +301,17 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-# KEYS[1] open-by-child; ARGV: cases prefix, number. Returns {open cases, place in line}:
-# place = 1 + open cases opened earlier that no counsellor has answered yet.
+# KEYS[1] open-by-child, KEYS[2] unanswered; ARGV: number. Returns {open cases, place in line}:
+# place = 1 + open cases opened earlier that no counsellor has answered yet. O(log n).
 _QUEUE = """
-local numbers = redis.call('HVALS', KEYS[1])
-local me = tonumber(ARGV[2])
-local ahead = 0
-for _, value in ipairs(numbers) do
-  local n = tonumber(value)
-  if n < me and not redis.call('HGET', ARGV[1] .. 'case:' .. n, 'counsellor') then ahead = ahead + 1 end
-end
-return {#numbers, ahead + 1}
+local ahead = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ARGV[1])
+return {redis.call('HLEN', KEYS[1]), ahead + 1}
 """
 
-# KEYS[1] case hash; ARGV: user, now. The first counsellor to answer stays the case's counsellor.
+# KEYS[1] case hash, KEYS[2] unanswered; ARGV: user, now, number. The first counsellor to answer
+# stays the case's counsellor.
 _ASSIGN = """
+redis.call('ZREM', KEYS[2], ARGV[3])
 if redis.call('HSETNX', KEYS[1], 'counsellor', ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], 'counsellor_since', ARGV[2])
   return 1
@@ -309,16 +319,25 @@ end
 return 0
 """
 
-# KEYS[1] timers, KEYS[2] inbound stream; ARGV: now ms, max. Moves due timers into the stream,
-# where the router decides them in order with everything else. Returns {fired, next due ms}.
+# KEYS[1] timers, KEYS[2] inbound stream; ARGV: now ms, max, fired-marker prefix, marker ttl.
+# Moves due timers into the stream, where the router decides them in order with everything
+# else, and marks each as fired so a late event cannot arm it again. Returns {fired, next due ms}.
 _FIRE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do
   redis.call('ZREM', KEYS[1], member)
+  redis.call('SET', ARGV[3] .. member, '1', 'EX', ARGV[4])
   redis.call('XADD', KEYS[2], '*', 'source', 'timer', 'body', member)
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {#due, first[2] or -1}
+"""
+
+# KEYS[1] timers, KEYS[2] fired marker; ARGV: member, due ms. Arms a timer once: never again
+# after it fired, and an armed one keeps its time.
+_ARM = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+return redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
 """
 
 # KEYS[1] router lease; ARGV token, ms. Extends the lease only if it is still ours.
@@ -381,6 +400,7 @@ class Store:
         self._queue = redis.register_script(_QUEUE)
         self._assign = redis.register_script(_ASSIGN)
         self._fire = redis.register_script(_FIRE)
+        self._arm = redis.register_script(_ARM)
 
     async def prepare(self) -> None:
         """Load the pseudonym key, making it on first use. Stored in Redis, so it stays the
@@ -447,36 +467,57 @@ class Store:
 
     # --- cases ------------------------------------------------------------------------
 
-    async def open_or_get_case(self, child_id: str, now: float, *, arrived_closed: bool = False) -> tuple[int, bool]:
-        """The child's open case, opening one if none is open. Returns (number, created)."""
+    async def open_or_get_case(
+        self, child_id: str, now: float, *, arrived_closed: bool = False, entry_id: str = ""
+    ) -> tuple[int, bool]:
+        """The child's open case, opening one if none is open. Returns (number, created).
+
+        entry_id, the inbound entry asking, is kept on a new case, so that a replay of the
+        same entry can tell it opened the case (Case.opened_by).
+        """
         number, created = await self._open_or_get(
-            keys=[self.keys.case_seq, self.keys.open_by_child],
+            keys=[self.keys.case_seq, self.keys.open_by_child, self.keys.unanswered],
             args=[
                 self.keys.cases_prefix,
                 self.child_key(child_id),
                 child_id,
                 f"{now:.3f}",
                 "1" if arrived_closed else "0",
+                entry_id,
             ],
         )
         return int(number), bool(created)
 
     async def queue_of(self, number: int) -> Queue:
         """How many cases are open, and this case's place among the unanswered ones."""
-        open_cases, place = await self._queue(keys=[self.keys.open_by_child], args=[self.keys.cases_prefix, number])
+        open_cases, place = await self._queue(keys=[self.keys.open_by_child, self.keys.unanswered], args=[number])
         return Queue(open_cases=int(open_cases), place=int(place))
 
     async def open_cases(self) -> list[Case]:
+        """Every open case, by number (one round trip for the list, one for the cases)."""
         numbers = sorted(int(n) for n in await self.redis.hvals(self.keys.open_by_child))
-        cases = [await self.get_case(n) for n in numbers]
-        return [c for c in cases if c is not None]
+        return await self.get_cases(numbers)
+
+    async def get_cases(self, numbers: Sequence[int]) -> list[Case]:
+        pipe = self.redis.pipeline(transaction=False)
+        for number in numbers:
+            pipe.hgetall(self.keys.case(number))
+        return [case for raw in await pipe.execute() if (case := _case_from(raw)) is not None]
 
     async def assign_counsellor(self, number: int, user: str, now: float) -> bool:
         """Record the first counsellor to answer; later calls change nothing."""
-        return bool(await self._assign(keys=[self.keys.case(number)], args=[user, f"{now:.3f}"]))
+        return bool(
+            await self._assign(keys=[self.keys.case(number), self.keys.unanswered], args=[user, f"{now:.3f}", number])
+        )
+
+    async def note_counsellor_reply(self, number: int, now: float) -> None:
+        await self.redis.hset(self.keys.case(number), "last_counsellor_at", f"{now:.3f}")
 
     async def mark_busy_notified(self, number: int) -> None:
         await self.redis.hset(self.keys.case(number), "busy_notified", "1")
+
+    async def mark_arrived_closed(self, number: int) -> None:
+        await self.redis.hset(self.keys.case(number), "arrived_closed", "1")
 
     async def closed_notice_of(self, child_id: str) -> str | None:
         """The closed period for which the child last got the out-of-hours reply."""
@@ -501,12 +542,17 @@ class Store:
     # --- timers ------------------------------------------------------------------------
 
     async def schedule_timer(self, kind: str, arg: str, at: float) -> None:
-        """Fire (kind, arg) at the given time. Scheduling the same timer again changes nothing."""
-        await self.redis.zadd(self.keys.timers, {f"{kind}|{arg}": int(at * 1000)}, nx=True)
+        """Fire (kind, arg) at the given time. Scheduling the same timer again, before or after
+        it fired, changes nothing."""
+        member = f"{kind}|{arg}"
+        await self._arm(keys=[self.keys.timers, self.keys.fired_prefix + member], args=[member, int(at * 1000)])
 
     async def fire_due_timers(self, *, limit: int = 100) -> tuple[int, float | None]:
         """Move due timers into the inbound stream. Returns (how many, seconds until the next)."""
-        fired, next_ms = await self._fire(keys=[self.keys.timers, self.keys.inbound], args=[now_ms(), limit])
+        fired, next_ms = await self._fire(
+            keys=[self.keys.timers, self.keys.inbound],
+            args=[now_ms(), limit, self.keys.fired_prefix, FIRED_MARKER_TTL_SECONDS],
+        )
         next_ms = float(next_ms)
         return int(fired), (max(0.0, (next_ms - now_ms()) / 1000) if next_ms >= 0 else None)
 
@@ -515,23 +561,7 @@ class Store:
         return int(number) if number is not None else None
 
     async def get_case(self, number: int) -> Case | None:
-        raw = await self.redis.hgetall(self.keys.case(number))
-        if not raw:
-            return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
-        return Case(
-            number=int(fields["number"]),
-            status=CaseStatus(fields["status"]),
-            child_id=fields["child"],
-            opened_at=float(fields["opened_at"]),
-            thread_ts=fields.get("thread_ts"),
-            closed_at=float(fields["closed_at"]) if "closed_at" in fields else None,
-            closed_reason=fields.get("closed_reason"),
-            arrived_closed=fields.get("arrived_closed") == "1",
-            counsellor=fields.get("counsellor"),
-            counsellor_since=float(fields["counsellor_since"]) if "counsellor_since" in fields else None,
-            busy_notified=fields.get("busy_notified") == "1",
-        )
+        return _case_from(await self.redis.hgetall(self.keys.case(number)))
 
     async def case_by_thread(self, thread_ts: str) -> int | None:
         number = await self.redis.hget(self.keys.by_thread, thread_ts)
@@ -541,7 +571,7 @@ class Store:
         """Close an open case. Returns False if it was not open (nothing changes then)."""
         return bool(
             await self._close(
-                keys=[self.keys.case(number), self.keys.open_by_child],
+                keys=[self.keys.case(number), self.keys.open_by_child, self.keys.unanswered],
                 args=[number, reason, f"{now:.3f}"],
             )
         )
@@ -653,6 +683,31 @@ class Store:
 
     async def lane_length(self, lane: str) -> int:
         return int(await self.redis.llen(self.keys.lane(lane)))
+
+
+def _case_from(raw: dict[Any, Any]) -> Case | None:
+    if not raw:
+        return None
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+
+    def moment(name: str) -> float | None:
+        return float(fields[name]) if name in fields else None
+
+    return Case(
+        number=int(fields["number"]),
+        status=CaseStatus(fields["status"]),
+        child_id=fields["child"],
+        opened_at=float(fields["opened_at"]),
+        thread_ts=fields.get("thread_ts"),
+        closed_at=moment("closed_at"),
+        closed_reason=fields.get("closed_reason"),
+        arrived_closed=fields.get("arrived_closed") == "1",
+        counsellor=fields.get("counsellor"),
+        counsellor_since=moment("counsellor_since"),
+        last_counsellor_at=moment("last_counsellor_at"),
+        busy_notified=fields.get("busy_notified") == "1",
+        opened_by=fields.get("opened_by") or None,
+    )
 
 
 def _text(value: bytes | str) -> str:

@@ -289,9 +289,10 @@ class Worker:
         policy = self.policy
         if isinstance(event, ChildMessage):
             closed = not policy.schedule.is_open(datetime.fromtimestamp(now, policy.timezone))
-            number, created = await self.store.open_or_get_case(event.child_id, now, arrived_closed=closed)
+            number, _ = await self.store.open_or_get_case(event.child_id, now, arrived_closed=closed, entry_id=entry_id)
             case = await self.store.get_case(number)
             assert case is not None
+            created = case.opened_by == entry_id  # true again when this entry is replayed
             if created:
                 log.info("case opened case=%d while=%s", number, "closed" if closed else "open")
             return core.on_child_message(
@@ -327,17 +328,15 @@ class Worker:
 
     async def _decide_timer(self, timer: TimerFired, now: float) -> core.Decision:
         if timer.kind == core.BUSY_TIMER:
-            number = int(timer.arg)
+            number = core.busy_timer_case(timer.arg)
             case = await self.store.get_case(number)
             queue = await self.store.queue_of(number) if case and case.is_open else None
             return core.on_busy_timer(case, self.policy, now=now, queue=queue)
         if timer.kind == core.OPENING_TIMER:
-            arrivals = []
-            for number, arrived in await self.store.closed_arrivals():
-                case = await self.store.get_case(number)
-                if case is not None:
-                    arrivals.append((case, arrived))
-            return core.on_opening_timer(arrivals, self.policy, now=now)
+            arrived_at = dict(await self.store.closed_arrivals())
+            cases = await self.store.get_cases(list(arrived_at))
+            arrivals = [(case, arrived_at[case.number]) for case in cases]
+            return core.on_opening_timer(arrivals, self.policy, now=now, opening_at=float(timer.arg))
         if timer.kind == core.CLOSING_TIMER:
             return core.on_closing_timer(await self.store.open_cases(), float(timer.arg), self.policy, now=now)
         log.warning("unknown timer kind=%s", timer.kind)
@@ -359,6 +358,10 @@ class Worker:
             await self.store.forget_closed_arrivals(effect.numbers)
         elif isinstance(effect, core.AssignCounsellor):
             await self.store.assign_counsellor(effect.number, effect.user, effect.at)
+        elif isinstance(effect, core.NoteCounsellorReply):
+            await self.store.note_counsellor_reply(effect.number, effect.at)
+        elif isinstance(effect, core.MarkArrivedClosed):
+            await self.store.mark_arrived_closed(effect.number)
 
     async def _case_of_thread(self, thread_ts: str | None) -> core.Case | None:
         if not thread_ts:

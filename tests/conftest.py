@@ -23,7 +23,7 @@ import redis as redis_sync
 
 from bridge import line as line_side
 from bridge import slack as slack_side
-from bridge.fakes.harness import Credentials, bridge_env, free_port, procfile_commands
+from bridge.fakes.harness import ALWAYS_OPEN, Credentials, bridge_env, free_port, procfile_commands, write_policy
 from bridge.fakes.line import FakeLine
 from bridge.fakes.slack import FakeSlack
 
@@ -34,25 +34,6 @@ LINE_TOKEN = CREDENTIALS.line_token
 SLACK_TOKEN = CREDENTIALS.slack_token
 SLACK_SIGNING = CREDENTIALS.slack_signing
 CHANNEL = CREDENTIALS.channel
-
-
-ALWAYS_OPEN = {
-    day: ["00:00-24:00"] for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-}
-
-
-def write_policy(
-    directory: Path, *, hours: dict[str, list[str]], capacity: dict[str, int] | None = None, name: str = "policy.toml"
-) -> Path:
-    """The shipped policy file with its [hours] (and optionally [capacity]) replaced."""
-    text = (ROOT / "config" / "bridge.toml").read_text(encoding="utf-8")
-    start, end = text.index("[hours]"), text.index("[texts]")
-    section = ["[hours]"] + [f"{day} = {json.dumps(windows)}" for day, windows in hours.items()]
-    values = {"cases": 3, "busy_notice_seconds": 180, "closing_reminder_minutes": 15, **(capacity or {})}
-    section += ["", "[capacity]"] + [f"{key} = {value}" for key, value in values.items()]
-    path = directory / name
-    path.write_text(text[:start] + "\n".join(section) + "\n\n" + text[end:], encoding="utf-8")
-    return path
 
 
 @dataclass

@@ -124,3 +124,23 @@ async def test_a_batch_cut_short_for_lease_renewal_resumes_in_order(
     worker.stop()
     await asyncio.wait_for(leading, 5)
     assert routed == recorded
+
+
+async def test_a_replayed_first_message_still_decides_as_the_opener(worker: Worker) -> None:
+    """A crash after the case opened but before its deliveries: the replay must not lose them."""
+    import dataclasses
+
+    from bridge.core.schedule import Schedule
+
+    always = {
+        day: ["00:00-24:00"] for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    }
+    worker.policy = dataclasses.replace(worker.policy, schedule=Schedule.from_config(always, worker.policy.timezone))
+    entry_id, fields = await record_and_read(worker, child_text("聞いて"))
+    # The case opens (as if the router died right after that step) ...
+    await worker.store.open_or_get_case("Uchild", 1.0, entry_id=entry_id)
+    # ... and the replay of the same entry still decides what a new case gets: its busy timer.
+    await worker.route_entry(entry_id, fields)
+    assert await worker.store.lane_length("slack:1") == 1
+    timers = [m.decode() for m in await worker.redis.zrange(worker.store.keys.timers, 0, -1)]
+    assert len(timers) == 1 and timers[0].startswith("busy|1:")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from fakeredis import aioredis
 
+from bridge.core.case import Queue
 from bridge.store import Keys, Store
 
 
@@ -188,3 +189,45 @@ async def test_items_survive_a_lone_surrogate(store: Store) -> None:
     await store.enqueue([("slack:1", "a", {"text": "\ud83d"})], marker=None)
     (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
     assert claim.payload == {"text": "\ud83d"}
+
+
+async def test_a_fired_timer_cannot_be_armed_again(store: Store) -> None:
+    await store.schedule_timer("closing", "100", 1.0)  # long due
+    await store.schedule_timer("closing", "100", 999_999_999.0)  # an armed timer keeps its time
+    fired, _ = await store.fire_due_timers()
+    assert fired == 1
+    await store.schedule_timer("closing", "100", 1.0)  # a late event re-arming it
+    assert await store.fire_due_timers() == (0, None)
+    entries = await store.redis.xrange(store.keys.inbound)
+    assert [e[1][b"body"] for e in entries] == [b"closing|100"]
+
+
+async def test_timers_fire_in_due_order_and_report_the_next(store: Store) -> None:
+    import time as clock
+
+    now = clock.time()
+    await store.schedule_timer("busy", "2:0", now - 1)
+    await store.schedule_timer("busy", "1:0", now - 2)
+    await store.schedule_timer("busy", "3:0", now + 30)
+    fired, next_in = await store.fire_due_timers()
+    assert fired == 2 and next_in is not None and 25 < next_in <= 30
+    bodies = [e[1][b"body"] for e in await store.redis.xrange(store.keys.inbound)]
+    assert bodies == [b"busy|1:0", b"busy|2:0"]
+
+
+async def test_waiting_order_counts_unanswered_cases_opened_earlier(store: Store) -> None:
+    for child in ("Ua", "Ub", "Uc"):
+        await store.open_or_get_case(child, 1.0)
+    assert await store.queue_of(3) == Queue(open_cases=3, place=3)
+    await store.assign_counsellor(1, "UC1", 2.0)
+    assert await store.queue_of(3) == Queue(open_cases=3, place=2)
+    await store.close_case(2, "unfollowed", 3.0)
+    assert await store.queue_of(3) == Queue(open_cases=2, place=1)
+    assert [c.number for c in await store.open_cases()] == [1, 3]
+
+
+async def test_the_entry_that_opened_a_case_is_kept(store: Store) -> None:
+    number, created = await store.open_or_get_case("Ua", 1.0, entry_id="5-0")
+    again, created_again = await store.open_or_get_case("Ua", 1.0, entry_id="5-0")
+    assert (number, created, again, created_again) == (1, True, 1, False)
+    assert (await store.get_case(1)).opened_by == "5-0"  # type: ignore[union-attr]

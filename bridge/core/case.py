@@ -68,7 +68,9 @@ class Case:
     arrived_closed: bool = False  # opened outside the hours
     counsellor: str | None = None  # the Slack user who first answered
     counsellor_since: float | None = None
+    last_counsellor_at: float | None = None  # the latest counsellor reply relayed
     busy_notified: bool = False
+    opened_by: str | None = None  # the inbound entry that opened it (replays recognise it)
 
     @property
     def is_open(self) -> bool:
@@ -116,6 +118,17 @@ class MarkBusyNotified:
 
 
 @dataclass(frozen=True)
+class MarkArrivedClosed:
+    number: int
+
+
+@dataclass(frozen=True)
+class NoteCounsellorReply:
+    number: int
+    at: float
+
+
+@dataclass(frozen=True)
 class NoteClosedArrival:
     number: int
     at: float
@@ -138,9 +151,11 @@ Effect = (
     | ScheduleTimer
     | MarkClosedNotice
     | MarkBusyNotified
+    | MarkArrivedClosed
     | NoteClosedArrival
     | ForgetClosedArrivals
     | AssignCounsellor
+    | NoteCounsellorReply
 )
 
 
@@ -157,6 +172,23 @@ NOTHING = Decision()
 BUSY_TIMER = "busy"
 OPENING_TIMER = "opening"
 CLOSING_TIMER = "closing"
+
+# A counsellor who replied this recently is still talking with the child, even after closing
+# time (the published guideline: about an hour per consultation): no automatic reply then.
+LIVE_CONVERSATION_S = 3600
+
+
+def conversation_is_live(case: Case, now: float) -> bool:
+    return case.last_counsellor_at is not None and now - case.last_counsellor_at < LIVE_CONVERSATION_S
+
+
+def busy_timer(number: int, at: float) -> ScheduleTimer:
+    """A busy-notice timer; the time in its name keeps a re-armed timer distinct from a fired one."""
+    return ScheduleTimer(BUSY_TIMER, f"{number}:{int(at)}", at)
+
+
+def busy_timer_case(arg: str) -> int:
+    return int(arg.split(":")[0])
 
 
 def retry_key(delivery_id: str) -> str:
@@ -210,8 +242,8 @@ def on_child_message(
     """The child's message goes to the case's thread, escaped so it can ping nobody.
 
     Outside the hours, a child no counsellor is talking with gets one automatic reply per
-    closed period. In the hours, a new case is told at once when capacity is full, or gets
-    a timer for the busy notice; every open period gets a closing reminder timer.
+    closed period, and the case joins the list the opening digest shows. In the hours, a new
+    case is told at once when capacity is full, or gets a timer for the busy notice.
     """
     shown = escape_for_slack(message.text) if message.text is not None else describe_media(message.media, policy)
     deliveries: list[Delivery] = [ThreadPost(case=case.number, text=shown, role="child")]
@@ -219,13 +251,19 @@ def on_child_message(
     schedule = policy.schedule
     at = _local(now, policy)
     if not schedule.is_open(at):
+        if conversation_is_live(case, now):
+            return Decision(tuple(deliveries))  # the counsellor answering after closing carries on
         opening = schedule.next_opening(at)
-        if created and case.arrived_closed:
-            effects.append(NoteClosedArrival(case.number, now))
-            if opening is not None:
-                effects.append(ScheduleTimer(OPENING_TIMER, str(int(opening.timestamp())), opening.timestamp()))
+        effects.append(NoteClosedArrival(case.number, now))
+        if opening is not None:
+            effects.append(ScheduleTimer(OPENING_TIMER, str(int(opening.timestamp())), opening.timestamp()))
+        if not case.arrived_closed:
+            effects.append(MarkArrivedClosed(case.number))
+            if not created:  # an older case waits again: its root says so
+                marked = replace(case, arrived_closed=True)
+                deliveries.append(RootUpdate(case=case.number, text=root_text(marked, policy)))
         period = opening.isoformat() if opening else "never"
-        if case.counsellor is None and closed_notice != period:
+        if closed_notice != period:
             text = (
                 policy.render("closed_reply", next_opening=schedule.format_opening(opening, at))
                 if opening
@@ -240,8 +278,7 @@ def on_child_message(
             deliveries.append(_answer(message, policy.render("busy_notice", place=queue.place), "busy", case))
             effects.append(MarkBusyNotified(case.number))
         elif policy.busy_notice_seconds:
-            effects.append(ScheduleTimer(BUSY_TIMER, str(case.number), case.opened_at + policy.busy_notice_seconds))
-    effects.extend(_closing_reminder_timer(policy, at))
+            effects.append(busy_timer(case.number, case.opened_at + policy.busy_notice_seconds))
     return Decision(tuple(deliveries), tuple(effects))
 
 
@@ -318,15 +355,18 @@ def on_child_unfollowed(case: Case | None, policy: Policy, *, now: float) -> Dec
 
 
 def on_busy_timer(case: Case | None, policy: Policy, *, now: float, queue: Queue | None) -> Decision:
-    """No counsellor answered in time: the child hears once that replies may take a while."""
-    if (
-        case is None
-        or not case.is_open
-        or case.counsellor is not None
-        or case.busy_notified
-        or not policy.schedule.is_open(_local(now, policy))
-    ):
+    """No counsellor answered in time: the child hears once that replies may take a while.
+
+    If the service closed meanwhile, the timer moves to the next opening.
+    """
+    if case is None or not case.is_open or case.counsellor is not None or case.busy_notified:
         return NOTHING
+    at = _local(now, policy)
+    if not policy.schedule.is_open(at):
+        opening = policy.schedule.next_opening(at)
+        if opening is None or not policy.busy_notice_seconds:
+            return NOTHING
+        return Decision(effects=(busy_timer(case.number, opening.timestamp() + policy.busy_notice_seconds),))
     place = queue.place if queue else 1
     push = LinePush(
         to=case.child_id,
@@ -337,13 +377,29 @@ def on_busy_timer(case: Case | None, policy: Policy, *, now: float, queue: Queue
     return Decision(deliveries=(push,), effects=(MarkBusyNotified(case.number),))
 
 
-def on_opening_timer(arrivals: list[tuple[Case, float]], policy: Policy, *, now: float) -> Decision:
-    """The service opened: one channel message lists the cases that came in while closed."""
-    at = _local(now, policy)
-    effects: list[Effect] = list(_closing_reminder_timer(policy, at))
-    waiting = sorted(((arrived, case) for case, arrived in arrivals if case.is_open), key=lambda p: p[0])
-    effects.append(ForgetClosedArrivals(tuple(case.number for case, _ in arrivals)))
-    if not waiting or not policy.schedule.is_open(at):
+def on_opening_timer(arrivals: list[tuple[Case, float]], policy: Policy, *, now: float, opening_at: float) -> Decision:
+    """The service opened: one channel message lists the cases that came in while closed,
+    oldest first, and each of them gets its busy-notice timer from the opening on."""
+    # Judged at the opening instant at the earliest: clocks of Redis and workers may differ.
+    at = _local(max(now, opening_at), policy)
+    if not policy.schedule.is_open(at):
+        # The hours changed, or the timer fired after a whole open period: wait for the next one.
+        opening = policy.schedule.next_opening(at)
+        if opening is None:
+            return NOTHING
+        return Decision(effects=(ScheduleTimer(OPENING_TIMER, str(int(opening.timestamp())), opening.timestamp()),))
+    waiting = sorted(
+        ((arrived, case) for case, arrived in arrivals if case.is_open and not conversation_is_live(case, now)),
+        key=lambda p: p[0],
+    )
+    effects: list[Effect] = [ForgetClosedArrivals(tuple(case.number for case, _ in arrivals))]
+    if policy.busy_notice_seconds:
+        effects += [
+            busy_timer(case.number, at.timestamp() + policy.busy_notice_seconds)
+            for _, case in waiting
+            if case.counsellor is None and not case.busy_notified
+        ]
+    if not waiting:
         return Decision(effects=tuple(effects))
     lines = "\n".join(
         policy.render("opening_digest_line", case=case.number, arrived_at=_day_time(arrived, policy))
@@ -413,11 +469,11 @@ def on_counsellor_message(
         for index, group in enumerate(groups)
     )
     if case.counsellor is not None:
-        return Decision(deliveries=pushes)
+        return Decision(deliveries=pushes, effects=(NoteCounsellorReply(case.number, now),))
     answered = replace(case, counsellor=message.user, counsellor_since=now)
     return Decision(
         deliveries=(*pushes, RootUpdate(case=case.number, text=root_text(answered, policy))),
-        effects=(AssignCounsellor(case.number, message.user, now),),
+        effects=(AssignCounsellor(case.number, message.user, now), NoteCounsellorReply(case.number, now)),
     )
 
 

@@ -6,6 +6,7 @@ the environment that points them at a Redis and the fake LINE and Slack servers.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -25,6 +26,25 @@ class Credentials:
     slack_signing: str = "test-slack-signing-secret"
     channel: str = "CCONSULT"
     supervisors: str = "CSUPER"
+
+
+ALWAYS_OPEN: dict[str, list[str]] = {
+    day: ["00:00-24:00"] for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+}
+
+
+def write_policy(
+    directory: Path, *, hours: dict[str, list[str]], capacity: dict[str, int] | None = None, name: str = "policy.toml"
+) -> Path:
+    """The shipped policy file with its [hours] and [capacity] replaced; returns its path."""
+    text = (ROOT / "config" / "bridge.toml").read_text(encoding="utf-8")
+    start, end = text.index("[hours]"), text.index("[texts]")
+    section = ["[hours]"] + [f"{day} = {json.dumps(windows)}" for day, windows in hours.items()]
+    values = {"cases": 3, "busy_notice_seconds": 180, "closing_reminder_minutes": 15, **(capacity or {})}
+    section += ["", "[capacity]"] + [f"{key} = {value}" for key, value in values.items()]
+    path = directory / name
+    path.write_text(text[:start] + "\n".join(section) + "\n\n" + text[end:], encoding="utf-8")
+    return path
 
 
 def free_port() -> int:
