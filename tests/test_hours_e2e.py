@@ -128,3 +128,34 @@ def test_open_cases_are_reminded_before_closing(bridge_factory: Any, tmp_path: P
     reminder = bot_thread(bridge, root_ts)[1]
     assert re.search(r"あと\d+分で受付時間が終わります", reminder) and end in reminder
     assert bridge.fake_line.texts_to(A) == []  # the child is not told
+
+
+def test_a_deadline_that_passed_while_no_worker_ran_fires_once_after(bridge_factory: Any, tmp_path: Path) -> None:
+    policy = write_policy(tmp_path, hours=ALWAYS_OPEN, capacity={"busy_notice_seconds": 3})
+    bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(policy), worker=2)
+    bridge.line_events(line_text_event(A, "だれか"))
+    wait_thread(bridge, 1)
+    for process in [p for p in bridge.processes if p.name == "worker"]:
+        process.stop()
+    time.sleep(4.0)  # the busy deadline passes with no worker running
+    assert bridge.fake_line.texts_to(A) == []
+    restarted = [bridge.launch("worker"), bridge.launch("worker")]  # two race for the same timer
+    for process in restarted:
+        bridge.wait_ready(process)
+    bridge.fake_line.wait_for(lambda: len(bridge.fake_line.texts_to(A)) == 1)
+    time.sleep(2.0)
+    (notice,) = bridge.fake_line.texts_to(A)
+    assert "1 番目" in notice
+
+
+def test_a_busy_deadline_fires_within_a_second(bridge_factory: Any, tmp_path: Path) -> None:
+    policy = write_policy(tmp_path, hours=ALWAYS_OPEN, capacity={"busy_notice_seconds": 2})
+    bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(policy), worker=2)
+    bridge.line_events(line_text_event(A, "まってる"))
+    wait_thread(bridge, 1)
+    opened_at = float(bridge.redis.hget("br:{cases}:case:1", "opened_at"))
+    bridge.fake_line.wait_for(lambda: len(bridge.fake_line.accepted_pushes()) == 1)
+    pushed_at = next(r.at for r in bridge.fake_line.requests_to("/v2/bot/message/push") if r.status == 200)
+    lateness = pushed_at - (opened_at + 2)
+    print(f"busy notice pushed {lateness * 1000:.0f} ms after its deadline")
+    assert 0 <= lateness < 1.0
