@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,6 +36,11 @@ TEXT_PLACEHOLDERS: dict[str, dict[str, object]] = {
     "delete_note": {},
     "closed_case_ephemeral": {"case": 12},
     "delivery_failed_note": {"reason": "LINEが受け付けませんでした (400)"},
+    "opening_this_week": {"weekday": "火", "time": "13:00", "month": 12, "day": 1},
+    "opening_later": {"weekday": "火", "time": "13:00", "month": 1, "day": 5},
+    "hours_closures": {"closures": "12月29日〜1月3日"},
+    "hours_none": {},
+    "weekday_names": {},
     "media_sticker": {},
     "media_image": {},
     "media_video": {},
@@ -97,6 +103,12 @@ class TextsSection(_Strict):
     delete_note: str
     closed_case_ephemeral: str
     delivery_failed_note: str
+    # How the next opening and the hours are worded for the child.
+    opening_this_week: str = "{weekday}曜日 {time}"
+    opening_later: str = "{month}月{day}日({weekday}) {time}"
+    hours_closures: str = "（{closures}はお休み）"
+    hours_none: str = "受付時間は決まっていません"
+    weekday_names: str = Field(default="月火水木金土日", min_length=7, max_length=7)
     # What the thread shows for a child's non-text message, e.g. [スタンプ: OK] or [動画 0:12].
     media_sticker: str = "スタンプ"
     media_image: str = "画像"
@@ -146,6 +158,22 @@ class Policy:
     busy_notice_seconds: int = 180
     closing_reminder_minutes: int = 15
 
+    def hours_summary(self) -> str:
+        """The weekly hours in the policy's words, for the welcome text."""
+        return self.schedule.summary(
+            closures=self.texts.hours_closures, none=self.texts.hours_none, weekdays=self.texts.weekday_names
+        )
+
+    def format_opening(self, at: datetime, now: datetime) -> str:
+        """When the service next opens, in the policy's words ("火曜日 13:00")."""
+        return self.schedule.format_opening(
+            at,
+            now,
+            this_week=self.texts.opening_this_week,
+            later=self.texts.opening_later,
+            weekdays=self.texts.weekday_names,
+        )
+
     def media_labels(self) -> dict[str, str]:
         """The words for non-text messages, by LINE message type."""
         kinds = ("sticker", "image", "video", "audio", "file", "location", "unknown")
@@ -154,7 +182,7 @@ class Policy:
     def render(self, text_name: str, **values: object) -> str:
         """Render a named text with its placeholders; unknown names raise KeyError."""
         template: str = getattr(self.texts, text_name)
-        defaults = {"service": self.service_name, "hotline": self.hotline, "hours": self.schedule.summary()}
+        defaults = {"service": self.service_name, "hotline": self.hotline, "hours": self.hours_summary()}
         return template.format_map({**defaults, **values})
 
 
@@ -220,7 +248,7 @@ def describe_policy(policy: Policy) -> str:
         f"timezone:     {policy.timezone.key}",
         f"hotline:      {policy.hotline}",
         f"note prefix:  thread replies starting with {policy.note_prefix!r} stay in Slack",
-        f"hours:        {policy.schedule.summary()}",
+        f"hours:        {policy.hours_summary()}",
         f"capacity:     {policy.capacity} cases at once",
         f"busy notice:  {busy}",
         f"closing reminder: {reminder}",

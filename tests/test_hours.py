@@ -230,3 +230,18 @@ def test_the_closing_reminder_timer_stands_whatever_happens(policy: Policy) -> N
     )
     # While closed, the next period's reminder is already known.
     assert core.standing_timers(policy, now=TUESDAY_MORNING)[0].at == closing - 15 * 60
+
+
+def test_the_wording_of_openings_and_hours_comes_from_the_policy(policy: Policy) -> None:
+    words = policy.texts.model_copy(
+        update={
+            "opening_this_week": "{weekday}-{time}",
+            "weekday_names": "MTWTFSS",
+            "hours_closures": " (closed {closures})",
+        }
+    )
+    english = dataclasses.replace(policy, texts=words)
+    decision = core.on_child_message(message(), a_case(), english, now=TUESDAY_MORNING, created=True)
+    reply = decision.deliveries[1]
+    assert isinstance(reply, LineReply) and "T-13:00" in reply.texts[0]
+    assert english.hours_summary().startswith("T〜F 13:00〜19:00、S 12:00〜18:00 (closed 12月29日")

@@ -265,7 +265,7 @@ def on_child_message(
         period = opening.isoformat() if opening else "never"
         if closed_notice != period:
             text = (
-                policy.render("closed_reply", next_opening=schedule.format_opening(opening, at))
+                policy.render("closed_reply", next_opening=policy.format_opening(opening, at))
                 if opening
                 else policy.render("closed_reply_no_opening")
             )

@@ -275,23 +275,39 @@ class Schedule:
     # Text
     # ------------------------------------------------------------------
 
-    def format_opening(self, at: datetime, now: datetime) -> str:
-        """Japanese wording of a moment for the child, in the schedule's zone.
+    def format_opening(
+        self,
+        at: datetime,
+        now: datetime,
+        *,
+        this_week: str = "{weekday}曜日 {time}",
+        later: str = "{month}月{day}日({weekday}) {time}",
+        weekdays: str = _WEEKDAY_JA,
+    ) -> str:
+        """Wording of a moment for the child, in the schedule's zone (templates from the policy).
 
-        Within six days after ``now``'s local date: ``"火曜日 13:00"``; otherwise
-        (or if in the past) ``"1月4日(火) 13:00"``.
+        Within six days after ``now``'s local date: ``this_week`` (``"火曜日 13:00"``); otherwise
+        (or if in the past) ``later`` (``"1月4日(火) 13:00"``). ``weekdays`` names Monday first.
         """
         _require_aware(at)
         _require_aware(now, "now")
         local = at.astimezone(self.timezone)
         days_ahead = (local.date() - self._local_date(now)).days
-        weekday = _WEEKDAY_JA[local.weekday()]
-        clock = f"{local.hour:02d}:{local.minute:02d}"
-        if 0 <= days_ahead <= 6:
-            return f"{weekday}曜日 {clock}"
-        return f"{local.month}月{local.day}日({weekday}) {clock}"
+        values = {
+            "weekday": weekdays[local.weekday()],
+            "time": f"{local.hour:02d}:{local.minute:02d}",
+            "month": local.month,
+            "day": local.day,
+        }
+        return (this_week if 0 <= days_ahead <= 6 else later).format_map(values)
 
-    def summary(self) -> str:
+    def summary(
+        self,
+        *,
+        closures: str = "（{closures}はお休み）",
+        none: str = "受付時間は決まっていません",
+        weekdays: str = _WEEKDAY_JA,
+    ) -> str:
         """One line of Japanese for the welcome text: the weekly hours, then yearly closures.
 
         Consecutive weekdays (Monday first) with identical windows are grouped, e.g.
@@ -309,19 +325,18 @@ class Schedule:
             if not windows:
                 continue
             if first == last:
-                days = _WEEKDAY_JA[first]
+                days = weekdays[first]
             elif last == first + 1:
-                days = f"{_WEEKDAY_JA[first]}・{_WEEKDAY_JA[last]}"
+                days = f"{weekdays[first]}・{weekdays[last]}"
             else:
-                days = f"{_WEEKDAY_JA[first]}〜{_WEEKDAY_JA[last]}"
+                days = f"{weekdays[first]}〜{weekdays[last]}"
             hours = "・".join(f"{_hhmm(w.start)}〜{_hhmm(w.end)}" for w in windows)
             parts.append(f"{days} {hours}")
         if not parts:
-            return "受付時間は決まっていません"
+            return none
         text = "、".join(parts)
         if self.yearly_closures:
-            closures = "、".join(_closure_ja(c) for c in self.yearly_closures)
-            text += f"（{closures}はお休み）"
+            text += closures.format(closures="、".join(_closure_ja(c) for c in self.yearly_closures))
         return text
 
     def week_report(self, at: datetime) -> str:
