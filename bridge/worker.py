@@ -530,6 +530,13 @@ class Worker:
             outcome, thread_ts = await self._open_thread(case, claim.attempts > 1)
             if thread_ts is None:
                 return outcome
+        return await self._post_once(claim, text=post.text, thread_ts=thread_ts, case=case.number)
+
+    async def _post_to_channel(self, post: ChannelPost, claim: Claim) -> Outcome:
+        return await self._post_once(claim, text=post.text, thread_ts=None, case=None)
+
+    async def _post_once(self, claim: Claim, *, text: str, thread_ts: str | None, case: int | None) -> Outcome:
+        """Post for this delivery, unless an earlier attempt already did (found by metadata)."""
         if claim.attempts > 1:
             # An earlier attempt may have landed before the worker lost track of it.
             looked, found = await self.slack.find_posted(
@@ -543,29 +550,11 @@ class Worker:
                 return Outcome("retry", "could not check for an earlier post")
             if found:
                 return DELIVERED
+        payload: dict[str, Any] = {"delivery": claim.item_id}
+        if case is not None:
+            payload["case"] = case
         outcome, _ = await self.slack.post(
-            text=post.text,
-            thread_ts=thread_ts,
-            event_type=DELIVERY_EVENT_TYPE,
-            payload={"delivery": claim.item_id, "case": case.number},
-        )
-        return outcome
-
-    async def _post_to_channel(self, post: ChannelPost, claim: Claim) -> Outcome:
-        if claim.attempts > 1:
-            looked, found = await self.slack.find_posted(
-                thread_ts=None,
-                oldest=claim.enqueued_ms / 1000 - 60,
-                event_type=DELIVERY_EVENT_TYPE,
-                key="delivery",
-                value=claim.item_id,
-            )
-            if not looked:
-                return Outcome("retry", "could not check for an earlier post")
-            if found:
-                return DELIVERED
-        outcome, _ = await self.slack.post(
-            text=post.text, thread_ts=None, event_type=DELIVERY_EVENT_TYPE, payload={"delivery": claim.item_id}
+            text=text, thread_ts=thread_ts, event_type=DELIVERY_EVENT_TYPE, payload=payload
         )
         return outcome
 
