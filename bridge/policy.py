@@ -22,7 +22,17 @@ TEXT_PLACEHOLDERS: dict[str, dict[str, object]] = {
     "closed_reply": {**_SERVICE, "next_opening": "火曜日 13:00"},
     "closed_reply_no_opening": {**_SERVICE},
     "busy_notice": {**_SERVICE, "place": 3},
-    "case_root": {"case": 12, "opened_at": "11/30(火) 13:05", "state": "対応待ち（13:05から）"},
+    "case_root": {
+        "case": 12,
+        "opened_at": "11/30(火) 13:05",
+        "state": "対応待ち（13:05から）",
+        "earlier": "（以前の相談: #3, #9）",
+    },
+    "earlier_cases": {"cases": "#3, #9"},
+    "unanswered_alert": {"mention": "<!here>", "case": 12, "minutes": 5, "link": "https://slack.com/archives/C1/p1"},
+    "soft_limit_warning_note": {"minutes": 50},
+    "soft_limit_note": {"minutes": 60},
+    "overtime_alert": {"case": 12, "minutes": 90, "link": "https://slack.com/archives/C1/p1"},
     "state_waiting": {"since": "13:05"},
     "state_waiting_closed": {"since": "12/01(火) 07:40"},
     "state_with_counsellor": {"counsellor": "<@U012ABCDEF>", "since": "13:12"},
@@ -75,6 +85,20 @@ class ServiceSection(_Strict):
         return value
 
 
+class TimeoutsSection(_Strict):
+    # The one-hour guideline: reminders in the thread, then the supervisors are told.
+    soft_limit_warning_seconds: int = Field(default=3000, ge=0)
+    soft_limit_seconds: int = Field(default=3600, ge=0)
+    overtime_alert_seconds: int = Field(default=5400, ge=0)
+    # A case no counsellor has answered after this long is pointed out in the channel (0: never).
+    unanswered_alert_seconds: int = Field(default=300, ge=0)
+
+
+class RolesSection(_Strict):
+    # Slack user group (S…) of the counsellors on duty, mentioned by unanswered alerts; "" means @here.
+    on_duty_group: str = Field(default="", pattern=r"^(S[A-Z0-9]+)?$")
+
+
 class CapacitySection(_Strict):
     # How many cases the counsellors on duty can hold at once.
     cases: int = Field(default=3, ge=1, le=1000)
@@ -90,6 +114,11 @@ class TextsSection(_Strict):
     closed_reply_no_opening: str
     busy_notice: str
     case_root: str
+    earlier_cases: str
+    unanswered_alert: str
+    soft_limit_warning_note: str
+    soft_limit_note: str
+    overtime_alert: str
     state_waiting: str
     state_waiting_closed: str
     state_with_counsellor: str
@@ -141,6 +170,8 @@ class _PolicyFile(_Strict):
     service: ServiceSection
     hours: dict[str, Any] = Field(default_factory=dict)
     capacity: CapacitySection = Field(default_factory=CapacitySection)
+    timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection)
+    roles: RolesSection = Field(default_factory=RolesSection)
     texts: TextsSection
 
 
@@ -157,6 +188,11 @@ class Policy:
     capacity: int = 3
     busy_notice_seconds: int = 180
     closing_reminder_minutes: int = 15
+    soft_limit_warning_seconds: int = 3000
+    soft_limit_seconds: int = 3600
+    overtime_alert_seconds: int = 5400
+    unanswered_alert_seconds: int = 300
+    on_duty_group: str = ""
 
     def hours_summary(self) -> str:
         """The weekly hours in the policy's words, for the welcome text."""
@@ -214,6 +250,11 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         capacity=parsed.capacity.cases,
         busy_notice_seconds=parsed.capacity.busy_notice_seconds,
         closing_reminder_minutes=parsed.capacity.closing_reminder_minutes,
+        soft_limit_warning_seconds=parsed.timeouts.soft_limit_warning_seconds,
+        soft_limit_seconds=parsed.timeouts.soft_limit_seconds,
+        overtime_alert_seconds=parsed.timeouts.overtime_alert_seconds,
+        unanswered_alert_seconds=parsed.timeouts.unanswered_alert_seconds,
+        on_duty_group=parsed.roles.on_duty_group,
     )
 
 

@@ -230,12 +230,19 @@ class SlackClient:
         await self._session.close()
 
     async def post(
-        self, *, text: str, thread_ts: str | None, event_type: str, payload: dict[str, Any]
+        self,
+        *,
+        text: str,
+        thread_ts: str | None,
+        event_type: str,
+        payload: dict[str, Any],
+        channel: str | None = None,
     ) -> tuple[Outcome, str | None]:
-        """Post a message; returns the outcome and the new message's ts when delivered."""
+        """Post a message (to the case channel unless told otherwise); returns the outcome and
+        the new message's ts when delivered."""
         try:
             response = await self.web.chat_postMessage(
-                channel=self.channel,
+                channel=channel or self.channel,
                 text=text,
                 thread_ts=thread_ts,
                 unfurl_links=False,
@@ -247,7 +254,14 @@ class SlackClient:
         return DELIVERED, str(response.get("ts"))
 
     async def find_posted(
-        self, *, thread_ts: str | None, oldest: float, event_type: str, key: str, value: Any
+        self,
+        *,
+        thread_ts: str | None,
+        oldest: float,
+        event_type: str,
+        key: str,
+        value: Any,
+        channel: str | None = None,
     ) -> tuple[bool, str | None]:
         """Look for a message an earlier attempt posted, by its metadata.
 
@@ -259,7 +273,7 @@ class SlackClient:
             try:
                 if thread_ts:
                     response = await self.web.conversations_replies(
-                        channel=self.channel,
+                        channel=channel or self.channel,
                         ts=thread_ts,
                         oldest=f"{oldest:.6f}",
                         include_all_metadata=True,
@@ -268,7 +282,7 @@ class SlackClient:
                     )
                 else:
                     response = await self.web.conversations_history(
-                        channel=self.channel,
+                        channel=channel or self.channel,
                         oldest=f"{oldest:.6f}",
                         include_all_metadata=True,
                         limit=200,

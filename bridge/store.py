@@ -154,8 +154,12 @@ _OPEN_OR_GET = """
 local existing = redis.call('HGET', KEYS[2], ARGV[2])
 if existing then return {tonumber(existing), 0} end
 local n = redis.call('INCR', KEYS[1])
+local history = ARGV[1] .. 'history:' .. ARGV[2]
+local earlier = table.concat(redis.call('LRANGE', history, -10, -1), ',')
 redis.call('HSET', ARGV[1] .. 'case:' .. n, 'number', n, 'status', 'open', 'child', ARGV[3],
-  'child_key', ARGV[2], 'opened_at', ARGV[4], 'arrived_closed', ARGV[5], 'opened_by', ARGV[6])
+  'child_key', ARGV[2], 'opened_at', ARGV[4], 'arrived_closed', ARGV[5], 'opened_by', ARGV[6],
+  'earlier', earlier)
+redis.call('RPUSH', history, n)
 redis.call('ZADD', KEYS[3], n, n)
 redis.call('HSET', KEYS[2], ARGV[2], n)
 return {n, 1}
@@ -707,6 +711,7 @@ def _case_from(raw: dict[Any, Any]) -> Case | None:
         last_counsellor_at=moment("last_counsellor_at"),
         busy_notified=fields.get("busy_notified") == "1",
         opened_by=fields.get("opened_by") or None,
+        earlier=tuple(int(n) for n in fields.get("earlier", "").split(",") if n),
     )
 
 

@@ -73,7 +73,7 @@ def lane_for(delivery: Delivery, store: Store) -> str:
     if isinstance(delivery, LinePush | LineReply):
         return "line:" + store.child_key(delivery.to)
     if isinstance(delivery, ChannelPost):
-        return "slack:channel"
+        return f"slack:{delivery.target}"
     return f"slack:{delivery.case}"
 
 
@@ -337,6 +337,12 @@ class Worker:
             cases = await self.store.get_cases(list(arrived_at))
             arrivals = [(case, arrived_at[case.number]) for case in cases]
             return core.on_opening_timer(arrivals, self.policy, now=now, opening_at=float(timer.arg))
+        if timer.kind in (core.UNANSWERED_TIMER, core.SOFT_WARNING_TIMER, core.SOFT_LIMIT_TIMER, core.OVERTIME_TIMER):
+            case = await self.store.get_case(int(timer.arg))
+            channel = self.settings.SLACK_CHANNEL_ID
+            if timer.kind == core.UNANSWERED_TIMER:
+                return core.on_unanswered_timer(case, self.policy, now=now, channel=channel)
+            return core.on_guideline_timer(timer.kind, case, self.policy, now=now, channel=channel)
         if timer.kind == core.CLOSING_TIMER:
             return core.on_closing_timer(await self.store.open_cases(), float(timer.arg), self.policy, now=now)
         log.warning("unknown timer kind=%s", timer.kind)
@@ -533,9 +539,16 @@ class Worker:
         return await self._post_once(claim, text=post.text, thread_ts=thread_ts, case=case.number)
 
     async def _post_to_channel(self, post: ChannelPost, claim: Claim) -> Outcome:
-        return await self._post_once(claim, text=post.text, thread_ts=None, case=None)
+        channel = (
+            self.settings.SLACK_SUPERVISOR_CHANNEL_ID
+            if post.target == "supervisors"
+            else self.settings.SLACK_CHANNEL_ID
+        )
+        return await self._post_once(claim, text=post.text, thread_ts=None, case=None, channel=channel)
 
-    async def _post_once(self, claim: Claim, *, text: str, thread_ts: str | None, case: int | None) -> Outcome:
+    async def _post_once(
+        self, claim: Claim, *, text: str, thread_ts: str | None, case: int | None, channel: str | None = None
+    ) -> Outcome:
         """Post for this delivery, unless an earlier attempt already did (found by metadata)."""
         if claim.attempts > 1:
             # An earlier attempt may have landed before the worker lost track of it.
@@ -545,6 +558,7 @@ class Worker:
                 event_type=DELIVERY_EVENT_TYPE,
                 key="delivery",
                 value=claim.item_id,
+                channel=channel,
             )
             if not looked:
                 return Outcome("retry", "could not check for an earlier post")
@@ -554,7 +568,7 @@ class Worker:
         if case is not None:
             payload["case"] = case
         outcome, _ = await self.slack.post(
-            text=text, thread_ts=thread_ts, event_type=DELIVERY_EVENT_TYPE, payload=payload
+            text=text, thread_ts=thread_ts, event_type=DELIVERY_EVENT_TYPE, payload=payload, channel=channel
         )
         return outcome
 

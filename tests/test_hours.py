@@ -133,7 +133,13 @@ def test_a_new_case_with_room_gets_timers_instead(policy: Policy) -> None:
     )
     assert [type(d) for d in decision.deliveries] == [ThreadPost]
     busy_at = TUESDAY_AFTERNOON + 180
-    assert decision.effects == (core.ScheduleTimer(core.BUSY_TIMER, f"4:{int(busy_at)}", busy_at),)
+    assert decision.effects == (
+        core.ScheduleTimer(core.BUSY_TIMER, f"4:{int(busy_at)}", busy_at),
+        core.ScheduleTimer(core.UNANSWERED_TIMER, "4", TUESDAY_AFTERNOON + 300),
+        core.ScheduleTimer(core.SOFT_WARNING_TIMER, "4", TUESDAY_AFTERNOON + 3000),
+        core.ScheduleTimer(core.SOFT_LIMIT_TIMER, "4", TUESDAY_AFTERNOON + 3600),
+        core.ScheduleTimer(core.OVERTIME_TIMER, "4", TUESDAY_AFTERNOON + 5400),
+    )
     assert core.busy_timer_case(f"4:{int(busy_at)}") == 4
 
 
@@ -245,3 +251,39 @@ def test_the_wording_of_openings_and_hours_comes_from_the_policy(policy: Policy)
     reply = decision.deliveries[1]
     assert isinstance(reply, LineReply) and "T-13:00" in reply.texts[0]
     assert english.hours_summary().startswith("T〜F 13:00〜19:00、S 12:00〜18:00 (closed 12月29日")
+
+
+def test_an_unanswered_case_is_pointed_out_to_those_on_duty(policy: Policy) -> None:
+    case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1800000000.000100")
+    decision = core.on_unanswered_timer(case, policy, now=TUESDAY_AFTERNOON + 300, channel="CCASES")
+    (alert,) = decision.deliveries
+    assert isinstance(alert, ChannelPost) and alert.target == "cases"
+    assert "<!here>" in alert.text and "#4" in alert.text and "5分" in alert.text
+    assert "https://slack.com/archives/CCASES/p1800000000000100" in alert.text
+    group = dataclasses.replace(policy, on_duty_group="S0DUTY")
+    grouped = core.on_unanswered_timer(case, group, now=TUESDAY_AFTERNOON + 300, channel="CCASES").deliveries[0]
+    assert "<!subteam^S0DUTY>" in grouped.text  # type: ignore[union-attr]
+    answered = dataclasses.replace(case, counsellor="UC")
+    assert core.on_unanswered_timer(answered, policy, now=TUESDAY_AFTERNOON + 300, channel="C") == core.NOTHING
+
+
+def test_the_one_hour_guideline_reminds_the_thread_then_tells_supervisors(policy: Policy) -> None:
+    case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1.2")
+    warning = core.on_guideline_timer(core.SOFT_WARNING_TIMER, case, policy, now=TUESDAY_AFTERNOON + 3000, channel="C")
+    (note,) = warning.deliveries
+    assert isinstance(note, ThreadPost) and note.role == "note" and "50分" in note.text
+    limit = core.on_guideline_timer(core.SOFT_LIMIT_TIMER, case, policy, now=TUESDAY_AFTERNOON + 3600, channel="C")
+    assert "60分" in limit.deliveries[0].text  # type: ignore[union-attr]
+    overtime = core.on_guideline_timer(core.OVERTIME_TIMER, case, policy, now=TUESDAY_AFTERNOON + 5400, channel="C")
+    (alert,) = overtime.deliveries
+    assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and "90分" in alert.text
+    # Nothing ever goes to the child, and a closed case is left alone.
+    assert not any(isinstance(d, LinePush | LineReply) for d in (*warning.deliveries, *overtime.deliveries))
+    closed = dataclasses.replace(case, status=CaseStatus.CLOSED)
+    assert core.on_guideline_timer(core.OVERTIME_TIMER, closed, policy, now=0, channel="C") == core.NOTHING
+
+
+def test_a_later_case_lists_the_childs_earlier_ones(policy: Policy) -> None:
+    text = core.root_text(a_case(number=9, earlier=(3, 7)), policy)
+    assert "#9" in text and "以前の相談: #3, #7" in text
+    assert "以前の相談" not in core.root_text(a_case(), policy)

@@ -231,3 +231,14 @@ async def test_the_entry_that_opened_a_case_is_kept(store: Store) -> None:
     again, created_again = await store.open_or_get_case("Ua", 1.0, entry_id="5-0")
     assert (number, created, again, created_again) == (1, True, 1, False)
     assert (await store.get_case(1)).opened_by == "5-0"  # type: ignore[union-attr]
+
+
+async def test_a_childs_later_case_knows_the_earlier_numbers(store: Store) -> None:
+    await store.open_or_get_case("Ua", 1.0)
+    await store.open_or_get_case("Ub", 1.0)
+    await store.close_case(1, "unfollowed", 2.0)
+    number, _ = await store.open_or_get_case("Ua", 3.0)
+    await store.close_case(number, "unfollowed", 4.0)
+    latest, _ = await store.open_or_get_case("Ua", 5.0)
+    assert (await store.get_case(latest)).earlier == (1, 3)  # type: ignore[union-attr]
+    assert (await store.get_case(2)).earlier == ()  # type: ignore[union-attr]

@@ -71,6 +71,7 @@ class Case:
     last_counsellor_at: float | None = None  # the latest counsellor reply relayed
     busy_notified: bool = False
     opened_by: str | None = None  # the inbound entry that opened it (replays recognise it)
+    earlier: tuple[int, ...] = ()  # the same child's earlier cases, oldest first
 
     @property
     def is_open(self) -> bool:
@@ -172,6 +173,10 @@ NOTHING = Decision()
 BUSY_TIMER = "busy"
 OPENING_TIMER = "opening"
 CLOSING_TIMER = "closing"
+UNANSWERED_TIMER = "unanswered"
+SOFT_WARNING_TIMER = "soft-warning"
+SOFT_LIMIT_TIMER = "soft-limit"
+OVERTIME_TIMER = "overtime"
 
 # A counsellor who replied this recently is still talking with the child, even after closing
 # time (the published guideline: about an hour per consultation): no automatic reply then.
@@ -220,10 +225,32 @@ def state_text(case: Case, policy: Policy) -> str:
 
 
 def root_text(case: Case, policy: Policy) -> str:
-    """The text of the case's root message in Slack: its number, when it opened, its state."""
+    """The text of the case's root message in Slack: its number, when it opened, its state,
+    and the numbers of the child's earlier cases (the only history Slack shows)."""
+    earlier = policy.render("earlier_cases", cases=", ".join(f"#{n}" for n in case.earlier)) if case.earlier else ""
     return policy.render(
-        "case_root", case=case.number, opened_at=_day_time(case.opened_at, policy), state=state_text(case, policy)
+        "case_root",
+        case=case.number,
+        opened_at=_day_time(case.opened_at, policy),
+        state=state_text(case, policy),
+        earlier=earlier,
     )
+
+
+def thread_link(channel: str, thread_ts: str | None) -> str:
+    """A link to a case thread (Slack resolves it in any workspace the reader is in)."""
+    return f"https://slack.com/archives/{channel}/p{thread_ts.replace('.', '')}" if thread_ts else ""
+
+
+def consultation_timers(case: Case, policy: Policy, start: float) -> list[Effect]:
+    """The deadlines a consultation keeps from `start`: unanswered alert, the one-hour guideline."""
+    deadlines = [
+        (UNANSWERED_TIMER, policy.unanswered_alert_seconds),
+        (SOFT_WARNING_TIMER, policy.soft_limit_warning_seconds),
+        (SOFT_LIMIT_TIMER, policy.soft_limit_seconds),
+        (OVERTIME_TIMER, policy.overtime_alert_seconds),
+    ]
+    return [ScheduleTimer(kind, str(case.number), start + seconds) for kind, seconds in deadlines if seconds > 0]
 
 
 # --- LINE -> Slack -------------------------------------------------------------------
@@ -279,6 +306,7 @@ def on_child_message(
             effects.append(MarkBusyNotified(case.number))
         elif policy.busy_notice_seconds:
             effects.append(busy_timer(case.number, case.opened_at + policy.busy_notice_seconds))
+        effects.extend(consultation_timers(case, policy, case.opened_at))
     return Decision(tuple(deliveries), tuple(effects))
 
 
@@ -393,12 +421,11 @@ def on_opening_timer(arrivals: list[tuple[Case, float]], policy: Policy, *, now:
         key=lambda p: p[0],
     )
     effects: list[Effect] = [ForgetClosedArrivals(tuple(case.number for case, _ in arrivals))]
-    if policy.busy_notice_seconds:
-        effects += [
-            busy_timer(case.number, at.timestamp() + policy.busy_notice_seconds)
-            for _, case in waiting
-            if case.counsellor is None and not case.busy_notified
-        ]
+    for _, case in waiting:
+        if policy.busy_notice_seconds and case.counsellor is None and not case.busy_notified:
+            effects.append(busy_timer(case.number, at.timestamp() + policy.busy_notice_seconds))
+        if case.arrived_closed:  # its consultation starts now: the guideline counts from here
+            effects.extend(consultation_timers(case, policy, at.timestamp()))
     if not waiting:
         return Decision(effects=tuple(effects))
     lines = "\n".join(
@@ -407,6 +434,46 @@ def on_opening_timer(arrivals: list[tuple[Case, float]], policy: Policy, *, now:
     )
     digest = ChannelPost(text=policy.render("opening_digest", count=len(waiting), cases=lines))
     return Decision(deliveries=(digest,), effects=tuple(effects))
+
+
+def on_unanswered_timer(case: Case | None, policy: Policy, *, now: float, channel: str) -> Decision:
+    """Nobody has answered a case yet: the channel is told, addressed to those on duty."""
+    if case is None or not case.is_open or case.counsellor is not None:
+        return NOTHING
+    if not policy.schedule.is_open(_local(now, policy)):
+        return NOTHING  # the opening digest lists it instead
+    mention = f"<!subteam^{policy.on_duty_group}>" if policy.on_duty_group else "<!here>"
+    waited = max(1, round((now - case.opened_at) / 60))
+    text = policy.render(
+        "unanswered_alert",
+        mention=mention,
+        case=case.number,
+        minutes=waited,
+        link=thread_link(channel, case.thread_ts),
+    )
+    return Decision(deliveries=(ChannelPost(text=text),))
+
+
+def on_guideline_timer(kind: str, case: Case | None, policy: Policy, *, now: float, channel: str) -> Decision:
+    """The one-hour guideline: reminders in the thread, then the supervisors' channel.
+
+    The child is never told. A case that is closed, or was opened while closed and has not
+    started yet, is left alone.
+    """
+    if case is None or not case.is_open:
+        return NOTHING
+    seconds = {
+        SOFT_WARNING_TIMER: policy.soft_limit_warning_seconds,
+        SOFT_LIMIT_TIMER: policy.soft_limit_seconds,
+        OVERTIME_TIMER: policy.overtime_alert_seconds,
+    }[kind]
+    minutes = max(1, round(seconds / 60))
+    if kind == OVERTIME_TIMER:
+        link = thread_link(channel, case.thread_ts)
+        text = policy.render("overtime_alert", case=case.number, minutes=minutes, link=link)
+        return Decision(deliveries=(ChannelPost(text=text, target="supervisors"),))
+    name = "soft_limit_warning_note" if kind == SOFT_WARNING_TIMER else "soft_limit_note"
+    return Decision(deliveries=(ThreadPost(case=case.number, text=policy.render(name, minutes=minutes), role="note"),))
 
 
 def on_closing_timer(open_cases: list[Case], closing_at: float, policy: Policy, *, now: float) -> Decision:

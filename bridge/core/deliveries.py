@@ -31,6 +31,7 @@ class ChannelPost:
 
     kind: ClassVar[str] = "channel_post"
     text: str
+    target: str = "cases"  # "cases" (SLACK_CHANNEL_ID) or "supervisors" (SLACK_SUPERVISOR_CHANNEL_ID)
 
 
 @dataclass(frozen=True)

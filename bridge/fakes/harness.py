@@ -34,14 +34,27 @@ ALWAYS_OPEN: dict[str, list[str]] = {
 
 
 def write_policy(
-    directory: Path, *, hours: dict[str, list[str]], capacity: dict[str, int] | None = None, name: str = "policy.toml"
+    directory: Path,
+    *,
+    hours: dict[str, list[str]],
+    capacity: dict[str, int] | None = None,
+    timeouts: dict[str, int] | None = None,
+    name: str = "policy.toml",
 ) -> Path:
-    """The shipped policy file with its [hours] and [capacity] replaced; returns its path."""
+    """The shipped policy file with its [hours], [capacity] and [timeouts] replaced; returns its path."""
     text = (ROOT / "config" / "bridge.toml").read_text(encoding="utf-8")
-    start, end = text.index("[hours]"), text.index("[texts]")
+    start, end = text.index("[hours]"), text.index("[roles]")
     section = ["[hours]"] + [f"{day} = {json.dumps(windows)}" for day, windows in hours.items()]
     values = {"cases": 3, "busy_notice_seconds": 180, "closing_reminder_minutes": 15, **(capacity or {})}
     section += ["", "[capacity]"] + [f"{key} = {value}" for key, value in values.items()]
+    limits = {
+        "soft_limit_warning_seconds": 3000,
+        "soft_limit_seconds": 3600,
+        "overtime_alert_seconds": 5400,
+        "unanswered_alert_seconds": 300,
+        **(timeouts or {}),
+    }
+    section += ["", "[timeouts]"] + [f"{key} = {value}" for key, value in limits.items()]
     path = directory / name
     path.write_text(text[:start] + "\n".join(section) + "\n\n" + text[end:], encoding="utf-8")
     return path

@@ -1,0 +1,71 @@
+"""Counsellor-facing deadlines end to end: unanswered cases, the one-hour guideline, history."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.fakes.harness import ALWAYS_OPEN, write_policy
+from tests.conftest import CHANNEL, Bridge, line_text_event
+from tests.test_relay_e2e import bot_thread, roots, wait_thread
+
+pytestmark = pytest.mark.redis
+
+A = "Uchild0000000000000000000000041"
+B = "Uchild0000000000000000000000042"
+SUPERVISORS = "CSUPER"
+
+
+def test_an_unanswered_case_is_pointed_out_and_an_answered_one_is_not(bridge_factory: Any, tmp_path: Path) -> None:
+    policy = write_policy(tmp_path, hours=ALWAYS_OPEN, timeouts={"unanswered_alert_seconds": 2})
+    bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(policy))
+    bridge.line_events(line_text_event(A, "だれか"))
+    a_root, _ = wait_thread(bridge, 1)
+    bridge.line_events(line_text_event(B, "きいて"))
+    b_root, _ = wait_thread(bridge, 1, root_index=1)
+    bridge.counsellor_reply(b_root, "きいてるよ")
+    bridge.fake_slack.wait_for(lambda: len(roots(bridge)) == 3)
+    alert = roots(bridge)[2]["text"]
+    assert "<!here>" in alert and "#1" in alert
+    assert f"https://slack.com/archives/{CHANNEL}/p{a_root.replace('.', '')}" in alert
+    time.sleep(2.5)
+    assert len(roots(bridge)) == 3  # nothing about case #2, which was answered
+    assert A not in alert
+
+
+def test_the_one_hour_guideline_is_kept_without_telling_the_child(bridge_factory: Any, tmp_path: Path) -> None:
+    timeouts = {"soft_limit_warning_seconds": 1, "soft_limit_seconds": 2, "overtime_alert_seconds": 3}
+    policy = write_policy(tmp_path, hours=ALWAYS_OPEN, timeouts=timeouts)
+    bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(policy))
+    bridge.line_events(line_text_event(A, "ながい話"))
+    root_ts, _ = wait_thread(bridge, 1)
+    bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.roots(SUPERVISORS)) == 1)
+    notes = bot_thread(bridge, root_ts)[1:]
+    assert len(notes) == 2 and "たちました" in notes[0] and "目安の時間" in notes[1]
+    overtime = bridge.fake_slack.roots(SUPERVISORS)[0]["text"]
+    assert "#1" in overtime and root_ts.replace(".", "") in overtime
+    assert bridge.fake_line.requests_to("/v2/bot/message/push") == []  # the child is never told
+
+
+def test_a_childs_next_case_lists_the_earlier_numbers(bridge: Bridge) -> None:
+    bridge.line_events(line_text_event(A, "一回目"))
+    wait_thread(bridge, 1)
+    bridge.line_events(
+        {
+            "type": "unfollow",
+            "mode": "active",
+            "timestamp": int(time.time() * 1000),
+            "source": {"type": "user", "userId": A},
+            "webhookEventId": "01UNFOLLOWTIMERS0000000001",
+            "deliveryContext": {"isRedelivery": False},
+        }
+    )
+    wait_thread(bridge, 2)
+    bridge.line_events(line_text_event(A, "二回目"))
+    wait_thread(bridge, 1, root_index=1)
+    second = roots(bridge)[1]["text"]
+    assert "#2" in second and "以前の相談: #1" in second
+    assert "以前の相談" not in roots(bridge)[0]["text"]
