@@ -31,6 +31,10 @@ TEXT_PLACEHOLDERS: dict[str, dict[str, object]] = {
     "earlier_cases": {"cases": "#3, #9"},
     "unanswered_alert": {"mention": "<!here>", "case": 12, "minutes": 5, "link": "https://slack.com/archives/C1/p1"},
     "soft_limit_warning_note": {"minutes": 50},
+    "idle_checkin": {**_SERVICE},
+    "idle_closed_child": {**_SERVICE},
+    "idle_closed_note": {"minutes": 10},
+    "closed_how_idle": {},
     "soft_limit_note": {"minutes": 60},
     "overtime_alert": {"case": 12, "minutes": 90, "link": "https://slack.com/archives/C1/p1"},
     "state_waiting": {"since": "13:05"},
@@ -86,6 +90,9 @@ class ServiceSection(_Strict):
 
 
 class TimeoutsSection(_Strict):
+    # Silence after a counsellor's message: a check-in to the child, then the case closes.
+    idle_warning_seconds: int = Field(default=480, ge=0)
+    idle_close_seconds: int = Field(default=600, ge=0)
     # The one-hour guideline: reminders in the thread, then the supervisors are told.
     soft_limit_warning_seconds: int = Field(default=3000, ge=0)
     soft_limit_seconds: int = Field(default=3600, ge=0)
@@ -117,6 +124,10 @@ class TextsSection(_Strict):
     earlier_cases: str
     unanswered_alert: str
     soft_limit_warning_note: str
+    idle_checkin: str
+    idle_closed_child: str
+    idle_closed_note: str
+    closed_how_idle: str
     soft_limit_note: str
     overtime_alert: str
     state_waiting: str
@@ -188,6 +199,8 @@ class Policy:
     capacity: int = 3
     busy_notice_seconds: int = 180
     closing_reminder_minutes: int = 15
+    idle_warning_seconds: int = 480
+    idle_close_seconds: int = 600
     soft_limit_warning_seconds: int = 3000
     soft_limit_seconds: int = 3600
     overtime_alert_seconds: int = 5400
@@ -250,6 +263,8 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         capacity=parsed.capacity.cases,
         busy_notice_seconds=parsed.capacity.busy_notice_seconds,
         closing_reminder_minutes=parsed.capacity.closing_reminder_minutes,
+        idle_warning_seconds=parsed.timeouts.idle_warning_seconds,
+        idle_close_seconds=parsed.timeouts.idle_close_seconds,
         soft_limit_warning_seconds=parsed.timeouts.soft_limit_warning_seconds,
         soft_limit_seconds=parsed.timeouts.soft_limit_seconds,
         overtime_alert_seconds=parsed.timeouts.overtime_alert_seconds,

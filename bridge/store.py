@@ -517,6 +517,12 @@ class Store:
     async def note_counsellor_reply(self, number: int, now: float) -> None:
         await self.redis.hset(self.keys.case(number), "last_counsellor_at", f"{now:.3f}")
 
+    async def note_child_message(self, number: int, now: float) -> None:
+        await self.redis.hset(self.keys.case(number), "last_child_at", f"{now:.3f}")
+
+    async def set_hold(self, number: int, hold: bool) -> None:
+        await self.redis.hset(self.keys.case(number), "hold", "1" if hold else "0")
+
     async def mark_busy_notified(self, number: int) -> None:
         await self.redis.hset(self.keys.case(number), "busy_notified", "1")
 
@@ -709,6 +715,8 @@ def _case_from(raw: dict[Any, Any]) -> Case | None:
         counsellor=fields.get("counsellor"),
         counsellor_since=moment("counsellor_since"),
         last_counsellor_at=moment("last_counsellor_at"),
+        last_child_at=moment("last_child_at"),
+        hold=fields.get("hold") == "1",
         busy_notified=fields.get("busy_notified") == "1",
         opened_by=fields.get("opened_by") or None,
         earlier=tuple(int(n) for n in fields.get("earlier", "").split(",") if n),

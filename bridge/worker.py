@@ -343,6 +343,9 @@ class Worker:
             if timer.kind == core.UNANSWERED_TIMER:
                 return core.on_unanswered_timer(case, self.policy, now=now, channel=channel)
             return core.on_guideline_timer(timer.kind, case, self.policy, now=now, channel=channel)
+        if timer.kind in (core.IDLE_WARNING_TIMER, core.IDLE_CLOSE_TIMER):
+            case = await self.store.get_case(int(timer.arg.split(":")[0]))
+            return core.on_silence_timer(timer.kind, timer.arg, case, self.policy, now=now)
         if timer.kind == core.CLOSING_TIMER:
             return core.on_closing_timer(await self.store.open_cases(), float(timer.arg), self.policy, now=now)
         log.warning("unknown timer kind=%s", timer.kind)
@@ -366,6 +369,8 @@ class Worker:
             await self.store.assign_counsellor(effect.number, effect.user, effect.at)
         elif isinstance(effect, core.NoteCounsellorReply):
             await self.store.note_counsellor_reply(effect.number, effect.at)
+        elif isinstance(effect, core.NoteChildMessage):
+            await self.store.note_child_message(effect.number, effect.at)
         elif isinstance(effect, core.MarkArrivedClosed):
             await self.store.mark_arrived_closed(effect.number)
 

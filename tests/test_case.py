@@ -83,9 +83,13 @@ def test_the_first_answer_makes_the_counsellor_and_updates_the_root(policy: Poli
     push, root = decision.deliveries
     assert isinstance(push, LinePush) and isinstance(root, core.RootUpdate)
     assert "<@UCOUNSEL>" in root.text and "#7" in root.text
-    assert decision.effects == (core.AssignCounsellor(7, "UCOUNSEL", NOW), core.NoteCounsellorReply(7, NOW))
+    silence = (
+        core.ScheduleTimer(core.IDLE_WARNING_TIMER, f"7:{int(NOW * 1000)}", NOW + 480),
+        core.ScheduleTimer(core.IDLE_CLOSE_TIMER, f"7:{int(NOW * 1000)}", NOW + 600),
+    )
+    assert decision.effects == (core.AssignCounsellor(7, "UCOUNSEL", NOW), core.NoteCounsellorReply(7, NOW), *silence)
     later = decide(reply("つづき"), open_case(counsellor="UCOUNSEL", counsellor_since=NOW), policy)
-    assert later.effects == (core.NoteCounsellorReply(7, NOW),) and len(later.deliveries) == 1
+    assert later.effects == (core.NoteCounsellorReply(7, NOW), *silence) and len(later.deliveries) == 1
 
 
 def test_counsellor_reply_becomes_one_push(policy: Policy) -> None:

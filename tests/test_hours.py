@@ -94,7 +94,7 @@ def test_no_automatic_reply_while_a_counsellor_is_talking_after_closing(policy: 
     )
     decision = core.on_child_message(message(), engaged, policy, now=evening, created=False)
     assert [type(d) for d in decision.deliveries] == [ThreadPost]
-    assert decision.effects == ()
+    assert decision.effects == (core.NoteChildMessage(4, evening),)
     # The next evening, the same (still open) case is no live conversation any more.
     next_evening = evening + 86400
     later = core.on_child_message(message("ev9"), engaged, policy, now=next_evening, created=False)
@@ -134,6 +134,7 @@ def test_a_new_case_with_room_gets_timers_instead(policy: Policy) -> None:
     assert [type(d) for d in decision.deliveries] == [ThreadPost]
     busy_at = TUESDAY_AFTERNOON + 180
     assert decision.effects == (
+        core.NoteChildMessage(4, TUESDAY_AFTERNOON),
         core.ScheduleTimer(core.BUSY_TIMER, f"4:{int(busy_at)}", busy_at),
         core.ScheduleTimer(core.UNANSWERED_TIMER, "4", TUESDAY_AFTERNOON + 300),
         core.ScheduleTimer(core.SOFT_WARNING_TIMER, "4", TUESDAY_AFTERNOON + 3000),
@@ -287,3 +288,40 @@ def test_a_later_case_lists_the_childs_earlier_ones(policy: Policy) -> None:
     text = core.root_text(a_case(number=9, earlier=(3, 7)), policy)
     assert "#9" in text and "以前の相談: #3, #7" in text
     assert "以前の相談" not in core.root_text(a_case(), policy)
+
+
+def test_silence_after_a_counsellor_brings_a_check_in_then_the_close(policy: Policy) -> None:
+    replied = TUESDAY_AFTERNOON + 60
+    arg = f"4:{round(replied * 1000)}"
+    case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", last_counsellor_at=replied)
+    (checkin,) = core.on_silence_timer(core.IDLE_WARNING_TIMER, arg, case, policy, now=replied + 480).deliveries
+    assert isinstance(checkin, LinePush) and checkin.to == CHILD
+    closing = core.on_silence_timer(core.IDLE_CLOSE_TIMER, arg, case, policy, now=replied + 600)
+    push, note, root = closing.deliveries
+    assert isinstance(push, LinePush) and "0120-967-866" in push.texts[0]
+    assert isinstance(note, ThreadPost) and "10分間" in note.text
+    assert isinstance(root, core.RootUpdate) and "返信なし" in root.text
+    assert closing.effects == (core.CloseCase(4, core.CloseReason.IDLE),)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"last_child_at": TUESDAY_AFTERNOON + 61},  # the child wrote after the counsellor
+        {"last_counsellor_at": TUESDAY_AFTERNOON + 90},  # a later counsellor message has its own timers
+        {"hold": True},  # a counsellor stopped the automatic close
+        {"status": CaseStatus.CLOSED},
+    ],
+    ids=["child-wrote", "newer-counsellor-message", "on-hold", "closed"],
+)
+def test_silence_timers_that_no_longer_apply_do_nothing(policy: Policy, changes: dict[str, object]) -> None:
+    replied = TUESDAY_AFTERNOON + 60
+    arg = f"4:{round(replied * 1000)}"
+    case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", **{"last_counsellor_at": replied, **changes})
+    for kind in (core.IDLE_WARNING_TIMER, core.IDLE_CLOSE_TIMER):
+        assert core.on_silence_timer(kind, arg, case, policy, now=replied + 600) == core.NOTHING
+
+
+def test_a_childs_message_resets_the_silence_clock(policy: Policy) -> None:
+    decision = core.on_child_message(message(), a_case(), policy, now=TUESDAY_AFTERNOON, created=False)
+    assert core.NoteChildMessage(4, TUESDAY_AFTERNOON) in decision.effects

@@ -69,3 +69,34 @@ def test_a_childs_next_case_lists_the_earlier_numbers(bridge: Bridge) -> None:
     second = roots(bridge)[1]["text"]
     assert "#2" in second and "以前の相談: #1" in second
     assert "以前の相談" not in roots(bridge)[0]["text"]
+
+
+def test_silence_after_a_counsellor_checks_in_then_closes(bridge_factory: Any, tmp_path: Path) -> None:
+    timeouts = {"idle_warning_seconds": 1, "idle_close_seconds": 2}
+    bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(write_policy(tmp_path, hours=ALWAYS_OPEN, timeouts=timeouts)))
+    bridge.line_events(line_text_event(A, "こんにちは"))
+    root_ts, _ = wait_thread(bridge, 1)
+    bridge.counsellor_reply(root_ts, "どうしたの？")
+    bridge.fake_line.wait_for(lambda: len(bridge.fake_line.texts_to(A)) == 3)
+    reply, checkin, closing = bridge.fake_line.texts_to(A)
+    assert reply == "どうしたの？" and "返事" in checkin and "0120-967-866" in closing
+    bridge.fake_slack.wait_for(lambda: any("返信なし" in u["text"] for u in bridge.fake_slack.updates_of(root_ts)))
+    assert "返信がなかったため" in bot_thread(bridge, root_ts)[-1]
+    # Writing again opens a new case, which points to the old one.
+    bridge.line_events(line_text_event(A, "さっきはごめん"))
+    wait_thread(bridge, 1, root_index=1)
+    assert "以前の相談: #1" in roots(bridge)[1]["text"]
+
+
+def test_a_childs_reply_stops_the_silence_clock(bridge_factory: Any, tmp_path: Path) -> None:
+    timeouts = {"idle_warning_seconds": 2, "idle_close_seconds": 3}
+    bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(write_policy(tmp_path, hours=ALWAYS_OPEN, timeouts=timeouts)))
+    bridge.line_events(line_text_event(A, "こんにちは"))
+    root_ts, _ = wait_thread(bridge, 1)
+    reply_ts = bridge.counsellor_reply(root_ts, "どうしたの？")
+    bridge.fake_slack.wait_for(lambda: "white_check_mark" in bridge.fake_slack.reactions_on(reply_ts))
+    bridge.line_events(line_text_event(A, "ちょっと待って"))
+    wait_thread(bridge, 2)
+    time.sleep(4.0)
+    assert bridge.fake_line.texts_to(A) == ["どうしたの？"]  # no check-in, no close
+    assert len(roots(bridge)) == 1

@@ -52,6 +52,7 @@ class CaseStatus(StrEnum):
 
 class CloseReason(StrEnum):
     UNFOLLOWED = "unfollowed"
+    IDLE = "idle"
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class Case:
     counsellor: str | None = None  # the Slack user who first answered
     counsellor_since: float | None = None
     last_counsellor_at: float | None = None  # the latest counsellor reply relayed
+    last_child_at: float | None = None  # the latest message from the child
+    hold: bool = False  # a counsellor stopped the automatic close
     busy_notified: bool = False
     opened_by: str | None = None  # the inbound entry that opened it (replays recognise it)
     earlier: tuple[int, ...] = ()  # the same child's earlier cases, oldest first
@@ -130,6 +133,12 @@ class NoteCounsellorReply:
 
 
 @dataclass(frozen=True)
+class NoteChildMessage:
+    number: int
+    at: float
+
+
+@dataclass(frozen=True)
 class NoteClosedArrival:
     number: int
     at: float
@@ -157,6 +166,7 @@ Effect = (
     | ForgetClosedArrivals
     | AssignCounsellor
     | NoteCounsellorReply
+    | NoteChildMessage
 )
 
 
@@ -177,6 +187,8 @@ UNANSWERED_TIMER = "unanswered"
 SOFT_WARNING_TIMER = "soft-warning"
 SOFT_LIMIT_TIMER = "soft-limit"
 OVERTIME_TIMER = "overtime"
+IDLE_WARNING_TIMER = "idle-warning"
+IDLE_CLOSE_TIMER = "idle-close"
 
 # A counsellor who replied this recently is still talking with the child, even after closing
 # time (the published guideline: about an hour per consultation): no automatic reply then.
@@ -213,7 +225,8 @@ def _day_time(at: float, policy: Policy) -> str:
 def state_text(case: Case, policy: Policy) -> str:
     """The case's state as the root message shows it."""
     if not case.is_open:
-        how = policy.render("closed_how_unfollowed") if case.closed_reason == CloseReason.UNFOLLOWED else ""
+        how_text = {CloseReason.UNFOLLOWED: "closed_how_unfollowed", CloseReason.IDLE: "closed_how_idle"}
+        how = policy.render(how_text[CloseReason(case.closed_reason)]) if case.closed_reason in how_text else ""
         at = _local(case.closed_at or case.opened_at, policy).strftime("%H:%M")
         return policy.render("state_closed", how=how or str(case.closed_reason or ""), at=at)
     if case.counsellor:
@@ -274,12 +287,12 @@ def on_child_message(
     """
     shown = escape_for_slack(message.text) if message.text is not None else describe_media(message.media, policy)
     deliveries: list[Delivery] = [ThreadPost(case=case.number, text=shown, role="child")]
-    effects: list[Effect] = []
+    effects: list[Effect] = [NoteChildMessage(case.number, now)]  # resets the silence clock
     schedule = policy.schedule
     at = _local(now, policy)
     if not schedule.is_open(at):
         if conversation_is_live(case, now):
-            return Decision(tuple(deliveries))  # the counsellor answering after closing carries on
+            return Decision(tuple(deliveries), tuple(effects))  # the counsellor answering after closing carries on
         opening = schedule.next_opening(at)
         effects.append(NoteClosedArrival(case.number, now))
         if opening is not None:
@@ -535,12 +548,64 @@ def on_counsellor_message(
         )
         for index, group in enumerate(groups)
     )
+    clock = (NoteCounsellorReply(case.number, now), *silence_timers(case, policy, now))
     if case.counsellor is not None:
-        return Decision(deliveries=pushes, effects=(NoteCounsellorReply(case.number, now),))
+        return Decision(deliveries=pushes, effects=clock)
     answered = replace(case, counsellor=message.user, counsellor_since=now)
     return Decision(
         deliveries=(*pushes, RootUpdate(case=case.number, text=root_text(answered, policy))),
-        effects=(AssignCounsellor(case.number, message.user, now), NoteCounsellorReply(case.number, now)),
+        effects=(AssignCounsellor(case.number, message.user, now), *clock),
+    )
+
+
+def silence_timers(case: Case, policy: Policy, replied_at: float) -> list[Effect]:
+    """After a counsellor's message: the check-in and the close, named after that message's
+    time, so a later message (of either side) makes them moot instead of moving them."""
+    arg = f"{case.number}:{round(replied_at * 1000)}"
+    timers = [
+        (IDLE_WARNING_TIMER, policy.idle_warning_seconds),
+        (IDLE_CLOSE_TIMER, policy.idle_close_seconds),
+    ]
+    return [ScheduleTimer(kind, arg, replied_at + seconds) for kind, seconds in timers if seconds > 0]
+
+
+def _silence_still_holds(case: Case | None, arg: str) -> bool:
+    """The counsellor's message the timer was set for is still the last word, unanswered."""
+    if case is None or not case.is_open or case.hold or case.last_counsellor_at is None:
+        return False
+    replied_ms = int(arg.split(":")[1])
+    if round(case.last_counsellor_at * 1000) != replied_ms:
+        return False  # a later counsellor message set timers of its own
+    return case.last_child_at is None or round(case.last_child_at * 1000) < replied_ms
+
+
+def on_silence_timer(kind: str, arg: str, case: Case | None, policy: Policy, *, now: float) -> Decision:
+    """Ten minutes without a reply may end a consultation: first a check-in, then the close."""
+    if not _silence_still_holds(case, arg):
+        return NOTHING
+    assert case is not None
+    if kind == IDLE_WARNING_TIMER:
+        checkin = LinePush(
+            to=case.child_id,
+            texts=(policy.render("idle_checkin"),),
+            retry_key=retry_key(f"idle-warning:{arg}"),
+            case=case.number,
+        )
+        return Decision(deliveries=(checkin,))
+    closed = replace(case, status=CaseStatus.CLOSED, closed_at=now, closed_reason=CloseReason.IDLE)
+    minutes = max(1, round(policy.idle_close_seconds / 60))
+    return Decision(
+        deliveries=(
+            LinePush(
+                to=case.child_id,
+                texts=(policy.render("idle_closed_child"),),
+                retry_key=retry_key(f"idle-close:{arg}"),
+                case=case.number,
+            ),
+            ThreadPost(case=case.number, text=policy.render("idle_closed_note", minutes=minutes), role="note"),
+            RootUpdate(case=case.number, text=root_text(closed, policy)),
+        ),
+        effects=(CloseCase(case.number, CloseReason.IDLE),),
     )
 
 

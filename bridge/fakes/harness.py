@@ -48,6 +48,8 @@ def write_policy(
     values = {"cases": 3, "busy_notice_seconds": 180, "closing_reminder_minutes": 15, **(capacity or {})}
     section += ["", "[capacity]"] + [f"{key} = {value}" for key, value in values.items()]
     limits = {
+        "idle_warning_seconds": 480,
+        "idle_close_seconds": 600,
         "soft_limit_warning_seconds": 3000,
         "soft_limit_seconds": 3600,
         "overtime_alert_seconds": 5400,
