@@ -35,6 +35,12 @@ TEXT_PLACEHOLDERS: dict[str, dict[str, object]] = {
     "idle_closed_child": {**_SERVICE},
     "idle_closed_note": {"minutes": 10},
     "closed_how_idle": {},
+    "state_held": {},
+    "hold_button": {},
+    "hold_note": {"user": "<@U012ABCDEF>"},
+    "hold_done": {"case": 12},
+    "hold_not_open": {"case": 12},
+    "hold_usage": {},
     "soft_limit_note": {"minutes": 60},
     "overtime_alert": {"case": 12, "minutes": 90, "link": "https://slack.com/archives/C1/p1"},
     "state_waiting": {"since": "13:05"},
@@ -128,6 +134,12 @@ class TextsSection(_Strict):
     idle_closed_child: str
     idle_closed_note: str
     closed_how_idle: str
+    state_held: str
+    hold_button: str
+    hold_note: str
+    hold_done: str
+    hold_not_open: str
+    hold_usage: str
     soft_limit_note: str
     overtime_alert: str
     state_waiting: str

@@ -23,13 +23,15 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.core.events import Ignored, InboundEvent, ThreadDelete, ThreadEdit, ThreadMessage
+from bridge.core.events import HoldRequested, Ignored, InboundEvent, ThreadDelete, ThreadEdit, ThreadMessage
 from bridge.core.retry import DELIVERED, Outcome
 from bridge.store import Store
 
 log = logging.getLogger("bridge.slack")
 
 SIGNATURE_WINDOW_S = 300
+HOLD_ACTION = "hold_case"
+CONTROL_EVENT = "bridge_control"
 _LOOKUP_PAGES = 10  # up to 2,000 messages since the delivery was queued
 DELIVERY_EVENT_TYPE = "bridge_delivery"
 CASE_EVENT_TYPE = "bridge_case"
@@ -141,6 +143,18 @@ def build_bolt_app(*, signing_secret: str, client: AsyncWebClient, store: Store)
         log.error("slack listener failed error=%s", type(error).__name__)
         return BoltResponse(status=503 if unavailable else 500, body="")
 
+    @app.command("/hold")
+    async def hold_command(ack: Any, body: dict[str, Any]) -> None:
+        await _record_control(store, body.get("trigger_id"), body.get("text"), body.get("user_id"), "command")
+        await ack()  # the answer comes as an ephemeral message once the request is decided
+
+    @app.action(HOLD_ACTION)
+    async def hold_button(ack: Any, body: dict[str, Any]) -> None:
+        action = (body.get("actions") or [{}])[0]
+        user = (body.get("user") or {}).get("id")
+        await _record_control(store, action.get("action_ts"), action.get("value"), user, "button")
+        await ack()
+
     @app.event("message")
     async def record_message(body: dict[str, Any]) -> None:
         event_id = str(body.get("event_id") or "")
@@ -168,6 +182,28 @@ def _bolt_logger() -> logging.Logger:
     return logger
 
 
+async def _record_control(store: Store, request_id: Any, case_text: Any, user: Any, via: str) -> None:
+    """Record a counsellor's control request; Slack's retries of it are dropped by its id."""
+    control = {"type": CONTROL_EVENT, "case_text": str(case_text or ""), "user": str(user or ""), "via": via}
+    key = str(request_id or hashlib.sha256(json.dumps(control, sort_keys=True).encode()).hexdigest())
+    await store.record_events("slack", [(f"control:{key}", json.dumps(control))])
+    log.info("slack control recorded via=%s", via)
+
+
+def root_blocks(text: str, *, case: int, button: str | None) -> list[dict[str, Any]]:
+    """The root message's blocks: its text, and the hold button while it can be used."""
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    if button:
+        element = {
+            "type": "button",
+            "action_id": HOLD_ACTION,
+            "value": str(case),
+            "text": {"type": "plain_text", "text": button},
+        }
+        blocks.append({"type": "actions", "elements": [element]})
+    return blocks
+
+
 # --- translation ---------------------------------------------------------------------
 
 
@@ -185,6 +221,10 @@ def _thread_message(raw: Mapping[str, Any], channel: str) -> ThreadMessage:
 
 def parse_event(raw: Mapping[str, Any]) -> InboundEvent:
     """Translate a Slack message event into a core event. Never raises."""
+    if raw.get("type") == CONTROL_EVENT:
+        if not raw.get("user"):
+            return Ignored("control request without a user")
+        return HoldRequested(case_text=str(raw.get("case_text") or ""), user=str(raw["user"]), via=str(raw.get("via")))
     if raw.get("type") != "message":
         return Ignored(f"slack {raw.get('type')} event")
     channel = str(raw.get("channel") or "")
@@ -237,6 +277,7 @@ class SlackClient:
         event_type: str,
         payload: dict[str, Any],
         channel: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
     ) -> tuple[Outcome, str | None]:
         """Post a message (to the case channel unless told otherwise); returns the outcome and
         the new message's ts when delivered."""
@@ -244,6 +285,7 @@ class SlackClient:
             response = await self.web.chat_postMessage(
                 channel=channel or self.channel,
                 text=text,
+                blocks=blocks,
                 thread_ts=thread_ts,
                 unfurl_links=False,
                 unfurl_media=False,
@@ -301,10 +343,10 @@ class SlackClient:
                 return True, None
         return True, None
 
-    async def update(self, *, ts: str, text: str) -> Outcome:
-        """Replace a message's text (the case root's state line). Idempotent."""
+    async def update(self, *, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> Outcome:
+        """Replace a message's text and blocks (the case root's state line). Idempotent."""
         try:
-            await self.web.chat_update(channel=self.channel, ts=ts, text=text)
+            await self.web.chat_update(channel=self.channel, ts=ts, text=text, blocks=blocks or [])
         except Exception as exc:
             return _classify(exc)
         return DELIVERED

@@ -46,6 +46,7 @@ from bridge.core.events import (
     ChildFollowed,
     ChildMessage,
     ChildUnfollowed,
+    HoldRequested,
     InboundEvent,
     ThreadDelete,
     ThreadEdit,
@@ -57,7 +58,7 @@ from bridge.line import LineClient
 from bridge.line import parse_event as parse_line_event
 from bridge.policy import Policy
 from bridge.settings import Settings
-from bridge.slack import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE, SlackClient
+from bridge.slack import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE, SlackClient, root_blocks
 from bridge.slack import parse_event as parse_slack_event
 from bridge.store import Claim, Store
 
@@ -74,6 +75,8 @@ def lane_for(delivery: Delivery, store: Store) -> str:
         return "line:" + store.child_key(delivery.to)
     if isinstance(delivery, ChannelPost):
         return f"slack:{delivery.target}"
+    if isinstance(delivery, Ephemeral) and delivery.case is None:
+        return "slack:commands"
     return f"slack:{delivery.case}"
 
 
@@ -323,6 +326,10 @@ class Worker:
             return core.on_counsellor_delete(event, case_or_none, policy, channel=channel)
         if isinstance(event, TimerFired):
             return await self._decide_timer(event, now)
+        if isinstance(event, HoldRequested):
+            asked = core.parse_case_number(event.case_text)
+            case_or_none = await self.store.get_case(asked) if asked is not None else None
+            return core.on_hold_requested(event, case_or_none, policy)
         log.info("event ignored entry=%s reason=%s", entry_id, event.reason)
         return core.NOTHING
 
@@ -371,6 +378,9 @@ class Worker:
             await self.store.note_counsellor_reply(effect.number, effect.at)
         elif isinstance(effect, core.NoteChildMessage):
             await self.store.note_child_message(effect.number, effect.at)
+        elif isinstance(effect, core.HoldCase):
+            await self.store.set_hold(effect.number, True)
+            log.info("case on hold case=%d", effect.number)
         elif isinstance(effect, core.MarkArrivedClosed):
             await self.store.mark_arrived_closed(effect.number)
 
@@ -519,13 +529,15 @@ class Worker:
             case = await self.store.get_case(delivery.case)
             if case is None or case.thread_ts is None:
                 return DELIVERED, ()  # no root yet: when it is posted, it shows the state then
-            return await self.slack.update(ts=case.thread_ts, text=delivery.text), ()
+            button = self.policy.render("hold_button") if delivery.hold_button else None
+            blocks = root_blocks(delivery.text, case=delivery.case, button=button)
+            return await self.slack.update(ts=case.thread_ts, text=delivery.text, blocks=blocks), ()
         if isinstance(delivery, ChannelPost):
             return await self._post_to_channel(delivery, claim), ()
         if isinstance(delivery, Reaction):
             return await self.slack.react(ts=delivery.message_ts, name=delivery.name), ()
         assert isinstance(delivery, Ephemeral)
-        case = await self.store.get_case(delivery.case)
+        case = await self.store.get_case(delivery.case) if delivery.case is not None else None
         thread_ts = case.thread_ts if case else None
         outcome = await self.slack.post_ephemeral(user=delivery.user, thread_ts=thread_ts, text=delivery.text)
         if outcome.status == "failed":
@@ -591,11 +603,14 @@ class Worker:
                 return Outcome("retry", "could not check for an earlier root"), None
         outcome = DELIVERED
         if ts is None:
+            root = core.root_update(case, self.policy)
+            button = self.policy.render("hold_button") if root.hold_button else None
             outcome, ts = await self.slack.post(
-                text=core.root_text(case, self.policy),
+                text=root.text,
                 thread_ts=None,
                 event_type=CASE_EVENT_TYPE,
                 payload={"case": case.number},
+                blocks=root_blocks(root.text, case=case.number, button=button),
             )
         if ts is not None:
             await self.store.set_thread(case.number, ts)

@@ -156,3 +156,5 @@ def test_slack_manifest_asks_for_what_the_bridge_uses() -> None:
     events = manifest["settings"]["event_subscriptions"]
     assert events["request_url"].endswith("/slack/events")
     assert "message.groups" in events["bot_events"]  # the case channel is private
+    assert "commands" in scopes and [c["command"] for c in manifest["features"]["slash_commands"]] == ["/hold"]
+    assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")

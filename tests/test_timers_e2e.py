@@ -100,3 +100,64 @@ def test_a_childs_reply_stops_the_silence_clock(bridge_factory: Any, tmp_path: P
     time.sleep(4.0)
     assert bridge.fake_line.texts_to(A) == ["どうしたの？"]  # no check-in, no close
     assert len(roots(bridge)) == 1
+
+
+def slash_command(bridge: Bridge, command: str, text: str, *, user: str = "UCOUNSEL1") -> Any:
+    from urllib.parse import urlencode
+
+    body = urlencode(
+        {
+            "command": command,
+            "text": text,
+            "user_id": user,
+            "channel_id": CHANNEL,
+            "team_id": "T0001",
+            "trigger_id": f"trig-{time.time_ns()}",
+            "response_url": "https://hooks.slack.invalid/x",
+        }
+    ).encode()
+    return bridge.slack_post(body, content_type="application/x-www-form-urlencoded")
+
+
+def hold_button(bridge: Bridge, case: int, *, user: str = "UCOUNSEL1") -> Any:
+    import json
+    from urllib.parse import urlencode
+
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user},
+        "team": {"id": "T0001"},
+        "channel": {"id": CHANNEL},
+        "trigger_id": f"trig-{time.time_ns()}",
+        "actions": [{"action_id": "hold_case", "value": str(case), "type": "button", "action_ts": str(time.time())}],
+    }
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    return bridge.slack_post(body, content_type="application/x-www-form-urlencoded")
+
+
+@pytest.mark.parametrize("via", ["command", "button"])
+def test_a_counsellor_can_stop_the_automatic_close(bridge_factory: Any, tmp_path: Path, via: str) -> None:
+    timeouts = {"idle_warning_seconds": 2, "idle_close_seconds": 3}
+    bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(write_policy(tmp_path, hours=ALWAYS_OPEN, timeouts=timeouts)))
+    bridge.line_events(line_text_event(A, "ちょっと出かけるね、すぐ戻る"))
+    root_ts, _ = wait_thread(bridge, 1)
+    assert any(b.get("type") == "actions" for b in bridge.fake_slack.message(root_ts)["blocks"])
+    bridge.counsellor_reply(root_ts, "わかった、待ってるね")
+    response = slash_command(bridge, "/hold", "#1") if via == "command" else hold_button(bridge, 1)
+    assert response.status_code == 200, response.text
+    bridge.fake_slack.wait_for(lambda: any("自動終了を止めました" in t for t in bot_thread(bridge, root_ts)))
+    time.sleep(4.0)  # past both silence deadlines
+    assert bridge.fake_line.texts_to(A) == ["わかった、待ってるね"]  # no check-in, no close
+    latest = bridge.fake_slack.updates_of(root_ts)[-1]
+    assert "自動終了停止中" in latest["text"] and "返信なし" not in latest["text"]
+    assert not any(b.get("type") == "actions" for b in latest.get("blocks") or [])  # the button is gone
+    if via == "command":
+        bridge.fake_slack.wait_for(lambda: any("#1" in e["text"] for e in bridge.fake_slack.ephemerals()))
+
+
+def test_a_bad_hold_command_gets_a_usage_line_and_changes_nothing(bridge: Bridge) -> None:
+    before = {k: bridge.redis.dump(k) for k in bridge.redis.scan_iter(b"br:{cases}:*")}
+    assert slash_command(bridge, "/hold", "そのケース").status_code == 200
+    bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.ephemerals()) == 1)
+    assert "使い方" in bridge.fake_slack.ephemerals()[0]["text"]
+    assert {k: bridge.redis.dump(k) for k in bridge.redis.scan_iter(b"br:{cases}:*")} == before

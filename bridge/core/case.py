@@ -26,6 +26,7 @@ from bridge.core.deliveries import (
 from bridge.core.events import (
     ChildFollowed,
     ChildMessage,
+    HoldRequested,
     Media,
     ThreadDelete,
     ThreadEdit,
@@ -139,6 +140,11 @@ class NoteChildMessage:
 
 
 @dataclass(frozen=True)
+class HoldCase:
+    number: int
+
+
+@dataclass(frozen=True)
 class NoteClosedArrival:
     number: int
     at: float
@@ -167,6 +173,7 @@ Effect = (
     | AssignCounsellor
     | NoteCounsellorReply
     | NoteChildMessage
+    | HoldCase
 )
 
 
@@ -229,9 +236,10 @@ def state_text(case: Case, policy: Policy) -> str:
         how = policy.render(how_text[CloseReason(case.closed_reason)]) if case.closed_reason in how_text else ""
         at = _local(case.closed_at or case.opened_at, policy).strftime("%H:%M")
         return policy.render("state_closed", how=how or str(case.closed_reason or ""), at=at)
+    held = policy.render("state_held") if case.hold else ""
     if case.counsellor:
         since = _local(case.counsellor_since or case.opened_at, policy).strftime("%H:%M")
-        return policy.render("state_with_counsellor", counsellor=f"<@{case.counsellor}>", since=since)
+        return policy.render("state_with_counsellor", counsellor=f"<@{case.counsellor}>", since=since) + held
     if case.arrived_closed:
         return policy.render("state_waiting_closed", since=_day_time(case.opened_at, policy))
     return policy.render("state_waiting", since=_local(case.opened_at, policy).strftime("%H:%M"))
@@ -248,6 +256,11 @@ def root_text(case: Case, policy: Policy) -> str:
         state=state_text(case, policy),
         earlier=earlier,
     )
+
+
+def root_update(case: Case, policy: Policy) -> RootUpdate:
+    """The root message as it should now read, with the hold button while it can be used."""
+    return RootUpdate(case=case.number, text=root_text(case, policy), hold_button=case.is_open and not case.hold)
 
 
 def thread_link(channel: str, thread_ts: str | None) -> str:
@@ -301,7 +314,7 @@ def on_child_message(
             effects.append(MarkArrivedClosed(case.number))
             if not created:  # an older case waits again: its root says so
                 marked = replace(case, arrived_closed=True)
-                deliveries.append(RootUpdate(case=case.number, text=root_text(marked, policy)))
+                deliveries.append(root_update(marked, policy))
         period = opening.isoformat() if opening else "never"
         if closed_notice != period:
             text = (
@@ -388,7 +401,7 @@ def on_child_unfollowed(case: Case | None, policy: Policy, *, now: float) -> Dec
         return NOTHING
     note = ThreadPost(case=case.number, text=policy.render("unfollow_note", case=case.number), role="note")
     closed = replace(case, status=CaseStatus.CLOSED, closed_at=now, closed_reason=CloseReason.UNFOLLOWED)
-    root = RootUpdate(case=case.number, text=root_text(closed, policy))
+    root = root_update(closed, policy)
     return Decision(deliveries=(note, root), effects=(CloseCase(case.number, CloseReason.UNFOLLOWED),))
 
 
@@ -489,6 +502,35 @@ def on_guideline_timer(kind: str, case: Case | None, policy: Policy, *, now: flo
     return Decision(deliveries=(ThreadPost(case=case.number, text=policy.render(name, minutes=minutes), role="note"),))
 
 
+def parse_case_number(text: str) -> int | None:
+    """'12', '#12' or '＃１２' -> 12; anything else -> None."""
+    cleaned = text.strip().translate(_FULL_WIDTH).lstrip("#")
+    return int(cleaned) if cleaned.isdigit() and len(cleaned) <= 9 else None
+
+
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９＃", "0123456789#")
+
+
+def on_hold_requested(request: HoldRequested, case: Case | None, policy: Policy) -> Decision:
+    """Stop a case's automatic close: the thread says who did it; a command gets an answer."""
+    number = parse_case_number(request.case_text)
+    if number is None:
+        return Decision(deliveries=(Ephemeral(case=None, user=request.user, text=policy.render("hold_usage")),))
+    if case is None or not case.is_open:
+        text = policy.render("hold_not_open", case=number)
+        return Decision(deliveries=(Ephemeral(case=None, user=request.user, text=text),))
+    if case.hold:
+        done = policy.render("hold_done", case=number)
+        return Decision(deliveries=(Ephemeral(case=None, user=request.user, text=done),))
+    deliveries: list[Delivery] = [
+        ThreadPost(case=number, text=policy.render("hold_note", user=f"<@{request.user}>"), role="note"),
+        root_update(replace(case, hold=True), policy),
+    ]
+    if request.via == "command":
+        deliveries.append(Ephemeral(case=None, user=request.user, text=policy.render("hold_done", case=number)))
+    return Decision(deliveries=tuple(deliveries), effects=(HoldCase(number),))
+
+
 def on_closing_timer(open_cases: list[Case], closing_at: float, policy: Policy, *, now: float) -> Decision:
     """Shortly before closing, every open case's thread is reminded that time is nearly up."""
     at = _local(now, policy)
@@ -553,7 +595,7 @@ def on_counsellor_message(
         return Decision(deliveries=pushes, effects=clock)
     answered = replace(case, counsellor=message.user, counsellor_since=now)
     return Decision(
-        deliveries=(*pushes, RootUpdate(case=case.number, text=root_text(answered, policy))),
+        deliveries=(*pushes, root_update(answered, policy)),
         effects=(AssignCounsellor(case.number, message.user, now), *clock),
     )
 
@@ -603,7 +645,7 @@ def on_silence_timer(kind: str, arg: str, case: Case | None, policy: Policy, *, 
                 case=case.number,
             ),
             ThreadPost(case=case.number, text=policy.render("idle_closed_note", minutes=minutes), role="note"),
-            RootUpdate(case=case.number, text=root_text(closed, policy)),
+            root_update(closed, policy),
         ),
         effects=(CloseCase(case.number, CloseReason.IDLE),),
     )

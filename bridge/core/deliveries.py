@@ -23,6 +23,7 @@ class RootUpdate:
     kind: ClassVar[str] = "root_update"
     case: int
     text: str
+    hold_button: bool = False  # offer the button that stops the automatic close
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,10 @@ class Reaction:
 
 @dataclass(frozen=True)
 class Ephemeral:
-    """A message only one Slack user sees, in the case's thread."""
+    """A message only one Slack user sees: in the case's thread, or (case None) the channel."""
 
     kind: ClassVar[str] = "ephemeral"
-    case: int
+    case: int | None
     user: str
     text: str
 

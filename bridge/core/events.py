@@ -78,6 +78,15 @@ class ThreadDelete:
 
 
 @dataclass(frozen=True)
+class HoldRequested:
+    """A counsellor asked to stop a case's automatic close (root button or /hold N)."""
+
+    case_text: str  # as typed or as the button carried it; the core checks it
+    user: str
+    via: str  # "button" or "command"
+
+
+@dataclass(frozen=True)
 class TimerFired:
     """A deadline kept in Redis came due. kind says what it is for; arg, for what."""
 
@@ -93,5 +102,13 @@ class Ignored:
 
 
 InboundEvent = (
-    ChildMessage | ChildFollowed | ChildUnfollowed | ThreadMessage | ThreadEdit | ThreadDelete | TimerFired | Ignored
+    ChildMessage
+    | ChildFollowed
+    | ChildUnfollowed
+    | ThreadMessage
+    | ThreadEdit
+    | ThreadDelete
+    | HoldRequested
+    | TimerFired
+    | Ignored
 )
