@@ -161,3 +161,24 @@ def test_a_bad_hold_command_gets_a_usage_line_and_changes_nothing(bridge: Bridge
     bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.ephemerals()) == 1)
     assert "使い方" in bridge.fake_slack.ephemerals()[0]["text"]
     assert {k: bridge.redis.dump(k) for k in bridge.redis.scan_iter(b"br:{cases}:*")} == before
+
+
+def test_a_silence_deadline_missed_by_stopped_workers_closes_once(bridge_factory: Any, tmp_path: Path) -> None:
+    timeouts = {"idle_warning_seconds": 0, "idle_close_seconds": 2}
+    bridge: Bridge = bridge_factory(
+        BRIDGE_CONFIG=str(write_policy(tmp_path, hours=ALWAYS_OPEN, timeouts=timeouts)), worker=2
+    )
+    bridge.line_events(line_text_event(A, "こんにちは"))
+    root_ts, _ = wait_thread(bridge, 1)
+    reply_ts = bridge.counsellor_reply(root_ts, "どうしたの？")
+    bridge.fake_slack.wait_for(lambda: "white_check_mark" in bridge.fake_slack.reactions_on(reply_ts))
+    for process in [p for p in bridge.processes if p.name == "worker"]:
+        process.stop()
+    time.sleep(3.0)  # the close deadline passes while no worker runs
+    restarted = [bridge.launch("worker"), bridge.launch("worker")]  # two race for the same deadline
+    for process in restarted:
+        bridge.wait_ready(process)
+    bridge.fake_line.wait_for(lambda: len(bridge.fake_line.texts_to(A)) == 2)
+    time.sleep(2.0)
+    assert len(bridge.fake_line.texts_to(A)) == 2  # the reply and one closing text (the check-in is off)
+    assert sum("返信がなかったため" in t for t in bot_thread(bridge, root_ts)) == 1
