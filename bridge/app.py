@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge import line, slack
 from bridge.logs import configure_logging
+from bridge.policy import load_policy
 from bridge.settings import Settings, load_settings
 from bridge.store import Store
 
@@ -72,7 +73,13 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
         )
         store = Store(redis)
         web = AsyncWebClient(token=settings.SLACK_BOT_TOKEN, base_url=settings.SLACK_API_BASE_URL, retry_handlers=[])
-        bolt = slack.build_bolt_app(signing_secret=settings.SLACK_SIGNING_SECRET, client=web, store=store)
+        bolt = slack.build_bolt_app(
+            signing_secret=settings.SLACK_SIGNING_SECRET,
+            client=web,
+            store=store,
+            cases_channel=settings.SLACK_CHANNEL_ID,
+            wrong_channel_text=policy.render("hold_wrong_channel"),
+        )
         app.state.bridge = WebState(redis=redis, store=store, bolt=bolt, slack_web=web)
         log.info("web started")
         try:
@@ -81,6 +88,7 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
             await redis.aclose()
             log.info("web stopped")
 
+    policy = load_policy(settings.BRIDGE_CONFIG)  # a bad policy file stops start-up here
     app = FastAPI(title="LINE–Slack consultation bridge", lifespan=lifespan, docs_url=None, redoc_url=None)
     limit = settings.BRIDGE_MAX_BODY_BYTES
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bridge.core.schedule import Schedule, ScheduleError
 
@@ -41,6 +41,7 @@ TEXT_PLACEHOLDERS: dict[str, dict[str, object]] = {
     "hold_done": {"case": 12},
     "hold_not_open": {"case": 12},
     "hold_usage": {},
+    "hold_wrong_channel": {},
     "soft_limit_note": {"minutes": 60},
     "overtime_alert": {"case": 12, "minutes": 90, "link": "https://slack.com/archives/C1/p1"},
     "state_waiting": {"since": "13:05"},
@@ -99,6 +100,17 @@ class TimeoutsSection(_Strict):
     # Silence after a counsellor's message: a check-in to the child, then the case closes.
     idle_warning_seconds: int = Field(default=480, ge=0)
     idle_close_seconds: int = Field(default=600, ge=0)
+
+    @model_validator(mode="after")
+    def _check_in_before_close(self) -> TimeoutsSection:
+        if (
+            self.idle_warning_seconds
+            and self.idle_close_seconds
+            and self.idle_warning_seconds >= self.idle_close_seconds
+        ):
+            raise ValueError("idle_warning_seconds must be less than idle_close_seconds (or 0)")
+        return self
+
     # The one-hour guideline: reminders in the thread, then the supervisors are told.
     soft_limit_warning_seconds: int = Field(default=3000, ge=0)
     soft_limit_seconds: int = Field(default=3600, ge=0)
@@ -140,6 +152,7 @@ class TextsSection(_Strict):
     hold_done: str
     hold_not_open: str
     hold_usage: str
+    hold_wrong_channel: str
     soft_limit_note: str
     overtime_alert: str
     state_waiting: str

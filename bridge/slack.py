@@ -114,7 +114,9 @@ def body_is_well_formed(body: bytes, content_type: str | None) -> bool:
 # --- the Bolt app ----------------------------------------------------------------------
 
 
-def build_bolt_app(*, signing_secret: str, client: AsyncWebClient, store: Store) -> AsyncApp:
+def build_bolt_app(
+    *, signing_secret: str, client: AsyncWebClient, store: Store, cases_channel: str = "", wrong_channel_text: str = ""
+) -> AsyncApp:
     """The Bolt app serving /slack/events. Listeners only record; the worker decides.
 
     Listeners run before the response (process_before_response), so Slack hears 200 only
@@ -145,6 +147,9 @@ def build_bolt_app(*, signing_secret: str, client: AsyncWebClient, store: Store)
 
     @app.command("/hold")
     async def hold_command(ack: Any, body: dict[str, Any]) -> None:
+        if cases_channel and body.get("channel_id") != cases_channel:
+            await ack(wrong_channel_text)  # case controls act only in the case channel; nothing recorded
+            return
         await _record_control(store, body.get("trigger_id"), body.get("text"), body.get("user_id"), "command")
         await ack()  # the answer comes as an ephemeral message once the request is decided
 

@@ -160,6 +160,7 @@ redis.call('HSET', ARGV[1] .. 'case:' .. n, 'number', n, 'status', 'open', 'chil
   'child_key', ARGV[2], 'opened_at', ARGV[4], 'arrived_closed', ARGV[5], 'opened_by', ARGV[6],
   'earlier', earlier)
 redis.call('RPUSH', history, n)
+redis.call('LTRIM', history, -10, -1)
 redis.call('ZADD', KEYS[3], n, n)
 redis.call('HSET', KEYS[2], ARGV[2], n)
 return {n, 1}

@@ -90,6 +90,10 @@ def test_the_shipped_policy_follows_the_published_facts() -> None:
         (lambda d: d["service"].update(colour="blue"), "service.colour: is not a known setting"),
         (lambda d: d["texts"].pop("edit_note"), "texts.edit_note: is required"),
         (lambda d: d["service"].update(note_prefix=""), "service.note_prefix"),
+        (
+            lambda d: d["timeouts"].update(idle_warning_seconds=600, idle_close_seconds=600),
+            "timeouts: idle_warning_seconds must be less than idle_close_seconds",
+        ),
     ],
     ids=[
         "unknown-placeholder",
@@ -101,6 +105,7 @@ def test_the_shipped_policy_follows_the_published_facts() -> None:
         "unknown-key",
         "missing-text",
         "empty-prefix",
+        "check-in-after-close",
     ],
 )
 def test_a_bad_policy_names_the_key(mutate: object, message: str) -> None:

@@ -327,7 +327,9 @@ def test_a_childs_message_resets_the_silence_clock(policy: Policy) -> None:
     assert core.NoteChildMessage(4, TUESDAY_AFTERNOON) in decision.effects
 
 
-@pytest.mark.parametrize(("text", "number"), [("12", 12), (" #12 ", 12), ("＃１２", 12), ("12a", None), ("", None)])
+@pytest.mark.parametrize(
+    ("text", "number"), [("12", 12), (" #12 ", 12), ("＃１２", 12), ("12a", None), ("", None), ("²", None)]
+)
 def test_case_numbers_as_counsellors_type_them(text: str, number: int | None) -> None:
     assert core.parse_case_number(text) == number
 
@@ -359,3 +361,8 @@ def test_a_bad_hold_request_changes_nothing(policy: Policy, text: str, case_open
     decision = core.on_hold_requested(HoldRequested(text, "UC", "command"), case, policy)
     (answer,) = decision.deliveries
     assert isinstance(answer, Ephemeral) and expected in answer.text and decision.effects == ()
+
+
+def test_a_held_waiting_case_shows_it_too(policy: Policy) -> None:
+    assert "自動終了停止中" in core.root_text(a_case(hold=True), policy)
+    assert "自動終了停止中" in core.root_text(a_case(hold=True, arrived_closed=True), policy)

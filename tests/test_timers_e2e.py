@@ -102,7 +102,7 @@ def test_a_childs_reply_stops_the_silence_clock(bridge_factory: Any, tmp_path: P
     assert len(roots(bridge)) == 1
 
 
-def slash_command(bridge: Bridge, command: str, text: str, *, user: str = "UCOUNSEL1") -> Any:
+def slash_command(bridge: Bridge, command: str, text: str, *, user: str = "UCOUNSEL1", channel: str = CHANNEL) -> Any:
     from urllib.parse import urlencode
 
     body = urlencode(
@@ -110,7 +110,7 @@ def slash_command(bridge: Bridge, command: str, text: str, *, user: str = "UCOUN
             "command": command,
             "text": text,
             "user_id": user,
-            "channel_id": CHANNEL,
+            "channel_id": channel,
             "team_id": "T0001",
             "trigger_id": f"trig-{time.time_ns()}",
             "response_url": "https://hooks.slack.invalid/x",
@@ -182,3 +182,13 @@ def test_a_silence_deadline_missed_by_stopped_workers_closes_once(bridge_factory
     time.sleep(2.0)
     assert len(bridge.fake_line.texts_to(A)) == 2  # the reply and one closing text (the check-in is off)
     assert sum("返信がなかったため" in t for t in bot_thread(bridge, root_ts)) == 1
+
+
+def test_hold_outside_the_case_channel_is_refused_and_changes_nothing(bridge: Bridge) -> None:
+    bridge.line_events(line_text_event(A, "こんにちは"))
+    wait_thread(bridge, 1)
+    before = bridge.redis.xlen("br:{in}:events"), bridge.redis.hget("br:{cases}:case:1", "hold")
+    response = slash_command(bridge, "/hold", "1", channel="CELSEWHERE")
+    assert response.status_code == 200 and "相談用のチャンネル" in response.text
+    time.sleep(0.5)
+    assert (bridge.redis.xlen("br:{in}:events"), bridge.redis.hget("br:{cases}:case:1", "hold")) == before

@@ -241,8 +241,8 @@ def state_text(case: Case, policy: Policy) -> str:
         since = _local(case.counsellor_since or case.opened_at, policy).strftime("%H:%M")
         return policy.render("state_with_counsellor", counsellor=f"<@{case.counsellor}>", since=since) + held
     if case.arrived_closed:
-        return policy.render("state_waiting_closed", since=_day_time(case.opened_at, policy))
-    return policy.render("state_waiting", since=_local(case.opened_at, policy).strftime("%H:%M"))
+        return policy.render("state_waiting_closed", since=_day_time(case.opened_at, policy)) + held
+    return policy.render("state_waiting", since=_local(case.opened_at, policy).strftime("%H:%M")) + held
 
 
 def root_text(case: Case, policy: Policy) -> str:
@@ -505,7 +505,8 @@ def on_guideline_timer(kind: str, case: Case | None, policy: Policy, *, now: flo
 def parse_case_number(text: str) -> int | None:
     """'12', '#12' or '＃１２' -> 12; anything else -> None."""
     cleaned = text.strip().translate(_FULL_WIDTH).lstrip("#")
-    return int(cleaned) if cleaned.isdigit() and len(cleaned) <= 9 else None
+    # isascii: str.isdigit() also accepts superscripts such as "²", which int() refuses.
+    return int(cleaned) if cleaned.isascii() and cleaned.isdigit() and len(cleaned) <= 9 else None
 
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９＃", "0123456789#")
