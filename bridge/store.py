@@ -415,7 +415,7 @@ class Store:
             stored = await self.redis.get(self.keys.pseudonym_key)
             if stored is None:
                 raise RuntimeError("the pseudonym key vanished from Redis")
-            self._child_key_secret = _text(stored).encode()
+            self._child_key_secret = as_text(stored).encode()
 
     def child_key(self, child_id: str) -> str:
         """A stable pseudonym for a LINE user ID, so key names never carry the ID itself."""
@@ -533,7 +533,7 @@ class Store:
     async def closed_notice_of(self, child_id: str) -> str | None:
         """The closed period for which the child last got the out-of-hours reply."""
         value = await self.redis.get(self.keys.closed_notice(self.child_key(child_id)))
-        return _text(value) if value is not None else None
+        return as_text(value) if value is not None else None
 
     async def mark_closed_notice(self, child_id: str, period: str, until: float) -> None:
         ttl = max(60, int(until - time.time()) + 86400)
@@ -544,7 +544,7 @@ class Store:
 
     async def closed_arrivals(self) -> list[tuple[int, float]]:
         rows: Any = await self.redis.zrange(self.keys.closed_arrivals, 0, -1, withscores=True)
-        return [(int(_text(member)), float(score)) for member, score in rows]
+        return [(int(as_text(member)), float(score)) for member, score in rows]
 
     async def forget_closed_arrivals(self, numbers: Sequence[int]) -> None:
         if numbers:
@@ -614,10 +614,10 @@ class Store:
         )
         claims = []
         for i in range(0, len(raw), 3):
-            item_id, payload, enqueued_ms = decode_item(_text(raw[i + 1]))
+            item_id, payload, enqueued_ms = decode_item(as_text(raw[i + 1]))
             claims.append(
                 Claim(
-                    lane=_text(raw[i]),
+                    lane=as_text(raw[i]),
                     item_id=item_id,
                     payload=payload,
                     attempts=int(raw[i + 2]),
@@ -699,7 +699,7 @@ class Store:
 def _case_from(raw: dict[Any, Any]) -> Case | None:
     if not raw:
         return None
-    fields = {_text(k): _text(v) for k, v in raw.items()}
+    fields = {as_text(k): as_text(v) for k, v in raw.items()}
 
     def moment(name: str) -> float | None:
         return float(fields[name]) if name in fields else None
@@ -724,5 +724,6 @@ def _case_from(raw: dict[Any, Any]) -> Case | None:
     )
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
+    """Redis replies as text, whether the client decodes them or not."""
     return value.decode() if isinstance(value, bytes) else value

@@ -60,7 +60,7 @@ from bridge.policy import Policy
 from bridge.settings import Settings
 from bridge.slack import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE, SlackClient, root_blocks
 from bridge.slack import parse_event as parse_slack_event
-from bridge.store import Claim, Store
+from bridge.store import Claim, Store, as_text
 
 log = logging.getLogger("bridge.worker")
 
@@ -205,7 +205,7 @@ class Worker:
             result: Any = await self.redis.xautoclaim(
                 self.store.keys.inbound, "router", self.name, 0, claim_from, count=1000
             )
-            claim_from = _text(result[0])
+            claim_from = as_text(result[0])
             if claim_from == "0-0":
                 break
         valid_until = time.monotonic() + ROUTER_LEASE_MS / 1000
@@ -240,7 +240,7 @@ class Worker:
                     if time.monotonic() > valid_until - 0.5 or self._stopping.is_set():
                         cursor = "0"  # the rest of this batch is pending: read it again first
                         break
-                    await self.route_entry(_text(entry_id), fields)
+                    await self.route_entry(as_text(entry_id), fields)
         finally:
             if self._stopping.is_set():
                 with contextlib.suppress(Exception):
@@ -255,8 +255,8 @@ class Worker:
         fields = fields or {}  # a pending entry whose content is gone reads as None
         source = "?"
         try:
-            source = _text(fields.get(b"source", fields.get("source", b"")))
-            body = _text(fields.get(b"body", fields.get("body", b"{}")))
+            source = as_text(fields.get(b"source", fields.get("source", b"")))
+            body = as_text(fields.get(b"body", fields.get("body", b"{}")))
             event: InboundEvent
             if source == "timer":
                 kind, _, arg = body.partition("|")
@@ -529,9 +529,7 @@ class Worker:
             case = await self.store.get_case(delivery.case)
             if case is None or case.thread_ts is None:
                 return DELIVERED, ()  # no root yet: when it is posted, it shows the state then
-            button = self.policy.render("hold_button") if delivery.hold_button else None
-            blocks = root_blocks(delivery.text, case=delivery.case, button=button)
-            return await self.slack.update(ts=case.thread_ts, text=delivery.text, blocks=blocks), ()
+            return await self.slack.update(ts=case.thread_ts, text=delivery.text, blocks=self._blocks(delivery)), ()
         if isinstance(delivery, ChannelPost):
             return await self._post_to_channel(delivery, claim), ()
         if isinstance(delivery, Reaction):
@@ -589,6 +587,11 @@ class Worker:
         )
         return outcome
 
+    def _blocks(self, root: RootUpdate) -> list[dict[str, Any]]:
+        """The root message's blocks: its text, and the hold button while it can be used."""
+        button = self.policy.render("hold_button") if root.hold_button else None
+        return root_blocks(root.text, case=root.case, button=button)
+
     async def _open_thread(self, case: core.Case, retrying: bool) -> tuple[Outcome, str | None]:
         ts = None
         if retrying:
@@ -604,13 +607,12 @@ class Worker:
         outcome = DELIVERED
         if ts is None:
             root = core.root_update(case, self.policy)
-            button = self.policy.render("hold_button") if root.hold_button else None
             outcome, ts = await self.slack.post(
                 text=root.text,
                 thread_ts=None,
                 event_type=CASE_EVENT_TYPE,
                 payload={"case": case.number},
-                blocks=root_blocks(root.text, case=case.number, button=button),
+                blocks=self._blocks(root),
             )
         if ts is not None:
             await self.store.set_thread(case.number, ts)
@@ -624,7 +626,3 @@ def safe_trace(exc: BaseException) -> str:
     """The exception's type and stack frames, without its message (which may quote content)."""
     frames = "".join(traceback.format_tb(exc.__traceback__))
     return f"{frames}{type(exc).__module__}.{type(exc).__qualname__}"
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
