@@ -358,6 +358,7 @@ class Rig:
 
         self.fake_line = FakeLine(access_token=LINE_TOKEN).start()
         self.fake_slack = FakeSlack(bot_token=SLACK_TOKEN).start()  # no rate limit unless rate_limit() is called
+        self.fake_slack.set_members(CHANNEL, ["UCOUNSEL1"])
 
         env = bridge_env(
             f"redis://{HOST}:{self.redis_port}/0",
@@ -366,7 +367,15 @@ class Rig:
             credentials=CREDENTIALS,
             BRIDGE_LOG_LEVEL="WARNING",
             # Open around the clock, so the figures do not depend on the hour the bench runs at.
-            BRIDGE_CONFIG=str(write_policy(self.tmp, hours=ALWAYS_OPEN, name="bench-policy.toml")),
+            # Flood limits off: a bench child sends far more than a person could.
+            BRIDGE_CONFIG=str(
+                write_policy(
+                    self.tmp,
+                    hours=ALWAYS_OPEN,
+                    name="bench-policy.toml",
+                    settings={"floods": {"max_messages": 0, "max_stickers": 0}},
+                )
+            ),
         )
         commands = procfile_commands()
         port = free_port()

@@ -72,13 +72,16 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
             else Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
         )
         store = Store(redis)
-        web = AsyncWebClient(token=settings.SLACK_BOT_TOKEN, base_url=settings.SLACK_API_BASE_URL, retry_handlers=[])
+        # Used only for views.open, whose trigger lapses after three seconds: a short timeout.
+        web = AsyncWebClient(
+            token=settings.SLACK_BOT_TOKEN, base_url=settings.SLACK_API_BASE_URL, retry_handlers=[], timeout=2
+        )
         bolt = slack.build_bolt_app(
             signing_secret=settings.SLACK_SIGNING_SECRET,
             client=web,
             store=store,
+            policy=policy,
             cases_channel=settings.SLACK_CHANNEL_ID,
-            wrong_channel_text=policy.render("hold_wrong_channel"),
         )
         app.state.bridge = WebState(redis=redis, store=store, bolt=bolt, slack_web=web)
         log.info("web started")

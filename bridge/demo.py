@@ -54,6 +54,7 @@ async def run_demo() -> int:
     """Run the scripted consultation; returns 0 if every step was seen on the fakes."""
     fake_line = FakeLine(access_token="demo-line-token").start()
     fake_slack = FakeSlack(bot_token="xoxb-demo-token").start()
+    fake_slack.set_members(CHANNEL, [COUNSELLOR])  # who may use the case controls
     server = fakeredis.FakeServer()
     settings = load_settings(
         LINE_CHANNEL_SECRET="demo-line-channel-secret",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 import tomllib
 from dataclasses import dataclass
@@ -41,7 +42,69 @@ TEXT_PLACEHOLDERS: dict[str, dict[str, object]] = {
     "hold_done": {"case": 12},
     "hold_not_open": {"case": 12},
     "hold_usage": {},
-    "hold_wrong_channel": {},
+    "control_wrong_channel": {"command": "/close"},
+    "close_button": {},
+    "escalate_button": {},
+    "block_button": {},
+    "unblock_button": {},
+    "close_confirm": {"case": 12},
+    "closed_by_counsellor_child": {**_SERVICE},
+    "close_note": {"user": "<@U012ABCDEF>", "memo": "（メモ: 学校に相談予定）"},
+    "close_memo": {"memo": "学校に相談予定"},
+    "close_done": {"case": 12},
+    "closed_how_counsellor": {"user": "<@U012ABCDEF>"},
+    "closed_how_blocked": {},
+    "usage_close": {},
+    "usage_block": {},
+    "usage_unblock": {},
+    "usage_escalate": {},
+    "control_not_member": {},
+    "control_roster_unknown": {},
+    "control_supervisors_only": {},
+    "control_unknown_case": {"case": 12},
+    "control_case_closed": {"case": 12},
+    "control_no_case": {},
+    "escalation_alert": {
+        "mention": "<!subteam^S012ABC>",
+        "case": 12,
+        "reason": "自傷をほのめかしている",
+        "user": "<@U012ABCDEF>",
+        "link": "https://slack.com/archives/C1/p1",
+    },
+    "escalation_note": {"user": "<@U012ABCDEF>", "reason": "自傷をほのめかしている"},
+    "escalate_done": {"case": 12},
+    "emergency_checklist": {**_SERVICE},
+    "state_urgent": {},
+    "risk_alert": {"mention": "<!subteam^S012ABC>", "case": 12, "link": "https://slack.com/archives/C1/p1"},
+    "risk_note": {},
+    "blocked_risk_alert": {"mention": "<!subteam^S012ABC>", "case": 12, "link": "https://slack.com/archives/C1/p1"},
+    "crisis_lines": {**_SERVICE},
+    "block_note": {"user": "<@U012ABCDEF>", "at": "11/30(火) 14:05", "reason": "無関係な投稿の連続"},
+    "block_done": {"case": 12},
+    "block_already": {"case": 12},
+    "state_blocked": {"count": 3},
+    "unblock_note": {"user": "<@U012ABCDEF>"},
+    "unblock_done": {"case": 12},
+    "unblock_not_blocked": {"case": 12},
+    "cases_header": {"count": 2},
+    "cases_line": {"case": 12, "state": "対応待ち（13:05から）", "waited": 7, "counsellor": "<@U012ABCDEF>"},
+    "cases_nobody": {},
+    "cases_none": {},
+    "flood_notice_child": {**_SERVICE},
+    "flood_note": {"until": "14:10"},
+    "flood_alert": {"case": 12, "until": "14:10", "link": "https://slack.com/archives/C1/p1"},
+    "flood_released_note": {"messages": 4, "stickers": 31},
+    "state_flood": {"until": "14:10"},
+    "modal_title": {},
+    "modal_submit": {},
+    "modal_action_label": {},
+    "modal_reason_label": {},
+    "modal_case_label": {"case": 12},
+    "action_close": {},
+    "action_escalate": {},
+    "action_block": {},
+    "action_unblock": {},
+    "action_hold": {},
     "soft_limit_note": {"minutes": 60},
     "overtime_alert": {"case": 12, "minutes": 90, "link": "https://slack.com/archives/C1/p1"},
     "state_waiting": {"since": "13:05"},
@@ -122,6 +185,51 @@ class TimeoutsSection(_Strict):
 class RolesSection(_Strict):
     # Slack user group (S…) of the counsellors on duty, mentioned by unanswered alerts; "" means @here.
     on_duty_group: str = Field(default="", pattern=r"^(S[A-Z0-9]+)?$")
+    # Who may block and unblock accounts: Slack user IDs, and/or the members of a user group
+    # (which escalations also mention).
+    supervisors: tuple[str, ...] = ()
+    supervisor_group: str = Field(default="", pattern=r"^(S[A-Z0-9]+)?$")
+
+    @field_validator("supervisors")
+    @classmethod
+    def _user_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for user in value:
+            if not re.fullmatch(r"[UW][A-Z0-9]+", user):
+                raise ValueError(f"{user!r} is not a Slack user ID (U… or W…)")
+        return value
+
+
+class SafetySection(_Strict):
+    # Regular expressions that mark a child's message as a possible risk to life or body. They
+    # are matched after normalisation (see bridge/core/safety.py): NFKC, katakana as hiragana,
+    # lower case, no spaces or punctuation.
+    risk_expressions: tuple[str, ...] = ()
+
+    @field_validator("risk_expressions")
+    @classmethod
+    def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for expression in value:
+            try:
+                re.compile(expression)
+            except re.error as exc:
+                raise ValueError(f"{expression!r} is not a valid regular expression ({exc})") from None
+            if re.fullmatch(expression, ""):
+                raise ValueError(f"{expression!r} matches an empty message")
+        return value
+
+
+class FloodsSection(_Strict):
+    # More than max_stickers stickers, or more than max_messages messages, from one child within
+    # window_seconds: the surplus is held back from the thread for cooldown_seconds (0: never).
+    max_stickers: int = Field(default=5, ge=0)
+    max_messages: int = Field(default=20, ge=0)
+    window_seconds: int = Field(default=60, ge=1, le=3600)
+    cooldown_seconds: int = Field(default=300, ge=1, le=24 * 3600)
+
+
+class AuditSection(_Strict):
+    # How long the record of control actions and automatic flags is kept.
+    retention_days: int = Field(default=365, ge=1, le=3650)
 
 
 class CapacitySection(_Strict):
@@ -152,7 +260,63 @@ class TextsSection(_Strict):
     hold_done: str
     hold_not_open: str
     hold_usage: str
-    hold_wrong_channel: str
+    control_wrong_channel: str
+    close_button: str
+    escalate_button: str
+    block_button: str
+    unblock_button: str
+    close_confirm: str
+    closed_by_counsellor_child: str
+    close_note: str
+    close_memo: str
+    close_done: str
+    closed_how_counsellor: str
+    closed_how_blocked: str
+    usage_close: str
+    usage_block: str
+    usage_unblock: str
+    usage_escalate: str
+    control_not_member: str
+    control_roster_unknown: str
+    control_supervisors_only: str
+    control_unknown_case: str
+    control_case_closed: str
+    control_no_case: str
+    escalation_alert: str
+    escalation_note: str
+    escalate_done: str
+    emergency_checklist: str
+    state_urgent: str
+    risk_alert: str
+    risk_note: str
+    blocked_risk_alert: str
+    crisis_lines: str
+    block_note: str
+    block_done: str
+    block_already: str
+    state_blocked: str
+    unblock_note: str
+    unblock_done: str
+    unblock_not_blocked: str
+    cases_header: str
+    cases_line: str
+    cases_nobody: str
+    cases_none: str
+    flood_notice_child: str
+    flood_note: str
+    flood_alert: str
+    flood_released_note: str
+    state_flood: str
+    modal_title: str
+    modal_submit: str
+    modal_action_label: str
+    modal_reason_label: str
+    modal_case_label: str
+    action_close: str
+    action_escalate: str
+    action_block: str
+    action_unblock: str
+    action_hold: str
     soft_limit_note: str
     overtime_alert: str
     state_waiting: str
@@ -208,6 +372,9 @@ class _PolicyFile(_Strict):
     capacity: CapacitySection = Field(default_factory=CapacitySection)
     timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection)
     roles: RolesSection = Field(default_factory=RolesSection)
+    safety: SafetySection = Field(default_factory=SafetySection)
+    floods: FloodsSection = Field(default_factory=FloodsSection)
+    audit: AuditSection = Field(default_factory=AuditSection)
     texts: TextsSection
 
 
@@ -231,6 +398,14 @@ class Policy:
     overtime_alert_seconds: int = 5400
     unanswered_alert_seconds: int = 300
     on_duty_group: str = ""
+    supervisors: frozenset[str] = frozenset()
+    supervisor_group: str = ""
+    risk_expressions: tuple[str, ...] = ()
+    flood_max_stickers: int = 5
+    flood_max_messages: int = 20
+    flood_window_seconds: int = 60
+    flood_cooldown_seconds: int = 300
+    audit_retention_days: int = 365
 
     def hours_summary(self) -> str:
         """The weekly hours in the policy's words, for the welcome text."""
@@ -295,6 +470,14 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         overtime_alert_seconds=parsed.timeouts.overtime_alert_seconds,
         unanswered_alert_seconds=parsed.timeouts.unanswered_alert_seconds,
         on_duty_group=parsed.roles.on_duty_group,
+        supervisors=frozenset(parsed.roles.supervisors),
+        supervisor_group=parsed.roles.supervisor_group,
+        risk_expressions=parsed.safety.risk_expressions,
+        flood_max_stickers=parsed.floods.max_stickers,
+        flood_max_messages=parsed.floods.max_messages,
+        flood_window_seconds=parsed.floods.window_seconds,
+        flood_cooldown_seconds=parsed.floods.cooldown_seconds,
+        audit_retention_days=parsed.audit.retention_days,
     )
 
 
@@ -333,6 +516,12 @@ def describe_policy(policy: Policy) -> str:
         f"capacity:     {policy.capacity} cases at once",
         f"busy notice:  {busy}",
         f"closing reminder: {reminder}",
+        f"supervisors:  {', '.join(sorted(policy.supervisors)) or 'none by ID'}"
+        + (f"; members of user group {policy.supervisor_group}" if policy.supervisor_group else ""),
+        f"risk words:   {len(policy.risk_expressions)} expressions",
+        f"floods:       more than {policy.flood_max_stickers} stickers or {policy.flood_max_messages} messages"
+        f" in {policy.flood_window_seconds} s are held for {policy.flood_cooldown_seconds} s",
+        f"audit:        records kept {policy.audit_retention_days} days",
         "",
         "texts (rendered with sample values):",
     ]

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     BRIDGE_RETRY_GIVE_UP_SECONDS: float = Field(default=6 * 3600.0, gt=0)
     BRIDGE_RETRY_MAX_BACKOFF_SECONDS: float = Field(default=60.0, gt=0)
     BRIDGE_MAX_BODY_BYTES: int = Field(default=1024 * 1024, ge=1024)
+    # How often each worker refreshes the roster (the case channel's members and the supervisors'
+    # user group) from Slack; joins and leaves reported by Slack apply at once in between.
+    BRIDGE_ROSTER_REFRESH_SECONDS: float = Field(default=300.0, gt=0)
 
     @field_validator(*SECRET_NAMES)
     @classmethod

@@ -23,15 +23,42 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.core.events import HoldRequested, Ignored, InboundEvent, ThreadDelete, ThreadEdit, ThreadMessage
+from bridge.core.events import (
+    ControlRequested,
+    Ignored,
+    InboundEvent,
+    MemberChanged,
+    ThreadDelete,
+    ThreadEdit,
+    ThreadMessage,
+)
 from bridge.core.retry import DELIVERED, Outcome
+from bridge.policy import Policy
 from bridge.store import Store
 
 log = logging.getLogger("bridge.slack")
 
 SIGNATURE_WINDOW_S = 300
-HOLD_ACTION = "hold_case"
 CONTROL_EVENT = "bridge_control"
+# Root buttons: action_id per case action. Escalate and block ask for a reason in a window first.
+BUTTON_ACTIONS = {
+    "hold": "hold_case",
+    "close": "close_case",
+    "escalate": "escalate_case",
+    "block": "block_case",
+    "unblock": "unblock_case",
+}
+_ASKS_REASON = frozenset({"escalate", "block"})
+COMMANDS = {
+    "/hold": "hold",
+    "/close": "close",
+    "/block": "block",
+    "/unblock": "unblock",
+    "/escalate": "escalate",
+    "/cases": "cases",
+}
+SHORTCUT = "case_actions"  # the message shortcut on any message of a case thread
+CONTROL_VIEW = "case_control"  # the window that asks for the action and the reason
 _LOOKUP_PAGES = 10  # up to 2,000 messages since the delivery was queued
 DELIVERY_EVENT_TYPE = "bridge_delivery"
 CASE_EVENT_TYPE = "bridge_case"
@@ -115,12 +142,13 @@ def body_is_well_formed(body: bytes, content_type: str | None) -> bool:
 
 
 def build_bolt_app(
-    *, signing_secret: str, client: AsyncWebClient, store: Store, cases_channel: str = "", wrong_channel_text: str = ""
+    *, signing_secret: str, client: AsyncWebClient, store: Store, policy: Policy, cases_channel: str = ""
 ) -> AsyncApp:
     """The Bolt app serving /slack/events. Listeners only record; the worker decides.
 
     Listeners run before the response (process_before_response), so Slack hears 200 only
-    once the event is in Redis, and retries otherwise.
+    once the event is in Redis, and retries otherwise. The only Web API call made here is
+    views.open, which must use the trigger within three seconds.
     """
     bot_token = client.token or ""
 
@@ -145,20 +173,69 @@ def build_bolt_app(
         log.error("slack listener failed error=%s", type(error).__name__)
         return BoltResponse(status=503 if unavailable else 500, body="")
 
-    @app.command("/hold")
-    async def hold_command(ack: Any, body: dict[str, Any]) -> None:
+    async def command(ack: Any, body: dict[str, Any]) -> None:
+        name = str(body.get("command") or "")
         if cases_channel and body.get("channel_id") != cases_channel:
-            await ack(wrong_channel_text)  # case controls act only in the case channel; nothing recorded
+            # Case controls act only in the case channel; nothing is recorded.
+            await ack(policy.render("control_wrong_channel", command=name))
             return
-        await _record_control(store, body.get("trigger_id"), body.get("text"), body.get("user_id"), "command")
+        await _record_control(
+            store, body.get("trigger_id"), COMMANDS[name], body.get("text"), body.get("user_id"), "command"
+        )
         await ack()  # the answer comes as an ephemeral message once the request is decided
 
-    @app.action(HOLD_ACTION)
-    async def hold_button(ack: Any, body: dict[str, Any]) -> None:
+    for name in COMMANDS:
+        app.command(name)(command)
+
+    async def button(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         action = (body.get("actions") or [{}])[0]
         user = (body.get("user") or {}).get("id")
-        await _record_control(store, action.get("action_ts"), action.get("value"), user, "button")
+        name = next((n for n, a in BUTTON_ACTIONS.items() if a == action.get("action_id")), "")
         await ack()
+        if name in _ASKS_REASON:
+            view = reason_view(policy, action=name, case_text=str(action.get("value") or ""))
+            await _open_view(client, body.get("trigger_id"), view)
+            return
+        await _record_control(store, action.get("action_ts"), name, action.get("value"), user, "button")
+
+    for action_id in BUTTON_ACTIONS.values():
+        app.action(action_id)(button)
+
+    @app.shortcut(SHORTCUT)
+    async def shortcut(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        message = body.get("message") or {}
+        thread_ts = str(message.get("thread_ts") or message.get("ts") or "")
+        await _open_view(client, body.get("trigger_id"), shortcut_view(policy, thread_ts=thread_ts))
+
+    @app.view(CONTROL_VIEW)
+    async def submitted(ack: Any, body: dict[str, Any]) -> None:
+        view = body.get("view") or {}
+        values = (view.get("state") or {}).get("values") or {}
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except ValueError:
+            meta = {}
+        meta = meta if isinstance(meta, dict) else {}
+        chosen = ((values.get("action") or {}).get("action") or {}).get("selected_option") or {}
+        action = str(meta.get("action") or chosen.get("value") or "")
+        reason = str(((values.get("reason") or {}).get("reason") or {}).get("value") or "")
+        user = (body.get("user") or {}).get("id")
+        via = "shortcut" if meta.get("thread_ts") else "button"
+        await _record_control(
+            store, view.get("id"), action, meta.get("case"), user, via, reason=reason, thread_ts=meta.get("thread_ts")
+        )
+        await ack()  # closes the window; the result shows in the thread or as an ephemeral line
+
+    @app.event("member_joined_channel")
+    @app.event("member_left_channel")
+    async def record_membership(body: dict[str, Any]) -> None:
+        event = body.get("event") or {}
+        event_id = str(body.get("event_id") or "")
+        if not event_id:
+            event_id = "sha256-" + hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()
+        await store.record_events("slack", [(event_id, json.dumps(event))])
+        log.info("slack membership event recorded event_id=%s", event_id)
 
     @app.event("message")
     async def record_message(body: dict[str, Any]) -> None:
@@ -187,25 +264,117 @@ def _bolt_logger() -> logging.Logger:
     return logger
 
 
-async def _record_control(store: Store, request_id: Any, case_text: Any, user: Any, via: str) -> None:
-    """Record a counsellor's control request; Slack's retries of it are dropped by its id."""
-    control = {"type": CONTROL_EVENT, "case_text": str(case_text or ""), "user": str(user or ""), "via": via}
+async def _record_control(
+    store: Store,
+    request_id: Any,
+    action: str,
+    text: Any,
+    user: Any,
+    via: str,
+    *,
+    reason: str = "",
+    thread_ts: Any = None,
+) -> None:
+    """Record a control request as it came; Slack's retries of it are dropped by its id.
+    The worker checks everything about it (membership, role, number, reason)."""
+    control = {
+        "type": CONTROL_EVENT,
+        "action": action,
+        "text": str(text or ""),
+        "reason": reason,
+        "user": str(user or ""),
+        "via": via,
+        "thread_ts": str(thread_ts) if thread_ts else None,
+    }
     key = str(request_id or hashlib.sha256(json.dumps(control, sort_keys=True).encode()).hexdigest())
     await store.record_events("slack", [(f"control:{key}", json.dumps(control))])
-    log.info("slack control recorded via=%s", via)
+    log.info("slack control recorded action=%s via=%s", action, via)
 
 
-def root_blocks(text: str, *, case: int, button: str | None) -> list[dict[str, Any]]:
-    """The root message's blocks: its text, and the hold button while it can be used."""
+async def _open_view(client: AsyncWebClient, trigger_id: Any, view: dict[str, Any]) -> None:
+    try:
+        await client.views_open(trigger_id=str(trigger_id or ""), view=view)
+    except Exception as exc:  # the person sees no window and can use the command instead
+        log.warning("views.open failed error=%s", type(exc).__name__)
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text}
+
+
+def _reason_input(policy: Policy, *, optional: bool) -> dict[str, Any]:
+    return {
+        "type": "input",
+        "block_id": "reason",
+        "optional": optional,
+        "label": _plain(policy.render("modal_reason_label")),
+        "element": {"type": "plain_text_input", "action_id": "reason", "multiline": True, "max_length": 500},
+    }
+
+
+def reason_view(policy: Policy, *, action: str, case_text: str) -> dict[str, Any]:
+    """The window a root button opens for an action that needs a reason (escalate, block)."""
+    number = int(case_text) if case_text.isdigit() else 0
+    heading = f"{policy.render('modal_case_label', case=number)}: {policy.render('action_' + action)}"
+    return {
+        "type": "modal",
+        "callback_id": CONTROL_VIEW,
+        "title": _plain(policy.render("modal_title")[:24]),
+        "submit": _plain(policy.render("modal_submit")[:24]),
+        "private_metadata": json.dumps({"action": action, "case": case_text}),
+        "blocks": [{"type": "section", "text": _plain(heading)}, _reason_input(policy, optional=False)],
+    }
+
+
+def shortcut_view(policy: Policy, *, thread_ts: str) -> dict[str, Any]:
+    """The window the message shortcut opens: which action, and the reason or memo."""
+    options = [
+        {"text": _plain(policy.render(f"action_{name}")[:75]), "value": name}
+        for name in ("close", "escalate", "hold", "block", "unblock")
+    ]
+    return {
+        "type": "modal",
+        "callback_id": CONTROL_VIEW,
+        "title": _plain(policy.render("modal_title")[:24]),
+        "submit": _plain(policy.render("modal_submit")[:24]),
+        "private_metadata": json.dumps({"thread_ts": thread_ts}),
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "action",
+                "label": _plain(policy.render("modal_action_label")),
+                "element": {"type": "static_select", "action_id": "action", "options": options},
+            },
+            _reason_input(policy, optional=True),
+        ],
+    }
+
+
+def root_blocks(
+    text: str, *, case: int, buttons: list[tuple[str, str]], close_confirm: str | None = None
+) -> list[dict[str, Any]]:
+    """The root message's blocks: its text, and a button per (action, label) offered."""
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
-    if button:
-        element = {
+    elements = []
+    for action, label in buttons:
+        element: dict[str, Any] = {
             "type": "button",
-            "action_id": HOLD_ACTION,
+            "action_id": BUTTON_ACTIONS[action],
             "value": str(case),
-            "text": {"type": "plain_text", "text": button},
+            "text": _plain(label),
         }
-        blocks.append({"type": "actions", "elements": [element]})
+        if action in ("escalate", "block"):
+            element["style"] = "danger"
+        if action == "close" and close_confirm:
+            element["confirm"] = {
+                "title": _plain(label),
+                "text": _plain(close_confirm),
+                "confirm": _plain(label),
+                "deny": _plain("×"),
+            }
+        elements.append(element)
+    if elements:
+        blocks.append({"type": "actions", "elements": elements})
     return blocks
 
 
@@ -229,7 +398,20 @@ def parse_event(raw: Mapping[str, Any]) -> InboundEvent:
     if raw.get("type") == CONTROL_EVENT:
         if not raw.get("user"):
             return Ignored("control request without a user")
-        return HoldRequested(case_text=str(raw.get("case_text") or ""), user=str(raw["user"]), via=str(raw.get("via")))
+        return ControlRequested(
+            action=str(raw.get("action") or "hold"),  # requests recorded before there were other actions
+            text=str(raw.get("text") or raw.get("case_text") or ""),
+            user=str(raw["user"]),
+            via=str(raw.get("via") or ""),
+            reason=str(raw.get("reason") or ""),
+            thread_ts=str(raw["thread_ts"]) if raw.get("thread_ts") else None,
+        )
+    if raw.get("type") in ("member_joined_channel", "member_left_channel"):
+        if not raw.get("user") or not raw.get("channel"):
+            return Ignored("membership event without a user or channel")
+        return MemberChanged(
+            channel=str(raw["channel"]), user=str(raw["user"]), joined=raw["type"] == "member_joined_channel"
+        )
     if raw.get("type") != "message":
         return Ignored(f"slack {raw.get('type')} event")
     channel = str(raw.get("channel") or "")
@@ -366,6 +548,22 @@ class SlackClient:
         except Exception as exc:
             return _classify(exc)
         return DELIVERED
+
+    async def channel_members(self) -> list[str]:
+        """Everyone in the case channel (all pages). Raises SlackApiError or a network error."""
+        members: list[str] = []
+        cursor = None
+        while True:
+            response = await self.web.conversations_members(channel=self.channel, limit=1000, cursor=cursor)
+            members += [str(m) for m in response.get("members") or []]
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return members
+
+    async def usergroup_members(self, usergroup: str) -> list[str]:
+        """The members of a user group. Raises SlackApiError or a network error."""
+        response = await self.web.usergroups_users_list(usergroup=usergroup)
+        return [str(u) for u in response.get("users") or []]
 
     async def post_ephemeral(self, *, user: str, thread_ts: str | None, text: str) -> Outcome:
         try:

@@ -29,6 +29,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bridge.core.case import Case, CaseStatus, Queue
+from bridge.core.controls import Block, Roster
+from bridge.core.safety import Recent
 
 PREFIX = "br"
 DEDUP_TTL_SECONDS = 7 * 24 * 3600  # LINE and Slack redeliver within hours; a week is ample.
@@ -96,6 +98,41 @@ class Keys:
 
     def closed_notice(self, child_key: str) -> str:
         return f"{self.cases_prefix}closed-notice:{child_key}"
+
+    @property
+    def blocked(self) -> str:
+        """Blocked children: pseudonymous child key -> the block (case, by, at, reason)."""
+        return f"{self.cases_prefix}blocked"
+
+    def recent(self, number: int, kind: str) -> str:
+        """A case's messages (kind "all") or stickers within the flood window, by time."""
+        return f"{self.cases_prefix}recent-{kind}:{number}"
+
+    def held(self, number: int) -> str:
+        """Messages a flood hold keeps back until the cool-down ends (text only; stickers are counted)."""
+        return f"{self.cases_prefix}held:{number}"
+
+    def held_seen(self, marker: str) -> str:
+        return f"{self.cases_prefix}held-seen:{marker}"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.cases_prefix}audit"
+
+    def audit_seen(self, record_id: str) -> str:
+        return f"{self.cases_prefix}audit-seen:{record_id}"
+
+    @property
+    def roster_members(self) -> str:
+        return f"{self.cases_prefix}roster:members"
+
+    @property
+    def roster_supervisors(self) -> str:
+        return f"{self.cases_prefix}roster:supervisors"
+
+    @property
+    def roster_at(self) -> str:
+        return f"{self.cases_prefix}roster:at"
 
     # {dq}: delivery lanes
     @property
@@ -166,12 +203,13 @@ redis.call('HSET', KEYS[2], ARGV[2], n)
 return {n, 1}
 """
 
-# KEYS[1] case hash, KEYS[2] open-by-child, KEYS[3] unanswered; ARGV: number, reason, now.
+# KEYS[1] case hash, KEYS[2] open-by-child, KEYS[3] unanswered; ARGV: number, reason, now, by.
 # Returns 1 if it closed now.
 _CLOSE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return 0 end
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'closed', 'closed_at', ARGV[3], 'closed_reason', ARGV[2])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'closed_by', ARGV[4]) end
 local child_key = redis.call('HGET', KEYS[1], 'child_key')
 if child_key and redis.call('HGET', KEYS[2], child_key) == ARGV[1] then
   redis.call('HDEL', KEYS[2], child_key)
@@ -345,6 +383,39 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 return redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
 """
 
+# KEYS[1] all recent, KEYS[2] recent stickers; ARGV: member, now ms, window ms, sticker ('1').
+# Notes one message (once, however often it is replayed) and counts the window up to it.
+_RECENT = """
+local since = tonumber(ARGV[2]) - tonumber(ARGV[3])
+local ttl = math.ceil(tonumber(ARGV[3]) / 1000) + 60
+redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. since)
+redis.call('EXPIRE', KEYS[1], ttl)
+if ARGV[4] == '1' then
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. since)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+return {redis.call('ZCOUNT', KEYS[1], since, ARGV[2]), redis.call('ZCOUNT', KEYS[2], since, ARGV[2])}
+"""
+
+# KEYS[1] seen marker, KEYS[2] held list, KEYS[3] case hash; ARGV: ttl, is text ('1'), text.
+_HOLD_BACK = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+if ARGV[2] == '1' then redis.call('RPUSH', KEYS[2], ARGV[3]) else redis.call('HINCRBY', KEYS[3], 'held_stickers', 1) end
+return 1
+"""
+
+# KEYS[1] audit stream, KEYS[2] seen marker; ARGV: min id (retention), marker ttl, then field, value
+# pairs. Appends a record once per id, dropping records older than the retention period.
+_AUDIT = """
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then return 0 end
+local fields = {}
+for i = 3, #ARGV do table.insert(fields, ARGV[i]) end
+redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', unpack(fields))
+return 1
+"""
+
 # KEYS[1] router lease; ARGV token, ms. Extends the lease only if it is still ours.
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -406,6 +477,9 @@ class Store:
         self._assign = redis.register_script(_ASSIGN)
         self._fire = redis.register_script(_FIRE)
         self._arm = redis.register_script(_ARM)
+        self._recent = redis.register_script(_RECENT)
+        self._audit = redis.register_script(_AUDIT)
+        self._hold_back = redis.register_script(_HOLD_BACK)
 
     async def prepare(self) -> None:
         """Load the pseudonym key, making it on first use. Stored in Redis, so it stays the
@@ -578,14 +652,144 @@ class Store:
         number = await self.redis.hget(self.keys.by_thread, thread_ts)
         return int(number) if number is not None else None
 
-    async def close_case(self, number: int, reason: str, now: float) -> bool:
+    async def close_case(self, number: int, reason: str, now: float, *, by: str | None = None) -> bool:
         """Close an open case. Returns False if it was not open (nothing changes then)."""
         return bool(
             await self._close(
                 keys=[self.keys.case(number), self.keys.open_by_child, self.keys.unanswered],
-                args=[number, reason, f"{now:.3f}"],
+                args=[number, reason, f"{now:.3f}", by or ""],
             )
         )
+
+    async def mark_urgent(self, number: int) -> None:
+        await self.redis.hset(self.keys.case(number), "urgent", "1")
+
+    # --- blocks -----------------------------------------------------------------------
+
+    async def block_child(self, number: int, child_id: str, *, by: str, reason: str, at: float) -> None:
+        """Block the child of a case (keyed by pseudonym); the case shows it and counts afresh."""
+        record = json.dumps({"case": number, "by": by, "at": at, "reason": reason}, ensure_ascii=True)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.blocked, self.child_key(child_id), record)
+        pipe.hset(self.keys.case(number), mapping={"blocked": "1", "blocked_count": "0"})
+        await pipe.execute()
+
+    async def unblock_child(self, number: int, child_id: str) -> None:
+        """Lift a child's block; the case it was made from (and the one named) stop showing it."""
+        block = await self.block_of(child_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(self.keys.blocked, self.child_key(child_id))
+        for case in {number, *([block.case] if block else [])}:
+            pipe.hset(self.keys.case(case), "blocked", "0")
+        await pipe.execute()
+
+    async def block_of(self, child_id: str) -> Block | None:
+        raw = await self.redis.hget(self.keys.blocked, self.child_key(child_id))
+        if raw is None:
+            return None
+        record = json.loads(as_text(raw))
+        return Block(
+            case=int(record["case"]), by=str(record["by"]), at=float(record["at"]), reason=str(record["reason"])
+        )
+
+    async def count_blocked_message(self, number: int) -> None:
+        await self.redis.hincrby(self.keys.case(number), "blocked_count", 1)
+
+    # --- floods -----------------------------------------------------------------------
+
+    async def note_recent(self, number: int, entry_id: str, *, sticker: bool, at: float, window_s: int) -> Recent:
+        """Note a child's message for the flood window and count the window up to it."""
+        messages, stickers = await self._recent(
+            keys=[self.keys.recent(number, "all"), self.keys.recent(number, "stickers")],
+            args=[entry_id, int(at * 1000), window_s * 1000, "1" if sticker else "0"],
+        )
+        return Recent(messages=int(messages), stickers=int(stickers))
+
+    async def start_flood(self, number: int, until: float) -> None:
+        await self.redis.hset(self.keys.case(number), "flood_until", f"{until:.3f}")
+
+    async def hold_back(self, number: int, text: str | None, *, marker: str) -> None:
+        """Keep a held message, once per marker (a replay does not keep it twice), in one step."""
+        await self._hold_back(
+            keys=[self.keys.held_seen(marker), self.keys.held(number), self.keys.case(number)],
+            args=[DEDUP_TTL_SECONDS, "" if text is None else "1", text or ""],
+        )
+
+    async def held_of(self, number: int) -> tuple[list[str], int]:
+        """What a flood hold kept back: the texts in order, and how many stickers."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lrange(self.keys.held(number), 0, -1)
+        pipe.hget(self.keys.case(number), "held_stickers")
+        texts, stickers = await pipe.execute()
+        return [as_text(t) for t in texts], int(stickers or 0)
+
+    async def release_flood(self, number: int) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(self.keys.case(number), "flood_until", "held_stickers")
+        pipe.delete(self.keys.held(number))
+        await pipe.execute()
+
+    # --- audit ------------------------------------------------------------------------
+
+    async def add_audit(self, record_id: str, record: dict[str, str], *, at: float, retention_days: int) -> bool:
+        """Append an audit record once per record_id; records past retention are dropped."""
+        min_id = int((at - retention_days * 86400) * 1000)
+        args: list[str | int] = [f"{max(0, min_id)}-0", retention_days * 86400]
+        for name, value in {"at": f"{at:.3f}", **record}.items():
+            args += [name, value]
+        return bool(await self._audit(keys=[self.keys.audit, self.keys.audit_seen(record_id)], args=args))
+
+    async def audit_records(self, *, since: float = 0, case: int | None = None) -> list[dict[str, str]]:
+        """Audit records from `since` on, oldest first, optionally of one case."""
+        records = []
+        start = f"{int(since * 1000)}-0"
+        while True:
+            batch: Any = await self.redis.xrange(self.keys.audit, min=start, max="+", count=1000)
+            for _, fields in batch:
+                record = {as_text(k): as_text(v) for k, v in fields.items()}
+                if case is None or record.get("case") == str(case):
+                    records.append(record)
+            if len(batch) < 1000:
+                return records
+            start = "(" + as_text(batch[-1][0])
+
+    async def trim_audit(self, *, retention_days: int) -> int:
+        min_id = int((time.time() - retention_days * 86400) * 1000)
+        return int(await self.redis.xtrim(self.keys.audit, minid=f"{max(0, min_id)}-0"))
+
+    # --- the roster of who may use the controls ----------------------------------------
+
+    async def save_roster(self, members: Iterable[str], group_supervisors: Iterable[str], *, at: float) -> None:
+        """Replace the roster with a fresh copy from Slack, in one step."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.keys.roster_members, self.keys.roster_supervisors)
+        if member_list := list(members):
+            pipe.sadd(self.keys.roster_members, *member_list)
+        if supervisor_list := list(group_supervisors):
+            pipe.sadd(self.keys.roster_supervisors, *supervisor_list)
+        pipe.set(self.keys.roster_at, f"{at:.3f}")
+        await pipe.execute()
+
+    async def roster(self) -> Roster | None:
+        """The roster, or None if it was never fetched."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.keys.roster_at)
+        pipe.smembers(self.keys.roster_members)
+        pipe.smembers(self.keys.roster_supervisors)
+        at, members, supervisors = await pipe.execute()
+        if at is None:
+            return None
+        return Roster(
+            members=frozenset(as_text(m) for m in members),
+            group_supervisors=frozenset(as_text(m) for m in supervisors),
+        )
+
+    async def change_member(self, user: str, *, joined: bool) -> None:
+        """Someone joined or left the case channel (between two full refreshes)."""
+        if joined:
+            await self.redis.sadd(self.keys.roster_members, user)
+        else:
+            await self.redis.srem(self.keys.roster_members, user)
 
     async def set_thread(self, number: int, thread_ts: str) -> bool:
         """Record the case's Slack thread once; a second call changes nothing."""
@@ -721,6 +925,11 @@ def _case_from(raw: dict[Any, Any]) -> Case | None:
         busy_notified=fields.get("busy_notified") == "1",
         opened_by=fields.get("opened_by") or None,
         earlier=tuple(int(n) for n in fields.get("earlier", "").split(",") if n),
+        closed_by=fields.get("closed_by") or None,
+        urgent=fields.get("urgent") == "1",
+        blocked=fields.get("blocked") == "1",
+        blocked_count=int(fields.get("blocked_count") or 0),
+        flood_until=moment("flood_until"),
     )
 
 

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bridge.core import case as core
+from bridge.core import controls
 from bridge.core.deliveries import (
     ChannelPost,
     Delivery,
@@ -46,8 +47,9 @@ from bridge.core.events import (
     ChildFollowed,
     ChildMessage,
     ChildUnfollowed,
-    HoldRequested,
+    ControlRequested,
     InboundEvent,
+    MemberChanged,
     ThreadDelete,
     ThreadEdit,
     ThreadMessage,
@@ -156,7 +158,9 @@ class Worker:
         await self.store.prepare()
         await self.store.ensure_router_group()
         router = asyncio.create_task(self._route_forever(), name="router")
+        fetched = await self.refresh_roster()  # before routing, so controls are checked from the start
         waker = asyncio.create_task(self._listen_for_wakeups(), name="wake")
+        roster = asyncio.create_task(self._keep_roster(fetched), name="roster")
         deliverers = [
             asyncio.create_task(self._deliver_forever(i), name=f"deliverer-{i}")
             for i in range(self.settings.BRIDGE_WORKER_CONCURRENCY)
@@ -164,9 +168,9 @@ class Worker:
         log.info("worker started name=%s deliverers=%d", self.name, self.settings.BRIDGE_WORKER_CONCURRENCY)
         await self._stopping.wait()
         _, unfinished = await asyncio.wait([router, *deliverers], timeout=self.settings.BRIDGE_HTTP_TIMEOUT_SECONDS + 2)
-        for task in [*unfinished, waker]:
+        for task in [*unfinished, waker, roster]:
             task.cancel()
-        await asyncio.gather(router, waker, *deliverers, return_exceptions=True)
+        await asyncio.gather(router, waker, roster, *deliverers, return_exceptions=True)
         log.info("worker stopped name=%s", self.name)
 
     # --- the router ----------------------------------------------------------------
@@ -221,6 +225,7 @@ class Worker:
                 if time.monotonic() >= standing_due:
                     for effect in core.standing_timers(self.policy, now=time.time()):
                         await self._apply_effect(effect, time.time())
+                    await self.store.trim_audit(retention_days=self.policy.audit_retention_days)
                     standing_due = time.monotonic() + 60
                 # Due timers join the stream here, so they are decided in order with events.
                 _, next_timer = await self.store.fire_due_timers()
@@ -284,13 +289,18 @@ class Worker:
                 (lane_for(d, self.store), f"{entry_id}.{i}", to_payload(d)) for i, d in enumerate(decision.deliveries)
             ]
             await self.store.enqueue(items, marker=entry_id)
-        for effect in decision.effects:
-            await self._apply_effect(effect, now)
+        for index, effect in enumerate(decision.effects):
+            await self._apply_effect(effect, now, record_id=f"{entry_id}:{index}")
 
     async def _decide(self, entry_id: str, event: InboundEvent, now: float) -> core.Decision:
         channel = self.settings.SLACK_CHANNEL_ID
         policy = self.policy
         if isinstance(event, ChildMessage):
+            block = await self.store.block_of(event.child_id)
+            if block is not None:
+                log.info("message from a blocked child counted case=%d", block.case)
+                blocked_case = await self.store.get_case(block.case)
+                return core.on_blocked_message(event, blocked_case, policy, channel=channel)
             closed = not policy.schedule.is_open(datetime.fromtimestamp(now, policy.timezone))
             number, _ = await self.store.open_or_get_case(event.child_id, now, arrived_closed=closed, entry_id=entry_id)
             case = await self.store.get_case(number)
@@ -298,6 +308,10 @@ class Worker:
             created = case.opened_by == entry_id  # true again when this entry is replayed
             if created:
                 log.info("case opened case=%d while=%s", number, "closed" if closed else "open")
+            sticker = event.media is not None and event.media.type == "sticker"
+            recent = await self.store.note_recent(
+                number, entry_id, sticker=sticker, at=now, window_s=policy.flood_window_seconds
+            )
             return core.on_child_message(
                 event,
                 case,
@@ -306,8 +320,12 @@ class Worker:
                 created=created,
                 queue=await self.store.queue_of(number) if created and not closed else None,
                 closed_notice=await self.store.closed_notice_of(event.child_id) if closed else None,
+                recent=recent,
+                channel=channel,
             )
         if isinstance(event, ChildFollowed):
+            if await self.store.block_of(event.child_id) is not None:
+                return core.NOTHING  # a blocked child gets no replies, the welcome included
             return core.on_child_followed(event, policy)
         if isinstance(event, ChildUnfollowed):
             number_or_none = await self.store.open_case_of(event.child_id)
@@ -326,12 +344,37 @@ class Worker:
             return core.on_counsellor_delete(event, case_or_none, policy, channel=channel)
         if isinstance(event, TimerFired):
             return await self._decide_timer(event, now)
-        if isinstance(event, HoldRequested):
-            asked = core.parse_case_number(event.case_text)
-            case_or_none = await self.store.get_case(asked) if asked is not None else None
-            return core.on_hold_requested(event, case_or_none, policy)
+        if isinstance(event, ControlRequested):
+            return await self._decide_control(event, now)
+        if isinstance(event, MemberChanged):
+            if event.channel == channel:
+                await self.store.change_member(event.user, joined=event.joined)
+                log.info("roster changed joined=%s", event.joined)
+            return core.NOTHING
         log.info("event ignored entry=%s reason=%s", entry_id, event.reason)
         return core.NOTHING
+
+    async def _decide_control(self, request: ControlRequested, now: float) -> core.Decision:
+        """Load what a control request is checked against, and let the core decide."""
+        if request.thread_ts is not None:
+            case = await self._case_of_thread(request.thread_ts)
+        else:
+            number = controls.requested_number(request)
+            case = await self.store.get_case(number) if number is not None else None
+        block = await self.store.block_of(case.child_id) if case is not None else None
+        open_cases = await self.store.open_cases() if request.action == controls.CASES else []
+        decision = controls.on_control(
+            request,
+            case,
+            self.policy,
+            roster=await self.store.roster(),
+            block=block,
+            open_cases=open_cases,
+            now=now,
+            channel=self.settings.SLACK_CHANNEL_ID,
+        )
+        log.info("control decided action=%s via=%s case=%s", request.action, request.via, case.number if case else "-")
+        return decision
 
     async def _decide_timer(self, timer: TimerFired, now: float) -> core.Decision:
         if timer.kind == core.BUSY_TIMER:
@@ -353,14 +396,18 @@ class Worker:
         if timer.kind in (core.IDLE_WARNING_TIMER, core.IDLE_CLOSE_TIMER):
             case = await self.store.get_case(int(timer.arg.split(":")[0]))
             return core.on_silence_timer(timer.kind, timer.arg, case, self.policy, now=now)
+        if timer.kind == core.FLOOD_TIMER:
+            number = int(timer.arg.split(":")[0])
+            case = await self.store.get_case(number)
+            return core.on_flood_timer(case, await self.store.held_of(number), self.policy)
         if timer.kind == core.CLOSING_TIMER:
             return core.on_closing_timer(await self.store.open_cases(), float(timer.arg), self.policy, now=now)
         log.warning("unknown timer kind=%s", timer.kind)
         return core.NOTHING
 
-    async def _apply_effect(self, effect: core.Effect, now: float) -> None:
+    async def _apply_effect(self, effect: core.Effect, now: float, *, record_id: str = "") -> None:
         if isinstance(effect, core.CloseCase):
-            if await self.store.close_case(effect.number, effect.reason.value, now):
+            if await self.store.close_case(effect.number, effect.reason.value, now, by=effect.by):
                 log.info("case closed case=%d reason=%s", effect.number, effect.reason.value)
         elif isinstance(effect, core.ScheduleTimer):
             await self.store.schedule_timer(effect.kind, effect.arg, effect.at)
@@ -383,6 +430,36 @@ class Worker:
             log.info("case on hold case=%d", effect.number)
         elif isinstance(effect, core.MarkArrivedClosed):
             await self.store.mark_arrived_closed(effect.number)
+        elif isinstance(effect, core.MarkUrgent):
+            await self.store.mark_urgent(effect.number)
+            log.info("case marked urgent case=%d", effect.number)
+        elif isinstance(effect, core.BlockChild):
+            await self.store.block_child(
+                effect.number, effect.child_id, by=effect.by, reason=effect.reason, at=effect.at
+            )
+            log.info("child blocked case=%d", effect.number)
+        elif isinstance(effect, core.UnblockChild):
+            await self.store.unblock_child(effect.number, effect.child_id)
+            log.info("child unblocked case=%d", effect.number)
+        elif isinstance(effect, core.CountBlockedMessage):
+            await self.store.count_blocked_message(effect.number)
+        elif isinstance(effect, core.StartFlood):
+            await self.store.start_flood(effect.number, effect.until)
+            log.info("flood hold started case=%d", effect.number)
+        elif isinstance(effect, core.HoldBack):
+            await self.store.hold_back(effect.number, effect.text, marker=record_id)
+        elif isinstance(effect, core.ReleaseFlood):
+            await self.store.release_flood(effect.number)
+            log.info("flood hold lifted case=%d", effect.number)
+        elif isinstance(effect, core.Audit):
+            record = {
+                "case": "" if effect.case is None else str(effect.case),
+                "actor": effect.actor,
+                "action": effect.action,
+                "reason": effect.reason,
+                "via": effect.via,
+            }
+            await self.store.add_audit(record_id, record, at=now, retention_days=self.policy.audit_retention_days)
 
     async def _case_of_thread(self, thread_ts: str | None) -> core.Case | None:
         if not thread_ts:
@@ -588,9 +665,34 @@ class Worker:
         return outcome
 
     def _blocks(self, root: RootUpdate) -> list[dict[str, Any]]:
-        """The root message's blocks: its text, and the hold button while it can be used."""
-        button = self.policy.render("hold_button") if root.hold_button else None
-        return root_blocks(root.text, case=root.case, button=button)
+        """The root message's blocks: its text, and the buttons of the actions it offers."""
+        buttons = [(name, self.policy.render(f"{name}_button")) for name in root.buttons]
+        confirm = self.policy.render("close_confirm", case=root.case)
+        return root_blocks(root.text, case=root.case, buttons=buttons, close_confirm=confirm)
+
+    # --- the roster ----------------------------------------------------------------
+
+    async def refresh_roster(self) -> bool:
+        """Fetch the case channel's members and the supervisors' group from Slack into Redis.
+        On failure the last roster stays in use (and is logged); returns whether it worked."""
+        try:
+            members = await self.slack.channel_members()
+            group = self.policy.supervisor_group
+            supervisors = await self.slack.usergroup_members(group) if group else []
+            await self.store.save_roster(members, supervisors, at=time.time())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("roster refresh failed error=%s", type(exc).__name__)
+            return False
+        log.info("roster refreshed members=%d group_supervisors=%d", len(members), len(supervisors))
+        return True
+
+    async def _keep_roster(self, fetched: bool) -> None:
+        while not self._stopping.is_set():
+            await self._pause(self.settings.BRIDGE_ROSTER_REFRESH_SECONDS if fetched else 10)
+            if not self._stopping.is_set():
+                fetched = await self.refresh_roster()
 
     async def _open_thread(self, case: core.Case, retrying: bool) -> tuple[Outcome, str | None]:
         ts = None

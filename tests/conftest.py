@@ -230,6 +230,10 @@ class Bridge:
         return ts
 
 
+# The case channel's members: counsellors and a supervisor (by ID in policies that say so).
+MEMBERS = ("UCOUNSEL1", "UCOUNSEL2", "USUPER1")
+
+
 def line_text_event(
     user: str, text: str, *, event_id: str | None = None, reply_token: str | None = None
 ) -> dict[str, Any]:
@@ -252,6 +256,8 @@ def bridge_factory(
     made: list[Bridge] = []
 
     def make(*, web: int = 1, worker: int = 1, **extra_env: str) -> Bridge:
+        if CHANNEL not in fake_slack.members_of_channels():
+            fake_slack.set_members(CHANNEL, list(MEMBERS))  # who may use the case controls
         # Unless a test brings its own policy, the service is open around the clock, so
         # relay tests do not depend on the time of day they run at.
         if "BRIDGE_CONFIG" not in extra_env:

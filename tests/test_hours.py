@@ -334,35 +334,6 @@ def test_case_numbers_as_counsellors_type_them(text: str, number: int | None) ->
     assert core.parse_case_number(text) == number
 
 
-def test_hold_stops_the_automatic_close(policy: Policy) -> None:
-    from bridge.core.deliveries import Ephemeral
-    from bridge.core.events import HoldRequested
-
-    case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC")
-    by_command = core.on_hold_requested(HoldRequested("4", "UC", "command"), case, policy)
-    note, root, answer = by_command.deliveries
-    assert isinstance(note, ThreadPost) and "<@UC>" in note.text
-    assert isinstance(root, core.RootUpdate) and not root.hold_button and "自動終了停止中" in root.text
-    assert isinstance(answer, Ephemeral) and answer.user == "UC" and "#4" in answer.text
-    assert by_command.effects == (core.HoldCase(4),)
-    by_button = core.on_hold_requested(HoldRequested("4", "UC", "button"), case, policy)
-    assert len(by_button.deliveries) == 2  # the thread note is the answer
-    held = dataclasses.replace(case, hold=True)
-    again = core.on_hold_requested(HoldRequested("4", "UC", "command"), held, policy)
-    assert again.effects == () and isinstance(again.deliveries[0], Ephemeral)
-
-
-@pytest.mark.parametrize(("text", "case_open", "expected"), [("abc", True, "使い方"), ("9", False, "開いていません")])
-def test_a_bad_hold_request_changes_nothing(policy: Policy, text: str, case_open: bool, expected: str) -> None:
-    from bridge.core.deliveries import Ephemeral
-    from bridge.core.events import HoldRequested
-
-    case = a_case(number=9, status=CaseStatus.OPEN if case_open else CaseStatus.CLOSED)
-    decision = core.on_hold_requested(HoldRequested(text, "UC", "command"), case, policy)
-    (answer,) = decision.deliveries
-    assert isinstance(answer, Ephemeral) and expected in answer.text and decision.effects == ()
-
-
 def test_a_held_waiting_case_shows_it_too(policy: Policy) -> None:
     assert "自動終了停止中" in core.root_text(a_case(hold=True), policy)
     assert "自動終了停止中" in core.root_text(a_case(hold=True, arrived_closed=True), policy)

@@ -26,12 +26,12 @@ from bridge.core.deliveries import (
 from bridge.core.events import (
     ChildFollowed,
     ChildMessage,
-    HoldRequested,
     Media,
     ThreadDelete,
     ThreadEdit,
     ThreadMessage,
 )
+from bridge.core.safety import Recent, is_flood, is_risky
 from bridge.core.text import batches, describe_line_message, escape_for_slack, slack_to_plain, split_for_line
 from bridge.policy import Policy
 
@@ -54,6 +54,16 @@ class CaseStatus(StrEnum):
 class CloseReason(StrEnum):
     UNFOLLOWED = "unfollowed"
     IDLE = "idle"
+    COUNSELLOR = "counsellor"
+    BLOCKED = "blocked"
+
+
+# The actions a case's root message offers as buttons.
+HOLD = "hold"
+CLOSE = "close"
+ESCALATE = "escalate"
+BLOCK = "block"
+UNBLOCK = "unblock"
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,11 @@ class Case:
     busy_notified: bool = False
     opened_by: str | None = None  # the inbound entry that opened it (replays recognise it)
     earlier: tuple[int, ...] = ()  # the same child's earlier cases, oldest first
+    closed_by: str | None = None  # the Slack user who closed or blocked it
+    urgent: bool = False  # escalated, or risk words were found
+    blocked: bool = False  # its child was blocked through this case (and is still)
+    blocked_count: int = 0  # messages the blocked child sent since (content not kept)
+    flood_until: float | None = None  # a flood hold holds the child's messages back until then
 
     @property
     def is_open(self) -> bool:
@@ -97,6 +112,7 @@ class Queue:
 class CloseCase:
     number: int
     reason: CloseReason
+    by: str | None = None  # the Slack user, when a person closed it
 
 
 @dataclass(frozen=True)
@@ -162,6 +178,64 @@ class AssignCounsellor:
     at: float
 
 
+@dataclass(frozen=True)
+class MarkUrgent:
+    number: int
+
+
+@dataclass(frozen=True)
+class BlockChild:
+    """The child of this case is blocked: their messages are counted, not relayed or kept."""
+
+    number: int
+    child_id: str
+    by: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True)
+class UnblockChild:
+    number: int
+    child_id: str
+
+
+@dataclass(frozen=True)
+class CountBlockedMessage:
+    number: int
+
+
+@dataclass(frozen=True)
+class StartFlood:
+    number: int
+    until: float
+
+
+@dataclass(frozen=True)
+class HoldBack:
+    """A child's message held back by a flood hold: its thread text, or one more sticker."""
+
+    number: int
+    text: str | None  # None for a sticker (counted, not kept)
+
+
+@dataclass(frozen=True)
+class ReleaseFlood:
+    number: int
+
+
+@dataclass(frozen=True)
+class Audit:
+    """A record of a control action or an automatic flag: who (a Slack user or "auto"), what,
+    which case, and why. Kept for the policy's retention period."""
+
+    case: int | None
+    actor: str
+    action: str
+    reason: str = ""
+    via: str = ""
+
+
 Effect = (
     CloseCase
     | ScheduleTimer
@@ -174,6 +248,14 @@ Effect = (
     | NoteCounsellorReply
     | NoteChildMessage
     | HoldCase
+    | MarkUrgent
+    | BlockChild
+    | UnblockChild
+    | CountBlockedMessage
+    | StartFlood
+    | HoldBack
+    | ReleaseFlood
+    | Audit
 )
 
 
@@ -196,6 +278,8 @@ SOFT_LIMIT_TIMER = "soft-limit"
 OVERTIME_TIMER = "overtime"
 IDLE_WARNING_TIMER = "idle-warning"
 IDLE_CLOSE_TIMER = "idle-close"
+FLOOD_TIMER = "flood-release"
+AUTO = "auto"  # the actor of automatic flags in the audit record
 
 # A counsellor who replied this recently is still talking with the child, even after closing
 # time (the published guideline: about an hour per consultation): no automatic reply then.
@@ -230,19 +314,34 @@ def _day_time(at: float, policy: Policy) -> str:
 
 
 def state_text(case: Case, policy: Policy) -> str:
-    """The case's state as the root message shows it."""
+    """The case's state as the root message shows it, with its markers (urgent, blocked, ...)."""
+    markers = ""
+    if case.urgent:
+        markers += policy.render("state_urgent")
+    if case.blocked:
+        markers += policy.render("state_blocked", count=case.blocked_count)
+    if case.flood_until is not None:
+        markers += policy.render("state_flood", until=_local(case.flood_until, policy).strftime("%H:%M"))
     if not case.is_open:
-        how_text = {CloseReason.UNFOLLOWED: "closed_how_unfollowed", CloseReason.IDLE: "closed_how_idle"}
-        how = policy.render(how_text[CloseReason(case.closed_reason)]) if case.closed_reason in how_text else ""
+        how_text = {
+            CloseReason.UNFOLLOWED: "closed_how_unfollowed",
+            CloseReason.IDLE: "closed_how_idle",
+            CloseReason.COUNSELLOR: "closed_how_counsellor",
+            CloseReason.BLOCKED: "closed_how_blocked",
+        }
+        how = ""
+        if case.closed_reason in how_text:
+            how = policy.render(how_text[CloseReason(case.closed_reason)], user=f"<@{case.closed_by}>")
         at = _local(case.closed_at or case.opened_at, policy).strftime("%H:%M")
-        return policy.render("state_closed", how=how or str(case.closed_reason or ""), at=at)
-    held = policy.render("state_held") if case.hold else ""
+        return policy.render("state_closed", how=how or str(case.closed_reason or ""), at=at) + markers
+    if case.hold:
+        markers = policy.render("state_held") + markers
     if case.counsellor:
         since = _local(case.counsellor_since or case.opened_at, policy).strftime("%H:%M")
-        return policy.render("state_with_counsellor", counsellor=f"<@{case.counsellor}>", since=since) + held
+        return policy.render("state_with_counsellor", counsellor=f"<@{case.counsellor}>", since=since) + markers
     if case.arrived_closed:
-        return policy.render("state_waiting_closed", since=_day_time(case.opened_at, policy)) + held
-    return policy.render("state_waiting", since=_local(case.opened_at, policy).strftime("%H:%M")) + held
+        return policy.render("state_waiting_closed", since=_day_time(case.opened_at, policy)) + markers
+    return policy.render("state_waiting", since=_local(case.opened_at, policy).strftime("%H:%M")) + markers
 
 
 def root_text(case: Case, policy: Policy) -> str:
@@ -258,9 +357,39 @@ def root_text(case: Case, policy: Policy) -> str:
     )
 
 
+def root_buttons(case: Case) -> tuple[str, ...]:
+    """The actions the root offers: hold while the automatic close can still end the case,
+    close while open, escalate always, block or unblock (the role is checked when used)."""
+    buttons: list[str] = []
+    if case.is_open:
+        if not case.hold:
+            buttons.append(HOLD)
+        buttons.append(CLOSE)
+    buttons.append(ESCALATE)
+    if case.blocked:
+        buttons.append(UNBLOCK)
+    elif case.is_open:
+        buttons.append(BLOCK)
+    return tuple(buttons)
+
+
 def root_update(case: Case, policy: Policy) -> RootUpdate:
-    """The root message as it should now read, with the hold button while it can be used."""
-    return RootUpdate(case=case.number, text=root_text(case, policy), hold_button=case.is_open and not case.hold)
+    """The root message as it should now read, with the buttons that can be used."""
+    return RootUpdate(case=case.number, text=root_text(case, policy), buttons=root_buttons(case))
+
+
+def supervisor_mention(policy: Policy) -> str:
+    return f"<!subteam^{policy.supervisor_group}>" if policy.supervisor_group else ""
+
+
+def urgent_deliveries(case: Case, policy: Policy, *, alert: str, note: str) -> list[Delivery]:
+    """What marking a case urgent sends: the alert to the supervisors' channel, the note and
+    the emergency checklist in the thread. The child is told nothing."""
+    return [
+        ChannelPost(text=alert, target="supervisors"),
+        ThreadPost(case=case.number, text=note, role="note"),
+        ThreadPost(case=case.number, text=policy.render("emergency_checklist"), role="note"),
+    ]
 
 
 def thread_link(channel: str, thread_ts: str | None) -> str:
@@ -291,16 +420,68 @@ def on_child_message(
     created: bool,
     queue: Queue | None = None,
     closed_notice: str | None = None,
+    recent: Recent | None = None,
+    channel: str = "",
 ) -> Decision:
     """The child's message goes to the case's thread, escaped so it can ping nobody.
 
+    Risk words mark the case urgent and alert the supervisors (once per case). Beyond the
+    flood limits (recent: what the child sent within the window, this message included),
+    the child's messages are held back until the cool-down ends, and the child, the thread
+    and the supervisors are told once.
+
     Outside the hours, a child no counsellor is talking with gets one automatic reply per
-    closed period, and the case joins the list the opening digest shows. In the hours, a new
-    case is told at once when capacity is full, or gets a timer for the busy notice.
+    closed period (with the 24-hour crisis lines when the message has risk words), and the
+    case joins the list the opening digest shows. In the hours, a new case is told at once
+    when capacity is full, or gets a timer for the busy notice.
     """
     shown = escape_for_slack(message.text) if message.text is not None else describe_media(message.media, policy)
-    deliveries: list[Delivery] = [ThreadPost(case=case.number, text=shown, role="child")]
+    sticker = message.media is not None and message.media.type == "sticker"
+    deliveries: list[Delivery] = []
     effects: list[Effect] = [NoteChildMessage(case.number, now)]  # resets the silence clock
+    updated = case  # the root is updated once, at the end, if anything on it changed
+    # Risk words come first: a flood must not hide them.
+    risky = is_risky(message.text, policy.risk_expressions)
+    first_risk = risky and not case.urgent
+    flooding = case.flood_until is not None and now < case.flood_until
+    if not flooding and is_flood(
+        recent, sticker=sticker, max_messages=policy.flood_max_messages, max_stickers=policy.flood_max_stickers
+    ):
+        flooding = True
+        until = now + policy.flood_cooldown_seconds
+        updated = replace(updated, flood_until=until)
+        until_text = _local(until, policy).strftime("%H:%M")
+        link = thread_link(channel, case.thread_ts)
+        deliveries += [
+            ThreadPost(case=case.number, text=policy.render("flood_note", until=until_text), role="note"),
+            ChannelPost(
+                text=policy.render("flood_alert", case=case.number, until=until_text, link=link), target="supervisors"
+            ),
+            _answer(message, policy.render("flood_notice_child"), purpose="flood", case=case),
+        ]
+        effects += [
+            StartFlood(case.number, until),
+            ScheduleTimer(FLOOD_TIMER, f"{case.number}:{int(until)}", until),
+            Audit(case.number, AUTO, "flood", f"{recent.messages if recent else 0} messages in the window"),
+        ]
+    if flooding:
+        effects.append(HoldBack(case.number, None if sticker else shown))  # posted when the hold lifts
+    else:
+        deliveries.insert(0, ThreadPost(case=case.number, text=shown, role="child"))
+    if first_risk:
+        updated = replace(updated, urgent=True)
+        alert = policy.render(
+            "risk_alert",
+            mention=supervisor_mention(policy),
+            case=case.number,
+            link=thread_link(channel, case.thread_ts),
+        )
+        deliveries += urgent_deliveries(case, policy, alert=alert, note=policy.render("risk_note"))
+        effects += [MarkUrgent(case.number), Audit(case.number, AUTO, "risk", "risk words in a message")]
+    if updated != case and not created:  # a new case's root is posted with its state
+        deliveries.append(root_update(updated, policy))
+    if flooding:
+        return Decision(tuple(deliveries), tuple(effects))
     schedule = policy.schedule
     at = _local(now, policy)
     if not schedule.is_open(at):
@@ -313,22 +494,28 @@ def on_child_message(
         if not case.arrived_closed:
             effects.append(MarkArrivedClosed(case.number))
             if not created:  # an older case waits again: its root says so
-                marked = replace(case, arrived_closed=True)
-                deliveries.append(root_update(marked, policy))
+                deliveries = [d for d in deliveries if not isinstance(d, RootUpdate)]
+                deliveries.append(root_update(replace(updated, arrived_closed=True), policy))
         period = opening.isoformat() if opening else "never"
+        texts: list[str] = []
         if closed_notice != period:
-            text = (
+            texts.append(
                 policy.render("closed_reply", next_opening=policy.format_opening(opening, at))
                 if opening
                 else policy.render("closed_reply_no_opening")
             )
-            deliveries.append(_answer(message, text, f"closed:{message.event_id}", case))
             until = opening.timestamp() if opening else now + 7 * 86400
             effects.append(MarkClosedNotice(message.child_id, period, until))
+        if first_risk:  # nobody can answer now: the child hears where help is, day and night
+            texts.append(policy.render("crisis_lines"))
+        if texts:
+            deliveries.append(_answer(message, *texts, purpose=f"closed:{message.event_id}", case=case))
         return Decision(tuple(deliveries), tuple(effects))
     if created:
         if queue is not None and queue.open_cases > policy.capacity:
-            deliveries.append(_answer(message, policy.render("busy_notice", place=queue.place), "busy", case))
+            deliveries.append(
+                _answer(message, policy.render("busy_notice", place=queue.place), purpose="busy", case=case)
+            )
             effects.append(MarkBusyNotified(case.number))
         elif policy.busy_notice_seconds:
             effects.append(busy_timer(case.number, case.opened_at + policy.busy_notice_seconds))
@@ -336,12 +523,12 @@ def on_child_message(
     return Decision(tuple(deliveries), tuple(effects))
 
 
-def _answer(message: ChildMessage, text: str, purpose: str, case: Case) -> LineReply:
+def _answer(message: ChildMessage, *texts: str, purpose: str, case: Case) -> LineReply:
     return LineReply(
         to=message.child_id,
         reply_token=message.reply_token,
         event_ms=message.timestamp_ms,
-        texts=(text,),
+        texts=texts,
         retry_key=retry_key(f"{purpose}:{message.event_id}"),
         case=case.number,
     )
@@ -377,6 +564,47 @@ def describe_media(media: Media | None, policy: Policy) -> str:
         title=media.title,
         labels=policy.media_labels(),
     )
+
+
+def on_blocked_message(message: ChildMessage, case: Case | None, policy: Policy, *, channel: str) -> Decision:
+    """A blocked child's message: not relayed, not answered, its content not kept; it is
+    counted on the case the block was made from. Risk words still reach the supervisors."""
+    if case is None:
+        return NOTHING
+    count = case.blocked_count + 1
+    deliveries: list[Delivery] = []
+    effects: list[Effect] = [CountBlockedMessage(case.number)]
+    if count <= 10 or count % 10 == 0:  # the root shows the count without an update per message
+        deliveries.append(root_update(replace(case, blocked_count=count), policy))
+    if is_risky(message.text, policy.risk_expressions):
+        link = thread_link(channel, case.thread_ts)
+        alert = policy.render("blocked_risk_alert", mention=supervisor_mention(policy), case=case.number, link=link)
+        deliveries.append(ChannelPost(text=alert, target="supervisors"))
+        effects.append(Audit(case.number, AUTO, "risk", "risk words from a blocked account"))
+    return Decision(tuple(deliveries), tuple(effects))
+
+
+def on_flood_timer(case: Case | None, held: tuple[list[str], int], policy: Policy) -> Decision:
+    """The cool-down is over: what was held back reaches the thread, and the hold lifts."""
+    if case is None or case.flood_until is None:
+        return NOTHING
+    texts, stickers = held
+    note = policy.render("flood_released_note", messages=len(texts) + stickers, stickers=stickers)
+    deliveries: list[Delivery] = [ThreadPost(case=case.number, text=note, role="note")]
+    deliveries += [ThreadPost(case=case.number, text=part, role="child") for part in _grouped(texts)]
+    deliveries.append(root_update(replace(case, flood_until=None), policy))
+    return Decision(tuple(deliveries), (ReleaseFlood(case.number),))
+
+
+def _grouped(texts: list[str], limit: int = 3000) -> list[str]:
+    """Held messages as few thread posts as possible, one message per line, none cut."""
+    parts: list[str] = []
+    for text in texts:
+        if parts and len(parts[-1]) + 1 + len(text) <= limit:
+            parts[-1] += "\n" + text
+        else:
+            parts.append(text)
+    return parts
 
 
 def on_child_followed(event: ChildFollowed, policy: Policy) -> Decision:
@@ -510,26 +738,6 @@ def parse_case_number(text: str) -> int | None:
 
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９＃", "0123456789#")
-
-
-def on_hold_requested(request: HoldRequested, case: Case | None, policy: Policy) -> Decision:
-    """Stop a case's automatic close: the thread says who did it; a command gets an answer."""
-    number = parse_case_number(request.case_text)
-    if number is None:
-        return Decision(deliveries=(Ephemeral(case=None, user=request.user, text=policy.render("hold_usage")),))
-    if case is None or not case.is_open:
-        text = policy.render("hold_not_open", case=number)
-        return Decision(deliveries=(Ephemeral(case=None, user=request.user, text=text),))
-    if case.hold:
-        done = policy.render("hold_done", case=number)
-        return Decision(deliveries=(Ephemeral(case=None, user=request.user, text=done),))
-    deliveries: list[Delivery] = [
-        ThreadPost(case=number, text=policy.render("hold_note", user=f"<@{request.user}>"), role="note"),
-        root_update(replace(case, hold=True), policy),
-    ]
-    if request.via == "command":
-        deliveries.append(Ephemeral(case=None, user=request.user, text=policy.render("hold_done", case=number)))
-    return Decision(deliveries=tuple(deliveries), effects=(HoldCase(number),))
 
 
 def on_closing_timer(open_cases: list[Case], closing_at: float, policy: Policy, *, now: float) -> Decision:

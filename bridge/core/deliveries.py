@@ -23,7 +23,7 @@ class RootUpdate:
     kind: ClassVar[str] = "root_update"
     case: int
     text: str
-    hold_button: bool = False  # offer the button that stops the automatic close
+    buttons: tuple[str, ...] = ()  # the case actions offered under it (hold, close, escalate, ...)
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,9 @@ def from_payload(payload: dict[str, Any]) -> Delivery:
     cls = _KINDS.get(str(kind))
     if cls is None:
         raise ValueError(f"unknown delivery kind {kind!r}")
-    if "texts" in fields:
-        fields["texts"] = tuple(fields["texts"])
+    for name in ("texts", "buttons"):
+        if name in fields:
+            fields[name] = tuple(fields[name])
     return cls(**fields)
 
 

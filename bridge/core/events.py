@@ -78,12 +78,27 @@ class ThreadDelete:
 
 
 @dataclass(frozen=True)
-class HoldRequested:
-    """A counsellor asked to stop a case's automatic close (root button or /hold N)."""
+class ControlRequested:
+    """Someone in Slack asked for a case action: by slash command, root button or shortcut.
 
-    case_text: str  # as typed or as the button carried it; the core checks it
+    Nothing is checked yet (membership, role, the number, the reason): the core does that.
+    """
+
+    action: str  # hold, close, block, unblock, escalate, cases
+    text: str  # a command's text as typed ("12 reason"), or the case number a button carried
     user: str
-    via: str  # "button" or "command"
+    via: str  # "command", "button" or "shortcut"
+    reason: str = ""  # typed into a window (buttons and the shortcut); commands carry it in text
+    thread_ts: str | None = None  # the shortcut names the thread, not the number
+
+
+@dataclass(frozen=True)
+class MemberChanged:
+    """Someone joined or left a Slack channel: the roster of who may use the controls."""
+
+    channel: str
+    user: str
+    joined: bool
 
 
 @dataclass(frozen=True)
@@ -108,7 +123,8 @@ InboundEvent = (
     | ThreadMessage
     | ThreadEdit
     | ThreadDelete
-    | HoldRequested
+    | ControlRequested
+    | MemberChanged
     | TimerFired
     | Ignored
 )

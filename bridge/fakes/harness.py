@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 from dataclasses import dataclass
@@ -40,14 +41,16 @@ def write_policy(
     capacity: dict[str, int] | None = None,
     timeouts: dict[str, int] | None = None,
     name: str = "policy.toml",
+    settings: dict[str, dict[str, object]] | None = None,
 ) -> Path:
-    """The shipped policy file with its [hours], [capacity] and [timeouts] replaced; returns its path."""
+    """The shipped policy file with its [hours], [capacity] and [timeouts] replaced, and single-line
+    settings of other sections changed (settings={"roles": {"supervisors": ["U1"]}}); returns its path."""
     text = (ROOT / "config" / "bridge.toml").read_text(encoding="utf-8")
     start, end = text.index("[hours]"), text.index("[roles]")
     section = ["[hours]"] + [f"{day} = {json.dumps(windows)}" for day, windows in hours.items()]
     values = {"cases": 3, "busy_notice_seconds": 180, "closing_reminder_minutes": 15, **(capacity or {})}
     section += ["", "[capacity]"] + [f"{key} = {value}" for key, value in values.items()]
-    limits = {
+    limits: dict[str, object] = {
         "idle_warning_seconds": 480,
         "idle_close_seconds": 600,
         "soft_limit_warning_seconds": 3000,
@@ -57,8 +60,17 @@ def write_policy(
         **(timeouts or {}),
     }
     section += ["", "[timeouts]"] + [f"{key} = {value}" for key, value in limits.items()]
+    text = text[:start] + "\n".join(section) + "\n\n" + text[end:]
+    for table, values in (settings or {}).items():
+        head = text.index(f"\n[{table}]\n")
+        for key, value in values.items():
+            line = re.compile(rf"^{re.escape(key)} = .*$", re.MULTILINE)
+            match = line.search(text, head)
+            if match is None:
+                raise KeyError(f"{table}.{key} is not a single-line setting of the shipped policy")
+            text = text[: match.start()] + f"{key} = {json.dumps(value, ensure_ascii=False)}" + text[match.end() :]
     path = directory / name
-    path.write_text(text[:start] + "\n".join(section) + "\n\n" + text[end:], encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
 
 

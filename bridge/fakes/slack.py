@@ -117,6 +117,7 @@ class FakeSlack(FakeServer):
             "conversations.members": self._members_of,
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroup_users,
+            "views.open": self._views_open,
         }
         self._last_ts = 0
         self._init_state()
@@ -130,6 +131,7 @@ class FakeSlack(FakeServer):
         self._members: dict[str, list[str]] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._usergroups: dict[str, list[str]] = {}
+        self._views: list[dict[str, Any]] = []
         self._limits: dict[str, _RateLimit] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
 
@@ -147,6 +149,10 @@ class FakeSlack(FakeServer):
         """Define the members returned by ``conversations.members`` (and ephemeral checks)."""
         with self._lock:
             self._members[channel] = list(members)
+
+    def members_of_channels(self) -> dict[str, list[str]]:
+        with self._lock:
+            return copy.deepcopy(self._members)
 
     def add_user(self, user_id: str, name: str, real_name: str | None = None) -> None:
         """Make ``users.info`` know ``user_id``."""
@@ -228,6 +234,11 @@ class FakeSlack(FakeServer):
         """Ephemeral messages in order: ``{channel, user, text, blocks, thread_ts, message_ts}``."""
         with self._lock:
             return [copy.deepcopy(e) for e in self._ephemerals if channel in (None, e["channel"])]
+
+    def views(self) -> list[dict[str, Any]]:
+        """Windows opened with ``views.open``, oldest first: {"trigger_id", "view", "id"}."""
+        with self._lock:
+            return copy.deepcopy(self._views)
 
     def reactions_on(self, ts: str) -> list[str]:
         """Reaction names currently on the message ``ts``, in the order they were added."""
@@ -518,6 +529,17 @@ class FakeSlack(FakeServer):
         if user is None:
             raise _SlackError("user_not_found")
         return {"user": copy.deepcopy(user)}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        trigger = str(args.get("trigger_id") or "")
+        if not trigger:
+            raise _SlackError("invalid_trigger_id")
+        view = _json_field(args, "view", "invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("blocks"):
+            raise _SlackError("invalid_arguments")
+        opened = {"trigger_id": trigger, "view": view, "id": f"V{len(self._views) + 1:08d}"}
+        self._views.append(opened)
+        return {"view": {**view, "id": opened["id"]}}
 
     def _usergroup_users(self, args: dict[str, Any]) -> dict[str, Any]:
         users = self._usergroups.get(str(args.get("usergroup", "")))

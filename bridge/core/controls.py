@@ -1,0 +1,285 @@
+"""Case controls from Slack: close, block, unblock, escalate, hold, and the list of cases.
+
+Pure decisions. Every request is checked the same way, in this order: the roster of the case
+channel is known, the person is in it, the case exists, the role allows the action, the
+reason is given. A refusal is an ephemeral answer to that person and changes nothing (a
+refusal for membership or role is recorded in the audit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from bridge.core.case import (
+    BLOCK,
+    CLOSE,
+    ESCALATE,
+    HOLD,
+    NOTHING,
+    UNBLOCK,
+    Audit,
+    BlockChild,
+    Case,
+    CaseStatus,
+    CloseCase,
+    CloseReason,
+    Decision,
+    Effect,
+    HoldCase,
+    MarkUrgent,
+    UnblockChild,
+    parse_case_number,
+    retry_key,
+    root_update,
+    state_text,
+    supervisor_mention,
+    thread_link,
+    urgent_deliveries,
+)
+from bridge.core.deliveries import Delivery, Ephemeral, LinePush, ThreadPost
+from bridge.core.events import ControlRequested
+from bridge.policy import Policy
+
+CASES = "cases"
+ACTIONS = frozenset({HOLD, CLOSE, ESCALATE, BLOCK, UNBLOCK, CASES})
+SUPERVISOR_ACTIONS = frozenset({BLOCK, UNBLOCK})
+REASON_REQUIRED = frozenset({BLOCK, ESCALATE})
+USAGE = {
+    HOLD: "hold_usage",
+    CLOSE: "usage_close",
+    BLOCK: "usage_block",
+    UNBLOCK: "usage_unblock",
+    ESCALATE: "usage_escalate",
+}
+_MAX_REASON = 500  # characters kept of a reason or memo
+
+
+@dataclass(frozen=True)
+class Roster:
+    """Who may use the controls: the case channel's members, and the members of the
+    supervisors' user group (supervisors listed by ID in the policy come on top)."""
+
+    members: frozenset[str]
+    group_supervisors: frozenset[str] = frozenset()
+
+    def is_supervisor(self, user: str, policy: Policy) -> bool:
+        return user in policy.supervisors or user in self.group_supervisors
+
+
+@dataclass(frozen=True)
+class Block:
+    """A blocked child, as Slack may know it: the case it was blocked from, by whom, why."""
+
+    case: int
+    by: str
+    at: float
+    reason: str
+
+
+def split_command(text: str) -> tuple[str, str]:
+    """'12 some reason' -> ('12', 'some reason'); full-width spaces separate too."""
+    parts = text.replace("\u3000", " ").strip().split(None, 1)
+    if not parts:
+        return "", ""
+    return parts[0], parts[1].strip() if len(parts) > 1 else ""
+
+
+def requested_number(request: ControlRequested) -> int | None:
+    """The case number a command or button names (None for the shortcut, which names a thread)."""
+    if request.thread_ts is not None:
+        return None
+    case_text = split_command(request.text)[0] if request.via == "command" else request.text
+    return parse_case_number(case_text)
+
+
+def on_control(
+    request: ControlRequested,
+    case: Case | None,
+    policy: Policy,
+    *,
+    roster: Roster | None,
+    block: Block | None,
+    open_cases: list[Case],
+    now: float,
+    channel: str,
+) -> Decision:
+    """Decide a control request. case is the case it names (by number or thread), if any;
+    block is that case's child's block, if any; open_cases is for /cases."""
+    user = request.user
+    action = request.action if request.action in ACTIONS else ""
+    # Buttons and the shortcut act inside a thread: their answers appear there.
+    where = case.number if case is not None and request.via != "command" else None
+
+    def answer(text_name: str, **values: object) -> Ephemeral:
+        return Ephemeral(case=where, user=user, text=policy.render(text_name, **values))
+
+    def refuse(text_name: str, why: str) -> Decision:
+        number = case.number if case is not None else None
+        audit = Audit(number, user, f"refused:{action or request.action}", why, request.via)
+        return Decision(deliveries=(answer(text_name),), effects=(audit,))
+
+    if roster is None:
+        return Decision(deliveries=(answer("control_roster_unknown"),))
+    if user not in roster.members:
+        return refuse("control_not_member", "not a member of the case channel")
+    if action == CASES:
+        return Decision(deliveries=(answer_cases(open_cases, policy, user=user, now=now),))
+    if not action:
+        return NOTHING
+    if request.via == "command":
+        case_text, reason = split_command(request.text)
+    else:
+        case_text, reason = request.text, request.reason.strip()
+    reason = reason[:_MAX_REASON]
+    if case is None:
+        if request.thread_ts is not None:
+            return Decision(deliveries=(answer("control_no_case"),))
+        number = parse_case_number(case_text)
+        if number is None:
+            return Decision(deliveries=(answer(USAGE[action]),))
+        return Decision(deliveries=(answer("control_unknown_case", case=number),))
+    if action in SUPERVISOR_ACTIONS and not roster.is_supervisor(user, policy):
+        return refuse("control_supervisors_only", "not a supervisor")
+    if action in REASON_REQUIRED and not reason:
+        return Decision(deliveries=(answer(USAGE[action]),))
+    context = _Context(request, case, policy, reason, now, channel, where)
+    if action == HOLD:
+        return context.hold()
+    if action == CLOSE:
+        return context.close()
+    if action == ESCALATE:
+        return context.escalate()
+    if action == BLOCK:
+        return context.block(block)
+    return context.unblock(block)
+
+
+@dataclass(frozen=True)
+class _Context:
+    request: ControlRequested
+    case: Case
+    policy: Policy
+    reason: str
+    now: float
+    channel: str
+    where: int | None  # the thread the person's answers appear in (None: the channel)
+
+    def _say(self, text_name: str, **values: object) -> Ephemeral:
+        return Ephemeral(case=self.where, user=self.request.user, text=self.policy.render(text_name, **values))
+
+    def _audit(self, action: str) -> Audit:
+        return Audit(self.case.number, self.request.user, action, self.reason, self.request.via)
+
+    def _note(self, text_name: str, **values: object) -> ThreadPost:
+        return ThreadPost(case=self.case.number, text=self.policy.render(text_name, **values), role="note")
+
+    def _confirm(self, deliveries: list[Delivery], text_name: str) -> None:
+        # A command's result is otherwise seen only in the thread: the person gets a line too.
+        if self.request.via == "command":
+            deliveries.append(self._say(text_name, case=self.case.number))
+
+    def hold(self) -> Decision:
+        case, user = self.case, self.request.user
+        if not case.is_open:
+            return Decision(deliveries=(self._say("hold_not_open", case=case.number),))
+        if case.hold:
+            return Decision(deliveries=(self._say("hold_done", case=case.number),))
+        deliveries: list[Delivery] = [
+            self._note("hold_note", user=f"<@{user}>"),
+            root_update(replace(case, hold=True), self.policy),
+        ]
+        self._confirm(deliveries, "hold_done")
+        return Decision(tuple(deliveries), (HoldCase(case.number), self._audit(HOLD)))
+
+    def close(self) -> Decision:
+        case, user, policy = self.case, self.request.user, self.policy
+        if not case.is_open:
+            return Decision(deliveries=(self._say("control_case_closed", case=case.number),))
+        closed = replace(
+            case, status=CaseStatus.CLOSED, closed_at=self.now, closed_reason=CloseReason.COUNSELLOR, closed_by=user
+        )
+        memo = policy.render("close_memo", memo=self.reason) if self.reason else ""
+        deliveries: list[Delivery] = [
+            LinePush(
+                to=case.child_id,
+                texts=(policy.render("closed_by_counsellor_child"),),
+                retry_key=retry_key(f"close:{case.number}"),
+                case=case.number,
+            ),
+            self._note("close_note", user=f"<@{user}>", memo=memo),
+            root_update(closed, policy),
+        ]
+        self._confirm(deliveries, "close_done")
+        return Decision(
+            tuple(deliveries), (CloseCase(case.number, CloseReason.COUNSELLOR, by=user), self._audit(CLOSE))
+        )
+
+    def escalate(self) -> Decision:
+        case, user, policy = self.case, self.request.user, self.policy
+        alert = policy.render(
+            "escalation_alert",
+            mention=supervisor_mention(policy),
+            case=case.number,
+            reason=self.reason,
+            user=f"<@{user}>",
+            link=thread_link(self.channel, case.thread_ts),
+        )
+        note = policy.render("escalation_note", user=f"<@{user}>", reason=self.reason)
+        deliveries = urgent_deliveries(case, policy, alert=alert, note=note)
+        effects: list[Effect] = [self._audit(ESCALATE)]
+        if not case.urgent:
+            deliveries.append(root_update(replace(case, urgent=True), policy))
+            effects.insert(0, MarkUrgent(case.number))
+        self._confirm(deliveries, "escalate_done")
+        return Decision(tuple(deliveries), tuple(effects))
+
+    def block(self, block: Block | None) -> Decision:
+        case, user, policy = self.case, self.request.user, self.policy
+        if block is not None:
+            return Decision(deliveries=(self._say("block_already", case=case.number),))
+        at = datetime.fromtimestamp(self.now, policy.timezone).strftime("%m/%d %H:%M")
+        blocked = replace(case, blocked=True, blocked_count=0)
+        effects: list[Effect] = [BlockChild(case.number, case.child_id, user, self.reason, self.now)]
+        if case.is_open:
+            blocked = replace(
+                blocked, status=CaseStatus.CLOSED, closed_at=self.now, closed_reason=CloseReason.BLOCKED, closed_by=user
+            )
+            effects.append(CloseCase(case.number, CloseReason.BLOCKED, by=user))
+        effects.append(self._audit(BLOCK))
+        deliveries: list[Delivery] = [
+            self._note("block_note", user=f"<@{user}>", at=at, reason=self.reason),
+            root_update(blocked, policy),
+        ]
+        self._confirm(deliveries, "block_done")
+        return Decision(tuple(deliveries), tuple(effects))
+
+    def unblock(self, block: Block | None) -> Decision:
+        case, user, policy = self.case, self.request.user, self.policy
+        if block is None:
+            return Decision(deliveries=(self._say("unblock_not_blocked", case=case.number),))
+        deliveries: list[Delivery] = [
+            self._note("unblock_note", user=f"<@{user}>"),
+            root_update(replace(case, blocked=False), policy),
+        ]
+        self._confirm(deliveries, "unblock_done")
+        return Decision(tuple(deliveries), (UnblockChild(case.number, case.child_id), self._audit(UNBLOCK)))
+
+
+def answer_cases(open_cases: list[Case], policy: Policy, *, user: str, now: float) -> Ephemeral:
+    """The open cases, oldest first: state, minutes waited for a first answer, counsellor."""
+    if not open_cases:
+        return Ephemeral(case=None, user=user, text=policy.render("cases_none"))
+    lines = [policy.render("cases_header", count=len(open_cases))]
+    for case in sorted(open_cases, key=lambda c: c.number):
+        answered_at = case.counsellor_since if case.counsellor_since is not None else now
+        lines.append(
+            policy.render(
+                "cases_line",
+                case=case.number,
+                state=state_text(case, policy),
+                waited=max(0, round((answered_at - case.opened_at) / 60)),
+                counsellor=f"<@{case.counsellor}>" if case.counsellor else policy.render("cases_nobody"),
+            )
+        )
+    return Ephemeral(case=None, user=user, text="\n".join(lines))

@@ -1,0 +1,397 @@
+"""Case controls and the safety net in the core: pure decisions on the shipped policy."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bridge.core import case as core
+from bridge.core import controls
+from bridge.core.case import Case, CaseStatus
+from bridge.core.controls import Block, Roster
+from bridge.core.deliveries import ChannelPost, Ephemeral, LinePush, LineReply, RootUpdate, ThreadPost
+from bridge.core.events import ChildMessage, ControlRequested, Media
+from bridge.core.safety import Recent, is_flood, is_risky, normalise
+from bridge.policy import Policy, load_policy
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+CHILD = "Uchild-controls"
+NOW = datetime(2026, 12, 1, 14, 0, tzinfo=TOKYO).timestamp()  # Tuesday, open
+NIGHT = datetime(2026, 12, 1, 22, 0, tzinfo=TOKYO).timestamp()  # Tuesday, closed
+CHANNEL = "CCASES"
+ROSTER = Roster(members=frozenset({"UC", "US", "UG"}), group_supervisors=frozenset({"UG"}))
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    shipped = load_policy(Path(__file__).resolve().parent.parent / "config" / "bridge.toml")
+    return dataclasses.replace(shipped, supervisors=frozenset({"US"}), supervisor_group="SSUPER")
+
+
+def a_case(number: int = 4, **changes: object) -> Case:
+    fields: dict[str, object] = {"status": CaseStatus.OPEN, "thread_ts": "1700000000.000100", **changes}
+    return Case(number=number, child_id=CHILD, opened_at=NOW - 600, **fields)  # type: ignore[arg-type]
+
+
+def request(action: str, text: str, *, user: str = "UC", via: str = "command", **kw: str) -> ControlRequested:
+    return ControlRequested(action=action, text=text, user=user, via=via, **kw)
+
+
+def decide(
+    req: ControlRequested,
+    case: Case | None,
+    policy: Policy,
+    *,
+    roster: Roster | None = ROSTER,
+    block: Block | None = None,
+    open_cases: list[Case] | None = None,
+) -> core.Decision:
+    return controls.on_control(
+        req, case, policy, roster=roster, block=block, open_cases=open_cases or [], now=NOW, channel=CHANNEL
+    )
+
+
+def only_ephemeral(decision: core.Decision) -> Ephemeral:
+    (answer,) = decision.deliveries
+    assert isinstance(answer, Ephemeral)
+    return answer
+
+
+# --- checks every control goes through ---------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["hold", "close", "escalate", "block", "unblock", "cases"])
+def test_only_members_of_the_case_channel_may_use_a_control(policy: Policy, action: str) -> None:
+    decision = decide(request(action, "4 理由", user="UOUTSIDER"), a_case(), policy)
+    assert "メンバーだけ" in only_ephemeral(decision).text
+    (audit,) = decision.effects  # the refusal is recorded, nothing else changes
+    assert audit == core.Audit(4, "UOUTSIDER", f"refused:{action}", "not a member of the case channel", "command")
+
+
+def test_an_unknown_roster_refuses_without_guessing(policy: Policy) -> None:
+    decision = decide(request("close", "4"), a_case(), policy, roster=None)
+    assert "確認できない" in only_ephemeral(decision).text and decision.effects == ()
+
+
+@pytest.mark.parametrize(
+    ("action", "text", "expected"),
+    [
+        ("close", "", "使い方: /close"),
+        ("close", "abc", "使い方: /close"),
+        ("block", "x 理由", "使い方: /block"),
+        ("unblock", "", "使い方: /unblock"),
+        ("escalate", "#", "使い方: /escalate"),
+        ("hold", "12a", "使い方: /hold"),
+    ],
+)
+def test_malformed_text_gets_the_usage_line(policy: Policy, action: str, text: str, expected: str) -> None:
+    decision = decide(request(action, text, user="US"), None, policy)
+    assert expected in only_ephemeral(decision).text and decision.effects == ()
+
+
+def test_an_unknown_number_is_named_back(policy: Policy) -> None:
+    decision = decide(request("close", "＃９９"), None, policy)
+    assert "#99 は見つかりません" in only_ephemeral(decision).text and decision.effects == ()
+
+
+@pytest.mark.parametrize("action", ["block", "escalate"])
+def test_a_reason_is_required(policy: Policy, action: str) -> None:
+    decision = decide(request(action, "4", user="US"), a_case(), policy)
+    assert f"使い方: /{action}" in only_ephemeral(decision).text and decision.effects == ()
+    by_button = decide(request(action, "4", user="US", via="button", reason="  "), a_case(), policy)
+    answer = only_ephemeral(by_button)
+    assert answer.case == 4  # a button's answer shows in the case's thread
+
+
+@pytest.mark.parametrize("action", ["block", "unblock"])
+def test_block_and_unblock_are_for_supervisors_only(policy: Policy, action: str) -> None:
+    decision = decide(request(action, "4 迷惑行為"), a_case(), policy)
+    assert "スーパーバイザーだけ" in only_ephemeral(decision).text
+    assert decision.effects == (core.Audit(4, "UC", f"refused:{action}", "not a supervisor", "command"),)
+
+
+def test_supervisors_come_from_the_policy_ids_and_the_user_group(policy: Policy) -> None:
+    assert ROSTER.is_supervisor("US", policy) and ROSTER.is_supervisor("UG", policy)
+    assert not ROSTER.is_supervisor("UC", policy)
+
+
+def test_the_shortcut_outside_a_case_thread_says_so(policy: Policy) -> None:
+    decision = decide(request("close", "", via="shortcut", thread_ts="1.2"), None, policy)
+    assert "相談のスレッドにありません" in only_ephemeral(decision).text
+
+
+# --- close -----------------------------------------------------------------------------
+
+
+def test_close_tells_the_child_notes_the_thread_and_closes(policy: Policy) -> None:
+    decision = decide(request("close", "#4 学校と連携予定"), a_case(counsellor="UC"), policy)
+    push, note, root, answer = decision.deliveries
+    assert isinstance(push, LinePush) and push.to == CHILD and "終わりにします" in push.texts[0]
+    assert isinstance(note, ThreadPost) and "<@UC>" in note.text and "学校と連携予定" in note.text
+    assert isinstance(root, RootUpdate) and "<@UC> が終了" in root.text and "close" not in root.buttons
+    assert isinstance(answer, Ephemeral) and answer.case is None and "#4" in answer.text
+    assert decision.effects == (
+        core.CloseCase(4, core.CloseReason.COUNSELLOR, by="UC"),
+        core.Audit(4, "UC", "close", "学校と連携予定", "command"),
+    )
+
+
+def test_closing_a_closed_case_changes_nothing(policy: Policy) -> None:
+    decision = decide(request("close", "4"), a_case(status=CaseStatus.CLOSED), policy)
+    assert "すでに終了" in only_ephemeral(decision).text and decision.effects == ()
+
+
+def test_a_close_button_press_is_answered_by_the_thread_note(policy: Policy) -> None:
+    decision = decide(request("close", "4", via="button"), a_case(), policy)
+    assert not any(isinstance(d, Ephemeral) for d in decision.deliveries)
+
+
+# --- escalate ----------------------------------------------------------------------------
+
+
+def test_escalate_alerts_supervisors_marks_urgent_and_posts_the_checklist(policy: Policy) -> None:
+    decision = decide(request("escalate", "4 自傷をほのめかしている"), a_case(), policy)
+    alert, note, checklist, root, answer = decision.deliveries
+    assert isinstance(alert, ChannelPost) and alert.target == "supervisors"
+    for part in ("<!subteam^SSUPER>", "#4", "自傷をほのめかしている", "<@UC>", "https://slack.com/archives/CCASES/p"):
+        assert part in alert.text
+    assert isinstance(note, ThreadPost) and "自傷をほのめかしている" in note.text
+    assert isinstance(checklist, ThreadPost) and all(n in checklist.text for n in ("110", "119", "189"))
+    assert isinstance(root, RootUpdate) and "緊急" in root.text
+    assert isinstance(answer, Ephemeral)
+    assert not any(isinstance(d, LinePush | LineReply) for d in decision.deliveries)  # the child is told nothing
+    assert decision.effects == (
+        core.MarkUrgent(4),
+        core.Audit(4, "UC", "escalate", "自傷をほのめかしている", "command"),
+    )
+
+
+def test_escalate_without_a_group_mentions_nobody(policy: Policy) -> None:
+    plain = dataclasses.replace(policy, supervisor_group="")
+    alert = decide(request("escalate", "4 心配"), a_case(), plain).deliveries[0]
+    assert isinstance(alert, ChannelPost) and "<!" not in alert.text
+
+
+def test_a_closed_case_can_still_be_escalated(policy: Policy) -> None:
+    decision = decide(
+        request("escalate", "4", via="button", reason="終了後に気になる"), a_case(status=CaseStatus.CLOSED), policy
+    )
+    assert core.MarkUrgent(4) in decision.effects
+
+
+# --- block and unblock -------------------------------------------------------------------
+
+
+def test_block_closes_the_case_and_shows_who_when_and_why(policy: Policy) -> None:
+    decision = decide(request("block", "4 無関係な投稿の連続", user="US"), a_case(), policy)
+    note, root, answer = decision.deliveries
+    assert isinstance(note, ThreadPost) and "<@US>" in note.text and "無関係な投稿の連続" in note.text
+    assert "12/01 14:00" in note.text
+    assert isinstance(root, RootUpdate) and "ブロック中" in root.text and "unblock" in root.buttons
+    assert CHILD not in note.text + root.text + answer.text  # the LINE user ID never reaches Slack
+    assert decision.effects == (
+        core.BlockChild(4, CHILD, "US", "無関係な投稿の連続", NOW),
+        core.CloseCase(4, core.CloseReason.BLOCKED, by="US"),
+        core.Audit(4, "US", "block", "無関係な投稿の連続", "command"),
+    )
+
+
+def test_blocking_twice_or_unblocking_the_unblocked_changes_nothing(policy: Policy) -> None:
+    block = Block(case=4, by="US", at=NOW, reason="x")
+    again = decide(request("block", "4 again", user="UG"), a_case(), policy, block=block)
+    assert "すでにブロック" in only_ephemeral(again).text and again.effects == ()
+    nothing = decide(request("unblock", "4", user="US"), a_case(), policy)
+    assert "ブロックされていません" in only_ephemeral(nothing).text and nothing.effects == ()
+
+
+def test_unblock_lifts_the_block(policy: Policy) -> None:
+    case = a_case(status=CaseStatus.CLOSED, blocked=True, blocked_count=3)
+    decision = decide(request("unblock", "4", user="UG"), case, policy, block=Block(4, "US", NOW, "x"))
+    note, root, _ = decision.deliveries
+    assert isinstance(note, ThreadPost) and "<@UG>" in note.text
+    assert isinstance(root, RootUpdate) and "ブロック中" not in root.text
+    assert decision.effects[0] == core.UnblockChild(4, CHILD)
+
+
+def test_a_blocked_childs_message_is_counted_not_kept(policy: Policy) -> None:
+    case = a_case(status=CaseStatus.CLOSED, blocked=True, blocked_count=2)
+    decision = core.on_blocked_message(child("またきたよ"), case, policy, channel=CHANNEL)
+    (root,) = decision.deliveries
+    assert isinstance(root, RootUpdate) and "受信 3 件" in root.text and "またきたよ" not in root.text
+    assert decision.effects == (core.CountBlockedMessage(4),)
+    quiet = core.on_blocked_message(child("x"), dataclasses.replace(case, blocked_count=11), policy, channel=CHANNEL)
+    assert quiet.deliveries == ()  # past ten, the root is updated every tenth message only
+
+
+def test_risk_words_from_a_blocked_child_still_reach_the_supervisors(policy: Policy) -> None:
+    case = a_case(status=CaseStatus.CLOSED, blocked=True, blocked_count=40)
+    decision = core.on_blocked_message(child("もう死にたい"), case, policy, channel=CHANNEL)
+    (alert,) = decision.deliveries
+    assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and "死にたい" not in alert.text
+
+
+# --- hold and /cases ---------------------------------------------------------------------
+
+
+def test_hold_stops_the_automatic_close(policy: Policy) -> None:
+    case = a_case(counsellor="UC")
+    by_command = decide(request("hold", "4"), case, policy)
+    note, root, answer = by_command.deliveries
+    assert isinstance(note, ThreadPost) and "<@UC>" in note.text
+    assert isinstance(root, RootUpdate) and "hold" not in root.buttons and "自動終了停止中" in root.text
+    assert isinstance(answer, Ephemeral) and answer.user == "UC" and "#4" in answer.text
+    assert by_command.effects == (core.HoldCase(4), core.Audit(4, "UC", "hold", "", "command"))
+    by_button = decide(request("hold", "4", via="button"), case, policy)
+    assert len(by_button.deliveries) == 2  # the thread note is the answer
+    again = decide(request("hold", "4"), dataclasses.replace(case, hold=True), policy)
+    assert again.effects == () and isinstance(again.deliveries[0], Ephemeral)
+
+
+def test_cases_lists_open_cases_with_state_wait_and_counsellor(policy: Policy) -> None:
+    waiting = a_case(number=7)
+    answered = a_case(number=5, counsellor="UC", counsellor_since=NOW - 300)
+    answer = only_ephemeral(decide(request("cases", ""), None, policy, open_cases=[waiting, answered]))
+    lines = answer.text.splitlines()
+    assert "2 件" in lines[0]
+    assert lines[1].startswith("• #5") and "待ち 5分" in lines[1] and "<@UC>" in lines[1]
+    assert lines[2].startswith("• #7") and "待ち 10分" in lines[2] and "なし" in lines[2]
+    empty = only_ephemeral(decide(request("cases", ""), None, policy))
+    assert "ありません" in empty.text
+
+
+def test_command_text_splits_on_any_space() -> None:
+    assert controls.split_command("１２\u3000理由 です") == ("１２", "理由 です")
+    assert controls.split_command("  ") == ("", "")
+
+
+# --- risk words --------------------------------------------------------------------------
+
+
+def child(text: str | None, *, event_id: str = "ev1", media: Media | None = None) -> ChildMessage:
+    return ChildMessage(child_id=CHILD, event_id=event_id, timestamp_ms=0, reply_token="rt", text=text, media=media)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "死にたい",
+        "ｼﾆﾀｲ",
+        "しにたくなる",
+        "死 に た い…",
+        "もう消えたい",
+        "キエタイ",
+        "自殺",
+        "殺されるかも",
+        "リスカしちゃった",
+        "リストカット",
+        "手首を切った",
+        "飛び降りようかな",
+        "オーバードーズ",
+    ],
+)
+def test_risk_words_and_their_variants_match(policy: Policy, text: str) -> None:
+    assert is_risky(text, policy.risk_expressions)
+
+
+@pytest.mark.parametrize("text", ["今日は楽しかった", "消しゴムなくした", "しかし", "リスクがある", None, ""])
+def test_ordinary_messages_do_not_match(policy: Policy, text: str | None) -> None:
+    assert not is_risky(text, policy.risk_expressions)
+
+
+def test_normalisation() -> None:
+    assert normalise("ｼﾆﾀｲ!! 😢") == "しにたい"
+    assert normalise("オーバー\u200bドーズ") == "おーばーどーず"
+
+
+def test_a_risky_message_marks_the_case_urgent_once(policy: Policy) -> None:
+    case = a_case()
+    decision = core.on_child_message(child("死にたい"), case, policy, now=NOW, created=False, channel=CHANNEL)
+    post, alert, note, checklist, root = decision.deliveries
+    assert isinstance(post, ThreadPost) and post.role == "child"
+    assert isinstance(note, ThreadPost) and note.role == "note" and "自動検知" in note.text
+    assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and "自動検知" in alert.text
+    assert "死にたい" not in alert.text  # the words stay in the thread
+    assert isinstance(checklist, ThreadPost) and "189" in checklist.text
+    assert isinstance(root, RootUpdate) and "緊急" in root.text
+    assert core.MarkUrgent(4) in decision.effects and core.Audit(4, "auto", "risk", "risk words in a message") in (
+        decision.effects
+    )
+    again = core.on_child_message(
+        child("死にたい"), dataclasses.replace(case, urgent=True), policy, now=NOW, created=False
+    )
+    assert [type(d) for d in again.deliveries] == [ThreadPost]
+
+
+def test_out_of_hours_a_risky_message_also_gets_the_crisis_lines(policy: Policy) -> None:
+    decision = core.on_child_message(child("消えたい"), a_case(), policy, now=NIGHT, created=True, channel=CHANNEL)
+    (reply,) = [d for d in decision.deliveries if isinstance(d, LineReply)]
+    assert len(reply.texts) == 2 and "受付時間外" in reply.texts[0] and "0120-0-78310" in reply.texts[1]
+    # Already told about the closed period: the crisis lines come anyway, once for the case.
+    period = next(e for e in decision.effects if isinstance(e, core.MarkClosedNotice)).period
+    later = core.on_child_message(
+        child("しにたい", event_id="ev2"), a_case(), policy, now=NIGHT + 60, created=False, closed_notice=period
+    )
+    (reply,) = [d for d in later.deliveries if isinstance(d, LineReply)]
+    assert reply.texts == (policy.render("crisis_lines"),)
+    ordinary = core.on_child_message(child("ねむい"), a_case(), policy, now=NIGHT, created=False, closed_notice=period)
+    assert not any(isinstance(d, LineReply) for d in ordinary.deliveries)
+
+
+# --- floods ------------------------------------------------------------------------------
+
+STICKER = Media(type="sticker", keywords=("ok",))
+
+
+def test_flood_limits() -> None:
+    assert not is_flood(Recent(5, 5), sticker=True, max_messages=20, max_stickers=5)
+    assert is_flood(Recent(6, 6), sticker=True, max_messages=20, max_stickers=5)
+    assert not is_flood(Recent(6, 6), sticker=False, max_messages=20, max_stickers=5)  # text after stickers passes
+    assert is_flood(Recent(21, 0), sticker=False, max_messages=20, max_stickers=5)
+    assert not is_flood(Recent(99, 99), sticker=True, max_messages=0, max_stickers=0)  # 0 is off
+
+
+def test_the_sixth_sticker_starts_a_hold(policy: Policy) -> None:
+    decision = core.on_child_message(
+        child(None, media=STICKER), a_case(), policy, now=NOW, created=False, recent=Recent(6, 6), channel=CHANNEL
+    )
+    kinds = [type(d) for d in decision.deliveries]
+    assert ThreadPost in kinds and LineReply in kinds and ChannelPost in kinds and RootUpdate in kinds
+    assert not any(isinstance(d, ThreadPost) and d.role == "child" for d in decision.deliveries)  # held, not posted
+    until = NOW + policy.flood_cooldown_seconds
+    assert core.StartFlood(4, until) in decision.effects
+    assert core.ScheduleTimer(core.FLOOD_TIMER, f"4:{int(until)}", until) in decision.effects
+    assert core.HoldBack(4, None) in decision.effects  # a sticker is counted, not kept
+    alert = next(d for d in decision.deliveries if isinstance(d, ChannelPost))
+    assert alert.target == "supervisors" and "/block 4" in alert.text
+
+
+def test_during_a_hold_messages_are_kept_back_quietly_but_risk_words_still_alert(policy: Policy) -> None:
+    held = a_case(flood_until=NOW + 100)
+    quiet = core.on_child_message(child("あのね"), held, policy, now=NOW, created=False, recent=Recent(30, 0))
+    assert quiet.deliveries == ()
+    assert core.HoldBack(4, "あのね") in quiet.effects
+    risky = core.on_child_message(child("死にたい"), held, policy, now=NOW, created=False, channel=CHANNEL)
+    assert any(isinstance(d, ChannelPost) and d.target == "supervisors" for d in risky.deliveries)
+    assert not any(isinstance(d, ThreadPost) and d.role == "child" for d in risky.deliveries)
+
+
+def test_the_hold_lifts_and_what_was_held_reaches_the_thread(policy: Policy) -> None:
+    held = a_case(flood_until=NOW)
+    decision = core.on_flood_timer(held, (["あのね", "きいて"], 12), policy)
+    note, texts, root = decision.deliveries
+    assert isinstance(note, ThreadPost) and "14 件" in note.text and "12 件" in note.text
+    assert isinstance(texts, ThreadPost) and texts.role == "child" and texts.text == "あのね\nきいて"
+    assert isinstance(root, RootUpdate) and "保留中" not in root.text
+    assert decision.effects == (core.ReleaseFlood(4),)
+    assert core.on_flood_timer(a_case(), ([], 0), policy) == core.NOTHING  # already lifted
+
+
+def test_root_buttons_follow_the_state() -> None:
+    assert core.root_buttons(a_case()) == ("hold", "close", "escalate", "block")
+    assert core.root_buttons(a_case(hold=True)) == ("close", "escalate", "block")
+    assert core.root_buttons(a_case(status=CaseStatus.CLOSED)) == ("escalate",)
+    assert core.root_buttons(a_case(status=CaseStatus.CLOSED, blocked=True)) == ("escalate", "unblock")
