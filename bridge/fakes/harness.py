@@ -50,7 +50,7 @@ def write_policy(
     section = ["[hours]"] + [f"{day} = {json.dumps(windows)}" for day, windows in hours.items()]
     values = {"cases": 3, "busy_notice_seconds": 180, "closing_reminder_minutes": 15, **(capacity or {})}
     section += ["", "[capacity]"] + [f"{key} = {value}" for key, value in values.items()]
-    limits: dict[str, object] = {
+    limits = {
         "idle_warning_seconds": 480,
         "idle_close_seconds": 600,
         "soft_limit_warning_seconds": 3000,
@@ -61,9 +61,9 @@ def write_policy(
     }
     section += ["", "[timeouts]"] + [f"{key} = {value}" for key, value in limits.items()]
     text = text[:start] + "\n".join(section) + "\n\n" + text[end:]
-    for table, values in (settings or {}).items():
+    for table, changes in (settings or {}).items():
         head = text.index(f"\n[{table}]\n")
-        for key, value in values.items():
+        for key, value in changes.items():
             line = re.compile(rf"^{re.escape(key)} = .*$", re.MULTILINE)
             match = line.search(text, head)
             if match is None:
