@@ -1,4 +1,4 @@
-"""bridge serve | worker | demo | check-config."""
+"""bridge serve | worker | demo | check-config | hours | audit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 from bridge.logs import configure_logging
@@ -70,8 +71,6 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _hours(args: argparse.Namespace) -> int:
-    from datetime import datetime
-
     policy = load_policy(Path(args.config or os.environ.get("BRIDGE_CONFIG", "config/bridge.toml")))
     if args.at:
         try:
@@ -85,6 +84,66 @@ def _hours(args: argparse.Namespace) -> int:
         at = datetime.now(policy.timezone)
     print(f"hours: {policy.schedule.summary()}\n")
     print(policy.schedule.week_report(at))
+    return 0
+
+
+async def read_audit(redis_url: str, *, since: float, case: int | None, retention_days: int) -> list[dict[str, str]]:
+    """The audit records from `since` on (of one case if given), after dropping expired ones."""
+    from redis.asyncio import Redis
+
+    from bridge.store import Store
+
+    redis = Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
+    try:
+        store = Store(redis)
+        await store.trim_audit(retention_days=retention_days)
+        return await store.audit_records(since=since, case=case)
+    finally:
+        await redis.aclose()
+
+
+def format_audit(record: dict[str, str], zone: tzinfo) -> str:
+    """One audit record as a line: local time, case, action, who, how, reason."""
+    at = datetime.fromtimestamp(float(record.get("at", "0")), zone).strftime("%Y-%m-%d %H:%M:%S")
+    case = f"#{record['case']}" if record.get("case") else "-"
+    via = f" ({record['via']})" if record.get("via") else ""
+    reason = record.get("reason", "").replace("\n", " ")
+    return f"{at}  {case:>6}  {record.get('action', '?'):<18} {record.get('actor', '?')}{via}" + (
+        f"  {reason}" if reason else ""
+    )
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from redis.exceptions import RedisError
+
+    from bridge.core.case import parse_case_number
+
+    policy = load_policy(Path(args.config or os.environ.get("BRIDGE_CONFIG", "config/bridge.toml")))
+    since = 0.0
+    if args.since:
+        try:
+            start = datetime.fromisoformat(args.since)
+        except ValueError:
+            print(
+                f"bridge: --since {args.since!r} is not a date (e.g. 2026-12-01 or 2026-12-01T13:00)", file=sys.stderr
+            )
+            return 2
+        since = (start if start.tzinfo else start.replace(tzinfo=policy.timezone)).timestamp()
+    case = None
+    if args.case is not None:
+        case = parse_case_number(args.case)
+        if case is None:
+            print(f"bridge: --case {args.case!r} is not a case number (e.g. 12)", file=sys.stderr)
+            return 2
+    redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+    try:
+        records = asyncio.run(read_audit(redis_url, since=since, case=case, retention_days=policy.audit_retention_days))
+    except (RedisError, OSError) as exc:
+        print(f"bridge: cannot read the audit records from Redis ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    for record in records:
+        print(format_audit(record, policy.timezone))
+    print(f"{len(records)} record(s); kept {policy.audit_retention_days} days", file=sys.stderr)
     return 0
 
 
@@ -110,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     hours.add_argument("--at", help="ISO time to look from (default: now); without an offset, the service's zone")
     hours.add_argument("--config", help="policy file (default: $BRIDGE_CONFIG or config/bridge.toml)")
     hours.set_defaults(run=_hours)
+    audit = commands.add_parser("audit", help="print the record of control actions and automatic flags")
+    audit.add_argument("--case", help="only this case (12 or #12)")
+    audit.add_argument("--since", help="from this date or time on (ISO; without an offset, the service's zone)")
+    audit.add_argument("--config", help="policy file (default: $BRIDGE_CONFIG or config/bridge.toml)")
+    audit.set_defaults(run=_audit)
     check = commands.add_parser("check-config", help="validate a policy file and show what it means")
     check.add_argument("path", nargs="?")
     check.set_defaults(run=_check_config)

@@ -759,14 +759,17 @@ class Store:
 
     # --- the roster of who may use the controls ----------------------------------------
 
-    async def save_roster(self, members: Iterable[str], group_supervisors: Iterable[str], *, at: float) -> None:
-        """Replace the roster with a fresh copy from Slack, in one step."""
+    async def save_roster(self, members: Iterable[str], group_supervisors: Iterable[str] | None, *, at: float) -> None:
+        """Replace the roster with a fresh copy from Slack, in one step (group_supervisors None
+        keeps the stored list: the group could not be read)."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.keys.roster_members, self.keys.roster_supervisors)
+        pipe.delete(self.keys.roster_members)
         if member_list := list(members):
             pipe.sadd(self.keys.roster_members, *member_list)
-        if supervisor_list := list(group_supervisors):
-            pipe.sadd(self.keys.roster_supervisors, *supervisor_list)
+        if group_supervisors is not None:
+            pipe.delete(self.keys.roster_supervisors)
+            if supervisor_list := list(group_supervisors):
+                pipe.sadd(self.keys.roster_supervisors, *supervisor_list)
         pipe.set(self.keys.roster_at, f"{at:.3f}")
         await pipe.execute()
 

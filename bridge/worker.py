@@ -615,8 +615,17 @@ class Worker:
         case = await self.store.get_case(delivery.case) if delivery.case is not None else None
         thread_ts = case.thread_ts if case else None
         outcome = await self.slack.post_ephemeral(user=delivery.user, thread_ts=thread_ts, text=delivery.text)
+        if outcome.status == "failed" and "user_not_in_channel" in outcome.reason:
+            # Someone outside the case channel (refused, or removed since): tell them directly.
+            outcome, _ = await self.slack.post(
+                text=delivery.text,
+                thread_ts=None,
+                event_type=DELIVERY_EVENT_TYPE,
+                payload={"delivery": claim.item_id},
+                channel=delivery.user,
+            )
         if outcome.status == "failed":
-            return DELIVERED, ()  # the person left the channel: there is no one to tell
+            return DELIVERED, ()  # there is no one to tell (the person's account is gone)
         return outcome, ()
 
     async def _post_in_thread(self, post: ThreadPost, claim: Claim) -> Outcome:
@@ -675,18 +684,24 @@ class Worker:
     async def refresh_roster(self) -> bool:
         """Fetch the case channel's members and the supervisors' group from Slack into Redis.
         On failure the last roster stays in use (and is logged); returns whether it worked."""
+        group = self.policy.supervisor_group
+        supervisors: list[str] | None = []
         try:
             members = await self.slack.channel_members()
-            group = self.policy.supervisor_group
-            supervisors = await self.slack.usergroup_members(group) if group else []
+            if group:
+                try:
+                    supervisors = await self.slack.usergroup_members(group)
+                except Exception as exc:  # a wrong group must not stop every control: keep the last list
+                    log.warning("supervisor group lookup failed error=%s; keeping the last list", type(exc).__name__)
+                    supervisors = None
             await self.store.save_roster(members, supervisors, at=time.time())
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("roster refresh failed error=%s", type(exc).__name__)
             return False
-        log.info("roster refreshed members=%d group_supervisors=%d", len(members), len(supervisors))
-        return True
+        log.info("roster refreshed members=%d group_supervisors=%s", len(members), len(supervisors or ()))
+        return supervisors is not None
 
     async def _keep_roster(self, fetched: bool) -> None:
         while not self._stopping.is_set():

@@ -261,7 +261,10 @@ def bridge_factory(
         # Unless a test brings its own policy, the service is open around the clock, so
         # relay tests do not depend on the time of day they run at.
         if "BRIDGE_CONFIG" not in extra_env:
-            extra_env["BRIDGE_CONFIG"] = str(write_policy(tmp_path, hours=ALWAYS_OPEN, name="always-open.toml"))
+            # Flood limits are off too: tests of ordering and crashes send bursts no child would.
+            no_floods = {"floods": {"max_messages": 0, "max_stickers": 0}}
+            default = write_policy(tmp_path, hours=ALWAYS_OPEN, name="always-open.toml", settings=no_floods)
+            extra_env["BRIDGE_CONFIG"] = str(default)
         env = bridge_env(redis_server.url, fake_line.url, fake_slack.url, **extra_env)
         bridge = Bridge(env=env, tmp=tmp_path, fake_line=fake_line, fake_slack=fake_slack, redis=redis_db)
         made.append(bridge)

@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bridge.fakes.harness import ALWAYS_OPEN, write_policy
 from tests.conftest import CHANNEL, Bridge, line_text_event
 
 pytestmark = pytest.mark.redis
@@ -71,13 +69,7 @@ def test_child_message_opens_case_and_counsellor_reply_reaches_child(bridge: Bri
     bridge.fake_slack.wait_for(lambda: bridge.fake_slack.reactions_on(reply_ts) == ["white_check_mark"])
 
 
-def test_messages_of_one_child_share_a_thread_in_order_and_children_get_their_own(
-    bridge_factory: Any, tmp_path: Path
-) -> None:
-    # Thirty messages at once would be a flood: the limits are off here (tests of floods turn them on).
-    no_floods = {"floods": {"max_messages": 0, "max_stickers": 0}}
-    policy = write_policy(tmp_path, hours=ALWAYS_OPEN, name="no-floods.toml", settings=no_floods)
-    bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(policy))
+def test_messages_of_one_child_share_a_thread_in_order_and_children_get_their_own(bridge: Bridge) -> None:
     for i in range(30):
         response = bridge.line_events(line_text_event(CHILD, f"メッセージ {i:02d}"))
         assert response.status_code == 200

@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def write_policy(
     capacity: dict[str, int] | None = None,
     timeouts: dict[str, int] | None = None,
     name: str = "policy.toml",
-    settings: dict[str, dict[str, object]] | None = None,
+    settings: Mapping[str, Mapping[str, object]] | None = None,
 ) -> Path:
     """The shipped policy file with its [hours], [capacity] and [timeouts] replaced, and single-line
     settings of other sections changed (settings={"roles": {"supervisors": ["U1"]}}); returns its path."""
