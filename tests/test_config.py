@@ -161,5 +161,36 @@ def test_slack_manifest_asks_for_what_the_bridge_uses() -> None:
     events = manifest["settings"]["event_subscriptions"]
     assert events["request_url"].endswith("/slack/events")
     assert "message.groups" in events["bot_events"]  # the case channel is private
-    assert "commands" in scopes and [c["command"] for c in manifest["features"]["slash_commands"]] == ["/hold"]
+    from bridge.slack import COMMANDS, SHORTCUT
+
+    commands = [c["command"] for c in manifest["features"]["slash_commands"]]
+    assert "commands" in scopes and sorted(commands) == sorted(COMMANDS)  # every command the bridge serves
+    assert [s["callback_id"] for s in manifest["features"]["shortcuts"]] == [SHORTCUT]
+    assert {"groups:read", "channels:read", "usergroups:read"} <= scopes  # the roster for the controls
+    assert {"member_joined_channel", "member_left_channel"} <= set(events["bot_events"])
     assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")
+
+
+@pytest.mark.parametrize(
+    ("section", "setting", "value", "message"),
+    [
+        ("roles", "supervisors", '["alice"]', "roles.supervisors: 'alice' is not a Slack user ID"),
+        ("roles", "supervisor_group", '"G1"', "roles.supervisor_group"),
+        ("safety", "risk_expressions", '["(死"]', "is not a valid regular expression"),
+        ("safety", "risk_expressions", '["x*"]', "matches an empty message"),
+        ("floods", "window_seconds", "0", "floods.window_seconds"),
+        ("audit", "retention_days", "0", "audit.retention_days"),
+    ],
+)
+def test_safety_and_role_settings_are_checked(
+    tmp_path: Path, section: str, setting: str, value: str, message: str
+) -> None:
+    text = (ROOT / "config" / "bridge.toml").read_text(encoding="utf-8")
+    start = text.index(f"\n{setting} = ", text.index(f"\n[{section}]\n")) + 1
+    line_end = text.index("\n", start)
+    end = text.index("\n]", start) + 2 if text[line_end - 1] == "[" else line_end  # a list over several lines
+    path = tmp_path / "bad.toml"
+    path.write_text(text[:start] + f"{setting} = {value}" + text[end:], encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert message in str(caught.value)
