@@ -363,6 +363,10 @@ class Worker:
             case = await self.store.get_case(number) if number is not None else None
         block = await self.store.block_of(case.child_id) if case is not None else None
         open_cases = await self.store.open_cases() if request.action == controls.CASES else []
+        current = None
+        if request.action == core.BLOCK and case is not None and not case.is_open:
+            open_number = await self.store.open_case_of(case.child_id)
+            current = await self.store.get_case(open_number) if open_number is not None else None
         decision = controls.on_control(
             request,
             case,
@@ -372,6 +376,7 @@ class Worker:
             open_cases=open_cases,
             now=now,
             channel=self.settings.SLACK_CHANNEL_ID,
+            current=current,
         )
         log.info("control decided action=%s via=%s case=%s", request.action, request.via, case.number if case else "-")
         return decision

@@ -200,6 +200,25 @@ def test_block_closes_the_case_and_shows_who_when_and_why(policy: Policy) -> Non
     )
 
 
+def test_blocking_from_an_earlier_case_also_closes_the_open_one(policy: Policy) -> None:
+    earlier = a_case(number=2, status=CaseStatus.CLOSED)
+    current = a_case(number=5)
+    decision = controls.on_control(
+        request("block", "2 迷惑行為", user="US"),
+        earlier,
+        policy,
+        roster=ROSTER,
+        block=None,
+        open_cases=[],
+        now=NOW,
+        channel=CHANNEL,
+        current=current,
+    )
+    assert core.CloseCase(5, core.CloseReason.BLOCKED, by="US") in decision.effects
+    assert not any(isinstance(e, core.CloseCase) and e.number == 2 for e in decision.effects)  # already closed
+    assert {d.case for d in decision.deliveries if isinstance(d, ThreadPost)} == {2, 5}
+
+
 def test_blocking_twice_or_unblocking_the_unblocked_changes_nothing(policy: Policy) -> None:
     block = Block(case=4, by="US", at=NOW, reason="x")
     again = decide(request("block", "4 again", user="UG"), a_case(), policy, block=block)

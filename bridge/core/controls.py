@@ -103,9 +103,11 @@ def on_control(
     open_cases: list[Case],
     now: float,
     channel: str,
+    current: Case | None = None,
 ) -> Decision:
     """Decide a control request. case is the case it names (by number or thread), if any;
-    block is that case's child's block, if any; open_cases is for /cases."""
+    block is that case's child's block, if any; open_cases is for /cases; current is the
+    child's open case when it is not the named one (a block closes it too)."""
     user = request.user
     action = request.action if request.action in ACTIONS else ""
     # Buttons and the shortcut act inside a thread: their answers appear there.
@@ -143,7 +145,7 @@ def on_control(
         return refuse("control_supervisors_only", "not a supervisor")
     if action in REASON_REQUIRED and not reason:
         return Decision(deliveries=(answer(USAGE[action]),))
-    context = _Context(request, case, policy, reason, now, channel, where)
+    context = _Context(request, case, policy, reason, now, channel, where, current)
     if action == HOLD:
         return context.hold()
     if action == CLOSE:
@@ -164,6 +166,7 @@ class _Context:
     now: float
     channel: str
     where: int | None  # the thread the person's answers appear in (None: the channel)
+    current: Case | None  # the child's open case, when the named case is an earlier one
 
     def _say(self, text_name: str, **values: object) -> Ephemeral:
         return Ephemeral(case=self.where, user=self.request.user, text=self.policy.render(text_name, **values))
@@ -247,10 +250,19 @@ class _Context:
             )
             effects.append(CloseCase(case.number, CloseReason.BLOCKED, by=user))
         effects.append(self._audit(BLOCK))
+        note = policy.render("block_note", user=f"<@{user}>", at=at, reason=self.reason)
         deliveries: list[Delivery] = [
-            self._note("block_note", user=f"<@{user}>", at=at, reason=self.reason),
+            ThreadPost(case=case.number, text=note, role="note"),
             root_update(blocked, policy),
         ]
+        current = self.current
+        if current is not None and current.number != case.number and current.is_open:
+            # Blocked from an earlier case: the consultation open now ends as well.
+            closed = replace(
+                current, status=CaseStatus.CLOSED, closed_at=self.now, closed_reason=CloseReason.BLOCKED, closed_by=user
+            )
+            effects.insert(1, CloseCase(current.number, CloseReason.BLOCKED, by=user))
+            deliveries += [ThreadPost(case=current.number, text=note, role="note"), root_update(closed, policy)]
         self._confirm(deliveries, "block_done")
         return Decision(tuple(deliveries), tuple(effects))
 
