@@ -9,6 +9,7 @@ import pytest
 from fakeredis import aioredis
 
 from bridge.core.case import Queue
+from bridge.core.safety import Recent
 from bridge.store import Keys, Store
 
 
@@ -242,3 +243,71 @@ async def test_a_childs_later_case_knows_the_earlier_numbers(store: Store) -> No
     latest, _ = await store.open_or_get_case("Ua", 5.0)
     assert (await store.get_case(latest)).earlier == (1, 3)  # type: ignore[union-attr]
     assert (await store.get_case(2)).earlier == ()  # type: ignore[union-attr]
+
+
+# --- issue 5: blocks, floods, the audit and the roster ------------------------------------
+
+
+async def test_a_block_is_kept_by_pseudonym_and_lifted(store: Store) -> None:
+    number, _ = await store.open_or_get_case("Uone", 1.0)
+    await store.block_child(number, "Uone", by="US", reason="迷惑", at=2.0)
+    block = await store.block_of("Uone")
+    assert block is not None and (block.case, block.by, block.reason) == (number, "US", "迷惑")
+    assert "Uone" not in str(await store.redis.hkeys(store.keys.blocked))  # keyed by pseudonym
+    await store.count_blocked_message(number)
+    case = await store.get_case(number)
+    assert case is not None and case.blocked and case.blocked_count == 1
+    await store.unblock_child(number, "Uone")
+    case = await store.get_case(number)
+    assert await store.block_of("Uone") is None and case is not None and not case.blocked
+
+
+async def test_the_flood_window_counts_each_message_once_and_forgets_old_ones(store: Store) -> None:
+    assert await store.note_recent(1, "e1", sticker=True, at=100.0, window_s=60) == Recent(1, 1)
+    assert await store.note_recent(1, "e2", sticker=False, at=110.0, window_s=60) == Recent(2, 1)
+    assert await store.note_recent(1, "e2", sticker=False, at=110.0, window_s=60) == Recent(2, 1)  # a replay
+    assert await store.note_recent(1, "e3", sticker=True, at=165.0, window_s=60) == Recent(2, 1)  # e1 has left
+
+
+async def test_held_messages_are_kept_once_in_order_and_released(store: Store) -> None:
+    number, _ = await store.open_or_get_case("Uone", 1.0)
+    await store.start_flood(number, 500.0)
+    for marker, text in (("m1", "あのね"), ("m2", None), ("m1", "あのね"), ("m3", "きいて")):
+        await store.hold_back(number, text, marker=marker)  # m1 twice: a replay keeps it once
+    assert await store.held_of(number) == (["あのね", "きいて"], 1)
+    case = await store.get_case(number)
+    assert case is not None and case.flood_until == 500.0
+    await store.release_flood(number)
+    case = await store.get_case(number)
+    assert await store.held_of(number) == ([], 0) and case is not None and case.flood_until is None
+
+
+async def test_audit_records_are_kept_once_and_dropped_after_retention(store: Store) -> None:
+    import time
+
+    now = time.time()
+    # Entries get their ids from the server clock: pretend one was written 40 days ago.
+    await store.redis.xadd(store.keys.audit, {"case": "1", "action": "old"}, id=f"{int((now - 40 * 86400) * 1000)}-0")
+    assert await store.trim_audit(retention_days=30) == 1
+    record = {"case": "3", "actor": "UC", "action": "close", "reason": "memo", "via": "command"}
+    assert await store.add_audit("1-0:0", record, at=now, retention_days=30)
+    assert not await store.add_audit("1-0:0", record, at=now, retention_days=30)  # a replay
+    await store.add_audit("2-0:1", {**record, "case": "4"}, at=now, retention_days=30)
+    assert [r["case"] for r in await store.audit_records()] == ["3", "4"]
+    assert [r["action"] for r in await store.audit_records(case=4)] == ["close"]
+    assert await store.audit_records(since=now + 60) == []
+    assert await store.trim_audit(retention_days=30) == 0  # nothing within retention is dropped
+
+
+async def test_the_roster_is_replaced_whole_and_a_failed_group_read_keeps_the_last(store: Store) -> None:
+    assert await store.roster() is None  # never read: controls are refused, not guessed
+    await store.save_roster(["U1", "U2"], ["U2"], at=1.0)
+    roster = await store.roster()
+    assert roster is not None and roster.members == {"U1", "U2"} and roster.group_supervisors == {"U2"}
+    await store.save_roster(["U1"], None, at=2.0)
+    roster = await store.roster()
+    assert roster is not None and roster.members == {"U1"} and roster.group_supervisors == {"U2"}
+    await store.change_member("U3", joined=True)
+    await store.change_member("U1", joined=False)
+    roster = await store.roster()
+    assert roster is not None and roster.members == {"U3"}
