@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -85,6 +86,7 @@ MARKER_RE = re.compile(r"bm[0-9a-f]{6}[a-z]+\d{6}")
 TARGET_WEBHOOK_P99_MS = 25.0
 TARGET_RELAY_P50_MS = 30.0
 TARGET_WEBHOOK_ROUND_TRIPS = 3.0
+TARGET_CONTROL_ACK_MS = 3000.0  # Slack gives a command or button three seconds
 
 
 @dataclass(frozen=True)
@@ -723,6 +725,91 @@ def phase_slack_to_line(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
     return out
 
 
+# ----------------------------------------------------------------------------- phase 3b: controls
+
+
+def phase_controls(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
+    """Signed /escalate commands and escalate-button presses (which open a window with
+    views.open before the answer): how fast each is acknowledged, and how soon a command's
+    alert reaches the supervisors' channel."""
+    cases = len(rig.slack.roots(CHANNEL)[: plan.relay_children])
+    n = plan.relay_count
+    log(f"phase 3b: controls, {n} /escalate commands and {n} escalate buttons at {plan.relay_rate:.0f}/s")
+    sent_at: dict[str, float] = {}
+    command_acks: list[float] = []
+    button_acks: list[float] = []
+    statuses: list[int] = []
+    views_before = len(rig.slack.views())
+
+    async def main() -> None:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+
+            async def post(form: dict[str, str], acks: list[float]) -> None:
+                body = urlencode(form).encode()
+                headers = {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    **slack_side.sign(SLACK_SIGNING, body),
+                }
+                start = time.perf_counter()
+                response = await client.post(rig.web_url + "/slack/events", content=body, headers=headers)
+                acks.append(time.perf_counter() - start)
+                statuses.append(response.status_code)
+
+            async def command(i: int) -> None:
+                mark = marker(run, "esc", i)
+                sent_at[mark] = time.time()
+                form = {
+                    "command": "/escalate",
+                    "text": f"{i % cases + 1} {mark}",
+                    "user_id": COUNSELLOR,
+                    "channel_id": CHANNEL,
+                    "team_id": "T0001",
+                    "trigger_id": f"trig-{run}-c{i}",
+                }
+                await post(form, command_acks)
+
+            async def button(i: int) -> None:
+                action = {"action_id": "escalate_case", "value": str(i % cases + 1), "action_ts": f"{time.time()}"}
+                payload = {
+                    "type": "block_actions",
+                    "user": {"id": COUNSELLOR},
+                    "team": {"id": "T0001"},
+                    "channel": {"id": CHANNEL},
+                    "trigger_id": f"trig-{run}-b{i}",
+                    "actions": [action],
+                }
+                await post({"payload": json.dumps(payload)}, button_acks)
+
+            await _paced(n, plan.relay_rate, command)
+            await _paced(n, plan.relay_rate, button)
+
+    asyncio.run(asyncio.wait_for(main(), timeout=2 * n / plan.relay_rate + 60))
+
+    def alerts() -> dict[str, float]:
+        seen: dict[str, float] = {}
+        for message in rig.slack.messages(CREDENTIALS.supervisors):
+            for mark in sent_at:
+                if mark in message["text"] and mark not in seen:
+                    seen[mark] = float(message["ts"])
+        return seen
+
+    wait_until(lambda: len(alerts()) == len(sent_at), timeout=60, what="escalation alerts", interval=0.2)
+    wait_until(rig.idle, timeout=60, what="the bridge to go idle (escalation notes)")
+    at = alerts()
+    out: dict[str, Any] = {
+        "command_ack": summary_ms(command_acks),
+        "button_ack_with_views_open": summary_ms(button_acks),
+        "escalation_alert": summary_ms([at[m] - t for m, t in sent_at.items()]),
+        "views_opened": len(rig.slack.views()) - views_before,
+        "non_200": sum(1 for s in statuses if s != 200),
+    }
+    log(
+        f"  command ack p99={out['command_ack']['p99_ms']} ms, button ack p99="
+        f"{out['button_ack_with_views_open']['p99_ms']} ms, alert p50={out['escalation_alert']['p50_ms']} ms"
+    )
+    return out
+
+
 # ----------------------------------------------------------------------------- phase 4: throughput
 
 
@@ -1186,6 +1273,20 @@ def build_table(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
             "  (Slack event answer p50 / p99)",
             f"{sl['slack_event_answer']['p50_ms']:.1f} / {sl['slack_event_answer']['p99_ms']:.1f} ms",
         )
+    ct = results.get("controls")
+    if ct:
+        for key, label in (("command_ack", "/escalate ack"), ("button_ack_with_views_open", "button ack (views.open)")):
+            a = ct[key]
+            add(
+                f"{label} p99",
+                f"{a['p99_ms']:.1f} ms (p50 {a['p50_ms']:.1f}, max {a['max_ms']:.1f})",
+                f"< {TARGET_CONTROL_ACK_MS:.0f} ms",
+                a["max_ms"] < TARGET_CONTROL_ACK_MS,
+                f"{key}_ms",
+            )
+        e = ct["escalation_alert"]
+        add("/escalate -> supervisors' channel p50 / p99", f"{e['p50_ms']:.1f} / {e['p99_ms']:.1f} ms")
+        add("  (windows opened / non-200)", f"{ct['views_opened']} / {ct['non_200']}")
     tp = results.get("throughput")
     if tp:
         add(
@@ -1262,6 +1363,7 @@ def main(argv: list[str] | None = None) -> int:
             ("webhook_load_worker_paused", phase_webhook_load_worker_paused),
             ("line_to_slack", phase_line_to_slack),
             ("slack_to_line", phase_slack_to_line),
+            ("controls", phase_controls),
             ("throughput", phase_throughput),
             ("redis", phase_redis),
         ]
