@@ -191,12 +191,13 @@ def build_bolt_app(
         action = (body.get("actions") or [{}])[0]
         user = (body.get("user") or {}).get("id")
         name = next((n for n, a in BUTTON_ACTIONS.items() if a == action.get("action_id")), "")
-        await ack()
-        if name in _ASKS_REASON:
+        if name in _ASKS_REASON:  # nothing to record yet: the window's submission is the request
+            await ack()
             view = reason_view(policy, action=name, case_text=str(action.get("value") or ""))
             await _open_view(client, body.get("trigger_id"), view)
             return
         await _record_control(store, action.get("action_ts"), name, action.get("value"), user, "button")
+        await ack()
 
     for action_id in BUTTON_ACTIONS.values():
         app.action(action_id)(button)
