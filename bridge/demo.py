@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import fakeredis
 import httpx
@@ -29,6 +30,7 @@ from bridge.settings import load_settings
 from bridge.worker import Worker
 
 CHANNEL = "CDEMOCASES"
+SUPERVISORS = "CDEMOSUPERVISORS"
 CHILD = "Udemo" + "0" * 28
 COUNSELLOR = "UCOUNSELLOR"
 _CONFIG = Path(__file__).resolve().parent.parent / "config" / "bridge.toml"
@@ -62,7 +64,7 @@ async def run_demo() -> int:
         SLACK_BOT_TOKEN="xoxb-demo-token",
         SLACK_SIGNING_SECRET="demo-slack-signing-secret",
         SLACK_CHANNEL_ID=CHANNEL,
-        SLACK_SUPERVISOR_CHANNEL_ID="CDEMOSUPERVISORS",
+        SLACK_SUPERVISOR_CHANNEL_ID=SUPERVISORS,
         BRIDGE_CONFIG=str(_CONFIG if _CONFIG.exists() else "config/bridge.toml"),
         LINE_API_BASE_URL=fake_line.url,
         LINE_DATA_API_BASE_URL=fake_line.url,
@@ -211,8 +213,27 @@ async def _play(
     for message in bot_thread(root["ts"])[1:3]:
         _say("slack", "thread: " + message["text"])
 
+    async def command(name: str, text: str) -> None:
+        form = {"command": name, "text": text, "user_id": COUNSELLOR, "channel_id": CHANNEL, "team_id": "T0"}
+        body = urlencode({**form, "trigger_id": uuid.uuid4().hex}).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **slack_side.sign(slack_secret, body)}
+        (await client.post("/slack/events", content=body, headers=headers)).raise_for_status()
+
     print()
-    _say("demo", "The child blocks the account; the case closes.")
-    await from_child({"type": "unfollow"})
-    await _until(lambda: len(bot_thread(root["ts"])) >= 4)
-    _say("slack", "thread: " + bot_thread(root["ts"])[3]["text"])
+    _say("demo", "The counsellor is worried and alerts the supervisors (the child is told nothing).")
+    _say("slack", "counsellor: /escalate 1 学校に行けない日が続いている。保護者と連携したい")
+    await command("/escalate", "1 学校に行けない日が続いている。保護者と連携したい")
+    await _until(lambda: bool(fake_slack.roots(SUPERVISORS)))
+    _say("slack", "supervisors' channel: " + fake_slack.roots(SUPERVISORS)[0]["text"].replace("\n", " / "))
+    await _until(lambda: any("緊急時の確認" in m["text"] for m in bot_thread(root["ts"])))
+    checklist = next(m["text"] for m in bot_thread(root["ts"]) if "緊急時の確認" in m["text"])
+    _say("slack", "thread: " + checklist.splitlines()[0] + " (110 / 119 / 189 / the free dial / the city office)")
+
+    print()
+    _say("demo", "The counsellor ends the consultation.")
+    _say("slack", "counsellor: /close 1 明日また連絡をくれる約束")
+    await command("/close", "1 明日また連絡をくれる約束")
+    await _until(lambda: len(fake_line.accepted_pushes()) >= 2)
+    _say("line", "bridge → " + fake_line.accepted_pushes()[-1]["messages"][0]["text"])
+    await _until(lambda: "が終了" in (fake_slack.updates_of(root["ts"]) or [root])[-1]["text"])
+    _say("slack", "root:   " + fake_slack.updates_of(root["ts"])[-1]["text"])

@@ -18,5 +18,7 @@ def test_demo_plays_a_consultation_from_both_sides() -> None:
     assert "相談 #1" in out  # a case thread opened in Slack
     assert "bridge → 話してくれてありがとう。つらかったね 😔" in out  # the reply reached LINE, emoji converted
     assert "&lt;!channel&gt;" in out  # the child's ping was escaped
+    assert "supervisors' channel: :rotating_light:" in out and "緊急時の確認" in out  # the escalation
+    assert "今回の相談はここで終わりにします" in out and "UCOUNSELLOR> が終了" in out  # /close
     assert "The LINE user ID never reached Slack: True" in out
     assert "Traceback" not in result.stderr

@@ -315,13 +315,17 @@ def _day_time(at: float, policy: Policy) -> str:
 
 def state_text(case: Case, policy: Policy) -> str:
     """The case's state as the root message shows it, with its markers (urgent, blocked, ...)."""
-    markers = ""
+    # Texts lose their outer spaces when the policy is read: the markers are spaced here.
+    shown: list[str] = []
+    if case.hold and case.is_open:
+        shown.append(policy.render("state_held"))
     if case.urgent:
-        markers += policy.render("state_urgent")
+        shown.append(policy.render("state_urgent"))
     if case.blocked:
-        markers += policy.render("state_blocked", count=case.blocked_count)
+        shown.append(policy.render("state_blocked", count=case.blocked_count))
     if case.flood_until is not None:
-        markers += policy.render("state_flood", until=_local(case.flood_until, policy).strftime("%H:%M"))
+        shown.append(policy.render("state_flood", until=_local(case.flood_until, policy).strftime("%H:%M")))
+    markers = "".join(f"  {marker}" for marker in shown)
     if not case.is_open:
         how_text = {
             CloseReason.UNFOLLOWED: "closed_how_unfollowed",
@@ -334,8 +338,6 @@ def state_text(case: Case, policy: Policy) -> str:
             how = policy.render(how_text[CloseReason(case.closed_reason)], user=f"<@{case.closed_by}>")
         at = _local(case.closed_at or case.opened_at, policy).strftime("%H:%M")
         return policy.render("state_closed", how=how or str(case.closed_reason or ""), at=at) + markers
-    if case.hold:
-        markers = policy.render("state_held") + markers
     if case.counsellor:
         since = _local(case.counsellor_since or case.opened_at, policy).strftime("%H:%M")
         return policy.render("state_with_counsellor", counsellor=f"<@{case.counsellor}>", since=since) + markers
@@ -347,7 +349,8 @@ def state_text(case: Case, policy: Policy) -> str:
 def root_text(case: Case, policy: Policy) -> str:
     """The text of the case's root message in Slack: its number, when it opened, its state,
     and the numbers of the child's earlier cases (the only history Slack shows)."""
-    earlier = policy.render("earlier_cases", cases=", ".join(f"#{n}" for n in case.earlier)) if case.earlier else ""
+    cases = ", ".join(f"#{n}" for n in case.earlier)
+    earlier = "  " + policy.render("earlier_cases", cases=cases) if case.earlier else ""
     return policy.render(
         "case_root",
         case=case.number,
@@ -379,7 +382,8 @@ def root_update(case: Case, policy: Policy) -> RootUpdate:
 
 
 def supervisor_mention(policy: Policy) -> str:
-    return f"<!subteam^{policy.supervisor_group}>" if policy.supervisor_group else ""
+    """The supervisors' group mention, followed by a space, or nothing when there is no group."""
+    return f"<!subteam^{policy.supervisor_group}> " if policy.supervisor_group else ""
 
 
 def urgent_deliveries(case: Case, policy: Policy, *, alert: str, note: str) -> list[Delivery]:
