@@ -227,6 +227,11 @@ class FloodsSection(_Strict):
     cooldown_seconds: int = Field(default=300, ge=1, le=24 * 3600)
 
 
+class RetentionSection(_Strict):
+    # A closed case keeps the child's LINE user ID this many days, then only its pseudonym remains.
+    closed_case_days: int = Field(default=30, ge=0, le=3650)
+
+
 class AuditSection(_Strict):
     # How long the record of control actions and automatic flags is kept.
     retention_days: int = Field(default=365, ge=1, le=3650)
@@ -375,6 +380,7 @@ class _PolicyFile(_Strict):
     safety: SafetySection = Field(default_factory=SafetySection)
     floods: FloodsSection = Field(default_factory=FloodsSection)
     audit: AuditSection = Field(default_factory=AuditSection)
+    retention: RetentionSection = Field(default_factory=RetentionSection)
     texts: TextsSection
 
 
@@ -406,6 +412,7 @@ class Policy:
     flood_window_seconds: int = 60
     flood_cooldown_seconds: int = 300
     audit_retention_days: int = 365
+    closed_case_days: int = 30
 
     def hours_summary(self) -> str:
         """The weekly hours in the policy's words, for the welcome text."""
@@ -478,6 +485,7 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         flood_window_seconds=parsed.floods.window_seconds,
         flood_cooldown_seconds=parsed.floods.cooldown_seconds,
         audit_retention_days=parsed.audit.retention_days,
+        closed_case_days=parsed.retention.closed_case_days,
     )
 
 
@@ -522,6 +530,7 @@ def describe_policy(policy: Policy) -> str:
         f"floods:       more than {policy.flood_max_stickers} stickers or {policy.flood_max_messages} messages"
         f" in {policy.flood_window_seconds} s are held for {policy.flood_cooldown_seconds} s",
         f"audit:        records kept {policy.audit_retention_days} days",
+        f"retention:    a closed case's LINE user ID is erased after {policy.closed_case_days} days",
         "",
         "texts (rendered with sample values):",
     ]

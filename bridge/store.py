@@ -100,6 +100,11 @@ class Keys:
         return f"{self.cases_prefix}closed-notice:{child_key}"
 
     @property
+    def closed_index(self) -> str:
+        """Closed cases that still hold the child's LINE user ID, scored by when they closed."""
+        return f"{self.cases_prefix}closed-with-id"
+
+    @property
     def blocked(self) -> str:
         """Blocked children: pseudonymous child key -> the block (case, by, at, reason)."""
         return f"{self.cases_prefix}blocked"
@@ -203,11 +208,12 @@ redis.call('HSET', KEYS[2], ARGV[2], n)
 return {n, 1}
 """
 
-# KEYS[1] case hash, KEYS[2] open-by-child, KEYS[3] unanswered; ARGV: number, reason, now, by.
-# Returns 1 if it closed now.
+# KEYS[1] case hash, KEYS[2] open-by-child, KEYS[3] unanswered, KEYS[4] closed index; ARGV:
+# number, reason, now, by. Returns 1 if it closed now.
 _CLOSE = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return 0 end
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'closed', 'closed_at', ARGV[3], 'closed_reason', ARGV[2])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'closed_by', ARGV[4]) end
 local child_key = redis.call('HGET', KEYS[1], 'child_key')
@@ -399,6 +405,17 @@ end
 return {redis.call('ZCOUNT', KEYS[1], since, ARGV[2]), redis.call('ZCOUNT', KEYS[2], since, ARGV[2])}
 """
 
+# KEYS[1] closed index; ARGV: cases prefix, closed before, max. Erases the LINE user ID of cases
+# closed before then (the pseudonym stays, for history and blocks). Returns how many.
+_FORGET = """
+local numbers = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, n in ipairs(numbers) do
+  redis.call('HDEL', ARGV[1] .. 'case:' .. n, 'child')
+  redis.call('ZREM', KEYS[1], n)
+end
+return #numbers
+"""
+
 # KEYS[1] seen marker, KEYS[2] held list, KEYS[3] case hash; ARGV: ttl, is text ('1'), text.
 _HOLD_BACK = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
@@ -480,6 +497,7 @@ class Store:
         self._recent = redis.register_script(_RECENT)
         self._audit = redis.register_script(_AUDIT)
         self._hold_back = redis.register_script(_HOLD_BACK)
+        self._forget = redis.register_script(_FORGET)
 
     async def prepare(self) -> None:
         """Load the pseudonym key, making it on first use. Stored in Redis, so it stays the
@@ -656,9 +674,15 @@ class Store:
         """Close an open case. Returns False if it was not open (nothing changes then)."""
         return bool(
             await self._close(
-                keys=[self.keys.case(number), self.keys.open_by_child, self.keys.unanswered],
+                keys=[self.keys.case(number), self.keys.open_by_child, self.keys.unanswered, self.keys.closed_index],
                 args=[number, reason, f"{now:.3f}", by or ""],
             )
+        )
+
+    async def forget_closed_children(self, *, closed_before: float, limit: int = 500) -> int:
+        """Erase the LINE user ID from cases closed before the given time; returns how many."""
+        return int(
+            await self._forget(keys=[self.keys.closed_index], args=[self.keys.cases_prefix, closed_before, limit])
         )
 
     async def mark_urgent(self, number: int) -> None:
@@ -666,25 +690,53 @@ class Store:
 
     # --- blocks -----------------------------------------------------------------------
 
-    async def block_child(self, number: int, child_id: str, *, by: str, reason: str, at: float) -> None:
+    async def _child_key_of_case(self, number: int) -> str | None:
+        """A case's child pseudonym: it outlives the LINE user ID (see forget_closed_children)."""
+        key = await self.redis.hget(self.keys.case(number), "child_key")
+        return as_text(key) if key is not None else None
+
+    async def block_child(self, number: int, *, by: str, reason: str, at: float) -> None:
         """Block the child of a case (keyed by pseudonym); the case shows it and counts afresh."""
+        child_key = await self._child_key_of_case(number)
+        if child_key is None:
+            return
         record = json.dumps({"case": number, "by": by, "at": at, "reason": reason}, ensure_ascii=True)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.blocked, self.child_key(child_id), record)
+        pipe.hset(self.keys.blocked, child_key, record)
         pipe.hset(self.keys.case(number), mapping={"blocked": "1", "blocked_count": "0"})
         await pipe.execute()
 
-    async def unblock_child(self, number: int, child_id: str) -> None:
-        """Lift a child's block; the case it was made from (and the one named) stop showing it."""
-        block = await self.block_of(child_id)
+    async def unblock_child(self, number: int) -> None:
+        """Lift the block of a case's child; the case it was made from (and the one named) stop showing it."""
+        child_key = await self._child_key_of_case(number)
+        if child_key is None:
+            return
+        block = await self._block_by_key(child_key)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hdel(self.keys.blocked, self.child_key(child_id))
+        pipe.hdel(self.keys.blocked, child_key)
         for case in {number, *([block.case] if block else [])}:
             pipe.hset(self.keys.case(case), "blocked", "0")
         await pipe.execute()
 
     async def block_of(self, child_id: str) -> Block | None:
-        raw = await self.redis.hget(self.keys.blocked, self.child_key(child_id))
+        """The block of the child writing now, if any."""
+        return await self._block_by_key(self.child_key(child_id))
+
+    async def block_of_case(self, number: int) -> Block | None:
+        """The block of a case's child, if any (works after the LINE user ID was forgotten)."""
+        child_key = await self._child_key_of_case(number)
+        return await self._block_by_key(child_key) if child_key is not None else None
+
+    async def open_case_of_case(self, number: int) -> int | None:
+        """The open case of the same child as case `number`, if any."""
+        child_key = await self._child_key_of_case(number)
+        if child_key is None:
+            return None
+        open_number = await self.redis.hget(self.keys.open_by_child, child_key)
+        return int(open_number) if open_number is not None else None
+
+    async def _block_by_key(self, child_key: str) -> Block | None:
+        raw = await self.redis.hget(self.keys.blocked, child_key)
         if raw is None:
             return None
         record = json.loads(as_text(raw))
@@ -914,7 +966,7 @@ def _case_from(raw: dict[Any, Any]) -> Case | None:
     return Case(
         number=int(fields["number"]),
         status=CaseStatus(fields["status"]),
-        child_id=fields["child"],
+        child_id=fields.get("child", ""),  # "" once forgotten after the retention period
         opened_at=float(fields["opened_at"]),
         thread_ts=fields.get("thread_ts"),
         closed_at=moment("closed_at"),

@@ -226,6 +226,11 @@ class Worker:
                     for effect in core.standing_timers(self.policy, now=time.time()):
                         await self._apply_effect(effect, time.time())
                     await self.store.trim_audit(retention_days=self.policy.audit_retention_days)
+                    forgotten = await self.store.forget_closed_children(
+                        closed_before=time.time() - self.policy.closed_case_days * 86400
+                    )
+                    if forgotten:
+                        log.info("LINE user IDs of closed cases erased count=%d", forgotten)
                     standing_due = time.monotonic() + 60
                 # Due timers join the stream here, so they are decided in order with events.
                 _, next_timer = await self.store.fire_due_timers()
@@ -361,11 +366,11 @@ class Worker:
         else:
             number = controls.requested_number(request)
             case = await self.store.get_case(number) if number is not None else None
-        block = await self.store.block_of(case.child_id) if case is not None else None
+        block = await self.store.block_of_case(case.number) if case is not None else None
         open_cases = await self.store.open_cases() if request.action == controls.CASES else []
         current = None
         if request.action == core.BLOCK and case is not None and not case.is_open:
-            open_number = await self.store.open_case_of(case.child_id)
+            open_number = await self.store.open_case_of_case(case.number)
             current = await self.store.get_case(open_number) if open_number is not None else None
         decision = controls.on_control(
             request,
@@ -439,12 +444,10 @@ class Worker:
             await self.store.mark_urgent(effect.number)
             log.info("case marked urgent case=%d", effect.number)
         elif isinstance(effect, core.BlockChild):
-            await self.store.block_child(
-                effect.number, effect.child_id, by=effect.by, reason=effect.reason, at=effect.at
-            )
+            await self.store.block_child(effect.number, by=effect.by, reason=effect.reason, at=effect.at)
             log.info("child blocked case=%d", effect.number)
         elif isinstance(effect, core.UnblockChild):
-            await self.store.unblock_child(effect.number, effect.child_id)
+            await self.store.unblock_child(effect.number)
             log.info("child unblocked case=%d", effect.number)
         elif isinstance(effect, core.CountBlockedMessage):
             await self.store.count_blocked_message(effect.number)

@@ -194,7 +194,7 @@ def test_block_closes_the_case_and_shows_who_when_and_why(policy: Policy) -> Non
     assert isinstance(root, RootUpdate) and "ブロック中" in root.text and "unblock" in root.buttons
     assert CHILD not in note.text + root.text + answer.text  # the LINE user ID never reaches Slack
     assert decision.effects == (
-        core.BlockChild(4, CHILD, "US", "無関係な投稿の連続", NOW),
+        core.BlockChild(4, "US", "無関係な投稿の連続", NOW),
         core.CloseCase(4, core.CloseReason.BLOCKED, by="US"),
         core.Audit(4, "US", "block", "無関係な投稿の連続", "command"),
     )
@@ -233,7 +233,7 @@ def test_unblock_lifts_the_block(policy: Policy) -> None:
     note, root, _ = decision.deliveries
     assert isinstance(note, ThreadPost) and "<@UG>" in note.text
     assert isinstance(root, RootUpdate) and "ブロック中" not in root.text
-    assert decision.effects[0] == core.UnblockChild(4, CHILD)
+    assert decision.effects[0] == core.UnblockChild(4)
 
 
 def test_a_blocked_childs_message_is_counted_not_kept(policy: Policy) -> None:

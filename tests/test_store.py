@@ -250,14 +250,14 @@ async def test_a_childs_later_case_knows_the_earlier_numbers(store: Store) -> No
 
 async def test_a_block_is_kept_by_pseudonym_and_lifted(store: Store) -> None:
     number, _ = await store.open_or_get_case("Uone", 1.0)
-    await store.block_child(number, "Uone", by="US", reason="迷惑", at=2.0)
+    await store.block_child(number, by="US", reason="迷惑", at=2.0)
     block = await store.block_of("Uone")
     assert block is not None and (block.case, block.by, block.reason) == (number, "US", "迷惑")
     assert "Uone" not in str(await store.redis.hkeys(store.keys.blocked))  # keyed by pseudonym
     await store.count_blocked_message(number)
     case = await store.get_case(number)
     assert case is not None and case.blocked and case.blocked_count == 1
-    await store.unblock_child(number, "Uone")
+    await store.unblock_child(number)
     case = await store.get_case(number)
     assert await store.block_of("Uone") is None and case is not None and not case.blocked
 
@@ -311,3 +311,27 @@ async def test_the_roster_is_replaced_whole_and_a_failed_group_read_keeps_the_la
     await store.change_member("U1", joined=False)
     roster = await store.roster()
     assert roster is not None and roster.members == {"U3"}
+
+
+async def test_a_closed_case_forgets_the_line_user_id_but_keeps_history_and_blocks(store: Store) -> None:
+    first, _ = await store.open_or_get_case("Uone", 1.0)
+    open_one, _ = await store.open_or_get_case("Utwo", 1.5)
+    await store.close_case(first, "idle", 2.0)
+    assert await store.forget_closed_children(closed_before=1.9) == 0  # not yet due
+    assert await store.forget_closed_children(closed_before=3.0) == 1
+    assert await store.forget_closed_children(closed_before=3.0) == 0  # once
+    case = await store.get_case(first)
+    assert (
+        case is not None
+        and case.child_id == ""
+        and "Uone" not in str(await store.redis.hgetall(store.keys.case(first)))
+    )
+    still_open = await store.get_case(open_one)
+    assert still_open is not None and still_open.child_id == "Utwo"  # open cases are never touched
+    # The pseudonym remains: the child's next case lists the earlier one, and a block still works.
+    second, _ = await store.open_or_get_case("Uone", 4.0)
+    later = await store.get_case(second)
+    assert later is not None and later.earlier == (first,)
+    assert await store.open_case_of_case(first) == second
+    await store.block_child(first, by="US", reason="迷惑", at=5.0)
+    assert await store.block_of("Uone") is not None and await store.block_of_case(second) is not None

@@ -188,7 +188,6 @@ class BlockChild:
     """The child of this case is blocked: their messages are counted, not relayed or kept."""
 
     number: int
-    child_id: str
     by: str
     reason: str
     at: float
@@ -197,7 +196,6 @@ class BlockChild:
 @dataclass(frozen=True)
 class UnblockChild:
     number: int
-    child_id: str
 
 
 @dataclass(frozen=True)

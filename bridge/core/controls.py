@@ -243,7 +243,7 @@ class _Context:
             return Decision(deliveries=(self._say("block_already", case=case.number),))
         at = datetime.fromtimestamp(self.now, policy.timezone).strftime("%m/%d %H:%M")
         blocked = replace(case, blocked=True, blocked_count=0)
-        effects: list[Effect] = [BlockChild(case.number, case.child_id, user, self.reason, self.now)]
+        effects: list[Effect] = [BlockChild(case.number, user, self.reason, self.now)]
         if case.is_open:
             blocked = replace(
                 blocked, status=CaseStatus.CLOSED, closed_at=self.now, closed_reason=CloseReason.BLOCKED, closed_by=user
@@ -275,7 +275,7 @@ class _Context:
             root_update(replace(case, blocked=False), policy),
         ]
         self._confirm(deliveries, "unblock_done")
-        return Decision(tuple(deliveries), (UnblockChild(case.number, case.child_id), self._audit(UNBLOCK)))
+        return Decision(tuple(deliveries), (UnblockChild(case.number), self._audit(UNBLOCK)))
 
 
 def answer_cases(open_cases: list[Case], policy: Policy, *, user: str, now: float) -> Ephemeral:
