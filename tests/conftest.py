@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -289,3 +290,53 @@ def bridge_factory(
 def bridge(bridge_factory: Any) -> Bridge:
     made: Bridge = bridge_factory()
     return made
+
+
+def line_follow_event(user: str, *, event_id: str, reply_token: str) -> dict[str, Any]:
+    return {
+        "type": "follow",
+        "mode": "active",
+        "timestamp": int(time.time() * 1000),
+        "source": {"type": "user", "userId": user},
+        "webhookEventId": event_id,
+        "deliveryContext": {"isRedelivery": False},
+        "replyToken": reply_token,
+        "follow": {"isUnblocked": False},
+    }
+
+
+def slash_command(bridge: Bridge, command: str, text: str, *, user: str = "UCOUNSEL1", channel: str = CHANNEL) -> Any:
+    """Send a slash command as Slack does (a signed form post)."""
+    body = urlencode(
+        {
+            "command": command,
+            "text": text,
+            "user_id": user,
+            "channel_id": channel,
+            "team_id": "T0001",
+            "trigger_id": f"trig-{time.time_ns()}",
+            "response_url": "https://hooks.slack.invalid/x",
+        }
+    ).encode()
+    return bridge.slack_post(body, content_type="application/x-www-form-urlencoded")
+
+
+def interactive(bridge: Bridge, payload: dict[str, Any]) -> Any:
+    """Send an interaction payload (block_actions, message_action, view_submission) as Slack does."""
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    return bridge.slack_post(body, content_type="application/x-www-form-urlencoded")
+
+
+def press(bridge: Bridge, action_id: str, case: int, *, user: str = "UCOUNSEL1") -> Any:
+    """Press a button on a case's root, as Slack sends it (block_actions)."""
+    return interactive(
+        bridge,
+        {
+            "type": "block_actions",
+            "user": {"id": user},
+            "team": {"id": "T0001"},
+            "channel": {"id": CHANNEL},
+            "trigger_id": f"trig-{time.time_ns()}",
+            "actions": [{"action_id": action_id, "value": str(case), "type": "button", "action_ts": str(time.time())}],
+        },
+    )

@@ -12,15 +12,21 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
 from bridge.fakes.harness import ALWAYS_OPEN, ROOT, write_policy
 from bridge.fakes.slack import FakeSlack
-from tests.conftest import CHANNEL, Bridge, line_text_event
+from tests.conftest import (
+    CHANNEL,
+    Bridge,
+    interactive,
+    line_follow_event,
+    line_text_event,
+    press,
+    slash_command,
+)
 from tests.test_relay_e2e import bot_thread, roots, wait_thread
-from tests.test_timers_e2e import slash_command
 
 pytestmark = pytest.mark.redis
 
@@ -44,26 +50,6 @@ def controlled(bridge_factory: Any, fake_slack: FakeSlack, tmp_path: Path) -> Br
     fake_slack.set_usergroup("SSUPERS", [GROUP_SUPERVISOR])
     made: Bridge = bridge_factory(BRIDGE_CONFIG=policy(tmp_path))
     return made
-
-
-def interactive(bridge: Bridge, payload: dict[str, Any]) -> Any:
-    body = urlencode({"payload": json.dumps(payload)}).encode()
-    return bridge.slack_post(body, content_type="application/x-www-form-urlencoded")
-
-
-def press(bridge: Bridge, action_id: str, case: int, *, user: str = COUNSELLOR) -> Any:
-    """Press a button on a case's root, as Slack sends it (block_actions)."""
-    return interactive(
-        bridge,
-        {
-            "type": "block_actions",
-            "user": {"id": user},
-            "team": {"id": "T0001"},
-            "channel": {"id": CHANNEL},
-            "trigger_id": f"trig-{time.time_ns()}",
-            "actions": [{"action_id": action_id, "value": str(case), "type": "button", "action_ts": str(time.time())}],
-        },
-    )
 
 
 def shortcut(bridge: Bridge, message_ts: str, thread_ts: str, *, user: str = COUNSELLOR) -> Any:
@@ -310,16 +296,7 @@ def test_a_blocked_child_gets_no_welcome_either(controlled: Bridge) -> None:
     wait_thread(bridge, 1)
     slash_command(bridge, "/block", "1 迷惑行為", user=SUPERVISOR)
     wait_ephemeral(bridge, SUPERVISOR, "ブロックしました")
-    follow = {
-        "type": "follow",
-        "mode": "active",
-        "timestamp": int(time.time() * 1000),
-        "source": {"type": "user", "userId": A},
-        "webhookEventId": "01JFOLLOWBLOCKED000000000",
-        "deliveryContext": {"isRedelivery": False},
-        "replyToken": "rt-follow",
-    }
-    bridge.line_events(follow)
+    bridge.line_events(line_follow_event(A, event_id="01JFOLLOWBLOCKED000000000", reply_token="rt-follow"))
     time.sleep(1.0)
     assert bridge.fake_line.texts_to(A) == [] and bridge.fake_line.reply_texts() == []
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CHANNEL, Bridge, line_text_event
+from tests.conftest import CHANNEL, Bridge, line_follow_event, line_text_event
 
 pytestmark = pytest.mark.redis
 
@@ -200,16 +200,7 @@ def test_edit_and_delete_of_a_sent_reply_leave_a_note(bridge: Bridge) -> None:
 
 
 def test_follow_gets_the_welcome_by_reply_and_a_stale_token_falls_back_to_push(bridge: Bridge) -> None:
-    event = {
-        "type": "follow",
-        "mode": "active",
-        "timestamp": int(time.time() * 1000),
-        "source": {"type": "user", "userId": CHILD},
-        "webhookEventId": "01FOLLOW0000000000000000001",
-        "deliveryContext": {"isRedelivery": False},
-        "replyToken": "fresh-token",
-        "follow": {"isUnblocked": False},
-    }
+    event = line_follow_event(CHILD, event_id="01FOLLOW0000000000000000001", reply_token="fresh-token")
     assert bridge.line_events(event).status_code == 200
     bridge.fake_line.wait_for(lambda: len(bridge.fake_line.accepted_replies()) == 1)
     reply = bridge.fake_line.accepted_replies()[0]

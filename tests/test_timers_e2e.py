@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bridge.fakes.harness import ALWAYS_OPEN, write_policy
-from tests.conftest import CHANNEL, Bridge, line_text_event
+from tests.conftest import CHANNEL, Bridge, line_text_event, press, slash_command
 from tests.test_relay_e2e import bot_thread, roots, wait_thread
 
 pytestmark = pytest.mark.redis
@@ -102,39 +102,6 @@ def test_a_childs_reply_stops_the_silence_clock(bridge_factory: Any, tmp_path: P
     assert len(roots(bridge)) == 1
 
 
-def slash_command(bridge: Bridge, command: str, text: str, *, user: str = "UCOUNSEL1", channel: str = CHANNEL) -> Any:
-    from urllib.parse import urlencode
-
-    body = urlencode(
-        {
-            "command": command,
-            "text": text,
-            "user_id": user,
-            "channel_id": channel,
-            "team_id": "T0001",
-            "trigger_id": f"trig-{time.time_ns()}",
-            "response_url": "https://hooks.slack.invalid/x",
-        }
-    ).encode()
-    return bridge.slack_post(body, content_type="application/x-www-form-urlencoded")
-
-
-def hold_button(bridge: Bridge, case: int, *, user: str = "UCOUNSEL1") -> Any:
-    import json
-    from urllib.parse import urlencode
-
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user},
-        "team": {"id": "T0001"},
-        "channel": {"id": CHANNEL},
-        "trigger_id": f"trig-{time.time_ns()}",
-        "actions": [{"action_id": "hold_case", "value": str(case), "type": "button", "action_ts": str(time.time())}],
-    }
-    body = urlencode({"payload": json.dumps(payload)}).encode()
-    return bridge.slack_post(body, content_type="application/x-www-form-urlencoded")
-
-
 @pytest.mark.parametrize("via", ["command", "button"])
 def test_a_counsellor_can_stop_the_automatic_close(bridge_factory: Any, tmp_path: Path, via: str) -> None:
     timeouts = {"idle_warning_seconds": 2, "idle_close_seconds": 3}
@@ -143,7 +110,7 @@ def test_a_counsellor_can_stop_the_automatic_close(bridge_factory: Any, tmp_path
     root_ts, _ = wait_thread(bridge, 1)
     assert any(b.get("type") == "actions" for b in bridge.fake_slack.message(root_ts)["blocks"])
     bridge.counsellor_reply(root_ts, "わかった、待ってるね")
-    response = slash_command(bridge, "/hold", "#1") if via == "command" else hold_button(bridge, 1)
+    response = slash_command(bridge, "/hold", "#1") if via == "command" else press(bridge, "hold_case", 1)
     assert response.status_code == 200, response.text
     bridge.fake_slack.wait_for(lambda: any("自動終了を止めました" in t for t in bot_thread(bridge, root_ts)))
     time.sleep(4.0)  # past both silence deadlines
