@@ -100,6 +100,7 @@ TEXT_PLACEHOLDERS: dict[str, dict[str, object]] = {
     "modal_action_label": {},
     "modal_reason_label": {},
     "modal_case_label": {"case": 12},
+    "modal_reason_required": {},
     "action_close": {},
     "action_escalate": {},
     "action_block": {},
@@ -317,6 +318,7 @@ class TextsSection(_Strict):
     modal_action_label: str
     modal_reason_label: str
     modal_case_label: str
+    modal_reason_required: str
     action_close: str
     action_escalate: str
     action_block: str

@@ -223,6 +223,10 @@ def build_bolt_app(
         reason = str(((values.get("reason") or {}).get("reason") or {}).get("value") or "")
         user = (body.get("user") or {}).get("id")
         via = "shortcut" if meta.get("thread_ts") else "button"
+        if action in _ASKS_REASON and not reason.strip():
+            # Said in the window itself, which stays open; nothing is recorded.
+            await ack(response_action="errors", errors={"reason": policy.render("modal_reason_required")})
+            return
         await _record_control(
             store, view.get("id"), action, meta.get("case"), user, via, reason=reason, thread_ts=meta.get("thread_ts")
         )

@@ -55,6 +55,10 @@ class Keys:
     def set_aside(self) -> str:
         return f"{self.prefix}:{{in}}:set-aside"
 
+    def decided(self, entry_id: str) -> str:
+        """The effects decided for an inbound entry, kept until the entry is forgotten."""
+        return f"{self.prefix}:{{in}}:decided:{entry_id}"
+
     @property
     def timers(self) -> str:
         return f"{self.prefix}:{{in}}:timers"
@@ -341,6 +345,21 @@ redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[5]) + tonumber(ARGV[4]), ARGV[2]
 return 1
 """
 
+# KEYS[1] decided; ARGV: effects JSON, ttl. Keeps the first decision of an entry; returns the
+# kept one if there was one already (a replay after a crash), else nil.
+_DECIDE = """
+local kept = redis.call('GET', KEYS[1])
+if kept then return kept end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return false
+"""
+
+# KEYS[1] case marker, KEYS[2] case hash; ARGV: ttl. Counts a blocked child's message once.
+_COUNT_BLOCKED = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+return redis.call('HINCRBY', KEYS[2], 'blocked_count', 1)
+"""
+
 # KEYS[1] router lease; ARGV token, ms. Takes the lease if free, or extends it if ours.
 _ACQUIRE = """
 local holder = redis.call('GET', KEYS[1])
@@ -498,6 +517,8 @@ class Store:
         self._audit = redis.register_script(_AUDIT)
         self._hold_back = redis.register_script(_HOLD_BACK)
         self._forget = redis.register_script(_FORGET)
+        self._decide = redis.register_script(_DECIDE)
+        self._count_blocked = redis.register_script(_COUNT_BLOCKED)
 
     async def prepare(self) -> None:
         """Load the pseudonym key, making it on first use. Stored in Redis, so it stays the
@@ -537,11 +558,25 @@ class Store:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    async def keep_decision(self, entry_id: str, effects: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """Keep the effects decided for an entry. If an earlier run of the same entry kept its
+        own (it crashed before finishing), returns those instead: they are the ones to apply,
+        since deciding again would see the state half changed."""
+        kept = await self._decide(
+            keys=[self.keys.decided(entry_id)],
+            args=[json.dumps(effects, ensure_ascii=True), DEDUP_TTL_SECONDS],
+        )
+        if kept is None:
+            return None
+        loaded: list[dict[str, Any]] = json.loads(as_text(kept))
+        return loaded
+
     async def forget_inbound(self, entry_id: str) -> None:
-        """Acknowledge and delete a routed entry, so its content leaves Redis."""
+        """Acknowledge and delete a routed entry and its decision, so its content leaves Redis."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.xack(self.keys.inbound, "router", entry_id)
         pipe.xdel(self.keys.inbound, entry_id)
+        pipe.delete(self.keys.decided(entry_id))
         await pipe.execute()
 
     async def set_aside(self, entry_id: str, fields: dict[Any, Any]) -> None:
@@ -550,6 +585,7 @@ class Store:
         pipe.xadd(self.keys.set_aside, {**fields, "entry": entry_id}, maxlen=10_000, approximate=True)
         pipe.xack(self.keys.inbound, "router", entry_id)
         pipe.xdel(self.keys.inbound, entry_id)
+        pipe.delete(self.keys.decided(entry_id))
         await pipe.execute()
 
     async def acquire_router_lease(self, token: str, ms: int) -> bool:
@@ -685,6 +721,9 @@ class Store:
             await self._forget(keys=[self.keys.closed_index], args=[self.keys.cases_prefix, closed_before, limit])
         )
 
+    async def mark_blocked_risk(self, number: int) -> None:
+        await self.redis.hset(self.keys.case(number), "blocked_risk", "1")
+
     async def mark_urgent(self, number: int) -> None:
         await self.redis.hset(self.keys.case(number), "urgent", "1")
 
@@ -703,7 +742,7 @@ class Store:
         record = json.dumps({"case": number, "by": by, "at": at, "reason": reason}, ensure_ascii=True)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.keys.blocked, child_key, record)
-        pipe.hset(self.keys.case(number), mapping={"blocked": "1", "blocked_count": "0"})
+        pipe.hset(self.keys.case(number), mapping={"blocked": "1", "blocked_count": "0", "blocked_risk": "0"})
         await pipe.execute()
 
     async def unblock_child(self, number: int) -> None:
@@ -744,8 +783,11 @@ class Store:
             case=int(record["case"]), by=str(record["by"]), at=float(record["at"]), reason=str(record["reason"])
         )
 
-    async def count_blocked_message(self, number: int) -> None:
-        await self.redis.hincrby(self.keys.case(number), "blocked_count", 1)
+    async def count_blocked_message(self, number: int, *, marker: str) -> None:
+        """Count one message of a blocked child on the case, once per marker."""
+        await self._count_blocked(
+            keys=[self.keys.held_seen(f"blocked:{marker}"), self.keys.case(number)], args=[DEDUP_TTL_SECONDS]
+        )
 
     # --- floods -----------------------------------------------------------------------
 
@@ -985,6 +1027,7 @@ def _case_from(raw: dict[Any, Any]) -> Case | None:
         blocked=fields.get("blocked") == "1",
         blocked_count=int(fields.get("blocked_count") or 0),
         flood_until=moment("flood_until"),
+        blocked_risk=fields.get("blocked_risk") == "1",
     )
 
 

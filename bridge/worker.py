@@ -157,8 +157,8 @@ class Worker:
         """
         await self.store.prepare()
         await self.store.ensure_router_group()
-        router = asyncio.create_task(self._route_forever(), name="router")
         fetched = await self.refresh_roster()  # before routing, so controls are checked from the start
+        router = asyncio.create_task(self._route_forever(), name="router")
         waker = asyncio.create_task(self._listen_for_wakeups(), name="wake")
         roster = asyncio.create_task(self._keep_roster(fetched), name="roster")
         deliverers = [
@@ -289,12 +289,19 @@ class Worker:
         # The time Redis recorded the event: the same on every replay, so decisions repeat.
         now = int(entry_id.split("-")[0]) / 1000
         decision = await self._decide(entry_id, event, now)
+        effects = decision.effects
+        if effects:
+            # Kept before anything is applied: a replay applies these, not a new decision made
+            # against state the first run had half changed (with the same record ids).
+            kept = await self.store.keep_decision(entry_id, [core.effect_to_payload(e) for e in effects])
+            if kept is not None:
+                effects = tuple(core.effect_from_payload(payload) for payload in kept)
         if decision.deliveries:
             items = [
                 (lane_for(d, self.store), f"{entry_id}.{i}", to_payload(d)) for i, d in enumerate(decision.deliveries)
             ]
             await self.store.enqueue(items, marker=entry_id)
-        for index, effect in enumerate(decision.effects):
+        for index, effect in enumerate(effects):
             await self._apply_effect(effect, now, record_id=f"{entry_id}:{index}")
 
     async def _decide(self, entry_id: str, event: InboundEvent, now: float) -> core.Decision:
@@ -368,10 +375,13 @@ class Worker:
             case = await self.store.get_case(number) if number is not None else None
         block = await self.store.block_of_case(case.number) if case is not None else None
         open_cases = await self.store.open_cases() if request.action == controls.CASES else []
-        current = None
+        current = None  # the child's open case, when a block names an earlier one
         if request.action == core.BLOCK and case is not None and not case.is_open:
             open_number = await self.store.open_case_of_case(case.number)
             current = await self.store.get_case(open_number) if open_number is not None else None
+        blocked_from = None  # the case a block was made from, when an unblock names another
+        if request.action == core.UNBLOCK and case is not None and block is not None and block.case != case.number:
+            blocked_from = await self.store.get_case(block.case)
         decision = controls.on_control(
             request,
             case,
@@ -382,6 +392,7 @@ class Worker:
             now=now,
             channel=self.settings.SLACK_CHANNEL_ID,
             current=current,
+            blocked_from=blocked_from,
         )
         log.info("control decided action=%s via=%s case=%s", request.action, request.via, case.number if case else "-")
         return decision
@@ -409,7 +420,7 @@ class Worker:
         if timer.kind == core.FLOOD_TIMER:
             number = int(timer.arg.split(":")[0])
             case = await self.store.get_case(number)
-            return core.on_flood_timer(case, await self.store.held_of(number), self.policy)
+            return core.on_flood_timer(timer.arg, case, await self.store.held_of(number), self.policy)
         if timer.kind == core.CLOSING_TIMER:
             return core.on_closing_timer(await self.store.open_cases(), float(timer.arg), self.policy, now=now)
         log.warning("unknown timer kind=%s", timer.kind)
@@ -449,8 +460,10 @@ class Worker:
         elif isinstance(effect, core.UnblockChild):
             await self.store.unblock_child(effect.number)
             log.info("child unblocked case=%d", effect.number)
+        elif isinstance(effect, core.MarkBlockedRisk):
+            await self.store.mark_blocked_risk(effect.number)
         elif isinstance(effect, core.CountBlockedMessage):
-            await self.store.count_blocked_message(effect.number)
+            await self.store.count_blocked_message(effect.number, marker=record_id)
         elif isinstance(effect, core.StartFlood):
             await self.store.start_flood(effect.number, effect.until)
             log.info("flood hold started case=%d", effect.number)

@@ -251,6 +251,9 @@ def test_risk_words_from_a_blocked_child_still_reach_the_supervisors(policy: Pol
     decision = core.on_blocked_message(child("もう死にたい"), case, policy, channel=CHANNEL)
     (alert,) = decision.deliveries
     assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and "死にたい" not in alert.text
+    assert core.MarkBlockedRisk(4) in decision.effects
+    told = dataclasses.replace(case, blocked_risk=True)  # once per block, not once per message
+    assert core.on_blocked_message(child("死にたい"), told, policy, channel=CHANNEL).deliveries == ()
 
 
 # --- hold and /cases ---------------------------------------------------------------------
@@ -349,13 +352,35 @@ def test_out_of_hours_a_risky_message_also_gets_the_crisis_lines(policy: Policy)
     decision = core.on_child_message(child("消えたい"), a_case(), policy, now=NIGHT, created=True, channel=CHANNEL)
     (reply,) = [d for d in decision.deliveries if isinstance(d, LineReply)]
     assert len(reply.texts) == 2 and "受付時間外" in reply.texts[0] and "0120-0-78310" in reply.texts[1]
-    # Already told about the closed period: the crisis lines come anyway, once for the case.
-    period = next(e for e in decision.effects if isinstance(e, core.MarkClosedNotice)).period
+    told = next(e for e in decision.effects if isinstance(e, core.MarkClosedNotice)).period
+    assert told.endswith("+crisis")
+    period = told.removesuffix("+crisis")
+    # Once in a closed period: more risk words that night get no second copy.
+    again = core.on_child_message(
+        child("しにたい", event_id="ev2"),
+        a_case(urgent=True),
+        policy,
+        now=NIGHT + 60,
+        created=False,
+        closed_notice=told,
+    )
+    assert not any(isinstance(d, LineReply) for d in again.deliveries)
+    # Told about the closed period earlier without them (and already urgent by an escalation):
+    # the crisis lines come on their own.
     later = core.on_child_message(
-        child("しにたい", event_id="ev2"), a_case(), policy, now=NIGHT + 60, created=False, closed_notice=period
+        child("しにたい", event_id="ev3"),
+        a_case(urgent=True),
+        policy,
+        now=NIGHT + 60,
+        created=False,
+        closed_notice=period,
     )
     (reply,) = [d for d in later.deliveries if isinstance(d, LineReply)]
     assert reply.texts == (policy.render("crisis_lines"),)
+    assert (
+        core.MarkClosedNotice(CHILD, told, next(e.until for e in later.effects if isinstance(e, core.MarkClosedNotice)))
+        in later.effects
+    )
     ordinary = core.on_child_message(child("ねむい"), a_case(), policy, now=NIGHT, created=False, closed_notice=period)
     assert not any(isinstance(d, LineReply) for d in ordinary.deliveries)
 
@@ -395,18 +420,26 @@ def test_during_a_hold_messages_are_kept_back_quietly_but_risk_words_still_alert
     assert core.HoldBack(4, "あのね") in quiet.effects
     risky = core.on_child_message(child("死にたい"), held, policy, now=NOW, created=False, channel=CHANNEL)
     assert any(isinstance(d, ChannelPost) and d.target == "supervisors" for d in risky.deliveries)
-    assert not any(isinstance(d, ThreadPost) and d.role == "child" for d in risky.deliveries)
+    # Never held back: the alert sends the supervisors to the thread to read it.
+    assert ThreadPost(case=4, text="死にたい", role="child") in risky.deliveries
+    assert not any(isinstance(e, core.HoldBack) for e in risky.effects)
+    # The hold lasts until its timer lifts it, even past its time, so order is kept.
+    late = core.on_child_message(child("まだ？"), held, policy, now=NOW + 500, created=False)
+    assert core.HoldBack(4, "まだ？") in late.effects
 
 
 def test_the_hold_lifts_and_what_was_held_reaches_the_thread(policy: Policy) -> None:
     held = a_case(flood_until=NOW)
-    decision = core.on_flood_timer(held, (["あのね", "きいて"], 12), policy)
+    assert (
+        core.on_flood_timer(f"4:{int(NOW) - 300}", held, (["あのね"], 0), policy) == core.NOTHING
+    )  # an earlier hold's
+    decision = core.on_flood_timer(f"4:{int(NOW)}", held, (["あのね", "きいて"], 12), policy)
     note, texts, root = decision.deliveries
     assert isinstance(note, ThreadPost) and "14 件" in note.text and "12 件" in note.text
     assert isinstance(texts, ThreadPost) and texts.role == "child" and texts.text == "あのね\nきいて"
     assert isinstance(root, RootUpdate) and "保留中" not in root.text
     assert decision.effects == (core.ReleaseFlood(4),)
-    assert core.on_flood_timer(a_case(), ([], 0), policy) == core.NOTHING  # already lifted
+    assert core.on_flood_timer(f"4:{int(NOW)}", a_case(), ([], 0), policy) == core.NOTHING  # already lifted
 
 
 def test_root_buttons_follow_the_state() -> None:
@@ -414,3 +447,22 @@ def test_root_buttons_follow_the_state() -> None:
     assert core.root_buttons(a_case(hold=True)) == ("close", "escalate", "block")
     assert core.root_buttons(a_case(status=CaseStatus.CLOSED)) == ("escalate",)
     assert core.root_buttons(a_case(status=CaseStatus.CLOSED, blocked=True)) == ("escalate", "unblock")
+
+
+def test_every_effect_survives_the_round_trip_through_redis() -> None:
+    samples: list[core.Effect] = [
+        core.CloseCase(4, core.CloseReason.BLOCKED, by="US"),
+        core.ScheduleTimer("busy", "4:1", 1.5),
+        core.MarkClosedNotice(CHILD, "p+crisis", 2.0),
+        core.ForgetClosedArrivals((1, 2)),
+        core.HoldBack(4, "あのね"),
+        core.HoldBack(4, None),
+        core.BlockChild(4, "US", "理由", 3.0),
+        core.Audit(None, "UC", "refused:close", "not a member", "button"),
+    ]
+    import json
+
+    for effect in samples:
+        assert core.effect_from_payload(json.loads(json.dumps(core.effect_to_payload(effect)))) == effect
+    with pytest.raises(ValueError):
+        core.effect_from_payload({"effect": "Nonsense"})

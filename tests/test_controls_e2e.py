@@ -394,7 +394,7 @@ def test_a_sticker_flood_is_held_flagged_and_released(
         stickers.append(event)
     bridge.line_events(*stickers)
     bridge.line_events(line_text_event(A, "ごめん、きいて"))  # held too: the hold covers every message
-    root_ts, _ = wait_thread(bridge, 2)
+    root_ts, _ = wait_thread(bridge, 3)  # two stickers, then the note
     bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.roots(SUPERVISORS)) == 1)
     assert "連続投稿" in bridge.fake_slack.roots(SUPERVISORS)[0]["text"]
     bridge.fake_line.wait_for(lambda: len(bridge.fake_line.reply_texts()) == 1)
@@ -402,9 +402,10 @@ def test_a_sticker_flood_is_held_flagged_and_released(
     thread = bot_thread(bridge, root_ts)
     assert thread[:2] == ["[スタンプ: OK]", "[スタンプ: OK]"] and "保留します" in thread[2]
     assert "ごめん、きいて" not in thread
-    assert "保留中" in latest_root(bridge, root_ts)["text"]
     # After the cool-down, what was held reaches the thread: nothing is lost.
-    bridge.fake_slack.wait_for(lambda: "保留中" not in latest_root(bridge, root_ts)["text"], timeout=15)
+    bridge.fake_slack.wait_for(lambda: any("保留を解除" in t for t in bot_thread(bridge, root_ts)), timeout=15)
+    bridge.fake_slack.wait_for(lambda: "保留中" not in latest_root(bridge, root_ts)["text"])
+    assert any("保留中" in update["text"] for update in bridge.fake_slack.updates_of(root_ts))  # shown meanwhile
     thread = bot_thread(bridge, root_ts)
     released = next(t for t in thread if "保留を解除" in t)
     assert "4 件" in released and "スタンプ 3 件" in released
@@ -420,3 +421,21 @@ def test_audit_command_rejects_bad_input(controlled: Bridge) -> None:
         assert printed.returncode == 2 and fragment in printed.stderr
     future = audit(controlled, "--since", "2099-01-01")
     assert future.returncode == 0 and future.stdout == ""
+
+
+def test_a_window_submitted_without_a_reason_stays_open_and_records_nothing(controlled: Bridge) -> None:
+    bridge = controlled
+    bridge.line_events(line_text_event(A, "こんにちは"))
+    wait_thread(bridge, 1)
+    press(bridge, "escalate_case", 1)
+    bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.views()) == 1)
+    before = bridge.redis.xlen("br:{in}:events"), case_state(bridge)
+    response = submit(bridge, bridge.fake_slack.views()[0], user=COUNSELLOR, reason="")
+    assert response.status_code == 200
+    assert response.json() == {
+        "response_action": "errors",
+        "errors": {"reason": "ブロックと緊急連絡には理由が必要です。"},
+    }
+    time.sleep(0.5)
+    assert (bridge.redis.xlen("br:{in}:events"), case_state(bridge)) == before
+    assert bridge.fake_slack.roots(SUPERVISORS) == []

@@ -254,7 +254,8 @@ async def test_a_block_is_kept_by_pseudonym_and_lifted(store: Store) -> None:
     block = await store.block_of("Uone")
     assert block is not None and (block.case, block.by, block.reason) == (number, "US", "迷惑")
     assert "Uone" not in str(await store.redis.hkeys(store.keys.blocked))  # keyed by pseudonym
-    await store.count_blocked_message(number)
+    await store.count_blocked_message(number, marker="e1:0")
+    await store.count_blocked_message(number, marker="e1:0")  # a replay of the same decision
     case = await store.get_case(number)
     assert case is not None and case.blocked and case.blocked_count == 1
     await store.unblock_child(number)
@@ -335,3 +336,11 @@ async def test_a_closed_case_forgets_the_line_user_id_but_keeps_history_and_bloc
     assert await store.open_case_of_case(first) == second
     await store.block_child(first, by="US", reason="迷惑", at=5.0)
     assert await store.block_of("Uone") is not None and await store.block_of_case(second) is not None
+
+
+async def test_a_replayed_entry_applies_the_decision_kept_by_its_first_run(store: Store) -> None:
+    first = [{"effect": "MarkUrgent", "number": 3}, {"effect": "Audit", "case": 3, "actor": "auto", "action": "risk"}]
+    assert await store.keep_decision("1-0", first) is None  # the first run: kept
+    assert await store.keep_decision("1-0", [{"effect": "Audit"}]) == first  # a replay gets the first run's
+    await store.forget_inbound("1-0")
+    assert not await store.redis.exists(store.keys.decided("1-0"))  # gone with the entry (it may hold words)

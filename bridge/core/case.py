@@ -8,8 +8,9 @@ the same.
 
 from __future__ import annotations
 
+import typing
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -91,6 +92,7 @@ class Case:
     blocked: bool = False  # its child was blocked through this case (and is still)
     blocked_count: int = 0  # messages the blocked child sent since (content not kept)
     flood_until: float | None = None  # a flood hold holds the child's messages back until then
+    blocked_risk: bool = False  # the supervisors heard of risk words from the blocked child
 
     @property
     def is_open(self) -> bool:
@@ -194,6 +196,11 @@ class BlockChild:
 
 
 @dataclass(frozen=True)
+class MarkBlockedRisk:
+    number: int
+
+
+@dataclass(frozen=True)
 class UnblockChild:
     number: int
 
@@ -249,12 +256,35 @@ Effect = (
     | MarkUrgent
     | BlockChild
     | UnblockChild
+    | MarkBlockedRisk
     | CountBlockedMessage
     | StartFlood
     | HoldBack
     | ReleaseFlood
     | Audit
 )
+
+
+_EFFECT_TYPES: dict[str, type[Effect]] = {cls.__name__: cls for cls in typing.get_args(Effect)}
+
+
+def effect_to_payload(effect: Effect) -> dict[str, object]:
+    """A JSON-ready dict that effect_from_payload turns back into the same effect."""
+    return {"effect": type(effect).__name__, **asdict(effect)}
+
+
+def effect_from_payload(payload: dict[str, object]) -> Effect:
+    """Inverse of effect_to_payload. Raises ValueError for an unknown effect."""
+    values = dict(payload)
+    cls = _EFFECT_TYPES.get(str(values.pop("effect", "")))
+    if cls is None:
+        raise ValueError("unknown effect")
+    for field in fields(cls):
+        if isinstance(values.get(field.name), list):
+            values[field.name] = tuple(values[field.name])  # type: ignore[arg-type]
+    if cls is CloseCase:
+        values["reason"] = CloseReason(str(values["reason"]))
+    return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -445,7 +475,9 @@ def on_child_message(
     # Risk words come first: a flood must not hide them.
     risky = is_risky(message.text, policy.risk_expressions)
     first_risk = risky and not case.urgent
-    flooding = case.flood_until is not None and now < case.flood_until
+    # A hold lasts until its timer lifts it (not merely until its time), so what was held
+    # reaches the thread before anything sent after it.
+    flooding = case.flood_until is not None
     if not flooding and is_flood(
         recent, sticker=sticker, max_messages=policy.flood_max_messages, max_stickers=policy.flood_max_stickers
     ):
@@ -466,7 +498,8 @@ def on_child_message(
             ScheduleTimer(FLOOD_TIMER, f"{case.number}:{int(until)}", until),
             Audit(case.number, AUTO, "flood", f"{recent.messages if recent else 0} messages in the window"),
         ]
-    if flooding:
+    held = flooding and not risky  # risk words are never held back: the supervisors are sent to read them
+    if held:
         effects.append(HoldBack(case.number, None if sticker else shown))  # posted when the hold lifts
     else:
         deliveries.insert(0, ThreadPost(case=case.number, text=shown, role="child"))
@@ -480,9 +513,9 @@ def on_child_message(
         )
         deliveries += urgent_deliveries(case, policy, alert=alert, note=policy.render("risk_note"))
         effects += [MarkUrgent(case.number), Audit(case.number, AUTO, "risk", "risk words in a message")]
-    if updated != case and not created:  # a new case's root is posted with its state
+    if updated != case:  # after the child's post, which may be the one that posts the root
         deliveries.append(root_update(updated, policy))
-    if flooding:
+    if held:
         return Decision(tuple(deliveries), tuple(effects))
     schedule = policy.schedule
     at = _local(now, policy)
@@ -499,19 +532,23 @@ def on_child_message(
                 deliveries = [d for d in deliveries if not isinstance(d, RootUpdate)]
                 deliveries.append(root_update(replace(updated, arrived_closed=True), policy))
         period = opening.isoformat() if opening else "never"
+        # The notice names the period, and whether the crisis lines went out in it too.
+        with_crisis_lines = period + "+crisis"
         texts: list[str] = []
-        if closed_notice != period:
+        if closed_notice not in (period, with_crisis_lines):
             texts.append(
                 policy.render("closed_reply", next_opening=policy.format_opening(opening, at))
                 if opening
                 else policy.render("closed_reply_no_opening")
             )
-            until = opening.timestamp() if opening else now + 7 * 86400
-            effects.append(MarkClosedNotice(message.child_id, period, until))
-        if first_risk:  # nobody can answer now: the child hears where help is, day and night
+        if risky and closed_notice != with_crisis_lines:
+            # Nobody can answer now: the child hears where help is, day and night (once a period).
             texts.append(policy.render("crisis_lines"))
         if texts:
             deliveries.append(_answer(message, *texts, purpose=f"closed:{message.event_id}", case=case))
+            until = opening.timestamp() if opening else now + 7 * 86400
+            told = with_crisis_lines if risky or closed_notice == with_crisis_lines else period
+            effects.append(MarkClosedNotice(message.child_id, told, until))
         return Decision(tuple(deliveries), tuple(effects))
     if created:
         if queue is not None and queue.open_cases > policy.capacity:
@@ -578,17 +615,18 @@ def on_blocked_message(message: ChildMessage, case: Case | None, policy: Policy,
     effects: list[Effect] = [CountBlockedMessage(case.number)]
     if count <= 10 or count % 10 == 0:  # the root shows the count without an update per message
         deliveries.append(root_update(replace(case, blocked_count=count), policy))
-    if is_risky(message.text, policy.risk_expressions):
+    if not case.blocked_risk and is_risky(message.text, policy.risk_expressions):  # once per block
         link = thread_link(channel, case.thread_ts)
         alert = policy.render("blocked_risk_alert", mention=supervisor_mention(policy), case=case.number, link=link)
         deliveries.append(ChannelPost(text=alert, target="supervisors"))
-        effects.append(Audit(case.number, AUTO, "risk", "risk words from a blocked account"))
+        effects += [MarkBlockedRisk(case.number), Audit(case.number, AUTO, "risk", "risk words from a blocked account")]
     return Decision(tuple(deliveries), tuple(effects))
 
 
-def on_flood_timer(case: Case | None, held: tuple[list[str], int], policy: Policy) -> Decision:
-    """The cool-down is over: what was held back reaches the thread, and the hold lifts."""
-    if case is None or case.flood_until is None:
+def on_flood_timer(arg: str, case: Case | None, held: tuple[list[str], int], policy: Policy) -> Decision:
+    """The cool-down is over: what was held back reaches the thread, and the hold lifts.
+    A timer of an earlier hold (arg "case:until") changes nothing."""
+    if case is None or case.flood_until is None or arg.partition(":")[2] != str(int(case.flood_until)):
         return NOTHING
     texts, stickers = held
     note = policy.render("flood_released_note", messages=len(texts) + stickers, stickers=stickers)

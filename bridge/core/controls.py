@@ -104,10 +104,12 @@ def on_control(
     now: float,
     channel: str,
     current: Case | None = None,
+    blocked_from: Case | None = None,
 ) -> Decision:
     """Decide a control request. case is the case it names (by number or thread), if any;
     block is that case's child's block, if any; open_cases is for /cases; current is the
-    child's open case when it is not the named one (a block closes it too)."""
+    child's open case when it is not the named one (a block closes it too); blocked_from is
+    the case a block was made from, when an unblock names another case of the child."""
     user = request.user
     action = request.action if request.action in ACTIONS else ""
     # Buttons and the shortcut act inside a thread: their answers appear there.
@@ -145,7 +147,7 @@ def on_control(
         return refuse("control_supervisors_only", "not a supervisor")
     if action in REASON_REQUIRED and not reason:
         return Decision(deliveries=(answer(USAGE[action]),))
-    context = _Context(request, case, policy, reason, now, channel, where, current)
+    context = _Context(request, case, policy, reason, now, channel, where, current, blocked_from)
     if action == HOLD:
         return context.hold()
     if action == CLOSE:
@@ -167,6 +169,7 @@ class _Context:
     channel: str
     where: int | None  # the thread the person's answers appear in (None: the channel)
     current: Case | None  # the child's open case, when the named case is an earlier one
+    blocked_from: Case | None  # the case the block was made from, when another is named
 
     def _say(self, text_name: str, **values: object) -> Ephemeral:
         return Ephemeral(case=self.where, user=self.request.user, text=self.policy.render(text_name, **values))
@@ -274,6 +277,8 @@ class _Context:
             self._note("unblock_note", user=f"<@{user}>"),
             root_update(replace(case, blocked=False), policy),
         ]
+        if self.blocked_from is not None and self.blocked_from.number != case.number:
+            deliveries.append(root_update(replace(self.blocked_from, blocked=False), policy))
         self._confirm(deliveries, "unblock_done")
         return Decision(tuple(deliveries), (UnblockChild(case.number), self._audit(UNBLOCK)))
 
