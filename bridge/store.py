@@ -197,6 +197,10 @@ return recorded
 # now, arrived closed, opening entry id. Returns {number, created}. At most one open case per
 # child, whoever asks.
 _OPEN_OR_GET = """
+if KEYS[4] then
+  local block = redis.call('HGET', KEYS[4], ARGV[2])
+  if block then return {0, 0, block} end
+end
 local existing = redis.call('HGET', KEYS[2], ARGV[2])
 if existing then return {tonumber(existing), 0} end
 local n = redis.call('INCR', KEYS[1])
@@ -571,6 +575,14 @@ class Store:
         loaded: list[dict[str, Any]] = json.loads(as_text(kept))
         return loaded
 
+    async def kept_decision(self, entry_id: str) -> list[dict[str, Any]] | None:
+        """The effects an earlier run of this entry kept, if any."""
+        kept = await self.redis.get(self.keys.decided(entry_id))
+        if kept is None:
+            return None
+        loaded: list[dict[str, Any]] = json.loads(as_text(kept))
+        return loaded
+
     async def forget_inbound(self, entry_id: str) -> None:
         """Acknowledge and delete a routed entry and its decision, so its content leaves Redis."""
         pipe = self.redis.pipeline(transaction=True)
@@ -608,8 +620,22 @@ class Store:
         entry_id, the inbound entry asking, is kept on a new case, so that a replay of the
         same entry can tell it opened the case (Case.opened_by).
         """
-        number, created = await self._open_or_get(
-            keys=[self.keys.case_seq, self.keys.open_by_child, self.keys.unanswered],
+        number, created, _ = await self._open(child_id, now, arrived_closed, entry_id, unless_blocked=False)
+        return number, created
+
+    async def open_case_unless_blocked(
+        self, child_id: str, now: float, *, arrived_closed: bool = False, entry_id: str = ""
+    ) -> tuple[int, bool, Block | None]:
+        """As open_or_get_case, in the same round trip, unless the child is blocked: then
+        (0, False, the block) and nothing is opened."""
+        return await self._open(child_id, now, arrived_closed, entry_id, unless_blocked=True)
+
+    async def _open(
+        self, child_id: str, now: float, arrived_closed: bool, entry_id: str, *, unless_blocked: bool
+    ) -> tuple[int, bool, Block | None]:
+        keys = [self.keys.case_seq, self.keys.open_by_child, self.keys.unanswered]
+        reply = await self._open_or_get(
+            keys=keys + ([self.keys.blocked] if unless_blocked else []),
             args=[
                 self.keys.cases_prefix,
                 self.child_key(child_id),
@@ -619,7 +645,8 @@ class Store:
                 entry_id,
             ],
         )
-        return int(number), bool(created)
+        block = _block_from(as_text(reply[2])) if len(reply) > 2 else None
+        return int(reply[0]), bool(reply[1]), block
 
     async def queue_of(self, number: int) -> Queue:
         """How many cases are open, and this case's place among the unanswered ones."""
@@ -776,12 +803,7 @@ class Store:
 
     async def _block_by_key(self, child_key: str) -> Block | None:
         raw = await self.redis.hget(self.keys.blocked, child_key)
-        if raw is None:
-            return None
-        record = json.loads(as_text(raw))
-        return Block(
-            case=int(record["case"]), by=str(record["by"]), at=float(record["at"]), reason=str(record["reason"])
-        )
+        return _block_from(as_text(raw)) if raw is not None else None
 
     async def count_blocked_message(self, number: int, *, marker: str) -> None:
         """Count one message of a blocked child on the case, once per marker."""
@@ -1029,6 +1051,11 @@ def _case_from(raw: dict[Any, Any]) -> Case | None:
         flood_until=moment("flood_until"),
         blocked_risk=fields.get("blocked_risk") == "1",
     )
+
+
+def _block_from(raw: str) -> Block:
+    record = json.loads(raw)
+    return Block(case=int(record["case"]), by=str(record["by"]), at=float(record["at"]), reason=str(record["reason"]))
 
 
 def as_text(value: bytes | str) -> str:

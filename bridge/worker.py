@@ -67,6 +67,9 @@ from bridge.store import Claim, Store, as_text
 log = logging.getLogger("bridge.worker")
 
 ROUTER_LEASE_MS = 10_000
+# Effects that never change how the same entry is decided again: a decision made only of these
+# needs no keeping for a replay (most child messages: the silence clock and deadlines).
+_REDECIDES_THE_SAME = (core.NoteChildMessage, core.NoteCounsellorReply, core.ScheduleTimer)
 ROUTER_BATCH = 100
 
 
@@ -250,17 +253,19 @@ class Worker:
                     if time.monotonic() > valid_until - 0.5 or self._stopping.is_set():
                         cursor = "0"  # the rest of this batch is pending: read it again first
                         break
-                    await self.route_entry(as_text(entry_id), fields)
+                    # Entries read again from our pending list may have been half applied.
+                    await self.route_entry(as_text(entry_id), fields, replay=cursor == "0")
         finally:
             if self._stopping.is_set():
                 with contextlib.suppress(Exception):
                     await self.store.release_router_lease(self.name)
 
-    async def route_entry(self, entry_id: str, fields: dict[Any, Any] | None) -> None:
+    async def route_entry(self, entry_id: str, fields: dict[Any, Any] | None, *, replay: bool = False) -> None:
         """Decide one recorded event and apply the decision; then forget the event.
 
-        Safe to repeat: deliveries are enqueued at most once per entry, and state changes
-        come after them, so a replay after a crash decides the same.
+        Safe to repeat (replay=True for an entry that may have been routed before): deliveries
+        are enqueued at most once per entry, and a replay applies the state changes its first
+        run kept, not a decision made again against half-changed state.
         """
         fields = fields or {}  # a pending entry whose content is gone reads as None
         source = "?"
@@ -274,7 +279,7 @@ class Worker:
             else:
                 raw = json.loads(body)
                 event = parse_line_event(raw) if source == "line" else parse_slack_event(raw)
-            await self._apply(entry_id, event)
+            await self._apply(entry_id, event, replay=replay)
         except (RedisError, OSError):
             raise  # the entry stays pending; the router reads it again once Redis answers
         except Exception as exc:
@@ -285,17 +290,18 @@ class Worker:
             return
         await self.store.forget_inbound(entry_id)
 
-    async def _apply(self, entry_id: str, event: InboundEvent) -> None:
+    async def _apply(self, entry_id: str, event: InboundEvent, *, replay: bool) -> None:
         # The time Redis recorded the event: the same on every replay, so decisions repeat.
         now = int(entry_id.split("-")[0]) / 1000
         decision = await self._decide(entry_id, event, now)
         effects = decision.effects
-        if effects:
+        kept = await self.store.kept_decision(entry_id) if replay else None
+        if kept is None and any(not isinstance(e, _REDECIDES_THE_SAME) for e in effects):
             # Kept before anything is applied: a replay applies these, not a new decision made
             # against state the first run had half changed (with the same record ids).
             kept = await self.store.keep_decision(entry_id, [core.effect_to_payload(e) for e in effects])
-            if kept is not None:
-                effects = tuple(core.effect_from_payload(payload) for payload in kept)
+        if kept is not None:
+            effects = tuple(core.effect_from_payload(payload) for payload in kept)
         if decision.deliveries:
             items = [
                 (lane_for(d, self.store), f"{entry_id}.{i}", to_payload(d)) for i, d in enumerate(decision.deliveries)
@@ -308,13 +314,14 @@ class Worker:
         channel = self.settings.SLACK_CHANNEL_ID
         policy = self.policy
         if isinstance(event, ChildMessage):
-            block = await self.store.block_of(event.child_id)
+            closed = not policy.schedule.is_open(datetime.fromtimestamp(now, policy.timezone))
+            number, _, block = await self.store.open_case_unless_blocked(
+                event.child_id, now, arrived_closed=closed, entry_id=entry_id
+            )
             if block is not None:
                 log.info("message from a blocked child counted case=%d", block.case)
                 blocked_case = await self.store.get_case(block.case)
                 return core.on_blocked_message(event, blocked_case, policy, channel=channel)
-            closed = not policy.schedule.is_open(datetime.fromtimestamp(now, policy.timezone))
-            number, _ = await self.store.open_or_get_case(event.child_id, now, arrived_closed=closed, entry_id=entry_id)
             case = await self.store.get_case(number)
             assert case is not None
             created = case.opened_by == entry_id  # true again when this entry is replayed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -87,7 +88,7 @@ async def test_when_redis_fails_the_entry_stays_pending(worker: Worker, monkeypa
     async def broken(*args: object, **kwargs: object) -> None:
         raise RedisConnectionError("gone")
 
-    monkeypatch.setattr(worker.store, "open_or_get_case", broken)
+    monkeypatch.setattr(worker.store, "open_case_unless_blocked", broken)
     with pytest.raises(RedisConnectionError):
         await worker.route_entry(entry_id, fields)
     pending: Any = await worker.redis.xpending(worker.store.keys.inbound, "router")
@@ -107,7 +108,7 @@ async def test_a_batch_cut_short_for_lease_renewal_resumes_in_order(
     monkeypatch.setattr(worker_module, "ROUTER_LEASE_MS", 1500)  # the batch outlasts the lease margin
     routed: list[str] = []
 
-    async def slow_apply(entry_id: str, event: object) -> None:
+    async def slow_apply(entry_id: str, event: object, *, replay: bool) -> None:
         await asyncio.sleep(0.15)
         routed.append(entry_id)
 
@@ -144,3 +145,39 @@ async def test_a_replayed_first_message_still_decides_as_the_opener(worker: Work
     assert await worker.store.lane_length("slack:1") == 1
     timers = [m.decode() for m in await worker.redis.zrange(worker.store.keys.timers, 0, -1)]
     assert any(t.startswith("busy|1:") for t in timers) and "unanswered|1" in timers
+
+
+async def test_a_replay_after_a_crash_mid_effects_applies_the_first_decision(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash between two effects of a decision: the replay must not decide again against the
+    half-changed state (a block already applied would make it answer "already blocked" and
+    never close the case)."""
+    entry_id, fields = await record_and_read(worker, child_text("あそぼ"))
+    await worker.route_entry(entry_id, fields)
+    await worker.store.save_roster(["US"], [], at=0.0)
+    worker.policy = dataclasses.replace(worker.policy, supervisors=frozenset({"US"}))
+    block = {"type": "bridge_control", "action": "block", "text": "1 迷惑", "user": "US", "via": "command"}
+    await worker.store.record_events("slack", [("control:t1", json.dumps(block))])
+    response: Any = await worker.redis.xreadgroup("router", "t", {worker.store.keys.inbound: ">"}, count=10)
+    entry_id, fields = response[0][1][0]
+    entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    applied: list[str] = []
+    original = worker._apply_effect
+
+    async def crash_after_first(effect: Any, now: float, *, record_id: str = "") -> None:
+        if applied:
+            raise RedisConnectionError("gone")  # the worker dies after the first effect
+        applied.append(type(effect).__name__)
+        await original(effect, now, record_id=record_id)
+
+    monkeypatch.setattr(worker, "_apply_effect", crash_after_first)
+    with pytest.raises(RedisConnectionError):
+        await worker.route_entry(entry_id, fields)
+    assert applied == ["BlockChild"]
+    monkeypatch.undo()
+    await worker.route_entry(entry_id, fields, replay=True)  # the replay, as the router reads it again
+    case = await worker.store.get_case(1)
+    assert case is not None and not case.is_open and case.blocked  # closed as well, not "already blocked"
+    records = await worker.store.audit_records(case=1)
+    assert [r["action"] for r in records] == ["block"]  # recorded once

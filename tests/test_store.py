@@ -344,3 +344,13 @@ async def test_a_replayed_entry_applies_the_decision_kept_by_its_first_run(store
     assert await store.keep_decision("1-0", [{"effect": "Audit"}]) == first  # a replay gets the first run's
     await store.forget_inbound("1-0")
     assert not await store.redis.exists(store.keys.decided("1-0"))  # gone with the entry (it may hold words)
+
+
+async def test_a_blocked_child_opens_no_case(store: Store) -> None:
+    number, _ = await store.open_or_get_case("Uone", 1.0)
+    await store.close_case(number, "blocked", 2.0)
+    await store.block_child(number, by="US", reason="迷惑", at=2.0)
+    opened, created, block = await store.open_case_unless_blocked("Uone", 3.0)
+    assert (opened, created) == (0, False) and block is not None and block.case == number
+    assert await store.open_case_of("Uone") is None
+    assert await store.open_case_unless_blocked("Utwo", 3.0) == (2, True, None)
