@@ -340,3 +340,24 @@ def press(bridge: Bridge, action_id: str, case: int, *, user: str = "UCOUNSEL1")
             "actions": [{"action_id": action_id, "value": str(case), "type": "button", "action_ts": str(time.time())}],
         },
     )
+
+
+def everything_in_redis(client: redis_sync.Redis) -> bytes:
+    """Every key and value the bridge keeps, read by type (not DUMP, which may compress)."""
+    parts: list[bytes] = []
+    for key in client.scan_iter(b"br:*"):
+        kind = client.type(key)
+        parts.append(key)
+        if kind == b"string":
+            parts.append(client.get(key) or b"")
+        elif kind == b"hash":
+            parts += [b for pair in client.hgetall(key).items() for b in pair]
+        elif kind == b"list":
+            parts += client.lrange(key, 0, -1)
+        elif kind == b"set":
+            parts += list(client.smembers(key))
+        elif kind == b"zset":
+            parts += [member for member, _ in client.zrange(key, 0, -1, withscores=True)]
+        elif kind == b"stream":
+            parts += [b for _, fields in client.xrange(key) for pair in fields.items() for b in pair]
+    return b"\n".join(parts)

@@ -4,7 +4,6 @@ asserted on what fake LINE and fake Slack received (and on Redis, for "nothing c
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from bridge.fakes.slack import FakeSlack
 from tests.conftest import (
     CHANNEL,
     Bridge,
+    everything_in_redis,
     interactive,
     line_follow_event,
     line_text_event,
@@ -252,14 +252,20 @@ def test_controls_outside_the_case_channel_record_nothing(controlled: Bridge) ->
 # --- block and unblock -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("way", ["command by ID", "button by group"])
+@pytest.mark.parametrize("way", ["command by ID", "button by group", "shortcut by ID"])
 def test_a_supervisor_blocks_and_unblocks_a_child(controlled: Bridge, way: str) -> None:
     bridge = controlled
     bridge.line_events(line_text_event(A, "あそぼ"))
     root_ts, _ = wait_thread(bridge, 1)
+    child_ts = bridge.fake_slack.thread(CHANNEL, root_ts)[0]["ts"]
     if way == "command by ID":
         blocker = SUPERVISOR
         slash_command(bridge, "/block", "1 無関係な投稿の連続", user=blocker)
+    elif way == "shortcut by ID":
+        blocker = SUPERVISOR
+        shortcut(bridge, child_ts, root_ts, user=blocker)  # on the child's message in the thread
+        bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.views()) == 1)
+        submit(bridge, bridge.fake_slack.views()[0], user=blocker, action="block", reason="無関係な投稿の連続")
     else:
         blocker = GROUP_SUPERVISOR  # a member of the supervisors' user group
         press(bridge, "block_case", 1, user=blocker)
@@ -278,10 +284,18 @@ def test_a_supervisor_blocks_and_unblocks_a_child(controlled: Bridge, way: str) 
     bridge.fake_slack.wait_for(lambda: "受信 3 件" in latest_root(bridge, root_ts)["text"])
     assert bot_thread(bridge, root_ts) == thread_before and len(roots(bridge)) == 1
     assert bridge.fake_line.texts_to(A) == [] and bridge.fake_line.reply_texts() == []
-    assert "むしするな" not in json.dumps([bridge.redis.dump(k) for k in bridge.redis.scan_iter(b"br:*")], default=str)
+    stored = everything_in_redis(bridge.redis)
+    assert "むしするな".encode() not in stored and "あそぼ".encode() not in stored  # words gone once routed
     assert "unblock_case" in buttons_of(latest_root(bridge, root_ts))
     # Unblocked, the child's next message opens a new case.
-    slash_command(bridge, "/unblock", "1", user=blocker)
+    if way == "command by ID":
+        slash_command(bridge, "/unblock", "1", user=blocker)
+    elif way == "shortcut by ID":
+        shortcut(bridge, child_ts, root_ts, user=blocker)
+        bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.views()) == 2)
+        submit(bridge, bridge.fake_slack.views()[1], user=blocker, action="unblock")
+    else:
+        press(bridge, "unblock_case", 1, user=blocker)
     bridge.fake_slack.wait_for(lambda: any("ブロックを解除" in t for t in bot_thread(bridge, root_ts)))
     bridge.line_events(line_text_event(A, "ごめんなさい"))
     _, texts = wait_thread(bridge, 1, root_index=1)
