@@ -152,7 +152,14 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
         if not slack.body_is_well_formed(body, request.headers.get("content-type")):
             log.warning("slack request rejected: malformed body")
             return _error(400, "malformed body")
-        response = await state.bolt.async_dispatch(to_async_bolt_request(request, body))
+        try:
+            response = await state.bolt.async_dispatch(to_async_bolt_request(request, body))
+        except (RedisError, OSError):
+            log.error("slack request not recorded: Redis unavailable")
+            return _error(503, "redis unreachable")
+        except Exception as exc:  # Bolt itself assumes fields a malformed payload may lack
+            log.warning("slack request rejected: unreadable payload error=%s", type(exc).__name__)
+            return _error(400, "malformed body")
         return to_starlette_response(response)
 
     return app

@@ -57,6 +57,7 @@ COMMANDS = {
     "/escalate": "escalate",
     "/cases": "cases",
 }
+_KNOWN_ACTIONS = frozenset(COMMANDS.values())
 SHORTCUT = "case_actions"  # the message shortcut on any message of a case thread
 CONTROL_VIEW = "case_control"  # the window that asks for the action and the reason
 _LOOKUP_PAGES = 10  # up to 2,000 messages since the delivery was queued
@@ -168,10 +169,16 @@ def build_bolt_app(
     @app.error
     async def on_error(error: Exception) -> BoltResponse:
         # Bolt's default handler logs the exception's text; ours logs its type only. 503 when
-        # the event could not be recorded, so Slack retries it.
-        unavailable = isinstance(error, RedisError | OSError)
+        # the event could not be recorded, so Slack retries it; 400 when Bolt could not read a
+        # payload (its matchers index fields a malformed payload lacks; our listeners do not).
+        if isinstance(error, RedisError | OSError):
+            log.error("slack request not recorded: Redis unavailable error=%s", type(error).__name__)
+            return BoltResponse(status=503, body="")
+        if isinstance(error, TypeError | KeyError | AttributeError | IndexError | ValueError):
+            log.warning("slack request rejected: unreadable payload error=%s", type(error).__name__)
+            return BoltResponse(status=400, body="malformed body")
         log.error("slack listener failed error=%s", type(error).__name__)
-        return BoltResponse(status=503 if unavailable else 500, body="")
+        return BoltResponse(status=500, body="")
 
     async def command(ack: Any, body: dict[str, Any]) -> None:
         name = str(body.get("command") or "")
@@ -188,8 +195,9 @@ def build_bolt_app(
         app.command(name)(command)
 
     async def button(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
-        action = (body.get("actions") or [{}])[0]
-        user = (body.get("user") or {}).get("id")
+        actions = body.get("actions")
+        action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+        user = _dig(body, "user", "id")
         name = next((n for n, a in BUTTON_ACTIONS.items() if a == action.get("action_id")), "")
         if name in _ASKS_REASON:  # nothing to record yet: the window's submission is the request
             await ack()
@@ -205,30 +213,37 @@ def build_bolt_app(
     @app.shortcut(SHORTCUT)
     async def shortcut(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        message = body.get("message") or {}
-        thread_ts = str(message.get("thread_ts") or message.get("ts") or "")
+        thread_ts = str(_dig(body, "message", "thread_ts") or _dig(body, "message", "ts") or "")
         await _open_view(client, body.get("trigger_id"), shortcut_view(policy, thread_ts=thread_ts))
 
     @app.view(CONTROL_VIEW)
     async def submitted(ack: Any, body: dict[str, Any]) -> None:
-        view = body.get("view") or {}
-        values = (view.get("state") or {}).get("values") or {}
+        values = _dig(body, "view", "state", "values")
         try:
-            meta = json.loads(view.get("private_metadata") or "{}")
+            meta = json.loads(str(_dig(body, "view", "private_metadata") or "{}"))
         except ValueError:
             meta = {}
         meta = meta if isinstance(meta, dict) else {}
-        chosen = ((values.get("action") or {}).get("action") or {}).get("selected_option") or {}
-        action = str(meta.get("action") or chosen.get("value") or "")
-        reason = str(((values.get("reason") or {}).get("reason") or {}).get("value") or "")
-        user = (body.get("user") or {}).get("id")
+        action = str(meta.get("action") or _dig(values, "action", "action", "selected_option", "value") or "")
+        reason = str(_dig(values, "reason", "reason", "value") or "")
+        user = _dig(body, "user", "id")
         via = "shortcut" if meta.get("thread_ts") else "button"
+        if action not in BUTTON_ACTIONS:  # not a window of ours, or no action chosen: nothing to record
+            await ack()
+            return
         if action in _ASKS_REASON and not reason.strip():
             # Said in the window itself, which stays open; nothing is recorded.
             await ack(response_action="errors", errors={"reason": policy.render("modal_reason_required")})
             return
         await _record_control(
-            store, view.get("id"), action, meta.get("case"), user, via, reason=reason, thread_ts=meta.get("thread_ts")
+            store,
+            _dig(body, "view", "id"),
+            action,
+            meta.get("case"),
+            user,
+            via,
+            reason=reason,
+            thread_ts=meta.get("thread_ts"),
         )
         await ack()  # closes the window; the result shows in the thread or as an ephemeral line
 
@@ -293,7 +308,16 @@ async def _record_control(
     }
     key = str(request_id or hashlib.sha256(json.dumps(control, sort_keys=True).encode()).hexdigest())
     await store.record_events("slack", [(f"control:{key}", json.dumps(control))])
-    log.info("slack control recorded action=%s via=%s", action, via)
+    log.info("slack control recorded action=%s via=%s", action if action in _KNOWN_ACTIONS else "?", via)
+
+
+def _dig(value: Any, *path: str) -> Any:
+    """value[path[0]][path[1]]..., or None where a step is missing or not an object."""
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
 
 
 async def _open_view(client: AsyncWebClient, trigger_id: Any, view: dict[str, Any]) -> None:

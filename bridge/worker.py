@@ -401,7 +401,9 @@ class Worker:
             current=current,
             blocked_from=blocked_from,
         )
-        log.info("control decided action=%s via=%s case=%s", request.action, request.via, case.number if case else "-")
+        action = request.action if request.action in controls.ACTIONS else "?"  # never echo arbitrary text
+        via = request.via if request.via in ("command", "button", "shortcut") else "?"
+        log.info("control decided action=%s via=%s case=%s", action, via, case.number if case else "-")
         return decision
 
     async def _decide_timer(self, timer: TimerFired, now: float) -> core.Decision:

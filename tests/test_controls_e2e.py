@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bridge.fakes.harness import ALWAYS_OPEN, ROOT, write_policy
@@ -453,3 +454,29 @@ def test_a_window_submitted_without_a_reason_stays_open_and_records_nothing(cont
     time.sleep(0.5)
     assert (bridge.redis.xlen("br:{in}:events"), case_state(bridge)) == before
     assert bridge.fake_slack.roots(SUPERVISORS) == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "block_actions", "user": {"id": COUNSELLOR}, "actions": "close_case"},
+        {"type": "block_actions", "user": "x", "actions": [{"action_id": "close_case", "value": ["1"]}]},
+        {"type": "message_action", "callback_id": "case_actions", "message": "not an object"},
+        {"type": "view_submission", "user": {"id": COUNSELLOR}, "view": {"callback_id": "case_control", "state": []}},
+        {"type": "view_submission", "view": {"callback_id": "case_control", "private_metadata": "{not json"}},
+    ],
+)
+def test_malformed_interactions_change_nothing_and_crash_nothing(controlled: Bridge, payload: dict[str, Any]) -> None:
+    bridge = controlled
+    bridge.line_events(line_text_event(A, "こんにちは"))
+    wait_thread(bridge, 1)
+    time.sleep(0.3)
+    before = case_state(bridge)
+    response = interactive(bridge, payload)
+    assert response.status_code in (200, 400, 404), response.text
+    time.sleep(0.5)
+    assert {k: v for k, v in case_state(bridge).items() if b"audit" not in k} == {
+        k: v for k, v in before.items() if b"audit" not in k
+    }
+    assert httpx.get(bridge.url + "/healthz", timeout=2).status_code == 200
+    assert all(p.popen.poll() is None for p in bridge.processes)  # every process still runs
