@@ -158,6 +158,9 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
             log.error("slack request not recorded: Redis unavailable")
             return _error(503, "redis unreachable")
         except Exception as exc:  # Bolt itself assumes fields a malformed payload may lack
+            if b'"event_callback"' in body:  # an Events API delivery: let Slack retry it
+                log.error("slack event not recorded error=%s", type(exc).__name__)
+                return _error(503, "not recorded")
             log.warning("slack request rejected: unreadable payload error=%s", type(exc).__name__)
             return _error(400, "malformed body")
         return to_starlette_response(response)

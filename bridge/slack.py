@@ -167,12 +167,14 @@ def build_bolt_app(
     )
 
     @app.error
-    async def on_error(error: Exception) -> BoltResponse:
-        # Bolt's default handler logs the exception's text; ours logs its type only. 503 when
-        # the event could not be recorded, so Slack retries it; 400 when Bolt could not read a
-        # payload (its matchers index fields a malformed payload lacks; our listeners do not).
-        if isinstance(error, RedisError | OSError):
-            log.error("slack request not recorded: Redis unavailable error=%s", type(error).__name__)
+    async def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
+        # Bolt's default handler logs the exception's text; ours logs its type only.
+        # Events API deliveries always get 503, so Slack retries them: one may carry a
+        # counsellor's reply. For commands and interactions (never retried): 503 when Redis is
+        # down, 400 when Bolt could not read the payload (its matchers index fields a
+        # malformed payload lacks; our listeners read defensively).
+        if isinstance(error, RedisError | OSError) or body.get("type") == "event_callback":
+            log.error("slack request not recorded error=%s", type(error).__name__)
             return BoltResponse(status=503, body="")
         if isinstance(error, TypeError | KeyError | AttributeError | IndexError | ValueError):
             log.warning("slack request rejected: unreadable payload error=%s", type(error).__name__)

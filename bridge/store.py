@@ -55,10 +55,6 @@ class Keys:
     def set_aside(self) -> str:
         return f"{self.prefix}:{{in}}:set-aside"
 
-    def decided(self, entry_id: str) -> str:
-        """The effects decided for an inbound entry, kept until the entry is forgotten."""
-        return f"{self.prefix}:{{in}}:decided:{entry_id}"
-
     @property
     def timers(self) -> str:
         return f"{self.prefix}:{{in}}:timers"
@@ -254,6 +250,23 @@ if #ARGV >= 5 then redis.call('PUBLISH', ARGV[4], '1') end
 return 1
 """
 
+# KEYS[1] due, KEYS[2] applied marker; ARGV: lanes prefix, now, ttl, wake channel, effects JSON,
+# then lane, item pairs. The first run of an inbound entry enqueues its deliveries and keeps its
+# effects under the marker, in one step, and returns nil. Any later run (a replay after a crash)
+# enqueues nothing and returns what the first run kept: its effects, or "1" once they were all
+# applied. So deliveries and effects always come from the same decision.
+_RECORD_DECISION = """
+local kept = redis.call('GET', KEYS[2])
+if kept then return kept end
+redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[3])
+for i = 6, #ARGV, 2 do
+  redis.call('RPUSH', ARGV[1] .. 'lane:' .. ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[i])
+end
+if #ARGV >= 6 then redis.call('PUBLISH', ARGV[4], '1') end
+return false
+"""
+
 # KEYS[1] due, KEYS[2] attempts; ARGV: lanes prefix, now, lease ms, token, max.
 # Claims up to max due lanes: returns a flat list lane, item, attempts, ...
 # A claimed lane's due time moves to its lease expiry, so a worker that dies mid-delivery
@@ -347,15 +360,6 @@ if redis.call('GET', lease_key) ~= ARGV[3] then return 0 end
 redis.call('PEXPIRE', lease_key, ARGV[4])
 redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[5]) + tonumber(ARGV[4]), ARGV[2])
 return 1
-"""
-
-# KEYS[1] decided; ARGV: effects JSON, ttl. Keeps the first decision of an entry; returns the
-# kept one if there was one already (a replay after a crash), else nil.
-_DECIDE = """
-local kept = redis.call('GET', KEYS[1])
-if kept then return kept end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return false
 """
 
 # KEYS[1] case marker, KEYS[2] case hash; ARGV: ttl. Counts a blocked child's message once.
@@ -521,7 +525,7 @@ class Store:
         self._audit = redis.register_script(_AUDIT)
         self._hold_back = redis.register_script(_HOLD_BACK)
         self._forget = redis.register_script(_FORGET)
-        self._decide = redis.register_script(_DECIDE)
+        self._record_decision = redis.register_script(_RECORD_DECISION)
         self._count_blocked = redis.register_script(_COUNT_BLOCKED)
 
     async def prepare(self) -> None:
@@ -562,33 +566,14 @@ class Store:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def keep_decision(self, entry_id: str, effects: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-        """Keep the effects decided for an entry. If an earlier run of the same entry kept its
-        own (it crashed before finishing), returns those instead: they are the ones to apply,
-        since deciding again would see the state half changed."""
-        kept = await self._decide(
-            keys=[self.keys.decided(entry_id)],
-            args=[json.dumps(effects, ensure_ascii=True), DEDUP_TTL_SECONDS],
-        )
-        if kept is None:
-            return None
-        loaded: list[dict[str, Any]] = json.loads(as_text(kept))
-        return loaded
-
-    async def kept_decision(self, entry_id: str) -> list[dict[str, Any]] | None:
-        """The effects an earlier run of this entry kept, if any."""
-        kept = await self.redis.get(self.keys.decided(entry_id))
-        if kept is None:
-            return None
-        loaded: list[dict[str, Any]] = json.loads(as_text(kept))
-        return loaded
-
     async def forget_inbound(self, entry_id: str) -> None:
-        """Acknowledge and delete a routed entry and its decision, so its content leaves Redis."""
-        pipe = self.redis.pipeline(transaction=True)
+        """Settle a routed entry: its kept effects are replaced by a bare "applied" mark, and
+        the entry is acknowledged and deleted, so its content leaves Redis. (One round trip;
+        the mark goes first, so a crash in between leaves nothing of the child's behind.)"""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self.keys.applied(entry_id), "1", xx=True, keepttl=True)
         pipe.xack(self.keys.inbound, "router", entry_id)
         pipe.xdel(self.keys.inbound, entry_id)
-        pipe.delete(self.keys.decided(entry_id))
         await pipe.execute()
 
     async def set_aside(self, entry_id: str, fields: dict[Any, Any]) -> None:
@@ -597,7 +582,6 @@ class Store:
         pipe.xadd(self.keys.set_aside, {**fields, "entry": entry_id}, maxlen=10_000, approximate=True)
         pipe.xack(self.keys.inbound, "router", entry_id)
         pipe.xdel(self.keys.inbound, entry_id)
-        pipe.delete(self.keys.decided(entry_id))
         await pipe.execute()
 
     async def acquire_router_lease(self, token: str, ms: int) -> bool:
@@ -929,6 +913,34 @@ class Store:
             args += [lane, encode_item(item_id, payload, now)]
         keys = [self.keys.due, self.keys.applied(marker) if marker else ""]
         return bool(await self._enqueue(keys=keys, args=args))
+
+    async def record_decision(
+        self,
+        entry_id: str,
+        items: Iterable[tuple[str, str, dict[str, Any]]],
+        effects: list[dict[str, Any]],
+    ) -> list[dict[str, Any]] | None:
+        """Enqueue an inbound entry's deliveries and keep its effects, atomically, once.
+
+        Returns None on the first run (apply `effects`). On a replay returns the effects the
+        first run kept ([] when they were all applied): apply those, not a new decision, which
+        would see the state half changed."""
+        now = now_ms()
+        args: list[str | int] = [
+            self.keys.lanes_prefix,
+            now,
+            DEDUP_TTL_SECONDS,
+            self.keys.wake_channel,
+            json.dumps(effects, ensure_ascii=True),
+        ]
+        for lane, item_id, payload in items:
+            args += [lane, encode_item(item_id, payload, now)]
+        kept = await self._record_decision(keys=[self.keys.due, self.keys.applied(entry_id)], args=args)
+        if kept is None:
+            return None
+        text = as_text(kept)
+        loaded: list[dict[str, Any]] = [] if text == "1" else json.loads(text)
+        return loaded
 
     async def claim(self, *, token: str, lease_ms: int, max_lanes: int) -> list[Claim]:
         raw = await self._claim(

@@ -67,9 +67,6 @@ from bridge.store import Claim, Store, as_text
 log = logging.getLogger("bridge.worker")
 
 ROUTER_LEASE_MS = 10_000
-# Effects that never change how the same entry is decided again: a decision made only of these
-# needs no keeping for a replay (most child messages: the silence clock and deadlines).
-_REDECIDES_THE_SAME = (core.NoteChildMessage, core.NoteCounsellorReply, core.ScheduleTimer)
 ROUTER_BATCH = 100
 
 
@@ -253,19 +250,18 @@ class Worker:
                     if time.monotonic() > valid_until - 0.5 or self._stopping.is_set():
                         cursor = "0"  # the rest of this batch is pending: read it again first
                         break
-                    # Entries read again from our pending list may have been half applied.
-                    await self.route_entry(as_text(entry_id), fields, replay=cursor == "0")
+                    await self.route_entry(as_text(entry_id), fields)
         finally:
             if self._stopping.is_set():
                 with contextlib.suppress(Exception):
                     await self.store.release_router_lease(self.name)
 
-    async def route_entry(self, entry_id: str, fields: dict[Any, Any] | None, *, replay: bool = False) -> None:
+    async def route_entry(self, entry_id: str, fields: dict[Any, Any] | None) -> None:
         """Decide one recorded event and apply the decision; then forget the event.
 
-        Safe to repeat (replay=True for an entry that may have been routed before): deliveries
-        are enqueued at most once per entry, and a replay applies the state changes its first
-        run kept, not a decision made again against half-changed state.
+        Safe to repeat: the first run enqueues the deliveries and keeps the state changes in
+        one step; a replay after a crash applies what the first run kept (the changes are
+        idempotent), never a decision made again against half-changed state.
         """
         fields = fields or {}  # a pending entry whose content is gone reads as None
         source = "?"
@@ -279,7 +275,7 @@ class Worker:
             else:
                 raw = json.loads(body)
                 event = parse_line_event(raw) if source == "line" else parse_slack_event(raw)
-            await self._apply(entry_id, event, replay=replay)
+            await self._apply(entry_id, event)
         except (RedisError, OSError):
             raise  # the entry stays pending; the router reads it again once Redis answers
         except Exception as exc:
@@ -290,23 +286,15 @@ class Worker:
             return
         await self.store.forget_inbound(entry_id)
 
-    async def _apply(self, entry_id: str, event: InboundEvent, *, replay: bool) -> None:
+    async def _apply(self, entry_id: str, event: InboundEvent) -> None:
         # The time Redis recorded the event: the same on every replay, so decisions repeat.
         now = int(entry_id.split("-")[0]) / 1000
         decision = await self._decide(entry_id, event, now)
+        items = [(lane_for(d, self.store), f"{entry_id}.{i}", to_payload(d)) for i, d in enumerate(decision.deliveries)]
         effects = decision.effects
-        kept = await self.store.kept_decision(entry_id) if replay else None
-        if kept is None and any(not isinstance(e, _REDECIDES_THE_SAME) for e in effects):
-            # Kept before anything is applied: a replay applies these, not a new decision made
-            # against state the first run had half changed (with the same record ids).
-            kept = await self.store.keep_decision(entry_id, [core.effect_to_payload(e) for e in effects])
-        if kept is not None:
+        kept = await self.store.record_decision(entry_id, items, [core.effect_to_payload(e) for e in effects])
+        if kept is not None:  # a replay: what the first run decided and did not finish applying
             effects = tuple(core.effect_from_payload(payload) for payload in kept)
-        if decision.deliveries:
-            items = [
-                (lane_for(d, self.store), f"{entry_id}.{i}", to_payload(d)) for i, d in enumerate(decision.deliveries)
-            ]
-            await self.store.enqueue(items, marker=entry_id)
         for index, effect in enumerate(effects):
             await self._apply_effect(effect, now, record_id=f"{entry_id}:{index}")
 

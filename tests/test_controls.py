@@ -466,3 +466,23 @@ def test_every_effect_survives_the_round_trip_through_redis() -> None:
         assert core.effect_from_payload(json.loads(json.dumps(core.effect_to_payload(effect)))) == effect
     with pytest.raises(ValueError):
         core.effect_from_payload({"effect": "Nonsense"})
+
+
+def test_a_hold_running_past_closing_still_tells_the_child_the_service_is_closed(policy: Policy) -> None:
+    held = a_case(flood_until=NIGHT + 100)
+    decision = core.on_child_message(child("ねえ"), held, policy, now=NIGHT, created=False, channel=CHANNEL)
+    assert core.HoldBack(4, "ねえ") in decision.effects and core.NoteClosedArrival(4, NIGHT) in decision.effects
+    (reply,) = [d for d in decision.deliveries if isinstance(d, LineReply)]
+    assert "受付時間外" in reply.texts[0]
+    assert not any(isinstance(d, ThreadPost) and d.role == "child" for d in decision.deliveries)
+
+
+def test_after_hours_with_a_counsellor_still_talking_risk_words_get_the_crisis_lines_once(policy: Policy) -> None:
+    live = a_case(counsellor="UC", last_counsellor_at=NIGHT - 120)
+    decision = core.on_child_message(child("死にたい"), live, policy, now=NIGHT, created=False, channel=CHANNEL)
+    (reply,) = [d for d in decision.deliveries if isinstance(d, LineReply)]
+    assert reply.texts == (policy.render("crisis_lines"),)  # no closed reply: the conversation goes on
+    again = core.on_child_message(
+        child("死にたい", event_id="ev2"), dataclasses.replace(live, urgent=True), policy, now=NIGHT + 30, created=False
+    )
+    assert not any(isinstance(d, LineReply) for d in again.deliveries)

@@ -108,7 +108,7 @@ async def test_a_batch_cut_short_for_lease_renewal_resumes_in_order(
     monkeypatch.setattr(worker_module, "ROUTER_LEASE_MS", 1500)  # the batch outlasts the lease margin
     routed: list[str] = []
 
-    async def slow_apply(entry_id: str, event: object, *, replay: bool) -> None:
+    async def slow_apply(entry_id: str, event: object) -> None:
         await asyncio.sleep(0.15)
         routed.append(entry_id)
 
@@ -176,7 +176,7 @@ async def test_a_replay_after_a_crash_mid_effects_applies_the_first_decision(
         await worker.route_entry(entry_id, fields)
     assert applied == ["BlockChild"]
     monkeypatch.undo()
-    await worker.route_entry(entry_id, fields, replay=True)  # the replay, as the router reads it again
+    await worker.route_entry(entry_id, fields)  # the replay
     case = await worker.store.get_case(1)
     assert case is not None and not case.is_open and case.blocked  # closed as well, not "already blocked"
     records = await worker.store.audit_records(case=1)

@@ -338,12 +338,15 @@ async def test_a_closed_case_forgets_the_line_user_id_but_keeps_history_and_bloc
     assert await store.block_of("Uone") is not None and await store.block_of_case(second) is not None
 
 
-async def test_a_replayed_entry_applies_the_decision_kept_by_its_first_run(store: Store) -> None:
-    first = [{"effect": "MarkUrgent", "number": 3}, {"effect": "Audit", "case": 3, "actor": "auto", "action": "risk"}]
-    assert await store.keep_decision("1-0", first) is None  # the first run: kept
-    assert await store.keep_decision("1-0", [{"effect": "Audit"}]) == first  # a replay gets the first run's
+async def test_a_replayed_entry_gets_what_its_first_run_kept(store: Store) -> None:
+    first = [{"effect": "MarkUrgent", "number": 3}]
+    assert await store.record_decision("1-0", [("slack:3", "1-0.0", {"n": 1})], first) is None  # first run
+    # A replay (the worker died before settling): the first run's effects, nothing enqueued again.
+    assert await store.record_decision("1-0", [("slack:3", "1-0.0", {"n": 2})], []) == first
+    assert await store.lane_length("slack:3") == 1
     await store.forget_inbound("1-0")
-    assert not await store.redis.exists(store.keys.decided("1-0"))  # gone with the entry (it may hold words)
+    assert await store.redis.get(store.keys.applied("1-0")) == b"1"  # no content left behind
+    assert await store.record_decision("1-0", [], [{"effect": "MarkUrgent", "number": 9}]) == []  # all applied
 
 
 async def test_a_blocked_child_opens_no_case(store: Store) -> None:

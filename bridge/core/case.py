@@ -515,13 +515,15 @@ def on_child_message(
         effects += [MarkUrgent(case.number), Audit(case.number, AUTO, "risk", "risk words in a message")]
     if updated != case:  # after the child's post, which may be the one that posts the root
         deliveries.append(root_update(updated, policy))
-    if held:
-        return Decision(tuple(deliveries), tuple(effects))
     schedule = policy.schedule
     at = _local(now, policy)
-    if not schedule.is_open(at):
+    if not schedule.is_open(at):  # held back or not, the child hears that the service is closed
         if conversation_is_live(case, now):
-            return Decision(tuple(deliveries), tuple(effects))  # the counsellor answering after closing carries on
+            # The counsellor answering after closing carries on: no automatic reply, except the
+            # crisis lines with the case's first risk words (that counsellor may have gone).
+            if first_risk:
+                deliveries.append(_answer(message, policy.render("crisis_lines"), purpose="crisis", case=case))
+            return Decision(tuple(deliveries), tuple(effects))
         opening = schedule.next_opening(at)
         effects.append(NoteClosedArrival(case.number, now))
         if opening is not None:
