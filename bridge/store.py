@@ -570,8 +570,8 @@ class Store:
         """Settle a routed entry: its kept effects are replaced by a bare "applied" mark, and
         the entry is acknowledged and deleted, so its content leaves Redis. (One round trip;
         the mark goes first, so a crash in between leaves nothing of the child's behind.)"""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.keys.applied(entry_id), "1", xx=True, keepttl=True)
+        await self.redis.set(self.keys.applied(entry_id), "1", xx=True, keepttl=True)
+        pipe = self.redis.pipeline(transaction=True)
         pipe.xack(self.keys.inbound, "router", entry_id)
         pipe.xdel(self.keys.inbound, entry_id)
         await pipe.execute()
