@@ -23,6 +23,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.core.controls import ACTIONS, REASON_REQUIRED
 from bridge.core.events import (
     ControlRequested,
     Ignored,
@@ -48,7 +49,6 @@ BUTTON_ACTIONS = {
     "block": "block_case",
     "unblock": "unblock_case",
 }
-_ASKS_REASON = frozenset({"escalate", "block"})
 COMMANDS = {
     "/hold": "hold",
     "/close": "close",
@@ -57,7 +57,6 @@ COMMANDS = {
     "/escalate": "escalate",
     "/cases": "cases",
 }
-_KNOWN_ACTIONS = frozenset(COMMANDS.values())
 SHORTCUT = "case_actions"  # the message shortcut on any message of a case thread
 CONTROL_VIEW = "case_control"  # the window that asks for the action and the reason
 _LOOKUP_PAGES = 10  # up to 2,000 messages since the delivery was queued
@@ -201,7 +200,7 @@ def build_bolt_app(
         action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
         user = _dig(body, "user", "id")
         name = next((n for n, a in BUTTON_ACTIONS.items() if a == action.get("action_id")), "")
-        if name in _ASKS_REASON:  # nothing to record yet: the window's submission is the request
+        if name in REASON_REQUIRED:  # nothing to record yet: the window's submission is the request
             await ack()
             view = reason_view(policy, action=name, case_text=str(action.get("value") or ""))
             await _open_view(client, body.get("trigger_id"), view)
@@ -233,7 +232,7 @@ def build_bolt_app(
         if action not in BUTTON_ACTIONS:  # not a window of ours, or no action chosen: nothing to record
             await ack()
             return
-        if action in _ASKS_REASON and not reason.strip():
+        if action in REASON_REQUIRED and not reason.strip():
             # Said in the window itself, which stays open; nothing is recorded.
             await ack(response_action="errors", errors={"reason": policy.render("modal_reason_required")})
             return
@@ -310,7 +309,7 @@ async def _record_control(
     }
     key = str(request_id or hashlib.sha256(json.dumps(control, sort_keys=True).encode()).hexdigest())
     await store.record_events("slack", [(f"control:{key}", json.dumps(control))])
-    log.info("slack control recorded action=%s via=%s", action if action in _KNOWN_ACTIONS else "?", via)
+    log.info("slack control recorded action=%s via=%s", action if action in ACTIONS else "?", via)
 
 
 def _dig(value: Any, *path: str) -> Any:
@@ -394,7 +393,7 @@ def root_blocks(
             "value": str(case),
             "text": _plain(label),
         }
-        if action in ("escalate", "block"):
+        if action in REASON_REQUIRED:  # the weighty ones
             element["style"] = "danger"
         if action == "close" and close_confirm:
             element["confirm"] = {

@@ -354,10 +354,7 @@ class Worker:
         if isinstance(event, ControlRequested):
             return await self._decide_control(event, now)
         if isinstance(event, MemberChanged):
-            if event.channel == channel:
-                await self.store.change_member(event.user, joined=event.joined)
-                log.info("roster changed joined=%s", event.joined)
-            return core.NOTHING
+            return controls.on_member_changed(event, channel=channel)
         log.info("event ignored entry=%s reason=%s", entry_id, event.reason)
         return core.NOTHING
 
@@ -448,6 +445,9 @@ class Worker:
             log.info("case on hold case=%d", effect.number)
         elif isinstance(effect, core.MarkArrivedClosed):
             await self.store.mark_arrived_closed(effect.number)
+        elif isinstance(effect, core.ChangeMember):
+            await self.store.change_member(effect.user, joined=effect.joined)
+            log.info("roster changed joined=%s", effect.joined)
         elif isinstance(effect, core.MarkUrgent):
             await self.store.mark_urgent(effect.number)
             log.info("case marked urgent case=%d", effect.number)
@@ -635,13 +635,7 @@ class Worker:
         outcome = await self.slack.post_ephemeral(user=delivery.user, thread_ts=thread_ts, text=delivery.text)
         if outcome.status == "failed" and "user_not_in_channel" in outcome.reason:
             # Someone outside the case channel (refused, or removed since): tell them directly.
-            outcome, _ = await self.slack.post(
-                text=delivery.text,
-                thread_ts=None,
-                event_type=DELIVERY_EVENT_TYPE,
-                payload={"delivery": claim.item_id},
-                channel=delivery.user,
-            )
+            outcome = await self._post_once(claim, text=delivery.text, thread_ts=None, case=None, channel=delivery.user)
         if outcome.status == "failed":
             return DELIVERED, ()  # there is no one to tell (the person's account is gone)
         return outcome, ()

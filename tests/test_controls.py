@@ -486,3 +486,12 @@ def test_after_hours_with_a_counsellor_still_talking_risk_words_get_the_crisis_l
         child("死にたい", event_id="ev2"), dataclasses.replace(live, urgent=True), policy, now=NIGHT + 30, created=False
     )
     assert not any(isinstance(d, LineReply) for d in again.deliveries)
+
+
+def test_joins_and_leaves_of_the_case_channel_change_the_roster() -> None:
+    from bridge.core.events import MemberChanged
+
+    left = controls.on_member_changed(MemberChanged(CHANNEL, "UC", joined=False), channel=CHANNEL)
+    assert left.effects == (core.ChangeMember("UC", False),)
+    elsewhere = controls.on_member_changed(MemberChanged("COTHER", "UC", joined=True), channel=CHANNEL)
+    assert elsewhere == core.NOTHING

@@ -196,6 +196,14 @@ class BlockChild:
 
 
 @dataclass(frozen=True)
+class ChangeMember:
+    """Someone joined or left the case channel: the roster of who may use the controls."""
+
+    user: str
+    joined: bool
+
+
+@dataclass(frozen=True)
 class MarkBlockedRisk:
     number: int
 
@@ -257,6 +265,7 @@ Effect = (
     | BlockChild
     | UnblockChild
     | MarkBlockedRisk
+    | ChangeMember
     | CountBlockedMessage
     | StartFlood
     | HoldBack

@@ -22,6 +22,7 @@ from bridge.core.case import (
     BlockChild,
     Case,
     CaseStatus,
+    ChangeMember,
     CloseCase,
     CloseReason,
     Decision,
@@ -38,7 +39,7 @@ from bridge.core.case import (
     urgent_deliveries,
 )
 from bridge.core.deliveries import Delivery, Ephemeral, LinePush, ThreadPost
-from bridge.core.events import ControlRequested
+from bridge.core.events import ControlRequested, MemberChanged
 from bridge.policy import Policy
 
 CASES = "cases"
@@ -281,6 +282,13 @@ class _Context:
             deliveries.append(root_update(replace(self.blocked_from, blocked=False), policy))
         self._confirm(deliveries, "unblock_done")
         return Decision(tuple(deliveries), (UnblockChild(case.number), self._audit(UNBLOCK)))
+
+
+def on_member_changed(event: MemberChanged, *, channel: str) -> Decision:
+    """A join or leave of the case channel changes the roster at once (between full reads)."""
+    if event.channel != channel:
+        return NOTHING
+    return Decision(effects=(ChangeMember(event.user, event.joined),))
 
 
 def answer_cases(open_cases: list[Case], policy: Policy, *, user: str, now: float) -> Ephemeral:
