@@ -10,7 +10,6 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,12 +30,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.fakes.line import FakeLine
 from bridge.fakes.server import FakeServer
 from bridge.fakes.slack import FakeSlack
+from tests.reference import reference_file
 
 LINE_TOKEN = "line-token-for-tests"
 SLACK_TOKEN = "xoxb-token-for-tests"
 USER = "U1234567890abcdef1234567890abcdef"
 CHANNEL = "C0CONSULT"
-OPENAPI = Path("/work/shared/reference/line-openapi/messaging-api.yml")
 
 
 # ---------------------------------------------------------------------- fixtures
@@ -261,9 +260,7 @@ async def test_line_rejects_wrong_token(line: FakeLine) -> None:
 
 
 def test_line_paths_exist_in_openapi_spec() -> None:
-    if not OPENAPI.exists():
-        pytest.skip(f"LINE OpenAPI spec not available at {OPENAPI}")
-    spec = OPENAPI.read_text(encoding="utf-8")
+    spec = reference_file("line-openapi/messaging-api.yml").read_text(encoding="utf-8")
     for _, path in FakeLine.SERVED_PATHS:
         assert f'"{path}":' in spec, f"{path} is not in messaging-api.yml"
 

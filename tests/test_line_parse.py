@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored, Media
 from bridge.line import WebhookBodyError, parse_event, sign, signature_is_valid, split_webhook_body
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "line-bot-sdk" / "webhook.json"
+from tests.reference import reference_file
 
 
 def test_signature_round_trip() -> None:
@@ -22,9 +20,7 @@ def test_signature_round_trip() -> None:
 
 
 def test_every_recorded_event_kind_parses_without_error() -> None:
-    if not REFERENCE.exists():
-        pytest.skip(f"LINE's recorded webhook body is not at {REFERENCE}")
-    body = REFERENCE.read_bytes()
+    body = reference_file("line-bot-sdk/webhook.json").read_bytes()
     events = split_webhook_body(body)
     assert len(events) == len(json.loads(body)["events"]) == 28
     parsed = [parse_event(json.loads(raw)) for _, raw in events]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CHANNEL, Bridge, line_follow_event, line_text_event
+from tests.reference import reference_file
 
 pytestmark = pytest.mark.redis
 
@@ -295,12 +296,7 @@ def test_line_redelivery_and_slack_retries_are_dropped(bridge: Bridge) -> None:
 
 
 def test_reference_webhook_with_every_event_kind(bridge: Bridge) -> None:
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "shared" / "reference" / "line-bot-sdk" / "webhook.json"
-    if not path.exists():
-        pytest.skip(f"reference webhook body not found at {path}")
-    document = json.loads(path.read_text())
+    document = json.loads(reference_file("line-bot-sdk/webhook.json").read_text())
     # The fixture reuses one webhookEventId; real deliveries carry one per event.
     for event in document["events"]:
         event["webhookEventId"] = uuid.uuid4().hex
