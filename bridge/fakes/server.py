@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import json
+import os
 import threading
 import time
 import urllib.parse
@@ -22,7 +23,19 @@ from typing import Any, Self
 
 from aiohttp import web
 
-__all__ = ["FakeServer", "RecordedRequest", "json_response"]
+__all__ = ["FakeServer", "RecordedRequest", "json_response", "time_scale"]
+
+
+def time_scale() -> float:
+    """How much longer than written every wait of a test may take: ``BRIDGE_TEST_TIME_SCALE``
+    (default 1), for slow or loaded machines. Waits end as soon as their condition holds, so a
+    larger scale only makes a failing run take longer to report."""
+    try:
+        scale = float(os.environ.get("BRIDGE_TEST_TIME_SCALE", "1"))
+    except ValueError:
+        return 1.0
+    return scale if scale >= 1 else 1.0
+
 
 JsonBody = bytes | Mapping[str, Any] | None
 
@@ -99,6 +112,7 @@ class FakeServer:
         self._requests: list[RecordedRequest] = []
         self._actions: dict[str, deque[_Action]] = {}
         self._latency: dict[str, float] = {}
+        self._gates: set[str] = set()  # paths whose requests wait until released
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -202,8 +216,10 @@ class FakeServer:
         return [r for r in self.requests if _path_matches(path, r.path)]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0, message: str = "") -> None:
-        """Poll ``predicate`` until true; raise AssertionError with context on timeout."""
-        deadline = time.monotonic() + timeout
+        """Poll ``predicate`` until true; raise AssertionError with context on timeout.
+
+        The timeout is multiplied by :func:`time_scale`."""
+        deadline = time.monotonic() + timeout * time_scale()
         while True:
             if predicate():
                 return
@@ -213,7 +229,7 @@ class FakeServer:
 
     async def wait_for_async(self, predicate: Callable[[], bool], timeout: float = 20.0, message: str = "") -> None:
         """Like :meth:`wait_for` but yields to the caller's event loop while polling."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * time_scale()
         while True:
             if predicate():
                 return
@@ -267,12 +283,29 @@ class FakeServer:
             else:
                 self._latency.pop(path, None)
 
+    def hold(self, path: str) -> None:
+        """Keep every request to ``path`` (or matching it as a pattern) waiting, recorded but
+        unanswered, until :meth:`release`. Unlike a delay, this does not depend on how fast the
+        machine is: a test decides when the answers come."""
+        with self._lock:
+            self._gates.add(path)
+
+    def release(self, path: str) -> None:
+        """Let the requests held by :meth:`hold` for ``path`` go on."""
+        with self._lock:
+            self._gates.discard(path)
+
+    def _held(self, path: str) -> bool:
+        with self._lock:
+            return any(_path_matches(gate, path) for gate in self._gates)
+
     def reset(self) -> None:
-        """Forget records, injections, latency and all fake state."""
+        """Forget records, injections, latency, holds and all fake state."""
         with self._lock:
             self._requests.clear()
             self._actions.clear()
             self._latency.clear()
+            self._gates.clear()
             self._reset_state()
 
     # ------------------------------------------------------------------ subclass hooks
@@ -334,6 +367,8 @@ class FakeServer:
             delay += action.seconds
         if delay > 0:
             await asyncio.sleep(delay)
+        while self._held(record.path):
+            await asyncio.sleep(0.005)
         if isinstance(action, _Failure):
             response = self._failure_response(action)
         else:
