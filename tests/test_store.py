@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from fakeredis import aioredis
 
+import bridge.store as store_module
 from bridge.core.case import Queue
 from bridge.core.safety import Recent
 from bridge.store import Keys, Store
@@ -357,3 +358,17 @@ async def test_a_blocked_child_opens_no_case(store: Store) -> None:
     assert (opened, created) == (0, False) and block is not None and block.case == number
     assert await store.open_case_of("Uone") is None
     assert await store.open_case_unless_blocked("Utwo", 3.0) == (2, True, None)
+
+
+async def test_a_leased_lane_is_not_claimed_again_even_by_a_clock_that_runs_ahead(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease, not the due time, decides: a worker whose clock is a minute ahead sees the lane
+    as due, and must still leave it to the worker holding its lease."""
+    await store.record_decision("1-0", [("slack:1", "1-0.0", {"kind": "x"})], [])
+    first = await store.claim(token="A", lease_ms=30_000, max_lanes=1)
+    assert [c.item_id for c in first] == ["1-0.0"]
+    ahead = store_module.now_ms() + 60_000
+    monkeypatch.setattr(store_module, "now_ms", lambda: ahead)
+    assert await store.claim(token="B", lease_ms=30_000, max_lanes=1) == []
+    assert await store.redis.get(store.keys.lanes_prefix + "lease:slack:1") == b"A"
