@@ -9,7 +9,17 @@ import pytest
 
 from bridge.core import case as core
 from bridge.core.case import Case, CaseStatus, CloseReason
-from bridge.core.deliveries import Ephemeral, LinePush, LineReply, Reaction, ThreadPost, from_payload, to_payload
+from bridge.core.deliveries import (
+    ChannelPost,
+    Ephemeral,
+    LinePush,
+    LineReply,
+    Reaction,
+    RootUpdate,
+    ThreadPost,
+    from_payload,
+    to_payload,
+)
 from bridge.core.events import ChildFollowed, ChildMessage, Media, ThreadDelete, ThreadEdit, ThreadMessage
 from bridge.core.schedule import Schedule
 from bridge.policy import Policy, load_policy
@@ -213,6 +223,8 @@ def test_root_text_shows_the_number_and_local_time(policy: Policy) -> None:
         Ephemeral(case=1, user="U", text="t"),
         LinePush(to="U", texts=("a", "b"), retry_key="k", case=1, slack_ts="1.1", final_part=False),
         LineReply(to="U", reply_token=None, event_ms=1, texts=("a",), retry_key="k"),
+        RootUpdate(case=1, text="t", buttons=("hold", "close")),
+        ChannelPost(text="t", target="supervisors"),
     ],
 )
 def test_deliveries_round_trip_through_json(delivery: object) -> None:
@@ -225,3 +237,5 @@ def test_deliveries_round_trip_through_json(delivery: object) -> None:
 def test_unknown_delivery_kind_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown delivery kind"):
         from_payload({"kind": "fax"})
+    with pytest.raises(ValueError, match="unknown delivery kind None"):
+        from_payload({"case": 1, "text": "t"})

@@ -327,6 +327,7 @@ def test_ordinary_messages_do_not_match(policy: Policy, text: str | None) -> Non
 def test_normalisation() -> None:
     assert normalise("ｼﾆﾀｲ!! 😢") == "しにたい"
     assert normalise("オーバー\u200bドーズ") == "おーばーどーず"
+    assert normalise("ＯＤ したい") == "odしたい"  # full-width latin letters, folded to lower case
 
 
 def test_a_risky_message_marks_the_case_urgent_once(policy: Policy) -> None:
@@ -395,6 +396,7 @@ def test_flood_limits() -> None:
     assert is_flood(Recent(6, 6), sticker=True, max_messages=20, max_stickers=5)
     assert not is_flood(Recent(6, 6), sticker=False, max_messages=20, max_stickers=5)  # text after stickers passes
     assert is_flood(Recent(21, 0), sticker=False, max_messages=20, max_stickers=5)
+    assert not is_flood(Recent(20, 0), sticker=False, max_messages=20, max_stickers=5)  # "more than" the limit
     assert not is_flood(Recent(99, 99), sticker=True, max_messages=0, max_stickers=0)  # 0 is off
 
 

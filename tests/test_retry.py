@@ -70,3 +70,22 @@ def test_reply_token_is_used_only_fresh_and_first(
 ) -> None:
     reply = LineReply(to="U", reply_token=token, event_ms=1_000_000, texts=("x",), retry_key="k")
     assert use_reply_token(reply, now_ms=1_000_000 + age_ms, attempts=attempts) is expected
+
+
+def test_only_a_refused_reply_token_turns_a_reply_into_a_push() -> None:
+    reply = LineReply(to="U", reply_token="t", event_ms=0, texts=("x",), retry_key="k")
+    assert step(reply, Outcome("retry", "500")).action is Action.RETRY  # type: ignore[attr-defined]
+    assert step(reply, Outcome("failed", "400")).action is Action.FAIL  # type: ignore[attr-defined]
+    # A push has no token to refuse: the same outcome for it is not a reason to push again.
+    assert step(PUSH, Outcome("reply_token_rejected")).action is Action.FAIL  # type: ignore[attr-defined]
+
+
+def test_give_up_exactly_at_the_horizon() -> None:
+    assert step(PUSH, Outcome("retry", "500"), age_s=3599.9).action is Action.RETRY  # type: ignore[attr-defined]
+    assert step(PUSH, Outcome("retry", "500"), age_s=3600).action is Action.FAIL  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("jitter", "delay"), [(0.5, 4.0), (1.5, 12.0)])
+def test_jitter_scales_the_backoff(jitter: float, delay: float) -> None:
+    result = next_step(PUSH, Outcome("retry", "500"), attempts=5, age_s=0, rules=RULES, jitter=jitter)
+    assert result.action is Action.RETRY and result.delay_s == delay

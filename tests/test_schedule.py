@@ -343,6 +343,34 @@ def test_a_schedule_is_frozen_equal_and_hashable() -> None:
         SPECIAL.extra_openings[date(2027, 1, 1)] = ()  # type: ignore[index]
 
 
+def test_a_changed_dict_does_not_change_a_built_schedule() -> None:
+    openings = {date(2027, 3, 22): (Window(780, 1020),)}
+    schedule = Schedule(TOKYO, EMPTY.weekly, extra_openings=openings)
+    openings[date(2027, 3, 23)] = (Window(0, 1440),)
+    del openings[date(2027, 3, 22)]
+    assert schedule.is_open(jst(2027, 3, 22, 14, 0))
+    assert not schedule.is_open(jst(2027, 3, 23, 14, 0))
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        (jst(2026, 12, 1, 9, 29, 59), False),
+        (jst(2026, 12, 1, 9, 30), True),
+        (jst(2026, 12, 1, 12, 0), True),  # where the two windows touch
+        (jst(2026, 12, 1, 18, 58, 59), True),
+        (jst(2026, 12, 1, 18, 59), False),
+    ],
+)
+def test_windows_keep_their_minutes_and_touching_windows_are_one_period(at: datetime, expected: bool) -> None:
+    # Built here, not at import, so the parsing itself is what the test exercises.
+    schedule = Schedule.from_config({"tuesday": ["12:00-18:59", "09:30-12:00"]}, TOKYO)
+    assert tuple(str(w) for w in schedule.weekly[1]) == ("09:30-12:00", "12:00-18:59")
+    assert schedule.is_open(at) is expected
+    assert schedule.next_opening(jst(2026, 12, 1, 8, 0)) == jst(2026, 12, 1, 9, 30)
+    assert schedule.next_closing(jst(2026, 12, 1, 10, 0)) == jst(2026, 12, 1, 18, 59)  # 12:00 is no closing
+
+
 def test_missing_weekdays_are_closed_and_windows_sorted() -> None:
     assert Schedule.from_config({"friday": ["00:00-24:00"]}, TOKYO).weekly == (
         (),
@@ -379,6 +407,7 @@ def test_a_window_out_of_range_is_refused(start: int, end: int) -> None:
         ({"monday": ["25:00-26:00"]}, 'monday[0]: "25:00-26:00" has a time that is not between 00:00 and 24:00'),
         ({"monday": ["13:60-14:00"]}, 'monday[0]: "13:60-14:00" has a time that is not between 00:00 and 24:00'),
         ({"monday": ["23:00-24:30"]}, 'monday[0]: "23:00-24:30" has a time that is not between 00:00 and 24:00'),
+        ({"monday": ["23:00-25:00"]}, 'monday[0]: "23:00-25:00" has a time that is not between 00:00 and 24:00'),
         ({"monday": ["1pm-7pm"]}, "monday[0]: '1pm-7pm' is not a window like \"13:00-19:00\""),
         ({"monday": [1300]}, 'monday[0]: 1300 is not a window like "13:00-19:00"'),
         ({"tuesday": "13:00-19:00"}, "tuesday: must be a list, got '13:00-19:00'"),
@@ -388,6 +417,7 @@ def test_a_window_out_of_range_is_refused(start: int, end: int) -> None:
         ({"yearly_closures": ["12-29..01-32"]}, 'yearly_closures[0]: "01-32" is not a month-day'),
         ({"yearly_closures": ["Dec 29"]}, 'yearly_closures[0]: \'Dec 29\' is not "MM-DD" or "MM-DD..MM-DD"'),
         ({"yearly_closures": "12-29..01-03"}, "yearly_closures: must be a list, got '12-29..01-03'"),
+        ({"closed_dates": "2027-05-06"}, "closed_dates: must be a list, got '2027-05-06'"),
         ({"closed_dates": ["2027-13-01"]}, 'closed_dates[0]: "2027-13-01" is not a date'),
         ({"closed_dates": ["2027-05-06", "May 6"]}, 'closed_dates[1]: "May 6" is not a date'),
         ({"extra_openings": {"2027-02-30": ["13:00-17:00"]}}, 'extra_openings."2027-02-30": not a date'),
