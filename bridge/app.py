@@ -163,6 +163,10 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
                 return _error(503, "not recorded")
             log.warning("slack request rejected: unreadable payload error=%s", type(exc).__name__)
             return _error(400, "malformed body")
+        if response.status == 404 and b'"event_callback"' in body:
+            # An Events API delivery no listener takes (one without an event type): Slack must
+            # still hear 200, or it retries and in the end turns the app's subscriptions off.
+            return JSONResponse({})
         return to_starlette_response(response)
 
     return app
