@@ -505,6 +505,24 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(f"{path}: {exc}") from None
 
 
+# Placeholders every text may use, filled from the policy itself (see Policy.render).
+_POLICY_VALUES = frozenset({"service", "hotline", "hours"})
+
+
+def _describe_floods(policy: Policy) -> str:
+    limits = [
+        f"more than {limit} {what}"
+        for limit, what in ((policy.flood_max_stickers, "stickers"), (policy.flood_max_messages, "messages"))
+        if limit
+    ]
+    if not limits:
+        return "off (no limit on stickers or messages)"
+    return (
+        f"{' or '.join(limits)} from one child in {policy.flood_window_seconds} s are held back"
+        f" for {policy.flood_cooldown_seconds} s"
+    )
+
+
 def describe_policy(policy: Policy) -> str:
     """A human-readable account of the policy, each text rendered with sample values."""
     busy = (
@@ -529,15 +547,16 @@ def describe_policy(policy: Policy) -> str:
         f"supervisors:  {', '.join(sorted(policy.supervisors)) or 'none by ID'}"
         + (f"; members of user group {policy.supervisor_group}" if policy.supervisor_group else ""),
         f"risk words:   {len(policy.risk_expressions)} expressions",
-        f"floods:       more than {policy.flood_max_stickers} stickers or {policy.flood_max_messages} messages"
-        f" in {policy.flood_window_seconds} s are held for {policy.flood_cooldown_seconds} s",
+        f"floods:       {_describe_floods(policy)}",
         f"audit:        records kept {policy.audit_retention_days} days",
         f"retention:    a closed case's LINE user ID is erased after {policy.closed_case_days} days",
         "",
-        "texts (rendered with sample values):",
+        "texts (rendered with this file's service, hotline and hours, and sample values for the rest):",
     ]
     for name, samples in TEXT_PLACEHOLDERS.items():
-        rendered = policy.render(name, **samples)
+        # The file's own values where it has them; samples only for what differs per case.
+        per_case = {key: value for key, value in samples.items() if key not in _POLICY_VALUES}
+        rendered = policy.render(name, **per_case)
         lines.append(f"--- {name}")
         lines.extend("    " + line for line in rendered.splitlines())
     return "\n".join(lines)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from bridge.policy import PolicyError, load_policy, parse_policy
+from bridge.policy import PolicyError, describe_policy, load_policy, parse_policy
 from bridge.settings import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,3 +195,19 @@ def test_safety_and_role_settings_are_checked(
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
     assert message in str(caught.value)
+
+
+def test_check_config_shows_the_files_own_values_and_limits_that_are_off() -> None:
+    document = tomllib.loads((ROOT / "config" / "bridge.toml").read_text(encoding="utf-8"))
+    document["service"]["hotline"] = "0120-000-111"
+    document["service"]["name"] = "テスト市こどもLINE相談"
+    document["floods"]["max_stickers"] = 0
+    described = describe_policy(parse_policy(document))
+    texts = described.split("texts (rendered")[1]
+    assert "0120-000-111" in texts and "0120-967-866" not in texts  # the file's hotline, not the shipped one
+    assert "テスト市こどもLINE相談" in texts
+    assert "more than 0" not in described
+    assert "floods:       more than 20 messages from one child in 60 s are held back for 300 s" in described
+
+    document["floods"]["max_messages"] = 0
+    assert "floods:       off" in describe_policy(parse_policy(document))
