@@ -10,11 +10,18 @@ import httpx
 import pytest
 
 from bridge import slack as slack_side
+from bridge.fakes.server import time_scale
 from tests.conftest import SLACK_SIGNING, Bridge, line_text_event
 
 pytestmark = pytest.mark.redis
 
 CHILD = "Uchild0000000000000000000000009"
+POST = "/api/chat.postMessage"
+
+
+def client_timeout() -> float:
+    """How long a request of the test may wait for the web process: generous, and scaled."""
+    return 10 * time_scale()
 
 
 def redis_snapshot(bridge: Bridge) -> dict[Any, Any]:
@@ -43,9 +50,9 @@ def test_line_bad_signature_is_401_and_changes_nothing(bridge: Bridge, signature
     headers = {"Content-Type": "application/json"}
     if signature is not None:
         headers["X-Line-Signature"] = signature
-    response = httpx.post(bridge.url + "/line/webhook", content=body, headers=headers)
+    response = httpx.post(bridge.url + "/line/webhook", content=body, headers=headers, timeout=client_timeout())
     assert response.status_code == 401, why
-    time.sleep(0.3)
+    bridge.wait_settled()  # had anything been recorded, it would have been routed and sent by now
     assert redis_snapshot(bridge) == before
     assert nothing_sent(bridge)
 
@@ -68,6 +75,7 @@ def test_line_malformed_body_with_valid_signature_is_400(bridge: Bridge, body: b
     response = bridge.line_post(body)
     assert response.status_code == 400
     assert "error" in response.json()
+    bridge.wait_settled()
     assert redis_snapshot(bridge) == before
 
 
@@ -76,6 +84,7 @@ def test_line_oversized_body_is_413(bridge: Bridge) -> None:
     assert len(body) > 1024 * 1024
     before = redis_snapshot(bridge)
     assert bridge.line_post(body).status_code == 413
+    bridge.wait_settled()
     assert redis_snapshot(bridge) == before
 
 
@@ -93,14 +102,24 @@ def test_line_url_check_and_unknown_events_are_acknowledged(bridge: Bridge) -> N
     marker = line_text_event(CHILD, "後のメッセージ")
     assert bridge.line_events(marker).status_code == 200
     bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.messages()) == 2)
+    bridge.wait_settled()  # the odd event is decided too (it comes first in the stream)
+    assert len(bridge.fake_slack.messages()) == 2
     assert "Traceback" not in bridge.logs()
 
 
 def test_line_webhook_answers_while_slack_is_down(bridge: Bridge) -> None:
-    bridge.fake_slack.set_delay("/api/chat.postMessage", 5)
-    started = time.monotonic()
+    # Slack takes the post but does not answer until the test says so: a web process that
+    # waited on Slack could not answer before that (line_events would time out).
+    bridge.fake_slack.hold(POST)
     assert bridge.line_events(line_text_event(CHILD, "すぐ返事")).status_code == 200
-    assert time.monotonic() - started < 1.0
+    assert not bridge.fake_slack.messages(), "Slack answered before the webhook did"
+    # The event was recorded and the worker is posting it; Slack has not answered yet.
+    bridge.fake_slack.wait_for(lambda: any(r.status == 0 for r in bridge.fake_slack.requests_to(POST)))
+    assert not bridge.fake_slack.messages()
+    bridge.fake_slack.release(POST)
+    bridge.fake_slack.wait_for(
+        lambda: [m["text"] for m in bridge.fake_slack.messages() if m["thread_ts"]] == ["すぐ返事"]
+    )
 
 
 def slack_body(event: dict[str, Any], event_id: str = "Ev1") -> bytes:
@@ -120,8 +139,9 @@ def test_slack_bad_or_stale_signature_is_401_and_changes_nothing(bridge: Bridge,
     elif case == "future":
         headers.update(slack_side.sign(SLACK_SIGNING, body, timestamp=int(time.time()) + 301))
     before = redis_snapshot(bridge)
-    response = httpx.post(bridge.url + "/slack/events", content=body, headers=headers)
+    response = httpx.post(bridge.url + "/slack/events", content=body, headers=headers, timeout=client_timeout())
     assert response.status_code == 401
+    bridge.wait_settled()
     assert redis_snapshot(bridge) == before
 
 
@@ -131,6 +151,7 @@ def test_slack_malformed_and_oversized_bodies(bridge: Bridge) -> None:
     assert bridge.slack_post(b"payload=%7Bbroken", content_type="application/x-www-form-urlencoded").status_code == 400
     big = b'{"type": "event_callback", "pad": "' + b"x" * (1024 * 1024) + b'"}'
     assert bridge.slack_post(big).status_code == 413
+    bridge.wait_settled()
     assert redis_snapshot(bridge) == before
 
 
@@ -142,16 +163,16 @@ def test_slack_url_verification(bridge: Bridge) -> None:
 
 
 def test_health_probes(bridge: Bridge) -> None:
-    assert httpx.get(bridge.url + "/healthz").json() == {"status": "ok"}
-    assert httpx.get(bridge.url + "/readyz").status_code == 200
+    assert httpx.get(bridge.url + "/healthz", timeout=client_timeout()).json() == {"status": "ok"}
+    assert httpx.get(bridge.url + "/readyz", timeout=client_timeout()).status_code == 200
 
 
 def test_readyz_is_503_without_redis(bridge_factory: Any) -> None:
-    from tests.conftest import free_port
+    from bridge.fakes.harness import free_port
 
     bridge: Bridge = bridge_factory(worker=0, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
-    assert httpx.get(bridge.url + "/healthz").status_code == 200
-    assert httpx.get(bridge.url + "/readyz", timeout=15).status_code == 503
+    assert httpx.get(bridge.url + "/healthz", timeout=client_timeout()).status_code == 200
+    assert httpx.get(bridge.url + "/readyz", timeout=1.5 * client_timeout()).status_code == 503
     # With Redis down the webhooks cannot record, so they must not claim success.
     assert bridge.line_events(line_text_event(CHILD, "x")).status_code == 503
     slack = bridge.slack_event(
