@@ -10,7 +10,8 @@ import pytest
 
 from bridge.fakes.harness import ALWAYS_OPEN, write_policy
 from tests.conftest import CHANNEL, Bridge, line_text_event, press, slash_command
-from tests.test_relay_e2e import bot_thread, roots, wait_thread
+from tests.test_hours_e2e import TIMERS, fire_all, timers
+from tests.test_relay_e2e import bot_thread, recorded, roots, wait_thread
 
 pytestmark = pytest.mark.redis
 
@@ -20,18 +21,27 @@ SUPERVISORS = "CSUPER"
 
 
 def test_an_unanswered_case_is_pointed_out_and_an_answered_one_is_not(bridge_factory: Any, tmp_path: Path) -> None:
-    policy = write_policy(tmp_path, hours=ALWAYS_OPEN, timeouts={"unanswered_alert_seconds": 2})
+    # A controlled clock: the deadlines are brought forward once case #2 is answered, so how
+    # fast that answer is decided cannot decide the outcome.
+    policy = write_policy(tmp_path, hours=ALWAYS_OPEN, timeouts={"unanswered_alert_seconds": 600})
     bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(policy))
     bridge.line_events(line_text_event(A, "だれか"))
     a_root, _ = wait_thread(bridge, 1)
     bridge.line_events(line_text_event(B, "きいて"))
     b_root, _ = wait_thread(bridge, 1, root_index=1)
-    bridge.counsellor_reply(b_root, "きいてるよ")
+    reply_ts = bridge.counsellor_reply(b_root, "きいてるよ")
+    bridge.fake_slack.wait_for(lambda: "white_check_mark" in bridge.fake_slack.reactions_on(reply_ts))
+    bridge.wait_settled()
+    opened = [float(bridge.redis.hget(f"br:{{cases}}:case:{n}", "opened_at") or 0) for n in (1, 2)]
+    assert sorted(timers(bridge, "unanswered").values()) == pytest.approx([at + 600 for at in opened], abs=0.01)
+    assert len(roots(bridge)) == 2  # nothing before the deadline
+    assert len(fire_all(bridge, "unanswered")) == 2
     bridge.fake_slack.wait_for(lambda: len(roots(bridge)) == 3)
     alert = roots(bridge)[2]["text"]
     assert "<!here>" in alert and "#1" in alert
     assert f"https://slack.com/archives/{CHANNEL}/p{a_root.replace('.', '')}" in alert
-    time.sleep(2.5)
+    bridge.wait_settled()
+    assert not timers(bridge, "unanswered")  # both deadlines were decided
     assert len(roots(bridge)) == 3  # nothing about case #2, which was answered
     assert A not in alert
 
@@ -43,6 +53,8 @@ def test_the_one_hour_guideline_is_kept_without_telling_the_child(bridge_factory
     bridge.line_events(line_text_event(A, "ながい話"))
     root_ts, _ = wait_thread(bridge, 1)
     bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.roots(SUPERVISORS)) == 1)
+    bridge.wait_settled()  # the thread's notes go by another lane than the supervisors' alert
+    assert not timers(bridge, "overtime") and len(bridge.fake_slack.roots(SUPERVISORS)) == 1
     notes = bot_thread(bridge, root_ts)[1:]
     assert len(notes) == 2 and "たちました" in notes[0] and "目安の時間" in notes[1]
     overtime = bridge.fake_slack.roots(SUPERVISORS)[0]["text"]
@@ -81,6 +93,8 @@ def test_silence_after_a_counsellor_checks_in_then_closes(bridge_factory: Any, t
     reply, checkin, closing = bridge.fake_line.texts_to(A)
     assert reply == "どうしたの？" and "返事" in checkin and "0120-967-866" in closing
     bridge.fake_slack.wait_for(lambda: any("返信なし" in u["text"] for u in bridge.fake_slack.updates_of(root_ts)))
+    bridge.wait_settled()
+    assert len(bridge.fake_line.texts_to(A)) == 3  # one check-in, one close
     assert "返信がなかったため" in bot_thread(bridge, root_ts)[-1]
     # Writing again opens a new case, which points to the old one.
     bridge.line_events(line_text_event(A, "さっきはごめん"))
@@ -88,8 +102,19 @@ def test_silence_after_a_counsellor_checks_in_then_closes(bridge_factory: Any, t
     assert "以前の相談: #1" in roots(bridge)[1]["text"]
 
 
+def silence_deadlines_pass(bridge: Bridge) -> None:
+    """A controlled clock: both silence deadlines of the counsellor's message come due now (they
+    were armed, far away), and the bridge decides them."""
+    armed = {**timers(bridge, "idle-warning"), **timers(bridge, "idle-close")}
+    assert len(armed) == 2, armed
+    assert fire_all(bridge, "idle-warning") and fire_all(bridge, "idle-close")
+    # Each timer has left the set once the router moved it into the stream; then it is decided.
+    bridge.fake_slack.wait_for(lambda: all(bridge.redis.zscore(TIMERS, member) is None for member in armed))
+    bridge.wait_settled()
+
+
 def test_a_childs_reply_stops_the_silence_clock(bridge_factory: Any, tmp_path: Path) -> None:
-    timeouts = {"idle_warning_seconds": 2, "idle_close_seconds": 3}
+    timeouts = {"idle_warning_seconds": 480, "idle_close_seconds": 600}
     bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(write_policy(tmp_path, hours=ALWAYS_OPEN, timeouts=timeouts)))
     bridge.line_events(line_text_event(A, "こんにちは"))
     root_ts, _ = wait_thread(bridge, 1)
@@ -97,14 +122,15 @@ def test_a_childs_reply_stops_the_silence_clock(bridge_factory: Any, tmp_path: P
     bridge.fake_slack.wait_for(lambda: "white_check_mark" in bridge.fake_slack.reactions_on(reply_ts))
     bridge.line_events(line_text_event(A, "ちょっと待って"))
     wait_thread(bridge, 2)
-    time.sleep(4.0)
+    bridge.wait_settled()
+    silence_deadlines_pass(bridge)  # however long the child's answer took to be decided
     assert bridge.fake_line.texts_to(A) == ["どうしたの？"]  # no check-in, no close
     assert len(roots(bridge)) == 1
 
 
 @pytest.mark.parametrize("via", ["command", "button"])
 def test_a_counsellor_can_stop_the_automatic_close(bridge_factory: Any, tmp_path: Path, via: str) -> None:
-    timeouts = {"idle_warning_seconds": 2, "idle_close_seconds": 3}
+    timeouts = {"idle_warning_seconds": 480, "idle_close_seconds": 600}
     bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(write_policy(tmp_path, hours=ALWAYS_OPEN, timeouts=timeouts)))
     bridge.line_events(line_text_event(A, "ちょっと出かけるね、すぐ戻る"))
     root_ts, _ = wait_thread(bridge, 1)
@@ -113,7 +139,8 @@ def test_a_counsellor_can_stop_the_automatic_close(bridge_factory: Any, tmp_path
     response = slash_command(bridge, "/hold", "#1") if via == "command" else press(bridge, "hold_case", 1)
     assert response.status_code == 200, response.text
     bridge.fake_slack.wait_for(lambda: any("自動終了を止めました" in t for t in bot_thread(bridge, root_ts)))
-    time.sleep(4.0)  # past both silence deadlines
+    bridge.wait_settled()
+    silence_deadlines_pass(bridge)  # however long the hold took to be decided
     assert bridge.fake_line.texts_to(A) == ["わかった、待ってるね"]  # no check-in, no close
     latest = bridge.fake_slack.updates_of(root_ts)[-1]
     assert "自動終了停止中" in latest["text"] and "返信なし" not in latest["text"]
@@ -132,7 +159,7 @@ def test_a_bad_hold_command_gets_a_usage_line_and_changes_nothing(bridge: Bridge
 
 
 def test_a_silence_deadline_missed_by_stopped_workers_closes_once(bridge_factory: Any, tmp_path: Path) -> None:
-    timeouts = {"idle_warning_seconds": 0, "idle_close_seconds": 2}
+    timeouts = {"idle_warning_seconds": 0, "idle_close_seconds": 600}
     bridge: Bridge = bridge_factory(
         BRIDGE_CONFIG=str(write_policy(tmp_path, hours=ALWAYS_OPEN, timeouts=timeouts)), worker=2
     )
@@ -140,14 +167,20 @@ def test_a_silence_deadline_missed_by_stopped_workers_closes_once(bridge_factory
     root_ts, _ = wait_thread(bridge, 1)
     reply_ts = bridge.counsellor_reply(root_ts, "どうしたの？")
     bridge.fake_slack.wait_for(lambda: "white_check_mark" in bridge.fake_slack.reactions_on(reply_ts))
+    bridge.wait_settled()
     for process in [p for p in bridge.processes if p.name == "worker"]:
         process.stop()
-    time.sleep(3.0)  # the close deadline passes while no worker runs
+    # The close deadline passes while no worker runs: a controlled clock moves it into the past
+    # only once both are stopped, however long stopping them took.
+    (member,) = timers(bridge, "idle-close")
+    bridge.redis.zadd(TIMERS, {member: int((time.time() - 1) * 1000)}, xx=True)
+    assert bridge.fake_line.texts_to(A) == ["どうしたの？"]
     restarted = [bridge.launch("worker"), bridge.launch("worker")]  # two race for the same deadline
     for process in restarted:
         bridge.wait_ready(process)
     bridge.fake_line.wait_for(lambda: len(bridge.fake_line.texts_to(A)) == 2)
-    time.sleep(2.0)
+    bridge.wait_settled()
+    assert not timers(bridge, "idle-close")
     assert len(bridge.fake_line.texts_to(A)) == 2  # the reply and one closing text (the check-in is off)
     assert sum("返信がなかったため" in t for t in bot_thread(bridge, root_ts)) == 1
 
@@ -155,8 +188,10 @@ def test_a_silence_deadline_missed_by_stopped_workers_closes_once(bridge_factory
 def test_hold_outside_the_case_channel_is_refused_and_changes_nothing(bridge: Bridge) -> None:
     bridge.line_events(line_text_event(A, "こんにちは"))
     wait_thread(bridge, 1)
-    before = bridge.redis.xlen("br:{in}:events"), bridge.redis.hget("br:{cases}:case:1", "hold")
+    bridge.wait_settled()
+    before = bridge.redis.xlen("br:{in}:events"), recorded(bridge), bridge.redis.hget("br:{cases}:case:1", "hold")
     response = slash_command(bridge, "/hold", "1", channel="CELSEWHERE")
     assert response.status_code == 200 and "相談用のチャンネル" in response.text
-    time.sleep(0.5)
-    assert (bridge.redis.xlen("br:{in}:events"), bridge.redis.hget("br:{cases}:case:1", "hold")) == before
+    bridge.wait_settled()
+    after = bridge.redis.xlen("br:{in}:events"), recorded(bridge), bridge.redis.hget("br:{cases}:case:1", "hold")
+    assert after == before
