@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from bridge.fakes.server import RecordedRequest
 from tests.conftest import Bridge, line_text_event
 from tests.test_relay_e2e import CHILD, bot_thread, open_case, roots, wait_thread
 
@@ -16,27 +17,45 @@ pytestmark = pytest.mark.redis
 
 POST = "/api/chat.postMessage"
 PUSH = "/v2/bot/message/push"
+REPLIES = "/api/conversations.replies"
+
+
+def pending(requests: list[RecordedRequest]) -> list[RecordedRequest]:
+    """Requests a fake has received and not answered (held, or still being handled)."""
+    return [r for r in requests if not r.status]
 
 
 def test_slack_server_errors_are_retried_without_doubling(bridge: Bridge) -> None:
     bridge.fake_slack.fail_next(POST, 500, times=3)
     for i in range(3):
         bridge.line_events(line_text_event(CHILD, f"届いて {i}"))
-    _, texts = wait_thread(bridge, 3, timeout=30)
-    time.sleep(0.5)
+    wait_thread(bridge, 3, timeout=30)
+    bridge.wait_settled()
     _, texts = wait_thread(bridge, 3)
     assert texts == ["届いて 0", "届いて 1", "届いて 2"]
     assert len(roots(bridge)) == 1
 
 
 def test_slack_timeout_after_posting_is_not_posted_twice(bridge: Bridge) -> None:
-    """Slack took the message but answered too late: the retry finds it by its metadata."""
+    """Slack took the message but answered too late: the retry finds it by its metadata.
+
+    Held instead of delayed, so the order does not depend on the machine's speed: the post is
+    kept unanswered until the worker, having given up on it, looks for it (conversations.replies,
+    held too); only then does Slack take it, and only then is the lookup answered."""
     root_ts = open_case(bridge)
-    bridge.fake_slack.delay_next(POST, 3.0)  # longer than the worker's 2 s HTTP timeout
+    bridge.wait_settled()
+    posted_before = len(bridge.fake_slack.requests_to(POST))
+    bridge.fake_slack.hold(POST)
+    bridge.fake_slack.hold(REPLIES)
     bridge.line_events(line_text_event(CHILD, "遅れて届く"))
     bridge.line_events(line_text_event(CHILD, "その次"))
+    bridge.fake_slack.wait_for(lambda: bool(pending(bridge.fake_slack.requests_to(REPLIES))), timeout=30)
+    (late,) = bridge.fake_slack.requests_to(POST)[posted_before:]  # no second try before the lookup
+    bridge.fake_slack.release(POST)
+    bridge.fake_slack.wait_for(lambda: late.status == 200)  # Slack took it, answering a caller long gone
+    bridge.fake_slack.release(REPLIES)
     bridge.fake_slack.wait_for(lambda: len(bot_thread(bridge, root_ts)) >= 3, timeout=30)
-    time.sleep(1.0)
+    bridge.wait_settled()
     assert bot_thread(bridge, root_ts) == ["はじめまして", "遅れて届く", "その次"]
     assert any("conversations.replies" in r.path for r in bridge.fake_slack.requests)
 
@@ -48,9 +67,15 @@ def test_slack_429_with_retry_after_holds_and_keeps_order(bridge: Bridge) -> Non
         bridge.line_events(line_text_event(CHILD, f"順番 {i}"))
     _, texts = wait_thread(bridge, 5, timeout=30)
     assert time.monotonic() - started >= 2.0  # Retry-After was honoured
+    bridge.wait_settled()
+    _, texts = wait_thread(bridge, 5)
     assert texts == [f"順番 {i}" for i in range(5)]
-    throttled = [r for r in bridge.fake_slack.requests_to(POST) if r.status == 429]
+    posts = bridge.fake_slack.requests_to(POST)
+    throttled = [r for r in posts if r.status == 429]
     assert len(throttled) == 1
+    # Nothing was posted within Retry-After of the 429 (a lower bound: load only makes it later).
+    after = posts[posts.index(throttled[0]) + 1 :]
+    assert after and all(r.at - throttled[0].at >= 1.99 for r in after)  # 1.99: due times are whole ms
 
 
 def test_throttled_channel_still_gets_everything_in_order(bridge: Bridge) -> None:
@@ -112,11 +137,17 @@ def test_worker_killed_mid_stream_loses_and_doubles_nothing(bridge_factory: obje
     for i in range(1, 25):
         bridge.line_events(line_text_event(CHILD, str(i)))
     bridge.fake_slack.wait_for(lambda: len(bot_thread(bridge, root_ts)) >= 6, timeout=30)
+    # Killed with a post in flight, whatever the machine's speed: the next post is held.
+    bridge.fake_slack.hold(POST)
+    bridge.fake_slack.wait_for(lambda: bool(pending(bridge.fake_slack.requests_to(POST))), timeout=30)
     worker = next(p for p in bridge.processes if p.name == "worker")
     worker.stop(signal.SIGKILL)
+    # Slack takes the post the dead worker was making (its answer is lost), before anyone looks.
+    bridge.fake_slack.release(POST)
+    bridge.fake_slack.wait_for(lambda: not pending(bridge.fake_slack.requests_to(POST)))
     bridge.start("worker")
     bridge.fake_slack.wait_for(lambda: len(bot_thread(bridge, root_ts)) >= 25, timeout=40)
-    time.sleep(1.0)
+    bridge.wait_settled()
     assert bot_thread(bridge, root_ts) == [str(i) for i in range(25)]
 
 
@@ -147,7 +178,7 @@ def test_two_webs_and_two_workers_open_each_case_once_and_deliver_once(bridge_fa
     bridge.fake_slack.wait_for(
         lambda: all("white_check_mark" in bridge.fake_slack.reactions_on(ts) for ts in replies), timeout=40
     )
-    time.sleep(0.5)
+    bridge.wait_settled()
     pushed = Counter(m["text"] for p in bridge.fake_line.accepted_pushes() for m in p["messages"])
     assert len(pushed) == 15 and set(pushed.values()) == {1}
     for root in roots(bridge):
