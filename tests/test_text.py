@@ -88,6 +88,8 @@ NAMES = {"U123": "佐藤", "W456": "suzuki"}
         ("<@U999> hi", "hi"),
         ("hi <@U999>", "hi"),
         ("hi <@U999>\nthere", "hi\nthere"),
+        ("hi <@U999>there", "hi there"),  # the space before removed markup stays when none follows it
+        ("FAX<@U999> 送ってね", "FAX 送ってね"),  # and the space after it, when none precedes it
         ("a <@U999> <@U998> b", "a b"),
         ("<@U999|taro> hi", "@taro hi"),
         ("<@U123|label> hi", "@label hi"),
@@ -103,6 +105,7 @@ NAMES = {"U123": "佐藤", "W456": "suzuki"}
         ("hi <!subteam^S123|@group> ok", "hi ok"),
         ("<!subteam^S123>", ""),
         ("<!date^1392734382^{date}|Feb 18, 2014>", "Feb 18, 2014"),
+        ("会議は <!date^1392734382^{date_short}> です", "会議は です"),  # no fallback text: removed
         (
             "on <!date^1392734382^{date_short} at {time}^https://x.y|Feb 18, 2014 6:39 AM PST>.",
             "on Feb 18, 2014 6:39 AM PST.",
@@ -112,6 +115,7 @@ NAMES = {"U123": "佐藤", "W456": "suzuki"}
         ("<https://x.y|https://x.y>", "https://x.y"),
         ("<https://x.y|x.y>", "https://x.y"),
         ("<http://example.com/|example.com>", "http://example.com/"),
+        ("<http://example.org/|example.org/>", "http://example.org/"),  # Slack's own label for a typed link
         ("<https://x.y>", "https://x.y"),
         ("go <https://x.y/a?b=1&amp;c=2> now", "go https://x.y/a?b=1&c=2 now"),
         ("<https://x.y|A &amp; B>", "A & B (https://x.y)"),
@@ -393,6 +397,31 @@ def test_split_prefers_newline_in_tail() -> None:
     chunks = split_for_line(text)
     assert_valid_chunks(text, chunks, 5000)
     assert chunks[0] == "a" * 4200 + "\n"
+
+
+def test_split_uses_a_newline_right_at_the_start_of_the_final_fifth() -> None:
+    text = "a" * 79 + "\n" + "b" * 50  # the cut after the newline is at unit 80 of a 100-unit window
+    assert split_for_line(text, limit=100) == ["a" * 79 + "\n", "b" * 50]
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "chunks"),
+    [
+        # skin tones at both ends of the modifier range stay with their emoji
+        ("ああ\U0001f44d\U0001f3fb", 4, ["ああ", "\U0001f44d\U0001f3fb"]),
+        ("ああ\U0001f44d\U0001f3ff", 4, ["ああ", "\U0001f44d\U0001f3ff"]),
+        # an emoji after an emoji is a cluster of its own: the cut may fall between them
+        ("ああ\U0001f400\U0001f400", 4, ["ああ\U0001f400", "\U0001f400"]),
+        # flags from the very start, with letters at both ends of the regional-indicator range (AZ, JP, AZ)
+        (
+            "\U0001f1e6\U0001f1ff\U0001f1ef\U0001f1f5\U0001f1e6\U0001f1ff",
+            6,
+            ["\U0001f1e6\U0001f1ff", FLAG_JP, "\U0001f1e6\U0001f1ff"],
+        ),
+    ],
+)
+def test_split_small_windows_keep_clusters_whole(text: str, limit: int, chunks: list[str]) -> None:
+    assert split_for_line(text, limit=limit) == chunks
 
 
 def test_split_prefers_last_newline() -> None:
