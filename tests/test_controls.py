@@ -285,6 +285,111 @@ def test_cases_lists_open_cases_with_state_wait_and_counsellor(policy: Policy) -
     assert "ありません" in empty.text
 
 
+def test_cases_shows_each_state_and_who_answered(policy: Policy) -> None:
+    fresh = dataclasses.replace(a_case(number=8), opened_at=NOW)
+    answered = a_case(number=5, counsellor="UC", counsellor_since=NOW + 3000)  # opened at NOW - 600
+    lines = only_ephemeral(decide(request("cases", ""), None, policy, open_cases=[fresh, answered])).text.splitlines()
+    assert lines[1].endswith("待ち 60分  担当: <@UC>")  # an hour before the first answer
+    assert core.state_text(answered, policy) in lines[1]
+    assert lines[2].endswith("待ち 0分  担当: なし")  # just arrived
+    assert core.state_text(fresh, policy) in lines[2]
+
+
+def test_an_unknown_action_changes_nothing(policy: Policy) -> None:
+    assert decide(request("frobnicate", "4"), a_case(), policy) == core.NOTHING
+    refused = decide(request("frobnicate", "4", user="UOUTSIDER"), a_case(), policy)
+    assert refused.effects == (
+        core.Audit(4, "UOUTSIDER", "refused:frobnicate", "not a member of the case channel", "command"),
+    )
+
+
+@pytest.mark.parametrize("via", ["command", "button"])
+def test_a_refusal_names_the_case_and_answers_where_it_was_asked(policy: Policy, via: str) -> None:
+    closed = a_case(status=CaseStatus.CLOSED)
+    block = Block(case=4, by="US", at=NOW, reason="x")
+    where = None if via == "command" else 4  # a button's answer shows in the case's thread
+    for action, case, kw, text in [
+        ("hold", closed, {}, "相談 #4 は開いていません"),
+        ("hold", a_case(hold=True), {}, "相談 #4 の自動終了を止めました"),
+        ("close", closed, {}, "相談 #4 はすでに終了しています"),
+        ("block", a_case(), {"block": block}, "相談 #4 の相談者はすでにブロック"),
+        ("unblock", a_case(), {}, "相談 #4 の相談者はブロックされていません"),
+    ]:
+        asked = request(action, "4 理由" if via == "command" else "4", user="US", via=via, reason="理由")
+        answer = only_ephemeral(decide(asked, case, policy, **kw))  # type: ignore[arg-type]
+        assert answer.text.startswith(text) and answer.case == where, action
+
+
+def test_close_without_a_memo_and_the_closed_root(policy: Policy) -> None:
+    decision = decide(request("close", "4"), a_case(counsellor="UC"), policy)
+    push, note, root, _ = decision.deliveries
+    assert isinstance(push, LinePush) and push.case == 4  # a refused push is reported in the case's thread
+    assert isinstance(note, ThreadPost) and note.text == policy.render("close_note", user="<@UC>", memo="")
+    assert isinstance(root, RootUpdate) and root.buttons == ("escalate",)
+    assert "終了（<@UC> が終了、14:00）" in root.text  # closed now (it opened at 13:50), and by whom
+
+
+def test_the_escalation_note_names_who_escalated(policy: Policy) -> None:
+    note = decide(request("escalate", "4 心配"), a_case(), policy).deliveries[1]
+    assert isinstance(note, ThreadPost) and note.text == policy.render("escalation_note", user="<@UC>", reason="心配")
+
+
+def test_a_block_note_and_the_blocked_root(policy: Policy) -> None:
+    # Blocked once before and unblocked: the count on the root starts again.
+    case = a_case(blocked_count=3)
+    note, root, _ = decide(request("block", "4 迷惑行為", user="US"), case, policy).deliveries
+    assert isinstance(note, ThreadPost)
+    assert note.text == policy.render("block_note", user="<@US>", at="12/01 14:00", reason="迷惑行為")
+    assert isinstance(root, RootUpdate) and root.buttons == ("escalate", "unblock")
+    assert "終了（ブロック、14:00）" in root.text and "受信 0 件" in root.text
+
+
+def test_blocking_from_an_earlier_case_shows_the_open_one_closed(policy: Policy) -> None:
+    decision = controls.on_control(
+        request("block", "2 迷惑行為", user="US"),
+        a_case(number=2, status=CaseStatus.CLOSED, closed_at=NOW - 86400),
+        policy,
+        roster=ROSTER,
+        block=None,
+        open_cases=[],
+        now=NOW,
+        channel=CHANNEL,
+        current=a_case(number=5),
+    )
+    (root,) = [d for d in decision.deliveries if isinstance(d, RootUpdate) and d.case == 5]
+    assert root.buttons == ("escalate",) and "終了（ブロック、14:00）" in root.text
+
+
+def test_unblocking_from_another_case_refreshes_the_blocking_cases_root(policy: Policy) -> None:
+    blocking = a_case(number=2, status=CaseStatus.CLOSED, blocked=True, blocked_count=3)
+    decision = controls.on_control(
+        request("unblock", "5", user="US"),
+        a_case(number=5, status=CaseStatus.CLOSED),
+        policy,
+        roster=ROSTER,
+        block=Block(case=2, by="US", at=NOW, reason="x"),
+        open_cases=[],
+        now=NOW,
+        channel=CHANNEL,
+        blocked_from=blocking,
+    )
+    roots = [d for d in decision.deliveries if isinstance(d, RootUpdate)]
+    assert [r.case for r in roots] == [5, 2]
+    assert "ブロック中" not in roots[1].text and "unblock" not in roots[1].buttons
+    alone = controls.on_control(
+        request("unblock", "2", user="US"),
+        blocking,
+        policy,
+        roster=ROSTER,
+        block=Block(case=2, by="US", at=NOW, reason="x"),
+        open_cases=[],
+        now=NOW,
+        channel=CHANNEL,
+        blocked_from=blocking,
+    )
+    assert [d.case for d in alone.deliveries if isinstance(d, RootUpdate)] == [2]  # one update, not two
+
+
 def test_command_text_splits_on_any_space() -> None:
     assert controls.split_command("１２\u3000理由 です") == ("１２", "理由 です")
     assert controls.split_command("  ") == ("", "")
@@ -497,3 +602,81 @@ def test_joins_and_leaves_of_the_case_channel_change_the_roster() -> None:
     assert left.effects == (core.ChangeMember("UC", False),)
     elsewhere = controls.on_member_changed(MemberChanged("COTHER", "UC", joined=True), channel=CHANNEL)
     assert elsewhere == core.NOTHING
+
+
+# --- what the safety net says, exactly ---------------------------------------------------
+
+LINK = "https://slack.com/archives/CCASES/p1700000000000100"
+
+
+def test_a_flood_hold_in_full(policy: Policy) -> None:
+    decision = core.on_child_message(
+        child("まだいる？"), a_case(), policy, now=NOW, created=False, recent=Recent(21, 0), channel=CHANNEL
+    )
+    until = NOW + policy.flood_cooldown_seconds  # 14:05
+    note, alert, notice, root = decision.deliveries
+    assert note == ThreadPost(case=4, text=policy.render("flood_note", until="14:05"), role="note")
+    assert alert == ChannelPost(
+        text=policy.render("flood_alert", case=4, until="14:05", link=LINK), target="supervisors"
+    )
+    assert notice == LineReply(
+        to=CHILD,
+        reply_token="rt",
+        event_ms=0,
+        texts=(policy.render("flood_notice_child"),),
+        retry_key=core.retry_key("flood:ev1"),
+        case=4,
+    )
+    assert isinstance(root, RootUpdate) and policy.render("state_flood", until="14:05") in root.text
+    assert decision.effects == (
+        core.NoteChildMessage(4, NOW),
+        core.StartFlood(4, until),
+        core.ScheduleTimer(core.FLOOD_TIMER, f"4:{int(until)}", until),
+        core.Audit(4, "auto", "flood", "21 messages in the window"),
+        core.HoldBack(4, "まだいる？"),
+    )
+
+
+def test_risk_words_that_tip_a_flood_are_posted_first_and_alerted(policy: Policy) -> None:
+    decision = core.on_child_message(
+        child("死にたい"), a_case(), policy, now=NOW, created=False, recent=Recent(21, 0), channel=CHANNEL
+    )
+    post, flood_note, *_ = decision.deliveries
+    assert post == ThreadPost(case=4, text="死にたい", role="child")  # never held back, and before the flood note
+    assert isinstance(flood_note, ThreadPost) and flood_note.role == "note"
+    alerts = [d for d in decision.deliveries if isinstance(d, ChannelPost) and "自動検知" in d.text]
+    assert alerts == [
+        ChannelPost(
+            text=policy.render("risk_alert", mention="<!subteam^SSUPER> ", case=4, link=LINK), target="supervisors"
+        )
+    ]
+    assert decision.effects[0] == core.NoteChildMessage(4, NOW)
+    assert decision.effects[-2:] == (core.MarkUrgent(4), core.Audit(4, "auto", "risk", "risk words in a message"))
+
+
+def test_risk_words_from_a_blocked_child_alert_in_full(policy: Policy) -> None:
+    case = a_case(status=CaseStatus.CLOSED, blocked=True, blocked_count=40)
+    decision = core.on_blocked_message(child("もう死にたい"), case, policy, channel=CHANNEL)
+    text = policy.render("blocked_risk_alert", mention="<!subteam^SSUPER> ", case=4, link=LINK)
+    assert decision.deliveries == (ChannelPost(text=text, target="supervisors"),)
+    assert decision.effects == (
+        core.CountBlockedMessage(4),
+        core.MarkBlockedRisk(4),
+        core.Audit(4, "auto", "risk", "risk words from a blocked account"),
+    )
+
+
+def test_a_blocked_childs_root_is_updated_for_the_first_ten_then_every_tenth(policy: Policy) -> None:
+    updated = set()
+    for before in range(30):
+        case = a_case(status=CaseStatus.CLOSED, blocked=True, blocked_count=before)
+        if core.on_blocked_message(child("x"), case, policy, channel=CHANNEL).deliveries:
+            updated.add(before + 1)
+    assert updated == {*range(1, 11), 20, 30}
+
+
+def test_the_escalation_alert_without_a_group_starts_with_the_case(policy: Policy) -> None:
+    plain = dataclasses.replace(policy, supervisor_group="")
+    alert = decide(request("escalate", "4 心配"), a_case(), plain).deliveries[0]
+    text = plain.render("escalation_alert", mention="", case=4, reason="心配", user="<@UC>", link=LINK)
+    assert alert == ChannelPost(text=text, target="supervisors")
