@@ -239,3 +239,57 @@ def test_unknown_delivery_kind_is_an_error() -> None:
         from_payload({"kind": "fax"})
     with pytest.raises(ValueError, match="unknown delivery kind None"):
         from_payload({"case": 1, "text": "t"})
+
+
+@pytest.mark.parametrize(
+    ("media", "shown"),
+    [
+        (Media(type="file", file_name="宿題.pdf"), "[file: 宿題.pdf]"),
+        (Media(type="video", duration_ms=12_000), "[video 0:12]"),
+        (Media(type="location", title="駅前 <公園>"), "[place: 駅前 &lt;公園&gt;]"),
+        (None, "[other: unknown]"),  # neither text nor media: said so, in the policy's words
+    ],
+)
+def test_media_is_described_with_its_details_in_the_policys_words(
+    policy: Policy, media: Media | None, shown: str
+) -> None:
+    words = {"media_file": "file", "media_video": "video", "media_location": "place", "media_unknown": "other"}
+    custom = dataclasses.replace(policy, texts=policy.texts.model_copy(update=words))
+    assert core.describe_media(media, custom) == shown
+
+
+def test_unfollow_notes_the_case_and_shows_when_it_closed(policy: Policy) -> None:
+    note, root = core.on_child_unfollowed(open_case(), policy, now=NOW).deliveries
+    assert note == ThreadPost(case=7, text=policy.render("unfollow_note", case=7), role="note")
+    assert isinstance(root, core.RootUpdate) and "終了（相談者がブロック、17:01）" in root.text  # opened 17:00
+
+
+def test_the_first_answer_shows_since_when_on_the_root(policy: Policy) -> None:
+    root = decide(reply("こんにちは"), open_case(), policy).deliveries[1]
+    assert isinstance(root, core.RootUpdate) and "対応中: <@UCOUNSEL>（17:01から）" in root.text
+
+
+def test_a_reply_in_a_closed_case_is_answered_in_its_thread(policy: Policy) -> None:
+    closed = open_case(status=CaseStatus.CLOSED, closed_at=1_800_000_050.0)
+    text = policy.render("closed_case_ephemeral", case=7)
+    assert decide(reply("まだいる？"), closed, policy).deliveries == (Ephemeral(case=7, user="UCOUNSEL", text=text),)
+
+
+def test_an_effect_payload_without_its_name_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        core.effect_from_payload({"number": 7})
+
+
+def test_no_link_to_a_thread_that_is_not_there_yet() -> None:
+    assert core.thread_link("CCASES", None) == ""
+    assert core.thread_link("CCASES", "1800000000.000100") == "https://slack.com/archives/CCASES/p1800000000000100"
+
+
+def test_held_messages_are_grouped_up_to_3000_characters_a_post(policy: Policy) -> None:
+    held = open_case(flood_until=NOW)
+    arg = f"7:{int(NOW)}"
+    fits = core.on_flood_timer(arg, held, (["a" * 1500, "b" * 1499], 0), policy).deliveries
+    assert [d.text for d in fits if isinstance(d, ThreadPost) and d.role == "child"] == ["a" * 1500 + "\n" + "b" * 1499]
+    over = core.on_flood_timer(arg, held, (["a" * 1500, "b" * 1500, "c"], 2), policy).deliveries
+    assert [d.text for d in over if isinstance(d, ThreadPost) and d.role == "child"] == ["a" * 1500, "b" * 1500 + "\nc"]
+    assert over[0] == ThreadPost(case=7, text=policy.render("flood_released_note", messages=5, stickers=2), role="note")

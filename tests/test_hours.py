@@ -337,3 +337,152 @@ def test_case_numbers_as_counsellors_type_them(text: str, number: int | None) ->
 def test_a_held_waiting_case_shows_it_too(policy: Policy) -> None:
     assert "自動終了停止中" in core.root_text(a_case(hold=True), policy)
     assert "自動終了停止中" in core.root_text(a_case(hold=True, arrived_closed=True), policy)
+
+
+# --- what the timers and the out-of-hours path say, exactly ------------------------------
+
+
+def test_the_out_of_hours_notice_names_its_period_and_a_plain_message_leaves_room_for_crisis_lines(
+    policy: Policy,
+) -> None:
+    opening = at("2026-12-01T13:00")
+    period = datetime.fromtimestamp(opening, TOKYO).isoformat()
+    plain = core.on_child_message(message(), a_case(), policy, now=TUESDAY_MORNING, created=False)
+    reply = plain.deliveries[-1]
+    assert isinstance(reply, LineReply) and reply.case == 4  # a refused reply is reported in the case's thread
+    assert core.MarkClosedNotice(CHILD, period, opening) in plain.effects
+    # Risk words later in the same period still bring the crisis lines, once.
+    risky = dataclasses.replace(message("ev2"), text="死にたい")
+    later = core.on_child_message(
+        risky, a_case(), policy, now=TUESDAY_MORNING + 60, created=False, closed_notice=period
+    )
+    (crisis,) = [d for d in later.deliveries if isinstance(d, LineReply)]
+    assert crisis.texts == (policy.render("crisis_lines"),)
+    assert core.MarkClosedNotice(CHILD, period + "+crisis", opening) in later.effects
+
+
+def test_a_schedule_that_never_opens_repeats_its_notice_weekly(policy: Policy) -> None:
+    never = dataclasses.replace(policy, schedule=Schedule.from_config({}, TOKYO))
+    decision = core.on_child_message(message(), a_case(), never, now=TUESDAY_MORNING, created=True)
+    (notice,) = [e for e in decision.effects if isinstance(e, core.MarkClosedNotice)]
+    assert notice.until == TUESDAY_MORNING + 7 * 86400
+
+
+def test_the_busy_notice_names_the_place_in_the_queue(policy: Policy) -> None:
+    case = a_case(opened_at=TUESDAY_AFTERNOON)
+    decision = core.on_busy_timer(case, policy, now=TUESDAY_AFTERNOON + 180, queue=Queue(open_cases=5, place=3))
+    (push,) = decision.deliveries
+    assert push == LinePush(
+        to=CHILD,
+        texts=(policy.render("busy_notice", place=3),),
+        retry_key=core.retry_key("busy-timer:4"),
+        case=4,
+    )
+    unknown = core.on_busy_timer(case, policy, now=TUESDAY_AFTERNOON + 180, queue=None).deliveries[0]
+    assert isinstance(unknown, LinePush) and unknown.texts == (policy.render("busy_notice", place=1),)
+
+
+def test_the_opening_digest_text_and_who_gets_a_busy_timer(policy: Policy) -> None:
+    opening = at("2026-12-01T13:00")
+    arrivals = [
+        (a_case(7, arrived_closed=True), at("2026-12-01T09:30")),
+        (a_case(5, arrived_closed=True), at("2026-12-01T09:30")),  # the same second: both listed, in order
+        (
+            a_case(8, arrived_closed=True, counsellor="UC", last_counsellor_at=at("2026-11-30T20:00")),
+            at("2026-12-01T08:00"),
+        ),
+    ]
+    decision = core.on_opening_timer(arrivals, policy, now=opening, opening_at=opening)
+    (digest,) = decision.deliveries
+    lines = [
+        policy.render("opening_digest_line", case=n, arrived_at=when)
+        for n, when in [(8, "12/01(火) 08:00"), (7, "12/01(火) 09:30"), (5, "12/01(火) 09:30")]
+    ]
+    assert isinstance(digest, ChannelPost) and digest.text == policy.render(
+        "opening_digest", count=3, cases="\n".join(lines)
+    )
+    # Case 8 has its counsellor already: no busy notice for it.
+    busy = [e for e in decision.effects if isinstance(e, core.ScheduleTimer) and e.kind == core.BUSY_TIMER]
+    assert sorted(core.busy_timer_case(t.arg) for t in busy) == [5, 7]
+    off = dataclasses.replace(policy, busy_notice_seconds=0)  # 0 turns the busy notice off
+    quiet = core.on_opening_timer(arrivals, off, now=opening, opening_at=opening)
+    assert not any(isinstance(e, core.ScheduleTimer) and e.kind == core.BUSY_TIMER for e in quiet.effects)
+
+
+def test_the_closing_reminder_text_and_when_it_is_not_sent(policy: Policy) -> None:
+    closing = at("2026-12-01T19:00")
+    hour = core.on_closing_timer([a_case(1)], closing, policy, now=closing - 3600)
+    assert hour.deliveries == (
+        ThreadPost(case=1, text=policy.render("closing_reminder", minutes=60, closing_at="19:00"), role="note"),
+    )
+    last = core.on_closing_timer([a_case(1)], closing, policy, now=closing - 20)
+    assert "あと1分" in last.deliveries[0].text  # type: ignore[union-attr]
+    # Fired late (already closed), or the hours changed so that it is closed now: nothing.
+    assert core.on_closing_timer([a_case(1)], closing, policy, now=closing + 60) == core.NOTHING
+    assert core.on_closing_timer([a_case(1)], closing, policy, now=at("2026-12-01T11:00")) == core.NOTHING
+
+
+def test_no_closing_reminder_timer_exactly_at_the_reminder_time(policy: Policy) -> None:
+    assert core.standing_timers(policy, now=at("2026-12-01T18:45")) == ()
+    assert core.standing_timers(policy, now=at("2026-12-01T18:44:59")) != ()
+
+
+def test_the_unanswered_alert_text(policy: Policy) -> None:
+    case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1800000000.000100")
+    decision = core.on_unanswered_timer(case, policy, now=TUESDAY_AFTERNOON + 3600, channel="CCASES")
+    link = "https://slack.com/archives/CCASES/p1800000000000100"
+    text = policy.render("unanswered_alert", mention="<!here>", case=4, minutes=60, link=link)
+    assert decision.deliveries == (ChannelPost(text=text),)
+
+
+def test_the_guideline_texts(policy: Policy) -> None:
+    case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1800000000.000100")
+    warning = core.on_guideline_timer(core.SOFT_WARNING_TIMER, case, policy, now=0, channel="CCASES")
+    assert warning.deliveries == (
+        ThreadPost(case=4, text=policy.render("soft_limit_warning_note", minutes=50), role="note"),
+    )
+    limit = core.on_guideline_timer(core.SOFT_LIMIT_TIMER, case, policy, now=0, channel="CCASES")
+    assert limit.deliveries == (ThreadPost(case=4, text=policy.render("soft_limit_note", minutes=60), role="note"),)
+    overtime = core.on_guideline_timer(core.OVERTIME_TIMER, case, policy, now=0, channel="CCASES")
+    link = "https://slack.com/archives/CCASES/p1800000000000100"
+    text = policy.render("overtime_alert", case=4, minutes=90, link=link)
+    assert overtime.deliveries == (ChannelPost(text=text, target="supervisors"),)
+
+
+def test_a_zero_turns_a_timer_off(policy: Policy) -> None:
+    off = dataclasses.replace(policy, idle_warning_seconds=0, unanswered_alert_seconds=0)
+    case = a_case(opened_at=TUESDAY_AFTERNOON)
+    silence = core.silence_timers(case, off, TUESDAY_AFTERNOON)
+    assert [t.kind for t in silence] == [core.IDLE_CLOSE_TIMER]  # type: ignore[union-attr]
+    started = core.consultation_timers(case, off, TUESDAY_AFTERNOON)
+    assert core.UNANSWERED_TIMER not in [t.kind for t in started]  # type: ignore[union-attr]
+
+
+def test_silence_counts_from_the_counsellors_message_when_the_child_wrote_before_it(policy: Policy) -> None:
+    replied = TUESDAY_AFTERNOON + 60
+    arg = f"4:{round(replied * 1000)}"
+    case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", last_counsellor_at=replied, last_child_at=replied - 30)
+    (checkin,) = core.on_silence_timer(core.IDLE_WARNING_TIMER, arg, case, policy, now=replied + 480).deliveries
+    assert checkin == LinePush(
+        to=CHILD, texts=(policy.render("idle_checkin"),), retry_key=core.retry_key(f"idle-warning:{arg}"), case=4
+    )
+    push, _note, root = core.on_silence_timer(core.IDLE_CLOSE_TIMER, arg, case, policy, now=replied + 600).deliveries
+    assert isinstance(push, LinePush) and push.case == 4
+    assert isinstance(root, core.RootUpdate) and "終了（返信なし、14:11）" in root.text  # closed now, not at opening
+
+
+def test_a_live_conversation_lasts_under_an_hour_after_the_last_reply() -> None:
+    case = a_case(last_counsellor_at=TUESDAY_AFTERNOON)
+    assert core.conversation_is_live(case, TUESDAY_AFTERNOON + 3599)
+    assert not core.conversation_is_live(case, TUESDAY_AFTERNOON + 3600)
+
+
+def test_root_states_show_when_and_their_markers(policy: Policy) -> None:
+    night = core.root_text(a_case(opened_at=at("2026-11-30T22:10"), arrived_closed=True), policy)
+    assert policy.render("state_waiting_closed", since="11/30(月) 22:10") in night
+    plain = core.state_text(a_case(opened_at=TUESDAY_AFTERNOON), policy)
+    assert plain == policy.render("state_waiting", since="14:00")  # no marker without a hold
+    marked = core.state_text(a_case(opened_at=TUESDAY_AFTERNOON, hold=True, flood_until=at("2026-12-01T14:05")), policy)
+    held, flood = policy.render("state_held"), policy.render("state_flood", until="14:05")
+    assert marked == f"{plain}  {held}  {flood}"
+    assert core.root_text(a_case(opened_at=TUESDAY_AFTERNOON), policy).endswith(plain)  # no earlier cases: nothing more
