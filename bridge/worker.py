@@ -24,7 +24,7 @@ import time
 import traceback
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -48,6 +48,7 @@ from bridge.core.events import (
     ChildMessage,
     ChildUnfollowed,
     ControlRequested,
+    Ignored,
     InboundEvent,
     MemberChanged,
     ThreadDelete,
@@ -299,64 +300,75 @@ class Worker:
             await self._apply_effect(effect, now, record_id=f"{entry_id}:{index}")
 
     async def _decide(self, entry_id: str, event: InboundEvent, now: float) -> core.Decision:
+        """Load what the event's decision needs and let the core decide. Every event type has
+        a case: mypy fails on one without."""
         channel = self.settings.SLACK_CHANNEL_ID
         policy = self.policy
-        if isinstance(event, ChildMessage):
-            closed = not policy.schedule.is_open(datetime.fromtimestamp(now, policy.timezone))
-            number, _, block = await self.store.open_case_unless_blocked(
-                event.child_id, now, arrived_closed=closed, entry_id=entry_id
-            )
-            if block is not None:
-                log.info("message from a blocked child counted case=%d", block.case)
-                blocked_case = await self.store.get_case(block.case)
-                return core.on_blocked_message(event, blocked_case, policy, channel=channel)
-            case = await self.store.get_case(number)
-            assert case is not None
-            created = case.opened_by == entry_id  # true again when this entry is replayed
-            if created:
-                log.info("case opened case=%d while=%s", number, "closed" if closed else "open")
-            sticker = event.media is not None and event.media.type == "sticker"
-            recent = await self.store.note_recent(
-                number, entry_id, sticker=sticker, at=now, window_s=policy.flood_window_seconds
-            )
-            return core.on_child_message(
-                event,
-                case,
-                policy,
-                now=now,
-                created=created,
-                queue=await self.store.queue_of(number) if created and not closed else None,
-                closed_notice=await self.store.closed_notice_of(event.child_id) if closed else None,
-                recent=recent,
-                channel=channel,
-            )
-        if isinstance(event, ChildFollowed):
-            if await self.store.block_of(event.child_id) is not None:
-                return core.NOTHING  # a blocked child gets no replies, the welcome included
-            return core.on_child_followed(event, policy)
-        if isinstance(event, ChildUnfollowed):
-            number_or_none = await self.store.open_case_of(event.child_id)
-            case_or_none = await self.store.get_case(number_or_none) if number_or_none else None
-            return core.on_child_unfollowed(case_or_none, policy, now=now)
-        if isinstance(event, ThreadMessage):
-            case_or_none = await self._case_of_thread(event.thread_ts)
-            return core.on_counsellor_message(
-                event, case_or_none, policy, channel=channel, delivery_id=entry_id, now=now
-            )
-        if isinstance(event, ThreadEdit):
-            case_or_none = await self._case_of_thread(event.previous.thread_ts)
-            return core.on_counsellor_edit(event, case_or_none, policy, channel=channel)
-        if isinstance(event, ThreadDelete):
-            case_or_none = await self._case_of_thread(event.previous.thread_ts)
-            return core.on_counsellor_delete(event, case_or_none, policy, channel=channel)
-        if isinstance(event, TimerFired):
-            return await self._decide_timer(event, now)
-        if isinstance(event, ControlRequested):
-            return await self._decide_control(event, now)
-        if isinstance(event, MemberChanged):
-            return controls.on_member_changed(event, channel=channel)
-        log.info("event ignored entry=%s reason=%s", entry_id, event.reason)
-        return core.NOTHING
+        match event:
+            case ChildMessage():
+                return await self._decide_child_message(entry_id, event, now)
+            case ChildFollowed():
+                if await self.store.block_of(event.child_id) is not None:
+                    return core.NOTHING  # a blocked child gets no replies, the welcome included
+                return core.on_child_followed(event, policy)
+            case ChildUnfollowed():
+                number_or_none = await self.store.open_case_of(event.child_id)
+                case_or_none = await self.store.get_case(number_or_none) if number_or_none else None
+                return core.on_child_unfollowed(case_or_none, policy, now=now)
+            case ThreadMessage():
+                case_or_none = await self._case_of_thread(event.thread_ts)
+                return core.on_counsellor_message(
+                    event, case_or_none, policy, channel=channel, delivery_id=entry_id, now=now
+                )
+            case ThreadEdit():
+                case_or_none = await self._case_of_thread(event.previous.thread_ts)
+                return core.on_counsellor_edit(event, case_or_none, policy, channel=channel)
+            case ThreadDelete():
+                case_or_none = await self._case_of_thread(event.previous.thread_ts)
+                return core.on_counsellor_delete(event, case_or_none, policy, channel=channel)
+            case TimerFired():
+                return await self._decide_timer(event, now)
+            case ControlRequested():
+                return await self._decide_control(event, now)
+            case MemberChanged():
+                return controls.on_member_changed(event, channel=channel)
+            case Ignored():
+                log.info("event ignored entry=%s reason=%s", entry_id, event.reason)
+                return core.NOTHING
+            case _:
+                assert_never(event)
+
+    async def _decide_child_message(self, entry_id: str, event: ChildMessage, now: float) -> core.Decision:
+        channel = self.settings.SLACK_CHANNEL_ID
+        policy = self.policy
+        closed = not policy.schedule.is_open(datetime.fromtimestamp(now, policy.timezone))
+        number, _, block = await self.store.open_case_unless_blocked(
+            event.child_id, now, arrived_closed=closed, entry_id=entry_id
+        )
+        if block is not None:
+            log.info("message from a blocked child counted case=%d", block.case)
+            blocked_case = await self.store.get_case(block.case)
+            return core.on_blocked_message(event, blocked_case, policy, channel=channel)
+        case = await self.store.get_case(number)
+        assert case is not None
+        created = case.opened_by == entry_id  # true again when this entry is replayed
+        if created:
+            log.info("case opened case=%d while=%s", number, "closed" if closed else "open")
+        sticker = event.media is not None and event.media.type == "sticker"
+        recent = await self.store.note_recent(
+            number, entry_id, sticker=sticker, at=now, window_s=policy.flood_window_seconds
+        )
+        return core.on_child_message(
+            event,
+            case,
+            policy,
+            now=now,
+            created=created,
+            queue=await self.store.queue_of(number) if created and not closed else None,
+            closed_notice=await self.store.closed_notice_of(event.child_id) if closed else None,
+            recent=recent,
+            channel=channel,
+        )
 
     async def _decide_control(self, request: ControlRequested, now: float) -> core.Decision:
         """Load what a control request is checked against, and let the core decide."""
@@ -421,63 +433,67 @@ class Worker:
         return core.NOTHING
 
     async def _apply_effect(self, effect: core.Effect, now: float, *, record_id: str = "") -> None:
-        if isinstance(effect, core.CloseCase):
-            if await self.store.close_case(effect.number, effect.reason.value, now, by=effect.by):
-                log.info("case closed case=%d reason=%s", effect.number, effect.reason.value)
-        elif isinstance(effect, core.ScheduleTimer):
-            await self.store.schedule_timer(effect.kind, effect.arg, effect.at)
-        elif isinstance(effect, core.MarkClosedNotice):
-            await self.store.mark_closed_notice(effect.child_id, effect.period, effect.until)
-        elif isinstance(effect, core.MarkBusyNotified):
-            await self.store.mark_busy_notified(effect.number)
-        elif isinstance(effect, core.NoteClosedArrival):
-            await self.store.note_closed_arrival(effect.number, effect.at)
-        elif isinstance(effect, core.ForgetClosedArrivals):
-            await self.store.forget_closed_arrivals(effect.numbers)
-        elif isinstance(effect, core.AssignCounsellor):
-            await self.store.assign_counsellor(effect.number, effect.user, effect.at)
-        elif isinstance(effect, core.NoteCounsellorReply):
-            await self.store.note_counsellor_reply(effect.number, effect.at)
-        elif isinstance(effect, core.NoteChildMessage):
-            await self.store.note_child_message(effect.number, effect.at)
-        elif isinstance(effect, core.HoldCase):
-            await self.store.set_hold(effect.number, True)
-            log.info("case on hold case=%d", effect.number)
-        elif isinstance(effect, core.MarkArrivedClosed):
-            await self.store.mark_arrived_closed(effect.number)
-        elif isinstance(effect, core.ChangeMember):
-            await self.store.change_member(effect.user, joined=effect.joined)
-            log.info("roster changed joined=%s", effect.joined)
-        elif isinstance(effect, core.MarkUrgent):
-            await self.store.mark_urgent(effect.number)
-            log.info("case marked urgent case=%d", effect.number)
-        elif isinstance(effect, core.BlockChild):
-            await self.store.block_child(effect.number, by=effect.by, reason=effect.reason, at=effect.at)
-            log.info("child blocked case=%d", effect.number)
-        elif isinstance(effect, core.UnblockChild):
-            await self.store.unblock_child(effect.number)
-            log.info("child unblocked case=%d", effect.number)
-        elif isinstance(effect, core.MarkBlockedRisk):
-            await self.store.mark_blocked_risk(effect.number)
-        elif isinstance(effect, core.CountBlockedMessage):
-            await self.store.count_blocked_message(effect.number, marker=record_id)
-        elif isinstance(effect, core.StartFlood):
-            await self.store.start_flood(effect.number, effect.until)
-            log.info("flood hold started case=%d", effect.number)
-        elif isinstance(effect, core.HoldBack):
-            await self.store.hold_back(effect.number, effect.text, marker=record_id)
-        elif isinstance(effect, core.ReleaseFlood):
-            await self.store.release_flood(effect.number)
-            log.info("flood hold lifted case=%d", effect.number)
-        elif isinstance(effect, core.Audit):
-            record = {
-                "case": "" if effect.case is None else str(effect.case),
-                "actor": effect.actor,
-                "action": effect.action,
-                "reason": effect.reason,
-                "via": effect.via,
-            }
-            await self.store.add_audit(record_id, record, at=now, retention_days=self.policy.audit_retention_days)
+        """Apply one state change. Every effect type has a case: mypy fails on one without."""
+        match effect:
+            case core.CloseCase():
+                if await self.store.close_case(effect.number, effect.reason.value, now, by=effect.by):
+                    log.info("case closed case=%d reason=%s", effect.number, effect.reason.value)
+            case core.ScheduleTimer():
+                await self.store.schedule_timer(effect.kind, effect.arg, effect.at)
+            case core.MarkClosedNotice():
+                await self.store.mark_closed_notice(effect.child_id, effect.period, effect.until)
+            case core.MarkBusyNotified():
+                await self.store.mark_busy_notified(effect.number)
+            case core.NoteClosedArrival():
+                await self.store.note_closed_arrival(effect.number, effect.at)
+            case core.ForgetClosedArrivals():
+                await self.store.forget_closed_arrivals(effect.numbers)
+            case core.AssignCounsellor():
+                await self.store.assign_counsellor(effect.number, effect.user, effect.at)
+            case core.NoteCounsellorReply():
+                await self.store.note_counsellor_reply(effect.number, effect.at)
+            case core.NoteChildMessage():
+                await self.store.note_child_message(effect.number, effect.at)
+            case core.HoldCase():
+                await self.store.set_hold(effect.number, True)
+                log.info("case on hold case=%d", effect.number)
+            case core.MarkArrivedClosed():
+                await self.store.mark_arrived_closed(effect.number)
+            case core.ChangeMember():
+                await self.store.change_member(effect.user, joined=effect.joined)
+                log.info("roster changed joined=%s", effect.joined)
+            case core.MarkUrgent():
+                await self.store.mark_urgent(effect.number)
+                log.info("case marked urgent case=%d", effect.number)
+            case core.BlockChild():
+                await self.store.block_child(effect.number, by=effect.by, reason=effect.reason, at=effect.at)
+                log.info("child blocked case=%d", effect.number)
+            case core.UnblockChild():
+                await self.store.unblock_child(effect.number)
+                log.info("child unblocked case=%d", effect.number)
+            case core.MarkBlockedRisk():
+                await self.store.mark_blocked_risk(effect.number)
+            case core.CountBlockedMessage():
+                await self.store.count_blocked_message(effect.number, marker=record_id)
+            case core.StartFlood():
+                await self.store.start_flood(effect.number, effect.until)
+                log.info("flood hold started case=%d", effect.number)
+            case core.HoldBack():
+                await self.store.hold_back(effect.number, effect.text, marker=record_id)
+            case core.ReleaseFlood():
+                await self.store.release_flood(effect.number)
+                log.info("flood hold lifted case=%d", effect.number)
+            case core.Audit():
+                record = {
+                    "case": "" if effect.case is None else str(effect.case),
+                    "actor": effect.actor,
+                    "action": effect.action,
+                    "reason": effect.reason,
+                    "via": effect.via,
+                }
+                await self.store.add_audit(record_id, record, at=now, retention_days=self.policy.audit_retention_days)
+            case _:
+                assert_never(effect)
 
     async def _case_of_thread(self, thread_ts: str | None) -> core.Case | None:
         if not thread_ts:
@@ -610,26 +626,35 @@ class Worker:
         return [(lane_for(d, self.store), f"{claim.item_id}.f{i}", to_payload(d)) for i, d in enumerate(followups)]
 
     async def _attempt(self, delivery: Delivery, claim: Claim) -> tuple[Outcome, tuple[Delivery, ...]]:
-        if isinstance(delivery, LinePush):
-            outcome = await self.line.push(delivery.to, delivery.texts, delivery.retry_key)
-            return outcome, core.after_line_delivered(delivery) if outcome.delivered else ()
-        if isinstance(delivery, LineReply):
-            if use_reply_token(delivery, now_ms=int(time.time() * 1000), attempts=claim.attempts):
-                assert delivery.reply_token is not None
-                return await self.line.reply(delivery.reply_token, delivery.texts), ()
-            return await self.line.push(delivery.to, delivery.texts, delivery.retry_key), ()
-        if isinstance(delivery, ThreadPost):
-            return await self._post_in_thread(delivery, claim), ()
-        if isinstance(delivery, RootUpdate):
-            case = await self.store.get_case(delivery.case)
-            if case is None or case.thread_ts is None:
-                return DELIVERED, ()  # no root yet: when it is posted, it shows the state then
-            return await self.slack.update(ts=case.thread_ts, text=delivery.text, blocks=self._blocks(delivery)), ()
-        if isinstance(delivery, ChannelPost):
-            return await self._post_to_channel(delivery, claim), ()
-        if isinstance(delivery, Reaction):
-            return await self.slack.react(ts=delivery.message_ts, name=delivery.name), ()
-        assert isinstance(delivery, Ephemeral)
+        """Make the API call a delivery stands for. Every delivery type has a case: mypy fails
+        on one without."""
+        match delivery:
+            case LinePush():
+                outcome = await self.line.push(delivery.to, delivery.texts, delivery.retry_key)
+                return outcome, core.after_line_delivered(delivery) if outcome.delivered else ()
+            case LineReply():
+                if use_reply_token(delivery, now_ms=int(time.time() * 1000), attempts=claim.attempts):
+                    assert delivery.reply_token is not None
+                    return await self.line.reply(delivery.reply_token, delivery.texts), ()
+                return await self.line.push(delivery.to, delivery.texts, delivery.retry_key), ()
+            case ThreadPost():
+                return await self._post_in_thread(delivery, claim), ()
+            case RootUpdate():
+                case = await self.store.get_case(delivery.case)
+                if case is None or case.thread_ts is None:
+                    return DELIVERED, ()  # no root yet: when it is posted, it shows the state then
+                blocks = self._blocks(delivery)
+                return await self.slack.update(ts=case.thread_ts, text=delivery.text, blocks=blocks), ()
+            case ChannelPost():
+                return await self._post_to_channel(delivery, claim), ()
+            case Reaction():
+                return await self.slack.react(ts=delivery.message_ts, name=delivery.name), ()
+            case Ephemeral():
+                return await self._tell(delivery, claim), ()
+            case _:
+                assert_never(delivery)
+
+    async def _tell(self, delivery: Ephemeral, claim: Claim) -> Outcome:
         case = await self.store.get_case(delivery.case) if delivery.case is not None else None
         thread_ts = case.thread_ts if case else None
         outcome = await self.slack.post_ephemeral(user=delivery.user, thread_ts=thread_ts, text=delivery.text)
@@ -637,8 +662,8 @@ class Worker:
             # Someone outside the case channel (refused, or removed since): tell them directly.
             outcome = await self._post_once(claim, text=delivery.text, thread_ts=None, case=None, channel=delivery.user)
         if outcome.status == "failed":
-            return DELIVERED, ()  # there is no one to tell (the person's account is gone)
-        return outcome, ()
+            return DELIVERED  # there is no one to tell (the person's account is gone)
+        return outcome
 
     async def _post_in_thread(self, post: ThreadPost, claim: Claim) -> Outcome:
         case = await self.store.get_case(post.case)
