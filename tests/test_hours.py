@@ -486,3 +486,18 @@ def test_root_states_show_when_and_their_markers(policy: Policy) -> None:
     held, flood = policy.render("state_held"), policy.render("state_flood", until="14:05")
     assert marked == f"{plain}  {held}  {flood}"
     assert core.root_text(a_case(opened_at=TUESDAY_AFTERNOON), policy).endswith(plain)  # no earlier cases: nothing more
+
+
+def test_the_idle_close_note_names_the_configured_silence(policy: Policy) -> None:
+    hour = dataclasses.replace(policy, idle_close_seconds=3600)
+    replied = TUESDAY_AFTERNOON + 60
+    arg = f"4:{round(replied * 1000)}"
+    case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", last_counsellor_at=replied)
+    _push, note, _root = core.on_silence_timer(core.IDLE_CLOSE_TIMER, arg, case, hour, now=replied + 3600).deliveries
+    assert note == ThreadPost(case=4, text=hour.render("idle_closed_note", minutes=60), role="note")
+
+
+def test_the_earlier_cases_follow_the_state_after_two_spaces(policy: Policy) -> None:
+    case = a_case(number=9, opened_at=TUESDAY_AFTERNOON, earlier=(3, 7))
+    expected = core.state_text(case, policy) + "  " + policy.render("earlier_cases", cases="#3, #7")
+    assert core.root_text(case, policy).endswith(expected)
