@@ -658,7 +658,7 @@ def phase_line_to_slack(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
     at, _ = first_seen(rig.slack.requests_to(SLACK_POST), slack_texts)
     wait_until(rig.idle, timeout=60, what="the bridge to go idle")
     relay = [at[m] - t for m, t in sent_at.items()]
-    out = {
+    out: dict[str, Any] = {
         "relay": summary_ms(relay),
         "webhook_answer": summary_ms(answers),
         "non_200": sum(1 for s in statuses if s != 200),
@@ -716,7 +716,7 @@ def phase_slack_to_line(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
     at, _ = first_seen(rig.line.requests_to(LINE_PUSH), line_texts)
     wait_until(rig.idle, timeout=60, what="the bridge to go idle (reactions)")
     relay = [at[m] - t for m, t in sent_at.items()]
-    out = {
+    out: dict[str, Any] = {
         "relay": summary_ms(relay),
         "slack_event_answer": summary_ms(answers),
         "non_200": sum(1 for s in statuses if s != 200),
@@ -1169,6 +1169,7 @@ def machine_info() -> dict[str, Any]:
         ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         redis_version = ""
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -1190,7 +1191,7 @@ def log_problems(rig: Rig) -> dict[str, Any]:
         if proc is None or proc.log_path is None or not proc.log_path.exists():
             continue
         rows = proc.log_path.read_text(errors="replace").splitlines()
-        levels = collections.Counter()
+        levels: collections.Counter[str] = collections.Counter()
         samples: list[str] = []
         for row in rows:
             for level in ("WARNING", "ERROR", "CRITICAL", "Traceback"):

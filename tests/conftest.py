@@ -24,7 +24,9 @@ import redis as redis_sync
 
 from bridge import line as line_side
 from bridge import slack as slack_side
-from bridge.fakes.harness import ALWAYS_OPEN, Credentials, bridge_env, free_port, procfile_commands, write_policy
+from bridge.fakes.harness import ALWAYS_OPEN as ALWAYS_OPEN
+from bridge.fakes.harness import Credentials, bridge_env, free_port, procfile_commands
+from bridge.fakes.harness import write_policy as write_policy
 from bridge.fakes.line import FakeLine
 from bridge.fakes.server import time_scale
 from bridge.fakes.slack import FakeSlack
@@ -362,7 +364,7 @@ def bridge_factory(
             no_floods = {"floods": {"max_messages": 0, "max_stickers": 0}}
             default = write_policy(tmp_path, hours=ALWAYS_OPEN, name="always-open.toml", settings=no_floods)
             extra_env["BRIDGE_CONFIG"] = str(default)
-        env = bridge_env(redis_server.url, fake_line.url, fake_slack.url, **extra_env)
+        env = bridge_env(redis_server.url, fake_line.url, fake_slack.url, extra=extra_env)
         bridge = Bridge(env=env, tmp=tmp_path, fake_line=fake_line, fake_slack=fake_slack, redis=redis_db)
         made.append(bridge)
         launched = [bridge.launch("web") for _ in range(web)] + [bridge.launch("worker") for _ in range(worker)]
@@ -450,16 +452,24 @@ def everything_in_redis(client: redis_sync.Redis) -> bytes:
     for key in client.scan_iter(b"br:*"):
         kind = client.type(key)
         parts.append(key)
+        # redis-py types its replies loosely; with no decode_responses they are bytes.
+        value: Any
         if kind == b"string":
-            parts.append(client.get(key) or b"")
+            value = client.get(key)
+            parts.append(value or b"")
         elif kind == b"hash":
-            parts += [b for pair in client.hgetall(key).items() for b in pair]
+            value = client.hgetall(key)
+            parts += [b for pair in value.items() for b in pair]
         elif kind == b"list":
-            parts += client.lrange(key, 0, -1)
+            value = client.lrange(key, 0, -1)
+            parts += value
         elif kind == b"set":
-            parts += list(client.smembers(key))
+            value = client.smembers(key)
+            parts += list(value)
         elif kind == b"zset":
-            parts += [member for member, _ in client.zrange(key, 0, -1, withscores=True)]
+            value = client.zrange(key, 0, -1, withscores=True)
+            parts += [member for member, _ in value]
         elif kind == b"stream":
-            parts += [b for _, fields in client.xrange(key) for pair in fields.items() for b in pair]
+            value = client.xrange(key)
+            parts += [b for _, fields in value for pair in fields.items() for b in pair]
     return b"\n".join(parts)

@@ -38,9 +38,9 @@ async def worker() -> AsyncIterator[Worker]:
         policy=load_policy(ROOT / "config" / "bridge.toml"),
         redis=redis,
         store=store,
-        line=None,
-        slack=None,
-    )  # type: ignore[arg-type]
+        line=None,  # type: ignore[arg-type]
+        slack=None,  # type: ignore[arg-type]
+    )
     await store.ensure_router_group()
     yield made
     await redis.aclose()
@@ -115,7 +115,8 @@ async def test_a_batch_cut_short_for_lease_renewal_resumes_in_order(
     monkeypatch.setattr(worker, "_apply", slow_apply)
     for i in range(12):
         await worker.store.record_events("line", [(f"e{i}", child_text(str(i)))])
-    recorded = [entry_id.decode() for entry_id, _ in await worker.redis.xrange(worker.store.keys.inbound)]
+    stream: Any = await worker.redis.xrange(worker.store.keys.inbound)
+    recorded = [entry_id.decode() for entry_id, _ in stream]
     assert await worker.store.acquire_router_lease(worker.name, 1500)
     leading = asyncio.create_task(worker._lead())
     for _ in range(100):
@@ -143,7 +144,8 @@ async def test_a_replayed_first_message_still_decides_as_the_opener(worker: Work
     # ... and the replay of the same entry still decides what a new case gets: its busy timer.
     await worker.route_entry(entry_id, fields)
     assert await worker.store.lane_length("slack:1") == 1
-    timers = [m.decode() for m in await worker.redis.zrange(worker.store.keys.timers, 0, -1)]
+    members: Any = await worker.redis.zrange(worker.store.keys.timers, 0, -1)
+    timers = [m.decode() for m in members]
     assert any(t.startswith("busy|1:") for t in timers) and "unanswered|1" in timers
 
 

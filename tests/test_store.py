@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from fakeredis import aioredis
@@ -161,7 +162,7 @@ async def test_set_aside_keeps_the_item_and_moves_the_lane_on(store: Store) -> N
     await store.enqueue([("slack:1", "a", {"text": "こども"}), ("slack:1", "b", {})], marker=None)
     (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
     assert await store.set_aside_delivery(claim, token="w")
-    aside = await store.redis.xrange(store.keys.deliveries_set_aside)
+    aside: Any = await store.redis.xrange(store.keys.deliveries_set_aside)
     assert len(aside) == 1 and aside[0][1][b"lane"] == b"slack:1"
     (following,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
     assert following.item_id == "b"
@@ -200,7 +201,7 @@ async def test_a_fired_timer_cannot_be_armed_again(store: Store) -> None:
     assert fired == 1
     await store.schedule_timer("closing", "100", 1.0)  # a late event re-arming it
     assert await store.fire_due_timers() == (0, None)
-    entries = await store.redis.xrange(store.keys.inbound)
+    entries: Any = await store.redis.xrange(store.keys.inbound)
     assert [e[1][b"body"] for e in entries] == [b"closing|100"]
 
 
@@ -213,7 +214,8 @@ async def test_timers_fire_in_due_order_and_report_the_next(store: Store) -> Non
     await store.schedule_timer("busy", "3:0", now + 30)
     fired, next_in = await store.fire_due_timers()
     assert fired == 2 and next_in is not None and 25 < next_in <= 30
-    bodies = [e[1][b"body"] for e in await store.redis.xrange(store.keys.inbound)]
+    entries: Any = await store.redis.xrange(store.keys.inbound)
+    bodies = [e[1][b"body"] for e in entries]
     assert bodies == [b"busy|1:0", b"busy|2:0"]
 
 

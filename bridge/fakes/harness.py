@@ -93,9 +93,16 @@ def procfile_commands(root: Path = ROOT) -> dict[str, str]:
 
 
 def bridge_env(
-    redis_url: str, line_url: str, slack_url: str, *, credentials: Credentials = Credentials(), **extra: str
+    redis_url: str,
+    line_url: str,
+    slack_url: str,
+    *,
+    credentials: Credentials = Credentials(),
+    extra: Mapping[str, str] | None = None,
+    **more: str,
 ) -> dict[str, str]:
-    """The environment for a web or worker process talking to these servers.
+    """The environment for a web or worker process talking to these servers; ``extra`` and
+    ``more`` add or override variables.
 
     Timeouts and leases are short so that failure tests finish in seconds.
     """
@@ -117,7 +124,8 @@ def bridge_env(
         BRIDGE_RETRY_MAX_BACKOFF_SECONDS="2",
         PYTHONUNBUFFERED="1",
     )
-    env.update(extra)
+    env.update(extra or {})
+    env.update(more)
     # The Procfile's commands (uvicorn, bridge) live next to this interpreter.
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
