@@ -390,6 +390,21 @@ def test_unblocking_from_another_case_refreshes_the_blocking_cases_root(policy: 
     assert [d.case for d in alone.deliveries if isinstance(d, RootUpdate)] == [2]  # one update, not two
 
 
+@pytest.mark.parametrize(
+    ("req", "number"),
+    [
+        (request("close", "12 学校と連携"), 12),
+        (request("close", "＃１２\u3000理由"), 12),
+        (request("close", "理由 12"), None),  # the number comes first
+        (request("close", "12", via="button"), 12),  # a button carries the bare number
+        (request("close", "12 13", via="button"), None),
+        (request("close", "12", via="shortcut", thread_ts="1700000000.000100"), None),  # names a thread instead
+    ],
+)
+def test_the_case_number_a_request_names(req: ControlRequested, number: int | None) -> None:
+    assert controls.requested_number(req) == number
+
+
 def test_command_text_splits_on_any_space() -> None:
     assert controls.split_command("１２\u3000理由 です") == ("１２", "理由 です")
     assert controls.split_command("  ") == ("", "")
