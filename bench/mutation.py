@@ -141,6 +141,13 @@ def prepare_engine_dir(target: Target) -> None:
     (target.workdir / "pyproject.toml").write_text(text.rstrip("\n") + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
 
 
+def has_functions(module: str) -> bool:
+    """mutmut mutates inside functions and methods only: a module of plain dataclasses has no mutants
+    (and naming it alone would make mutmut stop with "nothing matches")."""
+    tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
+    return any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) for node in ast.walk(tree))
+
+
 def mutant_glob(module: str) -> str:
     """bridge/core/retry.py -> bridge.core.retry.* (mutmut's names: module.x_function__mutmut_N)."""
     return module.removesuffix(".py").replace("/", ".") + ".*"
@@ -194,7 +201,7 @@ def run_mutmut(target: Target, modules: Sequence[str], *, minutes: float, max_ch
         for suffix in ("", ".meta", ".spans"):
             (mutants_dir / (module + suffix)).unlink(missing_ok=True)
     log = mutants_dir / "mutation-run.log"
-    globs = [mutant_glob(m) for m in modules]  # naming them makes mutmut check each one again
+    globs = [mutant_glob(m) for m in modules if has_functions(m)]  # named, mutmut checks each one again
     command = [mutmut_executable(), "run", "--max-children", str(max_children), *globs]
     print(f"running: {' '.join(command[1:])}  (in {target.workdir}, budget {minutes:g} min, log {log})", flush=True)
     # mutmut runs the type checker by its bare name (it reads mypy's output only then): find
@@ -231,7 +238,7 @@ def run_mutmut(target: Target, modules: Sequence[str], *, minutes: float, max_ch
                     print("mutmut did not stop in time: killing it", flush=True)
                     _kill_group(process)
                     break
-                if now >= next_progress:
+                if now >= next_progress:  # mutmut's own line: a phase, or its tally over every module it knows
                     print(f"  [{_clock(now - started)}] {last_status[0]}", flush=True)
                     next_progress = now + PROGRESS_EVERY_S
                 time.sleep(0.5)
@@ -480,6 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         modules = wanted
     run: RunResult | None = None
+    if not args.no_run and not any(has_functions(m) for m in modules):
+        print(f"nothing to mutate: no functions in {', '.join(modules)}")
+        return 0
     if not args.no_run:
         if target.name == "engine":
             prepare_engine_dir(target)
