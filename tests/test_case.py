@@ -91,7 +91,7 @@ def test_child_media_goes_to_the_thread_as_its_description(policy: Policy) -> No
 def test_the_first_answer_makes_the_counsellor_and_updates_the_root(policy: Policy) -> None:
     decision = decide(reply("こんにちは"), open_case(), policy)
     push, root = decision.deliveries
-    assert isinstance(push, LinePush) and isinstance(root, core.RootUpdate)
+    assert isinstance(push, LinePush) and isinstance(root, RootUpdate)
     assert "<@UCOUNSEL>" in root.text and "#7" in root.text
     silence = (
         core.ScheduleTimer(core.IDLE_WARNING_TIMER, f"7:{int(NOW * 1000)}", NOW + 480),
@@ -194,7 +194,7 @@ def test_follow_and_unfollow(policy: Policy) -> None:
     decision = core.on_child_unfollowed(open_case(), policy, now=NOW)
     assert core.CloseCase(7, CloseReason.UNFOLLOWED) in decision.effects
     root = decision.deliveries[1]
-    assert isinstance(root, core.RootUpdate) and "相談者がブロック" in root.text
+    assert isinstance(root, RootUpdate) and "相談者がブロック" in root.text
     assert isinstance(decision.deliveries[0], ThreadPost)
     assert core.on_child_unfollowed(None, policy, now=NOW) == core.NOTHING
 
@@ -261,12 +261,12 @@ def test_media_is_described_with_its_details_in_the_policys_words(
 def test_unfollow_notes_the_case_and_shows_when_it_closed(policy: Policy) -> None:
     note, root = core.on_child_unfollowed(open_case(), policy, now=NOW).deliveries
     assert note == ThreadPost(case=7, text=policy.render("unfollow_note", case=7), role="note")
-    assert isinstance(root, core.RootUpdate) and "終了（相談者がブロック、17:01）" in root.text  # opened 17:00
+    assert isinstance(root, RootUpdate) and "終了（相談者がブロック、17:01）" in root.text  # opened 17:00
 
 
 def test_the_first_answer_shows_since_when_on_the_root(policy: Policy) -> None:
     root = decide(reply("こんにちは"), open_case(), policy).deliveries[1]
-    assert isinstance(root, core.RootUpdate) and "対応中: <@UCOUNSEL>（17:01から）" in root.text
+    assert isinstance(root, RootUpdate) and "対応中: <@UCOUNSEL>（17:01から）" in root.text
 
 
 def test_a_reply_in_a_closed_case_is_answered_in_its_thread(policy: Policy) -> None:

@@ -192,6 +192,7 @@ def test_block_closes_the_case_and_shows_who_when_and_why(policy: Policy) -> Non
     assert isinstance(note, ThreadPost) and "<@US>" in note.text and "無関係な投稿の連続" in note.text
     assert "12/01 14:00" in note.text
     assert isinstance(root, RootUpdate) and "ブロック中" in root.text and "unblock" in root.buttons
+    assert isinstance(answer, Ephemeral)
     assert CHILD not in note.text + root.text + answer.text  # the LINE user ID never reaches Slack
     assert decision.effects == (
         core.BlockChild(4, "US", "無関係な投稿の連続", NOW),

@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bridge.core import case as core
 from bridge.core.case import Case, CaseStatus, Queue
-from bridge.core.deliveries import ChannelPost, LinePush, LineReply, ThreadPost
+from bridge.core.deliveries import ChannelPost, LinePush, LineReply, RootUpdate, ThreadPost
 from bridge.core.events import ChildMessage
 from bridge.core.schedule import Schedule
 from bridge.policy import Policy, load_policy
@@ -71,7 +72,7 @@ def test_an_older_unanswered_case_written_to_after_closing_waits_again(policy: P
     decision = core.on_child_message(message(), older, policy, now=evening, created=False)
     post, root, reply = decision.deliveries
     assert isinstance(post, ThreadPost)
-    assert isinstance(root, core.RootUpdate) and "時間外に受信" in root.text
+    assert isinstance(root, RootUpdate) and "時間外に受信" in root.text
     assert isinstance(reply, LineReply) and "水曜日 13:00" in reply.texts[0]
     assert core.MarkArrivedClosed(4) in decision.effects and core.NoteClosedArrival(4, evening) in decision.effects
 
@@ -159,7 +160,7 @@ def test_no_closing_reminder_timer_inside_the_last_minutes(policy: Policy) -> No
     ],
     ids=["unanswered", "answered", "already-told", "closed-case", "after-hours"],
 )
-def test_the_busy_timer(policy: Policy, changes: dict[str, object], now: float, expected_push: bool) -> None:
+def test_the_busy_timer(policy: Policy, changes: dict[str, Any], now: float, expected_push: bool) -> None:
     case = a_case(opened_at=TUESDAY_AFTERNOON, **changes)
     decision = core.on_busy_timer(case, policy, now=now, queue=Queue(open_cases=2, place=1))
     pushes = [d for d in decision.deliveries if isinstance(d, LinePush)]
@@ -236,7 +237,8 @@ def test_the_closing_reminder_timer_stands_whatever_happens(policy: Policy) -> N
         core.ScheduleTimer(core.CLOSING_TIMER, str(int(closing)), closing - 15 * 60),
     )
     # While closed, the next period's reminder is already known.
-    assert core.standing_timers(policy, now=TUESDAY_MORNING)[0].at == closing - 15 * 60
+    (next_reminder,) = core.standing_timers(policy, now=TUESDAY_MORNING)
+    assert isinstance(next_reminder, core.ScheduleTimer) and next_reminder.at == closing - 15 * 60
 
 
 def test_the_wording_of_openings_and_hours_comes_from_the_policy(policy: Policy) -> None:
@@ -300,7 +302,7 @@ def test_silence_after_a_counsellor_brings_a_check_in_then_the_close(policy: Pol
     push, note, root = closing.deliveries
     assert isinstance(push, LinePush) and "0120-967-866" in push.texts[0]
     assert isinstance(note, ThreadPost) and "10分間" in note.text
-    assert isinstance(root, core.RootUpdate) and "返信なし" in root.text
+    assert isinstance(root, RootUpdate) and "返信なし" in root.text
     assert closing.effects == (core.CloseCase(4, core.CloseReason.IDLE),)
 
 
@@ -314,7 +316,7 @@ def test_silence_after_a_counsellor_brings_a_check_in_then_the_close(policy: Pol
     ],
     ids=["child-wrote", "newer-counsellor-message", "on-hold", "closed"],
 )
-def test_silence_timers_that_no_longer_apply_do_nothing(policy: Policy, changes: dict[str, object]) -> None:
+def test_silence_timers_that_no_longer_apply_do_nothing(policy: Policy, changes: dict[str, Any]) -> None:
     replied = TUESDAY_AFTERNOON + 60
     arg = f"4:{round(replied * 1000)}"
     case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", **{"last_counsellor_at": replied, **changes})
@@ -468,7 +470,7 @@ def test_silence_counts_from_the_counsellors_message_when_the_child_wrote_before
     )
     push, _note, root = core.on_silence_timer(core.IDLE_CLOSE_TIMER, arg, case, policy, now=replied + 600).deliveries
     assert isinstance(push, LinePush) and push.case == 4
-    assert isinstance(root, core.RootUpdate) and "終了（返信なし、14:11）" in root.text  # closed now, not at opening
+    assert isinstance(root, RootUpdate) and "終了（返信なし、14:11）" in root.text  # closed now, not at opening
 
 
 def test_a_live_conversation_lasts_under_an_hour_after_the_last_reply() -> None:
