@@ -43,7 +43,7 @@ ROWS = (
     Row(
         "lifo-lanes",
         "order within a case (a decision's deliveries join the end of their lane)",
-        "bridge/store.py",
+        "bridge/adapters/redis/store.py",
         "redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[3])\nfor i = 6, #ARGV, 2 do\n  redis.call('RPUSH'",
         "redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[3])\nfor i = 6, #ARGV, 2 do\n  redis.call('LPUSH'",
         ("tests/test_guarantees_e2e.py::test_order_within_a_case_holds_under_a_real_backlog",),
@@ -51,7 +51,7 @@ ROWS = (
     Row(
         "reversed-batch",
         "order within a case (the router decides a batch in stream order)",
-        "bridge/worker.py",
+        "bridge/engine/worker.py",
         "for entry_id, fields in entries:",
         "for entry_id, fields in reversed(entries):",
         ("tests/test_guarantees_e2e.py::test_a_backlog_recorded_while_no_worker_runs_is_routed_in_order",),
@@ -59,7 +59,7 @@ ROWS = (
     Row(
         "flood-never-released",
         "after the cool-down a flood hold lifts",
-        "bridge/worker.py",
+        "bridge/engine/worker.py",
         "await self.store.release_flood(effect.number)",
         "pass",
         ("tests/test_guarantees_e2e.py::test_after_a_flood_cool_down_the_childs_messages_reach_the_thread_again",),
@@ -67,7 +67,7 @@ ROWS = (
     Row(
         "words-in-retry-log",
         "no child's words in logs",
-        "bridge/worker.py",
+        "bridge/engine/worker.py",
         'log.warning("delivery retry %s in=%.1fs reason=%s", fields, step.delay_s, outcome.reason)',
         'log.warning("delivery retry %s in=%.1fs reason=%s %s", fields, step.delay_s, outcome.reason,'
         ' getattr(delivery, "text", ""))',
@@ -76,7 +76,7 @@ ROWS = (
     Row(
         "no-platform-pause",
         "a 429 pauses every lane to that platform for Retry-After",
-        "bridge/worker.py",
+        "bridge/engine/worker.py",
         'await self.store.hold(claim.lane.split(":")[0], step.hold_platform_s)',
         "pass",
         ("tests/test_guarantees_e2e.py::test_a_429_pauses_every_lane_to_that_platform",),
@@ -84,7 +84,7 @@ ROWS = (
     Row(
         "no-lease-heartbeat",
         "a live worker keeps its lanes during a slow call",
-        "bridge/worker.py",
+        "bridge/engine/worker.py",
         "heartbeat = asyncio.create_task(self._keep_lease(claim, token, attempt_over))",
         "heartbeat = asyncio.create_task(asyncio.sleep(0))",
         ("tests/test_guarantees_e2e.py::test_a_call_slower_than_the_lease_keeps_its_lane",),
@@ -92,7 +92,7 @@ ROWS = (
     Row(
         "no-sigterm-grace",
         "on SIGTERM, calls in flight finish and are settled",
-        "bridge/worker.py",
+        "bridge/engine/worker.py",
         "timeout=self.settings.BRIDGE_HTTP_TIMEOUT_SECONDS + 2)",
         "timeout=0)",
         ("tests/test_guarantees_e2e.py::test_sigterm_lets_a_call_in_flight_finish_and_settle",),
@@ -100,7 +100,7 @@ ROWS = (
     Row(
         "one-sided-slack-window",
         "Slack requests outside the five-minute window are refused, future ones too",
-        "bridge/slack.py",
+        "bridge/adapters/slack/verify.py",
         "if abs((now if now is not None else time.time()) - sent_at) > SIGNATURE_WINDOW_S:",
         "if ((now if now is not None else time.time()) - sent_at) > SIGNATURE_WINDOW_S:",
         ("tests/test_slack_verify.py",),
@@ -108,7 +108,7 @@ ROWS = (
     Row(
         "lane-lease-without-nx",
         "one worker at a time per lane",
-        "bridge/store.py",
+        "bridge/adapters/redis/store.py",
         "if redis.call('SET', lease_key, ARGV[4], 'NX', 'PX', lease_ms) then",
         "if redis.call('SET', lease_key, ARGV[4], 'PX', lease_ms) then",
         ("tests/test_store.py::test_a_leased_lane_is_not_claimed_again_even_by_a_clock_that_runs_ahead",),

@@ -50,8 +50,9 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import redis as redis_sync  # noqa: E402
 
-from bridge import line as line_side  # noqa: E402
-from bridge import slack as slack_side  # noqa: E402
+from bridge.adapters.line import webhook as line_side  # noqa: E402
+from bridge.adapters.redis.keys import Keys  # noqa: E402
+from bridge.adapters.slack import verify as slack_side  # noqa: E402
 from bridge.fakes.harness import (  # noqa: E402
     ALWAYS_OPEN,
     Credentials,
@@ -62,7 +63,6 @@ from bridge.fakes.harness import (  # noqa: E402
 )
 from bridge.fakes.line import FakeLine  # noqa: E402
 from bridge.fakes.slack import FakeSlack  # noqa: E402
-from bridge.store import Keys  # noqa: E402
 
 CREDENTIALS = Credentials(
     line_secret="bench-line-channel-secret",

@@ -18,11 +18,13 @@ from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge import line, slack
+from bridge.adapters.line import webhook as line
+from bridge.adapters.redis.store import Store
+from bridge.adapters.slack import verify
+from bridge.adapters.slack.listeners import build_bolt_app
+from bridge.config.policy_file import load_policy
+from bridge.config.settings import Settings, load_settings
 from bridge.logs import configure_logging
-from bridge.policy import load_policy
-from bridge.settings import Settings, load_settings
-from bridge.store import Store
 
 log = logging.getLogger("bridge.web")
 
@@ -76,7 +78,7 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
         web = AsyncWebClient(
             token=settings.SLACK_BOT_TOKEN, base_url=settings.SLACK_API_BASE_URL, retry_handlers=[], timeout=2
         )
-        bolt = slack.build_bolt_app(
+        bolt = build_bolt_app(
             signing_secret=settings.SLACK_SIGNING_SECRET,
             client=web,
             store=store,
@@ -141,7 +143,7 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
         except BodyTooLarge:
             log.warning("slack request rejected: body over %d bytes", limit)
             return _error(413, "body too large")
-        if not slack.signature_is_valid(
+        if not verify.signature_is_valid(
             settings.SLACK_SIGNING_SECRET,
             body,
             request.headers.get("x-slack-request-timestamp"),
@@ -149,7 +151,7 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
         ):
             log.warning("slack request rejected: bad or stale signature")
             return _error(401, "invalid signature")
-        if not slack.body_is_well_formed(body, request.headers.get("content-type")):
+        if not verify.body_is_well_formed(body, request.headers.get("content-type")):
             log.warning("slack request rejected: malformed body")
             return _error(400, "malformed body")
         try:

@@ -11,9 +11,9 @@ import sys
 from datetime import datetime, tzinfo
 from pathlib import Path
 
+from bridge.config.policy_file import PolicyError, describe_policy, load_policy
+from bridge.config.settings import SettingsError, load_settings
 from bridge.logs import configure_logging
-from bridge.policy import PolicyError, describe_policy, load_policy
-from bridge.settings import SettingsError, load_settings
 
 log = logging.getLogger("bridge.cli")
 
@@ -34,7 +34,7 @@ async def run_worker() -> None:
     """The worker process: clients built here, stopped cleanly on SIGTERM or SIGINT."""
     from redis.asyncio import Redis
 
-    from bridge.worker import Worker
+    from bridge.engine.worker import Worker
 
     settings = load_settings()
     policy = load_policy(settings.BRIDGE_CONFIG)
@@ -91,7 +91,7 @@ async def read_audit(redis_url: str, *, since: float, case: int | None, retentio
     """The audit records from `since` on (of one case if given), after dropping expired ones."""
     from redis.asyncio import Redis
 
-    from bridge.store import Store
+    from bridge.adapters.redis.store import Store
 
     redis = Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
     try:

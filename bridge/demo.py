@@ -19,15 +19,15 @@ import httpx
 import uvicorn
 from fakeredis import aioredis
 
-from bridge import line as line_side
-from bridge import slack as slack_side
+from bridge.adapters.line import webhook as line_side
+from bridge.adapters.slack import verify as slack_side
 from bridge.app import create_app
+from bridge.config.policy_file import load_policy
+from bridge.config.settings import load_settings
 from bridge.core.schedule import WEEKDAYS, Schedule
+from bridge.engine.worker import Worker
 from bridge.fakes.line import FakeLine
 from bridge.fakes.slack import FakeSlack
-from bridge.policy import load_policy
-from bridge.settings import load_settings
-from bridge.worker import Worker
 
 CHANNEL = "CDEMOCASES"
 SUPERVISORS = "CDEMOSUPERVISORS"

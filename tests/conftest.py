@@ -22,15 +22,15 @@ import httpx
 import pytest
 import redis as redis_sync
 
-from bridge import line as line_side
-from bridge import slack as slack_side
+from bridge.adapters.line import webhook as line_side
+from bridge.adapters.redis.keys import Keys
+from bridge.adapters.slack import verify as slack_side
 from bridge.fakes.harness import ALWAYS_OPEN as ALWAYS_OPEN
 from bridge.fakes.harness import Credentials, bridge_env, free_port, procfile_commands
 from bridge.fakes.harness import write_policy as write_policy
 from bridge.fakes.line import FakeLine
 from bridge.fakes.server import time_scale
 from bridge.fakes.slack import FakeSlack
-from bridge.store import Keys
 
 ROOT = Path(__file__).resolve().parent.parent
 CREDENTIALS = Credentials()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.config.policy_file import load_policy
 from bridge.core import case as core
 from bridge.core.case import Case, CaseStatus, CloseReason
 from bridge.core.deliveries import (
@@ -21,8 +22,8 @@ from bridge.core.deliveries import (
     to_payload,
 )
 from bridge.core.events import ChildFollowed, ChildMessage, Media, ThreadDelete, ThreadEdit, ThreadMessage
+from bridge.config.policy_file import Policy
 from bridge.core.schedule import Schedule
-from bridge.policy import Policy, load_policy
 
 CHANNEL = "CCASES"
 CHILD = "Uchild-core"

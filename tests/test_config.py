@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bridge.policy import PolicyError, describe_policy, load_policy, parse_policy
-from bridge.settings import SettingsError, load_settings
+from bridge.config.policy_file import PolicyError, describe_policy, load_policy, parse_policy
+from bridge.config.settings import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = {
@@ -162,7 +162,7 @@ def test_slack_manifest_asks_for_what_the_bridge_uses() -> None:
     events = manifest["settings"]["event_subscriptions"]
     assert events["request_url"].endswith("/slack/events")
     assert "message.groups" in events["bot_events"]  # the case channel is private
-    from bridge.slack import COMMANDS, SHORTCUT
+    from bridge.adapters.slack.names import COMMANDS, SHORTCUT
 
     commands = [c["command"] for c in manifest["features"]["slash_commands"]]
     assert "commands" in scopes and sorted(commands) == sorted(COMMANDS)  # every command the bridge serves

@@ -9,14 +9,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bridge.config.policy_file import load_policy
 from bridge.core import case as core
 from bridge.core import controls
 from bridge.core.case import Case, CaseStatus
 from bridge.core.controls import Block, Roster
 from bridge.core.deliveries import ChannelPost, Ephemeral, LinePush, LineReply, RootUpdate, ThreadPost
 from bridge.core.events import ChildMessage, ControlRequested, Media
+from bridge.config.policy_file import Policy
 from bridge.core.safety import Recent, is_flood, is_risky, normalise
-from bridge.policy import Policy, load_policy
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 CHILD = "Uchild-controls"

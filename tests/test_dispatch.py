@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 from fakeredis import aioredis
 
+from bridge.adapters.redis.store import Claim, Store
+from bridge.config.policy_file import load_policy
+from bridge.config.settings import load_settings
 from bridge.core import case as core
 from bridge.core.deliveries import Delivery, from_payload, to_payload
 from bridge.core.events import InboundEvent
+from bridge.engine.worker import Worker
 from bridge.fakes.line import FakeLine
 from bridge.fakes.slack import FakeSlack
-from bridge.policy import load_policy
-from bridge.settings import load_settings
-from bridge.store import Claim, Store
-from bridge.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 

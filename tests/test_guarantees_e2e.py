@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from bridge.adapters.redis.keys import Keys
 from bridge.fakes.server import time_scale
-from bridge.store import Keys
 from tests.conftest import ALWAYS_OPEN, Bridge, line_text_event, write_policy
 from tests.test_relay_e2e import CHILD, OTHER_CHILD, bot_thread, open_case, roots, wait_thread
 

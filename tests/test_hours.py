@@ -13,12 +13,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bridge.config.policy_file import load_policy
 from bridge.core import case as core
 from bridge.core.case import Case, CaseStatus, Queue
 from bridge.core.deliveries import ChannelPost, LinePush, LineReply, RootUpdate, ThreadPost
 from bridge.core.events import ChildMessage
+from bridge.config.policy_file import Policy
 from bridge.core.schedule import Schedule
-from bridge.policy import Policy, load_policy
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 CHILD = "Uchild-hours"

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bridge.adapters.redis.store import FIRED_MARKER_TTL_SECONDS
 from bridge.core.schedule import WEEKDAYS
 from bridge.fakes.harness import ALWAYS_OPEN, write_policy
 from bridge.fakes.server import time_scale
-from bridge.store import FIRED_MARKER_TTL_SECONDS
 from tests.conftest import Bridge, line_text_event
 from tests.test_relay_e2e import bot_thread, roots, wait_thread
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from bridge.adapters.line.webhook import WebhookBodyError, parse_event, sign, signature_is_valid, split_webhook_body
 from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored, Media
-from bridge.line import WebhookBodyError, parse_event, sign, signature_is_valid, split_webhook_body
 from tests.reference import reference_file
 
 

@@ -12,10 +12,10 @@ import pytest
 from fakeredis import aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from bridge.policy import load_policy
-from bridge.settings import load_settings
-from bridge.store import Store
-from bridge.worker import Worker
+from bridge.adapters.redis.store import Store
+from bridge.config.policy_file import load_policy
+from bridge.config.settings import load_settings
+from bridge.engine.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,7 +103,7 @@ async def test_a_batch_cut_short_for_lease_renewal_resumes_in_order(
 ) -> None:
     import asyncio
 
-    import bridge.worker as worker_module
+    import bridge.engine.worker as worker_module
 
     monkeypatch.setattr(worker_module, "ROUTER_LEASE_MS", 1500)  # the batch outlasts the lease margin
     routed: list[str] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.store import Keys
+from bridge.adapters.redis.keys import Keys
 from tests.conftest import Bridge
 
 pytestmark = pytest.mark.redis

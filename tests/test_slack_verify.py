@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.slack import SIGNATURE_WINDOW_S, sign, signature_is_valid
+from bridge.adapters.slack.verify import SIGNATURE_WINDOW_S, sign, signature_is_valid
 
 SECRET = "slack-signing-secret"
 BODY = b'{"type":"event_callback"}'

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from fakeredis import aioredis
 
-import bridge.store as store_module
+import bridge.adapters.redis.store as store_module
+from bridge.adapters.redis.keys import Keys
+from bridge.adapters.redis.store import Store
 from bridge.core.case import Queue
 from bridge.core.safety import Recent
-from bridge.store import Keys, Store
 
 
 @pytest.fixture
@@ -135,7 +136,7 @@ async def test_a_hold_pauses_one_platform_only(store: Store) -> None:
 
 
 def test_item_ids_may_not_contain_the_separator() -> None:
-    from bridge.store import encode_item
+    from bridge.adapters.redis.store import encode_item
 
     with pytest.raises(ValueError):
         encode_item("a|b", {}, 0)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge import slack as slack_side
+from bridge.adapters.slack import verify as slack_side
 from bridge.fakes.server import time_scale
 from tests.conftest import SLACK_SIGNING, Bridge, line_text_event
 
@@ -60,7 +60,7 @@ def test_line_bad_signature_is_401_and_changes_nothing(bridge: Bridge, signature
 
 def test_line_signature_over_other_bytes_is_401(bridge: Bridge) -> None:
     body = json.dumps({"events": [line_text_event(CHILD, "x")]}).encode()
-    from bridge.line import sign
+    from bridge.adapters.line.webhook import sign
 
     response = bridge.line_post(body + b" ", signature=sign("test-line-channel-secret", body))
     assert response.status_code == 401

@@ -32,9 +32,9 @@ from bridge.core.events import (
     ThreadEdit,
     ThreadMessage,
 )
+from bridge.config.policy_file import Policy
 from bridge.core.safety import Recent, is_flood, is_risky
 from bridge.core.text import batches, describe_line_message, escape_for_slack, slack_to_plain, split_for_line
-from bridge.policy import Policy
 
 DELIVERED_REACTION = "white_check_mark"
 FAILED_REACTION = "warning"

@@ -1,4 +1,4 @@
-"""Redis keys and the atomic operations on them. Every key the bridge uses is named here.
+"""The atomic operations on the bridge's Redis keys (named in bridge/adapters/redis/keys.py).
 
 Slot layout (Redis Cluster ready): the keys one script touches share a hash tag, so each
 script runs in one slot. Scripts derive some key names from a prefix that carries the
@@ -28,150 +28,13 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from bridge.adapters.redis.keys import Keys
 from bridge.core.case import Case, CaseStatus, Queue
 from bridge.core.controls import Block, Roster
 from bridge.core.safety import Recent
 
-PREFIX = "br"
 DEDUP_TTL_SECONDS = 7 * 24 * 3600  # LINE and Slack redeliver within hours; a week is ample.
 FIRED_MARKER_TTL_SECONDS = 7 * 24 * 3600  # longer than any backlog the router could have
-
-
-@dataclass(frozen=True)
-class Keys:
-    """Every Redis key name the bridge uses."""
-
-    prefix: str = PREFIX
-
-    # {in}: inbound events
-    @property
-    def inbound(self) -> str:
-        return f"{self.prefix}:{{in}}:events"
-
-    def seen(self, source: str, event_id: str) -> str:
-        return f"{self.prefix}:{{in}}:seen:{source}:{event_id}"
-
-    @property
-    def set_aside(self) -> str:
-        return f"{self.prefix}:{{in}}:set-aside"
-
-    @property
-    def timers(self) -> str:
-        return f"{self.prefix}:{{in}}:timers"
-
-    @property
-    def fired_prefix(self) -> str:
-        return f"{self.prefix}:{{in}}:fired:"
-
-    @property
-    def router_lease(self) -> str:
-        return f"{self.prefix}:{{in}}:router-lease"
-
-    # {cases}: the case registry
-    @property
-    def cases_prefix(self) -> str:
-        return f"{self.prefix}:{{cases}}:"
-
-    @property
-    def case_seq(self) -> str:
-        return f"{self.cases_prefix}seq"
-
-    def case(self, number: int) -> str:
-        return f"{self.cases_prefix}case:{number}"
-
-    @property
-    def open_by_child(self) -> str:
-        return f"{self.cases_prefix}open-by-child"
-
-    @property
-    def by_thread(self) -> str:
-        return f"{self.cases_prefix}by-thread"
-
-    @property
-    def unanswered(self) -> str:
-        """Open cases no counsellor has answered yet, scored by number: the waiting order."""
-        return f"{self.cases_prefix}unanswered"
-
-    @property
-    def closed_arrivals(self) -> str:
-        return f"{self.cases_prefix}closed-arrivals"
-
-    def closed_notice(self, child_key: str) -> str:
-        return f"{self.cases_prefix}closed-notice:{child_key}"
-
-    @property
-    def closed_index(self) -> str:
-        """Closed cases that still hold the child's LINE user ID, scored by when they closed."""
-        return f"{self.cases_prefix}closed-with-id"
-
-    @property
-    def blocked(self) -> str:
-        """Blocked children: pseudonymous child key -> the block (case, by, at, reason)."""
-        return f"{self.cases_prefix}blocked"
-
-    def recent(self, number: int, kind: str) -> str:
-        """A case's messages (kind "all") or stickers within the flood window, by time."""
-        return f"{self.cases_prefix}recent-{kind}:{number}"
-
-    def held(self, number: int) -> str:
-        """Messages a flood hold keeps back until the cool-down ends (text only; stickers are counted)."""
-        return f"{self.cases_prefix}held:{number}"
-
-    def held_seen(self, marker: str) -> str:
-        return f"{self.cases_prefix}held-seen:{marker}"
-
-    @property
-    def audit(self) -> str:
-        return f"{self.cases_prefix}audit"
-
-    def audit_seen(self, record_id: str) -> str:
-        return f"{self.cases_prefix}audit-seen:{record_id}"
-
-    @property
-    def roster_members(self) -> str:
-        return f"{self.cases_prefix}roster:members"
-
-    @property
-    def roster_supervisors(self) -> str:
-        return f"{self.cases_prefix}roster:supervisors"
-
-    @property
-    def roster_at(self) -> str:
-        return f"{self.cases_prefix}roster:at"
-
-    # {dq}: delivery lanes
-    @property
-    def lanes_prefix(self) -> str:
-        return f"{self.prefix}:{{dq}}:"
-
-    def lane(self, name: str) -> str:
-        return f"{self.lanes_prefix}lane:{name}"
-
-    @property
-    def due(self) -> str:
-        return f"{self.lanes_prefix}due"
-
-    @property
-    def attempts(self) -> str:
-        return f"{self.lanes_prefix}attempts"
-
-    def applied(self, marker: str) -> str:
-        return f"{self.lanes_prefix}applied:{marker}"
-
-    def hold(self, platform: str) -> str:
-        return f"{self.lanes_prefix}hold:{platform}"
-
-    @property
-    def deliveries_set_aside(self) -> str:
-        return f"{self.lanes_prefix}set-aside"
-
-    @property
-    def pseudonym_key(self) -> str:
-        return f"{self.cases_prefix}pseudonym-key"
-
-    @property
-    def wake_channel(self) -> str:
-        return f"{self.prefix}:wake"
 
 
 # --- Lua ---------------------------------------------------------------------------

@@ -29,6 +29,14 @@ from typing import Any, assert_never
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bridge.adapters.line.client import LineClient
+from bridge.adapters.line.webhook import parse_event as parse_line_event
+from bridge.adapters.redis.store import Claim, Store, as_text
+from bridge.adapters.slack.client import SlackClient
+from bridge.adapters.slack.names import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE
+from bridge.adapters.slack.parse import parse_event as parse_slack_event
+from bridge.adapters.slack.views import root_blocks
+from bridge.config.settings import Settings
 from bridge.core import case as core
 from bridge.core import controls
 from bridge.core.deliveries import (
@@ -56,14 +64,8 @@ from bridge.core.events import (
     ThreadMessage,
     TimerFired,
 )
+from bridge.config.policy_file import Policy
 from bridge.core.retry import DELIVERED, Action, Outcome, RetryRules, next_step, use_reply_token
-from bridge.line import LineClient
-from bridge.line import parse_event as parse_line_event
-from bridge.policy import Policy
-from bridge.settings import Settings
-from bridge.slack import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE, SlackClient, root_blocks
-from bridge.slack import parse_event as parse_slack_event
-from bridge.store import Claim, Store, as_text
 
 log = logging.getLogger("bridge.worker")
 

@@ -1,0 +1,1 @@
+"""The LINE adapter: webhook verification and parsing, and the Messaging API client."""

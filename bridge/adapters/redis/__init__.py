@@ -1,0 +1,1 @@
+"""The Redis adapter: key names, and the atomic operations on them."""

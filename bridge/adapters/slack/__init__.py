@@ -1,0 +1,1 @@
+"""The Slack adapter: verification, the Bolt listeners, event parsing, views, the Web API client."""

@@ -1,0 +1,192 @@
+"""The Slack Web API client: posts, updates, reactions and lookups, each outcome classified as
+delivered, retry or failed."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.core.retry import DELIVERED, Outcome
+
+log = logging.getLogger("bridge.slack")
+
+_LOOKUP_PAGES = 10  # up to 2,000 messages since the delivery was queued
+
+# Errors that a person can fix (a revoked token, the bot not invited): keep the delivery
+# and retry, so the child's words arrive once the workspace is set up again.
+_RETRY_ERRORS = frozenset(
+    {
+        "ratelimited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "missing_scope",
+        "team_access_not_granted",
+    }
+)
+
+
+class SlackClient:
+    """Posts to the consultation channel through slack_sdk's AsyncWebClient.
+
+    The SDK's own retries are off: the delivery queue retries, and it checks whether an
+    earlier attempt already landed before posting again.
+    """
+
+    def __init__(self, *, token: str, base_url: str, channel: str, timeout_s: float) -> None:
+        self.channel = channel
+        # One long-lived session: without it slack_sdk opens a connection (and in production
+        # a TLS handshake) for every call. Must be built inside the running event loop.
+        # slack_sdk applies its timeout only to sessions it makes itself, so this one carries it.
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
+        self.web = AsyncWebClient(
+            token=token, base_url=base_url, timeout=int(max(1, timeout_s)), retry_handlers=[], session=self._session
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def post(
+        self,
+        *,
+        text: str,
+        thread_ts: str | None,
+        event_type: str,
+        payload: dict[str, Any],
+        channel: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> tuple[Outcome, str | None]:
+        """Post a message (to the case channel unless told otherwise); returns the outcome and
+        the new message's ts when delivered."""
+        try:
+            response = await self.web.chat_postMessage(
+                channel=channel or self.channel,
+                text=text,
+                blocks=blocks,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={"event_type": event_type, "event_payload": payload},
+            )
+        except Exception as exc:
+            return _classify(exc), None
+        return DELIVERED, str(response.get("ts"))
+
+    async def find_posted(
+        self,
+        *,
+        thread_ts: str | None,
+        oldest: float,
+        event_type: str,
+        key: str,
+        value: Any,
+        channel: str | None = None,
+    ) -> tuple[bool, str | None]:
+        """Look for a message an earlier attempt posted, by its metadata.
+
+        Returns (looked, ts): looked is False when Slack could not be asked (then the caller
+        must not post again yet); ts is the message's ts when it was found.
+        """
+        cursor = None
+        for _ in range(_LOOKUP_PAGES):
+            try:
+                if thread_ts:
+                    response = await self.web.conversations_replies(
+                        channel=channel or self.channel,
+                        ts=thread_ts,
+                        oldest=f"{oldest:.6f}",
+                        include_all_metadata=True,
+                        limit=200,
+                        cursor=cursor,
+                    )
+                else:
+                    response = await self.web.conversations_history(
+                        channel=channel or self.channel,
+                        oldest=f"{oldest:.6f}",
+                        include_all_metadata=True,
+                        limit=200,
+                        cursor=cursor,
+                    )
+            except Exception as exc:
+                log.warning("slack lookup failed error=%s", type(exc).__name__)
+                return False, None
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == event_type and payload.get(key) == value:
+                    return True, str(message.get("ts"))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return True, None
+        return True, None
+
+    async def update(self, *, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> Outcome:
+        """Replace a message's text and blocks (the case root's state line). Idempotent."""
+        try:
+            await self.web.chat_update(channel=self.channel, ts=ts, text=text, blocks=blocks or [])
+        except Exception as exc:
+            return _classify(exc)
+        return DELIVERED
+
+    async def react(self, *, ts: str, name: str) -> Outcome:
+        try:
+            await self.web.reactions_add(channel=self.channel, timestamp=ts, name=name)
+        except SlackApiError as exc:
+            if exc.response.get("error") == "already_reacted":
+                return DELIVERED
+            return _classify(exc)
+        except Exception as exc:
+            return _classify(exc)
+        return DELIVERED
+
+    async def channel_members(self) -> list[str]:
+        """Everyone in the case channel (all pages). Raises SlackApiError or a network error."""
+        members: list[str] = []
+        cursor = None
+        while True:
+            response = await self.web.conversations_members(channel=self.channel, limit=1000, cursor=cursor)
+            members += [str(m) for m in response.get("members") or []]
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return members
+
+    async def usergroup_members(self, usergroup: str) -> list[str]:
+        """The members of a user group. Raises SlackApiError or a network error."""
+        response = await self.web.usergroups_users_list(usergroup=usergroup)
+        return [str(u) for u in response.get("users") or []]
+
+    async def post_ephemeral(self, *, user: str, thread_ts: str | None, text: str) -> Outcome:
+        try:
+            await self.web.chat_postEphemeral(channel=self.channel, user=user, text=text, thread_ts=thread_ts)
+        except Exception as exc:
+            return _classify(exc)
+        return DELIVERED
+
+
+def _classify(exc: Exception) -> Outcome:
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code
+        error = str(exc.response.get("error") or "")
+        if status == 429 or error == "ratelimited":
+            value = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+            retry_after = float(value) if value and str(value).isdigit() else 1.0
+            return Outcome("retry", "Slack rate limit", retry_after)
+        if status >= 500 or error in _RETRY_ERRORS:
+            return Outcome("retry", f"Slack error {error or status}")
+        return Outcome("failed", f"Slack refused: {error or status}")
+    if isinstance(exc, aiohttp.ClientError | TimeoutError):
+        return Outcome("retry", f"network: {type(exc).__name__}", ambiguous=True)
+    return Outcome("retry", f"unexpected: {type(exc).__name__}")

@@ -1,0 +1,1 @@
+"""Configuration: the environment (settings) and the policy file."""

@@ -1,0 +1,1 @@
+"""The engine: the worker's router and deliverers, between the adapters and the core."""
