@@ -22,7 +22,7 @@ from bridge.core.deliveries import (
     to_payload,
 )
 from bridge.core.events import ChildFollowed, ChildMessage, Media, ThreadDelete, ThreadEdit, ThreadMessage
-from bridge.config.policy_file import Policy
+from bridge.core.policy import Policy
 from bridge.core.schedule import Schedule
 
 CHANNEL = "CCASES"
@@ -83,7 +83,7 @@ def test_child_media_goes_to_the_thread_as_its_description(policy: Policy) -> No
     )
     decision = core.on_child_message(image, open_case(), policy, now=NOW, created=False)
     assert decision.deliveries == (ThreadPost(case=7, text="[画像]", role="child"),)
-    custom = dataclasses.replace(policy, texts=policy.texts.model_copy(update={"media_sticker": "sticker"}))
+    custom = dataclasses.replace(policy, texts={**policy.texts, "media_sticker": "sticker"})
     sticker = dataclasses.replace(image, media=Media(type="sticker", keywords=("<!here>",)))
     shown = core.on_child_message(sticker, open_case(), custom, now=NOW, created=False).deliveries[0]
     assert isinstance(shown, ThreadPost) and shown.text == "[sticker: &lt;!here&gt;]"
@@ -255,7 +255,7 @@ def test_media_is_described_with_its_details_in_the_policys_words(
     policy: Policy, media: Media | None, shown: str
 ) -> None:
     words = {"media_file": "file", "media_video": "video", "media_location": "place", "media_unknown": "other"}
-    custom = dataclasses.replace(policy, texts=policy.texts.model_copy(update=words))
+    custom = dataclasses.replace(policy, texts={**policy.texts, **words})
     assert core.describe_media(media, custom) == shown
 
 

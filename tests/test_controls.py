@@ -16,7 +16,7 @@ from bridge.core.case import Case, CaseStatus
 from bridge.core.controls import Block, Roster
 from bridge.core.deliveries import ChannelPost, Ephemeral, LinePush, LineReply, RootUpdate, ThreadPost
 from bridge.core.events import ChildMessage, ControlRequested, Media
-from bridge.config.policy_file import Policy
+from bridge.core.policy import Policy
 from bridge.core.safety import Recent, is_flood, is_risky, normalise
 
 TOKYO = ZoneInfo("Asia/Tokyo")

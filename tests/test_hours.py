@@ -18,7 +18,7 @@ from bridge.core import case as core
 from bridge.core.case import Case, CaseStatus, Queue
 from bridge.core.deliveries import ChannelPost, LinePush, LineReply, RootUpdate, ThreadPost
 from bridge.core.events import ChildMessage
-from bridge.config.policy_file import Policy
+from bridge.core.policy import Policy
 from bridge.core.schedule import Schedule
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -243,13 +243,12 @@ def test_the_closing_reminder_timer_stands_whatever_happens(policy: Policy) -> N
 
 
 def test_the_wording_of_openings_and_hours_comes_from_the_policy(policy: Policy) -> None:
-    words = policy.texts.model_copy(
-        update={
-            "opening_this_week": "{weekday}-{time}",
-            "weekday_names": "MTWTFSS",
-            "hours_closures": " (closed {closures})",
-        }
-    )
+    words = {
+        **policy.texts,
+        "opening_this_week": "{weekday}-{time}",
+        "weekday_names": "MTWTFSS",
+        "hours_closures": " (closed {closures})",
+    }
     english = dataclasses.replace(policy, texts=words)
     decision = core.on_child_message(message(), a_case(), english, now=TUESDAY_MORNING, created=True)
     reply = decision.deliveries[1]

@@ -32,7 +32,7 @@ from bridge.core.events import (
     ThreadEdit,
     ThreadMessage,
 )
-from bridge.config.policy_file import Policy
+from bridge.core.policy import Policy
 from bridge.core.safety import Recent, is_flood, is_risky
 from bridge.core.text import batches, describe_line_message, escape_for_slack, slack_to_plain, split_for_line
 

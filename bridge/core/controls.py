@@ -40,7 +40,7 @@ from bridge.core.case import (
 )
 from bridge.core.deliveries import Delivery, Ephemeral, LinePush, ThreadPost
 from bridge.core.events import ControlRequested, MemberChanged
-from bridge.config.policy_file import Policy
+from bridge.core.policy import Policy
 
 CASES = "cases"
 ACTIONS = frozenset({HOLD, CLOSE, ESCALATE, BLOCK, UNBLOCK, CASES})

@@ -64,7 +64,7 @@ from bridge.core.events import (
     ThreadMessage,
     TimerFired,
 )
-from bridge.config.policy_file import Policy
+from bridge.core.policy import Policy
 from bridge.core.retry import DELIVERED, Action, Outcome, RetryRules, next_step, use_reply_token
 
 log = logging.getLogger("bridge.worker")

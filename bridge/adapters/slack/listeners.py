@@ -18,7 +18,7 @@ from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.names import BUTTON_ACTIONS, COMMANDS, CONTROL_EVENT, CONTROL_VIEW, SHORTCUT
 from bridge.adapters.slack.views import reason_view, shortcut_view
 from bridge.core.controls import ACTIONS, REASON_REQUIRED
-from bridge.config.policy_file import Policy
+from bridge.core.policy import Policy
 
 log = logging.getLogger("bridge.slack")
 

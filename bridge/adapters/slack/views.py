@@ -7,7 +7,7 @@ from typing import Any
 
 from bridge.adapters.slack.names import BUTTON_ACTIONS, CONTROL_VIEW
 from bridge.core.controls import REASON_REQUIRED
-from bridge.config.policy_file import Policy
+from bridge.core.policy import Policy
 
 
 def _plain(text: str) -> dict[str, Any]:

@@ -1,0 +1,72 @@
+"""The service's policy as the core sees it: a plain frozen value.
+
+Reading and validating the policy file is the config adapter's job (bridge/config/policy_file.py);
+the core only reads these fields and renders the texts named in bridge/core/texts.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bridge.core.schedule import Schedule
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The service policy as the core uses it."""
+
+    service_name: str
+    timezone: ZoneInfo
+    hotline: str
+    note_prefix: str
+    texts: Mapping[str, str]  # every name in bridge.core.texts.TEXTS
+    schedule: Schedule
+    capacity: int = 3
+    busy_notice_seconds: int = 180
+    closing_reminder_minutes: int = 15
+    idle_warning_seconds: int = 480
+    idle_close_seconds: int = 600
+    soft_limit_warning_seconds: int = 3000
+    soft_limit_seconds: int = 3600
+    overtime_alert_seconds: int = 5400
+    unanswered_alert_seconds: int = 300
+    on_duty_group: str = ""
+    supervisors: frozenset[str] = frozenset()
+    supervisor_group: str = ""
+    risk_expressions: tuple[str, ...] = ()
+    flood_max_stickers: int = 5
+    flood_max_messages: int = 20
+    flood_window_seconds: int = 60
+    flood_cooldown_seconds: int = 300
+    audit_retention_days: int = 365
+    closed_case_days: int = 30
+
+    def hours_summary(self) -> str:
+        """The weekly hours in the policy's words, for the welcome text."""
+        return self.schedule.summary(
+            closures=self.texts["hours_closures"], none=self.texts["hours_none"], weekdays=self.texts["weekday_names"]
+        )
+
+    def format_opening(self, at: datetime, now: datetime) -> str:
+        """When the service next opens, in the policy's words ("火曜日 13:00")."""
+        return self.schedule.format_opening(
+            at,
+            now,
+            this_week=self.texts["opening_this_week"],
+            later=self.texts["opening_later"],
+            weekdays=self.texts["weekday_names"],
+        )
+
+    def media_labels(self) -> dict[str, str]:
+        """The words for non-text messages, by LINE message type."""
+        kinds = ("sticker", "image", "video", "audio", "file", "location", "unknown")
+        return {kind: self.texts[f"media_{kind}"] for kind in kinds}
+
+    def render(self, text_name: str, **values: object) -> str:
+        """Render a named text with its placeholders; an unknown name raises KeyError."""
+        template = self.texts[text_name]
+        defaults = {"service": self.service_name, "hotline": self.hotline, "hours": self.hours_summary()}
+        return template.format_map({**defaults, **values})

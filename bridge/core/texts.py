@@ -1,0 +1,159 @@
+"""Every text the bridge sends or shows, by name: the placeholders each may use (with sample
+values of the types the bridge passes at run time) and, for a few, a default wording.
+
+This one table drives the policy file's schema, its validation, the samples `bridge check-config`
+renders, and `Policy.render`. A new text is added here and in config/bridge.toml, nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class TextSpec:
+    """One text: its placeholders with samples, and its wording when the policy file has none."""
+
+    samples: Mapping[str, object]
+    default: str | None = None  # None: the policy file must give it
+    length: int | None = None  # an exact length in characters, for tables such as weekday names
+
+
+# Placeholders every text may use, filled from the policy itself (see Policy.render).
+POLICY_VALUES = frozenset({"service", "hotline", "hours"})
+
+# Each text may use only its placeholders. The samples have the types the bridge passes at run
+# time, so a format spec that would fail then (such as {case:s}) fails validation now.
+_SERVICE = {"service": "多治見子どもLINE相談", "hotline": "0120-967-866"}
+_TABLE: dict[str, TextSpec] = {
+    "welcome": TextSpec({**_SERVICE, "hours": "火〜金 13:00〜19:00、土 12:00〜18:00（12月29日〜1月3日はお休み）"}),
+    "closed_reply": TextSpec({**_SERVICE, "next_opening": "火曜日 13:00"}),
+    "closed_reply_no_opening": TextSpec({**_SERVICE}),
+    "busy_notice": TextSpec({**_SERVICE, "place": 3}),
+    "case_root": TextSpec(
+        {
+            "case": 12,
+            "opened_at": "11/30(火) 13:05",
+            "state": "対応待ち（13:05から）",
+            "earlier": "（以前の相談: #3, #9）",
+        }
+    ),
+    "earlier_cases": TextSpec({"cases": "#3, #9"}),
+    "unanswered_alert": TextSpec(
+        {"mention": "<!here>", "case": 12, "minutes": 5, "link": "https://slack.com/archives/C1/p1"}
+    ),
+    "soft_limit_warning_note": TextSpec({"minutes": 50}),
+    "idle_checkin": TextSpec({**_SERVICE}),
+    "idle_closed_child": TextSpec({**_SERVICE}),
+    "idle_closed_note": TextSpec({"minutes": 10}),
+    "closed_how_idle": TextSpec({}),
+    "state_held": TextSpec({}),
+    "hold_button": TextSpec({}),
+    "hold_note": TextSpec({"user": "<@U012ABCDEF>"}),
+    "hold_done": TextSpec({"case": 12}),
+    "hold_not_open": TextSpec({"case": 12}),
+    "hold_usage": TextSpec({}),
+    "control_wrong_channel": TextSpec({"command": "/close"}),
+    "close_button": TextSpec({}),
+    "escalate_button": TextSpec({}),
+    "block_button": TextSpec({}),
+    "unblock_button": TextSpec({}),
+    "close_confirm": TextSpec({"case": 12}),
+    "closed_by_counsellor_child": TextSpec({**_SERVICE}),
+    "close_note": TextSpec({"user": "<@U012ABCDEF>", "memo": "（メモ: 学校に相談予定）"}),
+    "close_memo": TextSpec({"memo": "学校に相談予定"}),
+    "close_done": TextSpec({"case": 12}),
+    "closed_how_counsellor": TextSpec({"user": "<@U012ABCDEF>"}),
+    "closed_how_blocked": TextSpec({}),
+    "usage_close": TextSpec({}),
+    "usage_block": TextSpec({}),
+    "usage_unblock": TextSpec({}),
+    "usage_escalate": TextSpec({}),
+    "control_not_member": TextSpec({}),
+    "control_roster_unknown": TextSpec({}),
+    "control_supervisors_only": TextSpec({}),
+    "control_unknown_case": TextSpec({"case": 12}),
+    "control_case_closed": TextSpec({"case": 12}),
+    "control_no_case": TextSpec({}),
+    "escalation_alert": TextSpec(
+        {
+            "mention": "<!subteam^S012ABC> ",
+            "case": 12,
+            "reason": "自傷をほのめかしている",
+            "user": "<@U012ABCDEF>",
+            "link": "https://slack.com/archives/C1/p1",
+        }
+    ),
+    "escalation_note": TextSpec({"user": "<@U012ABCDEF>", "reason": "自傷をほのめかしている"}),
+    "escalate_done": TextSpec({"case": 12}),
+    "emergency_checklist": TextSpec({**_SERVICE}),
+    "state_urgent": TextSpec({}),
+    "risk_alert": TextSpec({"mention": "<!subteam^S012ABC> ", "case": 12, "link": "https://slack.com/archives/C1/p1"}),
+    "risk_note": TextSpec({}),
+    "blocked_risk_alert": TextSpec(
+        {"mention": "<!subteam^S012ABC> ", "case": 12, "link": "https://slack.com/archives/C1/p1"}
+    ),
+    "crisis_lines": TextSpec({**_SERVICE}),
+    "block_note": TextSpec({"user": "<@U012ABCDEF>", "at": "11/30(火) 14:05", "reason": "無関係な投稿の連続"}),
+    "block_done": TextSpec({"case": 12}),
+    "block_already": TextSpec({"case": 12}),
+    "state_blocked": TextSpec({"count": 3}),
+    "unblock_note": TextSpec({"user": "<@U012ABCDEF>"}),
+    "unblock_done": TextSpec({"case": 12}),
+    "unblock_not_blocked": TextSpec({"case": 12}),
+    "cases_header": TextSpec({"count": 2}),
+    "cases_line": TextSpec({"case": 12, "state": "対応待ち（13:05から）", "waited": 7, "counsellor": "<@U012ABCDEF>"}),
+    "cases_nobody": TextSpec({}),
+    "cases_none": TextSpec({}),
+    "flood_notice_child": TextSpec({**_SERVICE}),
+    "flood_note": TextSpec({"until": "14:10"}),
+    "flood_alert": TextSpec({"case": 12, "until": "14:10", "link": "https://slack.com/archives/C1/p1"}),
+    "flood_released_note": TextSpec({"messages": 4, "stickers": 31}),
+    "state_flood": TextSpec({"until": "14:10"}),
+    "modal_title": TextSpec({}),
+    "modal_submit": TextSpec({}),
+    "modal_action_label": TextSpec({}),
+    "modal_reason_label": TextSpec({}),
+    "modal_case_label": TextSpec({"case": 12}),
+    "modal_reason_required": TextSpec({}),
+    "action_close": TextSpec({}),
+    "action_escalate": TextSpec({}),
+    "action_block": TextSpec({}),
+    "action_unblock": TextSpec({}),
+    "action_hold": TextSpec({}),
+    "soft_limit_note": TextSpec({"minutes": 60}),
+    "overtime_alert": TextSpec({"case": 12, "minutes": 90, "link": "https://slack.com/archives/C1/p1"}),
+    "state_waiting": TextSpec({"since": "13:05"}),
+    "state_waiting_closed": TextSpec({"since": "12/01(火) 07:40"}),
+    "state_with_counsellor": TextSpec({"counsellor": "<@U012ABCDEF>", "since": "13:12"}),
+    "state_closed": TextSpec({"how": "相談者がブロック", "at": "13:50"}),
+    "closed_how_unfollowed": TextSpec({}),
+    "closing_reminder": TextSpec({"minutes": 15, "closing_at": "19:00"}),
+    "opening_digest": TextSpec({"count": 2, "cases": "• #12 (12/01 07:40)\n• #13 (12/01 09:02)"}),
+    "opening_digest_line": TextSpec({"case": 12, "arrived_at": "12/01 07:40"}),
+    "unfollow_note": TextSpec({"case": 12}),
+    "edit_note": TextSpec({}),
+    "delete_note": TextSpec({}),
+    "closed_case_ephemeral": TextSpec({"case": 12}),
+    "delivery_failed_note": TextSpec({"reason": "LINEが受け付けませんでした (400)"}),
+    "opening_this_week": TextSpec(
+        {"weekday": "火", "time": "13:00", "month": 12, "day": 1}, default="{weekday}曜日 {time}"
+    ),
+    "opening_later": TextSpec(
+        {"weekday": "火", "time": "13:00", "month": 1, "day": 5}, default="{month}月{day}日({weekday}) {time}"
+    ),
+    "hours_closures": TextSpec({"closures": "12月29日〜1月3日"}, default="（{closures}はお休み）"),
+    "hours_none": TextSpec({}, default="受付時間は決まっていません"),
+    "weekday_names": TextSpec({}, default="月火水木金土日", length=7),
+    "media_sticker": TextSpec({}, default="スタンプ"),
+    "media_image": TextSpec({}, default="画像"),
+    "media_video": TextSpec({}, default="動画"),
+    "media_audio": TextSpec({}, default="音声"),
+    "media_file": TextSpec({}, default="ファイル"),
+    "media_location": TextSpec({}, default="位置情報"),
+    "media_unknown": TextSpec({}, default="未対応のメッセージ"),
+}
+
+TEXTS: Mapping[str, TextSpec] = MappingProxyType(_TABLE)
