@@ -77,7 +77,7 @@ ROWS = (
         "no-platform-pause",
         "a 429 pauses every lane to that platform for Retry-After",
         "bridge/engine/worker.py",
-        'await self.store.hold(claim.lane.split(":")[0], step.hold_platform_s)',
+        'await self.store.pause_platform(claim.lane.split(":")[0], step.pause_platform_s)',
         "pass",
         ("tests/test_guarantees_e2e.py::test_a_429_pauses_every_lane_to_that_platform",),
     ),

@@ -578,7 +578,7 @@ def test_every_effect_survives_the_round_trip_through_redis() -> None:
         core.CloseCase(4, core.CloseReason.BLOCKED, by="US"),
         core.ScheduleTimer("busy", "4:1", 1.5),
         core.MarkClosedNotice(CHILD, "p+crisis", 2.0),
-        core.ForgetClosedArrivals((1, 2)),
+        core.ClearClosedArrivals((1, 2)),
         core.HoldBack(4, "あのね"),
         core.HoldBack(4, None),
         core.BlockChild(4, "US", "理由", 3.0),

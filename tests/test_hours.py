@@ -184,7 +184,7 @@ def test_the_opening_digest_lists_waiting_cases_oldest_first(policy: Policy) -> 
     assert isinstance(digest, ChannelPost)
     assert digest.text.index("#5") < digest.text.index("#7") and "#6" not in digest.text
     assert "2 件" in digest.text
-    assert core.ForgetClosedArrivals((7, 5, 6)) in decision.effects
+    assert core.ClearClosedArrivals((7, 5, 6)) in decision.effects
     # The waiting children get their busy-notice timers from the opening on.
     busy = [e for e in decision.effects if isinstance(e, core.ScheduleTimer) and e.kind == core.BUSY_TIMER]
     assert sorted(core.busy_timer_case(t.arg) for t in busy) == [5, 7] and {t.at for t in busy} == {opening + 180}

@@ -34,7 +34,7 @@ def test_an_unanswered_request_waits_at_least_a_timeout() -> None:
 
 def test_retry_after_holds_the_platform() -> None:
     result = step(CHILD_POST, Outcome("retry", "429", retry_after=7))
-    assert (result.action, result.delay_s, result.hold_platform_s) == (Action.RETRY, 7, 7)  # type: ignore[attr-defined]
+    assert (result.action, result.delay_s, result.pause_platform_s) == (Action.RETRY, 7, 7)  # type: ignore[attr-defined]
 
 
 def test_give_up_after_the_horizon_except_for_a_childs_words() -> None:

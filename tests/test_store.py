@@ -130,7 +130,7 @@ async def test_complete_appends_follow_ups_atomically(store: Store) -> None:
 
 async def test_a_hold_pauses_one_platform_only(store: Store) -> None:
     await store.enqueue([("slack:1", "a", {}), ("line:x", "b", {})], marker=None)
-    await store.hold("slack", 30)
+    await store.pause_platform("slack", 30)
     claims = await store.claim(token="w", lease_ms=5000, max_lanes=5)
     assert [c.lane for c in claims] == ["line:x"]
 
@@ -146,7 +146,7 @@ def test_keys_share_slots_by_concern() -> None:
     keys = Keys()
     assert "{in}" in keys.inbound and "{in}" in keys.seen("line", "x") and "{in}" in keys.router_lease
     assert "{cases}" in keys.case(3) and "{cases}" in keys.open_by_child and "{cases}" in keys.by_thread
-    assert "{dq}" in keys.lane("slack:1") and "{dq}" in keys.due and "{dq}" in keys.hold("slack")
+    assert "{dq}" in keys.lane("slack:1") and "{dq}" in keys.due and "{dq}" in keys.platform_pause("slack")
 
 
 async def test_a_heartbeat_keeps_the_lane_and_a_lost_lease_says_so(store: Store) -> None:
@@ -322,9 +322,9 @@ async def test_a_closed_case_forgets_the_line_user_id_but_keeps_history_and_bloc
     first, _ = await store.open_or_get_case("Uone", 1.0)
     open_one, _ = await store.open_or_get_case("Utwo", 1.5)
     await store.close_case(first, "idle", 2.0)
-    assert await store.forget_closed_children(closed_before=1.9) == 0  # not yet due
-    assert await store.forget_closed_children(closed_before=3.0) == 1
-    assert await store.forget_closed_children(closed_before=3.0) == 0  # once
+    assert await store.erase_closed_children_ids(closed_before=1.9) == 0  # not yet due
+    assert await store.erase_closed_children_ids(closed_before=3.0) == 1
+    assert await store.erase_closed_children_ids(closed_before=3.0) == 0  # once
     case = await store.get_case(first)
     assert (
         case is not None
@@ -348,7 +348,7 @@ async def test_a_replayed_entry_gets_what_its_first_run_kept(store: Store) -> No
     # A replay (the worker died before settling): the first run's effects, nothing enqueued again.
     assert await store.record_decision("1-0", [("slack:3", "1-0.0", {"n": 2})], []) == first
     assert await store.lane_length("slack:3") == 1
-    await store.forget_inbound("1-0")
+    await store.drop_routed_entry("1-0")
     assert await store.redis.get(store.keys.applied("1-0")) == b"1"  # no content left behind
     assert await store.record_decision("1-0", [], [{"effect": "MarkUrgent", "number": 9}]) == []  # all applied
 

@@ -169,7 +169,7 @@ class NoteClosedArrival:
 
 
 @dataclass(frozen=True)
-class ForgetClosedArrivals:
+class ClearClosedArrivals:
     numbers: tuple[int, ...]
 
 
@@ -256,7 +256,7 @@ Effect = (
     | MarkBusyNotified
     | MarkArrivedClosed
     | NoteClosedArrival
-    | ForgetClosedArrivals
+    | ClearClosedArrivals
     | AssignCounsellor
     | NoteCounsellorReply
     | NoteChildMessage
@@ -725,7 +725,7 @@ def on_opening_timer(arrivals: list[tuple[Case, float]], policy: Policy, *, now:
         ((arrived, case) for case, arrived in arrivals if case.is_open and not conversation_is_live(case, now)),
         key=lambda p: p[0],
     )
-    effects: list[Effect] = [ForgetClosedArrivals(tuple(case.number for case, _ in arrivals))]
+    effects: list[Effect] = [ClearClosedArrivals(tuple(case.number for case, _ in arrivals))]
     for _, case in waiting:
         if policy.busy_notice_seconds and case.counsellor is None and not case.busy_notified:
             effects.append(busy_timer(case.number, at.timestamp() + policy.busy_notice_seconds))

@@ -49,7 +49,7 @@ class Action(StrEnum):
 class Next:
     action: Action
     delay_s: float = 0.0
-    hold_platform_s: float | None = None  # pause every lane to the platform this long
+    pause_platform_s: float | None = None  # pause every lane to the platform this long
 
 
 def use_reply_token(delivery: LineReply, *, now_ms: int, attempts: int) -> bool:
@@ -72,7 +72,7 @@ def next_step(
         return Next(Action.PUSH_INSTEAD)
     if outcome.status == "retry" and (is_childs_words(delivery) or age_s < rules.give_up_after_s):
         if outcome.retry_after is not None:
-            return Next(Action.RETRY, delay_s=outcome.retry_after, hold_platform_s=outcome.retry_after)
+            return Next(Action.RETRY, delay_s=outcome.retry_after, pause_platform_s=outcome.retry_after)
         delay = min(rules.max_backoff_s, FIRST_BACKOFF_S * 2 ** min(attempts - 1, 16)) * jitter
         if outcome.ambiguous:
             # The platform may still be working on it; give it as long again before looking

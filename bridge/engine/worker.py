@@ -229,7 +229,7 @@ class Worker:
                     for effect in core.standing_timers(self.policy, now=time.time()):
                         await self._apply_effect(effect, time.time())
                     await self.store.trim_audit(retention_days=self.policy.audit_retention_days)
-                    forgotten = await self.store.forget_closed_children(
+                    forgotten = await self.store.erase_closed_children_ids(
                         closed_before=time.time() - self.policy.closed_case_days * 86400
                     )
                     if forgotten:
@@ -287,7 +287,7 @@ class Worker:
             log.error("routing failed entry=%s source=%s; set aside\n%s", entry_id, source, safe_trace(exc))
             await self.store.set_aside(entry_id, fields)
             return
-        await self.store.forget_inbound(entry_id)
+        await self.store.drop_routed_entry(entry_id)
 
     async def _apply(self, entry_id: str, event: InboundEvent) -> None:
         # The time Redis recorded the event: the same on every replay, so decisions repeat.
@@ -448,8 +448,8 @@ class Worker:
                 await self.store.mark_busy_notified(effect.number)
             case core.NoteClosedArrival():
                 await self.store.note_closed_arrival(effect.number, effect.at)
-            case core.ForgetClosedArrivals():
-                await self.store.forget_closed_arrivals(effect.numbers)
+            case core.ClearClosedArrivals():
+                await self.store.clear_closed_arrivals(effect.numbers)
             case core.AssignCounsellor():
                 await self.store.assign_counsellor(effect.number, effect.user, effect.at)
             case core.NoteCounsellorReply():
@@ -591,8 +591,8 @@ class Worker:
             await self.store.retry_later(claim, token=token, delay_s=0, replacement=replacement)
             log.info("reply token refused; pushing instead %s", fields)
         elif step.action is Action.RETRY:
-            if step.hold_platform_s is not None:
-                await self.store.hold(claim.lane.split(":")[0], step.hold_platform_s)
+            if step.pause_platform_s is not None:
+                await self.store.pause_platform(claim.lane.split(":")[0], step.pause_platform_s)
             await self.store.retry_later(claim, token=token, delay_s=step.delay_s)
             log.warning("delivery retry %s in=%.1fs reason=%s", fields, step.delay_s, outcome.reason)
         elif step.action is Action.SET_ASIDE:

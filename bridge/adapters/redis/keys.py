@@ -9,7 +9,7 @@ tag (as BullMQ does); that keeps them in the same slot.
 - ``{cases}`` the case registry: the number sequence, each case's hash, and the
               lookups by child and by Slack thread;
 - ``{dq}``    the delivery lanes (ordered per case towards Slack, per child towards
-              LINE), their due times, leases, attempt counters and platform holds.
+              LINE), their due times, leases, attempt counters and platform pauses (after a 429).
 
 A child's words live in Redis only while in transit: a processed stream entry is
 deleted, a delivered item is popped from its lane.
@@ -143,8 +143,8 @@ class Keys:
     def applied(self, marker: str) -> str:
         return f"{self.lanes_prefix}applied:{marker}"
 
-    def hold(self, platform: str) -> str:
-        return f"{self.lanes_prefix}hold:{platform}"
+    def platform_pause(self, platform: str) -> str:
+        return f"{self.lanes_prefix}pause:{platform}"
 
     @property
     def deliveries_set_aside(self) -> str:

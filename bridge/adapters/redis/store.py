@@ -1,15 +1,5 @@
-"""The atomic operations on the bridge's Redis keys (named in bridge/adapters/redis/keys.py).
-
-Slot layout (Redis Cluster ready): the keys one script touches share a hash tag, so each
-script runs in one slot. Scripts derive some key names from a prefix that carries the
-tag (as BullMQ does); that keeps them in the same slot.
-
-- ``{in}``    the inbound stream of verified webhook events, their de-duplication
-              markers and the router's leader lease;
-- ``{cases}`` the case registry: the number sequence, each case's hash, and the
-              lookups by child and by Slack thread;
-- ``{dq}``    the delivery lanes (ordered per case towards Slack, per child towards
-              LINE), their due times, leases, attempt counters and platform holds.
+"""The atomic operations on the bridge's Redis keys. The keys, their hash tags and the slot
+layout are described in bridge/adapters/redis/keys.py; each script here touches keys of one tag.
 
 A child's words live in Redis only while in transit: a processed stream entry is
 deleted, a delivered item is popped from its lane.
@@ -133,7 +123,7 @@ return false
 # KEYS[1] due, KEYS[2] attempts; ARGV: lanes prefix, now, lease ms, token, max.
 # Claims up to max due lanes: returns a flat list lane, item, attempts, ...
 # A claimed lane's due time moves to its lease expiry, so a worker that dies mid-delivery
-# hands the lane back by itself. Lanes on hold move to the end of the hold.
+# hands the lane back by itself. Lanes to a paused platform move to the end of the pause.
 _CLAIM = """
 local now = tonumber(ARGV[2])
 local lease_ms = tonumber(ARGV[3])
@@ -143,9 +133,9 @@ local lanes = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, max 
 for _, lane in ipairs(lanes) do
   if #out >= max * 3 then break end
   local platform = string.match(lane, '^([%w]+):')
-  local hold = redis.call('PTTL', ARGV[1] .. 'hold:' .. (platform or ''))
-  if hold > 0 then
-    redis.call('ZADD', KEYS[1], now + hold, lane)
+  local pause = redis.call('PTTL', ARGV[1] .. 'pause:' .. (platform or ''))
+  if pause > 0 then
+    redis.call('ZADD', KEYS[1], now + pause, lane)
   else
     local lease_key = ARGV[1] .. 'lease:' .. lane
     if redis.call('SET', lease_key, ARGV[4], 'NX', 'PX', lease_ms) then
@@ -429,7 +419,7 @@ class Store:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def forget_inbound(self, entry_id: str) -> None:
+    async def drop_routed_entry(self, entry_id: str) -> None:
         """Settle a routed entry: its kept effects are replaced by a bare "applied" mark, and
         the entry is acknowledged and deleted, so its content leaves Redis. (One round trip;
         the mark goes first, so a crash in between leaves nothing of the child's behind.)"""
@@ -548,7 +538,7 @@ class Store:
         rows: Any = await self.redis.zrange(self.keys.closed_arrivals, 0, -1, withscores=True)
         return [(int(as_text(member)), float(score)) for member, score in rows]
 
-    async def forget_closed_arrivals(self, numbers: Sequence[int]) -> None:
+    async def clear_closed_arrivals(self, numbers: Sequence[int]) -> None:
         if numbers:
             await self.redis.zrem(self.keys.closed_arrivals, *[str(n) for n in numbers])
 
@@ -589,7 +579,7 @@ class Store:
             )
         )
 
-    async def forget_closed_children(self, *, closed_before: float, limit: int = 500) -> int:
+    async def erase_closed_children_ids(self, *, closed_before: float, limit: int = 500) -> int:
         """Erase the LINE user ID from cases closed before the given time; returns how many."""
         return int(
             await self._forget(keys=[self.keys.closed_index], args=[self.keys.cases_prefix, closed_before, limit])
@@ -604,7 +594,7 @@ class Store:
     # --- blocks -----------------------------------------------------------------------
 
     async def _child_key_of_case(self, number: int) -> str | None:
-        """A case's child pseudonym: it outlives the LINE user ID (see forget_closed_children)."""
+        """A case's child pseudonym: it outlives the LINE user ID (see erase_closed_children_ids)."""
         key = await self.redis.hget(self.keys.case(number), "child_key")
         return as_text(key) if key is not None else None
 
@@ -879,9 +869,9 @@ class Store:
             )
         )
 
-    async def hold(self, platform: str, seconds: float) -> None:
+    async def pause_platform(self, platform: str, seconds: float) -> None:
         """Pause every lane towards a platform (after a 429) for the given time."""
-        await self.redis.set(self.keys.hold(platform), "1", px=max(1, int(seconds * 1000)))
+        await self.redis.set(self.keys.platform_pause(platform), "1", px=max(1, int(seconds * 1000)))
 
     async def next_due_in(self) -> float | None:
         """Seconds until the earliest lane is due (0 if overdue), or None if nothing is queued."""
