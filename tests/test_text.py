@@ -430,6 +430,28 @@ def test_split_prefers_last_newline() -> None:
     assert chunks[0] == "a" * 4100 + "\n" + "b" * 500 + "\n"
 
 
+def test_split_at_a_blank_line_does_not_start_the_next_message_with_an_empty_line() -> None:
+    # The window (100 units) ends between the two newlines of a blank line: the cut goes after
+    # the newline before it instead, so the child's next message does not begin empty.
+    text = "a" * 85 + "\n" + "b" * 13 + "\n\n" + "c" * 50
+    chunks = split_for_line(text, limit=100)
+    assert_valid_chunks(text, chunks, 100)
+    assert chunks[0] == "a" * 85 + "\n"
+    assert not any(chunk.startswith("\n") for chunk in chunks)
+
+
+def test_split_takes_a_whole_blank_line_when_the_window_holds_it() -> None:
+    text = "a" * 90 + "\n\n" + "c" * 50
+    assert split_for_line(text, limit=100) == ["a" * 90 + "\n\n", "c" * 50]
+
+
+def test_split_a_run_of_newlines_longer_than_the_tail_still_cuts_after_a_newline() -> None:
+    text = "a" * 80 + "\n" * 40 + "c" * 50
+    chunks = split_for_line(text, limit=100)
+    assert_valid_chunks(text, chunks, 100)
+    assert chunks[0] == "a" * 80 + "\n" * 20
+
+
 def test_split_uses_whitespace_when_newline_is_too_early() -> None:
     # Newline at unit 1000 is outside the final 20% of the window; the space is inside.
     text = "a" * 1000 + "\n" + "b" * 3500 + " " + "c" * 1000

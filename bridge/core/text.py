@@ -339,7 +339,9 @@ def split_for_line(text: str, *, limit: int = 5000) -> list[str]:
     ``""`` gives ``[]``; text within the limit gives ``[text]``.
 
     Where to cut, in order of preference, looking only at the last ~20% of
-    each window: right after a newline, right after other whitespace (the
+    each window: right after a newline (after the last of a run of newlines
+    where the window allows, so no chunk needlessly starts with an empty
+    line), right after other whitespace (the
     whitespace stays at the end of the earlier chunk), then at the last
     grapheme-cluster boundary anywhere in the window (approximated: ZWJ
     sequences, emoji with variation selectors or skin tones, combining marks
@@ -378,6 +380,11 @@ def _choose_cut(text: str, ok: list[bool], units: list[int], start: int, end: in
     """Pick the end index of the chunk starting at ``start`` (``start < cut <= end``)."""
     # Candidates in the tail of the window, nearest the end first.
     tail = [b for b in range(end, start, -1) if units[b] >= tail_units]
+    # After a newline, and preferably after the last of a run, so that the next message does
+    # not start with an empty line.
+    for b in tail:
+        if text[b - 1] == "\n" and ok[b] and (b == len(text) or text[b] != "\n"):
+            return b
     for b in tail:
         if text[b - 1] == "\n" and ok[b]:
             return b
