@@ -21,7 +21,7 @@ from bridge.core.deliveries import (
     from_payload,
     to_payload,
 )
-from bridge.core.events import ChildFollowed, ChildMessage, Media, ThreadDelete, ThreadEdit, ThreadMessage
+from bridge.core.events import ChildFollowed, ChildMessage, Media, ThreadDelete, ThreadEdit, ThreadMessage, TimerKind
 from bridge.core.policy import Policy
 from bridge.core.schedule import Schedule
 
@@ -95,8 +95,8 @@ def test_the_first_answer_makes_the_counsellor_and_updates_the_root(policy: Poli
     assert isinstance(push, LinePush) and isinstance(root, RootUpdate)
     assert "<@UCOUNSEL>" in root.text and "#7" in root.text
     silence = (
-        core.ScheduleTimer(core.IDLE_WARNING_TIMER, f"7:{int(NOW * 1000)}", NOW + 480),
-        core.ScheduleTimer(core.IDLE_CLOSE_TIMER, f"7:{int(NOW * 1000)}", NOW + 600),
+        core.ScheduleTimer(TimerKind.IDLE_WARNING, f"7:{int(NOW * 1000)}", NOW + 480),
+        core.ScheduleTimer(TimerKind.IDLE_CLOSE, f"7:{int(NOW * 1000)}", NOW + 600),
     )
     assert decision.effects == (core.AssignCounsellor(7, "UCOUNSEL", NOW), core.NoteCounsellorReply(7, NOW), *silence)
     later = decide(reply("つづき"), open_case(counsellor="UCOUNSEL", counsellor_since=NOW), policy)

@@ -15,7 +15,7 @@ from bridge.core import controls
 from bridge.core.case import Case, CaseStatus
 from bridge.core.controls import Block, Roster
 from bridge.core.deliveries import ChannelPost, Ephemeral, LinePush, LineReply, RootUpdate, ThreadPost
-from bridge.core.events import ChildMessage, ControlRequested, Media
+from bridge.core.events import ChildMessage, ControlRequested, Media, TimerKind
 from bridge.core.policy import Policy
 from bridge.core.safety import Recent, is_flood, is_risky, normalise
 
@@ -531,7 +531,7 @@ def test_the_sixth_sticker_starts_a_hold(policy: Policy) -> None:
     assert not any(isinstance(d, ThreadPost) and d.role == "child" for d in decision.deliveries)  # held, not posted
     until = NOW + policy.flood_cooldown_seconds
     assert core.StartFlood(4, until) in decision.effects
-    assert core.ScheduleTimer(core.FLOOD_TIMER, f"4:{int(until)}", until) in decision.effects
+    assert core.ScheduleTimer(TimerKind.FLOOD_RELEASE, f"4:{int(until)}", until) in decision.effects
     assert core.HoldBack(4, None) in decision.effects  # a sticker is counted, not kept
     alert = next(d for d in decision.deliveries if isinstance(d, ChannelPost))
     assert alert.target == "supervisors" and "/block 4" in alert.text
@@ -576,7 +576,7 @@ def test_root_buttons_follow_the_state() -> None:
 def test_every_effect_survives_the_round_trip_through_redis() -> None:
     samples: list[core.Effect] = [
         core.CloseCase(4, core.CloseReason.BLOCKED, by="US"),
-        core.ScheduleTimer("busy", "4:1", 1.5),
+        core.ScheduleTimer(TimerKind.BUSY, "4:1", 1.5),
         core.MarkClosedNotice(CHILD, "p+crisis", 2.0),
         core.ClearClosedArrivals((1, 2)),
         core.HoldBack(4, "あのね"),
@@ -648,7 +648,7 @@ def test_a_flood_hold_in_full(policy: Policy) -> None:
     assert decision.effects == (
         core.NoteChildMessage(4, NOW),
         core.StartFlood(4, until),
-        core.ScheduleTimer(core.FLOOD_TIMER, f"4:{int(until)}", until),
+        core.ScheduleTimer(TimerKind.FLOOD_RELEASE, f"4:{int(until)}", until),
         core.Audit(4, "auto", "flood", "21 messages in the window"),
         core.HoldBack(4, "まだいる？"),
     )

@@ -23,7 +23,7 @@ from bridge.config.policy_file import load_policy
 from bridge.config.settings import load_settings
 from bridge.core import case as core
 from bridge.core.deliveries import Delivery, from_payload, to_payload
-from bridge.core.events import InboundEvent
+from bridge.core.events import InboundEvent, TimerFired, TimerKind
 from bridge.engine.worker import Worker
 from bridge.fakes.line import FakeLine
 from bridge.fakes.slack import FakeSlack
@@ -97,10 +97,44 @@ async def test_every_effect_type_is_applied(worker: Worker, effect_type: type[An
     await worker._apply_effect(effect, 1.0, record_id="1-0:0")  # assert_never would raise
 
 
+# A well-formed argument of each timer kind, as the core writes them (case, or case:instant, or
+# an instant alone).
+TIMER_ARGS = {
+    TimerKind.BUSY: "1:0",
+    TimerKind.OPENING: "0",
+    TimerKind.CLOSING: "0",
+    TimerKind.UNANSWERED: "1",
+    TimerKind.SOFT_WARNING: "1",
+    TimerKind.SOFT_LIMIT: "1",
+    TimerKind.OVERTIME: "1",
+    TimerKind.IDLE_WARNING: "1:0",
+    TimerKind.IDLE_CLOSE: "1:0",
+    TimerKind.FLOOD_RELEASE: "1:0",
+}
+
+
 @pytest.mark.parametrize("event_type", members(InboundEvent), ids=lambda t: t.__name__)
 async def test_every_event_type_is_decided(worker: Worker, event_type: type[Any]) -> None:
-    decision = await worker._decide("1000-0", sample(event_type), 1.0)
+    event = sample(event_type)
+    if isinstance(event, TimerFired):
+        event = TimerFired(event.kind, TIMER_ARGS[event.kind])
+    decision = await worker._decide("1000-0", event, 1.0)
     assert isinstance(decision, core.Decision)
+
+
+@pytest.mark.parametrize("kind", list(TimerKind), ids=str)
+async def test_every_timer_kind_is_decided(worker: Worker, kind: TimerKind) -> None:
+    decision = await worker._decide("1000-0", TimerFired(kind, TIMER_ARGS[kind]), 1.0)
+    assert isinstance(decision, core.Decision)
+
+
+async def test_a_timer_of_a_kind_no_longer_known_is_ignored_not_set_aside(worker: Worker) -> None:
+    await worker.store.redis.xadd(worker.store.keys.inbound, {"source": "timer", "body": "retired-kind|1"})
+    response: Any = await worker.redis.xreadgroup("router", "me", {worker.store.keys.inbound: ">"}, count=1)
+    entry_id, fields = response[0][1][0]
+    await worker.route_entry(entry_id.decode(), fields)
+    assert await worker.redis.xlen(worker.store.keys.set_aside) == 0
+    assert await worker.redis.xlen(worker.store.keys.inbound) == 0
 
 
 @pytest.mark.parametrize("delivery_type", members(Delivery), ids=lambda t: t.__name__)

@@ -17,7 +17,7 @@ from bridge.config.policy_file import load_policy
 from bridge.core import case as core
 from bridge.core.case import Case, CaseStatus, Queue
 from bridge.core.deliveries import ChannelPost, LinePush, LineReply, RootUpdate, ThreadPost
-from bridge.core.events import ChildMessage
+from bridge.core.events import ChildMessage, TimerKind
 from bridge.core.policy import Policy
 from bridge.core.schedule import Schedule
 
@@ -58,7 +58,7 @@ def test_out_of_hours_message_is_posted_and_answered_once(policy: Policy) -> Non
     notice = next(e for e in first.effects if isinstance(e, core.MarkClosedNotice))
     assert notice.until == opening
     assert core.NoteClosedArrival(4, TUESDAY_MORNING) in first.effects
-    assert core.ScheduleTimer(core.OPENING_TIMER, str(int(opening)), opening) in first.effects
+    assert core.ScheduleTimer(TimerKind.OPENING, str(int(opening)), opening) in first.effects
 
     second = core.on_child_message(
         message("ev2"), case, policy, now=TUESDAY_MORNING + 60, created=False, closed_notice=notice.period
@@ -125,7 +125,7 @@ def test_a_new_case_when_full_is_told_at_once_with_its_place(policy: Policy) -> 
     busy = full.deliveries[1]
     assert isinstance(busy, LineReply) and "2 番目" in busy.texts[0] and "0120-967-866" in busy.texts[0]
     assert core.MarkBusyNotified(4) in full.effects
-    assert not any(isinstance(e, core.ScheduleTimer) and e.kind == core.BUSY_TIMER for e in full.effects)
+    assert not any(isinstance(e, core.ScheduleTimer) and e.kind == TimerKind.BUSY for e in full.effects)
 
 
 def test_a_new_case_with_room_gets_timers_instead(policy: Policy) -> None:
@@ -137,11 +137,11 @@ def test_a_new_case_with_room_gets_timers_instead(policy: Policy) -> None:
     busy_at = TUESDAY_AFTERNOON + 180
     assert decision.effects == (
         core.NoteChildMessage(4, TUESDAY_AFTERNOON),
-        core.ScheduleTimer(core.BUSY_TIMER, f"4:{int(busy_at)}", busy_at),
-        core.ScheduleTimer(core.UNANSWERED_TIMER, "4", TUESDAY_AFTERNOON + 300),
-        core.ScheduleTimer(core.SOFT_WARNING_TIMER, "4", TUESDAY_AFTERNOON + 3000),
-        core.ScheduleTimer(core.SOFT_LIMIT_TIMER, "4", TUESDAY_AFTERNOON + 3600),
-        core.ScheduleTimer(core.OVERTIME_TIMER, "4", TUESDAY_AFTERNOON + 5400),
+        core.ScheduleTimer(TimerKind.BUSY, f"4:{int(busy_at)}", busy_at),
+        core.ScheduleTimer(TimerKind.UNANSWERED, "4", TUESDAY_AFTERNOON + 300),
+        core.ScheduleTimer(TimerKind.SOFT_WARNING, "4", TUESDAY_AFTERNOON + 3000),
+        core.ScheduleTimer(TimerKind.SOFT_LIMIT, "4", TUESDAY_AFTERNOON + 3600),
+        core.ScheduleTimer(TimerKind.OVERTIME, "4", TUESDAY_AFTERNOON + 5400),
     )
     assert core.busy_timer_case(f"4:{int(busy_at)}") == 4
 
@@ -186,7 +186,7 @@ def test_the_opening_digest_lists_waiting_cases_oldest_first(policy: Policy) -> 
     assert "2 件" in digest.text
     assert core.ClearClosedArrivals((7, 5, 6)) in decision.effects
     # The waiting children get their busy-notice timers from the opening on.
-    busy = [e for e in decision.effects if isinstance(e, core.ScheduleTimer) and e.kind == core.BUSY_TIMER]
+    busy = [e for e in decision.effects if isinstance(e, core.ScheduleTimer) and e.kind == TimerKind.BUSY]
     assert sorted(core.busy_timer_case(t.arg) for t in busy) == [5, 7] and {t.at for t in busy} == {opening + 180}
 
 
@@ -200,7 +200,7 @@ def test_an_opening_timer_that_fires_after_closing_waits_for_the_next_opening(po
     arrivals = [(a_case(5, arrived_closed=True), at("2026-11-30T22:10"))]
     decision = core.on_opening_timer(arrivals, policy, now=at("2026-12-01T19:30"), opening_at=at("2026-12-01T13:00"))
     wednesday = at("2026-12-02T13:00")
-    assert decision == core.Decision(effects=(core.ScheduleTimer(core.OPENING_TIMER, str(int(wednesday)), wednesday),))
+    assert decision == core.Decision(effects=(core.ScheduleTimer(TimerKind.OPENING, str(int(wednesday)), wednesday),))
 
 
 def test_a_busy_timer_after_closing_moves_to_the_next_opening(policy: Policy) -> None:
@@ -235,7 +235,7 @@ def test_root_states(policy: Policy) -> None:
 def test_the_closing_reminder_timer_stands_whatever_happens(policy: Policy) -> None:
     closing = at("2026-12-01T19:00")
     assert core.standing_timers(policy, now=TUESDAY_AFTERNOON) == (
-        core.ScheduleTimer(core.CLOSING_TIMER, str(int(closing)), closing - 15 * 60),
+        core.ScheduleTimer(TimerKind.CLOSING, str(int(closing)), closing - 15 * 60),
     )
     # While closed, the next period's reminder is already known.
     (next_reminder,) = core.standing_timers(policy, now=TUESDAY_MORNING)
@@ -272,18 +272,18 @@ def test_an_unanswered_case_is_pointed_out_to_those_on_duty(policy: Policy) -> N
 
 def test_the_one_hour_guideline_reminds_the_thread_then_tells_supervisors(policy: Policy) -> None:
     case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1.2")
-    warning = core.on_guideline_timer(core.SOFT_WARNING_TIMER, case, policy, now=TUESDAY_AFTERNOON + 3000, channel="C")
+    warning = core.on_guideline_timer(TimerKind.SOFT_WARNING, case, policy, now=TUESDAY_AFTERNOON + 3000, channel="C")
     (note,) = warning.deliveries
     assert isinstance(note, ThreadPost) and note.role == "note" and "50分" in note.text
-    limit = core.on_guideline_timer(core.SOFT_LIMIT_TIMER, case, policy, now=TUESDAY_AFTERNOON + 3600, channel="C")
+    limit = core.on_guideline_timer(TimerKind.SOFT_LIMIT, case, policy, now=TUESDAY_AFTERNOON + 3600, channel="C")
     assert "60分" in limit.deliveries[0].text  # type: ignore[union-attr]
-    overtime = core.on_guideline_timer(core.OVERTIME_TIMER, case, policy, now=TUESDAY_AFTERNOON + 5400, channel="C")
+    overtime = core.on_guideline_timer(TimerKind.OVERTIME, case, policy, now=TUESDAY_AFTERNOON + 5400, channel="C")
     (alert,) = overtime.deliveries
     assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and "90分" in alert.text
     # Nothing ever goes to the child, and a closed case is left alone.
     assert not any(isinstance(d, LinePush | LineReply) for d in (*warning.deliveries, *overtime.deliveries))
     closed = dataclasses.replace(case, status=CaseStatus.CLOSED)
-    assert core.on_guideline_timer(core.OVERTIME_TIMER, closed, policy, now=0, channel="C") == core.NOTHING
+    assert core.on_guideline_timer(TimerKind.OVERTIME, closed, policy, now=0, channel="C") == core.NOTHING
 
 
 def test_a_later_case_lists_the_childs_earlier_ones(policy: Policy) -> None:
@@ -296,9 +296,9 @@ def test_silence_after_a_counsellor_brings_a_check_in_then_the_close(policy: Pol
     replied = TUESDAY_AFTERNOON + 60
     arg = f"4:{round(replied * 1000)}"
     case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", last_counsellor_at=replied)
-    (checkin,) = core.on_silence_timer(core.IDLE_WARNING_TIMER, arg, case, policy, now=replied + 480).deliveries
+    (checkin,) = core.on_silence_timer(TimerKind.IDLE_WARNING, arg, case, policy, now=replied + 480).deliveries
     assert isinstance(checkin, LinePush) and checkin.to == CHILD
-    closing = core.on_silence_timer(core.IDLE_CLOSE_TIMER, arg, case, policy, now=replied + 600)
+    closing = core.on_silence_timer(TimerKind.IDLE_CLOSE, arg, case, policy, now=replied + 600)
     push, note, root = closing.deliveries
     assert isinstance(push, LinePush) and "0120-967-866" in push.texts[0]
     assert isinstance(note, ThreadPost) and "10分間" in note.text
@@ -320,7 +320,7 @@ def test_silence_timers_that_no_longer_apply_do_nothing(policy: Policy, changes:
     replied = TUESDAY_AFTERNOON + 60
     arg = f"4:{round(replied * 1000)}"
     case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", **{"last_counsellor_at": replied, **changes})
-    for kind in (core.IDLE_WARNING_TIMER, core.IDLE_CLOSE_TIMER):
+    for kind in (TimerKind.IDLE_WARNING, TimerKind.IDLE_CLOSE):
         assert core.on_silence_timer(kind, arg, case, policy, now=replied + 600) == core.NOTHING
 
 
@@ -404,11 +404,11 @@ def test_the_opening_digest_text_and_who_gets_a_busy_timer(policy: Policy) -> No
         "opening_digest", count=3, cases="\n".join(lines)
     )
     # Case 8 has its counsellor already: no busy notice for it.
-    busy = [e for e in decision.effects if isinstance(e, core.ScheduleTimer) and e.kind == core.BUSY_TIMER]
+    busy = [e for e in decision.effects if isinstance(e, core.ScheduleTimer) and e.kind == TimerKind.BUSY]
     assert sorted(core.busy_timer_case(t.arg) for t in busy) == [5, 7]
     off = dataclasses.replace(policy, busy_notice_seconds=0)  # 0 turns the busy notice off
     quiet = core.on_opening_timer(arrivals, off, now=opening, opening_at=opening)
-    assert not any(isinstance(e, core.ScheduleTimer) and e.kind == core.BUSY_TIMER for e in quiet.effects)
+    assert not any(isinstance(e, core.ScheduleTimer) and e.kind == TimerKind.BUSY for e in quiet.effects)
 
 
 def test_the_closing_reminder_text_and_when_it_is_not_sent(policy: Policy) -> None:
@@ -439,13 +439,13 @@ def test_the_unanswered_alert_text(policy: Policy) -> None:
 
 def test_the_guideline_texts(policy: Policy) -> None:
     case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1800000000.000100")
-    warning = core.on_guideline_timer(core.SOFT_WARNING_TIMER, case, policy, now=0, channel="CCASES")
+    warning = core.on_guideline_timer(TimerKind.SOFT_WARNING, case, policy, now=0, channel="CCASES")
     assert warning.deliveries == (
         ThreadPost(case=4, text=policy.render("soft_limit_warning_note", minutes=50), role="note"),
     )
-    limit = core.on_guideline_timer(core.SOFT_LIMIT_TIMER, case, policy, now=0, channel="CCASES")
+    limit = core.on_guideline_timer(TimerKind.SOFT_LIMIT, case, policy, now=0, channel="CCASES")
     assert limit.deliveries == (ThreadPost(case=4, text=policy.render("soft_limit_note", minutes=60), role="note"),)
-    overtime = core.on_guideline_timer(core.OVERTIME_TIMER, case, policy, now=0, channel="CCASES")
+    overtime = core.on_guideline_timer(TimerKind.OVERTIME, case, policy, now=0, channel="CCASES")
     link = "https://slack.com/archives/CCASES/p1800000000000100"
     text = policy.render("overtime_alert", case=4, minutes=90, link=link)
     assert overtime.deliveries == (ChannelPost(text=text, target="supervisors"),)
@@ -455,20 +455,20 @@ def test_a_zero_turns_a_timer_off(policy: Policy) -> None:
     off = dataclasses.replace(policy, idle_warning_seconds=0, unanswered_alert_seconds=0)
     case = a_case(opened_at=TUESDAY_AFTERNOON)
     silence = core.silence_timers(case, off, TUESDAY_AFTERNOON)
-    assert [t.kind for t in silence] == [core.IDLE_CLOSE_TIMER]  # type: ignore[union-attr]
+    assert [t.kind for t in silence] == [TimerKind.IDLE_CLOSE]  # type: ignore[union-attr]
     started = core.consultation_timers(case, off, TUESDAY_AFTERNOON)
-    assert core.UNANSWERED_TIMER not in [t.kind for t in started]  # type: ignore[union-attr]
+    assert TimerKind.UNANSWERED not in [t.kind for t in started]  # type: ignore[union-attr]
 
 
 def test_silence_counts_from_the_counsellors_message_when_the_child_wrote_before_it(policy: Policy) -> None:
     replied = TUESDAY_AFTERNOON + 60
     arg = f"4:{round(replied * 1000)}"
     case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", last_counsellor_at=replied, last_child_at=replied - 30)
-    (checkin,) = core.on_silence_timer(core.IDLE_WARNING_TIMER, arg, case, policy, now=replied + 480).deliveries
+    (checkin,) = core.on_silence_timer(TimerKind.IDLE_WARNING, arg, case, policy, now=replied + 480).deliveries
     assert checkin == LinePush(
         to=CHILD, texts=(policy.render("idle_checkin"),), retry_key=core.retry_key(f"idle-warning:{arg}"), case=4
     )
-    push, _note, root = core.on_silence_timer(core.IDLE_CLOSE_TIMER, arg, case, policy, now=replied + 600).deliveries
+    push, _note, root = core.on_silence_timer(TimerKind.IDLE_CLOSE, arg, case, policy, now=replied + 600).deliveries
     assert isinstance(push, LinePush) and push.case == 4
     assert isinstance(root, RootUpdate) and "終了（返信なし、14:11）" in root.text  # closed now, not at opening
 
@@ -495,7 +495,7 @@ def test_the_idle_close_note_names_the_configured_silence(policy: Policy) -> Non
     replied = TUESDAY_AFTERNOON + 60
     arg = f"4:{round(replied * 1000)}"
     case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", last_counsellor_at=replied)
-    _push, note, _root = core.on_silence_timer(core.IDLE_CLOSE_TIMER, arg, case, hour, now=replied + 3600).deliveries
+    _push, note, _root = core.on_silence_timer(TimerKind.IDLE_CLOSE, arg, case, hour, now=replied + 3600).deliveries
     assert note == ThreadPost(case=4, text=hour.render("idle_closed_note", minutes=60), role="note")
 
 

@@ -31,6 +31,7 @@ from bridge.core.events import (
     ThreadDelete,
     ThreadEdit,
     ThreadMessage,
+    TimerKind,
 )
 from bridge.core.policy import Policy
 from bridge.core.safety import Recent, is_flood, is_risky
@@ -121,7 +122,7 @@ class CloseCase:
 class ScheduleTimer:
     """Fire TimerFired(kind, arg) at the given time, once (scheduling it again changes nothing)."""
 
-    kind: str
+    kind: TimerKind
     arg: str
     at: float
 
@@ -293,6 +294,8 @@ def effect_from_payload(payload: dict[str, object]) -> Effect:
             values[field.name] = tuple(values[field.name])  # type: ignore[arg-type]
     if cls is CloseCase:
         values["reason"] = CloseReason(str(values["reason"]))
+    if cls is ScheduleTimer:
+        values["kind"] = TimerKind(str(values["kind"]))
     return cls(**values)  # type: ignore[arg-type]
 
 
@@ -306,16 +309,6 @@ class Decision:
 
 NOTHING = Decision()
 
-BUSY_TIMER = "busy"
-OPENING_TIMER = "opening"
-CLOSING_TIMER = "closing"
-UNANSWERED_TIMER = "unanswered"
-SOFT_WARNING_TIMER = "soft-warning"
-SOFT_LIMIT_TIMER = "soft-limit"
-OVERTIME_TIMER = "overtime"
-IDLE_WARNING_TIMER = "idle-warning"
-IDLE_CLOSE_TIMER = "idle-close"
-FLOOD_TIMER = "flood-release"
 AUTO = "auto"  # the actor of automatic flags in the audit record
 
 # A counsellor who replied this recently is still talking with the child, even after closing
@@ -329,7 +322,7 @@ def conversation_is_live(case: Case, now: float) -> bool:
 
 def busy_timer(number: int, at: float) -> ScheduleTimer:
     """A busy-notice timer; the time in its name keeps a re-armed timer distinct from a fired one."""
-    return ScheduleTimer(BUSY_TIMER, f"{number}:{int(at)}", at)
+    return ScheduleTimer(TimerKind.BUSY, f"{number}:{int(at)}", at)
 
 
 def busy_timer_case(arg: str) -> int:
@@ -441,10 +434,10 @@ def thread_link(channel: str, thread_ts: str | None) -> str:
 def consultation_timers(case: Case, policy: Policy, start: float) -> list[Effect]:
     """The deadlines a consultation keeps from `start`: unanswered alert, the one-hour guideline."""
     deadlines = [
-        (UNANSWERED_TIMER, policy.unanswered_alert_seconds),
-        (SOFT_WARNING_TIMER, policy.soft_limit_warning_seconds),
-        (SOFT_LIMIT_TIMER, policy.soft_limit_seconds),
-        (OVERTIME_TIMER, policy.overtime_alert_seconds),
+        (TimerKind.UNANSWERED, policy.unanswered_alert_seconds),
+        (TimerKind.SOFT_WARNING, policy.soft_limit_warning_seconds),
+        (TimerKind.SOFT_LIMIT, policy.soft_limit_seconds),
+        (TimerKind.OVERTIME, policy.overtime_alert_seconds),
     ]
     return [ScheduleTimer(kind, str(case.number), start + seconds) for kind, seconds in deadlines if seconds > 0]
 
@@ -504,7 +497,7 @@ def on_child_message(
         ]
         effects += [
             StartFlood(case.number, until),
-            ScheduleTimer(FLOOD_TIMER, f"{case.number}:{int(until)}", until),
+            ScheduleTimer(TimerKind.FLOOD_RELEASE, f"{case.number}:{int(until)}", until),
             Audit(case.number, AUTO, "flood", f"{recent.messages if recent else 0} messages in the window"),
         ]
     held = flooding and not risky  # risk words are never held back: the supervisors are sent to read them
@@ -536,7 +529,7 @@ def on_child_message(
         opening = schedule.next_opening(at)
         effects.append(NoteClosedArrival(case.number, now))
         if opening is not None:
-            effects.append(ScheduleTimer(OPENING_TIMER, str(int(opening.timestamp())), opening.timestamp()))
+            effects.append(ScheduleTimer(TimerKind.OPENING, str(int(opening.timestamp())), opening.timestamp()))
         if not case.arrived_closed:
             effects.append(MarkArrivedClosed(case.number))
             if not created:  # an older case waits again: its root says so
@@ -593,7 +586,7 @@ def _closing_reminder_timer(policy: Policy, at: datetime) -> list[Effect]:
     remind_at = closing.timestamp() - policy.closing_reminder_minutes * 60
     if remind_at <= at.timestamp():
         return []  # too late for a reminder in this period
-    return [ScheduleTimer(CLOSING_TIMER, str(int(closing.timestamp())), remind_at)]
+    return [ScheduleTimer(TimerKind.CLOSING, str(int(closing.timestamp())), remind_at)]
 
 
 def standing_timers(policy: Policy, *, now: float) -> tuple[Effect, ...]:
@@ -720,7 +713,7 @@ def on_opening_timer(arrivals: list[tuple[Case, float]], policy: Policy, *, now:
         opening = policy.schedule.next_opening(at)
         if opening is None:
             return NOTHING
-        return Decision(effects=(ScheduleTimer(OPENING_TIMER, str(int(opening.timestamp())), opening.timestamp()),))
+        return Decision(effects=(ScheduleTimer(TimerKind.OPENING, str(int(opening.timestamp())), opening.timestamp()),))
     waiting = sorted(
         ((arrived, case) for case, arrived in arrivals if case.is_open and not conversation_is_live(case, now)),
         key=lambda p: p[0],
@@ -759,7 +752,7 @@ def on_unanswered_timer(case: Case | None, policy: Policy, *, now: float, channe
     return Decision(deliveries=(ChannelPost(text=text),))
 
 
-def on_guideline_timer(kind: str, case: Case | None, policy: Policy, *, now: float, channel: str) -> Decision:
+def on_guideline_timer(kind: TimerKind, case: Case | None, policy: Policy, *, now: float, channel: str) -> Decision:
     """The one-hour guideline: reminders in the thread, then the supervisors' channel.
 
     The child is never told. A case that is closed, or was opened while closed and has not
@@ -768,16 +761,16 @@ def on_guideline_timer(kind: str, case: Case | None, policy: Policy, *, now: flo
     if case is None or not case.is_open:
         return NOTHING
     seconds = {
-        SOFT_WARNING_TIMER: policy.soft_limit_warning_seconds,
-        SOFT_LIMIT_TIMER: policy.soft_limit_seconds,
-        OVERTIME_TIMER: policy.overtime_alert_seconds,
+        TimerKind.SOFT_WARNING: policy.soft_limit_warning_seconds,
+        TimerKind.SOFT_LIMIT: policy.soft_limit_seconds,
+        TimerKind.OVERTIME: policy.overtime_alert_seconds,
     }[kind]
     minutes = max(1, round(seconds / 60))
-    if kind == OVERTIME_TIMER:
+    if kind == TimerKind.OVERTIME:
         link = thread_link(channel, case.thread_ts)
         text = policy.render("overtime_alert", case=case.number, minutes=minutes, link=link)
         return Decision(deliveries=(ChannelPost(text=text, target="supervisors"),))
-    name = "soft_limit_warning_note" if kind == SOFT_WARNING_TIMER else "soft_limit_note"
+    name = "soft_limit_warning_note" if kind == TimerKind.SOFT_WARNING else "soft_limit_note"
     return Decision(deliveries=(ThreadPost(case=case.number, text=policy.render(name, minutes=minutes), role="note"),))
 
 
@@ -865,8 +858,8 @@ def silence_timers(case: Case, policy: Policy, replied_at: float) -> list[Effect
     time, so a later message (of either side) makes them moot instead of moving them."""
     arg = f"{case.number}:{round(replied_at * 1000)}"
     timers = [
-        (IDLE_WARNING_TIMER, policy.idle_warning_seconds),
-        (IDLE_CLOSE_TIMER, policy.idle_close_seconds),
+        (TimerKind.IDLE_WARNING, policy.idle_warning_seconds),
+        (TimerKind.IDLE_CLOSE, policy.idle_close_seconds),
     ]
     return [ScheduleTimer(kind, arg, replied_at + seconds) for kind, seconds in timers if seconds > 0]
 
@@ -881,12 +874,12 @@ def _silence_still_holds(case: Case | None, arg: str) -> bool:
     return case.last_child_at is None or round(case.last_child_at * 1000) < replied_ms
 
 
-def on_silence_timer(kind: str, arg: str, case: Case | None, policy: Policy, *, now: float) -> Decision:
+def on_silence_timer(kind: TimerKind, arg: str, case: Case | None, policy: Policy, *, now: float) -> Decision:
     """Ten minutes without a reply may end a consultation: first a check-in, then the close."""
     if not _silence_still_holds(case, arg):
         return NOTHING
     assert case is not None
-    if kind == IDLE_WARNING_TIMER:
+    if kind == TimerKind.IDLE_WARNING:
         checkin = LinePush(
             to=case.child_id,
             texts=(policy.render("idle_checkin"),),

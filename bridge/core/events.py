@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,26 @@ class MemberChanged:
     joined: bool
 
 
+class TimerKind(StrEnum):
+    """What a deadline is for. The values are stored in Redis: do not change them."""
+
+    BUSY = "busy"  # the busy notice to a child no counsellor has answered
+    OPENING = "opening"  # the opening digest of cases that arrived while closed
+    CLOSING = "closing"  # the reminder in every open thread before closing time
+    UNANSWERED = "unanswered"  # the alert about a case nobody has answered
+    SOFT_WARNING = "soft-warning"  # the one-hour guideline: the first reminder
+    SOFT_LIMIT = "soft-limit"  # the one-hour guideline: the hour is up
+    OVERTIME = "overtime"  # the one-hour guideline: the supervisors are told
+    IDLE_WARNING = "idle-warning"  # silence after a counsellor's message: the check-in
+    IDLE_CLOSE = "idle-close"  # silence after a counsellor's message: the close
+    FLOOD_RELEASE = "flood-release"  # the end of a flood's cool-down
+
+
 @dataclass(frozen=True)
 class TimerFired:
     """A deadline kept in Redis came due. kind says what it is for; arg, for what."""
 
-    kind: str
+    kind: TimerKind
     arg: str
 
 

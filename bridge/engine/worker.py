@@ -63,6 +63,7 @@ from bridge.core.events import (
     ThreadEdit,
     ThreadMessage,
     TimerFired,
+    TimerKind,
 )
 from bridge.core.policy import Policy
 from bridge.core.retry import DELIVERED, Action, Outcome, RetryRules, next_step, use_reply_token
@@ -274,7 +275,8 @@ class Worker:
             event: InboundEvent
             if source == "timer":
                 kind, _, arg = body.partition("|")
-                event = TimerFired(kind=kind, arg=arg)
+                known = kind in TimerKind.__members__.values()
+                event = TimerFired(kind=TimerKind(kind), arg=arg) if known else Ignored("unknown timer kind")
             else:
                 raw = json.loads(body)
                 event = parse_line_event(raw) if source == "line" else parse_slack_event(raw)
@@ -406,33 +408,37 @@ class Worker:
         return decision
 
     async def _decide_timer(self, timer: TimerFired, now: float) -> core.Decision:
-        if timer.kind == core.BUSY_TIMER:
-            number = core.busy_timer_case(timer.arg)
-            case = await self.store.get_case(number)
-            queue = await self.store.queue_of(number) if case and case.is_open else None
-            return core.on_busy_timer(case, self.policy, now=now, queue=queue)
-        if timer.kind == core.OPENING_TIMER:
-            arrived_at = dict(await self.store.closed_arrivals())
-            cases = await self.store.get_cases(list(arrived_at))
-            arrivals = [(case, arrived_at[case.number]) for case in cases]
-            return core.on_opening_timer(arrivals, self.policy, now=now, opening_at=float(timer.arg))
-        if timer.kind in (core.UNANSWERED_TIMER, core.SOFT_WARNING_TIMER, core.SOFT_LIMIT_TIMER, core.OVERTIME_TIMER):
-            case = await self.store.get_case(int(timer.arg))
-            channel = self.settings.SLACK_CHANNEL_ID
-            if timer.kind == core.UNANSWERED_TIMER:
+        """Load what a due timer's decision needs. Every timer kind has a case: mypy fails on
+        one without."""
+        channel = self.settings.SLACK_CHANNEL_ID
+        match timer.kind:
+            case TimerKind.BUSY:
+                number = core.busy_timer_case(timer.arg)
+                case = await self.store.get_case(number)
+                queue = await self.store.queue_of(number) if case and case.is_open else None
+                return core.on_busy_timer(case, self.policy, now=now, queue=queue)
+            case TimerKind.OPENING:
+                arrived_at = dict(await self.store.closed_arrivals())
+                cases = await self.store.get_cases(list(arrived_at))
+                arrivals = [(case, arrived_at[case.number]) for case in cases]
+                return core.on_opening_timer(arrivals, self.policy, now=now, opening_at=float(timer.arg))
+            case TimerKind.UNANSWERED:
+                case = await self.store.get_case(int(timer.arg))
                 return core.on_unanswered_timer(case, self.policy, now=now, channel=channel)
-            return core.on_guideline_timer(timer.kind, case, self.policy, now=now, channel=channel)
-        if timer.kind in (core.IDLE_WARNING_TIMER, core.IDLE_CLOSE_TIMER):
-            case = await self.store.get_case(int(timer.arg.split(":")[0]))
-            return core.on_silence_timer(timer.kind, timer.arg, case, self.policy, now=now)
-        if timer.kind == core.FLOOD_TIMER:
-            number = int(timer.arg.split(":")[0])
-            case = await self.store.get_case(number)
-            return core.on_flood_timer(timer.arg, case, await self.store.held_of(number), self.policy)
-        if timer.kind == core.CLOSING_TIMER:
-            return core.on_closing_timer(await self.store.open_cases(), float(timer.arg), self.policy, now=now)
-        log.warning("unknown timer kind=%s", timer.kind)
-        return core.NOTHING
+            case TimerKind.SOFT_WARNING | TimerKind.SOFT_LIMIT | TimerKind.OVERTIME:
+                case = await self.store.get_case(int(timer.arg))
+                return core.on_guideline_timer(timer.kind, case, self.policy, now=now, channel=channel)
+            case TimerKind.IDLE_WARNING | TimerKind.IDLE_CLOSE:
+                case = await self.store.get_case(int(timer.arg.split(":")[0]))
+                return core.on_silence_timer(timer.kind, timer.arg, case, self.policy, now=now)
+            case TimerKind.FLOOD_RELEASE:
+                number = int(timer.arg.split(":")[0])
+                case = await self.store.get_case(number)
+                return core.on_flood_timer(timer.arg, case, await self.store.held_of(number), self.policy)
+            case TimerKind.CLOSING:
+                return core.on_closing_timer(await self.store.open_cases(), float(timer.arg), self.policy, now=now)
+            case _:
+                assert_never(timer.kind)
 
     async def _apply_effect(self, effect: core.Effect, now: float, *, record_id: str = "") -> None:
         """Apply one state change. Every effect type has a case: mypy fails on one without."""
