@@ -276,11 +276,6 @@ def test_a_reply_in_a_closed_case_is_answered_in_its_thread(policy: Policy) -> N
     assert decide(reply("まだいる？"), closed, policy).deliveries == (Ephemeral(case=7, user="UCOUNSEL", text=text),)
 
 
-def test_an_effect_payload_without_its_name_is_an_error() -> None:
-    with pytest.raises(ValueError):
-        core.effect_from_payload({"number": 7})
-
-
 def test_no_link_to_a_thread_that_is_not_there_yet() -> None:
     assert core.thread_link("CCASES", None) == ""
     assert core.thread_link("CCASES", "1800000000.000100") == "https://slack.com/archives/CCASES/p1800000000000100"

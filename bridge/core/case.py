@@ -1,16 +1,15 @@
 """A case: one consultation and its Slack thread. Pure decisions, no I/O.
 
 Each function takes what happened, the case as it stands and the time, and returns a
-Decision: the deliveries to make and the state changes (effects) to apply. The router
-applies deliveries first and effects second, so replaying an event after a crash decides
-the same.
+Decision: the deliveries to make and the state changes (effects) to keep. The router commits
+both in one atomic step, so a replay after a crash either finds the decision kept or decides
+again from the same state.
 """
 
 from __future__ import annotations
 
-import typing
 import uuid
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -86,7 +85,6 @@ class Case:
     last_child_at: float | None = None  # the latest message from the child
     hold: bool = False  # a counsellor stopped the automatic close
     busy_notified: bool = False
-    opened_by: str | None = None  # the inbound entry that opened it (replays recognise it)
     earlier: tuple[int, ...] = ()  # the same child's earlier cases, oldest first
     closed_by: str | None = None  # the Slack user who closed or blocked it
     urgent: bool = False  # escalated, or risk words were found
@@ -107,8 +105,65 @@ class Queue:
     open_cases: int  # open cases, this one included
     place: int  # 1 + unanswered open cases opened before this one
 
+    @classmethod
+    def of(cls, *, open_cases: int, unanswered_before: int) -> Queue:
+        """The queue of an open case, from the counts: its place is behind every case opened
+        before it that no counsellor has answered yet."""
+        return cls(open_cases=open_cases, place=unanswered_before + 1)
 
-# --- effects: state changes the router applies after the deliveries ------------------
+
+@dataclass(frozen=True)
+class Block:
+    """A blocked child, as Slack may know it: the case it was blocked from, by whom, why."""
+
+    case: int
+    by: str
+    at: float
+    reason: str
+
+
+# How many of a child's earlier case numbers a new case's root shows (and the bridge keeps).
+EARLIER_CASES_SHOWN = 10
+
+
+# --- effects: state changes, committed in one step with the deliveries -------------
+
+
+@dataclass(frozen=True)
+class OpenCase:
+    """A new case for the child: the number is the next of the sequence, and the child's
+    history becomes `history` (their latest case numbers, this one last)."""
+
+    number: int
+    child_id: str
+    opened_at: float
+    arrived_closed: bool
+    earlier: tuple[int, ...]
+    history: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class NoteRecent:
+    """The child's message counts in the flood window (kept for window_s)."""
+
+    number: int
+    at: float
+    sticker: bool
+    window_s: int
+
+
+@dataclass(frozen=True)
+class EraseChildIds:
+    """Forget the LINE user ID of these closed cases (their pseudonym stays, for history and blocks)."""
+
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TrimAudit:
+    """Drop the audit records from before this time."""
+
+    before: float
 
 
 @dataclass(frozen=True)
@@ -211,7 +266,10 @@ class MarkBlockedRisk:
 
 @dataclass(frozen=True)
 class UnblockChild:
+    """Lift the block of the case's child; the roots of `shown_on` stop showing it."""
+
     number: int
+    shown_on: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -251,7 +309,11 @@ class Audit:
 
 
 Effect = (
-    CloseCase
+    OpenCase
+    | NoteRecent
+    | EraseChildIds
+    | TrimAudit
+    | CloseCase
     | ScheduleTimer
     | MarkClosedNotice
     | MarkBusyNotified
@@ -275,33 +337,9 @@ Effect = (
 )
 
 
-_EFFECT_TYPES: dict[str, type[Effect]] = {cls.__name__: cls for cls in typing.get_args(Effect)}
-
-
-def effect_to_payload(effect: Effect) -> dict[str, object]:
-    """A JSON-ready dict that effect_from_payload turns back into the same effect."""
-    return {"effect": type(effect).__name__, **asdict(effect)}
-
-
-def effect_from_payload(payload: dict[str, object]) -> Effect:
-    """Inverse of effect_to_payload. Raises ValueError for an unknown effect."""
-    values = dict(payload)
-    cls = _EFFECT_TYPES.get(str(values.pop("effect", "")))
-    if cls is None:
-        raise ValueError("unknown effect")
-    for field in fields(cls):
-        if isinstance(values.get(field.name), list):
-            values[field.name] = tuple(values[field.name])  # type: ignore[arg-type]
-    if cls is CloseCase:
-        values["reason"] = CloseReason(str(values["reason"]))
-    if cls is ScheduleTimer:
-        values["kind"] = TimerKind(str(values["kind"]))
-    return cls(**values)  # type: ignore[arg-type]
-
-
 @dataclass(frozen=True)
 class Decision:
-    """Deliveries to make, then state changes to apply."""
+    """Deliveries to make and state changes to keep, committed together in one step."""
 
     deliveries: tuple[Delivery, ...] = ()
     effects: tuple[Effect, ...] = ()
@@ -595,6 +633,20 @@ def standing_timers(policy: Policy, *, now: float) -> tuple[Effect, ...]:
     return tuple(_closing_reminder_timer(policy, _local(now, policy)))
 
 
+def ids_closed_before(policy: Policy, *, now: float) -> float:
+    """Cases closed before this time no longer keep their child's LINE user ID."""
+    return now - policy.closed_case_days * 86400
+
+
+def on_retention(closed_long_ago: tuple[int, ...], policy: Policy, *, now: float) -> Decision:
+    """Personal data kept only as long as needed: the LINE user IDs of cases closed before
+    ids_closed_before() are erased, and audit records past their retention period dropped."""
+    effects: list[Effect] = [TrimAudit(now - policy.audit_retention_days * 86400)]
+    if closed_long_ago:
+        effects.insert(0, EraseChildIds(closed_long_ago))
+    return Decision(effects=tuple(effects))
+
+
 def describe_media(media: Media | None, policy: Policy) -> str:
     """What the thread shows for a sticker, image or other non-text message (labels from the policy)."""
     if media is None:
@@ -651,8 +703,11 @@ def _grouped(texts: list[str], limit: int = 3000) -> list[str]:
     return parts
 
 
-def on_child_followed(event: ChildFollowed, policy: Policy) -> Decision:
-    """A new friend gets the welcome text, by reply while the token is fresh."""
+def on_child_followed(event: ChildFollowed, policy: Policy, *, block: Block | None = None) -> Decision:
+    """A new friend gets the welcome text, by reply while the token is fresh. A blocked child
+    gets no replies, the welcome included."""
+    if block is not None:
+        return NOTHING
     delivery_id = f"welcome:{event.event_id}"
     return Decision(
         deliveries=(

@@ -19,6 +19,7 @@ from bridge.core.case import (
     NOTHING,
     UNBLOCK,
     Audit,
+    Block,
     BlockChild,
     Case,
     CaseStatus,
@@ -66,16 +67,6 @@ class Roster:
 
     def is_supervisor(self, user: str, policy: Policy) -> bool:
         return user in policy.supervisors or user in self.group_supervisors
-
-
-@dataclass(frozen=True)
-class Block:
-    """A blocked child, as Slack may know it: the case it was blocked from, by whom, why."""
-
-    case: int
-    by: str
-    at: float
-    reason: str
 
 
 def split_command(text: str) -> tuple[str, str]:
@@ -281,7 +272,9 @@ class _Context:
         if self.blocked_from is not None and self.blocked_from.number != case.number:
             deliveries.append(root_update(replace(self.blocked_from, blocked=False), policy))
         self._confirm(deliveries, "unblock_done")
-        return Decision(tuple(deliveries), (UnblockChild(case.number), self._audit(UNBLOCK)))
+        # The roots that showed the block: the case named, and the one it was made from.
+        shown_on = tuple(dict.fromkeys((case.number, block.case)))
+        return Decision(tuple(deliveries), (UnblockChild(case.number, shown_on), self._audit(UNBLOCK)))
 
 
 def on_member_changed(event: MemberChanged, *, channel: str) -> Decision:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -14,6 +15,18 @@ class ThreadPost:
     case: int
     text: str
     role: str  # "child" or "note"
+
+
+@dataclass(frozen=True)
+class RootPost:
+    """The root message of a new case: the thread its messages go under. Comes first in the
+    case's lane, so everything after it finds the thread."""
+
+    kind: ClassVar[str] = "root_post"
+    case: int
+    text: str
+    buttons: tuple[str, ...]
+    opened_at: float  # an earlier attempt's post is looked for from shortly before
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,9 @@ class Ephemeral:
     case: int | None
     user: str
     text: str
+    # Someone outside the case channel cannot see an ephemeral message there (refused, or
+    # removed since): they are told in a direct message instead.
+    direct_if_outside: bool = True
 
 
 @dataclass(frozen=True)
@@ -81,10 +97,8 @@ class LineReply:
     case: int | None = None
 
 
-Delivery = ThreadPost | RootUpdate | ChannelPost | Reaction | Ephemeral | LinePush | LineReply
-_KINDS: dict[str, type[Delivery]] = {
-    cls.kind: cls for cls in (ThreadPost, RootUpdate, ChannelPost, Reaction, Ephemeral, LinePush, LineReply)
-}
+Delivery = ThreadPost | RootPost | RootUpdate | ChannelPost | Reaction | Ephemeral | LinePush | LineReply
+_KINDS: dict[str, type[Delivery]] = {cls.kind: cls for cls in typing.get_args(Delivery)}
 
 
 def to_payload(delivery: Delivery) -> dict[str, Any]:
@@ -103,7 +117,3 @@ def from_payload(payload: dict[str, Any]) -> Delivery:
         if name in fields:
             fields[name] = tuple(fields[name])
     return cls(**fields)
-
-
-def is_to_line(delivery: Delivery) -> bool:
-    return isinstance(delivery, LinePush | LineReply)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bridge.core.deliveries import Delivery, LineReply, ThreadPost
+from bridge.core.deliveries import Delivery, LineReply, RootPost, ThreadPost
 
 # A reply token lives about a minute after its event; leave a margin for the call itself.
 REPLY_TOKEN_FRESH_MS = 50_000
@@ -61,6 +61,11 @@ def is_childs_words(delivery: Delivery) -> bool:
     return isinstance(delivery, ThreadPost) and delivery.role == "child"
 
 
+def is_never_given_up(delivery: Delivery) -> bool:
+    """A child's words, and the root of a new case (which they wait behind in its lane)."""
+    return is_childs_words(delivery) or isinstance(delivery, RootPost)
+
+
 def next_step(
     delivery: Delivery, outcome: Outcome, *, attempts: int, age_s: float, rules: RetryRules, jitter: float = 1.0
 ) -> Next:
@@ -70,7 +75,7 @@ def next_step(
         return Next(Action.COMPLETE)
     if outcome.status == "reply_token_rejected" and isinstance(delivery, LineReply):
         return Next(Action.PUSH_INSTEAD)
-    if outcome.status == "retry" and (is_childs_words(delivery) or age_s < rules.give_up_after_s):
+    if outcome.status == "retry" and (is_never_given_up(delivery) or age_s < rules.give_up_after_s):
         if outcome.retry_after is not None:
             return Next(Action.RETRY, delay_s=outcome.retry_after, pause_platform_s=outcome.retry_after)
         delay = min(rules.max_backoff_s, FIRST_BACKOFF_S * 2 ** min(attempts - 1, 16)) * jitter
