@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from datetime import datetime, tzinfo
 from pathlib import Path
 
@@ -88,7 +89,8 @@ def _hours(args: argparse.Namespace) -> int:
 
 
 async def read_audit(redis_url: str, *, since: float, case: int | None, retention_days: int) -> list[dict[str, str]]:
-    """The audit records from `since` on (of one case if given), after dropping expired ones."""
+    """The audit records from `since` on (of one case if given); records past retention are
+    not shown (the worker drops them within a minute)."""
     from redis.asyncio import Redis
 
     from bridge.adapters.redis.store import Store
@@ -96,8 +98,7 @@ async def read_audit(redis_url: str, *, since: float, case: int | None, retentio
     redis = Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
     try:
         store = Store(redis)
-        await store.trim_audit(retention_days=retention_days)
-        return await store.audit_records(since=since, case=case)
+        return await store.audit_records(since=max(since, time.time() - retention_days * 86400), case=case)
     finally:
         await redis.aclose()
 

@@ -94,6 +94,10 @@ class Keys:
         """Blocked children: pseudonymous child key -> the block (case, by, at, reason)."""
         return f"{self.cases_prefix}blocked"
 
+    def history(self, child_key: str) -> str:
+        """A child's latest case numbers, oldest first (the root of a new case names them)."""
+        return f"{self.cases_prefix}history:{child_key}"
+
     def recent(self, number: int, kind: str) -> str:
         """A case's messages (kind "all") or stickers within the flood window, by time."""
         return f"{self.cases_prefix}recent-{kind}:{number}"
@@ -102,15 +106,9 @@ class Keys:
         """Messages a flood hold keeps back until the cool-down ends (text only; stickers are counted)."""
         return f"{self.cases_prefix}held:{number}"
 
-    def held_seen(self, marker: str) -> str:
-        return f"{self.cases_prefix}held-seen:{marker}"
-
     @property
     def audit(self) -> str:
         return f"{self.cases_prefix}audit"
-
-    def audit_seen(self, record_id: str) -> str:
-        return f"{self.cases_prefix}audit-seen:{record_id}"
 
     @property
     def roster_members(self) -> str:
@@ -140,8 +138,10 @@ class Keys:
     def attempts(self) -> str:
         return f"{self.lanes_prefix}attempts"
 
-    def applied(self, marker: str) -> str:
-        return f"{self.lanes_prefix}applied:{marker}"
+    @property
+    def lane_threads(self) -> str:
+        """Lane -> the Slack thread its deliveries post into (written when a case's root is posted)."""
+        return f"{self.lanes_prefix}lane-threads"
 
     def platform_pause(self, platform: str) -> str:
         return f"{self.lanes_prefix}pause:{platform}"

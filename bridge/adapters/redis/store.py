@@ -1,5 +1,6 @@
-"""The atomic operations on the bridge's Redis keys. The keys, their hash tags and the slot
-layout are described in bridge/adapters/redis/keys.py; each script here touches keys of one tag.
+"""The bridge's reads of Redis, and the atomic steps of the inbound stream and the delivery
+lanes. The keys, their hash tags and the slot layout are described in keys.py; every change of
+state the core decides is written by one commit (commit.py), not here.
 
 A child's words live in Redis only while in transit: a processed stream entry is
 deleted, a delivered item is popped from its lane.
@@ -18,9 +19,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from bridge.adapters.redis.commit import Committed, Committer, Ops
 from bridge.adapters.redis.keys import Keys
-from bridge.core.case import Case, CaseStatus, Queue
-from bridge.core.controls import Block, Roster
+from bridge.core.case import Block, Case, CaseStatus
+from bridge.core.controls import Roster
 from bridge.core.safety import Recent
 
 DEDUP_TTL_SECONDS = 7 * 24 * 3600  # LINE and Slack redeliver within hours; a week is ample.
@@ -42,86 +44,46 @@ end
 return recorded
 """
 
-# KEYS[1] seq, KEYS[2] open-by-child, KEYS[3] unanswered; ARGV: cases prefix, child key, child id,
-# now, arrived closed, opening entry id. Returns {number, created}. At most one open case per
-# child, whoever asks.
-_OPEN_OR_GET = """
-if KEYS[4] then
-  local block = redis.call('HGET', KEYS[4], ARGV[2])
-  if block then return {0, 0, block} end
-end
-local existing = redis.call('HGET', KEYS[2], ARGV[2])
-if existing then return {tonumber(existing), 0} end
-local n = redis.call('INCR', KEYS[1])
-local history = ARGV[1] .. 'history:' .. ARGV[2]
-local earlier = table.concat(redis.call('LRANGE', history, -10, -1), ',')
-redis.call('HSET', ARGV[1] .. 'case:' .. n, 'number', n, 'status', 'open', 'child', ARGV[3],
-  'child_key', ARGV[2], 'opened_at', ARGV[4], 'arrived_closed', ARGV[5], 'opened_by', ARGV[6],
-  'earlier', earlier)
-redis.call('RPUSH', history, n)
-redis.call('LTRIM', history, -10, -1)
-redis.call('ZADD', KEYS[3], n, n)
-redis.call('HSET', KEYS[2], ARGV[2], n)
-return {n, 1}
-"""
-
-# KEYS[1] case hash, KEYS[2] open-by-child, KEYS[3] unanswered, KEYS[4] closed index; ARGV:
-# number, reason, now, by. Returns 1 if it closed now.
-_CLOSE = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return 0 end
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
-redis.call('HSET', KEYS[1], 'status', 'closed', 'closed_at', ARGV[3], 'closed_reason', ARGV[2])
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'closed_by', ARGV[4]) end
-local child_key = redis.call('HGET', KEYS[1], 'child_key')
-if child_key and redis.call('HGET', KEYS[2], child_key) == ARGV[1] then
-  redis.call('HDEL', KEYS[2], child_key)
-end
-return 1
-"""
-
-# KEYS[1] case hash, KEYS[2] by-thread; ARGV: number, thread ts.
+# KEYS[1] case hash, KEYS[2] by-thread, KEYS[3] lane threads; ARGV: number, thread ts, lane.
+# Records the Slack thread of a case once (the root post's answer, or the earlier post found).
 _SET_THREAD = """
 if redis.call('HSETNX', KEYS[1], 'thread_ts', ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'v', 1)
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-  return 1
 end
-return 0
-"""
-
-# KEYS[1] due, KEYS[2] applied marker (or '' for none); ARGV: lanes prefix, now, ttl, wake channel,
-# then lane, item pairs. Items are "id|json". Applies at most once per marker.
-_ENQUEUE = """
-if KEYS[2] ~= '' then
-  if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then return 0 end
-end
-for i = 5, #ARGV, 2 do
-  redis.call('RPUSH', ARGV[1] .. 'lane:' .. ARGV[i], ARGV[i + 1])
-  redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[i])
-end
-if #ARGV >= 5 then redis.call('PUBLISH', ARGV[4], '1') end
+redis.call('HSETNX', KEYS[3], ARGV[3], redis.call('HGET', KEYS[1], 'thread_ts'))
 return 1
 """
 
-# KEYS[1] due, KEYS[2] applied marker; ARGV: lanes prefix, now, ttl, wake channel, effects JSON,
-# then lane, item pairs. The first run of an inbound entry enqueues its deliveries and keeps its
-# effects under the marker, in one step, and returns nil. Any later run (a replay after a crash)
-# enqueues nothing and returns what the first run kept: its effects, or "1" once they were all
-# applied. So deliveries and effects always come from the same decision.
-_RECORD_DECISION = """
-local kept = redis.call('GET', KEYS[2])
-if kept then return kept end
-redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[3])
-for i = 6, #ARGV, 2 do
-  redis.call('RPUSH', ARGV[1] .. 'lane:' .. ARGV[i], ARGV[i + 1])
-  redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[i])
+# KEYS[1] open-by-child, KEYS[2] blocked, KEYS[3] seq, KEYS[4] unanswered, KEYS[5] history,
+# KEYS[6] closed notice; ARGV: cases prefix, child key, window start ms, now ms. Reads only: everything
+# the decision on a child's message needs, in one round trip.
+_LOAD_CHILD = """
+local open = redis.call('HGET', KEYS[1], ARGV[2])
+local block = redis.call('HGET', KEYS[2], ARGV[2])
+local case, blocked_case, recent, stickers = {}, {}, 0, 0
+if open then
+  case = redis.call('HGETALL', ARGV[1] .. 'case:' .. open)
+  recent = redis.call('ZCOUNT', ARGV[1] .. 'recent-all:' .. open, ARGV[3], ARGV[4])
+  stickers = redis.call('ZCOUNT', ARGV[1] .. 'recent-stickers:' .. open, ARGV[3], ARGV[4])
 end
-if #ARGV >= 6 then redis.call('PUBLISH', ARGV[4], '1') end
-return false
+if block then
+  blocked_case = redis.call('HGETALL', ARGV[1] .. 'case:' .. cjson.decode(block)['case'])
+end
+return {open or '', case, block or '', blocked_case, redis.call('LRANGE', KEYS[5], 0, -1),
+  redis.call('GET', KEYS[6]) or '', redis.call('GET', KEYS[3]) or '', recent, stickers,
+  redis.call('HLEN', KEYS[1]), redis.call('ZCARD', KEYS[4])}
 """
 
-# KEYS[1] due, KEYS[2] attempts; ARGV: lanes prefix, now, lease ms, token, max.
-# Claims up to max due lanes: returns a flat list lane, item, attempts, ...
+# KEYS[1] by-thread; ARGV: cases prefix, thread ts. Reads only: the case of a Slack thread.
+_CASE_OF_THREAD = """
+local number = redis.call('HGET', KEYS[1], ARGV[2])
+if not number then return {} end
+return redis.call('HGETALL', ARGV[1] .. 'case:' .. number)
+"""
+
+# KEYS[1] due, KEYS[2] attempts, KEYS[3] lane threads; ARGV: lanes prefix, now, lease ms, token,
+# max. Claims up to max due lanes: returns a flat list lane, item, attempts, thread ts, ...
 # A claimed lane's due time moves to its lease expiry, so a worker that dies mid-delivery
 # hands the lane back by itself. Lanes to a paused platform move to the end of the pause.
 _CLAIM = """
@@ -150,6 +112,7 @@ for _, lane in ipairs(lanes) do
         table.insert(out, lane)
         table.insert(out, item)
         table.insert(out, n)
+        table.insert(out, redis.call('HGET', KEYS[3], lane) or '')
       end
     else
       local left = redis.call('PTTL', lease_key)
@@ -215,12 +178,6 @@ redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[5]) + tonumber(ARGV[4]), ARGV[2]
 return 1
 """
 
-# KEYS[1] case marker, KEYS[2] case hash; ARGV: ttl. Counts a blocked child's message once.
-_COUNT_BLOCKED = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-return redis.call('HINCRBY', KEYS[2], 'blocked_count', 1)
-"""
-
 # KEYS[1] router lease; ARGV token, ms. Takes the lease if free, or extends it if ours.
 _ACQUIRE = """
 local holder = redis.call('GET', KEYS[1])
@@ -228,24 +185,6 @@ if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 if holder then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
-"""
-
-# KEYS[1] open-by-child, KEYS[2] unanswered; ARGV: number. Returns {open cases, place in line}:
-# place = 1 + open cases opened earlier that no counsellor has answered yet. O(log n).
-_QUEUE = """
-local ahead = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. ARGV[1])
-return {redis.call('HLEN', KEYS[1]), ahead + 1}
-"""
-
-# KEYS[1] case hash, KEYS[2] unanswered; ARGV: user, now, number. The first counsellor to answer
-# stays the case's counsellor.
-_ASSIGN = """
-redis.call('ZREM', KEYS[2], ARGV[3])
-if redis.call('HSETNX', KEYS[1], 'counsellor', ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'counsellor_since', ARGV[2])
-  return 1
-end
-return 0
 """
 
 # KEYS[1] timers, KEYS[2] inbound stream; ARGV: now ms, max, fired-marker prefix, marker ttl.
@@ -260,57 +199,6 @@ for _, member in ipairs(due) do
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {#due, first[2] or -1}
-"""
-
-# KEYS[1] timers, KEYS[2] fired marker; ARGV: member, due ms. Arms a timer once: never again
-# after it fired, and an armed one keeps its time.
-_ARM = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-return redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
-"""
-
-# KEYS[1] all recent, KEYS[2] recent stickers; ARGV: member, now ms, window ms, sticker ('1').
-# Notes one message (once, however often it is replayed) and counts the window up to it.
-_RECENT = """
-local since = tonumber(ARGV[2]) - tonumber(ARGV[3])
-local ttl = math.ceil(tonumber(ARGV[3]) / 1000) + 60
-redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. since)
-redis.call('EXPIRE', KEYS[1], ttl)
-if ARGV[4] == '1' then
-  redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. since)
-  redis.call('EXPIRE', KEYS[2], ttl)
-end
-return {redis.call('ZCOUNT', KEYS[1], since, ARGV[2]), redis.call('ZCOUNT', KEYS[2], since, ARGV[2])}
-"""
-
-# KEYS[1] closed index; ARGV: cases prefix, closed before, max. Erases the LINE user ID of cases
-# closed before then (the pseudonym stays, for history and blocks). Returns how many.
-_FORGET = """
-local numbers = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, n in ipairs(numbers) do
-  redis.call('HDEL', ARGV[1] .. 'case:' .. n, 'child')
-  redis.call('ZREM', KEYS[1], n)
-end
-return #numbers
-"""
-
-# KEYS[1] seen marker, KEYS[2] held list, KEYS[3] case hash; ARGV: ttl, is text ('1'), text.
-_HOLD_BACK = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-if ARGV[2] == '1' then redis.call('RPUSH', KEYS[2], ARGV[3]) else redis.call('HINCRBY', KEYS[3], 'held_stickers', 1) end
-return 1
-"""
-
-# KEYS[1] audit stream, KEYS[2] seen marker; ARGV: min id (retention), marker ttl, then field, value
-# pairs. Appends a record once per id, dropping records older than the retention period.
-_AUDIT = """
-if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then return 0 end
-local fields = {}
-for i = 3, #ARGV do table.insert(fields, ARGV[i]) end
-redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', unpack(fields))
-return 1
 """
 
 # KEYS[1] router lease; ARGV token, ms. Extends the lease only if it is still ours.
@@ -335,6 +223,34 @@ class Claim:
     payload: dict[str, Any]
     attempts: int
     enqueued_ms: int
+    thread_ts: str | None = None  # the Slack thread of the lane's case, once its root is posted
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """A case as loaded, with what a commit checks it against: its version."""
+
+    case: Case
+    version: str
+    child_key: str
+
+
+@dataclass(frozen=True)
+class ChildLoad:
+    """Everything known of the child writing now, read in one round trip, with the values a
+    commit checks (the child's open case and block, the case sequence) as they were read."""
+
+    open_case: CaseRecord | None
+    open_number_raw: str | None
+    block: Block | None
+    block_raw: str | None
+    blocked_case: CaseRecord | None
+    history: tuple[int, ...]
+    closed_notice: str | None
+    seq_raw: str | None
+    recent: Recent
+    open_cases: int
+    unanswered: int
 
 
 def encode_item(item_id: str, payload: dict[str, Any], enqueued_ms: int) -> str:
@@ -359,27 +275,18 @@ class Store:
         self.redis = redis
         self.keys = keys or Keys()
         self._child_key_secret = child_key_secret
+        self._committer = Committer(redis, wake_channel=self.keys.wake_channel)
         self._record = redis.register_script(_RECORD)
-        self._open_or_get = redis.register_script(_OPEN_OR_GET)
-        self._close = redis.register_script(_CLOSE)
         self._set_thread = redis.register_script(_SET_THREAD)
-        self._enqueue = redis.register_script(_ENQUEUE)
+        self._load_child = redis.register_script(_LOAD_CHILD)
+        self._case_of_thread = redis.register_script(_CASE_OF_THREAD)
         self._claim = redis.register_script(_CLAIM)
         self._complete = redis.register_script(_COMPLETE)
         self._retry = redis.register_script(_RETRY)
         self._renew = redis.register_script(_RENEW)
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew_lane = redis.register_script(_RENEW_LANE)
-        self._queue = redis.register_script(_QUEUE)
-        self._assign = redis.register_script(_ASSIGN)
         self._fire = redis.register_script(_FIRE)
-        self._arm = redis.register_script(_ARM)
-        self._recent = redis.register_script(_RECENT)
-        self._audit = redis.register_script(_AUDIT)
-        self._hold_back = redis.register_script(_HOLD_BACK)
-        self._forget = redis.register_script(_FORGET)
-        self._record_decision = redis.register_script(_RECORD_DECISION)
-        self._count_blocked = redis.register_script(_COUNT_BLOCKED)
 
     async def prepare(self) -> None:
         """Load the pseudonym key, making it on first use. Stored in Redis, so it stays the
@@ -390,12 +297,30 @@ class Store:
             if stored is None:
                 raise RuntimeError("the pseudonym key vanished from Redis")
             self._child_key_secret = as_text(stored).encode()
+        await self._know_lane_threads()
+
+    async def _know_lane_threads(self) -> None:
+        """Cases whose thread was recorded before lanes knew their thread (an upgrade): their
+        lanes learn it, once. Setting a known one again changes nothing."""
+        if await self.redis.exists(self.keys.lane_threads):
+            return
+        threads: Any = await self.redis.hgetall(self.keys.by_thread)
+        if threads:
+            mapping = {f"slack:{as_text(number)}": as_text(ts) for ts, number in threads.items()}
+            pipe = self.redis.pipeline(transaction=False)
+            for lane, ts in mapping.items():
+                pipe.hsetnx(self.keys.lane_threads, lane, ts)
+            await pipe.execute()
 
     def child_key(self, child_id: str) -> str:
         """A stable pseudonym for a LINE user ID, so key names never carry the ID itself."""
         if self._child_key_secret is None:
             raise RuntimeError("Store.prepare() must run before child keys are derived")
         return hmac.new(self._child_key_secret, child_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+    async def commit(self, ops: Ops) -> Committed:
+        """Write a decision in one atomic step (see commit.py)."""
+        return await self._committer.commit(ops, now_ms=now_ms())
 
     # --- inbound ----------------------------------------------------------------------
 
@@ -419,16 +344,6 @@ class Store:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def drop_routed_entry(self, entry_id: str) -> None:
-        """Settle a routed entry: its kept effects are replaced by a bare "applied" mark, and
-        the entry is acknowledged and deleted, so its content leaves Redis. (One round trip;
-        the mark goes first, so a crash in between leaves nothing of the child's behind.)"""
-        await self.redis.set(self.keys.applied(entry_id), "1", xx=True, keepttl=True)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.xack(self.keys.inbound, "router", entry_id)
-        pipe.xdel(self.keys.inbound, entry_id)
-        await pipe.execute()
-
     async def set_aside(self, entry_id: str, fields: dict[Any, Any]) -> None:
         """Move an entry the router could not decide to the set-aside stream for an operator."""
         pipe = self.redis.pipeline(transaction=True)
@@ -447,226 +362,125 @@ class Store:
     async def release_router_lease(self, token: str) -> None:
         await self._renew(keys=[self.keys.router_lease], args=[token, 1])
 
-    # --- cases ------------------------------------------------------------------------
+    # --- reads for decisions ----------------------------------------------------------
 
-    async def open_or_get_case(
-        self, child_id: str, now: float, *, arrived_closed: bool = False, entry_id: str = ""
-    ) -> tuple[int, bool]:
-        """The child's open case, opening one if none is open. Returns (number, created).
-
-        entry_id, the inbound entry asking, is kept on a new case, so that a replay of the
-        same entry can tell it opened the case (Case.opened_by).
-        """
-        number, created, _ = await self._open(child_id, now, arrived_closed, entry_id, unless_blocked=False)
-        return number, created
-
-    async def open_case_unless_blocked(
-        self, child_id: str, now: float, *, arrived_closed: bool = False, entry_id: str = ""
-    ) -> tuple[int, bool, Block | None]:
-        """As open_or_get_case, in the same round trip, unless the child is blocked: then
-        (0, False, the block) and nothing is opened."""
-        return await self._open(child_id, now, arrived_closed, entry_id, unless_blocked=True)
-
-    async def _open(
-        self, child_id: str, now: float, arrived_closed: bool, entry_id: str, *, unless_blocked: bool
-    ) -> tuple[int, bool, Block | None]:
-        keys = [self.keys.case_seq, self.keys.open_by_child, self.keys.unanswered]
-        reply = await self._open_or_get(
-            keys=keys + ([self.keys.blocked] if unless_blocked else []),
-            args=[
-                self.keys.cases_prefix,
-                self.child_key(child_id),
-                child_id,
-                f"{now:.3f}",
-                "1" if arrived_closed else "0",
-                entry_id,
+    async def load_child(self, child_id: str, *, now: float, window_s: int) -> ChildLoad:
+        """What a child's message is decided from, in one round trip (reads only)."""
+        child_key = self.child_key(child_id)
+        reply: Any = await self._load_child(
+            keys=[
+                self.keys.open_by_child,
+                self.keys.blocked,
+                self.keys.case_seq,
+                self.keys.unanswered,
+                self.keys.history(child_key),
+                self.keys.closed_notice(child_key),
             ],
+            args=[self.keys.cases_prefix, child_key, int((now - window_s) * 1000), int(now * 1000)],
         )
-        block = _block_from(as_text(reply[2])) if len(reply) > 2 else None
-        return int(reply[0]), bool(reply[1]), block
+        open_raw, case_raw, block_raw, blocked_raw, history, notice, seq, recent, stickers, opened, waiting = reply
+        open_text, block_text = as_text(open_raw), as_text(block_raw)
+        return ChildLoad(
+            open_case=_record_from(_pairs(case_raw)),
+            open_number_raw=open_text or None,
+            block=_block_from(block_text) if block_text else None,
+            block_raw=block_text or None,
+            blocked_case=_record_from(_pairs(blocked_raw)),
+            history=tuple(int(as_text(n)) for n in history),
+            closed_notice=as_text(notice) or None,
+            seq_raw=as_text(seq) or None,
+            recent=Recent(messages=int(recent), stickers=int(stickers)),
+            open_cases=int(opened),
+            unanswered=int(waiting),
+        )
 
-    async def queue_of(self, number: int) -> Queue:
-        """How many cases are open, and this case's place among the unanswered ones."""
-        open_cases, place = await self._queue(keys=[self.keys.open_by_child, self.keys.unanswered], args=[number])
-        return Queue(open_cases=int(open_cases), place=int(place))
+    async def case_record(self, number: int) -> CaseRecord | None:
+        return _record_from(await self.redis.hgetall(self.keys.case(number)))
 
-    async def open_cases(self) -> list[Case]:
-        """Every open case, by number (one round trip for the list, one for the cases)."""
-        numbers = sorted(int(n) for n in await self.redis.hvals(self.keys.open_by_child))
-        return await self.get_cases(numbers)
-
-    async def get_cases(self, numbers: Sequence[int]) -> list[Case]:
+    async def case_records(self, numbers: Sequence[int]) -> list[CaseRecord]:
+        """The cases that exist among these numbers, in the same order (one round trip)."""
+        if not numbers:
+            return []
         pipe = self.redis.pipeline(transaction=False)
         for number in numbers:
             pipe.hgetall(self.keys.case(number))
-        return [case for raw in await pipe.execute() if (case := _case_from(raw)) is not None]
+        return [record for raw in await pipe.execute() if (record := _record_from(raw)) is not None]
 
-    async def assign_counsellor(self, number: int, user: str, now: float) -> bool:
-        """Record the first counsellor to answer; later calls change nothing."""
-        return bool(
-            await self._assign(keys=[self.keys.case(number), self.keys.unanswered], args=[user, f"{now:.3f}", number])
-        )
+    async def case_record_of_thread(self, thread_ts: str) -> CaseRecord | None:
+        """The case whose Slack thread this is (one round trip)."""
+        raw: Any = await self._case_of_thread(keys=[self.keys.by_thread], args=[self.keys.cases_prefix, thread_ts])
+        return _record_from(_pairs(raw))
 
-    async def note_counsellor_reply(self, number: int, now: float) -> None:
-        await self.redis.hset(self.keys.case(number), "last_counsellor_at", f"{now:.3f}")
+    async def get_case(self, number: int) -> Case | None:
+        record = await self.case_record(number)
+        return record.case if record is not None else None
 
-    async def note_child_message(self, number: int, now: float) -> None:
-        await self.redis.hset(self.keys.case(number), "last_child_at", f"{now:.3f}")
+    async def get_cases(self, numbers: Sequence[int]) -> list[Case]:
+        return [record.case for record in await self.case_records(numbers)]
 
-    async def set_hold(self, number: int, hold: bool) -> None:
-        await self.redis.hset(self.keys.case(number), "hold", "1" if hold else "0")
+    async def open_case_records(self) -> list[CaseRecord]:
+        """Every open case, by number (one round trip for the list, one for the cases)."""
+        numbers = sorted(int(n) for n in await self.redis.hvals(self.keys.open_by_child))
+        return await self.case_records(numbers)
 
-    async def mark_busy_notified(self, number: int) -> None:
-        await self.redis.hset(self.keys.case(number), "busy_notified", "1")
+    async def open_cases(self) -> list[Case]:
+        return [record.case for record in await self.open_case_records()]
 
-    async def mark_arrived_closed(self, number: int) -> None:
-        await self.redis.hset(self.keys.case(number), "arrived_closed", "1")
+    async def case_by_thread(self, thread_ts: str) -> int | None:
+        number = await self.redis.hget(self.keys.by_thread, thread_ts)
+        return int(number) if number is not None else None
+
+    async def queue_counts(self, number: int) -> tuple[int, int]:
+        """(open cases, unanswered open cases opened before this one), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hlen(self.keys.open_by_child)
+        pipe.zcount(self.keys.unanswered, "-inf", f"({number}")
+        opened, before = await pipe.execute()
+        return int(opened), int(before)
+
+    async def open_case_of(self, child_id: str) -> int | None:
+        number = await self.redis.hget(self.keys.open_by_child, self.child_key(child_id))
+        return int(number) if number is not None else None
+
+    async def open_number_of_key(self, child_key: str) -> str | None:
+        """The open case number of a child (by pseudonym), as stored, if any."""
+        number = await self.redis.hget(self.keys.open_by_child, child_key)
+        return as_text(number) if number is not None else None
+
+    async def block_raw_of_key(self, child_key: str) -> str | None:
+        """A child's block (by pseudonym), as stored, if any."""
+        raw = await self.redis.hget(self.keys.blocked, child_key)
+        return as_text(raw) if raw is not None else None
+
+    @staticmethod
+    def block_from(raw: str) -> Block:
+        """A block as stored."""
+        return _block_from(raw)
+
+    async def block_of(self, child_id: str) -> Block | None:
+        """The block of the child writing now, if any."""
+        raw = await self.block_raw_of_key(self.child_key(child_id))
+        return _block_from(raw) if raw is not None else None
+
+    async def block_of_case(self, number: int) -> Block | None:
+        """The block of a case's child, if any (works after the LINE user ID was erased)."""
+        record = await self.case_record(number)
+        raw = await self.block_raw_of_key(record.child_key) if record is not None else None
+        return _block_from(raw) if raw is not None else None
 
     async def closed_notice_of(self, child_id: str) -> str | None:
         """The closed period for which the child last got the out-of-hours reply."""
         value = await self.redis.get(self.keys.closed_notice(self.child_key(child_id)))
         return as_text(value) if value is not None else None
 
-    async def mark_closed_notice(self, child_id: str, period: str, until: float) -> None:
-        ttl = max(60, int(until - time.time()) + 86400)
-        await self.redis.set(self.keys.closed_notice(self.child_key(child_id)), period, ex=ttl)
-
-    async def note_closed_arrival(self, number: int, at: float) -> None:
-        await self.redis.zadd(self.keys.closed_arrivals, {str(number): at}, nx=True)
-
     async def closed_arrivals(self) -> list[tuple[int, float]]:
         rows: Any = await self.redis.zrange(self.keys.closed_arrivals, 0, -1, withscores=True)
         return [(int(as_text(member)), float(score)) for member, score in rows]
 
-    async def clear_closed_arrivals(self, numbers: Sequence[int]) -> None:
-        if numbers:
-            await self.redis.zrem(self.keys.closed_arrivals, *[str(n) for n in numbers])
-
-    # --- timers ------------------------------------------------------------------------
-
-    async def schedule_timer(self, kind: str, arg: str, at: float) -> None:
-        """Fire (kind, arg) at the given time. Scheduling the same timer again, before or after
-        it fired, changes nothing."""
-        member = f"{kind}|{arg}"
-        await self._arm(keys=[self.keys.timers, self.keys.fired_prefix + member], args=[member, int(at * 1000)])
-
-    async def fire_due_timers(self, *, limit: int = 100) -> tuple[int, float | None]:
-        """Move due timers into the inbound stream. Returns (how many, seconds until the next)."""
-        fired, next_ms = await self._fire(
-            keys=[self.keys.timers, self.keys.inbound],
-            args=[now_ms(), limit, self.keys.fired_prefix, FIRED_MARKER_TTL_SECONDS],
-        )
-        next_ms = float(next_ms)
-        return int(fired), (max(0.0, (next_ms - now_ms()) / 1000) if next_ms >= 0 else None)
-
-    async def open_case_of(self, child_id: str) -> int | None:
-        number = await self.redis.hget(self.keys.open_by_child, self.child_key(child_id))
-        return int(number) if number is not None else None
-
-    async def get_case(self, number: int) -> Case | None:
-        return _case_from(await self.redis.hgetall(self.keys.case(number)))
-
-    async def case_by_thread(self, thread_ts: str) -> int | None:
-        number = await self.redis.hget(self.keys.by_thread, thread_ts)
-        return int(number) if number is not None else None
-
-    async def close_case(self, number: int, reason: str, now: float, *, by: str | None = None) -> bool:
-        """Close an open case. Returns False if it was not open (nothing changes then)."""
-        return bool(
-            await self._close(
-                keys=[self.keys.case(number), self.keys.open_by_child, self.keys.unanswered, self.keys.closed_index],
-                args=[number, reason, f"{now:.3f}", by or ""],
-            )
-        )
-
-    async def erase_closed_children_ids(self, *, closed_before: float, limit: int = 500) -> int:
-        """Erase the LINE user ID from cases closed before the given time; returns how many."""
-        return int(
-            await self._forget(keys=[self.keys.closed_index], args=[self.keys.cases_prefix, closed_before, limit])
-        )
-
-    async def mark_blocked_risk(self, number: int) -> None:
-        await self.redis.hset(self.keys.case(number), "blocked_risk", "1")
-
-    async def mark_urgent(self, number: int) -> None:
-        await self.redis.hset(self.keys.case(number), "urgent", "1")
-
-    # --- blocks -----------------------------------------------------------------------
-
-    async def _child_key_of_case(self, number: int) -> str | None:
-        """A case's child pseudonym: it outlives the LINE user ID (see erase_closed_children_ids)."""
-        key = await self.redis.hget(self.keys.case(number), "child_key")
-        return as_text(key) if key is not None else None
-
-    async def block_child(self, number: int, *, by: str, reason: str, at: float) -> None:
-        """Block the child of a case (keyed by pseudonym); the case shows it and counts afresh."""
-        child_key = await self._child_key_of_case(number)
-        if child_key is None:
-            return
-        record = json.dumps({"case": number, "by": by, "at": at, "reason": reason}, ensure_ascii=True)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.blocked, child_key, record)
-        pipe.hset(self.keys.case(number), mapping={"blocked": "1", "blocked_count": "0", "blocked_risk": "0"})
-        await pipe.execute()
-
-    async def unblock_child(self, number: int) -> None:
-        """Lift the block of a case's child; the case it was made from (and the one named) stop showing it."""
-        child_key = await self._child_key_of_case(number)
-        if child_key is None:
-            return
-        block = await self._block_by_key(child_key)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hdel(self.keys.blocked, child_key)
-        for case in {number, *([block.case] if block else [])}:
-            pipe.hset(self.keys.case(case), "blocked", "0")
-        await pipe.execute()
-
-    async def block_of(self, child_id: str) -> Block | None:
-        """The block of the child writing now, if any."""
-        return await self._block_by_key(self.child_key(child_id))
-
-    async def block_of_case(self, number: int) -> Block | None:
-        """The block of a case's child, if any (works after the LINE user ID was forgotten)."""
-        child_key = await self._child_key_of_case(number)
-        return await self._block_by_key(child_key) if child_key is not None else None
-
-    async def open_case_of_case(self, number: int) -> int | None:
-        """The open case of the same child as case `number`, if any."""
-        child_key = await self._child_key_of_case(number)
-        if child_key is None:
-            return None
-        open_number = await self.redis.hget(self.keys.open_by_child, child_key)
-        return int(open_number) if open_number is not None else None
-
-    async def _block_by_key(self, child_key: str) -> Block | None:
-        raw = await self.redis.hget(self.keys.blocked, child_key)
-        return _block_from(as_text(raw)) if raw is not None else None
-
-    async def count_blocked_message(self, number: int, *, marker: str) -> None:
-        """Count one message of a blocked child on the case, once per marker."""
-        await self._count_blocked(
-            keys=[self.keys.held_seen(f"blocked:{marker}"), self.keys.case(number)], args=[DEDUP_TTL_SECONDS]
-        )
-
-    # --- floods -----------------------------------------------------------------------
-
-    async def note_recent(self, number: int, entry_id: str, *, sticker: bool, at: float, window_s: int) -> Recent:
-        """Note a child's message for the flood window and count the window up to it."""
-        messages, stickers = await self._recent(
-            keys=[self.keys.recent(number, "all"), self.keys.recent(number, "stickers")],
-            args=[entry_id, int(at * 1000), window_s * 1000, "1" if sticker else "0"],
-        )
-        return Recent(messages=int(messages), stickers=int(stickers))
-
-    async def start_flood(self, number: int, until: float) -> None:
-        await self.redis.hset(self.keys.case(number), "flood_until", f"{until:.3f}")
-
-    async def hold_back(self, number: int, text: str | None, *, marker: str) -> None:
-        """Keep a held message, once per marker (a replay does not keep it twice), in one step."""
-        await self._hold_back(
-            keys=[self.keys.held_seen(marker), self.keys.held(number), self.keys.case(number)],
-            args=[DEDUP_TTL_SECONDS, "" if text is None else "1", text or ""],
-        )
+    async def closed_before(self, cutoff: float, *, limit: int = 500) -> list[int]:
+        """Closed cases that still hold their child's LINE user ID and closed before cutoff."""
+        rows: Any = await self.redis.zrangebyscore(self.keys.closed_index, "-inf", cutoff, start=0, num=limit)
+        return [int(as_text(n)) for n in rows]
 
     async def held_of(self, number: int) -> tuple[list[str], int]:
         """What a flood hold kept back: the texts in order, and how many stickers."""
@@ -675,22 +489,6 @@ class Store:
         pipe.hget(self.keys.case(number), "held_stickers")
         texts, stickers = await pipe.execute()
         return [as_text(t) for t in texts], int(stickers or 0)
-
-    async def release_flood(self, number: int) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hdel(self.keys.case(number), "flood_until", "held_stickers")
-        pipe.delete(self.keys.held(number))
-        await pipe.execute()
-
-    # --- audit ------------------------------------------------------------------------
-
-    async def add_audit(self, record_id: str, record: dict[str, str], *, at: float, retention_days: int) -> bool:
-        """Append an audit record once per record_id; records past retention are dropped."""
-        min_id = int((at - retention_days * 86400) * 1000)
-        args: list[str | int] = [f"{max(0, min_id)}-0", retention_days * 86400]
-        for name, value in {"at": f"{at:.3f}", **record}.items():
-            args += [name, value]
-        return bool(await self._audit(keys=[self.keys.audit, self.keys.audit_seen(record_id)], args=args))
 
     async def audit_records(self, *, since: float = 0, case: int | None = None) -> list[dict[str, str]]:
         """Audit records from `since` on, oldest first, optionally of one case."""
@@ -706,9 +504,16 @@ class Store:
                 return records
             start = "(" + as_text(batch[-1][0])
 
-    async def trim_audit(self, *, retention_days: int) -> int:
-        min_id = int((time.time() - retention_days * 86400) * 1000)
-        return int(await self.redis.xtrim(self.keys.audit, minid=f"{max(0, min_id)}-0"))
+    # --- timers ------------------------------------------------------------------------
+
+    async def fire_due_timers(self, *, limit: int = 100) -> tuple[int, float | None]:
+        """Move due timers into the inbound stream. Returns (how many, seconds until the next)."""
+        fired, next_ms = await self._fire(
+            keys=[self.keys.timers, self.keys.inbound],
+            args=[now_ms(), limit, self.keys.fired_prefix, FIRED_MARKER_TTL_SECONDS],
+        )
+        next_ms = float(next_ms)
+        return int(fired), (max(0.0, (next_ms - now_ms()) / 1000) if next_ms >= 0 else None)
 
     # --- the roster of who may use the controls ----------------------------------------
 
@@ -740,68 +545,22 @@ class Store:
             group_supervisors=frozenset(as_text(m) for m in supervisors),
         )
 
-    async def change_member(self, user: str, *, joined: bool) -> None:
-        """Someone joined or left the case channel (between two full refreshes)."""
-        if joined:
-            await self.redis.sadd(self.keys.roster_members, user)
-        else:
-            await self.redis.srem(self.keys.roster_members, user)
-
-    async def set_thread(self, number: int, thread_ts: str) -> bool:
-        """Record the case's Slack thread once; a second call changes nothing."""
-        return bool(
-            await self._set_thread(keys=[self.keys.case(number), self.keys.by_thread], args=[number, thread_ts])
-        )
-
     # --- delivery lanes ---------------------------------------------------------------
 
-    async def enqueue(self, items: Iterable[tuple[str, str, dict[str, Any]]], *, marker: str | None) -> bool:
-        """Append (lane, item id, payload) deliveries atomically, at most once per marker.
-
-        Returns False when the marker was applied before (nothing is appended then).
-        """
-        now = now_ms()
-        args: list[str | int] = [self.keys.lanes_prefix, now, DEDUP_TTL_SECONDS, self.keys.wake_channel]
-        for lane, item_id, payload in items:
-            args += [lane, encode_item(item_id, payload, now)]
-        keys = [self.keys.due, self.keys.applied(marker) if marker else ""]
-        return bool(await self._enqueue(keys=keys, args=args))
-
-    async def record_decision(
-        self,
-        entry_id: str,
-        items: Iterable[tuple[str, str, dict[str, Any]]],
-        effects: list[dict[str, Any]],
-    ) -> list[dict[str, Any]] | None:
-        """Enqueue an inbound entry's deliveries and keep its effects, atomically, once.
-
-        Returns None on the first run (apply `effects`). On a replay returns the effects the
-        first run kept ([] when they were all applied): apply those, not a new decision, which
-        would see the state half changed."""
-        now = now_ms()
-        args: list[str | int] = [
-            self.keys.lanes_prefix,
-            now,
-            DEDUP_TTL_SECONDS,
-            self.keys.wake_channel,
-            json.dumps(effects, ensure_ascii=True),
-        ]
-        for lane, item_id, payload in items:
-            args += [lane, encode_item(item_id, payload, now)]
-        kept = await self._record_decision(keys=[self.keys.due, self.keys.applied(entry_id)], args=args)
-        if kept is None:
-            return None
-        text = as_text(kept)
-        loaded: list[dict[str, Any]] = [] if text == "1" else json.loads(text)
-        return loaded
+    async def record_thread(self, number: int, lane: str, thread_ts: str) -> None:
+        """Record a case's Slack thread once: on the case, in the lookup by thread, and for its
+        lane, whose later deliveries post into it. Recording it again changes nothing."""
+        await self._set_thread(
+            keys=[self.keys.case(number), self.keys.by_thread, self.keys.lane_threads], args=[number, thread_ts, lane]
+        )
 
     async def claim(self, *, token: str, lease_ms: int, max_lanes: int) -> list[Claim]:
         raw = await self._claim(
-            keys=[self.keys.due, self.keys.attempts],
+            keys=[self.keys.due, self.keys.attempts, self.keys.lane_threads],
             args=[self.keys.lanes_prefix, now_ms(), lease_ms, token, max_lanes],
         )
         claims = []
-        for i in range(0, len(raw), 3):
+        for i in range(0, len(raw), 4):
             item_id, payload, enqueued_ms = decode_item(as_text(raw[i + 1]))
             claims.append(
                 Claim(
@@ -810,6 +569,7 @@ class Store:
                     payload=payload,
                     attempts=int(raw[i + 2]),
                     enqueued_ms=enqueued_ms,
+                    thread_ts=as_text(raw[i + 3]) or None,
                 )
             )
         return claims
@@ -880,9 +640,6 @@ class Store:
             return None
         return max(0.0, (float(first[0][1]) - now_ms()) / 1000)
 
-    async def lane_length(self, lane: str) -> int:
-        return int(await self.redis.llen(self.keys.lane(lane)))
-
 
 def _case_from(raw: dict[Any, Any]) -> Case | None:
     if not raw:
@@ -907,7 +664,6 @@ def _case_from(raw: dict[Any, Any]) -> Case | None:
         last_child_at=moment("last_child_at"),
         hold=fields.get("hold") == "1",
         busy_notified=fields.get("busy_notified") == "1",
-        opened_by=fields.get("opened_by") or None,
         earlier=tuple(int(n) for n in fields.get("earlier", "").split(",") if n),
         closed_by=fields.get("closed_by") or None,
         urgent=fields.get("urgent") == "1",
@@ -916,6 +672,19 @@ def _case_from(raw: dict[Any, Any]) -> Case | None:
         flood_until=moment("flood_until"),
         blocked_risk=fields.get("blocked_risk") == "1",
     )
+
+
+def _record_from(raw: dict[Any, Any]) -> CaseRecord | None:
+    case = _case_from(raw)
+    if case is None:
+        return None
+    fields = {as_text(k): as_text(v) for k, v in raw.items()}
+    return CaseRecord(case=case, version=fields.get("v", ""), child_key=fields.get("child_key", ""))
+
+
+def _pairs(flat: list[Any]) -> dict[Any, Any]:
+    """A flat [field, value, ...] reply (HGETALL inside a script) as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _block_from(raw: str) -> Block:

@@ -1,0 +1,215 @@
+"""One atomic write: checks first, then every change, or nothing at all.
+
+The router commits each decision with one call of the script below: the state changes the core
+decided, the deliveries it enqueues and the acknowledgement of the inbound entry, together. The
+script knows no rule of the bridge. It runs a list of generic operations (set a hash field,
+append to a list, enqueue a delivery...) after checking that what the decision was made from
+is unchanged (compare-and-set on a case's version, a lookup still unset) and that the entry
+is still unacknowledged. If a check fails nothing is written, and the router decides again from
+fresh reads.
+
+Every key is passed in KEYS (operations name them by index), so the script also runs on a
+Redis Cluster once the keys of one commit share a slot.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from redis.asyncio import Redis
+
+# ARGV[1] the time (ms) enqueued lanes become due, ARGV[2] the wake-up channel, then the
+# operations, each as: name, argument count, arguments. A key argument is an index into KEYS.
+# A script that fails half-way keeps what it wrote, so every operation is checked before the
+# first write.
+_COMMIT = """
+local ops = {}
+local i = 3
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 1])
+  local args = {}
+  for j = 1, n do args[j] = ARGV[i + 1 + j] end
+  table.insert(ops, {ARGV[i], args})
+  i = i + 2 + n
+end
+local writes = {hset=1, hdel=1, hdelif=1, hincrby=1, set=1, setex=1, del=1, zadd=1, zaddnx=1, zrem=1,
+  zremrangebyscore=1, expire=1, rpush=1, ltrim=1, sadd=1, srem=1, xadd=1, xtrim=1, arm=1,
+  enqueue=1, ack=1}
+for _, op in ipairs(ops) do
+  local name, a = op[1], op[2]
+  if name == 'present' then
+    if #redis.call('XRANGE', KEYS[tonumber(a[1])], a[2], a[2]) == 0 then return 'gone' end
+  elseif name == 'hfield' then
+    if (redis.call('HGET', KEYS[tonumber(a[1])], a[2]) or '') ~= a[3] then return 'conflict' end
+  elseif name == 'value' then
+    if (redis.call('GET', KEYS[tonumber(a[1])]) or '') ~= a[2] then return 'conflict' end
+  elseif not writes[name] then
+    return redis.error_reply('unknown operation ' .. tostring(name))
+  end
+end
+local enqueued = false
+for _, op in ipairs(ops) do
+  local name, a = op[1], op[2]
+  local key = KEYS[tonumber(a[1])]
+  if name == 'hset' then redis.call('HSET', key, unpack(a, 2))
+  elseif name == 'hdel' then redis.call('HDEL', key, unpack(a, 2))
+  elseif name == 'hdelif' then
+    if redis.call('HGET', key, a[2]) == a[3] then redis.call('HDEL', key, a[2]) end
+  elseif name == 'hincrby' then redis.call('HINCRBY', key, a[2], a[3])
+  elseif name == 'set' then redis.call('SET', key, a[2])
+  elseif name == 'setex' then redis.call('SET', key, a[2], 'EX', a[3])
+  elseif name == 'del' then redis.call('DEL', key)
+  elseif name == 'zadd' then redis.call('ZADD', key, a[2], a[3])
+  elseif name == 'zaddnx' then redis.call('ZADD', key, 'NX', a[2], a[3])
+  elseif name == 'zrem' then redis.call('ZREM', key, unpack(a, 2))
+  elseif name == 'zremrangebyscore' then redis.call('ZREMRANGEBYSCORE', key, a[2], a[3])
+  elseif name == 'expire' then redis.call('EXPIRE', key, a[2])
+  elseif name == 'rpush' then redis.call('RPUSH', key, unpack(a, 2))
+  elseif name == 'ltrim' then redis.call('LTRIM', key, a[2], a[3])
+  elseif name == 'sadd' then redis.call('SADD', key, unpack(a, 2))
+  elseif name == 'srem' then redis.call('SREM', key, unpack(a, 2))
+  elseif name == 'xadd' then redis.call('XADD', key, 'MINID', '~', a[2], '*', unpack(a, 3))
+  elseif name == 'xtrim' then redis.call('XTRIM', key, 'MINID', a[2])
+  elseif name == 'arm' then
+    -- a timer fires once: one that fired already is not armed again, an armed one keeps its time
+    if redis.call('EXISTS', KEYS[tonumber(a[2])]) == 0 then redis.call('ZADD', key, 'NX', a[3], a[4]) end
+  elseif name == 'enqueue' then
+    redis.call('RPUSH', key, a[4])
+    redis.call('ZADD', KEYS[tonumber(a[2])], 'NX', ARGV[1], a[3])
+    enqueued = true
+  elseif name == 'ack' then
+    redis.call('XACK', key, a[2], a[3])
+    redis.call('XDEL', key, a[3])
+  end
+end
+if enqueued then redis.call('PUBLISH', ARGV[2], '1') end
+return 'done'
+"""
+
+
+class Committed(StrEnum):
+    DONE = "done"  # every change is written
+    GONE = "gone"  # the entry was committed before (by another router): nothing written
+    CONFLICT = "conflict"  # what the decision was made from changed: nothing written; decide again
+
+
+class Ops:
+    """The operations of one commit, in order. Checks may come anywhere: all run first."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self._index: dict[str, int] = {}
+        self.args: list[str] = []
+        self.count = 0
+
+    def _key(self, key: str) -> str:
+        if key not in self._index:
+            self.keys.append(key)
+            self._index[key] = len(self.keys)
+        return str(self._index[key])
+
+    def _add(self, name: str, key: str, *values: object, keys: tuple[str, ...] = ()) -> None:
+        args = [self._key(key), *(self._key(k) for k in keys), *(str(v) for v in values)]
+        self.args += [name, str(len(args)), *args]
+        self.count += 1
+
+    # checks
+    def present(self, stream: str, entry_id: str) -> None:
+        """The inbound entry is still there (no other router committed it)."""
+        self._add("present", stream, entry_id)
+
+    def field_is(self, key: str, field: str, expected: str | None) -> None:
+        """A hash field still reads as loaded (None: still unset)."""
+        self._add("hfield", key, field, expected or "")
+
+    def value_is(self, key: str, expected: str | None) -> None:
+        self._add("value", key, expected or "")
+
+    # writes
+    def hset(self, key: str, mapping: dict[str, str]) -> None:
+        if mapping:
+            self._add("hset", key, *(part for pair in mapping.items() for part in pair))
+
+    def hdel(self, key: str, *fields: str) -> None:
+        if fields:
+            self._add("hdel", key, *fields)
+
+    def hdel_if(self, key: str, field: str, value: str) -> None:
+        """Delete a hash field if it still holds this value."""
+        self._add("hdelif", key, field, value)
+
+    def hincrby(self, key: str, field: str, amount: int) -> None:
+        self._add("hincrby", key, field, amount)
+
+    def set(self, key: str, value: str, *, ex: int | None = None) -> None:
+        if ex is None:
+            self._add("set", key, value)
+        else:
+            self._add("setex", key, value, ex)
+
+    def delete(self, key: str) -> None:
+        self._add("del", key)
+
+    def zadd(self, key: str, score: float, member: str, *, nx: bool = False) -> None:
+        self._add("zaddnx" if nx else "zadd", key, _number(score), member)
+
+    def zrem(self, key: str, *members: str) -> None:
+        if members:
+            self._add("zrem", key, *members)
+
+    def zremrangebyscore(self, key: str, low: str, high: str) -> None:
+        self._add("zremrangebyscore", key, low, high)
+
+    def expire(self, key: str, seconds: int) -> None:
+        self._add("expire", key, seconds)
+
+    def rpush(self, key: str, *values: str) -> None:
+        if values:
+            self._add("rpush", key, *values)
+
+    def ltrim(self, key: str, start: int, stop: int) -> None:
+        self._add("ltrim", key, start, stop)
+
+    def sadd(self, key: str, *members: str) -> None:
+        if members:
+            self._add("sadd", key, *members)
+
+    def srem(self, key: str, *members: str) -> None:
+        if members:
+            self._add("srem", key, *members)
+
+    def xadd(self, key: str, fields: dict[str, str], *, min_id: str) -> None:
+        """Append to a stream, dropping entries older than min_id."""
+        self._add("xadd", key, min_id, *(part for pair in fields.items() for part in pair))
+
+    def xtrim(self, key: str, *, min_id: str) -> None:
+        self._add("xtrim", key, min_id)
+
+    def arm(self, timers: str, fired_marker: str, due_ms: int, member: str) -> None:
+        """Arm a timer once: not again after it fired; an armed one keeps its time."""
+        self._add("arm", timers, due_ms, member, keys=(fired_marker,))
+
+    def enqueue(self, lane_list: str, due: str, lane: str, item: str) -> None:
+        """Append a delivery to its lane; the lane becomes due now unless it is due already."""
+        self._add("enqueue", lane_list, lane, item, keys=(due,))
+
+    def ack(self, stream: str, group: str, entry_id: str) -> None:
+        """Acknowledge and delete the inbound entry: its content leaves Redis."""
+        self._add("ack", stream, group, entry_id)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+class Committer:
+    """Runs commits against one Redis."""
+
+    def __init__(self, redis: Redis, *, wake_channel: str) -> None:
+        self._script = redis.register_script(_COMMIT)
+        self._wake_channel = wake_channel
+
+    async def commit(self, ops: Ops, *, now_ms: int) -> Committed:
+        reply: Any = await self._script(keys=ops.keys, args=[now_ms, self._wake_channel, *ops.args])
+        return Committed(reply.decode() if isinstance(reply, bytes) else reply)
