@@ -43,15 +43,15 @@ ROWS = (
     Row(
         "lifo-lanes",
         "order within a case (a decision's deliveries join the end of their lane)",
-        "bridge/adapters/redis/store.py",
-        "redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[3])\nfor i = 6, #ARGV, 2 do\n  redis.call('RPUSH'",
-        "redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[3])\nfor i = 6, #ARGV, 2 do\n  redis.call('LPUSH'",
+        "bridge/adapters/redis/commit.py",
+        "elseif name == 'enqueue' then\n    redis.call('RPUSH', key, a[4])",
+        "elseif name == 'enqueue' then\n    redis.call('LPUSH', key, a[4])",
         ("tests/test_guarantees_e2e.py::test_order_within_a_case_holds_under_a_real_backlog",),
     ),
     Row(
         "reversed-batch",
         "order within a case (the router decides a batch in stream order)",
-        "bridge/engine/worker.py",
+        "bridge/engine/router.py",
         "for entry_id, fields in entries:",
         "for entry_id, fields in reversed(entries):",
         ("tests/test_guarantees_e2e.py::test_a_backlog_recorded_while_no_worker_runs_is_routed_in_order",),
@@ -59,15 +59,15 @@ ROWS = (
     Row(
         "flood-never-released",
         "after the cool-down a flood hold lifts",
-        "bridge/engine/worker.py",
-        "await self.store.release_flood(effect.number)",
-        "pass",
+        "bridge/engine/commit.py",
+        'ops.hdel(self._case(effect.number), "flood_until", "held_stickers")',
+        "self._case(effect.number)",
         ("tests/test_guarantees_e2e.py::test_after_a_flood_cool_down_the_childs_messages_reach_the_thread_again",),
     ),
     Row(
         "words-in-retry-log",
         "no child's words in logs",
-        "bridge/engine/worker.py",
+        "bridge/engine/deliverer.py",
         'log.warning("delivery retry %s in=%.1fs reason=%s", fields, step.delay_s, outcome.reason)',
         'log.warning("delivery retry %s in=%.1fs reason=%s %s", fields, step.delay_s, outcome.reason,'
         ' getattr(delivery, "text", ""))',
@@ -76,7 +76,7 @@ ROWS = (
     Row(
         "no-platform-pause",
         "a 429 pauses every lane to that platform for Retry-After",
-        "bridge/engine/worker.py",
+        "bridge/engine/deliverer.py",
         'await self.store.pause_platform(claim.lane.split(":")[0], step.pause_platform_s)',
         "pass",
         ("tests/test_guarantees_e2e.py::test_a_429_pauses_every_lane_to_that_platform",),
@@ -84,7 +84,7 @@ ROWS = (
     Row(
         "no-lease-heartbeat",
         "a live worker keeps its lanes during a slow call",
-        "bridge/engine/worker.py",
+        "bridge/engine/deliverer.py",
         "heartbeat = asyncio.create_task(self._keep_lease(claim, token, attempt_over))",
         "heartbeat = asyncio.create_task(asyncio.sleep(0))",
         ("tests/test_guarantees_e2e.py::test_a_call_slower_than_the_lease_keeps_its_lane",),

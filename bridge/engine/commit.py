@@ -1,0 +1,280 @@
+"""A decision as one commit: the core's effects and deliveries as generic Redis operations.
+
+Each effect becomes plain writes (set a field, append, enqueue); no rule is decided here, only
+how a decided change is stored. What the decision was made from is checked in the same step:
+every case it changes must still have the version it was loaded with, and a case it opens must
+still be unopened (see Loaded). The inbound entry is acknowledged in the same step, so a crash
+leaves either the whole decision or none of it, and a replay simply decides again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, assert_never
+
+from bridge.adapters.redis.commit import Ops
+from bridge.adapters.redis.keys import Keys
+from bridge.adapters.redis.store import CaseRecord, encode_item
+from bridge.core import case as core
+from bridge.core.deliveries import ChannelPost, Delivery, Ephemeral, LinePush, LineReply, to_payload
+
+log = logging.getLogger("bridge.worker")
+
+# How long the closed-period notice of a child is kept after the period ends.
+_CLOSED_NOTICE_SLACK_S = 86400
+
+
+@dataclass
+class Loaded:
+    """What a decision was made from, as a commit must find it unchanged.
+
+    cases: the records loaded (their versions are checked when the decision changes them);
+    fields: hash fields read (key, field) -> value or None; values: plain keys read.
+    """
+
+    cases: dict[int, CaseRecord] = field(default_factory=dict)
+    fields: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    values: dict[str, str | None] = field(default_factory=dict)
+
+    def case(self, record: CaseRecord | None) -> core.Case | None:
+        """Note a loaded record and hand its case to the core."""
+        if record is None:
+            return None
+        self.cases[record.case.number] = record
+        return record.case
+
+    def cases_of(self, records: Iterable[CaseRecord]) -> list[core.Case]:
+        return [self.cases.setdefault(r.case.number, r).case for r in records]
+
+
+def lane_for(delivery: Delivery, child_key: Callable[[str], str]) -> str:
+    """Towards Slack, one lane per case (and one for the channel itself); towards LINE, one
+    lane per child (across cases)."""
+    if isinstance(delivery, LinePush | LineReply):
+        return "line:" + child_key(delivery.to)
+    if isinstance(delivery, ChannelPost):
+        return f"slack:{delivery.target}"
+    if isinstance(delivery, Ephemeral) and delivery.case is None:
+        return "slack:commands"
+    return f"slack:{delivery.case}"
+
+
+class Plan:
+    """Builds the operations of one commit."""
+
+    def __init__(
+        self,
+        *,
+        keys: Keys,
+        loaded: Loaded,
+        child_key: Callable[[str], str],
+        now: float,
+        audit_retention_days: int,
+    ) -> None:
+        self.keys = keys
+        self.loaded = loaded
+        self.child_key = child_key
+        self.now = now
+        self.audit_retention_days = audit_retention_days
+        self.ops = Ops()
+        self._touched: set[int] = set()
+        self._opened: dict[int, str] = {}  # cases this commit opens -> their child key
+        self.notes: list[tuple[Any, ...]] = []  # log lines, for once the commit is done
+
+    def _note(self, message: str, *args: object) -> None:
+        self.notes.append((message, *args))
+
+    def log_notes(self) -> None:
+        for message, *args in self.notes:
+            log.info(message, *args)
+
+    def checks(self) -> None:
+        """What was read as absent or with a value must still read so."""
+        for (key, name), value in self.loaded.fields.items():
+            self.ops.field_is(key, name, value)
+        for key, value in self.loaded.values.items():
+            self.ops.value_is(key, value)
+
+    def entry(self, entry_id: str) -> None:
+        """Acknowledge the inbound entry, if nobody committed it yet."""
+        self.ops.present(self.keys.inbound, entry_id)
+        self.ops.ack(self.keys.inbound, "router", entry_id)
+
+    def deliveries(self, deliveries: Iterable[Delivery], *, item_prefix: str, now_ms: int) -> None:
+        for index, delivery in enumerate(deliveries):
+            lane = lane_for(delivery, self.child_key)
+            item = encode_item(f"{item_prefix}.{index}", to_payload(delivery), now_ms)
+            self.ops.enqueue(self.keys.lane(lane), self.keys.due, lane, item)
+
+    def _case(self, number: int) -> str:
+        """A case's key, checking once that it still has the version it was loaded with."""
+        key = self.keys.case(number)
+        if number not in self._touched and number not in self._opened:
+            self._touched.add(number)
+            record = self.loaded.cases.get(number)
+            if record is not None:
+                self.ops.field_is(key, "v", record.version)
+            self.ops.hincrby(key, "v", 1)
+        return key
+
+    def _child_key_of(self, number: int) -> str | None:
+        if number in self._opened:
+            return self._opened[number]
+        record = self.loaded.cases.get(number)
+        return record.child_key if record is not None and record.child_key else None
+
+    def effects(self, effects: Iterable[core.Effect], *, entry_id: str) -> None:
+        for index, effect in enumerate(effects):
+            self.effect(effect, marker=f"{entry_id}:{index}")
+
+    def effect(self, effect: core.Effect, *, marker: str) -> None:
+        """The writes of one effect. Every effect type has a case: mypy fails on one without."""
+        keys, ops, now = self.keys, self.ops, self.now
+        match effect:
+            case core.OpenCase():
+                child_key = self.child_key(effect.child_id)
+                key = keys.case(effect.number)
+                self._opened[effect.number] = child_key
+                ops.set(keys.case_seq, str(effect.number))
+                ops.hset(
+                    key,
+                    {
+                        "v": "1",
+                        "number": str(effect.number),
+                        "status": core.CaseStatus.OPEN.value,
+                        "child": effect.child_id,
+                        "child_key": child_key,
+                        "opened_at": f"{effect.opened_at:.3f}",
+                        "arrived_closed": "1" if effect.arrived_closed else "0",
+                        "earlier": ",".join(str(n) for n in effect.earlier),
+                    },
+                )
+                history = keys.history(child_key)
+                ops.delete(history)
+                ops.rpush(history, *(str(n) for n in effect.history))
+                ops.zadd(keys.unanswered, effect.number, str(effect.number))
+                ops.hset(keys.open_by_child, {child_key: str(effect.number)})
+                self._note("case opened case=%d while=%s", effect.number, "closed" if effect.arrived_closed else "open")
+            case core.NoteRecent():
+                at_ms = int(effect.at * 1000)
+                since = f"({at_ms - effect.window_s * 1000}"
+                ttl = effect.window_s + 60
+                member = marker.rsplit(":", 1)[0]  # the entry: one mark per message
+                kinds = ["all", "stickers"] if effect.sticker else ["all"]
+                for kind in kinds:
+                    recent = keys.recent(effect.number, kind)
+                    ops.zadd(recent, at_ms, member, nx=True)
+                    ops.zremrangebyscore(recent, "-inf", since)
+                    ops.expire(recent, ttl)
+            case core.CloseCase():
+                fields = {
+                    "status": core.CaseStatus.CLOSED.value,
+                    "closed_at": f"{now:.3f}",
+                    "closed_reason": effect.reason.value,
+                }
+                if effect.by:
+                    fields["closed_by"] = effect.by
+                ops.hset(self._case(effect.number), fields)
+                ops.zrem(keys.unanswered, str(effect.number))
+                ops.zadd(keys.closed_index, now, str(effect.number))
+                closing_child = self._child_key_of(effect.number)
+                if closing_child is not None:  # the child may open a new case again
+                    ops.hdel_if(keys.open_by_child, closing_child, str(effect.number))
+                self._note("case closed case=%d reason=%s", effect.number, effect.reason.value)
+            case core.ScheduleTimer():
+                member = f"{effect.kind.value}|{effect.arg}"
+                ops.arm(keys.timers, keys.fired_prefix + member, int(effect.at * 1000), member)
+            case core.MarkClosedNotice():
+                ttl = max(60, int(effect.until - now) + _CLOSED_NOTICE_SLACK_S)
+                ops.set(keys.closed_notice(self.child_key(effect.child_id)), effect.period, ex=ttl)
+            case core.MarkBusyNotified():
+                ops.hset(self._case(effect.number), {"busy_notified": "1"})
+            case core.MarkArrivedClosed():
+                ops.hset(self._case(effect.number), {"arrived_closed": "1"})
+            case core.NoteClosedArrival():
+                ops.zadd(keys.closed_arrivals, effect.at, str(effect.number), nx=True)
+            case core.ClearClosedArrivals():
+                ops.zrem(keys.closed_arrivals, *(str(n) for n in effect.numbers))
+            case core.AssignCounsellor():
+                fields = {"counsellor": effect.user, "counsellor_since": f"{effect.at:.3f}"}
+                ops.hset(self._case(effect.number), fields)
+                ops.zrem(keys.unanswered, str(effect.number))
+            case core.NoteCounsellorReply():
+                ops.hset(self._case(effect.number), {"last_counsellor_at": f"{effect.at:.3f}"})
+            case core.NoteChildMessage():
+                ops.hset(self._case(effect.number), {"last_child_at": f"{effect.at:.3f}"})
+            case core.HoldCase():
+                ops.hset(self._case(effect.number), {"hold": "1"})
+                self._note("case on hold case=%d", effect.number)
+            case core.MarkUrgent():
+                ops.hset(self._case(effect.number), {"urgent": "1"})
+                self._note("case marked urgent case=%d", effect.number)
+            case core.BlockChild():
+                blocked_child = self._child_key_of(effect.number)
+                key = self._case(effect.number)
+                if blocked_child is None:
+                    return  # a case without its child's pseudonym cannot have been decided on
+                block = {"case": effect.number, "by": effect.by, "at": effect.at, "reason": effect.reason}
+                ops.hset(keys.blocked, {blocked_child: json.dumps(block, ensure_ascii=True)})
+                ops.hset(key, {"blocked": "1", "blocked_count": "0", "blocked_risk": "0"})
+                self._note("child blocked case=%d", effect.number)
+            case core.UnblockChild():
+                unblocked_child = self._child_key_of(effect.number)
+                if unblocked_child is not None:
+                    ops.hdel(keys.blocked, unblocked_child)
+                for number in effect.shown_on or (effect.number,):
+                    ops.hset(self._case(number), {"blocked": "0"})
+                self._note("child unblocked case=%d", effect.number)
+            case core.MarkBlockedRisk():
+                ops.hset(self._case(effect.number), {"blocked_risk": "1"})
+            case core.ChangeMember():
+                if effect.joined:
+                    ops.sadd(keys.roster_members, effect.user)
+                else:
+                    ops.srem(keys.roster_members, effect.user)
+                self._note("roster changed joined=%s", effect.joined)
+            case core.CountBlockedMessage():
+                ops.hincrby(self._case(effect.number), "blocked_count", 1)
+            case core.StartFlood():
+                ops.hset(self._case(effect.number), {"flood_until": f"{effect.until:.3f}"})
+                self._note("flood hold started case=%d", effect.number)
+            case core.HoldBack():
+                if effect.text is None:
+                    ops.hincrby(self._case(effect.number), "held_stickers", 1)
+                else:
+                    ops.rpush(keys.held(effect.number), effect.text)
+            case core.ReleaseFlood():
+                ops.hdel(self._case(effect.number), "flood_until", "held_stickers")
+                ops.delete(keys.held(effect.number))
+                self._note("flood hold lifted case=%d", effect.number)
+            case core.EraseChildIds():
+                for number in effect.numbers:
+                    ops.hdel(self._case(number), "child")
+                    ops.zrem(keys.closed_index, str(number))
+                self._note("LINE user IDs of closed cases erased count=%d", len(effect.numbers))
+            case core.TrimAudit():
+                ops.xtrim(keys.audit, min_id=_stream_id(effect.before))
+            case core.Audit():
+                record: dict[str, str] = {
+                    "at": f"{now:.3f}",
+                    "case": "" if effect.case is None else str(effect.case),
+                    "actor": effect.actor,
+                    "action": effect.action,
+                    "reason": effect.reason,
+                    "via": effect.via,
+                }
+                ops.xadd(keys.audit, record, min_id=_stream_id(now - self.audit_retention_days * 86400))
+            case _:
+                assert_never(effect)
+
+
+def _stream_id(at: float) -> str:
+    return f"{max(0, int(at * 1000))}-0"
+
+
+def describe(ops: Ops) -> dict[str, Any]:
+    """How big a commit is, for logs and tests (never its content)."""
+    return {"operations": ops.count, "keys": len(ops.keys)}

@@ -1,0 +1,313 @@
+"""The deliverers: they send what the router decided, and nothing else.
+
+A deliverer claims a due lane (one delivery at a time per lane, so order holds per case and per
+child), makes the API call the delivery stands for and settles it: complete, retry later with
+backoff, or fail with a report where a person looks. Any worker may deliver. A delivery carries
+all it needs; the only thing a deliverer learns is a new case's Slack thread, from the answer
+to its root post, which it records for the deliveries after it in the lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import logging
+import random
+import time
+from typing import Any, assert_never
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from bridge.adapters.line.client import LineClient
+from bridge.adapters.redis.store import Claim, Store
+from bridge.adapters.slack.client import SlackClient
+from bridge.adapters.slack.names import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE
+from bridge.adapters.slack.views import root_blocks
+from bridge.core import case as core
+from bridge.core.deliveries import (
+    ChannelPost,
+    Delivery,
+    Ephemeral,
+    LinePush,
+    LineReply,
+    Reaction,
+    RootPost,
+    RootUpdate,
+    ThreadPost,
+    from_payload,
+    to_payload,
+)
+from bridge.core.policy import Policy
+from bridge.core.retry import DELIVERED, Action, Outcome, RetryRules, next_step, use_reply_token
+from bridge.engine.commit import lane_for
+from bridge.engine.errors import safe_trace
+
+log = logging.getLogger("bridge.worker")
+
+
+class Deliverers:
+    """The deliverers of one worker process, sharing its clients."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        policy: Policy,
+        redis: Redis,
+        store: Store,
+        line: LineClient,
+        slack: SlackClient,
+        supervisor_channel: str,
+        lease_ms: int,
+        retry_rules: RetryRules,
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self.redis = redis
+        self.store = store
+        self.line = line
+        self.slack = slack
+        self.supervisor_channel = supervisor_channel
+        self.lease_ms = lease_ms
+        self.retry_rules = retry_rules
+        self.stopping = asyncio.Event()
+        # Idle deliverers wait here; a wake-up rouses one, and a deliverer that found work
+        # rouses the next, so the number awake follows the work instead of the pool size.
+        self._idle: collections.deque[asyncio.Event] = collections.deque()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        while self._idle:
+            self._idle.popleft().set()
+
+    def _wake_one(self) -> None:
+        if self._idle:
+            self._idle.popleft().set()
+
+    async def listen_for_wakeups(self) -> None:
+        """Wake idle deliverers as soon as anything is enqueued anywhere."""
+        while not self.stopping.is_set():
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.store.keys.wake_channel)
+                    while not self.stopping.is_set():
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                        if message is not None:
+                            self._wake_one()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("wake-up subscription lost; resubscribing")
+                await asyncio.sleep(1)
+
+    async def deliver_forever(self, index: int) -> None:
+        token = f"{self.name}:{index}"
+        while not self.stopping.is_set():
+            # Listed as idle before looking for work, so a wake-up that comes meanwhile counts.
+            wake = asyncio.Event()
+            self._idle.append(wake)
+            try:
+                claims = await self.store.claim(token=token, lease_ms=self.lease_ms, max_lanes=1)
+                if claims:
+                    self._forget(wake)
+                    self._wake_one()  # there may be more due lanes: let another deliverer look
+                    await self.deliver(claims[0], token)
+                    continue
+                wait = await self.store.next_due_in()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=min(wait if wait is not None else 1.0, 1.0))
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("deliverer lost Redis (%s); pausing", type(exc).__name__)
+                await asyncio.sleep(1)
+            except Exception as exc:
+                log.error("deliverer error; pausing\n%s", safe_trace(exc))
+                await asyncio.sleep(1)
+            finally:
+                self._forget(wake)
+
+    def _forget(self, wake: asyncio.Event) -> None:
+        with contextlib.suppress(ValueError):
+            self._idle.remove(wake)
+
+    async def deliver(self, claim: Claim, token: str) -> None:
+        """Make one delivery and settle it: complete, retry later, or fail with a report."""
+        try:
+            delivery = from_payload(claim.payload)
+        except (TypeError, ValueError) as exc:
+            log.error("undeliverable item=%s lane=%s; set aside\n%s", claim.item_id, claim.lane, safe_trace(exc))
+            await self.store.set_aside_delivery(claim, token=token)
+            return
+        attempt_over = asyncio.Event()
+        heartbeat = asyncio.create_task(self._keep_lease(claim, token, attempt_over))
+        try:
+            outcome, followups = await self._attempt(delivery, claim)
+        except (RedisError, OSError) as exc:
+            outcome, followups = Outcome("retry", f"redis: {type(exc).__name__}", ambiguous=True), ()
+        except Exception as exc:
+            # A bug must not leave the lane leased forever: back off like any failure.
+            log.error("delivery attempt raised item=%s\n%s", claim.item_id, safe_trace(exc))
+            outcome, followups = Outcome("retry", f"bridge error: {type(exc).__name__}"), ()
+        finally:
+            attempt_over.set()
+            await heartbeat  # finished before the lane is settled, so it cannot renew afterwards
+        step = next_step(
+            delivery,
+            outcome,
+            attempts=claim.attempts,
+            age_s=(time.time() * 1000 - claim.enqueued_ms) / 1000,
+            rules=self.retry_rules,
+            jitter=random.uniform(0.8, 1.2),
+        )
+        fields = f"item={claim.item_id} kind={delivery.kind} attempts={claim.attempts}"
+        if step.action is Action.COMPLETE:
+            await self.store.complete(claim, token=token, followups=self._lane_items(claim, followups))
+            log.info("delivered %s", fields)
+        elif step.action is Action.PUSH_INSTEAD:
+            assert isinstance(delivery, LineReply)
+            replacement = to_payload(dataclasses.replace(delivery, reply_token=None))
+            await self.store.retry_later(claim, token=token, delay_s=0, replacement=replacement)
+            log.info("reply token refused; pushing instead %s", fields)
+        elif step.action is Action.RETRY:
+            if step.pause_platform_s is not None:
+                await self.store.pause_platform(claim.lane.split(":")[0], step.pause_platform_s)
+            await self.store.retry_later(claim, token=token, delay_s=step.delay_s)
+            log.warning("delivery retry %s in=%.1fs reason=%s", fields, step.delay_s, outcome.reason)
+        elif step.action is Action.SET_ASIDE:
+            await self.store.set_aside_delivery(claim, token=token)
+            log.error("child message set aside for an operator %s reason=%s", fields, outcome.reason)
+        else:
+            failed = self._after_failure(delivery, outcome.reason)
+            await self.store.complete(claim, token=token, followups=self._lane_items(claim, failed))
+            log.error("delivery failed %s reason=%s", fields, outcome.reason)
+
+    async def _keep_lease(self, claim: Claim, token: str, attempt_over: asyncio.Event) -> None:
+        """Renew the lane's lease while an attempt runs, so no other worker takes it over."""
+        while not attempt_over.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(attempt_over.wait(), timeout=self.lease_ms / 3000)
+            if attempt_over.is_set():
+                return
+            try:
+                renewed = await self.store.renew_lane_lease(claim.lane, token=token, lease_ms=self.lease_ms)
+            except (RedisError, OSError) as exc:
+                log.warning("lane lease renewal failed item=%s error=%s", claim.item_id, type(exc).__name__)
+                continue
+            if not renewed:
+                log.warning("lane lease lost item=%s", claim.item_id)
+                return
+
+    def _after_failure(self, delivery: Delivery, reason: str) -> tuple[Delivery, ...]:
+        if isinstance(delivery, LinePush | LineReply):
+            return core.after_line_failed(delivery, reason, self.policy)
+        return ()
+
+    def _lane_items(self, claim: Claim, followups: tuple[Delivery, ...]) -> list[tuple[str, str, dict[str, Any]]]:
+        return [
+            (lane_for(d, self.store.child_key), f"{claim.item_id}.f{i}", to_payload(d)) for i, d in enumerate(followups)
+        ]
+
+    async def _attempt(self, delivery: Delivery, claim: Claim) -> tuple[Outcome, tuple[Delivery, ...]]:
+        """Make the API call a delivery stands for. Every delivery type has a case: mypy fails
+        on one without."""
+        match delivery:
+            case LinePush():
+                outcome = await self.line.push(delivery.to, delivery.texts, delivery.retry_key)
+                return outcome, core.after_line_delivered(delivery) if outcome.delivered else ()
+            case LineReply():
+                if use_reply_token(delivery, now_ms=int(time.time() * 1000), attempts=claim.attempts):
+                    assert delivery.reply_token is not None
+                    return await self.line.reply(delivery.reply_token, delivery.texts), ()
+                return await self.line.push(delivery.to, delivery.texts, delivery.retry_key), ()
+            case RootPost():
+                return await self._post_root(delivery, claim), ()
+            case ThreadPost():
+                if claim.thread_ts is None:
+                    return Outcome("failed", "the case has no thread"), ()
+                return await self._post_once(
+                    claim, text=delivery.text, thread_ts=claim.thread_ts, case=delivery.case
+                ), ()
+            case RootUpdate():
+                if claim.thread_ts is None:
+                    return DELIVERED, ()  # no root to update: its post failed and was reported
+                blocks = self._blocks(delivery.case, delivery.text, delivery.buttons)
+                return await self.slack.update(ts=claim.thread_ts, text=delivery.text, blocks=blocks), ()
+            case ChannelPost():
+                return await self._post_to_channel(delivery, claim), ()
+            case Reaction():
+                return await self.slack.react(ts=delivery.message_ts, name=delivery.name), ()
+            case Ephemeral():
+                return await self._tell(delivery, claim), ()
+            case _:
+                assert_never(delivery)
+
+    async def _tell(self, delivery: Ephemeral, claim: Claim) -> Outcome:
+        thread_ts = claim.thread_ts if delivery.case is not None else None
+        outcome = await self.slack.post_ephemeral(user=delivery.user, thread_ts=thread_ts, text=delivery.text)
+        if outcome.status == "failed" and "user_not_in_channel" in outcome.reason and delivery.direct_if_outside:
+            outcome = await self._post_once(claim, text=delivery.text, thread_ts=None, case=None, channel=delivery.user)
+        return outcome
+
+    async def _post_root(self, root: RootPost, claim: Claim) -> Outcome:
+        """Post a new case's root message (unless an earlier attempt did) and record its thread."""
+        ts = None
+        if claim.attempts > 1:
+            # An earlier attempt may have landed before the worker lost track of it.
+            looked, ts = await self.slack.find_posted(
+                thread_ts=None, oldest=root.opened_at - 60, event_type=CASE_EVENT_TYPE, key="case", value=root.case
+            )
+            if not looked:
+                return Outcome("retry", "could not check for an earlier root")
+        outcome = DELIVERED
+        if ts is None:
+            outcome, ts = await self.slack.post(
+                text=root.text,
+                thread_ts=None,
+                event_type=CASE_EVENT_TYPE,
+                payload={"case": root.case},
+                blocks=self._blocks(root.case, root.text, root.buttons),
+            )
+        if ts is not None:
+            await self.store.record_thread(root.case, claim.lane, ts)
+            log.info("case thread opened case=%d", root.case)
+        return outcome
+
+    async def _post_to_channel(self, post: ChannelPost, claim: Claim) -> Outcome:
+        channel = self.supervisor_channel if post.target == "supervisors" else None
+        return await self._post_once(claim, text=post.text, thread_ts=None, case=None, channel=channel)
+
+    async def _post_once(
+        self, claim: Claim, *, text: str, thread_ts: str | None, case: int | None, channel: str | None = None
+    ) -> Outcome:
+        """Post for this delivery, unless an earlier attempt already did (found by metadata)."""
+        if claim.attempts > 1:
+            # An earlier attempt may have landed before the worker lost track of it.
+            looked, found = await self.slack.find_posted(
+                thread_ts=thread_ts,
+                oldest=claim.enqueued_ms / 1000 - 60,
+                event_type=DELIVERY_EVENT_TYPE,
+                key="delivery",
+                value=claim.item_id,
+                channel=channel,
+            )
+            if not looked:
+                return Outcome("retry", "could not check for an earlier post")
+            if found:
+                return DELIVERED
+        payload: dict[str, Any] = {"delivery": claim.item_id}
+        if case is not None:
+            payload["case"] = case
+        outcome, _ = await self.slack.post(
+            text=text, thread_ts=thread_ts, event_type=DELIVERY_EVENT_TYPE, payload=payload, channel=channel
+        )
+        return outcome
+
+    def _blocks(self, case: int, text: str, buttons: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The root message's blocks: its text, and the buttons of the actions it offers."""
+        labels = [(name, self.policy.render(f"{name}_button")) for name in buttons]
+        confirm = self.policy.render("close_confirm", case=case)
+        return root_blocks(text, case=case, buttons=labels, close_confirm=confirm)
