@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import signal
@@ -148,7 +149,33 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+# The modules the demo extra (pyproject.toml) installs. Production installs leave them out, so only
+# `bridge demo` imports them (and bridge.demo, bridge.fakes), and only after checking they are there.
+# lupa is named on its own: fakeredis imports without it and fails only at the first Lua script.
+DEMO_MODULES = ("fakeredis", "lupa", "httpx")
+
+
+def _missing_demo_modules() -> list[str]:
+    missing = []
+    for name in DEMO_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            if exc.name != name:
+                raise  # installed but broken: the traceback says why
+            missing.append(name)
+    return missing
+
+
 def _demo(args: argparse.Namespace) -> int:
+    missing = _missing_demo_modules()
+    if missing:
+        print(
+            "bridge: the demo needs the demo extra (fake Redis, fake LINE and Slack servers), not installed here"
+            f" (missing: {', '.join(missing)}); install it with: pip install -e '.[demo]'",
+            file=sys.stderr,
+        )
+        return 2
     from bridge.demo import run_demo
 
     configure_logging("WARNING" if not args.verbose else "INFO")
@@ -163,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve.set_defaults(run=_serve)
     commands.add_parser("worker", help="run the router and delivery worker").set_defaults(run=_worker)
-    demo = commands.add_parser("demo", help="a scripted consultation against local fakes")
+    demo = commands.add_parser("demo", help="a scripted consultation against local fakes (needs the demo extra)")
     demo.add_argument("--verbose", action="store_true", help="show the bridge's own log lines")
     demo.set_defaults(run=_demo)
     hours = commands.add_parser("hours", help="the week ahead, and whether the service is open")
