@@ -49,8 +49,13 @@ SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 # directory of its own (so its results never mix with the core's). Its tests use fakeredis, in
 # process: no redis-server, no subprocess. The e2e tests, which really exercise it, are not run.
 ENGINE_DIR = ROOT / ".mutmut-engine"
-ENGINE_ONLY_MUTATE = ["bridge/engine/worker.py", "bridge/adapters/redis/store.py"]
-ENGINE_TESTS = ["tests/test_store.py", "tests/test_router.py"]
+ENGINE_ONLY_MUTATE = [
+    "bridge/engine/router.py",
+    "bridge/engine/commit.py",
+    "bridge/adapters/redis/commit.py",
+    "bridge/adapters/redis/store.py",
+]
+ENGINE_TESTS = ["tests/test_store.py", "tests/test_router.py", "tests/test_commit.py", "tests/test_dispatch.py"]
 ENGINE_TYPE_CHECK = ["mypy", "--strict", "--no-warn-unused-ignores", "--output", "json", *ENGINE_ONLY_MUTATE]
 
 # mutmut's exit codes of a checked mutant, grouped as the summary reports them (mutmut.stats).
