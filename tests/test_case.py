@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge import core
 from bridge.config.policy_file import load_policy
-from bridge.core import case as core
 from bridge.core.case import Case, CaseStatus, CloseReason
 from bridge.core.deliveries import (
     ChannelPost,

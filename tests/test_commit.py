@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from fakeredis import aioredis
 
+from bridge import core
 from bridge.adapters.redis.commit import Committed, Ops
 from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
-from bridge.core import case as core
 from bridge.core.case import Queue
 from bridge.core.events import InboundEvent
-from bridge.core.safety import Recent
+from bridge.core.rules.floods import Recent
 from bridge.core.schedule import Schedule
 from bridge.engine.commit import Loaded
 from bridge.engine.router import Router

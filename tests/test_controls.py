@@ -9,15 +9,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bridge import core
 from bridge.config.policy_file import load_policy
-from bridge.core import case as core
-from bridge.core import controls
 from bridge.core.case import Block, Case, CaseStatus
-from bridge.core.controls import Roster
 from bridge.core.deliveries import ChannelPost, Ephemeral, LinePush, LineReply, RootUpdate, ThreadPost
 from bridge.core.events import ChildMessage, ControlRequested, Media, TimerKind
 from bridge.core.policy import Policy
-from bridge.core.safety import Recent, is_flood, is_risky, normalise
+from bridge.core.rules import controls
+from bridge.core.rules.controls import Roster
+from bridge.core.rules.floods import Recent, is_flood
+from bridge.core.rules.risk import is_risky, normalise
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 CHILD = "Uchild-controls"

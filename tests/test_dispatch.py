@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from fakeredis import aioredis
 
+from bridge import core
 from bridge.adapters.redis.commit import Committed
 from bridge.adapters.redis.store import Claim, Store
 from bridge.config.policy_file import load_policy
 from bridge.config.settings import load_settings
-from bridge.core import case as core
 from bridge.core.deliveries import Delivery, from_payload, to_payload
 from bridge.core.events import InboundEvent, TimerFired, TimerKind
 from bridge.engine.commit import Loaded, Plan

@@ -83,7 +83,7 @@ class RolesSection(_Strict):
 
 class SafetySection(_Strict):
     # Regular expressions that mark a child's message as a possible risk to life or body. They
-    # are matched after normalisation (see bridge/core/safety.py): NFKC, katakana as hiragana,
+    # are matched after normalisation (see bridge/core/rules/risk.py): NFKC, katakana as hiragana,
     # lower case, no spaces or punctuation.
     risk_expressions: tuple[str, ...] = ()
 

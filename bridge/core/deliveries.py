@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typing
+import uuid
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -117,3 +118,12 @@ def from_payload(payload: dict[str, Any]) -> Delivery:
         if name in fields:
             fields[name] = tuple(fields[name])
     return cls(**fields)
+
+
+# A namespace for retry keys, so the same delivery id always yields the same key.
+_RETRY_KEY_NAMESPACE = uuid.UUID("0b7ad7b1-5a1e-4f7e-9a51-6a3c2b0d5e11")
+
+
+def retry_key(delivery_id: str) -> str:
+    """A LINE X-Line-Retry-Key derived from the delivery id: stable across retries and replays."""
+    return str(uuid.uuid5(_RETRY_KEY_NAMESPACE, delivery_id))

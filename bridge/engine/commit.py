@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
+from bridge import core
 from bridge.adapters.redis.commit import Ops
 from bridge.adapters.redis.keys import Keys
 from bridge.adapters.redis.store import CaseRecord, encode_item
-from bridge.core import case as core
 from bridge.core.deliveries import ChannelPost, Delivery, Ephemeral, LinePush, LineReply, to_payload
 
 log = logging.getLogger("bridge.worker")

@@ -21,12 +21,12 @@ from typing import Any, assert_never
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bridge import core
 from bridge.adapters.line.client import LineClient
 from bridge.adapters.redis.store import Claim, Store
 from bridge.adapters.slack.client import SlackClient
 from bridge.adapters.slack.names import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE
 from bridge.adapters.slack.views import root_blocks
-from bridge.core import case as core
 from bridge.core.deliveries import (
     ChannelPost,
     Delivery,

@@ -25,12 +25,11 @@ from typing import Any, assert_never
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bridge import core
 from bridge.adapters.line.webhook import parse_event as parse_line_event
 from bridge.adapters.redis.commit import Committed
 from bridge.adapters.redis.store import Store, as_text, now_ms
 from bridge.adapters.slack.parse import parse_event as parse_slack_event
-from bridge.core import case as core
-from bridge.core import controls
 from bridge.core.events import (
     ChildFollowed,
     ChildMessage,
@@ -45,8 +44,9 @@ from bridge.core.events import (
     TimerFired,
     TimerKind,
 )
-from bridge.core.intake import ChildState, on_child_writes
 from bridge.core.policy import Policy
+from bridge.core.rules import controls
+from bridge.core.rules.intake import ChildState, on_child_writes
 from bridge.engine.commit import Loaded, Plan
 from bridge.engine.errors import safe_trace
 

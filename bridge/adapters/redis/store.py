@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 from bridge.adapters.redis.commit import Committed, Committer, Ops
 from bridge.adapters.redis.keys import Keys
 from bridge.core.case import Block, Case, CaseStatus
-from bridge.core.controls import Roster
-from bridge.core.safety import Recent
+from bridge.core.rules.controls import Roster
+from bridge.core.rules.floods import Recent
 
 DEDUP_TTL_SECONDS = 7 * 24 * 3600  # LINE and Slack redeliver within hours; a week is ample.
 FIRED_MARKER_TTL_SECONDS = 7 * 24 * 3600  # longer than any backlog the router could have

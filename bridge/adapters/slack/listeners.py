@@ -17,8 +17,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.names import BUTTON_ACTIONS, COMMANDS, CONTROL_EVENT, CONTROL_VIEW, SHORTCUT
 from bridge.adapters.slack.views import reason_view, shortcut_view
-from bridge.core.controls import ACTIONS, REASON_REQUIRED
 from bridge.core.policy import Policy
+from bridge.core.rules.controls import ACTIONS, REASON_REQUIRED
 
 log = logging.getLogger("bridge.slack")
 

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from bridge.adapters.slack.names import BUTTON_ACTIONS, CONTROL_VIEW
-from bridge.core.controls import REASON_REQUIRED
 from bridge.core.policy import Policy
+from bridge.core.rules.controls import REASON_REQUIRED
 
 
 def _plain(text: str) -> dict[str, Any]:

@@ -11,23 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bridge.core.case import (
-    EARLIER_CASES_SHOWN,
-    Block,
-    Case,
-    CaseStatus,
-    Decision,
-    NoteRecent,
-    OpenCase,
-    Queue,
-    on_blocked_message,
-    on_child_message,
-    root_update,
-)
+from bridge.core.case import EARLIER_CASES_SHOWN, Block, Case, CaseStatus, Queue
 from bridge.core.deliveries import Delivery, RootPost, RootUpdate
+from bridge.core.effects import Decision, NoteRecent, OpenCase
 from bridge.core.events import ChildMessage
 from bridge.core.policy import Policy
-from bridge.core.safety import Recent
+from bridge.core.root import root_update
+from bridge.core.rules.blocks import on_blocked_message
+from bridge.core.rules.child_message import on_child_message
+from bridge.core.rules.floods import Recent
 
 
 @dataclass(frozen=True)

@@ -11,37 +11,35 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from bridge.core.alerts import supervisor_mention, thread_link, urgent_deliveries
 from bridge.core.case import (
     BLOCK,
     CLOSE,
     ESCALATE,
     HOLD,
-    NOTHING,
     UNBLOCK,
-    Audit,
     Block,
-    BlockChild,
     Case,
     CaseStatus,
+    CloseReason,
+    parse_case_number,
+)
+from bridge.core.deliveries import Delivery, Ephemeral, LinePush, ThreadPost, retry_key
+from bridge.core.effects import (
+    NOTHING,
+    Audit,
+    BlockChild,
     ChangeMember,
     CloseCase,
-    CloseReason,
     Decision,
     Effect,
     HoldCase,
     MarkUrgent,
     UnblockChild,
-    parse_case_number,
-    retry_key,
-    root_update,
-    state_text,
-    supervisor_mention,
-    thread_link,
-    urgent_deliveries,
 )
-from bridge.core.deliveries import Delivery, Ephemeral, LinePush, ThreadPost
 from bridge.core.events import ControlRequested, MemberChanged
 from bridge.core.policy import Policy
+from bridge.core.root import root_update, state_text
 
 CASES = "cases"
 ACTIONS = frozenset({HOLD, CLOSE, ESCALATE, BLOCK, UNBLOCK, CASES})

@@ -1,11 +1,10 @@
-"""The safety net's pure parts: risk words in a child's message, and message floods."""
+"""Risk words in a child's message: matched after normalisation, so spelling variants agree."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 # Katakana (ァ..ヶ) written as hiragana, so one expression covers both scripts.
@@ -35,21 +34,3 @@ def is_risky(text: str | None, expressions: Sequence[str]) -> bool:
         return False
     pattern = _compiled(tuple(expressions))
     return pattern is not None and pattern.search(normalise(text)) is not None
-
-
-@dataclass(frozen=True)
-class Recent:
-    """What one child sent within the flood window, the message being decided included."""
-
-    messages: int
-    stickers: int
-
-
-def is_flood(recent: Recent | None, *, sticker: bool, max_messages: int, max_stickers: int) -> bool:
-    """True if this message is over a limit: more than max_stickers stickers (when it is a
-    sticker) or more than max_messages messages in the window. A limit of 0 is off."""
-    if recent is None:
-        return False
-    if sticker and max_stickers and recent.stickers > max_stickers:
-        return True
-    return bool(max_messages) and recent.messages > max_messages

@@ -1,0 +1,1 @@
+"""The rules the bridge follows, one module per concept."""

@@ -1,0 +1,63 @@
+"""Floods: when a child's messages come too fast (prank messages, sticker floods), they are held
+back for a cool-down; at its end what was held reaches the thread, and the hold lifts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from bridge.core.case import (
+    Case,
+)
+from bridge.core.deliveries import (
+    Delivery,
+    ThreadPost,
+)
+from bridge.core.effects import (
+    NOTHING,
+    Decision,
+    ReleaseFlood,
+)
+from bridge.core.policy import Policy
+from bridge.core.root import root_update
+
+
+@dataclass(frozen=True)
+class Recent:
+    """What one child sent within the flood window, the message being decided included."""
+
+    messages: int
+    stickers: int
+
+
+def is_flood(recent: Recent | None, *, sticker: bool, max_messages: int, max_stickers: int) -> bool:
+    """True if this message is over a limit: more than max_stickers stickers (when it is a
+    sticker) or more than max_messages messages in the window. A limit of 0 is off."""
+    if recent is None:
+        return False
+    if sticker and max_stickers and recent.stickers > max_stickers:
+        return True
+    return bool(max_messages) and recent.messages > max_messages
+
+
+def on_flood_timer(arg: str, case: Case | None, held: tuple[list[str], int], policy: Policy) -> Decision:
+    """The cool-down is over: what was held back reaches the thread, and the hold lifts.
+    A timer of an earlier hold (arg "case:until") changes nothing."""
+    if case is None or case.flood_until is None or arg.partition(":")[2] != str(int(case.flood_until)):
+        return NOTHING
+    texts, stickers = held
+    note = policy.render("flood_released_note", messages=len(texts) + stickers, stickers=stickers)
+    deliveries: list[Delivery] = [ThreadPost(case=case.number, text=note, role="note")]
+    deliveries += [ThreadPost(case=case.number, text=part, role="child") for part in _grouped(texts)]
+    deliveries.append(root_update(replace(case, flood_until=None), policy))
+    return Decision(tuple(deliveries), (ReleaseFlood(case.number),))
+
+
+def _grouped(texts: list[str], limit: int = 3000) -> list[str]:
+    """Held messages as few thread posts as possible, one message per line, none cut."""
+    parts: list[str] = []
+    for text in texts:
+        if parts and len(parts[-1]) + 1 + len(text) <= limit:
+            parts[-1] += "\n" + text
+        else:
+            parts.append(text)
+    return parts

@@ -1,0 +1,25 @@
+"""Personal data kept only as long as needed: LINE user IDs of long-closed cases, old audit records."""
+
+from __future__ import annotations
+
+from bridge.core.effects import (
+    Decision,
+    Effect,
+    EraseChildIds,
+    TrimAudit,
+)
+from bridge.core.policy import Policy
+
+
+def ids_closed_before(policy: Policy, *, now: float) -> float:
+    """Cases closed before this time no longer keep their child's LINE user ID."""
+    return now - policy.closed_case_days * 86400
+
+
+def on_retention(closed_long_ago: tuple[int, ...], policy: Policy, *, now: float) -> Decision:
+    """Personal data kept only as long as needed: the LINE user IDs of cases closed before
+    ids_closed_before() are erased, and audit records past their retention period dropped."""
+    effects: list[Effect] = [TrimAudit(now - policy.audit_retention_days * 86400)]
+    if closed_long_ago:
+        effects.insert(0, EraseChildIds(closed_long_ago))
+    return Decision(effects=tuple(effects))

@@ -1,0 +1,1 @@
+"""What happens when a deadline comes, one module per deadline."""

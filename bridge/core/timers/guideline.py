@@ -1,0 +1,72 @@
+"""The one-hour guideline and the unanswered alert: reminders in the thread, then the supervisors."""
+
+from __future__ import annotations
+
+from bridge.core.alerts import thread_link
+from bridge.core.case import (
+    Case,
+)
+from bridge.core.clock import local
+from bridge.core.deliveries import (
+    ChannelPost,
+    ThreadPost,
+)
+from bridge.core.effects import (
+    NOTHING,
+    Decision,
+    Effect,
+    ScheduleTimer,
+)
+from bridge.core.events import TimerKind
+from bridge.core.policy import Policy
+
+
+def consultation_timers(case: Case, policy: Policy, start: float) -> list[Effect]:
+    """The deadlines a consultation keeps from `start`: unanswered alert, the one-hour guideline."""
+    deadlines = [
+        (TimerKind.UNANSWERED, policy.unanswered_alert_seconds),
+        (TimerKind.SOFT_WARNING, policy.soft_limit_warning_seconds),
+        (TimerKind.SOFT_LIMIT, policy.soft_limit_seconds),
+        (TimerKind.OVERTIME, policy.overtime_alert_seconds),
+    ]
+    return [ScheduleTimer(kind, str(case.number), start + seconds) for kind, seconds in deadlines if seconds > 0]
+
+
+def on_unanswered_timer(case: Case | None, policy: Policy, *, now: float, channel: str) -> Decision:
+    """Nobody has answered a case yet: the channel is told, addressed to those on duty."""
+    if case is None or not case.is_open or case.counsellor is not None:
+        return NOTHING
+    if not policy.schedule.is_open(local(now, policy)):
+        return NOTHING  # the opening digest lists it instead
+    mention = f"<!subteam^{policy.on_duty_group}>" if policy.on_duty_group else "<!here>"
+    waited = max(1, round((now - case.opened_at) / 60))
+    text = policy.render(
+        "unanswered_alert",
+        mention=mention,
+        case=case.number,
+        minutes=waited,
+        link=thread_link(channel, case.thread_ts),
+    )
+    return Decision(deliveries=(ChannelPost(text=text),))
+
+
+def on_guideline_timer(kind: TimerKind, case: Case | None, policy: Policy, *, now: float, channel: str) -> Decision:
+    """The one-hour guideline: reminders in the thread, then the supervisors' channel.
+
+    The child is never told. A case that is closed, or was opened while closed and has not
+    started yet, is left alone.
+    """
+    if case is None or not case.is_open:
+        return NOTHING
+    seconds = {
+        TimerKind.SOFT_WARNING: policy.soft_limit_warning_seconds,
+        TimerKind.SOFT_LIMIT: policy.soft_limit_seconds,
+        TimerKind.OVERTIME: policy.overtime_alert_seconds,
+    }[kind]
+    minutes = max(1, round(seconds / 60))
+    if kind == TimerKind.OVERTIME:
+        link = thread_link(channel, case.thread_ts)
+        text = policy.render("overtime_alert", case=case.number, minutes=minutes, link=link)
+        return Decision(deliveries=(ChannelPost(text=text, target="supervisors"),))
+    name = "soft_limit_warning_note" if kind == TimerKind.SOFT_WARNING else "soft_limit_note"
+    return Decision(deliveries=(ThreadPost(case=case.number, text=policy.render(name, minutes=minutes), role="note"),))
