@@ -1,8 +1,11 @@
 """Every Redis key the bridge uses, named here and nowhere else, with its hash tag.
 
-Slot layout (Redis Cluster ready): the keys one script touches share a hash tag, so each
-script runs in one slot. Scripts derive some key names from a prefix that carries the
-tag (as BullMQ does); that keeps them in the same slot.
+Slot layout: three hash tags, by concern. Scripts derive some key names from a prefix that
+carries the tag (as BullMQ does). The reads and the lane scripts touch keys of one tag each;
+the commit of a decision (commit.py) and the recording of a case's thread touch all three
+(state, lanes and the inbound entry in one atomic step). On one Redis server, as deployed
+today, that is one atomic step. On a Redis Cluster the keys of one commit must share a slot:
+the three tags then become one tag per partition of children (planned, with the scale-out).
 
 - ``{in}``    the inbound stream of verified webhook events, their de-duplication
               markers and the router's leader lease;
