@@ -54,6 +54,8 @@ ENGINE_ONLY_MUTATE = [
     "bridge/engine/commit.py",
     "bridge/adapters/redis/commit.py",
     "bridge/adapters/redis/store.py",
+    "bridge/adapters/redis/lanes.py",
+    "bridge/adapters/redis/inbound.py",
 ]
 ENGINE_TESTS = ["tests/test_store.py", "tests/test_router.py", "tests/test_commit.py", "tests/test_dispatch.py"]
 ENGINE_TYPE_CHECK = ["mypy", "--strict", "--no-warn-unused-ignores", "--output", "json", *ENGINE_ONLY_MUTATE]

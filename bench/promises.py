@@ -108,7 +108,7 @@ ROWS = (
     Row(
         "lane-lease-without-nx",
         "one worker at a time per lane",
-        "bridge/adapters/redis/store.py",
+        "bridge/adapters/redis/lanes.py",
         "if redis.call('SET', lease_key, ARGV[4], 'NX', 'PX', lease_ms) then",
         "if redis.call('SET', lease_key, ARGV[4], 'PX', lease_ms) then",
         ("tests/test_store.py::test_a_leased_lane_is_not_claimed_again_even_by_a_clock_that_runs_ahead",),

@@ -20,8 +20,9 @@ import pytest
 from fakeredis import aioredis
 
 from bridge import core
+from bridge.adapters.redis.codec import Claim
 from bridge.adapters.redis.commit import Committed
-from bridge.adapters.redis.store import Claim, Store
+from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
 from bridge.config.settings import load_settings
 from bridge.core.deliveries import Delivery, from_payload, to_payload

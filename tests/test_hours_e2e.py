@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bridge.adapters.redis.store import FIRED_MARKER_TTL_SECONDS
+from bridge.adapters.redis.inbound import FIRED_MARKER_TTL_SECONDS
 from bridge.core.schedule import WEEKDAYS
 from bridge.fakes.harness import ALWAYS_OPEN, write_policy
 from bridge.fakes.server import time_scale

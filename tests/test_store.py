@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from fakeredis import aioredis
 
-import bridge.adapters.redis.store as store_module
+import bridge.adapters.redis.lanes as lanes_module
+from bridge.adapters.redis.codec import encode_item, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
 from bridge.adapters.redis.keys import Keys
-from bridge.adapters.redis.store import Store, encode_item, now_ms
+from bridge.adapters.redis.store import Store
 
 
 async def enqueue(store: Store, items: list[tuple[str, str, dict[str, Any]]]) -> None:
@@ -113,7 +114,7 @@ async def test_a_hold_pauses_one_platform_only(store: Store) -> None:
 
 
 def test_item_ids_may_not_contain_the_separator() -> None:
-    from bridge.adapters.redis.store import encode_item
+    from bridge.adapters.redis.codec import encode_item
 
     with pytest.raises(ValueError):
         encode_item("a|b", {}, 0)
@@ -205,7 +206,7 @@ async def test_a_leased_lane_is_not_claimed_again_even_by_a_clock_that_runs_ahea
     await enqueue(store, [("slack:1", "1-0.0", {"kind": "x"})])
     first = await store.claim(token="A", lease_ms=30_000, max_lanes=1)
     assert [c.item_id for c in first] == ["1-0.0"]
-    ahead = store_module.now_ms() + 60_000
-    monkeypatch.setattr(store_module, "now_ms", lambda: ahead)
+    ahead = lanes_module.now_ms() + 60_000
+    monkeypatch.setattr(lanes_module, "now_ms", lambda: ahead)
     assert await store.claim(token="B", lease_ms=30_000, max_lanes=1) == []
     assert await store.redis.get(store.keys.lanes_prefix + "lease:slack:1") == b"A"

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from bridge import core
+from bridge.adapters.redis.codec import CaseRecord, encode_item
 from bridge.adapters.redis.commit import Ops
 from bridge.adapters.redis.keys import Keys
-from bridge.adapters.redis.store import CaseRecord, encode_item
 from bridge.core.deliveries import ChannelPost, Delivery, Ephemeral, LinePush, LineReply, to_payload
 
 log = logging.getLogger("bridge.worker")

@@ -23,7 +23,8 @@ from redis.exceptions import RedisError
 
 from bridge import core
 from bridge.adapters.line.client import LineClient
-from bridge.adapters.redis.store import Claim, Store
+from bridge.adapters.redis.codec import Claim
+from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.client import SlackClient
 from bridge.adapters.slack.names import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE
 from bridge.adapters.slack.views import root_blocks

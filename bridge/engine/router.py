@@ -27,8 +27,9 @@ from redis.exceptions import RedisError
 
 from bridge import core
 from bridge.adapters.line.webhook import parse_event as parse_line_event
+from bridge.adapters.redis.codec import as_text, now_ms
 from bridge.adapters.redis.commit import Committed
-from bridge.adapters.redis.store import Store, as_text, now_ms
+from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.parse import parse_event as parse_slack_event
 from bridge.core.events import (
     ChildFollowed,

@@ -1,0 +1,126 @@
+"""How the bridge's values are kept in Redis: case records, blocks, lane items, and the replies
+of the client as text."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.core.case import Block, Case, CaseStatus
+from bridge.core.rules.floods import Recent
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery a worker holds the lane lease for."""
+
+    lane: str
+    item_id: str
+    payload: dict[str, Any]
+    attempts: int
+    enqueued_ms: int
+    thread_ts: str | None = None  # the Slack thread of the lane's case, once its root is posted
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """A case as loaded, with what a commit checks it against: its version."""
+
+    case: Case
+    version: str
+    child_key: str
+
+
+@dataclass(frozen=True)
+class ChildLoad:
+    """Everything known of the child writing now, read in one round trip, with the values a
+    commit checks (the child's open case and block, the case sequence) as they were read."""
+
+    open_case: CaseRecord | None
+    open_number_raw: str | None
+    block: Block | None
+    block_raw: str | None
+    blocked_case: CaseRecord | None
+    history: tuple[int, ...]
+    closed_notice: str | None
+    seq_raw: str | None
+    recent: Recent
+    open_cases: int
+    unanswered: int
+
+
+def encode_item(item_id: str, payload: dict[str, Any], enqueued_ms: int) -> str:
+    """A lane item: "id|json". The id comes first so Lua can compare heads without JSON."""
+    if "|" in item_id:
+        raise ValueError("item ids may not contain '|'")
+    body = {"at": enqueued_ms, "delivery": payload}
+    # ASCII escapes: a lone surrogate from a client must not make the Redis client fail.
+    return item_id + "|" + json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+
+
+def decode_item(raw: str) -> tuple[str, dict[str, Any], int]:
+    item_id, _, body = raw.partition("|")
+    document = json.loads(body)
+    return item_id, document["delivery"], int(document["at"])
+
+
+def case_from(raw: dict[Any, Any]) -> Case | None:
+    if not raw:
+        return None
+    fields = {as_text(k): as_text(v) for k, v in raw.items()}
+
+    def moment(name: str) -> float | None:
+        return float(fields[name]) if name in fields else None
+
+    return Case(
+        number=int(fields["number"]),
+        status=CaseStatus(fields["status"]),
+        child_id=fields.get("child", ""),  # "" once forgotten after the retention period
+        opened_at=float(fields["opened_at"]),
+        thread_ts=fields.get("thread_ts"),
+        closed_at=moment("closed_at"),
+        closed_reason=fields.get("closed_reason"),
+        arrived_closed=fields.get("arrived_closed") == "1",
+        counsellor=fields.get("counsellor"),
+        counsellor_since=moment("counsellor_since"),
+        last_counsellor_at=moment("last_counsellor_at"),
+        last_child_at=moment("last_child_at"),
+        hold=fields.get("hold") == "1",
+        busy_notified=fields.get("busy_notified") == "1",
+        earlier=tuple(int(n) for n in fields.get("earlier", "").split(",") if n),
+        closed_by=fields.get("closed_by") or None,
+        urgent=fields.get("urgent") == "1",
+        blocked=fields.get("blocked") == "1",
+        blocked_count=int(fields.get("blocked_count") or 0),
+        flood_until=moment("flood_until"),
+        blocked_risk=fields.get("blocked_risk") == "1",
+    )
+
+
+def record_from(raw: dict[Any, Any]) -> CaseRecord | None:
+    case = case_from(raw)
+    if case is None:
+        return None
+    fields = {as_text(k): as_text(v) for k, v in raw.items()}
+    return CaseRecord(case=case, version=fields.get("v", ""), child_key=fields.get("child_key", ""))
+
+
+def pairs(flat: list[Any]) -> dict[Any, Any]:
+    """A flat [field, value, ...] reply (HGETALL inside a script) as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def block_from(raw: str) -> Block:
+    record = json.loads(raw)
+    return Block(case=int(record["case"]), by=str(record["by"]), at=float(record["at"]), reason=str(record["reason"]))
+
+
+def as_text(value: bytes | str) -> str:
+    """Redis replies as text, whether the client decodes them or not."""
+    return value.decode() if isinstance(value, bytes) else value

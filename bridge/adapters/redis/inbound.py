@@ -1,0 +1,120 @@
+"""The inbound stream: recording verified events once, the router's lease, due timers joining the
+stream, and entries set aside for an operator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bridge.adapters.redis.codec import now_ms
+from bridge.adapters.redis.keys import Keys
+
+DEDUP_TTL_SECONDS = 7 * 24 * 3600  # LINE and Slack redeliver within hours; a week is ample.
+FIRED_MARKER_TTL_SECONDS = 7 * 24 * 3600  # longer than any backlog the router could have
+
+
+# KEYS[1] stream, KEYS[2..n+1] seen markers; ARGV[1] ttl, then per event: source, body.
+# One round trip records a whole webhook body; duplicates are skipped.
+_RECORD = """
+local recorded = 0
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('XADD', KEYS[1], '*', 'source', ARGV[i * 2 - 2], 'body', ARGV[i * 2 - 1])
+    recorded = recorded + 1
+  end
+end
+return recorded
+"""
+
+# KEYS[1] router lease; ARGV token, ms. Takes the lease if free, or extends it if ours.
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if holder then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS[1] router lease; ARGV token, ms. Extends the lease only if it is still ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS[1] timers, KEYS[2] inbound stream; ARGV: now ms, max, fired-marker prefix, marker ttl.
+# Moves due timers into the stream, where the router decides them in order with everything
+# else, and marks each as fired so a late event cannot arm it again. Returns {fired, next due ms}.
+_FIRE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  redis.call('ZREM', KEYS[1], member)
+  redis.call('SET', ARGV[3] .. member, '1', 'EX', ARGV[4])
+  redis.call('XADD', KEYS[2], '*', 'source', 'timer', 'body', member)
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {#due, first[2] or -1}
+"""
+
+
+class InboundStore:
+    """The inbound stream's atomic steps (a part of Store)."""
+
+    redis: Redis
+    keys: Keys
+
+    def _register_inbound(self) -> None:
+        self._record = self.redis.register_script(_RECORD)
+        self._acquire = self.redis.register_script(_ACQUIRE)
+        self._renew = self.redis.register_script(_RENEW)
+        self._fire = self.redis.register_script(_FIRE)
+
+    async def record_events(self, source: str, events: Sequence[tuple[str, str]]) -> int:
+        """Append (dedup_id, body) events to the inbound stream, skipping ids seen before.
+
+        Returns how many were new. Atomic: an event is either recorded and marked, or neither.
+        """
+        if not events:
+            return 0
+        keys = [self.keys.inbound] + [self.keys.seen(source, event_id) for event_id, _ in events]
+        args: list[str | int] = [DEDUP_TTL_SECONDS]
+        for _, body in events:
+            args += [source, body]
+        return int(await self._record(keys=keys, args=args))
+
+    async def ensure_router_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.keys.inbound, "router", id="0", mkstream=True)
+        except Exception as exc:  # BUSYGROUP: it exists already
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def set_aside(self, entry_id: str, fields: dict[Any, Any]) -> None:
+        """Move an entry the router could not decide to the set-aside stream for an operator."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(self.keys.set_aside, {**fields, "entry": entry_id}, maxlen=10_000, approximate=True)
+        pipe.xack(self.keys.inbound, "router", entry_id)
+        pipe.xdel(self.keys.inbound, entry_id)
+        await pipe.execute()
+
+    async def acquire_router_lease(self, token: str, ms: int) -> bool:
+        """Take the router lease if free (or extend it if this token already holds it)."""
+        return bool(await self._acquire(keys=[self.keys.router_lease], args=[token, ms]))
+
+    async def renew_router_lease(self, token: str, ms: int) -> bool:
+        return bool(await self._renew(keys=[self.keys.router_lease], args=[token, ms]))
+
+    async def release_router_lease(self, token: str) -> None:
+        await self._renew(keys=[self.keys.router_lease], args=[token, 1])
+
+    async def fire_due_timers(self, *, limit: int = 100) -> tuple[int, float | None]:
+        """Move due timers into the inbound stream. Returns (how many, seconds until the next)."""
+        fired, next_ms = await self._fire(
+            keys=[self.keys.timers, self.keys.inbound],
+            args=[now_ms(), limit, self.keys.fired_prefix, FIRED_MARKER_TTL_SECONDS],
+        )
+        next_ms = float(next_ms)
+        return int(fired), (max(0.0, (next_ms - now_ms()) / 1000) if next_ms >= 0 else None)
