@@ -7,14 +7,10 @@ from itertools import pairwise
 
 import pytest
 
-from bridge.core.text import (
-    batches,
-    describe_line_message,
-    escape_for_slack,
-    slack_to_plain,
-    split_for_line,
-    utf16_len,
-)
+from bridge.core.text.escape import escape_for_slack
+from bridge.core.text.line_split import batches, split_for_line, utf16_len
+from bridge.core.text.media import describe_line_message
+from bridge.core.text.slack_markup import slack_to_plain
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # 👨‍👩‍👧, 8 UTF-16 units
 THUMBS_MEDIUM_LIGHT = "\U0001f44d\U0001f3fc"  # 👍🏼
