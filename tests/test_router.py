@@ -132,7 +132,7 @@ async def test_a_replayed_first_message_still_decides_as_the_opener(worker: Work
     """A crash after the case opened but before its deliveries: the replay must not lose them."""
     import dataclasses
 
-    from bridge.core.schedule import Schedule
+    from bridge.core.schedule.model import Schedule
 
     always = {
         day: ["00:00-24:00"] for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -1,4 +1,4 @@
-"""The opening-hours rules: windows, closures, next opening/closing, wording. Pure functions.
+"""The opening-hours rules (bridge.core.schedule): windows, closures, next opening/closing, wording.
 
 Calendar used below: 2026-12-01 is a Tuesday, 2026-12-26 a Saturday, 2026-12-28 a
 Monday, 2027-01-05 a Tuesday, 2027-03-22 a Monday, 2027-05-06 a Thursday, and
@@ -15,7 +15,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bridge.core.schedule import DEFAULT_HOURS, HORIZON_DAYS, Schedule, ScheduleError, Window
+from bridge.core.schedule.days import Window
+from bridge.core.schedule.model import HORIZON_DAYS, Schedule
+from bridge.core.schedule.parse import DEFAULT_HOURS, ScheduleError
+from bridge.core.schedule.wording import format_opening, summary, week_report
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -207,9 +210,9 @@ def test_an_empty_schedule_answers_quickly() -> None:
         lambda s, at: s.is_open(at),
         lambda s, at: s.next_opening(at),
         lambda s, at: s.next_closing(at),
-        lambda s, at: s.week_report(at),
-        lambda s, at: s.format_opening(at, jst(2026, 12, 1)),
-        lambda s, at: s.format_opening(jst(2026, 12, 1), at),
+        lambda s, at: week_report(s, at),
+        lambda s, at: format_opening(s, at, jst(2026, 12, 1)),
+        lambda s, at: format_opening(s, jst(2026, 12, 1), at),
     ],
 )
 def test_a_naive_datetime_is_rejected(call: Any) -> None:
@@ -332,7 +335,7 @@ def test_from_toml() -> None:
     assert schedule.yearly_closures == (((12, 29), (1, 3)),)
     assert schedule.closed_dates == frozenset({date(2027, 5, 6), date(2027, 5, 7)})
     assert dict(schedule.extra_openings) == {date(2027, 3, 22): (Window(780, 1020),)}
-    assert schedule.summary() == DEFAULT.summary()
+    assert summary(schedule) == summary(DEFAULT)
 
 
 def test_a_schedule_is_frozen_equal_and_hashable() -> None:
@@ -463,7 +466,7 @@ def test_schedule_errors(raw: dict[str, Any], message: str) -> None:
     ],
 )
 def test_format_opening(at: datetime, now: datetime, text: str) -> None:
-    assert DEFAULT.format_opening(at, now) == text
+    assert format_opening(DEFAULT, at, now) == text
 
 
 @pytest.mark.parametrize(
@@ -491,11 +494,11 @@ def test_format_opening(at: datetime, now: datetime, text: str) -> None:
     ],
 )
 def test_summary(raw: dict[str, Any], text: str) -> None:
-    assert Schedule.from_config(raw, TOKYO).summary() == text
+    assert summary(Schedule.from_config(raw, TOKYO)) == text
 
 
 def test_week_report_while_open() -> None:
-    assert DEFAULT.week_report(jst(2026, 12, 1, 14, 0)) == "\n".join(
+    assert week_report(DEFAULT, jst(2026, 12, 1, 14, 0)) == "\n".join(
         [
             "12/01 (火)  13:00-19:00",
             "12/02 (水)  13:00-19:00",
@@ -511,7 +514,7 @@ def test_week_report_while_open() -> None:
 
 
 def test_week_report_over_the_new_year_from_utc() -> None:
-    assert SPECIAL.week_report(utc(2026, 12, 26, 9, 0)) == "\n".join(
+    assert week_report(SPECIAL, utc(2026, 12, 26, 9, 0)) == "\n".join(
         [
             "12/26 (土)  12:00-18:00",
             "12/27 (日)  closed",
@@ -537,4 +540,4 @@ def test_week_report_over_the_new_year_from_utc() -> None:
     ],
 )
 def test_week_report_lines(schedule: Schedule, at: datetime, line: str) -> None:
-    assert line in schedule.week_report(at).splitlines()
+    assert line in week_report(schedule, at).splitlines()
