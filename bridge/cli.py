@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bridge.config.policy_file import PolicyError, describe_policy, load_policy
 from bridge.config.settings import SettingsError, load_settings
+from bridge.core.schedule import wording
 from bridge.logs import configure_logging
 
 log = logging.getLogger("bridge.cli")
@@ -84,8 +85,8 @@ def _hours(args: argparse.Namespace) -> int:
             at = at.replace(tzinfo=policy.timezone)  # a bare time means the service's own zone
     else:
         at = datetime.now(policy.timezone)
-    print(f"hours: {policy.schedule.summary()}\n")
-    print(policy.schedule.week_report(at))
+    print(f"hours: {wording.summary(policy.schedule)}\n")
+    print(wording.week_report(policy.schedule, at))
     return 0
 
 

@@ -24,7 +24,8 @@ from bridge.adapters.slack import verify as slack_side
 from bridge.app import create_app
 from bridge.config.policy_file import load_policy
 from bridge.config.settings import load_settings
-from bridge.core.schedule import WEEKDAYS, Schedule
+from bridge.core.schedule.days import WEEKDAYS
+from bridge.core.schedule.model import Schedule
 from bridge.engine.worker import Worker
 from bridge.fakes.line import FakeLine
 from bridge.fakes.slack import FakeSlack

@@ -23,7 +23,7 @@ from bridge.core.deliveries import (
 )
 from bridge.core.events import ChildFollowed, ChildMessage, Media, ThreadDelete, ThreadEdit, ThreadMessage, TimerKind
 from bridge.core.policy import Policy
-from bridge.core.schedule import Schedule
+from bridge.core.schedule.model import Schedule
 
 CHANNEL = "CCASES"
 CHILD = "Uchild-core"

@@ -26,7 +26,7 @@ from bridge.config.policy_file import load_policy
 from bridge.core.case import Queue
 from bridge.core.events import InboundEvent
 from bridge.core.rules.floods import Recent
-from bridge.core.schedule import Schedule
+from bridge.core.schedule.model import Schedule
 from bridge.engine.commit import Loaded
 from bridge.engine.router import Router
 

@@ -19,7 +19,7 @@ from bridge.core.case import Case, CaseStatus, Queue
 from bridge.core.deliveries import ChannelPost, LinePush, LineReply, RootUpdate, ThreadPost
 from bridge.core.events import ChildMessage, TimerKind
 from bridge.core.policy import Policy
-from bridge.core.schedule import Schedule
+from bridge.core.schedule.model import Schedule
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 CHILD = "Uchild-hours"

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bridge.adapters.redis.inbound import FIRED_MARKER_TTL_SECONDS
-from bridge.core.schedule import WEEKDAYS
+from bridge.core.schedule.days import WEEKDAYS
 from bridge.fakes.harness import ALWAYS_OPEN, write_policy
 from bridge.fakes.server import time_scale
 from tests.conftest import Bridge, line_text_event

@@ -18,7 +18,7 @@ import bridge.engine.router as router_module
 from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
 from bridge.config.settings import load_settings
-from bridge.core.schedule import Schedule
+from bridge.core.schedule.model import Schedule
 from bridge.engine.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent

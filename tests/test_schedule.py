@@ -1,50 +1,33 @@
-"""The opening-hours rules: windows, closures, next opening/closing, wording. Pure functions.
+"""The opening-hours rules of bridge.core.schedule.model: windows, closures, next opening/closing.
 
-Calendar used below: 2026-12-01 is a Tuesday, 2026-12-26 a Saturday, 2026-12-28 a
-Monday, 2027-01-05 a Tuesday, 2027-03-22 a Monday, 2027-05-06 a Thursday, and
-2027-03-28 / 2027-10-31 are the Sundays Europe/Berlin springs forward / falls back.
+See tests/schedule_examples.py for the calendar and the example schedules.
 """
 
 from __future__ import annotations
 
 import time
-import tomllib
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from bridge.core.schedule import DEFAULT_HOURS, HORIZON_DAYS, Schedule, ScheduleError, Window
-
-TOKYO = ZoneInfo("Asia/Tokyo")
-BERLIN = ZoneInfo("Europe/Berlin")
-
-DEFAULT = Schedule.from_config(DEFAULT_HOURS, TOKYO)
-# The default policy plus a one-off closed date and two one-off openings (one inside the new-year closure).
-SPECIAL = Schedule.from_config(
-    {
-        **DEFAULT_HOURS,
-        "closed_dates": ["2027-05-06"],
-        "extra_openings": {"2027-03-22": ["13:00-17:00"], "2026-12-30": ["10:00-12:00"]},
-    },
+from bridge.core.schedule import wording
+from bridge.core.schedule.days import Window
+from bridge.core.schedule.model import HORIZON_DAYS, Schedule
+from bridge.core.schedule.parse import DEFAULT_HOURS
+from tests.schedule_examples import (
+    ADJACENT,
+    ALWAYS,
+    BERLIN_SUNDAY,
+    DEFAULT,
+    EMPTY,
+    MIDNIGHT,
+    SPECIAL,
+    SPLIT,
     TOKYO,
+    jst,
+    utc,
 )
-EMPTY = Schedule.from_config({}, TOKYO)
-ALWAYS = Schedule.from_config({day: ["00:00-24:00"] for day in DEFAULT_HOURS if day.endswith("day")}, TOKYO)
-SPLIT = Schedule.from_config({"tuesday": ["16:00-19:00", "13:00-15:00"]}, TOKYO)
-ADJACENT = Schedule.from_config({"tuesday": ["12:00-13:00", "13:00-14:00"]}, TOKYO)
-MIDNIGHT = Schedule.from_config({"monday": ["18:00-24:00"], "tuesday": ["00:00-02:00"]}, TOKYO)
-BERLIN_SUNDAY = Schedule.from_config({"sunday": ["01:00-04:00"]}, BERLIN)
-
-
-def jst(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime:
-    return datetime(y, mo, d, h, mi, s, tzinfo=TOKYO)
-
-
-def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime:
-    return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
-
 
 # --------------------------------------------------------------------------
 # is_open
@@ -207,9 +190,9 @@ def test_an_empty_schedule_answers_quickly() -> None:
         lambda s, at: s.is_open(at),
         lambda s, at: s.next_opening(at),
         lambda s, at: s.next_closing(at),
-        lambda s, at: s.week_report(at),
-        lambda s, at: s.format_opening(at, jst(2026, 12, 1)),
-        lambda s, at: s.format_opening(jst(2026, 12, 1), at),
+        lambda s, at: wording.week_report(s, at),
+        lambda s, at: wording.format_opening(s, at, jst(2026, 12, 1)),
+        lambda s, at: wording.format_opening(s, jst(2026, 12, 1), at),
     ],
 )
 def test_a_naive_datetime_is_rejected(call: Any) -> None:
@@ -305,34 +288,8 @@ def test_yearly_closures(closures: list[str], inside: list[date], outside: list[
 
 
 # --------------------------------------------------------------------------
-# Config
+# The value: frozen, copied, windows
 # --------------------------------------------------------------------------
-
-TOML = """
-[hours]
-monday = []
-tuesday = ["13:00-19:00"]
-wednesday = ["13:00-19:00"]
-thursday = ["13:00-19:00"]
-friday = ["13:00-19:00"]
-saturday = ["12:00-18:00"]
-sunday = []
-yearly_closures = ["12-29..01-03"]
-closed_dates = ["2027-05-06", 2027-05-07]
-[hours.extra_openings]
-"2027-03-22" = ["13:00-17:00"]
-"""
-
-
-def test_from_toml() -> None:
-    schedule = Schedule.from_config(tomllib.loads(TOML)["hours"], TOKYO)
-    assert schedule.timezone is TOKYO
-    assert schedule.weekly[0] == () and schedule.weekly[1] == (Window(780, 1140),)
-    assert schedule.weekly[5] == (Window(720, 1080),)
-    assert schedule.yearly_closures == (((12, 29), (1, 3)),)
-    assert schedule.closed_dates == frozenset({date(2027, 5, 6), date(2027, 5, 7)})
-    assert dict(schedule.extra_openings) == {date(2027, 3, 22): (Window(780, 1020),)}
-    assert schedule.summary() == DEFAULT.summary()
 
 
 def test_a_schedule_is_frozen_equal_and_hashable() -> None:
@@ -353,38 +310,6 @@ def test_a_changed_dict_does_not_change_a_built_schedule() -> None:
 
 
 @pytest.mark.parametrize(
-    ("at", "expected"),
-    [
-        (jst(2026, 12, 1, 9, 29, 59), False),
-        (jst(2026, 12, 1, 9, 30), True),
-        (jst(2026, 12, 1, 12, 0), True),  # where the two windows touch
-        (jst(2026, 12, 1, 18, 58, 59), True),
-        (jst(2026, 12, 1, 18, 59), False),
-    ],
-)
-def test_windows_keep_their_minutes_and_touching_windows_are_one_period(at: datetime, expected: bool) -> None:
-    # Built here, not at import, so the parsing itself is what the test exercises.
-    schedule = Schedule.from_config({"tuesday": ["12:00-18:59", "09:30-12:00"]}, TOKYO)
-    assert tuple(str(w) for w in schedule.weekly[1]) == ("09:30-12:00", "12:00-18:59")
-    assert schedule.is_open(at) is expected
-    assert schedule.next_opening(jst(2026, 12, 1, 8, 0)) == jst(2026, 12, 1, 9, 30)
-    assert schedule.next_closing(jst(2026, 12, 1, 10, 0)) == jst(2026, 12, 1, 18, 59)  # 12:00 is no closing
-
-
-def test_missing_weekdays_are_closed_and_windows_sorted() -> None:
-    assert Schedule.from_config({"friday": ["00:00-24:00"]}, TOKYO).weekly == (
-        (),
-        (),
-        (),
-        (),
-        (Window(0, 1440),),
-        (),
-        (),
-    )
-    assert tuple(str(w) for w in SPLIT.weekly[1]) == ("13:00-15:00", "16:00-19:00")
-
-
-@pytest.mark.parametrize(
     ("window", "text"),
     [(Window(780, 1140), "13:00-19:00"), (Window(0, 1440), "00:00-24:00"), (Window(65, 90), "01:05-01:30")],
 )
@@ -396,145 +321,3 @@ def test_window_str(window: Window, text: str) -> None:
 def test_a_window_out_of_range_is_refused(start: int, end: int) -> None:
     with pytest.raises(ValueError):
         Window(start, end)
-
-
-@pytest.mark.parametrize(
-    ("raw", "message"),
-    [
-        ({"tuesday": ["13:00-12:00"]}, 'tuesday[0]: "13:00-12:00" ends before it starts'),
-        ({"tuesday": ["10:00-11:00", "13:00-13:00"]}, 'tuesday[1]: "13:00-13:00" is empty (it ends when it starts)'),
-        ({"sunday": ["24:00-24:00"]}, 'sunday[0]: "24:00-24:00" starts at 24:00, which can only end a window'),
-        ({"monday": ["25:00-26:00"]}, 'monday[0]: "25:00-26:00" has a time that is not between 00:00 and 24:00'),
-        ({"monday": ["13:60-14:00"]}, 'monday[0]: "13:60-14:00" has a time that is not between 00:00 and 24:00'),
-        ({"monday": ["23:00-24:30"]}, 'monday[0]: "23:00-24:30" has a time that is not between 00:00 and 24:00'),
-        ({"monday": ["23:00-25:00"]}, 'monday[0]: "23:00-25:00" has a time that is not between 00:00 and 24:00'),
-        ({"monday": ["1pm-7pm"]}, "monday[0]: '1pm-7pm' is not a window like \"13:00-19:00\""),
-        ({"monday": [1300]}, 'monday[0]: 1300 is not a window like "13:00-19:00"'),
-        ({"tuesday": "13:00-19:00"}, "tuesday: must be a list, got '13:00-19:00'"),
-        ({"tuesday": ["14:00-16:00", "13:00-15:00"]}, 'tuesday: "13:00-15:00" and "14:00-16:00" overlap'),
-        ({"yearly_closures": ["12-29..01-03", "13-01"]}, 'yearly_closures[1]: "13-01" is not a month-day'),
-        ({"yearly_closures": ["02-30"]}, 'yearly_closures[0]: "02-30" is not a month-day'),
-        ({"yearly_closures": ["12-29..01-32"]}, 'yearly_closures[0]: "01-32" is not a month-day'),
-        ({"yearly_closures": ["Dec 29"]}, 'yearly_closures[0]: \'Dec 29\' is not "MM-DD" or "MM-DD..MM-DD"'),
-        ({"yearly_closures": "12-29..01-03"}, "yearly_closures: must be a list, got '12-29..01-03'"),
-        ({"closed_dates": "2027-05-06"}, "closed_dates: must be a list, got '2027-05-06'"),
-        ({"closed_dates": ["2027-13-01"]}, 'closed_dates[0]: "2027-13-01" is not a date'),
-        ({"closed_dates": ["2027-05-06", "May 6"]}, 'closed_dates[1]: "May 6" is not a date'),
-        ({"extra_openings": {"2027-02-30": ["13:00-17:00"]}}, 'extra_openings."2027-02-30": not a date'),
-        ({"extra_openings": {"tomorrow": []}}, 'extra_openings."tomorrow": not a date'),
-        (
-            {"extra_openings": {"2027-03-22": ["13:00-12:00"]}},
-            'extra_openings."2027-03-22"[0]: "13:00-12:00" ends before it starts',
-        ),
-        ({"extra_openings": ["2027-03-22"]}, "extra_openings: must be a table of dates, got ['2027-03-22']"),
-        (
-            {"closed_dates": ["2027-03-22"], "extra_openings": {"2027-03-22": ["13:00-17:00"]}},
-            "closed_dates and extra_openings both name 2027-03-22",
-        ),
-        ({"colour": "red"}, "colour: is not a known setting"),
-        ({"tuesday": [], "Tuesday": []}, "Tuesday: is not a known setting"),
-    ],
-)
-def test_schedule_errors(raw: dict[str, Any], message: str) -> None:
-    with pytest.raises(ScheduleError) as caught:
-        Schedule.from_config(raw, TOKYO)
-    assert str(caught.value) == message
-    assert isinstance(caught.value, ValueError)
-
-
-# --------------------------------------------------------------------------
-# Text
-# --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("at", "now", "text"),
-    [
-        (jst(2026, 12, 1, 19, 0), jst(2026, 12, 1, 14, 0), "火曜日 19:00"),  # later today
-        (jst(2026, 12, 5, 12, 0), jst(2026, 12, 1, 14, 0), "土曜日 12:00"),
-        (jst(2026, 12, 7, 13, 0), jst(2026, 12, 1, 14, 0), "月曜日 13:00"),  # six days after: still a weekday
-        (jst(2026, 12, 8, 13, 0), jst(2026, 12, 1, 14, 0), "12月8日(火) 13:00"),  # seven: the date
-        (jst(2027, 1, 5, 13, 0), jst(2026, 12, 26, 18, 0), "1月5日(火) 13:00"),
-        (jst(2022, 1, 4, 13, 0), jst(2021, 12, 20, 9, 0), "1月4日(火) 13:00"),
-        (jst(2026, 11, 30, 13, 0), jst(2026, 12, 1, 14, 0), "11月30日(月) 13:00"),  # the past: the date
-        (utc(2026, 12, 2, 4, 0), jst(2026, 12, 1, 14, 0), "水曜日 13:00"),  # `at` in UTC
-        # `now` in UTC is already Wednesday in Tokyo, so Tuesday the 8th is six days away
-        (jst(2026, 12, 8, 13, 0), utc(2026, 12, 1, 16, 0), "火曜日 13:00"),
-    ],
-)
-def test_format_opening(at: datetime, now: datetime, text: str) -> None:
-    assert DEFAULT.format_opening(at, now) == text
-
-
-@pytest.mark.parametrize(
-    ("raw", "text"),
-    [
-        (DEFAULT_HOURS, "火〜金 13:00〜19:00、土 12:00〜18:00（12月29日〜1月3日はお休み）"),
-        ({}, "受付時間は決まっていません"),
-        ({"yearly_closures": ["12-29..01-03"]}, "受付時間は決まっていません"),
-        ({day: ["10:00-17:00"] for day in DEFAULT_HOURS if day.endswith("day")}, "月〜日 10:00〜17:00"),
-        (
-            {
-                "wednesday": ["13:00-15:00", "10:00-12:00"],
-                "saturday": ["10:00-12:00"],
-                "sunday": ["10:00-12:00"],
-                "yearly_closures": ["05-03", "12-29..01-03"],
-                "closed_dates": ["2027-05-06"],
-            },
-            "水 10:00〜12:00・13:00〜15:00、土・日 10:00〜12:00（5月3日、12月29日〜1月3日はお休み）",
-        ),
-        (
-            {"tuesday": ["13:00-19:00"], "wednesday": ["13:00-17:00"], "thursday": ["13:00-19:00"]},
-            "火 13:00〜19:00、水 13:00〜17:00、木 13:00〜19:00",
-        ),
-        ({"friday": ["18:00-24:00"]}, "金 18:00〜24:00"),
-    ],
-)
-def test_summary(raw: dict[str, Any], text: str) -> None:
-    assert Schedule.from_config(raw, TOKYO).summary() == text
-
-
-def test_week_report_while_open() -> None:
-    assert DEFAULT.week_report(jst(2026, 12, 1, 14, 0)) == "\n".join(
-        [
-            "12/01 (火)  13:00-19:00",
-            "12/02 (水)  13:00-19:00",
-            "12/03 (木)  13:00-19:00",
-            "12/04 (金)  13:00-19:00",
-            "12/05 (土)  12:00-18:00",
-            "12/06 (日)  closed",
-            "12/07 (月)  closed",
-            "now (2026-12-01 14:00 Asia/Tokyo): open",
-            "next closing: 2026-12-01 19:00 (in 5 h 0 min)",
-        ]
-    )
-
-
-def test_week_report_over_the_new_year_from_utc() -> None:
-    assert SPECIAL.week_report(utc(2026, 12, 26, 9, 0)) == "\n".join(
-        [
-            "12/26 (土)  12:00-18:00",
-            "12/27 (日)  closed",
-            "12/28 (月)  closed",
-            "12/29 (火)  closed (yearly closure)",
-            "12/30 (水)  10:00-12:00 (extra opening)",
-            "12/31 (木)  closed (yearly closure)",
-            "01/01 (金)  closed (yearly closure)",
-            "now (2026-12-26 18:00 Asia/Tokyo): closed",
-            "next opening: 2026-12-30 10:00 (in 3 d 16 h 0 min)",
-        ]
-    )
-
-
-@pytest.mark.parametrize(
-    ("schedule", "at", "line"),
-    [
-        (SPECIAL, jst(2027, 5, 4, 10, 0), "05/06 (木)  closed (closed date)"),
-        (SPLIT, jst(2026, 12, 1, 10, 0), "12/01 (火)  13:00-15:00, 16:00-19:00"),
-        (DEFAULT, jst(2026, 12, 1, 12, 59, 30), "next opening: 2026-12-01 13:00 (in 0 h 1 min)"),
-        (EMPTY, jst(2026, 12, 1, 14, 0), "the schedule never opens"),
-        (ALWAYS, jst(2026, 12, 1, 14, 0), f"next closing: none within {HORIZON_DAYS} days"),
-    ],
-)
-def test_week_report_lines(schedule: Schedule, at: datetime, line: str) -> None:
-    assert line in schedule.week_report(at).splitlines()

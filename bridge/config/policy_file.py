@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from bridge.core.policy import Policy
-from bridge.core.schedule import Schedule, ScheduleError
+from bridge.core.schedule.model import Schedule
+from bridge.core.schedule.parse import ScheduleError
 from bridge.core.texts import POLICY_VALUES, TEXTS
 
 

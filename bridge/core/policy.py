@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bridge.core.schedule import Schedule
+from bridge.core.schedule import wording
+from bridge.core.schedule.model import Schedule
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,17 @@ class Policy:
 
     def hours_summary(self) -> str:
         """The weekly hours in the policy's words, for the welcome text."""
-        return self.schedule.summary(
-            closures=self.texts["hours_closures"], none=self.texts["hours_none"], weekdays=self.texts["weekday_names"]
+        return wording.summary(
+            self.schedule,
+            closures=self.texts["hours_closures"],
+            none=self.texts["hours_none"],
+            weekdays=self.texts["weekday_names"],
         )
 
     def format_opening(self, at: datetime, now: datetime) -> str:
         """When the service next opens, in the policy's words ("火曜日 13:00")."""
-        return self.schedule.format_opening(
+        return wording.format_opening(
+            self.schedule,
             at,
             now,
             this_week=self.texts["opening_this_week"],

@@ -1,0 +1,29 @@
+"""Pure text helpers shared by the LINE <-> Slack relay, one module per concept.
+
+Two directions matter:
+
+* LINE -> Slack: whatever a child types is untrusted and must be escaped so it cannot ping
+  anyone or fake Slack markup (:mod:`.escape`), and a non-text message is described in words
+  (:mod:`.media`).
+* Slack -> LINE: a counsellor's Slack message is converted to plain text a child can read
+  (:mod:`.slack_markup`, with emoji shortcodes from :mod:`.shortcodes`) and cut into pieces LINE
+  accepts (:mod:`.line_split`, cutting only where :mod:`.graphemes` allows).
+
+Everything is deterministic and free of I/O. This package re-exports the names the core's
+decisions import from ``bridge.core.text``; new code imports from the module that defines a name.
+"""
+
+from __future__ import annotations
+
+from bridge.core.text.escape import escape_for_slack
+from bridge.core.text.line_split import batches, split_for_line
+from bridge.core.text.media import describe_line_message
+from bridge.core.text.slack_markup import slack_to_plain
+
+__all__ = [
+    "batches",
+    "describe_line_message",
+    "escape_for_slack",
+    "slack_to_plain",
+    "split_for_line",
+]

@@ -1,0 +1,355 @@
+"""What each Slack Web API method of the fake does to its in-memory workspace.
+
+:class:`SlackMethods` is the half of :class:`bridge.fakes.slack.FakeSlack` that answers the
+Web API: ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``, ``reactions.add`` /
+``remove``, ``conversations.replies`` / ``history`` / ``members``, ``users.info``,
+``usergroups.users.list``, ``views.open`` and ``auth.test``. A caller (the fake's dispatch) can
+rely on each handler taking the call's arguments as one dict (query string, form and JSON
+merged), returning the fields of an ``{"ok": true, ...}`` answer, and raising
+:class:`SlackError` with Slack's own error code (``channel_not_found``, ``msg_too_long``, ...)
+instead. Like Slack: a reply to a reply lands in the root's thread, ``ts`` values only grow,
+only the bot's own messages can be updated, a message over :data:`MAX_TEXT` characters is
+refused, and history and replies are paginated by an opaque cursor.
+
+Handlers run with the fake's lock held (FakeSlack's dispatch calls them).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from typing import Any
+
+__all__ = ["MAX_TEXT", "SlackError", "SlackMethods"]
+
+MAX_TEXT = 40_000
+
+
+class SlackError(Exception):
+    """Raised inside a method handler to answer ``{"ok": false, "error": code}``."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _truthy(value: Any) -> bool:
+    # slack_sdk turns bools into "1"/"0" for GET params; JSON bodies keep real bools.
+    return value is True or (isinstance(value, int | str) and str(value).lower() in ("1", "true"))
+
+
+def _ts_key(ts: str, error: str = "invalid_ts") -> tuple[int, int]:
+    # Compare as (seconds, micros) integers: "1.5" and "1.500000" are the same instant.
+    seconds, _, micros = ts.partition(".")
+    try:
+        return int(seconds), int(micros.ljust(6, "0")[:6])
+    except ValueError:
+        raise SlackError(error) from None
+
+
+def _json_field(args: dict[str, Any], name: str, error: str) -> Any:
+    """Form posts carry structured fields (blocks, metadata) as JSON strings."""
+    value = args.get(name)
+    if isinstance(value, str):
+        if value == "":
+            return None
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise SlackError(error) from None
+    return value
+
+
+def _paginate(items: list[dict[str, Any]], args: dict[str, Any], default_limit: int) -> dict[str, Any]:
+    """Cursor pagination; the cursor is just the offset, which is opaque to clients."""
+    try:
+        limit = int(args.get("limit") or default_limit)
+        offset = int(args.get("cursor") or 0)
+    except ValueError:
+        raise SlackError("invalid_cursor") from None
+    limit = max(1, limit)
+    page = items[offset : offset + limit]
+    more = offset + limit < len(items)
+    return {
+        "messages": page,
+        "has_more": more,
+        "response_metadata": {"next_cursor": str(offset + limit) if more else ""},
+    }
+
+
+class SlackMethods:
+    """The fake's workspace model and its Web API method handlers (mixed into FakeSlack)."""
+
+    # Set by FakeSlack (its constructor and its state).
+    bot_user_id: str
+    bot_id: str
+    team_id: str
+    _last_ts: int
+    _messages: dict[str, dict[str, Any]]  # ts -> message, in ts order
+    _updates: dict[str, list[dict[str, Any]]]
+    _ephemerals: list[dict[str, Any]]
+    _reactions: dict[str, list[str]]
+    _members: dict[str, list[str]]
+    _users: dict[str, dict[str, Any]]
+    _usergroups: dict[str, list[str]]
+    _views: list[dict[str, Any]]
+
+    # ------------------------------------------------------------------ model helpers
+
+    def _next_ts(self) -> str:
+        # Wall-clock based like Slack, but strictly increasing across all channels.
+        micros = max(self._last_ts + 1, int(time.time() * 1_000_000))
+        self._last_ts = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _store(
+        self,
+        channel: str,
+        text: str,
+        thread_ts: str | None,
+        blocks: Any,
+        metadata: Any,
+        *,
+        user: str,
+        bot_id: str | None,
+        args: dict[str, Any],
+    ) -> dict[str, Any]:
+        ts = self._next_ts()
+        msg = {
+            "channel": channel,
+            "ts": ts,
+            "thread_ts": thread_ts,
+            "text": text,
+            "blocks": blocks,
+            "metadata": metadata,
+            "user": user,
+            "bot_id": bot_id,
+            "args": copy.deepcopy(args),
+        }
+        self._messages[ts] = msg
+        return msg
+
+    def _find(self, channel: str, ts: str, error: str) -> dict[str, Any]:
+        msg = self._messages.get(ts)
+        if msg is None or msg["channel"] != channel:
+            raise SlackError(error)
+        return msg
+
+    def _thread_root(self, channel: str, thread_ts: str) -> str:
+        parent = self._find(channel, thread_ts, "thread_not_found")
+        # Replying to a reply lands in the same thread, as in Slack.
+        return str(parent["thread_ts"] or parent["ts"])
+
+    def _render(self, msg: dict[str, Any], *, with_metadata: bool = True) -> dict[str, Any]:
+        """A message as the Web API shows it (thread summary and reactions included)."""
+        out: dict[str, Any] = {"type": "message", "user": msg["user"], "text": msg["text"], "ts": msg["ts"]}
+        if msg["bot_id"]:
+            out["bot_id"] = msg["bot_id"]
+        if msg["blocks"]:
+            out["blocks"] = msg["blocks"]
+        if msg["thread_ts"]:
+            out["thread_ts"] = msg["thread_ts"]
+            out["parent_user_id"] = self._messages[msg["thread_ts"]]["user"]
+        else:
+            replies = [m for m in self._messages.values() if m["thread_ts"] == msg["ts"]]
+            if replies:
+                out["thread_ts"] = msg["ts"]
+                out["reply_count"] = len(replies)
+                out["reply_users"] = sorted({m["user"] for m in replies})
+                out["latest_reply"] = replies[-1]["ts"]
+        if self._reactions.get(msg["ts"]):
+            out["reactions"] = [
+                {"name": n, "users": [self.bot_user_id], "count": 1} for n in self._reactions[msg["ts"]]
+            ]
+        if with_metadata and msg["metadata"]:
+            out["metadata"] = msg["metadata"]
+        return copy.deepcopy(out)
+
+    def _content_fields(self, args: dict[str, Any]) -> tuple[Any, Any]:
+        blocks = _json_field(args, "blocks", "invalid_blocks")
+        if blocks is not None and not isinstance(blocks, list):
+            raise SlackError("invalid_blocks")
+        metadata = _json_field(args, "metadata", "invalid_metadata_format")
+        if metadata is not None and not (
+            isinstance(metadata, dict)
+            and isinstance(metadata.get("event_type"), str)
+            and isinstance(metadata.get("event_payload"), dict)
+        ):
+            raise SlackError("invalid_metadata_format")
+        return blocks, metadata
+
+    # ------------------------------------------------------------------ methods
+
+    def _auth_test(self, _: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": "https://test.slack.com/",
+            "team": "test",
+            "user": "bridge",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+        }
+
+    def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if not isinstance(channel, str) or not channel:
+            raise SlackError("channel_not_found")
+        blocks, metadata = self._content_fields(args)
+        text = args.get("text")
+        if not text and not blocks and not args.get("attachments"):
+            raise SlackError("no_text")
+        text = str(text or "")
+        if len(text) > MAX_TEXT:
+            raise SlackError("msg_too_long")
+        thread_ts = args.get("thread_ts") or None
+        if thread_ts is not None:
+            thread_ts = self._thread_root(channel, str(thread_ts))
+        msg = self._store(
+            channel, text, thread_ts, blocks, metadata, user=self.bot_user_id, bot_id=self.bot_id, args=args
+        )
+        return {"channel": channel, "ts": msg["ts"], "message": self._render(msg)}
+
+    def _update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        msg = self._find(channel, str(args.get("ts", "")), "message_not_found")
+        if msg["user"] != self.bot_user_id:
+            raise SlackError("cant_update_message")
+        blocks, metadata = self._content_fields(args)
+        text = args.get("text")
+        if text is not None and len(str(text)) > MAX_TEXT:
+            raise SlackError("msg_too_long")
+        # Only the fields present in the call change, as with the real method.
+        if text is not None:
+            msg["text"] = str(text)
+        if "blocks" in args:
+            msg["blocks"] = blocks
+        if metadata is not None:
+            msg["metadata"] = metadata
+        self._updates.setdefault(msg["ts"], []).append(
+            {
+                "text": msg["text"],
+                "blocks": copy.deepcopy(msg["blocks"]),
+                "metadata": copy.deepcopy(msg["metadata"]),
+                "args": copy.deepcopy(args),
+            }
+        )
+        return {"channel": channel, "ts": msg["ts"], "text": msg["text"], "message": self._render(msg)}
+
+    def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        user = args.get("user")
+        if not isinstance(channel, str) or not channel:
+            raise SlackError("channel_not_found")
+        if not isinstance(user, str) or not user:
+            raise SlackError("user_not_found")
+        if channel in self._members and user not in self._members[channel]:
+            raise SlackError("user_not_in_channel")
+        blocks, _ = self._content_fields(args)
+        text = args.get("text")
+        if not text and not blocks:
+            raise SlackError("no_text")
+        thread_ts = args.get("thread_ts") or None
+        if thread_ts is not None:
+            thread_ts = self._thread_root(channel, str(thread_ts))
+        ts = self._next_ts()
+        self._ephemerals.append(
+            {
+                "channel": channel,
+                "user": user,
+                "text": str(text or ""),
+                "blocks": blocks,
+                "thread_ts": thread_ts,
+                "message_ts": ts,
+            }
+        )
+        return {"message_ts": ts}
+
+    def _reaction_target(self, args: dict[str, Any]) -> tuple[str, list[str]]:
+        name = str(args.get("name") or "").strip(":")
+        if not name:
+            raise SlackError("invalid_name")
+        msg = self._find(str(args.get("channel", "")), str(args.get("timestamp", "")), "message_not_found")
+        return name, self._reactions.setdefault(msg["ts"], [])
+
+    def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        name, names = self._reaction_target(args)
+        if name in names:
+            raise SlackError("already_reacted")
+        names.append(name)
+        return {}
+
+    def _reactions_remove(self, args: dict[str, Any]) -> dict[str, Any]:
+        name, names = self._reaction_target(args)
+        if name not in names:
+            raise SlackError("no_reaction")
+        names.remove(name)
+        return {}
+
+    def _in_range(self, ts: str, args: dict[str, Any]) -> bool:
+        inclusive = _truthy(args.get("inclusive"))
+        key = _ts_key(ts)
+        if args.get("oldest"):
+            oldest = _ts_key(str(args["oldest"]), "invalid_ts_oldest")
+            if key < oldest or (key == oldest and not inclusive):
+                return False
+        if args.get("latest"):
+            latest = _ts_key(str(args["latest"]), "invalid_ts_latest")
+            if key > latest or (key == latest and not inclusive):
+                return False
+        return True
+
+    def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        root_ts = self._thread_root(channel, str(args.get("ts", "")))
+        with_metadata = _truthy(args.get("include_all_metadata"))
+        replies = [
+            m
+            for m in self._messages.values()
+            if m["thread_ts"] == root_ts and m["channel"] == channel and self._in_range(m["ts"], args)
+        ]
+        # Slack always returns the parent first, whatever oldest/latest say.
+        items = [self._render(m, with_metadata=with_metadata) for m in [self._messages[root_ts], *replies]]
+        return _paginate(items, args, default_limit=1000)
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        if not channel:
+            raise SlackError("channel_not_found")
+        with_metadata = _truthy(args.get("include_all_metadata"))
+        roots = [
+            m
+            for m in self._messages.values()
+            if m["channel"] == channel and m["thread_ts"] is None and self._in_range(m["ts"], args)
+        ]
+        items = [self._render(m, with_metadata=with_metadata) for m in reversed(roots)]
+        return _paginate(items, args, default_limit=100)
+
+    def _members_of(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        if channel not in self._members:
+            raise SlackError("channel_not_found")
+        return {"members": list(self._members[channel]), "response_metadata": {"next_cursor": ""}}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = self._users.get(str(args.get("user", "")))
+        if user is None:
+            raise SlackError("user_not_found")
+        return {"user": copy.deepcopy(user)}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        trigger = str(args.get("trigger_id") or "")
+        if not trigger:
+            raise SlackError("invalid_trigger_id")
+        view = _json_field(args, "view", "invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("blocks"):
+            raise SlackError("invalid_arguments")
+        opened = {"trigger_id": trigger, "view": view, "id": f"V{len(self._views) + 1:08d}"}
+        self._views.append(opened)
+        return {"view": {**view, "id": opened["id"]}}
+
+    def _usergroup_users(self, args: dict[str, Any]) -> dict[str, Any]:
+        users = self._usergroups.get(str(args.get("usergroup", "")))
+        if users is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(users)}
