@@ -2,15 +2,16 @@
 
 common       credentials, synthetic messages and markers, percentiles, bounded waits
 system       CPU and machine readings from /proc, which process owns a socket
-rig          the processes and fakes a run starts (redis-server, web, worker)
+rig          the processes and fakes a run starts (redis-server, web, worker, bare endpoint)
 seen         which markers reached a fake, and when (read incrementally)
 http_client  a small HTTP/1.1 keep-alive client for open-loop load
 loadgen      the load generator process (open-loop blocks of signed LINE webhooks)
-webhook      webhook answer time under open-loop load (phases 1 and 1b)
+webhook      webhook answer time: phases 1 and 1b, and bridge vs bare endpoint in alternating blocks
 latency      relay time LINE->Slack and Slack->LINE
 controls     /escalate commands and escalate buttons
 throughput   closed-loop throughput (phase 4), exactly once and order per child
 redis_count  Redis round trips and commands by process (ss, INFO, MONITOR)
 redis_phase  phase 5: Redis counted one message at a time
+bare_app     the bare FastAPI endpoint that only verifies the LINE signature
 report       the table of the phase run
 """

@@ -1,11 +1,12 @@
-"""Everything a run starts: redis-server, the fakes, the Procfile's web and worker. stop()
-undoes all of it."""
+"""Everything a run starts: redis-server, the fakes, the Procfile's web and worker, and (for the
+targets) a bare endpoint served by uvicorn the same way as the web. stop() undoes all of it."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -25,6 +26,8 @@ from bridge.fakes.slack import FakeSlack
 from .common import CHANNEL, COUNSELLOR, CREDENTIALS, HOST, ROOT, log
 from .loadgen import LoadGen
 from .system import cpu_seconds, own_cpu_seconds, system_busy_seconds
+
+BARE_APP = "relaybench.bare_app:create_app"
 
 
 def _keys() -> Any | None:
@@ -75,12 +78,18 @@ class Proc:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def uvicorn_argv(command: str, port: int) -> list[str]:
-    """The Procfile's web command for this port, listening on 127.0.0.1 only."""
+def uvicorn_argv(command: str, port: int, app: str | None = None) -> list[str]:
+    """The Procfile's web command for this port, listening on 127.0.0.1 only; with app, the same
+    command serving another application."""
     argv = shlex.split(command.replace("$PORT", str(port)))
     for i, arg in enumerate(argv[:-1]):
         if arg == "--host":
             argv[i + 1] = HOST
+    if app is not None:
+        spots = [i for i, arg in enumerate(argv) if re.fullmatch(r"[\w.]+:[\w]+", arg)]
+        if len(spots) != 1:
+            raise RuntimeError(f"cannot find the application in the web command {command!r}")
+        argv[spots[0]] = app
     return argv
 
 
@@ -96,8 +105,10 @@ class Rig:
         self.fake_slack: FakeSlack | None = None
         self.redis_port = 0
         self.web_port = 0
+        self.bare_port = 0
         self.web: Proc | None = None
         self.worker: Proc | None = None
+        self.bare: Proc | None = None
         self.redis: redis_sync.Redis | None = None
         self.env: dict[str, str] = {}
 
@@ -150,7 +161,7 @@ class Rig:
         self.procs.append(proc)
         return proc
 
-    def start(self) -> None:
+    def start(self, *, bare: bool = False) -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.redis_port = free_port()
         redis_dir = self.tmp / "redis"
@@ -194,7 +205,13 @@ class Rig:
         web_env = dict(self.env, PORT=str(self.web_port))
         self.web = self._spawn("web", uvicorn_argv(commands["web"], self.web_port), web_env)
         self.worker = self._spawn("worker", shlex.split(os.path.expandvars(commands["worker"])), self.env)
-        self._wait_healthy(self.web, self.web_port)
+        if bare:
+            self.bare_port = free_port()
+            bare_env = dict(web_env, PORT=str(self.bare_port), PYTHONPATH=str(ROOT / "bench"))
+            self.bare = self._spawn("bare", uvicorn_argv(commands["web"], self.bare_port, BARE_APP), bare_env)
+        for proc, port in ((self.web, self.web_port), (self.bare, self.bare_port)):
+            if proc is not None:
+                self._wait_healthy(proc, port)
         keys = _keys()
         deadline = time.monotonic() + 30
         while keys is not None and not self.r.exists(keys.router_lease):
@@ -245,7 +262,7 @@ class Rig:
         return out
 
     def check_alive(self) -> None:
-        for p in (self.web, self.worker):
+        for p in (self.web, self.worker, self.bare):
             if p is not None and not p.alive():
                 raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{p.log_tail()}")
 
@@ -255,7 +272,7 @@ class Rig:
                 helper.stop()
             except Exception as exc:
                 log(f"stopping the load generator: {exc!r}")
-        for proc in reversed(self.procs):  # worker, web, then redis
+        for proc in reversed(self.procs):  # bare, worker, web, then redis
             try:
                 proc.stop()
             except Exception as exc:  # keep stopping the rest
@@ -271,9 +288,9 @@ class Rig:
                     log(f"stopping fake: {exc!r}")
 
     def log_problems(self) -> dict[str, Any]:
-        """Warnings and errors in the web and worker logs (the bridge never logs content)."""
+        """Warnings and errors in the web, worker and bare logs (the bridge never logs content)."""
         out = {}
-        for proc in (self.web, self.worker):
+        for proc in (self.web, self.worker, self.bare):
             if proc is None or proc.log_path is None or not proc.log_path.exists():
                 continue
             rows = proc.log_path.read_text(errors="replace").splitlines()
