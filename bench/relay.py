@@ -2,10 +2,12 @@
 """End-to-end benchmark of the LINE <-> Slack relay.
 
 Starts a private redis-server, the fake LINE and Slack APIs (in this process), and the
-Procfile's web and worker processes, then runs the phases: webhook load, relay both ways,
-controls, throughput, Redis counts.
+Procfile's web and worker processes (and, with --targets, a bare FastAPI endpoint), then either
 
-Run:  .venv/bin/python bench/relay.py [--quick] [--json PATH] [--keep-logs]
+  the phase run (default): webhook load, relay both ways, controls, throughput, Redis counts;
+  --targets: the issue's speed targets side by side in one run, with PASS/MISS.
+
+Run:  .venv/bin/python bench/relay.py [--quick] [--targets [--sustain-seconds S]] [--json PATH] [--keep-logs]
 Everything it starts is stopped in a finally block (also on Ctrl-C / SIGTERM).
 Only 127.0.0.1 is used. See bench/README.md for what each figure means.
 """
@@ -21,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from relaybench.redis_phase import phase_redis
 from relaybench.report import build_table, redis_notes
 from relaybench.rig import Rig
 from relaybench.system import machine_info
+from relaybench.targets import TARGETS, TARGETS_QUICK, TargetPlan, evaluate, log_verdicts, run_targets
 from relaybench.throughput import phase_throughput
 from relaybench.webhook import phase_webhook_load, phase_webhook_load_worker_paused
 
@@ -48,27 +51,59 @@ PHASES: list[tuple[str, Callable[[Rig, Plan, str], dict[str, Any]]]] = [
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="shorter phases (whole run ~30 s)")
+    parser.add_argument("--quick", action="store_true", help="shorter phases (phase run ~30 s, targets ~1.5 min)")
+    parser.add_argument("--targets", action="store_true", help="measure the speed targets in one run (~5 min)")
+    parser.add_argument(
+        "--sustain-seconds", type=float, metavar="S", help="length of the sustained run (targets; default 60)"
+    )
+    parser.add_argument(
+        "--sustain-rate", type=float, metavar="R", help="offered rate of the sustained run (default 500)"
+    )
+    parser.add_argument(
+        "--drain-limit", type=float, metavar="S", help="longest wait for the sustained run's backlog (default 240)"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write all figures as JSON")
     parser.add_argument("--keep-logs", action="store_true", help="keep the web/worker/redis logs")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    tuning = (args.sustain_seconds, args.sustain_rate, args.drain_limit)
+    if not args.targets and any(v is not None for v in tuning):
+        parser.error("--sustain-seconds, --sustain-rate and --drain-limit belong to --targets")
+    if any(v is not None and v <= 0 for v in tuning):
+        parser.error("--sustain-seconds, --sustain-rate and --drain-limit must be positive")
+    return args
 
 
-def print_header(mode: str, seconds: float, info: dict[str, Any]) -> None:
+def target_plan(args: argparse.Namespace) -> TargetPlan:
+    plan = TARGETS_QUICK if args.quick else TARGETS
+    if args.sustain_seconds is not None:
+        plan = replace(plan, sustain_seconds=args.sustain_seconds)
+    if args.sustain_rate is not None:
+        plan = replace(plan, sustain_rate=args.sustain_rate)
+    if args.drain_limit is not None:
+        plan = replace(plan, drain_limit=args.drain_limit)
+    return plan
+
+
+def print_header(mode: str, seconds: float, info: dict[str, Any], bare: bool) -> None:
     print()
     print(
         f"bridge relay benchmark ({mode}, {seconds:.0f} s)  "
         f"nproc={info['nproc']}  python {info['python']}  {info['redis'].split(' sha=')[0]}"
     )
     print(f"cpu: {info['cpu'] or '?'}  |  {info['platform']}")
-    print("one web + one worker process (Procfile), fakes in the bench process, load generator in its own process")
+    print(
+        "one web + one worker process (Procfile)"
+        + (", a bare endpoint (same uvicorn command)" if bare else "")
+        + ", fakes in the bench process, load generator in its own process"
+    )
     print()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = QUICK if args.quick else FULL
-    mode = "quick" if args.quick else "full"
+    tplan = target_plan(args)
+    mode = ("targets" if args.targets else "phases") + (" quick" if args.quick else "")
     run = uuid.uuid4().hex[:6]
 
     def on_sigterm(*_: Any) -> None:
@@ -82,11 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     failed: str | None = None
     try:
-        log(f"starting redis, fakes, web, worker (logs in {tmp})")
-        rig.start()
-        for name, phase in PHASES:
-            results[name] = phase(rig, plan, run)
-            rig.check_alive()
+        log(f"starting redis, fakes, web, worker{', bare endpoint' if args.targets else ''} (logs in {tmp})")
+        rig.start(bare=args.targets)
+        if args.targets:
+            run_targets(rig, tplan, run, results)
+        else:
+            for name, phase in PHASES:
+                results[name] = phase(rig, plan, run)
+                rig.check_alive()
         results["logs"] = rig.log_problems()
     except KeyboardInterrupt:
         failed = "interrupted"
@@ -94,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except (Stop, RuntimeError) as exc:
         failed = str(exc)
         log(f"benchmark failed: {exc}")
-        for proc in (rig.web, rig.worker):
+        for proc in (rig.web, rig.worker, rig.bare):
             if proc is not None:
                 log(f"--- {proc.name} log tail ---\n{proc.log_tail()}")
     finally:
@@ -104,9 +142,14 @@ def main(argv: list[str] | None = None) -> int:
             log(f"WARNING: still running: {leftover}")
         if not args.keep_logs and failed is None:
             shutil.rmtree(tmp, ignore_errors=True)
-    table, targets = build_table(results)
-    notes = redis_notes(results)
-    print_header(mode, time.monotonic() - began, info)
+    if args.targets:
+        table, targets = evaluate(results)
+        log_verdicts(targets)
+        notes: list[str] = []
+    else:
+        table, targets = build_table(results)
+        notes = redis_notes(results)
+    print_header(mode, time.monotonic() - began, info, args.targets)
     print(table)
     if notes:
         print()
@@ -119,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         document = {
             "mode": mode,
-            "plan": asdict(plan),
+            "plan": asdict(tplan) if args.targets else asdict(plan),
             "machine": info,
             "results": results,
             "targets": targets,

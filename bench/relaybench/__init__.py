@@ -6,12 +6,12 @@ rig          the processes and fakes a run starts (redis-server, web, worker, ba
 seen         which markers reached a fake, and when (read incrementally)
 http_client  a small HTTP/1.1 keep-alive client for open-loop load
 loadgen      the load generator process (open-loop blocks of signed LINE webhooks)
-webhook      webhook answer time: phases 1 and 1b, and bridge vs bare endpoint in alternating blocks
+webhook      webhook answer time: phase 1/1b, and bridge vs bare endpoint in interleaved blocks
 latency      relay time LINE->Slack and Slack->LINE
 controls     /escalate commands and escalate buttons
-throughput   closed-loop throughput (phase 4), exactly once and order per child
+throughput   closed-loop throughput (phase 4) and the sustained open-loop run
 redis_count  Redis round trips and commands by process (ss, INFO, MONITOR)
-redis_phase  phase 5: Redis counted one message at a time
 bare_app     the bare FastAPI endpoint that only verifies the LINE signature
 report       the table of the phase run
+targets      the issue's speed targets: one run, one table, PASS/MISS
 """

@@ -2,6 +2,8 @@
 other side records the call that carries the message (its ``at``).
 
 phase_line_to_slack / phase_slack_to_line: the phase run's phases 2 and 3.
+open_cases: every child writes once and a counsellor answers each case (the targets' warm-up).
+relay_both_ways: both directions interleaved in one paced phase (the targets' relay p50).
 """
 
 from __future__ import annotations
@@ -138,4 +140,55 @@ def phase_slack_to_line(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
         "non_200": sender.non_200(),
     }
     log(f"  Slack->LINE p50={out['relay']['p50_ms']} p99={out['relay']['p99_ms']} ms")
+    return out
+
+
+def open_cases(rig: Rig, run: str, children: int) -> list[str]:
+    """Each of the children writes once (opening their case) and a counsellor answers every case,
+    so later phases see open, answered cases and no timer of a new case is pending. Returns the
+    case threads' root ts."""
+    log(f"warm-up: {children} children open a case, a counsellor answers each")
+    slack_seen = Seen(rig.slack, SLACK_POST, slack_texts)
+    sender = drive(rig, children, 50.0, lambda s, i: s.child(i, marker(run, "wu", i)))
+    _relay(slack_seen, sender.sent_at, "warm-up messages")
+    wait_until(lambda: len(rig.slack.roots(CHANNEL)) >= children, timeout=60, what="a thread per case")
+    roots = case_roots(rig, children)
+    line_seen = Seen(rig.line, LINE_PUSH, line_texts)
+    replies = drive(rig, len(roots), 50.0, lambda s, i: s.counsellor(roots[i], marker(run, "wr", i)))
+    _relay(line_seen, replies.sent_at, "warm-up replies")
+    wait_until(rig.idle, timeout=60, what="the bridge to go idle")
+    if sender.non_200() or replies.non_200():
+        raise RuntimeError("the web process refused warm-up messages")
+    return roots
+
+
+def relay_both_ways(rig: Rig, run: str, roots: list[str], *, count: int, rate: float, children: int) -> dict[str, Any]:
+    """count child messages and count counsellor replies, alternating, each direction at rate per
+    second (so 2 x rate messages per second in all), over open, answered cases."""
+    log(f"relay both ways: {count} LINE->Slack and {count} Slack->LINE, alternating, {rate:.0f}/s each")
+    slack_seen = Seen(rig.slack, SLACK_POST, slack_texts)
+    line_seen = Seen(rig.line, LINE_PUSH, line_texts)
+
+    async def send(sender: Sender, i: int) -> None:
+        if i % 2 == 0:
+            await sender.child((i // 2) % children, marker(run, "ls", i // 2))
+        else:
+            await sender.counsellor(roots[(i // 2) % len(roots)], marker(run, "sl", i // 2))
+
+    sender = drive(rig, 2 * count, 2 * rate, send)
+    ls_sent = {m: t for m, t in sender.sent_at.items() if m[8:10] == "ls"}
+    sl_sent = {m: t for m, t in sender.sent_at.items() if m[8:10] == "sl"}
+    ls = _relay(slack_seen, ls_sent, "LINE->Slack messages")
+    sl = _relay(line_seen, sl_sent, "Slack->LINE pushes")
+    wait_until(rig.idle, timeout=60, what="the bridge to go idle")
+    out: dict[str, Any] = {
+        "rate_per_s_each_way": rate,
+        "line_to_slack": summary_ms(ls),
+        "slack_to_line": summary_ms(sl),
+        "webhook_answer": summary_ms(sender.answers["line"]),
+        "slack_event_answer": summary_ms(sender.answers["slack"]),
+        "lost": (len(ls_sent) - len(ls)) + (len(sl_sent) - len(sl)),
+        "non_200": sender.non_200(),
+    }
+    log(f"  LINE->Slack p50 {out['line_to_slack']['p50_ms']} ms, Slack->LINE p50 {out['slack_to_line']['p50_ms']} ms")
     return out

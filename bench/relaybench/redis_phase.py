@@ -1,9 +1,10 @@
 """Redis round trips, commands and CPU per relayed message, one message at a time.
 
-phase_redis: an idle baseline, then n LINE->Slack messages, each sent when the one before has
-reached fake Slack. Everything the web and the worker did in that window, less what they do when
-idle (measured just before, per second, times the window's length), divided by n; and where the
-time goes.
+count_one_at_a_time: an idle baseline, then n messages of one direction (a child's message on
+an open case, or a counsellor's reply), each sent when the one before has reached the fake on
+the other side. Everything the web and the worker did in that window, less what they do when
+idle (measured just before, per second, times the window's length), divided by n.
+phase_redis: the phase run's phase 5, the same for LINE->Slack plus where the time goes.
 """
 
 from __future__ import annotations
@@ -16,15 +17,22 @@ from typing import Any
 import httpx
 
 from .common import (
+    CHANNEL,
+    COUNSELLOR,
+    LINE_PUSH,
     SLACK_POST,
     Plan,
     child_id,
+    counsellor_event,
     line_body,
     line_headers,
+    line_texts,
     log,
     marker,
     message_text,
     pct,
+    slack_event_body,
+    slack_headers,
     slack_texts,
     summary_ms,
     wait_until,
@@ -40,6 +48,20 @@ COUNTING = (
     "each. Commands: MONITOR lines by process; 'in scripts' are the commands Lua scripts ran. "
     "What the process does when idle (measured just before, per second) is subtracted."
 )
+
+
+def _send_one(rig: Rig, client: httpx.Client, direction: str, i: int, mark: str, roots: list[str]) -> None:
+    if direction == "line_to_slack":
+        body = line_body(child_id(i), message_text(mark))
+        response = client.post(rig.web_url + "/line/webhook", content=body, headers=line_headers(body))
+    else:
+        text = message_text(mark)
+        root_ts = roots[i % len(roots)]
+        ts = str(rig.slack.add_message(CHANNEL, text, user=COUNSELLOR, thread_ts=root_ts)["ts"])
+        body = slack_event_body(counsellor_event(text, ts, root_ts))
+        response = client.post(rig.web_url + "/slack/events", content=body, headers=slack_headers(body))
+    if response.status_code != 200:
+        raise RuntimeError(f"the web process answered {response.status_code}")
 
 
 def _arrived(seen: Seen, mark: str) -> Callable[[], bool]:
@@ -99,6 +121,50 @@ def _figures(monitor: Monitor, r0: Reading, r1: Reading, r2: Reading, n: int) ->
         ),
         "monitor_unparsed_lines": monitor.raw_unparsed,
     }
+    return out
+
+
+def count_one_at_a_time(
+    rig: Rig, run: str, direction: str, *, n: int, idle_seconds: float, roots: list[str], children: int
+) -> dict[str, Any]:
+    """direction: "line_to_slack" (a child's message on an open case) or "slack_to_line" (a
+    counsellor's reply in a case thread)."""
+    log(f"Redis count, {direction}: {idle_seconds:.0f}s idle, then {n} messages one at a time")
+    tag = "rl" if direction == "line_to_slack" else "rs"
+    seen = (
+        Seen(rig.slack, SLACK_POST, slack_texts, from_now=True)
+        if direction == "line_to_slack"
+        else Seen(rig.line, LINE_PUSH, line_texts, from_now=True)
+    )
+    wait_until(rig.idle, timeout=60, what="the bridge to go idle")
+    time.sleep(0.3)
+    relay: list[float] = []
+    monitor = Monitor(rig.redis_port, max_seconds=idle_seconds + n * 2 + 60)
+    try:
+        r0 = read(rig)
+        time.sleep(idle_seconds)
+        r1 = read(rig)
+        with httpx.Client(timeout=10.0) as client:
+            client.get(rig.web_url + "/healthz")
+            for i in range(n):
+                mark = marker(run, tag, i)
+                t_sent = time.time()
+                _send_one(rig, client, direction, i % children, mark, roots)
+                wait_until(_arrived(seen, mark), timeout=10, what=f"message {i} to arrive", interval=0.002)
+                relay.append(seen.at[mark] - t_sent)
+                time.sleep(0.02)  # let the deliverer settle before the next one
+        wait_until(rig.idle, timeout=30, what="the bridge to go idle")
+        time.sleep(0.3)
+        r2 = read(rig)
+    finally:
+        monitor.stop()
+    out = _figures(monitor, r0, r1, r2, n)
+    out["relay_under_monitor"] = summary_ms(relay)
+    rt = out["round_trips_per_message"] or {}
+    log(
+        f"  round trips per message: worker {rt.get('worker')}, web {rt.get('web')}; commands: "
+        f"worker {out['commands_per_message']['worker']} (+{out['script_commands_per_message']['worker']} in scripts)"
+    )
     return out
 
 
