@@ -96,16 +96,16 @@ def _ms(value: Any) -> str:
 
 
 def evaluate(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    """The table (target, measured, PASS/MISS, and figures to read them by) and its rows as JSON."""
+    """The table (target, wanted, PASS/MISS, measured, and figures to read them by) and its rows as JSON."""
     rows: list[tuple[str, str, str, str]] = []
     targets: list[dict[str, Any]] = []
 
     def add(key: str, target: str, measured: str, ok: bool | None) -> None:
-        rows.append((key, target, measured, verdict(ok)))
+        rows.append((key, target, verdict(ok), measured))
         targets.append({"figure": key, "target": target, "measured": measured, "result": verdict(ok)})
 
     def info(label: str, measured: str) -> None:
-        rows.append(("  " + label, "", measured, ""))
+        rows.append(("  " + label, "", "", measured))
 
     for direction, label in (("line_to_slack", "child's message, open case"), ("slack_to_line", "counsellor's reply")):
         rd = results.get(f"redis_{direction}")
@@ -202,7 +202,7 @@ def evaluate(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
                 r["p50_ms"] < MAX_RELAY_P50_MS,
             )
         info("relayed / not arrived", f"{rl['line_to_slack']['n'] + rl['slack_to_line']['n']} / {rl['lost']}")
-    return render(rows, ("target", "wanted", "measured", "")), targets
+    return render(rows, ("target", "wanted", "", "measured")), targets
 
 
 def log_verdicts(targets: list[dict[str, Any]]) -> None:
