@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from bridge import core
 from bridge.adapters.line.client import LineClient
 from bridge.adapters.redis.codec import Claim
+from bridge.adapters.redis.lanes import Outlook
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.client import SlackClient
 from bridge.adapters.slack.names import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE
@@ -47,6 +48,10 @@ from bridge.engine.commit import lane_for
 from bridge.engine.errors import safe_trace
 
 log = logging.getLogger("bridge.worker")
+
+# An idle deliverer looks at the lanes at least this often (a wake-up comes sooner when anything
+# is enqueued, and it waits no longer than until the earliest lane is due).
+IDLE_S = 3.0
 
 
 class Deliverers:
@@ -106,27 +111,34 @@ class Deliverers:
 
     async def deliver_forever(self, index: int) -> None:
         token = f"{self.name}:{index}"
+        work: list[Claim] = []
+        outlook: Outlook | None = None
         while not self.stopping.is_set():
             # Listed as idle before looking for work, so a wake-up that comes meanwhile counts.
             wake = asyncio.Event()
             self._idle.append(wake)
             try:
-                claims = await self.store.claim(token=token, lease_ms=self.lease_ms, max_lanes=1)
-                if claims:
+                if not work:
+                    work, outlook = await self.store.claim_with_outlook(
+                        token=token, lease_ms=self.lease_ms, max_lanes=1
+                    )
+                if work:  # (when more lanes are due, the claim woke another deliverer)
                     self._forget(wake)
-                    self._wake_one()  # there may be more due lanes: let another deliverer look
-                    await self.deliver(claims[0], token)
+                    work, outlook = await self.deliver(work.pop(0), token)
                     continue
-                wait = await self.store.next_due_in()
+                wait = outlook.next_due_in if outlook is not None else None
+                outlook = None  # look again after the wait
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=min(wait if wait is not None else 1.0, 1.0))
+                    await asyncio.wait_for(wake.wait(), timeout=min(wait if wait is not None else IDLE_S, IDLE_S))
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
                 log.warning("deliverer lost Redis (%s); pausing", type(exc).__name__)
+                work, outlook = [], None
                 await asyncio.sleep(1)
             except Exception as exc:
                 log.error("deliverer error; pausing\n%s", safe_trace(exc))
+                work, outlook = [], None
                 await asyncio.sleep(1)
             finally:
                 self._forget(wake)
@@ -135,14 +147,17 @@ class Deliverers:
         with contextlib.suppress(ValueError):
             self._idle.remove(wake)
 
-    async def deliver(self, claim: Claim, token: str) -> None:
-        """Make one delivery and settle it: complete, retry later, or fail with a report."""
+    async def deliver(self, claim: Claim, token: str) -> tuple[list[Claim], Outlook | None]:
+        """Make one delivery and settle it: complete, retry later, or fail with a report.
+
+        Completing leases the next due lane in the same step: returns it (if any), and what
+        else is due."""
         try:
             delivery = from_payload(claim.payload)
         except (TypeError, ValueError) as exc:
             log.error("undeliverable item=%s lane=%s; set aside\n%s", claim.item_id, claim.lane, safe_trace(exc))
             await self.store.set_aside_delivery(claim, token=token)
-            return
+            return [], None
         attempt_over = asyncio.Event()
         heartbeat = asyncio.create_task(self._keep_lease(claim, token, attempt_over))
         try:
@@ -166,9 +181,12 @@ class Deliverers:
         )
         fields = f"item={claim.item_id} kind={delivery.kind} attempts={claim.attempts}"
         if step.action is Action.COMPLETE:
-            await self.store.complete(claim, token=token, followups=self._lane_items(claim, followups))
+            _, claims, outlook = await self.store.complete_and_claim(
+                claim, token=token, followups=self._lane_items(claim, followups), lease_ms=self.lease_ms
+            )
             log.info("delivered %s", fields)
-        elif step.action is Action.PUSH_INSTEAD:
+            return claims, outlook
+        if step.action is Action.PUSH_INSTEAD:
             assert isinstance(delivery, LineReply)
             replacement = to_payload(dataclasses.replace(delivery, reply_token=None))
             await self.store.retry_later(claim, token=token, delay_s=0, replacement=replacement)
@@ -185,6 +203,7 @@ class Deliverers:
             failed = self._after_failure(delivery, outcome.reason)
             await self.store.complete(claim, token=token, followups=self._lane_items(claim, failed))
             log.error("delivery failed %s reason=%s", fields, outcome.reason)
+        return [], None
 
     async def _keep_lease(self, claim: Claim, token: str, attempt_over: asyncio.Event) -> None:
         """Renew the lane's lease while an attempt runs, so no other worker takes it over."""

@@ -59,6 +59,9 @@ ROUTER_BATCH = 100
 # then left pending and tried again on the next read.
 PASSES_PER_ENTRY = 5
 STANDING_EVERY_S = 60
+# Due timers are looked for when the earliest is due, and at least this often.
+LOOK_FOR_TIMERS_S = 1.0
+TIMERS_PER_LOOK = 100
 
 
 class Conflicted(RuntimeError):
@@ -75,6 +78,7 @@ class Router:
         self.redis = redis
         self.store = store
         self.stopping = asyncio.Event()
+        self._next_fire = 0.0  # when to look for due timers next (wall clock, like their due times)
 
     # --- leading ---------------------------------------------------------------------
 
@@ -128,9 +132,13 @@ class Router:
                 if time.monotonic() >= standing_due:
                     await self.standing_pass(time.time())
                     standing_due = time.monotonic() + STANDING_EVERY_S
-                # Due timers join the stream here, so they are decided in order with events.
-                _, next_timer = await self.store.fire_due_timers()
-                block_ms = 1000 if next_timer is None else max(1, min(1000, int(next_timer * 1000) + 1))
+                # Due timers join the stream here, so they are decided in order with events. The
+                # router arms every timer itself (in its commits), so it knows when to look next.
+                if time.time() >= self._next_fire:
+                    fired, next_timer = await self.store.fire_due_timers(limit=TIMERS_PER_LOOK)
+                    wait = 0.0 if fired >= TIMERS_PER_LOOK else min(next_timer or LOOK_FOR_TIMERS_S, LOOK_FOR_TIMERS_S)
+                    self._next_fire = time.time() + wait
+                block_ms = max(1, min(1000, int((self._next_fire - time.time()) * 1000) + 1))
                 response: Any = await self.redis.xreadgroup(
                     "router",
                     self.name,
@@ -214,6 +222,9 @@ class Router:
         result = await self.store.commit(plan.ops)
         if result is Committed.DONE:
             plan.log_notes()
+            for effect in decision.effects:
+                if isinstance(effect, core.ScheduleTimer):  # armed now: look for it when it is due
+                    self._next_fire = min(self._next_fire, effect.at)
         return result
 
     async def standing_pass(self, now: float) -> None:

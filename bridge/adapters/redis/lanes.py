@@ -4,13 +4,14 @@ follow-ups, retried later, or set aside; and the thread a case's lane posts into
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
 from bridge.adapters.redis.codec import Claim, as_text, decode_item, encode_item, now_ms
 
-__all__ = ["LaneStore", "now_ms"]
+__all__ = ["LaneStore", "Outlook", "now_ms"]
 from bridge.adapters.redis.keys import Keys
 
 # KEYS[1] case hash, KEYS[2] by-thread, KEYS[3] lane threads; ARGV: number, thread ts, lane.
@@ -24,52 +25,73 @@ redis.call('HSETNX', KEYS[3], ARGV[3], redis.call('HGET', KEYS[1], 'thread_ts'))
 return 1
 """
 
-# KEYS[1] due, KEYS[2] attempts, KEYS[3] lane threads; ARGV: lanes prefix, now, lease ms, token,
-# max. Claims up to max due lanes: returns a flat list lane, item, attempts, thread ts, ...
-# A claimed lane's due time moves to its lease expiry, so a worker that dies mid-delivery
-# hands the lane back by itself. Lanes to a paused platform move to the end of the pause.
-_CLAIM = """
-local now = tonumber(ARGV[2])
-local lease_ms = tonumber(ARGV[3])
-local max = tonumber(ARGV[5])
-local out = {}
-local lanes = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, max * 4)
-for _, lane in ipairs(lanes) do
-  if #out >= max * 3 then break end
-  local platform = string.match(lane, '^([%w]+):')
-  local pause = redis.call('PTTL', ARGV[1] .. 'pause:' .. (platform or ''))
-  if pause > 0 then
-    redis.call('ZADD', KEYS[1], now + pause, lane)
-  else
-    local lease_key = ARGV[1] .. 'lease:' .. lane
-    if redis.call('SET', lease_key, ARGV[4], 'NX', 'PX', lease_ms) then
-      local item = redis.call('LINDEX', ARGV[1] .. 'lane:' .. lane, 0)
-      if not item then
-        redis.call('ZREM', KEYS[1], lane)
-        redis.call('DEL', lease_key)
-      else
-        redis.call('ZADD', KEYS[1], now + lease_ms, lane)
-        local id = string.match(item, '^([^|]*)|')
-        local n = redis.call('HINCRBY', KEYS[2], id, 1)
-        table.insert(out, lane)
-        table.insert(out, item)
-        table.insert(out, n)
-        table.insert(out, redis.call('HGET', KEYS[3], lane) or '')
-      end
+# Shared by claim and complete. claim_lanes leases up to max due lanes for token and returns a
+# flat list lane, item, attempts, thread ts, ...: a claimed lane's due time moves to its lease
+# expiry, so a worker that dies mid-delivery hands the lane back by itself; lanes to a paused
+# platform move to the end of the pause. outlook returns {earliest due ms or -1, lanes due now}.
+_LANE_FUNCTIONS = """
+local function claim_lanes(due, attempts, threads, prefix, now, lease_ms, token, max)
+  local out = {}
+  local lanes = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, max * 4)
+  for _, lane in ipairs(lanes) do
+    if #out >= max * 4 then break end
+    local platform = string.match(lane, '^([%w]+):')
+    local pause = redis.call('PTTL', prefix .. 'pause:' .. (platform or ''))
+    if pause > 0 then
+      redis.call('ZADD', due, now + pause, lane)
     else
-      local left = redis.call('PTTL', lease_key)
-      if left > 0 then redis.call('ZADD', KEYS[1], now + left, lane) end
+      local lease_key = prefix .. 'lease:' .. lane
+      if redis.call('SET', lease_key, token, 'NX', 'PX', lease_ms) then
+        local item = redis.call('LINDEX', prefix .. 'lane:' .. lane, 0)
+        if not item then
+          redis.call('ZREM', due, lane)
+          redis.call('DEL', lease_key)
+        else
+          redis.call('ZADD', due, now + lease_ms, lane)
+          local id = string.match(item, '^([^|]*)|')
+          table.insert(out, lane)
+          table.insert(out, item)
+          table.insert(out, redis.call('HINCRBY', attempts, id, 1))
+          table.insert(out, redis.call('HGET', threads, lane) or '')
+        end
+      else
+        local left = redis.call('PTTL', lease_key)
+        if left > 0 then redis.call('ZADD', due, now + left, lane) end
+      end
     end
   end
+  return out
 end
-return out
+local function outlook(due, now)
+  local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
+  return {first[2] or '-1', redis.call('ZCOUNT', due, '-inf', now)}
+end
 """
 
-# KEYS[1] due, KEYS[2] attempts, KEYS[3] set-aside stream; ARGV: lanes prefix, lane, token,
-# item id, now, wake channel, aside ('1' moves the item to the set-aside stream), then
-# follow-up lane, item pairs. Pops the item if it is still the head, enqueues follow-ups in
-# the same step, and releases the lease if still ours.
-_COMPLETE = """
+# KEYS[1] due, KEYS[2] attempts, KEYS[3] lane threads; ARGV: lanes prefix, now, lease ms, token,
+# max, wake channel. Returns {claims, outlook} (see _LANE_FUNCTIONS); other deliverers are woken
+# when lanes are due that this one did not take.
+_CLAIM = (
+    _LANE_FUNCTIONS
+    + """
+local now = tonumber(ARGV[2])
+local claims = claim_lanes(KEYS[1], KEYS[2], KEYS[3], ARGV[1], now, tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
+local seen = outlook(KEYS[1], now)
+if #claims > 0 and tonumber(seen[2]) > 0 then redis.call('PUBLISH', ARGV[6], '1') end
+return {claims, seen}
+"""
+)
+
+# KEYS[1] due, KEYS[2] attempts, KEYS[3] set-aside stream, KEYS[4] lane threads; ARGV: lanes
+# prefix, lane, token, item id, now, wake channel, aside ('1' moves the item to the set-aside
+# stream), claim next ('1': lease the next due lane in the same step), lease ms, then follow-up
+# lane, item pairs. Pops the item if it is still the head, enqueues follow-ups in the same step,
+# and releases the lease if still ours. Returns {popped, claims, outlook}. Other deliverers are
+# woken only when lanes are due that this one did not take.
+_COMPLETE = (
+    _LANE_FUNCTIONS
+    + """
+local now = tonumber(ARGV[5])
 local lane_key = ARGV[1] .. 'lane:' .. ARGV[2]
 local head = redis.call('LINDEX', lane_key, 0)
 local popped = 0
@@ -80,7 +102,7 @@ if head and string.match(head, '^([^|]*)|') == ARGV[4] then
   redis.call('LPOP', lane_key)
   redis.call('HDEL', KEYS[2], ARGV[4])
   popped = 1
-  for i = 8, #ARGV, 2 do
+  for i = 10, #ARGV, 2 do
     redis.call('RPUSH', ARGV[1] .. 'lane:' .. ARGV[i], ARGV[i + 1])
     redis.call('ZADD', KEYS[1], 'NX', ARGV[5], ARGV[i])
   end
@@ -93,9 +115,15 @@ if redis.call('LLEN', lane_key) == 0 then
 elseif mine then
   redis.call('ZADD', KEYS[1], ARGV[5], ARGV[2])
 end
-if popped == 1 then redis.call('PUBLISH', ARGV[6], '1') end
-return popped
+local claims = {}
+if ARGV[8] == '1' then
+  claims = claim_lanes(KEYS[1], KEYS[2], KEYS[4], ARGV[1], now, tonumber(ARGV[9]), ARGV[3], 1)
+end
+local seen = outlook(KEYS[1], now)
+if tonumber(seen[2]) > 0 then redis.call('PUBLISH', ARGV[6], '1') end
+return {popped, claims, seen}
 """
+)
 
 # KEYS[1] due; ARGV: lanes prefix, lane, token, due at, item id, replacement item ('' keeps it).
 _RETRY = """
@@ -142,24 +170,16 @@ class LaneStore:
         )
 
     async def claim(self, *, token: str, lease_ms: int, max_lanes: int) -> list[Claim]:
-        raw = await self._claim(
-            keys=[self.keys.due, self.keys.attempts, self.keys.lane_threads],
-            args=[self.keys.lanes_prefix, now_ms(), lease_ms, token, max_lanes],
-        )
-        claims = []
-        for i in range(0, len(raw), 4):
-            item_id, payload, enqueued_ms = decode_item(as_text(raw[i + 1]))
-            claims.append(
-                Claim(
-                    lane=as_text(raw[i]),
-                    item_id=item_id,
-                    payload=payload,
-                    attempts=int(raw[i + 2]),
-                    enqueued_ms=enqueued_ms,
-                    thread_ts=as_text(raw[i + 3]) or None,
-                )
-            )
+        claims, _ = await self.claim_with_outlook(token=token, lease_ms=lease_ms, max_lanes=max_lanes)
         return claims
+
+    async def claim_with_outlook(self, *, token: str, lease_ms: int, max_lanes: int) -> tuple[list[Claim], Outlook]:
+        """Lease up to max_lanes due lanes; and what is due besides (in the same round trip)."""
+        raw: Any = await self._claim(
+            keys=[self.keys.due, self.keys.attempts, self.keys.lane_threads],
+            args=[self.keys.lanes_prefix, now_ms(), lease_ms, token, max_lanes, self.keys.wake_channel],
+        )
+        return _claims(raw[0]), _outlook(raw[1])
 
     async def complete(
         self,
@@ -173,6 +193,20 @@ class LaneStore:
 
         With set_aside, the item is kept in the set-aside stream for an operator instead.
         """
+        popped, _, _ = await self.complete_and_claim(claim, token=token, followups=followups, set_aside=set_aside)
+        return popped
+
+    async def complete_and_claim(
+        self,
+        claim: Claim,
+        *,
+        token: str,
+        followups: Sequence[tuple[str, str, dict[str, Any]]] = (),
+        set_aside: bool = False,
+        lease_ms: int | None = None,
+    ) -> tuple[bool, list[Claim], Outlook]:
+        """As complete; with lease_ms, the next due lane is leased for the same token in the
+        same step (a busy deliverer needs one round trip per delivery, not two)."""
         now = now_ms()
         args: list[str | int] = [
             self.keys.lanes_prefix,
@@ -182,11 +216,14 @@ class LaneStore:
             now,
             self.keys.wake_channel,
             "1" if set_aside else "0",
+            "0" if lease_ms is None else "1",
+            lease_ms or 0,
         ]
         for lane, item_id, payload in followups:
             args += [lane, encode_item(item_id, payload, now)]
-        keys = [self.keys.due, self.keys.attempts, self.keys.deliveries_set_aside]
-        return bool(await self._complete(keys=keys, args=args))
+        keys = [self.keys.due, self.keys.attempts, self.keys.deliveries_set_aside, self.keys.lane_threads]
+        raw: Any = await self._complete(keys=keys, args=args)
+        return bool(raw[0]), _claims(raw[1]), _outlook(raw[2])
 
     async def set_aside_delivery(self, claim: Claim, *, token: str) -> bool:
         """Take an item out of its lane into the set-aside stream, so the lane moves on."""
@@ -226,3 +263,33 @@ class LaneStore:
         if not first:
             return None
         return max(0.0, (float(first[0][1]) - now_ms()) / 1000)
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What the lanes hold besides the work just claimed."""
+
+    next_due_in: float | None  # seconds until the earliest lane is due (0 if overdue); None: none queued
+    due_now: int  # lanes due now that nobody has leased
+
+
+def _claims(raw: list[Any]) -> list[Claim]:
+    claims = []
+    for i in range(0, len(raw), 4):
+        item_id, payload, enqueued_ms = decode_item(as_text(raw[i + 1]))
+        claims.append(
+            Claim(
+                lane=as_text(raw[i]),
+                item_id=item_id,
+                payload=payload,
+                attempts=int(raw[i + 2]),
+                enqueued_ms=enqueued_ms,
+                thread_ts=as_text(raw[i + 3]) or None,
+            )
+        )
+    return claims
+
+
+def _outlook(raw: list[Any]) -> Outlook:
+    first = float(as_text(raw[0]))
+    return Outlook(next_due_in=max(0.0, (first - now_ms()) / 1000) if first >= 0 else None, due_now=int(raw[1]))
