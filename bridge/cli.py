@@ -84,8 +84,8 @@ def _hours(args: argparse.Namespace) -> int:
             at = at.replace(tzinfo=policy.timezone)  # a bare time means the service's own zone
     else:
         at = datetime.now(policy.timezone)
-    print(f"hours: {policy.schedule.summary()}\n")
-    print(policy.schedule.week_report(at))
+    print(f"hours: {policy.hours_summary()}\n")
+    print(policy.schedule.week_report(at, weekdays=policy.texts["weekday_names"]))
     return 0
 
 

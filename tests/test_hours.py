@@ -254,6 +254,8 @@ def test_the_wording_of_openings_and_hours_comes_from_the_policy(policy: Policy)
     reply = decision.deliveries[1]
     assert isinstance(reply, LineReply) and "T-13:00" in reply.texts[0]
     assert english.hours_summary().startswith("T〜F 13:00〜19:00、S 12:00〜18:00 (closed 12月29日")
+    night = a_case(opened_at=at("2026-11-30T22:10"), arrived_closed=True)
+    assert "11/30(M) 22:10" in core.root_text(night, english)  # the root's date too
 
 
 def test_an_unanswered_case_is_pointed_out_to_those_on_duty(policy: Policy) -> None:

@@ -18,6 +18,7 @@ import pytest
 from bridge.core.schedule import DEFAULT_HOURS, HORIZON_DAYS, Schedule, ScheduleError, Window
 
 TOKYO = ZoneInfo("Asia/Tokyo")
+WEEKDAYS = "月火水木金土日"  # the weekday names, Monday first (the policy's weekday_names text)
 BERLIN = ZoneInfo("Europe/Berlin")
 
 DEFAULT = Schedule.from_config(DEFAULT_HOURS, TOKYO)
@@ -207,9 +208,9 @@ def test_an_empty_schedule_answers_quickly() -> None:
         lambda s, at: s.is_open(at),
         lambda s, at: s.next_opening(at),
         lambda s, at: s.next_closing(at),
-        lambda s, at: s.week_report(at),
-        lambda s, at: s.format_opening(at, jst(2026, 12, 1)),
-        lambda s, at: s.format_opening(jst(2026, 12, 1), at),
+        lambda s, at: s.week_report(at, weekdays=WEEKDAYS),
+        lambda s, at: s.format_opening(at, jst(2026, 12, 1), weekdays=WEEKDAYS),
+        lambda s, at: s.format_opening(jst(2026, 12, 1), at, weekdays=WEEKDAYS),
     ],
 )
 def test_a_naive_datetime_is_rejected(call: Any) -> None:
@@ -332,7 +333,7 @@ def test_from_toml() -> None:
     assert schedule.yearly_closures == (((12, 29), (1, 3)),)
     assert schedule.closed_dates == frozenset({date(2027, 5, 6), date(2027, 5, 7)})
     assert dict(schedule.extra_openings) == {date(2027, 3, 22): (Window(780, 1020),)}
-    assert schedule.summary() == DEFAULT.summary()
+    assert schedule.summary(weekdays=WEEKDAYS) == DEFAULT.summary(weekdays=WEEKDAYS)
 
 
 def test_a_schedule_is_frozen_equal_and_hashable() -> None:
@@ -463,7 +464,7 @@ def test_schedule_errors(raw: dict[str, Any], message: str) -> None:
     ],
 )
 def test_format_opening(at: datetime, now: datetime, text: str) -> None:
-    assert DEFAULT.format_opening(at, now) == text
+    assert DEFAULT.format_opening(at, now, weekdays=WEEKDAYS) == text
 
 
 @pytest.mark.parametrize(
@@ -491,11 +492,11 @@ def test_format_opening(at: datetime, now: datetime, text: str) -> None:
     ],
 )
 def test_summary(raw: dict[str, Any], text: str) -> None:
-    assert Schedule.from_config(raw, TOKYO).summary() == text
+    assert Schedule.from_config(raw, TOKYO).summary(weekdays=WEEKDAYS) == text
 
 
 def test_week_report_while_open() -> None:
-    assert DEFAULT.week_report(jst(2026, 12, 1, 14, 0)) == "\n".join(
+    assert DEFAULT.week_report(jst(2026, 12, 1, 14, 0), weekdays=WEEKDAYS) == "\n".join(
         [
             "12/01 (火)  13:00-19:00",
             "12/02 (水)  13:00-19:00",
@@ -511,7 +512,7 @@ def test_week_report_while_open() -> None:
 
 
 def test_week_report_over_the_new_year_from_utc() -> None:
-    assert SPECIAL.week_report(utc(2026, 12, 26, 9, 0)) == "\n".join(
+    assert SPECIAL.week_report(utc(2026, 12, 26, 9, 0), weekdays=WEEKDAYS) == "\n".join(
         [
             "12/26 (土)  12:00-18:00",
             "12/27 (日)  closed",
@@ -537,4 +538,11 @@ def test_week_report_over_the_new_year_from_utc() -> None:
     ],
 )
 def test_week_report_lines(schedule: Schedule, at: datetime, line: str) -> None:
-    assert line in schedule.week_report(at).splitlines()
+    assert line in schedule.week_report(at, weekdays=WEEKDAYS).splitlines()
+
+
+def test_the_weekday_names_are_the_callers() -> None:
+    english = "MTWTFSS"
+    assert DEFAULT.week_report(jst(2026, 12, 1, 14, 0), weekdays=english).startswith("12/01 (T)  13:00-19:00")
+    assert DEFAULT.summary(weekdays=english).startswith("T〜F 13:00〜19:00、S 12:00〜18:00")
+    assert DEFAULT.format_opening(jst(2026, 12, 2, 13, 0), jst(2026, 12, 1, 14, 0), weekdays=english) == "W曜日 13:00"

@@ -52,7 +52,6 @@ DEFAULT_HOURS: Mapping[str, Any] = MappingProxyType(
 HORIZON_DAYS = 400
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_WEEKDAY_JA = "月火水木金土日"
 _KNOWN_KEYS = frozenset((*WEEKDAYS, "yearly_closures", "closed_dates", "extra_openings"))
 _DAY_MINUTES = 24 * 60
 
@@ -282,7 +281,7 @@ class Schedule:
         *,
         this_week: str = "{weekday}曜日 {time}",
         later: str = "{month}月{day}日({weekday}) {time}",
-        weekdays: str = _WEEKDAY_JA,
+        weekdays: str,
     ) -> str:
         """Wording of a moment for the child, in the schedule's zone (templates from the policy).
 
@@ -306,7 +305,7 @@ class Schedule:
         *,
         closures: str = "（{closures}はお休み）",
         none: str = "受付時間は決まっていません",
-        weekdays: str = _WEEKDAY_JA,
+        weekdays: str,
     ) -> str:
         """One line of Japanese for the welcome text: the weekly hours, then yearly closures.
 
@@ -339,20 +338,20 @@ class Schedule:
             text += closures.format(closures="、".join(_closure_ja(c) for c in self.yearly_closures))
         return text
 
-    def week_report(self, at: datetime) -> str:
+    def week_report(self, at: datetime, *, weekdays: str) -> str:
         """Several lines for an operator: the seven days from ``at``'s local date, now, and what is next.
 
         Each day reads ``"12/01 (火)  13:00-19:00"``, ``"12/29 (火)  closed (yearly closure)"``
         or ``"... closed"``; an extra opening is marked ``(extra opening)``.  Then
         ``"now (2026-12-01 14:00 Asia/Tokyo): open"`` and ``"next closing: ... (in 5 h 0 min)"``
-        / ``"next opening: ..."`` / ``"the schedule never opens"``.
+        / ``"next opening: ..."`` / ``"the schedule never opens"``.  ``weekdays`` names Monday first.
         """
         _require_aware(at)
         local = at.astimezone(self.timezone)
         lines = []
         for offset in range(7):
             day = local.date() + timedelta(days=offset)
-            label = f"{day:%m/%d} ({_WEEKDAY_JA[day.weekday()]})  "
+            label = f"{day:%m/%d} ({weekdays[day.weekday()]})  "
             windows = self.windows_on(day)
             if windows:
                 extra = " (extra opening)" if day in self.extra_openings else ""
