@@ -9,8 +9,8 @@ from bridge.core.retry import Action, Outcome, RetryRules, next_step, use_reply_
 
 RULES = RetryRules(give_up_after_s=3600, max_backoff_s=60, unanswered_wait_s=10)
 PUSH = LinePush(to="U", texts=("x",), retry_key="k", case=1, slack_ts="1.1")
-CHILD_POST = ThreadPost(case=1, text="x", role="child")
-NOTE = ThreadPost(case=1, text="x", role="note")
+CHILD_POST = ThreadPost(case=1, text=("x",), role="child")
+NOTE = ThreadPost(case=1, text=("x",), role="note")
 
 
 def step(delivery: object, outcome: Outcome, *, attempts: int = 1, age_s: float = 0) -> object:

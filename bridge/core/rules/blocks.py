@@ -38,8 +38,10 @@ def on_blocked_message(message: ChildMessage, case: Case | None, policy: Policy,
     if count <= 10 or count % 10 == 0:  # the root shows the count without an update per message
         deliveries.append(root_update(replace(case, blocked_count=count), policy))
     if not case.blocked_risk and is_risky(message.text, policy.risk_expressions):  # once per block
-        link = thread_link(channel, case.thread_ts)
-        alert = policy.render("blocked_risk_alert", mention=supervisor_mention(policy), case=case.number, link=link)
+        link = thread_link(case)
+        alert = policy.render_parts(
+            "blocked_risk_alert", mention=supervisor_mention(policy), case=case.number, link=link
+        )
         deliveries.append(ChannelPost(text=alert, target="supervisors"))
         effects += [MarkBlockedRisk(case.number), Audit(case.number, AUTO, "risk", "risk words from a blocked account")]
     return Decision(tuple(deliveries), tuple(effects))

@@ -87,11 +87,12 @@ def on_child_message(
         until = now + policy.flood_cooldown_seconds
         updated = replace(updated, flood_until=until)
         until_text = local(until, policy).strftime("%H:%M")
-        link = thread_link(channel, case.thread_ts)
+        link = thread_link(case)
         deliveries += [
-            ThreadPost(case=case.number, text=policy.render("flood_note", until=until_text), role="note"),
+            ThreadPost(case=case.number, text=policy.render_parts("flood_note", until=until_text), role="note"),
             ChannelPost(
-                text=policy.render("flood_alert", case=case.number, until=until_text, link=link), target="supervisors"
+                text=policy.render_parts("flood_alert", case=case.number, until=until_text, link=link),
+                target="supervisors",
             ),
             _answer(message, policy.render("flood_notice_child"), purpose="flood", case=case),
         ]
@@ -104,16 +105,13 @@ def on_child_message(
     if held:
         effects.append(HoldBack(case.number, None if sticker else shown))  # posted when the hold lifts
     else:
-        deliveries.insert(0, ThreadPost(case=case.number, text=shown, role="child"))
+        deliveries.insert(0, ThreadPost(case=case.number, text=(shown,), role="child"))
     if first_risk:
         updated = replace(updated, urgent=True)
-        alert = policy.render(
-            "risk_alert",
-            mention=supervisor_mention(policy),
-            case=case.number,
-            link=thread_link(channel, case.thread_ts),
+        alert = policy.render_parts(
+            "risk_alert", mention=supervisor_mention(policy), case=case.number, link=thread_link(case)
         )
-        deliveries += urgent_deliveries(case, policy, alert=alert, note=policy.render("risk_note"))
+        deliveries += urgent_deliveries(case, policy, alert=alert, note=policy.render_parts("risk_note"))
         effects += [MarkUrgent(case.number), Audit(case.number, AUTO, "risk", "risk words in a message")]
     if updated != case:  # after the child's post, which may be the one that posts the root
         deliveries.append(root_update(updated, policy))

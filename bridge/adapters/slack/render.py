@@ -1,0 +1,34 @@
+"""A Text from the core as Slack shows it: mrkdwn with Slack's mentions and links."""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from bridge.core.parts import GroupMention, OnDuty, Part, Text, ThreadLink, UserMention
+
+
+def render(text: Text, *, channel: str) -> str:
+    """The text as mrkdwn. channel is the case channel, where every case's thread is."""
+    return "".join(_render_part(part, channel) for part in text)
+
+
+def _render_part(part: Part, channel: str) -> str:
+    match part:
+        case str():
+            return part  # the policy's own words, mrkdwn as the operator wrote them
+        case UserMention():
+            return f"<@{part.user}>"
+        case GroupMention():
+            return f"<!subteam^{part.group}>"
+        case OnDuty():
+            return "<!here>"
+        case ThreadLink():
+            # Slack resolves an archives link in any workspace the reader is in.
+            return thread_link(channel, part.thread_ts) if part.thread_ts else ""
+        case _:
+            assert_never(part)
+
+
+def thread_link(channel: str, thread_ts: str) -> str:
+    """The address of a thread in Slack."""
+    return f"https://slack.com/archives/{channel}/p{thread_ts.replace('.', '')}"
