@@ -22,7 +22,7 @@ from bridge.core.deliveries import (
     to_payload,
 )
 from bridge.core.events import ChildFollowed, ChildMessage, Media, ThreadDelete, ThreadEdit, ThreadMessage, TimerKind
-from bridge.core.parts import GroupMention, OnDuty, ThreadLink, UserMention
+from bridge.core.parts import ChildWords, GroupMention, OnDuty, ThreadLink, UserMention
 from bridge.core.policy import Policy
 from bridge.core.schedule import Schedule
 from tests.slack_text import slack
@@ -75,7 +75,8 @@ def decide(message: ThreadMessage, case: Case | None, policy: Policy) -> core.De
 def test_child_text_goes_to_the_thread_escaped(policy: Policy) -> None:
     message = ChildMessage(child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text="<!here> & hi")
     decision = core.on_child_message(message, open_case(), policy, now=NOW, created=False)
-    assert decision.deliveries == (ThreadPost(case=7, text=("&lt;!here&gt; &amp; hi",), role="child"),)
+    assert decision.deliveries == (ThreadPost(case=7, text=(ChildWords("<!here> & hi"),), role="child"),)
+    assert slack(decision.deliveries[0].text) == "&lt;!here&gt; &amp; hi"
     assert not any(isinstance(e, core.CloseCase) for e in decision.effects)
 
 
@@ -84,7 +85,7 @@ def test_child_media_goes_to_the_thread_as_its_description(policy: Policy) -> No
         child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text=None, media=Media(type="image")
     )
     decision = core.on_child_message(image, open_case(), policy, now=NOW, created=False)
-    assert decision.deliveries == (ThreadPost(case=7, text=("[画像]",), role="child"),)
+    assert decision.deliveries == (ThreadPost(case=7, text=(ChildWords("[画像]"),), role="child"),)
     custom = dataclasses.replace(policy, texts={**policy.texts, "media_sticker": "sticker"})
     sticker = dataclasses.replace(image, media=Media(type="sticker", keywords=("<!here>",)))
     shown = core.on_child_message(sticker, open_case(), custom, now=NOW, created=False).deliveries[0]
@@ -221,7 +222,7 @@ def test_root_text_shows_the_number_and_local_time(policy: Policy) -> None:
 @pytest.mark.parametrize(
     "delivery",
     [
-        ThreadPost(case=1, text=("t",), role="child"),
+        ThreadPost(case=1, text=(ChildWords("t <!here>"),), role="child"),
         Reaction(case=1, message_ts="1.1", name="warning"),
         Ephemeral(case=1, user="U", text=("t ", UserMention("U1"), " ", GroupMention("S1"))),
         LinePush(to="U", texts=("a", "b"), retry_key="k", case=1, slack_ts="1.1", final_part=False),
@@ -266,7 +267,10 @@ def test_media_is_described_with_its_details_in_the_policys_words(
 ) -> None:
     words = {"media_file": "file", "media_video": "video", "media_location": "place", "media_unknown": "other"}
     custom = dataclasses.replace(policy, texts={**policy.texts, **words})
-    assert core.describe_media(media, custom) == shown
+    message = ChildMessage(child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text=None, media=media)
+    post = core.on_child_message(message, open_case(), custom, now=NOW, created=False).deliveries[0]
+    assert post == ThreadPost(case=7, text=(ChildWords(core.describe_media(media, custom)),), role="child")
+    assert slack(post.text) == shown  # as Slack shows it: the child's title escaped
 
 
 def test_unfollow_notes_the_case_and_shows_when_it_closed(policy: Policy) -> None:

@@ -26,7 +26,7 @@ from bridge.config.policy_file import load_policy
 from bridge.core.case import Queue
 from bridge.core.deliveries import ThreadPost, from_payload
 from bridge.core.events import InboundEvent
-from bridge.core.parts import text_from_payload
+from bridge.core.parts import ChildWords, text_from_payload
 from bridge.core.rules.floods import Recent
 from bridge.core.schedule import Schedule
 from bridge.engine.commit import Loaded
@@ -227,7 +227,7 @@ async def test_a_block_is_kept_by_pseudonym_counted_and_lifted(router: Router) -
     case = await router.store.get_case(1)
     assert case is not None and case.blocked and case.blocked_count == 1
     assert [from_payload(d) for d in await lane(router, "slack:1") if d.get("role") == "child"] == [
-        ThreadPost(case=1, text=("はじめ",), role="child")
+        ThreadPost(case=1, text=(ChildWords("はじめ"),), role="child")
     ]
     assert await apply(router, core.UnblockChild(1, shown_on=(1,)), cases=(1,)) is Committed.DONE
     case = await router.store.get_case(1)

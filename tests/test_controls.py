@@ -14,6 +14,7 @@ from bridge.config.policy_file import load_policy
 from bridge.core.case import Block, Case, CaseStatus
 from bridge.core.deliveries import ChannelPost, Ephemeral, LinePush, LineReply, RootUpdate, ThreadPost
 from bridge.core.events import ChildMessage, ControlRequested, Media, TimerKind
+from bridge.core.parts import ChildWords
 from bridge.core.policy import Policy
 from bridge.core.rules import controls
 from bridge.core.rules.controls import Roster
@@ -551,7 +552,7 @@ def test_during_a_hold_messages_are_kept_back_quietly_but_risk_words_still_alert
     risky = core.on_child_message(child("死にたい"), held, policy, now=NOW, created=False, channel=CHANNEL)
     assert any(isinstance(d, ChannelPost) and d.target == "supervisors" for d in risky.deliveries)
     # Never held back: the alert sends the supervisors to the thread to read it.
-    assert ThreadPost(case=4, text=("死にたい",), role="child") in risky.deliveries
+    assert ThreadPost(case=4, text=(ChildWords("死にたい"),), role="child") in risky.deliveries
     assert not any(isinstance(e, core.HoldBack) for e in risky.effects)
     # The hold lasts until its timer lifts it, even past its time, so order is kept.
     late = core.on_child_message(child("まだ？"), held, policy, now=NOW + 500, created=False)
@@ -645,7 +646,7 @@ def test_risk_words_that_tip_a_flood_are_posted_first_and_alerted(policy: Policy
         child("死にたい"), a_case(), policy, now=NOW, created=False, recent=Recent(21, 0), channel=CHANNEL
     )
     post, flood_note, *_ = decision.deliveries
-    assert post == ThreadPost(case=4, text=("死にたい",), role="child")  # never held back, before the note
+    assert post == ThreadPost(case=4, text=(ChildWords("死にたい"),), role="child")  # never held back, before the note
     assert isinstance(flood_note, ThreadPost) and flood_note.role == "note"
     alerts = [d for d in decision.deliveries if isinstance(d, ChannelPost) and "自動検知" in slack(d.text)]
     assert [(alert.target, slack(alert.text)) for alert in alerts] == [

@@ -9,6 +9,7 @@ import pytest
 
 from bridge.config.policy_file import load_policy
 from bridge.core.parts import (
+    ChildWords,
     GroupMention,
     OnDuty,
     Text,
@@ -29,6 +30,7 @@ EVERY_PART: Text = (
     OnDuty(),
     ThreadLink(12, "1800000000.000100"),
     ThreadLink(13, None),
+    ChildWords("<!here> & 😀"),
 )
 
 

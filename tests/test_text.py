@@ -10,7 +10,6 @@ import pytest
 from bridge.core.text import (
     batches,
     describe_line_message,
-    escape_for_slack,
     slack_to_plain,
     split_for_line,
     utf16_len,
@@ -28,47 +27,6 @@ def assert_valid_chunks(text: str, chunks: list[str], limit: int) -> None:
         assert utf16_len(chunk) <= limit
         # Strict encoding fails on a lone surrogate.
         chunk.encode("utf-16-le", "strict")
-
-
-# ---------------------------------------------------------------------------
-# escape_for_slack
-# ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("raw", "escaped"),
-    [
-        ("<!channel>", "&lt;!channel&gt;"),
-        ("<@U123>", "&lt;@U123&gt;"),
-        ("<!here|here>", "&lt;!here|here&gt;"),
-        ("a & b", "a &amp; b"),
-        ("&lt;", "&amp;lt;"),
-        ("&amp;", "&amp;amp;"),
-        ("*bold* _it_ ~s~ `c` :smile: | #general @here", "*bold* _it_ ~s~ `c` :smile: | #general @here"),
-        ("こんにちは😀", "こんにちは😀"),
-        ("", ""),
-    ],
-)
-def test_escape_for_slack(raw: str, escaped: str) -> None:
-    assert escape_for_slack(raw) == escaped
-
-
-@pytest.mark.parametrize(
-    "raw",
-    ["<!channel>", "<@U123>", "<!everyone> please", "<https://evil.example|click>", "&amp;lt;", "a<b>c&d"],
-)
-def test_escape_round_trip_through_slack_to_plain(raw: str) -> None:
-    escaped = escape_for_slack(raw)
-    assert "<" not in escaped and ">" not in escaped
-    assert slack_to_plain(escaped) == raw
-
-
-def test_escape_round_trip_random() -> None:
-    rng = random.Random(1234)
-    alphabet = "<>&|!@#;ltgamp a\nあ😀"
-    for _ in range(500):
-        raw = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
-        assert slack_to_plain(escape_for_slack(raw)) == raw
 
 
 # ---------------------------------------------------------------------------
@@ -598,7 +556,7 @@ def test_batches_rejects_bad_size(size: int) -> None:
             {"message_type": "sticker", "sticker_keywords": [str(i) for i in range(9)]},
             "[スタンプ: 0, 1, 2, 3, 4]",
         ),
-        ({"message_type": "sticker", "sticker_keywords": ["<!here>"]}, "[スタンプ: &lt;!here&gt;]"),
+        ({"message_type": "sticker", "sticker_keywords": ["<!here>"]}, "[スタンプ: <!here>]"),
         ({"message_type": "image"}, "[画像]"),
         ({"message_type": "video", "duration_ms": 12000}, "[動画 0:12]"),
         ({"message_type": "video", "duration_ms": 12499}, "[動画 0:12]"),
@@ -611,20 +569,14 @@ def test_batches_rejects_bad_size(size: int) -> None:
         ({"message_type": "audio", "duration_ms": -10}, "[音声 0:00]"),
         ({"message_type": "audio"}, "[音声]"),
         ({"message_type": "file", "file_name": "name.pdf"}, "[ファイル: name.pdf]"),
-        ({"message_type": "file", "file_name": "<@U1>&.pdf"}, "[ファイル: &lt;@U1&gt;&amp;.pdf]"),
+        ({"message_type": "file", "file_name": "<@U1>&.pdf"}, "[ファイル: <@U1>&.pdf]"),
         ({"message_type": "file"}, "[ファイル]"),
         ({"message_type": "location", "title": "東京駅"}, "[位置情報: 東京駅]"),
-        ({"message_type": "location", "title": "<!channel>"}, "[位置情報: &lt;!channel&gt;]"),
+        ({"message_type": "location", "title": "<!channel>"}, "[位置情報: <!channel>]"),
         ({"message_type": "location"}, "[位置情報]"),
         ({"message_type": "imagemap"}, "[未対応のメッセージ: imagemap]"),
-        ({"message_type": "<!everyone>"}, "[未対応のメッセージ: &lt;!everyone&gt;]"),
+        ({"message_type": "<!everyone>"}, "[未対応のメッセージ: <!everyone>]"),
     ],
 )
 def test_describe_line_message(kwargs: dict[str, object], expected: str) -> None:
     assert describe_line_message(**kwargs) == expected  # type: ignore[arg-type]
-
-
-def test_describe_line_message_output_is_slack_safe() -> None:
-    for message_type in ("sticker", "file", "location", "<x>"):
-        out = describe_line_message(message_type, sticker_keywords=["<!here>"], file_name="<!here>", title="<!here>")
-        assert "<" not in out and ">" not in out

@@ -1,7 +1,7 @@
 """What a text for the counsellors is made of: words, and parts only the chat platform can write.
 
-A mention of a person or a group, those on duty, a link to a case's thread: the core leaves
-these whole in a Text, and the Slack adapter renders them
+A mention of a person or a group, those on duty, a link to a case's thread, the child's own
+words: the core leaves these whole in a Text, and the Slack adapter renders them
 (bridge/adapters/slack/render.py). Texts towards the child (LINE) are plain str and hold no parts.
 
 A Text is a tuple of parts, in order; its str parts are the policy's own words, shown as written.
@@ -50,7 +50,16 @@ class ThreadLink:
     thread_ts: str | None
 
 
-Special = UserMention | GroupMention | OnDuty | ThreadLink  # every part but words
+@dataclasses.dataclass(frozen=True)
+class ChildWords:
+    """What the child sent (their words, or what a sticker or file was called): shown exactly
+    as written, so nothing in it can notify anyone or pass for the bridge's own words."""
+
+    kind: ClassVar[str] = "child_words"
+    words: str
+
+
+Special = UserMention | GroupMention | OnDuty | ThreadLink | ChildWords  # every part but words
 Part = str | Special
 Text = tuple[Part, ...]
 

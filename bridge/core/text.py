@@ -3,9 +3,9 @@
 Everything here is deterministic and free of I/O so it can be unit tested
 exhaustively.  Two directions matter:
 
-* LINE -> Slack: whatever a child types is untrusted and must be escaped so it
-  cannot ping anyone or fake Slack markup (:func:`escape_for_slack`,
-  :func:`describe_line_message`).
+* LINE -> Slack: what a child sends is described in words
+  (:func:`describe_line_message`); the core passes it on as the child's words,
+  which the Slack adapter escapes so it cannot ping anyone or fake Slack markup.
 * Slack -> LINE: a counsellor's Slack message is converted to plain text a child
   can read (:func:`slack_to_plain`) and cut into pieces LINE accepts
   (:func:`split_for_line`, :func:`batches`).
@@ -24,31 +24,12 @@ import emoji
 __all__ = [
     "batches",
     "describe_line_message",
-    "escape_for_slack",
     "slack_to_plain",
     "split_for_line",
     "utf16_len",
 ]
 
 T = TypeVar("T")
-
-# --------------------------------------------------------------------------
-# LINE -> Slack
-# --------------------------------------------------------------------------
-
-
-def escape_for_slack(text: str) -> str:
-    """Escape ``&``, ``<`` and ``>`` the way Slack requires.
-
-    The result contains no raw ``<`` or ``>``, so user text such as
-    ``<!channel>`` or ``<@U123>`` is displayed literally and notifies nobody.
-    ``&`` is escaped first so existing entities survive a round trip through
-    Slack (``&lt;`` typed by a user is shown as ``&lt;``).  No other character
-    is changed; mrkdwn formatting marks (``*``, ``_``, ``~``, backticks) are
-    left alone.
-    """
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
 
 # --------------------------------------------------------------------------
 # Slack -> LINE
@@ -445,7 +426,7 @@ def describe_line_message(
     title: str | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> str:
-    """A short Japanese, Slack-safe description of a non-text LINE message.
+    """A short Japanese description of a non-text LINE message.
 
     ``labels`` (the policy file's media texts) replaces the default words per type:
     keys sticker, image, video, audio, file, location, unknown.
@@ -459,13 +440,13 @@ def describe_line_message(
     * ``location`` -> ``[位置情報: title]`` or ``[位置情報]``
     * anything else -> ``[未対応のメッセージ: type]``
 
-    Every user-controlled value (keywords, file name, title, type) is passed
-    through :func:`escape_for_slack`, so the result can be posted as mrkdwn
-    without pinging anyone.
+    Keywords, file name, title and type come from the child as they are: the
+    description is the child's words (a ChildWords part), and only the Slack
+    adapter's escaping makes it safe to post.
     """
     words = {**DEFAULT_MEDIA_LABELS, **(labels or {})}
     if message_type == "sticker":
-        keywords = [escape_for_slack(k) for k in sticker_keywords if k][:_MAX_STICKER_KEYWORDS]
+        keywords = [k for k in sticker_keywords if k][:_MAX_STICKER_KEYWORDS]
         return f"[{words['sticker']}: {', '.join(keywords)}]" if keywords else f"[{words['sticker']}]"
     if message_type == "image":
         return f"[{words['image']}]"
@@ -475,7 +456,7 @@ def describe_line_message(
             return f"[{label}]"
         return f"[{label} {_format_duration(duration_ms)}]"
     if message_type == "file":
-        return f"[{words['file']}: {escape_for_slack(file_name)}]" if file_name else f"[{words['file']}]"
+        return f"[{words['file']}: {file_name}]" if file_name else f"[{words['file']}]"
     if message_type == "location":
-        return f"[{words['location']}: {escape_for_slack(title)}]" if title else f"[{words['location']}]"
-    return f"[{words['unknown']}: {escape_for_slack(message_type)}]"
+        return f"[{words['location']}: {title}]" if title else f"[{words['location']}]"
+    return f"[{words['unknown']}: {message_type}]"

@@ -1,4 +1,4 @@
-"""A child's message on a case: relayed to the thread, escaped; risk words, floods and the
+"""A child's message on a case: relayed to the thread as the child's words; risk words, floods and the
 out-of-hours reply decided on the way."""
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ from bridge.core.effects import (
     StartFlood,
 )
 from bridge.core.events import ChildMessage, Media, TimerKind
+from bridge.core.parts import ChildWords
 from bridge.core.policy import Policy
 from bridge.core.root import root_update
 from bridge.core.rules.floods import Recent, is_flood
 from bridge.core.rules.risk import is_risky
-from bridge.core.text import describe_line_message, escape_for_slack
+from bridge.core.text import describe_line_message
 from bridge.core.timers.busy import busy_timer
 from bridge.core.timers.guideline import consultation_timers
 
@@ -57,7 +58,7 @@ def on_child_message(
     recent: Recent | None = None,
     channel: str = "",
 ) -> Decision:
-    """The child's message goes to the case's thread, escaped so it can ping nobody.
+    """The child's message goes to the case's thread, as the child's words (it can ping nobody).
 
     Risk words mark the case urgent and alert the supervisors (once per case). Beyond the
     flood limits (recent: what the child sent within the window, this message included),
@@ -69,7 +70,7 @@ def on_child_message(
     case joins the list the opening digest shows. In the hours, a new case is told at once
     when capacity is full, or gets a timer for the busy notice.
     """
-    shown = escape_for_slack(message.text) if message.text is not None else describe_media(message.media, policy)
+    shown = message.text if message.text is not None else describe_media(message.media, policy)
     sticker = message.media is not None and message.media.type == "sticker"
     deliveries: list[Delivery] = []
     effects: list[Effect] = [NoteChildMessage(case.number, now)]  # resets the silence clock
@@ -105,7 +106,7 @@ def on_child_message(
     if held:
         effects.append(HoldBack(case.number, None if sticker else shown))  # posted when the hold lifts
     else:
-        deliveries.insert(0, ThreadPost(case=case.number, text=(shown,), role="child"))
+        deliveries.insert(0, ThreadPost(case=case.number, text=(ChildWords(shown),), role="child"))
     if first_risk:
         updated = replace(updated, urgent=True)
         alert = policy.render_parts(
