@@ -54,9 +54,7 @@ def decide(
     block: Block | None = None,
     open_cases: list[Case] | None = None,
 ) -> core.Decision:
-    return controls.on_control(
-        req, case, policy, roster=roster, block=block, open_cases=open_cases or [], now=NOW, channel=CHANNEL
-    )
+    return controls.on_control(req, case, policy, roster=roster, block=block, open_cases=open_cases or [], now=NOW)
 
 
 def only_ephemeral(decision: core.Decision) -> Ephemeral:
@@ -216,7 +214,6 @@ def test_blocking_from_an_earlier_case_also_closes_the_open_one(policy: Policy) 
         block=None,
         open_cases=[],
         now=NOW,
-        channel=CHANNEL,
         current=current,
     )
     assert core.CloseCase(5, core.CloseReason.BLOCKED, by="US") in decision.effects
@@ -243,22 +240,22 @@ def test_unblock_lifts_the_block(policy: Policy) -> None:
 
 def test_a_blocked_childs_message_is_counted_not_kept(policy: Policy) -> None:
     case = a_case(status=CaseStatus.CLOSED, blocked=True, blocked_count=2)
-    decision = core.on_blocked_message(child("またきたよ"), case, policy, channel=CHANNEL)
+    decision = core.on_blocked_message(child("またきたよ"), case, policy)
     (root,) = decision.deliveries
     assert isinstance(root, RootUpdate) and "受信 3 件" in slack(root.text) and "またきたよ" not in slack(root.text)
     assert decision.effects == (core.CountBlockedMessage(4),)
-    quiet = core.on_blocked_message(child("x"), dataclasses.replace(case, blocked_count=11), policy, channel=CHANNEL)
+    quiet = core.on_blocked_message(child("x"), dataclasses.replace(case, blocked_count=11), policy)
     assert quiet.deliveries == ()  # past ten, the root is updated every tenth message only
 
 
 def test_risk_words_from_a_blocked_child_still_reach_the_supervisors(policy: Policy) -> None:
     case = a_case(status=CaseStatus.CLOSED, blocked=True, blocked_count=40)
-    decision = core.on_blocked_message(child("もう死にたい"), case, policy, channel=CHANNEL)
+    decision = core.on_blocked_message(child("もう死にたい"), case, policy)
     (alert,) = decision.deliveries
     assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and "死にたい" not in slack(alert.text)
     assert core.MarkBlockedRisk(4) in decision.effects
     told = dataclasses.replace(case, blocked_risk=True)  # once per block, not once per message
-    assert core.on_blocked_message(child("死にたい"), told, policy, channel=CHANNEL).deliveries == ()
+    assert core.on_blocked_message(child("死にたい"), told, policy).deliveries == ()
 
 
 # --- hold and /cases ---------------------------------------------------------------------
@@ -362,7 +359,6 @@ def test_blocking_from_an_earlier_case_shows_the_open_one_closed(policy: Policy)
         block=None,
         open_cases=[],
         now=NOW,
-        channel=CHANNEL,
         current=a_case(number=5),
     )
     (root,) = [d for d in decision.deliveries if isinstance(d, RootUpdate) and d.case == 5]
@@ -379,7 +375,6 @@ def test_unblocking_from_another_case_refreshes_the_blocking_cases_root(policy: 
         block=Block(case=2, by="US", at=NOW, reason="x"),
         open_cases=[],
         now=NOW,
-        channel=CHANNEL,
         blocked_from=blocking,
     )
     roots = [d for d in decision.deliveries if isinstance(d, RootUpdate)]
@@ -393,7 +388,6 @@ def test_unblocking_from_another_case_refreshes_the_blocking_cases_root(policy: 
         block=Block(case=2, by="US", at=NOW, reason="x"),
         open_cases=[],
         now=NOW,
-        channel=CHANNEL,
         blocked_from=blocking,
     )
     assert [d.case for d in alone.deliveries if isinstance(d, RootUpdate)] == [2]  # one update, not two
@@ -461,7 +455,7 @@ def test_normalisation() -> None:
 
 def test_a_risky_message_marks_the_case_urgent_once(policy: Policy) -> None:
     case = a_case()
-    decision = core.on_child_message(child("死にたい"), case, policy, now=NOW, created=False, channel=CHANNEL)
+    decision = core.on_child_message(child("死にたい"), case, policy, now=NOW, created=False)
     post, alert, note, checklist, root = decision.deliveries
     assert isinstance(post, ThreadPost) and post.role == "child"
     assert isinstance(note, ThreadPost) and note.role == "note" and "自動検知" in slack(note.text)
@@ -479,7 +473,7 @@ def test_a_risky_message_marks_the_case_urgent_once(policy: Policy) -> None:
 
 
 def test_out_of_hours_a_risky_message_also_gets_the_crisis_lines(policy: Policy) -> None:
-    decision = core.on_child_message(child("消えたい"), a_case(), policy, now=NIGHT, created=True, channel=CHANNEL)
+    decision = core.on_child_message(child("消えたい"), a_case(), policy, now=NIGHT, created=True)
     (reply,) = [d for d in decision.deliveries if isinstance(d, LineReply)]
     assert len(reply.texts) == 2 and "受付時間外" in reply.texts[0] and "0120-0-78310" in reply.texts[1]
     told = next(e for e in decision.effects if isinstance(e, core.MarkClosedNotice)).period
@@ -531,7 +525,7 @@ def test_flood_limits() -> None:
 
 def test_the_sixth_sticker_starts_a_hold(policy: Policy) -> None:
     decision = core.on_child_message(
-        child(None, media=STICKER), a_case(), policy, now=NOW, created=False, recent=Recent(6, 6), channel=CHANNEL
+        child(None, media=STICKER), a_case(), policy, now=NOW, created=False, recent=Recent(6, 6)
     )
     kinds = [type(d) for d in decision.deliveries]
     assert ThreadPost in kinds and LineReply in kinds and ChannelPost in kinds and RootUpdate in kinds
@@ -549,7 +543,7 @@ def test_during_a_hold_messages_are_kept_back_quietly_but_risk_words_still_alert
     quiet = core.on_child_message(child("あのね"), held, policy, now=NOW, created=False, recent=Recent(30, 0))
     assert quiet.deliveries == ()
     assert core.HoldBack(4, "あのね") in quiet.effects
-    risky = core.on_child_message(child("死にたい"), held, policy, now=NOW, created=False, channel=CHANNEL)
+    risky = core.on_child_message(child("死にたい"), held, policy, now=NOW, created=False)
     assert any(isinstance(d, ChannelPost) and d.target == "supervisors" for d in risky.deliveries)
     # Never held back: the alert sends the supervisors to the thread to read it.
     assert ThreadPost(case=4, text=(ChildWords("死にたい"),), role="child") in risky.deliveries
@@ -582,7 +576,7 @@ def test_root_buttons_follow_the_state() -> None:
 
 def test_a_hold_running_past_closing_still_tells_the_child_the_service_is_closed(policy: Policy) -> None:
     held = a_case(flood_until=NIGHT + 100)
-    decision = core.on_child_message(child("ねえ"), held, policy, now=NIGHT, created=False, channel=CHANNEL)
+    decision = core.on_child_message(child("ねえ"), held, policy, now=NIGHT, created=False)
     assert core.HoldBack(4, "ねえ") in decision.effects and core.NoteClosedArrival(4, NIGHT) in decision.effects
     (reply,) = [d for d in decision.deliveries if isinstance(d, LineReply)]
     assert "受付時間外" in reply.texts[0]
@@ -591,7 +585,7 @@ def test_a_hold_running_past_closing_still_tells_the_child_the_service_is_closed
 
 def test_after_hours_with_a_counsellor_still_talking_risk_words_get_the_crisis_lines_once(policy: Policy) -> None:
     live = a_case(counsellor="UC", last_counsellor_at=NIGHT - 120)
-    decision = core.on_child_message(child("死にたい"), live, policy, now=NIGHT, created=False, channel=CHANNEL)
+    decision = core.on_child_message(child("死にたい"), live, policy, now=NIGHT, created=False)
     (reply,) = [d for d in decision.deliveries if isinstance(d, LineReply)]
     assert reply.texts == (policy.render("crisis_lines"),)  # no closed reply: the conversation goes on
     again = core.on_child_message(
@@ -616,7 +610,7 @@ LINK = "https://slack.com/archives/CCASES/p1700000000000100"
 
 def test_a_flood_hold_in_full(policy: Policy) -> None:
     decision = core.on_child_message(
-        child("まだいる？"), a_case(), policy, now=NOW, created=False, recent=Recent(21, 0), channel=CHANNEL
+        child("まだいる？"), a_case(), policy, now=NOW, created=False, recent=Recent(21, 0)
     )
     until = NOW + policy.flood_cooldown_seconds  # 14:05
     note, alert, notice, root = decision.deliveries
@@ -642,9 +636,7 @@ def test_a_flood_hold_in_full(policy: Policy) -> None:
 
 
 def test_risk_words_that_tip_a_flood_are_posted_first_and_alerted(policy: Policy) -> None:
-    decision = core.on_child_message(
-        child("死にたい"), a_case(), policy, now=NOW, created=False, recent=Recent(21, 0), channel=CHANNEL
-    )
+    decision = core.on_child_message(child("死にたい"), a_case(), policy, now=NOW, created=False, recent=Recent(21, 0))
     post, flood_note, *_ = decision.deliveries
     assert post == ThreadPost(case=4, text=(ChildWords("死にたい"),), role="child")  # never held back, before the note
     assert isinstance(flood_note, ThreadPost) and flood_note.role == "note"
@@ -658,7 +650,7 @@ def test_risk_words_that_tip_a_flood_are_posted_first_and_alerted(policy: Policy
 
 def test_risk_words_from_a_blocked_child_alert_in_full(policy: Policy) -> None:
     case = a_case(status=CaseStatus.CLOSED, blocked=True, blocked_count=40)
-    decision = core.on_blocked_message(child("もう死にたい"), case, policy, channel=CHANNEL)
+    decision = core.on_blocked_message(child("もう死にたい"), case, policy)
     text = policy.render("blocked_risk_alert", mention="<!subteam^SSUPER> ", case=4, link=LINK)
     (alert,) = decision.deliveries
     assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and slack(alert.text) == text
@@ -673,7 +665,7 @@ def test_a_blocked_childs_root_is_updated_for_the_first_ten_then_every_tenth(pol
     updated = set()
     for before in range(30):
         case = a_case(status=CaseStatus.CLOSED, blocked=True, blocked_count=before)
-        if core.on_blocked_message(child("x"), case, policy, channel=CHANNEL).deliveries:
+        if core.on_blocked_message(child("x"), case, policy).deliveries:
             updated.add(before + 1)
     assert updated == {*range(1, 11), 20, 30}
 

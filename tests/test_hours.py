@@ -264,32 +264,32 @@ def test_the_wording_of_openings_and_hours_comes_from_the_policy(policy: Policy)
 
 def test_an_unanswered_case_is_pointed_out_to_those_on_duty(policy: Policy) -> None:
     case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1800000000.000100")
-    decision = core.on_unanswered_timer(case, policy, now=TUESDAY_AFTERNOON + 300, channel="CCASES")
+    decision = core.on_unanswered_timer(case, policy, now=TUESDAY_AFTERNOON + 300)
     (alert,) = decision.deliveries
     assert isinstance(alert, ChannelPost) and alert.target == "cases"
     assert "<!here>" in slack(alert.text) and "#4" in slack(alert.text) and "5分" in slack(alert.text)
     assert "https://slack.com/archives/CCASES/p1800000000000100" in slack(alert.text)
     group = dataclasses.replace(policy, on_duty_group="S0DUTY")
-    grouped = core.on_unanswered_timer(case, group, now=TUESDAY_AFTERNOON + 300, channel="CCASES").deliveries[0]
+    grouped = core.on_unanswered_timer(case, group, now=TUESDAY_AFTERNOON + 300).deliveries[0]
     assert "<!subteam^S0DUTY>" in slack(grouped.text)  # type: ignore[union-attr]
     answered = dataclasses.replace(case, counsellor="UC")
-    assert core.on_unanswered_timer(answered, policy, now=TUESDAY_AFTERNOON + 300, channel="C") == core.NOTHING
+    assert core.on_unanswered_timer(answered, policy, now=TUESDAY_AFTERNOON + 300) == core.NOTHING
 
 
 def test_the_one_hour_guideline_reminds_the_thread_then_tells_supervisors(policy: Policy) -> None:
     case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1.2")
-    warning = core.on_guideline_timer(TimerKind.SOFT_WARNING, case, policy, now=TUESDAY_AFTERNOON + 3000, channel="C")
+    warning = core.on_guideline_timer(TimerKind.SOFT_WARNING, case, policy, now=TUESDAY_AFTERNOON + 3000)
     (note,) = warning.deliveries
     assert isinstance(note, ThreadPost) and note.role == "note" and "50分" in slack(note.text)
-    limit = core.on_guideline_timer(TimerKind.SOFT_LIMIT, case, policy, now=TUESDAY_AFTERNOON + 3600, channel="C")
+    limit = core.on_guideline_timer(TimerKind.SOFT_LIMIT, case, policy, now=TUESDAY_AFTERNOON + 3600)
     assert "60分" in slack(limit.deliveries[0].text)  # type: ignore[union-attr]
-    overtime = core.on_guideline_timer(TimerKind.OVERTIME, case, policy, now=TUESDAY_AFTERNOON + 5400, channel="C")
+    overtime = core.on_guideline_timer(TimerKind.OVERTIME, case, policy, now=TUESDAY_AFTERNOON + 5400)
     (alert,) = overtime.deliveries
     assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and "90分" in slack(alert.text)
     # Nothing ever goes to the child, and a closed case is left alone.
     assert not any(isinstance(d, LinePush | LineReply) for d in (*warning.deliveries, *overtime.deliveries))
     closed = dataclasses.replace(case, status=CaseStatus.CLOSED)
-    assert core.on_guideline_timer(TimerKind.OVERTIME, closed, policy, now=0, channel="C") == core.NOTHING
+    assert core.on_guideline_timer(TimerKind.OVERTIME, closed, policy, now=0) == core.NOTHING
 
 
 def test_a_later_case_lists_the_childs_earlier_ones(policy: Policy) -> None:
@@ -437,7 +437,7 @@ def test_no_closing_reminder_timer_exactly_at_the_reminder_time(policy: Policy) 
 
 def test_the_unanswered_alert_text(policy: Policy) -> None:
     case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1800000000.000100")
-    decision = core.on_unanswered_timer(case, policy, now=TUESDAY_AFTERNOON + 3600, channel="CCASES")
+    decision = core.on_unanswered_timer(case, policy, now=TUESDAY_AFTERNOON + 3600)
     link = "https://slack.com/archives/CCASES/p1800000000000100"
     text = policy.render("unanswered_alert", mention="<!here>", case=4, minutes=60, link=link)
     (alert,) = decision.deliveries
@@ -446,15 +446,15 @@ def test_the_unanswered_alert_text(policy: Policy) -> None:
 
 def test_the_guideline_texts(policy: Policy) -> None:
     case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1800000000.000100")
-    warning = core.on_guideline_timer(TimerKind.SOFT_WARNING, case, policy, now=0, channel="CCASES")
+    warning = core.on_guideline_timer(TimerKind.SOFT_WARNING, case, policy, now=0)
     assert warning.deliveries == (
         ThreadPost(case=4, text=policy.render_parts("soft_limit_warning_note", minutes=50), role="note"),
     )
-    limit = core.on_guideline_timer(TimerKind.SOFT_LIMIT, case, policy, now=0, channel="CCASES")
+    limit = core.on_guideline_timer(TimerKind.SOFT_LIMIT, case, policy, now=0)
     assert limit.deliveries == (
         ThreadPost(case=4, text=policy.render_parts("soft_limit_note", minutes=60), role="note"),
     )
-    overtime = core.on_guideline_timer(TimerKind.OVERTIME, case, policy, now=0, channel="CCASES")
+    overtime = core.on_guideline_timer(TimerKind.OVERTIME, case, policy, now=0)
     link = "https://slack.com/archives/CCASES/p1800000000000100"
     text = policy.render("overtime_alert", case=4, minutes=90, link=link)
     (alert,) = overtime.deliveries

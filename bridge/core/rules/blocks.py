@@ -27,7 +27,7 @@ from bridge.core.root import root_update
 from bridge.core.rules.risk import is_risky
 
 
-def on_blocked_message(message: ChildMessage, case: Case | None, policy: Policy, *, channel: str) -> Decision:
+def on_blocked_message(message: ChildMessage, case: Case | None, policy: Policy) -> Decision:
     """A blocked child's message: not relayed, not answered, its content not kept; it is
     counted on the case the block was made from. Risk words still reach the supervisors."""
     if case is None:

@@ -56,7 +56,6 @@ def on_child_message(
     queue: Queue | None = None,
     closed_notice: str | None = None,
     recent: Recent | None = None,
-    channel: str = "",
 ) -> Decision:
     """The child's message goes to the case's thread, as the child's words (it can ping nobody).
 

@@ -93,7 +93,6 @@ def on_control(
     block: Block | None,
     open_cases: list[Case],
     now: float,
-    channel: str,
     current: Case | None = None,
     blocked_from: Case | None = None,
 ) -> Decision:
@@ -138,7 +137,7 @@ def on_control(
         return refuse("control_supervisors_only", "not a supervisor")
     if action in REASON_REQUIRED and not reason:
         return Decision(deliveries=(answer(USAGE[action]),))
-    context = _Context(request, case, policy, reason, now, channel, where, current, blocked_from)
+    context = _Context(request, case, policy, reason, now, where, current, blocked_from)
     if action == HOLD:
         return context.hold()
     if action == CLOSE:
@@ -157,7 +156,6 @@ class _Context:
     policy: Policy
     reason: str
     now: float
-    channel: str
     where: int | None  # the thread the person's answers appear in (None: the channel)
     current: Case | None  # the child's open case, when the named case is an earlier one
     blocked_from: Case | None  # the case the block was made from, when another is named

@@ -33,7 +33,7 @@ def consultation_timers(case: Case, policy: Policy, start: float) -> list[Effect
     return [ScheduleTimer(kind, str(case.number), start + seconds) for kind, seconds in deadlines if seconds > 0]
 
 
-def on_unanswered_timer(case: Case | None, policy: Policy, *, now: float, channel: str) -> Decision:
+def on_unanswered_timer(case: Case | None, policy: Policy, *, now: float) -> Decision:
     """Nobody has answered a case yet: the channel is told, addressed to those on duty."""
     if case is None or not case.is_open or case.counsellor is not None:
         return NOTHING
@@ -51,7 +51,7 @@ def on_unanswered_timer(case: Case | None, policy: Policy, *, now: float, channe
     return Decision(deliveries=(ChannelPost(text=text),))
 
 
-def on_guideline_timer(kind: TimerKind, case: Case | None, policy: Policy, *, now: float, channel: str) -> Decision:
+def on_guideline_timer(kind: TimerKind, case: Case | None, policy: Policy, *, now: float) -> Decision:
     """The one-hour guideline: reminders in the thread, then the supervisors' channel.
 
     The child is never told. A case that is closed, or was opened while closed and has not
