@@ -13,6 +13,7 @@ import time
 from datetime import datetime, tzinfo
 from pathlib import Path
 
+from bridge.adapters.slack.render import render
 from bridge.config.policy_file import PolicyError, describe_policy, load_policy
 from bridge.config.settings import SettingsError, load_settings
 from bridge.core.schedule import wording
@@ -65,11 +66,15 @@ def _worker(_: argparse.Namespace) -> int:
     return 0
 
 
+# The case channel the samples of check-config link to (any channel ID would do).
+SAMPLE_CHANNEL = "C0123456789"
+
+
 def _check_config(args: argparse.Namespace) -> int:
     path = Path(args.path or os.environ.get("BRIDGE_CONFIG", "config/bridge.toml"))
     policy = load_policy(path)
     print(f"{path}: valid\n")
-    print(describe_policy(policy))
+    print(describe_policy(policy, show=lambda text: render(text, channel=SAMPLE_CHANNEL)))
     return 0
 
 
@@ -85,8 +90,8 @@ def _hours(args: argparse.Namespace) -> int:
             at = at.replace(tzinfo=policy.timezone)  # a bare time means the service's own zone
     else:
         at = datetime.now(policy.timezone)
-    print(f"hours: {wording.summary(policy.schedule)}\n")
-    print(wording.week_report(policy.schedule, at))
+    print(f"hours: {policy.hours_summary()}\n")
+    print(wording.week_report(policy.schedule, at, weekdays=policy.texts["weekday_names"]))
     return 0
 
 

@@ -40,3 +40,6 @@ def jst(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetim
 
 def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime:
     return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
+
+
+WEEKDAYS = "月火水木金土日"  # the weekday names, Monday first (the policy's weekday_names text)

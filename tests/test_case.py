@@ -22,8 +22,10 @@ from bridge.core.deliveries import (
     to_payload,
 )
 from bridge.core.events import ChildFollowed, ChildMessage, Media, ThreadDelete, ThreadEdit, ThreadMessage, TimerKind
+from bridge.core.parts import ChildWords, GroupMention, OnDuty, ThreadLink, UserMention
 from bridge.core.policy import Policy
 from bridge.core.schedule.model import Schedule
+from tests.slack_text import slack
 
 CHANNEL = "CCASES"
 CHILD = "Uchild-core"
@@ -73,7 +75,8 @@ def decide(message: ThreadMessage, case: Case | None, policy: Policy) -> core.De
 def test_child_text_goes_to_the_thread_escaped(policy: Policy) -> None:
     message = ChildMessage(child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text="<!here> & hi")
     decision = core.on_child_message(message, open_case(), policy, now=NOW, created=False)
-    assert decision.deliveries == (ThreadPost(case=7, text="&lt;!here&gt; &amp; hi", role="child"),)
+    assert decision.deliveries == (ThreadPost(case=7, text=(ChildWords("<!here> & hi"),), role="child"),)
+    assert slack(decision.deliveries[0].text) == "&lt;!here&gt; &amp; hi"
     assert not any(isinstance(e, core.CloseCase) for e in decision.effects)
 
 
@@ -82,18 +85,18 @@ def test_child_media_goes_to_the_thread_as_its_description(policy: Policy) -> No
         child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text=None, media=Media(type="image")
     )
     decision = core.on_child_message(image, open_case(), policy, now=NOW, created=False)
-    assert decision.deliveries == (ThreadPost(case=7, text="[画像]", role="child"),)
+    assert decision.deliveries == (ThreadPost(case=7, text=(ChildWords("[画像]"),), role="child"),)
     custom = dataclasses.replace(policy, texts={**policy.texts, "media_sticker": "sticker"})
     sticker = dataclasses.replace(image, media=Media(type="sticker", keywords=("<!here>",)))
     shown = core.on_child_message(sticker, open_case(), custom, now=NOW, created=False).deliveries[0]
-    assert isinstance(shown, ThreadPost) and shown.text == "[sticker: &lt;!here&gt;]"
+    assert isinstance(shown, ThreadPost) and slack(shown.text) == "[sticker: &lt;!here&gt;]"
 
 
 def test_the_first_answer_makes_the_counsellor_and_updates_the_root(policy: Policy) -> None:
     decision = decide(reply("こんにちは"), open_case(), policy)
     push, root = decision.deliveries
     assert isinstance(push, LinePush) and isinstance(root, RootUpdate)
-    assert "<@UCOUNSEL>" in root.text and "#7" in root.text
+    assert "<@UCOUNSEL>" in slack(root.text) and "#7" in slack(root.text)
     silence = (
         core.ScheduleTimer(TimerKind.IDLE_WARNING, f"7:{int(NOW * 1000)}", NOW + 480),
         core.ScheduleTimer(TimerKind.IDLE_CLOSE, f"7:{int(NOW * 1000)}", NOW + 600),
@@ -161,7 +164,7 @@ def test_reply_in_a_closed_case_is_refused_privately(policy: Policy) -> None:
     closed = open_case(status=CaseStatus.CLOSED, closed_at=1_800_000_050.0)
     (ephemeral,) = decide(reply("まだいる？"), closed, policy).deliveries
     assert isinstance(ephemeral, Ephemeral)
-    assert ephemeral.user == "UCOUNSEL" and "#7" in ephemeral.text
+    assert ephemeral.user == "UCOUNSEL" and "#7" in slack(ephemeral.text)
 
 
 def test_edit_of_a_relayed_reply_leaves_a_note_but_an_unfurl_does_not(policy: Policy) -> None:
@@ -195,7 +198,7 @@ def test_follow_and_unfollow(policy: Policy) -> None:
     decision = core.on_child_unfollowed(open_case(), policy, now=NOW)
     assert core.CloseCase(7, CloseReason.UNFOLLOWED) in decision.effects
     root = decision.deliveries[1]
-    assert isinstance(root, RootUpdate) and "相談者がブロック" in root.text
+    assert isinstance(root, RootUpdate) and "相談者がブロック" in slack(root.text)
     assert isinstance(decision.deliveries[0], ThreadPost)
     assert core.on_child_unfollowed(None, policy, now=NOW) == core.NOTHING
 
@@ -207,11 +210,11 @@ def test_delivery_outcomes(policy: Policy) -> None:
     assert core.after_line_delivered(first_part) == ()
     failed = core.after_line_failed(push, "LINE refused the message (400)", policy)
     assert failed[0] == Reaction(case=7, message_ts="1.2", name="warning")
-    assert isinstance(failed[1], ThreadPost) and "400" in failed[1].text
+    assert isinstance(failed[1], ThreadPost) and "400" in slack(failed[1].text)
 
 
 def test_root_text_shows_the_number_and_local_time(policy: Policy) -> None:
-    text = core.root_text(open_case(number=12, opened_at=1_800_000_000.0), policy)
+    text = slack(core.root_text(open_case(number=12, opened_at=1_800_000_000.0), policy))
     assert "#12" in text
     assert "01/15(金) 17:00" in text  # 2027-01-15 08:00 UTC is 17:00 in Tokyo
 
@@ -219,13 +222,13 @@ def test_root_text_shows_the_number_and_local_time(policy: Policy) -> None:
 @pytest.mark.parametrize(
     "delivery",
     [
-        ThreadPost(case=1, text="t", role="child"),
+        ThreadPost(case=1, text=(ChildWords("t <!here>"),), role="child"),
         Reaction(case=1, message_ts="1.1", name="warning"),
-        Ephemeral(case=1, user="U", text="t"),
+        Ephemeral(case=1, user="U", text=("t ", UserMention("U1"), " ", GroupMention("S1"))),
         LinePush(to="U", texts=("a", "b"), retry_key="k", case=1, slack_ts="1.1", final_part=False),
         LineReply(to="U", reply_token=None, event_ms=1, texts=("a",), retry_key="k"),
-        RootUpdate(case=1, text="t", buttons=("hold", "close")),
-        ChannelPost(text="t", target="supervisors"),
+        RootUpdate(case=1, text=("t",), buttons=("hold", "close")),
+        ChannelPost(text=(OnDuty(), " t ", ThreadLink(1, "1.1"), ThreadLink(2, None)), target="supervisors"),
     ],
 )
 def test_deliveries_round_trip_through_json(delivery: object) -> None:
@@ -233,6 +236,14 @@ def test_deliveries_round_trip_through_json(delivery: object) -> None:
 
     payload = json.loads(json.dumps(to_payload(delivery)))  # type: ignore[arg-type]
     assert from_payload(payload) == delivery
+
+
+def test_a_delivery_queued_with_a_rendered_text_still_reads() -> None:
+    # Queued before texts had parts: its text was already Slack's, and is posted as it is.
+    queued = {"kind": "thread_post", "case": 1, "text": "&lt;!here&gt; <@U1>", "role": "child"}
+    delivery = from_payload(queued)
+    assert delivery == ThreadPost(case=1, text=("&lt;!here&gt; <@U1>",), role="child")
+    assert slack(delivery.text) == "&lt;!here&gt; <@U1>"
 
 
 def test_unknown_delivery_kind_is_an_error() -> None:
@@ -256,36 +267,48 @@ def test_media_is_described_with_its_details_in_the_policys_words(
 ) -> None:
     words = {"media_file": "file", "media_video": "video", "media_location": "place", "media_unknown": "other"}
     custom = dataclasses.replace(policy, texts={**policy.texts, **words})
-    assert core.describe_media(media, custom) == shown
+    message = ChildMessage(child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text=None, media=media)
+    post = core.on_child_message(message, open_case(), custom, now=NOW, created=False).deliveries[0]
+    assert post == ThreadPost(case=7, text=(ChildWords(core.describe_media(media, custom)),), role="child")
+    assert slack(post.text) == shown  # as Slack shows it: the child's title escaped
 
 
 def test_unfollow_notes_the_case_and_shows_when_it_closed(policy: Policy) -> None:
     note, root = core.on_child_unfollowed(open_case(), policy, now=NOW).deliveries
-    assert note == ThreadPost(case=7, text=policy.render("unfollow_note", case=7), role="note")
-    assert isinstance(root, RootUpdate) and "終了（相談者がブロック、17:01）" in root.text  # opened 17:00
+    assert note == ThreadPost(case=7, text=policy.render_parts("unfollow_note", case=7), role="note")
+    assert isinstance(root, RootUpdate) and "終了（相談者がブロック、17:01）" in slack(root.text)  # opened 17:00
 
 
 def test_the_first_answer_shows_since_when_on_the_root(policy: Policy) -> None:
     root = decide(reply("こんにちは"), open_case(), policy).deliveries[1]
-    assert isinstance(root, RootUpdate) and "対応中: <@UCOUNSEL>（17:01から）" in root.text
+    assert isinstance(root, RootUpdate) and "対応中: <@UCOUNSEL>（17:01から）" in slack(root.text)
 
 
 def test_a_reply_in_a_closed_case_is_answered_in_its_thread(policy: Policy) -> None:
     closed = open_case(status=CaseStatus.CLOSED, closed_at=1_800_000_050.0)
-    text = policy.render("closed_case_ephemeral", case=7)
+    text = policy.render_parts("closed_case_ephemeral", case=7)
     assert decide(reply("まだいる？"), closed, policy).deliveries == (Ephemeral(case=7, user="UCOUNSEL", text=text),)
 
 
 def test_no_link_to_a_thread_that_is_not_there_yet() -> None:
-    assert core.thread_link("CCASES", None) == ""
-    assert core.thread_link("CCASES", "1800000000.000100") == "https://slack.com/archives/CCASES/p1800000000000100"
+    assert core.thread_link(open_case(thread_ts=None)) == ThreadLink(7, None)
+    assert slack((core.thread_link(open_case(thread_ts=None)),)) == ""
+    assert core.thread_link(open_case()) == ThreadLink(7, "1800000000.000100")
+    assert slack((core.thread_link(open_case()),)) == "https://slack.com/archives/CCASES/p1800000000000100"
 
 
 def test_held_messages_are_grouped_up_to_3000_characters_a_post(policy: Policy) -> None:
     held = open_case(flood_until=NOW)
     arg = f"7:{int(NOW)}"
     fits = core.on_flood_timer(arg, held, (["a" * 1500, "b" * 1499], 0), policy).deliveries
-    assert [d.text for d in fits if isinstance(d, ThreadPost) and d.role == "child"] == ["a" * 1500 + "\n" + "b" * 1499]
+    assert [slack(d.text) for d in fits if isinstance(d, ThreadPost) and d.role == "child"] == [
+        "a" * 1500 + "\n" + "b" * 1499
+    ]
     over = core.on_flood_timer(arg, held, (["a" * 1500, "b" * 1500, "c"], 2), policy).deliveries
-    assert [d.text for d in over if isinstance(d, ThreadPost) and d.role == "child"] == ["a" * 1500, "b" * 1500 + "\nc"]
-    assert over[0] == ThreadPost(case=7, text=policy.render("flood_released_note", messages=5, stickers=2), role="note")
+    assert [slack(d.text) for d in over if isinstance(d, ThreadPost) and d.role == "child"] == [
+        "a" * 1500,
+        "b" * 1500 + "\nc",
+    ]
+    assert over[0] == ThreadPost(
+        case=7, text=policy.render_parts("flood_released_note", messages=5, stickers=2), role="note"
+    )

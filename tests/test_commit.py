@@ -24,11 +24,14 @@ from bridge.adapters.redis.commit import Committed, Ops
 from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
 from bridge.core.case import Queue
+from bridge.core.deliveries import ThreadPost, from_payload
 from bridge.core.events import InboundEvent
+from bridge.core.parts import ChildWords, text_from_payload
 from bridge.core.rules.floods import Recent
 from bridge.core.schedule.model import Schedule
 from bridge.engine.commit import Loaded
 from bridge.engine.router import Router
+from tests.slack_text import slack
 
 ROOT = Path(__file__).resolve().parent.parent
 ALWAYS = {
@@ -116,7 +119,7 @@ async def test_one_open_case_per_child_even_when_two_passes_race(router: Router)
     case = await router.store.get_case(1)
     assert case is not None and case.is_open and await router.store.get_case(2) is None
     posts = [d for d in await lane(router, "slack:1") if d["kind"] == "thread_post" and d["role"] == "child"]
-    assert [p["text"] for p in posts] == ["ひとつめ", "ふたつめ"]
+    assert [slack(text_from_payload(p["text"])) for p in posts] == ["ひとつめ", "ふたつめ"]
     assert [d["kind"] for d in await lane(router, "slack:1")].count("root_post") == 1
     await route(router, child_text("べつのこ", child="Utwo"))
     assert await router.store.open_case_of("Utwo") == 2
@@ -201,7 +204,7 @@ async def test_a_childs_later_case_knows_the_earlier_numbers(router: Router) -> 
     assert (await router.store.get_case(4)).earlier == (1, 3)  # type: ignore[union-attr]
     assert (await router.store.get_case(2)).earlier == ()  # type: ignore[union-attr]
     (root,) = [d for d in await lane(router, "slack:4") if d["kind"] == "root_post"]
-    assert "#1, #3" in root["text"]
+    assert "#1, #3" in slack(text_from_payload(root["text"]))
 
 
 async def test_the_history_keeps_the_latest_ten_cases(router: Router) -> None:
@@ -223,8 +226,8 @@ async def test_a_block_is_kept_by_pseudonym_counted_and_lifted(router: Router) -
     assert replayed is Committed.GONE  # a replay of the same entry counts nothing again
     case = await router.store.get_case(1)
     assert case is not None and case.blocked and case.blocked_count == 1
-    assert [d for d in await lane(router, "slack:1") if d.get("role") == "child"] == [
-        {"kind": "thread_post", "case": 1, "text": "はじめ", "role": "child"}
+    assert [from_payload(d) for d in await lane(router, "slack:1") if d.get("role") == "child"] == [
+        ThreadPost(case=1, text=(ChildWords("はじめ"),), role="child")
     ]
     assert await apply(router, core.UnblockChild(1, shown_on=(1,)), cases=(1,)) is Committed.DONE
     case = await router.store.get_case(1)

@@ -12,6 +12,7 @@ import yaml
 
 from bridge.config.policy_file import PolicyError, describe_policy, load_policy, parse_policy
 from bridge.config.settings import SettingsError, load_settings
+from tests.slack_text import slack
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = {
@@ -143,7 +144,12 @@ def test_check_config_renders_every_text(tmp_path: Path) -> None:
         "delivery_failed_note",
     ):
         assert f"--- {name}" in result.stdout
-    assert "{" not in result.stdout.split("texts (rendered")[1]  # every placeholder was filled
+    texts = result.stdout.split("texts (rendered")[1]
+    assert "{" not in texts  # every placeholder was filled
+    # Mentions and links in the samples are shown as Slack shows them.
+    assert "<@U012ABCDEF>" in texts and "<!subteam^S012ABC> " in texts and "<!here>" in texts
+    assert "https://slack.com/archives/C0123456789/p1700000000000100" in texts
+    assert not any(f"{name}(" in texts for name in ("UserMention", "GroupMention", "OnDuty", "ThreadLink"))
 
     bad = tmp_path / "bad.toml"
     bad.write_text((ROOT / "config" / "bridge.toml").read_text().replace("{hotline}", "{hotlines}"))
@@ -202,7 +208,7 @@ def test_check_config_shows_the_files_own_values_and_limits_that_are_off() -> No
     document["service"]["hotline"] = "0120-000-111"
     document["service"]["name"] = "テスト市こどもLINE相談"
     document["floods"]["max_stickers"] = 0
-    described = describe_policy(parse_policy(document))
+    described = describe_policy(parse_policy(document), show=slack)
     texts = described.split("texts (rendered")[1]
     assert "0120-000-111" in texts and "0120-967-866" not in texts  # the file's hotline, not the shipped one
     assert "テスト市こどもLINE相談" in texts
@@ -210,4 +216,4 @@ def test_check_config_shows_the_files_own_values_and_limits_that_are_off() -> No
     assert "floods:       more than 20 messages from one child in 60 s are held back for 300 s" in described
 
     document["floods"]["max_messages"] = 0
-    assert "floods:       off" in describe_policy(parse_policy(document))
+    assert "floods:       off" in describe_policy(parse_policy(document), show=slack)

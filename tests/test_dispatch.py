@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import types
 import typing
 from collections.abc import AsyncIterator, Iterator
@@ -25,8 +26,10 @@ from bridge.adapters.redis.commit import Committed
 from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
 from bridge.config.settings import load_settings
+from bridge.core import deliveries as core_deliveries
 from bridge.core.deliveries import Delivery, from_payload, to_payload
 from bridge.core.events import InboundEvent, TimerFired, TimerKind
+from bridge.core.parts import Part, Text
 from bridge.engine.commit import Loaded, Plan
 from bridge.engine.worker import Worker
 from bridge.fakes.line import FakeLine
@@ -36,7 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def sample_value(annotation: Any) -> Any:
-    """A plain value of the annotated type (the first member of a union or an enum)."""
+    """A plain value of the annotated type (the first member of a union or an enum); a Text
+    holds one part of every kind."""
+    if annotation == Text:
+        return tuple(sample_value(kind) for kind in typing.get_args(Part))
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         return sample_value(next(arg for arg in typing.get_args(annotation) if arg is not type(None)))
@@ -168,3 +174,9 @@ async def test_every_delivery_type_is_attempted(worker: Worker, delivery_type: t
 def test_every_delivery_type_survives_its_payload(delivery_type: type[Any]) -> None:
     delivery = sample(delivery_type)
     assert from_payload(to_payload(delivery)) == delivery
+    assert from_payload(json.loads(json.dumps(to_payload(delivery)))) == delivery  # as Redis keeps it
+
+
+def test_the_samples_hold_every_kind_of_text_part() -> None:
+    post = sample(core_deliveries.ThreadPost)
+    assert {type(part) for part in post.text} == set(typing.get_args(Part))

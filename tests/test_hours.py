@@ -20,6 +20,7 @@ from bridge.core.deliveries import ChannelPost, LinePush, LineReply, RootUpdate,
 from bridge.core.events import ChildMessage, TimerKind
 from bridge.core.policy import Policy
 from bridge.core.schedule.model import Schedule
+from tests.slack_text import slack
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 CHILD = "Uchild-hours"
@@ -51,7 +52,7 @@ def test_out_of_hours_message_is_posted_and_answered_once(policy: Policy) -> Non
     case = a_case(arrived_closed=True)
     first = core.on_child_message(message(), case, policy, now=TUESDAY_MORNING, created=True)
     post, reply = first.deliveries
-    assert isinstance(post, ThreadPost) and post.text == "こんにちは"
+    assert isinstance(post, ThreadPost) and slack(post.text) == "こんにちは"
     assert isinstance(reply, LineReply) and reply.reply_token == "rt"
     assert "火曜日 13:00" in reply.texts[0] and "0120-967-866" in reply.texts[0]
     opening = at("2026-12-01T13:00")
@@ -73,7 +74,7 @@ def test_an_older_unanswered_case_written_to_after_closing_waits_again(policy: P
     decision = core.on_child_message(message(), older, policy, now=evening, created=False)
     post, root, reply = decision.deliveries
     assert isinstance(post, ThreadPost)
-    assert isinstance(root, RootUpdate) and "時間外に受信" in root.text
+    assert isinstance(root, RootUpdate) and "時間外に受信" in slack(root.text)
     assert isinstance(reply, LineReply) and "水曜日 13:00" in reply.texts[0]
     assert core.MarkArrivedClosed(4) in decision.effects and core.NoteClosedArrival(4, evening) in decision.effects
 
@@ -182,8 +183,8 @@ def test_the_opening_digest_lists_waiting_cases_oldest_first(policy: Policy) -> 
     decision = core.on_opening_timer(arrivals, policy, now=opening - 0.004, opening_at=opening)
     (digest,) = decision.deliveries
     assert isinstance(digest, ChannelPost)
-    assert digest.text.index("#5") < digest.text.index("#7") and "#6" not in digest.text
-    assert "2 件" in digest.text
+    assert slack(digest.text).index("#5") < slack(digest.text).index("#7") and "#6" not in slack(digest.text)
+    assert "2 件" in slack(digest.text)
     assert core.ClearClosedArrivals((7, 5, 6)) in decision.effects
     # The waiting children get their busy-notice timers from the opening on.
     busy = [e for e in decision.effects if isinstance(e, core.ScheduleTimer) and e.kind == TimerKind.BUSY]
@@ -215,19 +216,22 @@ def test_the_closing_reminder_goes_to_every_open_case(policy: Policy) -> None:
     cases = [a_case(1), a_case(2), a_case(3, status=CaseStatus.CLOSED)]
     decision = core.on_closing_timer(cases, closing, policy, now=closing - 15 * 60)
     assert [d.case for d in decision.deliveries if isinstance(d, ThreadPost)] == [1, 2]
-    assert "15分" in decision.deliveries[0].text and "19:00" in decision.deliveries[0].text  # type: ignore[union-attr]
+    reminder = decision.deliveries[0]
+    assert isinstance(reminder, ThreadPost) and "15分" in slack(reminder.text) and "19:00" in slack(reminder.text)
     assert core.on_closing_timer(cases, closing, policy, now=closing + 60) == core.NOTHING
 
 
 def test_root_states(policy: Policy) -> None:
-    waiting = core.root_text(a_case(opened_at=TUESDAY_AFTERNOON), policy)
+    waiting = slack(core.root_text(a_case(opened_at=TUESDAY_AFTERNOON), policy))
     assert "#4" in waiting and "対応待ち（14:00から）" in waiting
-    night = core.root_text(a_case(opened_at=at("2026-11-30T22:10"), arrived_closed=True), policy)
+    night = slack(core.root_text(a_case(opened_at=at("2026-11-30T22:10"), arrived_closed=True), policy))
     assert "時間外に受信" in night and "11/30(月) 22:10" in night
-    answered = core.root_text(a_case(counsellor="UC1", counsellor_since=TUESDAY_AFTERNOON + 300), policy)
+    answered = slack(core.root_text(a_case(counsellor="UC1", counsellor_since=TUESDAY_AFTERNOON + 300), policy))
     assert "対応中: <@UC1>（14:05から）" in answered
-    closed = core.root_text(
-        a_case(status=CaseStatus.CLOSED, closed_at=TUESDAY_AFTERNOON + 600, closed_reason="unfollowed"), policy
+    closed = slack(
+        core.root_text(
+            a_case(status=CaseStatus.CLOSED, closed_at=TUESDAY_AFTERNOON + 600, closed_reason="unfollowed"), policy
+        )
     )
     assert "終了（相談者がブロック、14:10）" in closed
 
@@ -254,42 +258,44 @@ def test_the_wording_of_openings_and_hours_comes_from_the_policy(policy: Policy)
     reply = decision.deliveries[1]
     assert isinstance(reply, LineReply) and "T-13:00" in reply.texts[0]
     assert english.hours_summary().startswith("T〜F 13:00〜19:00、S 12:00〜18:00 (closed 12月29日")
+    night = a_case(opened_at=at("2026-11-30T22:10"), arrived_closed=True)
+    assert "11/30(M) 22:10" in slack(core.root_text(night, english))  # the root's date too
 
 
 def test_an_unanswered_case_is_pointed_out_to_those_on_duty(policy: Policy) -> None:
     case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1800000000.000100")
-    decision = core.on_unanswered_timer(case, policy, now=TUESDAY_AFTERNOON + 300, channel="CCASES")
+    decision = core.on_unanswered_timer(case, policy, now=TUESDAY_AFTERNOON + 300)
     (alert,) = decision.deliveries
     assert isinstance(alert, ChannelPost) and alert.target == "cases"
-    assert "<!here>" in alert.text and "#4" in alert.text and "5分" in alert.text
-    assert "https://slack.com/archives/CCASES/p1800000000000100" in alert.text
+    assert "<!here>" in slack(alert.text) and "#4" in slack(alert.text) and "5分" in slack(alert.text)
+    assert "https://slack.com/archives/CCASES/p1800000000000100" in slack(alert.text)
     group = dataclasses.replace(policy, on_duty_group="S0DUTY")
-    grouped = core.on_unanswered_timer(case, group, now=TUESDAY_AFTERNOON + 300, channel="CCASES").deliveries[0]
-    assert "<!subteam^S0DUTY>" in grouped.text  # type: ignore[union-attr]
+    grouped = core.on_unanswered_timer(case, group, now=TUESDAY_AFTERNOON + 300).deliveries[0]
+    assert "<!subteam^S0DUTY>" in slack(grouped.text)  # type: ignore[union-attr]
     answered = dataclasses.replace(case, counsellor="UC")
-    assert core.on_unanswered_timer(answered, policy, now=TUESDAY_AFTERNOON + 300, channel="C") == core.NOTHING
+    assert core.on_unanswered_timer(answered, policy, now=TUESDAY_AFTERNOON + 300) == core.NOTHING
 
 
 def test_the_one_hour_guideline_reminds_the_thread_then_tells_supervisors(policy: Policy) -> None:
     case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1.2")
-    warning = core.on_guideline_timer(TimerKind.SOFT_WARNING, case, policy, now=TUESDAY_AFTERNOON + 3000, channel="C")
+    warning = core.on_guideline_timer(TimerKind.SOFT_WARNING, case, policy, now=TUESDAY_AFTERNOON + 3000)
     (note,) = warning.deliveries
-    assert isinstance(note, ThreadPost) and note.role == "note" and "50分" in note.text
-    limit = core.on_guideline_timer(TimerKind.SOFT_LIMIT, case, policy, now=TUESDAY_AFTERNOON + 3600, channel="C")
-    assert "60分" in limit.deliveries[0].text  # type: ignore[union-attr]
-    overtime = core.on_guideline_timer(TimerKind.OVERTIME, case, policy, now=TUESDAY_AFTERNOON + 5400, channel="C")
+    assert isinstance(note, ThreadPost) and note.role == "note" and "50分" in slack(note.text)
+    limit = core.on_guideline_timer(TimerKind.SOFT_LIMIT, case, policy, now=TUESDAY_AFTERNOON + 3600)
+    assert "60分" in slack(limit.deliveries[0].text)  # type: ignore[union-attr]
+    overtime = core.on_guideline_timer(TimerKind.OVERTIME, case, policy, now=TUESDAY_AFTERNOON + 5400)
     (alert,) = overtime.deliveries
-    assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and "90分" in alert.text
+    assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and "90分" in slack(alert.text)
     # Nothing ever goes to the child, and a closed case is left alone.
     assert not any(isinstance(d, LinePush | LineReply) for d in (*warning.deliveries, *overtime.deliveries))
     closed = dataclasses.replace(case, status=CaseStatus.CLOSED)
-    assert core.on_guideline_timer(TimerKind.OVERTIME, closed, policy, now=0, channel="C") == core.NOTHING
+    assert core.on_guideline_timer(TimerKind.OVERTIME, closed, policy, now=0) == core.NOTHING
 
 
 def test_a_later_case_lists_the_childs_earlier_ones(policy: Policy) -> None:
-    text = core.root_text(a_case(number=9, earlier=(3, 7)), policy)
+    text = slack(core.root_text(a_case(number=9, earlier=(3, 7)), policy))
     assert "#9" in text and "以前の相談: #3, #7" in text
-    assert "以前の相談" not in core.root_text(a_case(), policy)
+    assert "以前の相談" not in slack(core.root_text(a_case(), policy))
 
 
 def test_silence_after_a_counsellor_brings_a_check_in_then_the_close(policy: Policy) -> None:
@@ -301,8 +307,8 @@ def test_silence_after_a_counsellor_brings_a_check_in_then_the_close(policy: Pol
     closing = core.on_silence_timer(TimerKind.IDLE_CLOSE, arg, case, policy, now=replied + 600)
     push, note, root = closing.deliveries
     assert isinstance(push, LinePush) and "0120-967-866" in push.texts[0]
-    assert isinstance(note, ThreadPost) and "10分間" in note.text
-    assert isinstance(root, RootUpdate) and "返信なし" in root.text
+    assert isinstance(note, ThreadPost) and "10分間" in slack(note.text)
+    assert isinstance(root, RootUpdate) and "返信なし" in slack(root.text)
     assert closing.effects == (core.CloseCase(4, core.CloseReason.IDLE),)
 
 
@@ -337,8 +343,8 @@ def test_case_numbers_as_counsellors_type_them(text: str, number: int | None) ->
 
 
 def test_a_held_waiting_case_shows_it_too(policy: Policy) -> None:
-    assert "自動終了停止中" in core.root_text(a_case(hold=True), policy)
-    assert "自動終了停止中" in core.root_text(a_case(hold=True, arrived_closed=True), policy)
+    assert "自動終了停止中" in slack(core.root_text(a_case(hold=True), policy))
+    assert "自動終了停止中" in slack(core.root_text(a_case(hold=True, arrived_closed=True), policy))
 
 
 # --- what the timers and the out-of-hours path say, exactly ------------------------------
@@ -400,7 +406,7 @@ def test_the_opening_digest_text_and_who_gets_a_busy_timer(policy: Policy) -> No
         policy.render("opening_digest_line", case=n, arrived_at=when)
         for n, when in [(8, "12/01(火) 08:00"), (7, "12/01(火) 09:30"), (5, "12/01(火) 09:30")]
     ]
-    assert isinstance(digest, ChannelPost) and digest.text == policy.render(
+    assert isinstance(digest, ChannelPost) and slack(digest.text) == policy.render(
         "opening_digest", count=3, cases="\n".join(lines)
     )
     # Case 8 has its counsellor already: no busy notice for it.
@@ -415,10 +421,10 @@ def test_the_closing_reminder_text_and_when_it_is_not_sent(policy: Policy) -> No
     closing = at("2026-12-01T19:00")
     hour = core.on_closing_timer([a_case(1)], closing, policy, now=closing - 3600)
     assert hour.deliveries == (
-        ThreadPost(case=1, text=policy.render("closing_reminder", minutes=60, closing_at="19:00"), role="note"),
+        ThreadPost(case=1, text=policy.render_parts("closing_reminder", minutes=60, closing_at="19:00"), role="note"),
     )
     last = core.on_closing_timer([a_case(1)], closing, policy, now=closing - 20)
-    assert "あと1分" in last.deliveries[0].text  # type: ignore[union-attr]
+    assert "あと1分" in slack(last.deliveries[0].text)  # type: ignore[union-attr]
     # Fired late (already closed), or the hours changed so that it is closed now: nothing.
     assert core.on_closing_timer([a_case(1)], closing, policy, now=closing + 60) == core.NOTHING
     assert core.on_closing_timer([a_case(1)], closing, policy, now=at("2026-12-01T11:00")) == core.NOTHING
@@ -431,24 +437,28 @@ def test_no_closing_reminder_timer_exactly_at_the_reminder_time(policy: Policy) 
 
 def test_the_unanswered_alert_text(policy: Policy) -> None:
     case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1800000000.000100")
-    decision = core.on_unanswered_timer(case, policy, now=TUESDAY_AFTERNOON + 3600, channel="CCASES")
+    decision = core.on_unanswered_timer(case, policy, now=TUESDAY_AFTERNOON + 3600)
     link = "https://slack.com/archives/CCASES/p1800000000000100"
     text = policy.render("unanswered_alert", mention="<!here>", case=4, minutes=60, link=link)
-    assert decision.deliveries == (ChannelPost(text=text),)
+    (alert,) = decision.deliveries
+    assert isinstance(alert, ChannelPost) and alert.target == "cases" and slack(alert.text) == text
 
 
 def test_the_guideline_texts(policy: Policy) -> None:
     case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1800000000.000100")
-    warning = core.on_guideline_timer(TimerKind.SOFT_WARNING, case, policy, now=0, channel="CCASES")
+    warning = core.on_guideline_timer(TimerKind.SOFT_WARNING, case, policy, now=0)
     assert warning.deliveries == (
-        ThreadPost(case=4, text=policy.render("soft_limit_warning_note", minutes=50), role="note"),
+        ThreadPost(case=4, text=policy.render_parts("soft_limit_warning_note", minutes=50), role="note"),
     )
-    limit = core.on_guideline_timer(TimerKind.SOFT_LIMIT, case, policy, now=0, channel="CCASES")
-    assert limit.deliveries == (ThreadPost(case=4, text=policy.render("soft_limit_note", minutes=60), role="note"),)
-    overtime = core.on_guideline_timer(TimerKind.OVERTIME, case, policy, now=0, channel="CCASES")
+    limit = core.on_guideline_timer(TimerKind.SOFT_LIMIT, case, policy, now=0)
+    assert limit.deliveries == (
+        ThreadPost(case=4, text=policy.render_parts("soft_limit_note", minutes=60), role="note"),
+    )
+    overtime = core.on_guideline_timer(TimerKind.OVERTIME, case, policy, now=0)
     link = "https://slack.com/archives/CCASES/p1800000000000100"
     text = policy.render("overtime_alert", case=4, minutes=90, link=link)
-    assert overtime.deliveries == (ChannelPost(text=text, target="supervisors"),)
+    (alert,) = overtime.deliveries
+    assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and slack(alert.text) == text
 
 
 def test_a_zero_turns_a_timer_off(policy: Policy) -> None:
@@ -470,7 +480,7 @@ def test_silence_counts_from_the_counsellors_message_when_the_child_wrote_before
     )
     push, _note, root = core.on_silence_timer(TimerKind.IDLE_CLOSE, arg, case, policy, now=replied + 600).deliveries
     assert isinstance(push, LinePush) and push.case == 4
-    assert isinstance(root, RootUpdate) and "終了（返信なし、14:11）" in root.text  # closed now, not at opening
+    assert isinstance(root, RootUpdate) and "終了（返信なし、14:11）" in slack(root.text)  # closed now, not at opening
 
 
 def test_a_live_conversation_lasts_under_an_hour_after_the_last_reply() -> None:
@@ -480,14 +490,15 @@ def test_a_live_conversation_lasts_under_an_hour_after_the_last_reply() -> None:
 
 
 def test_root_states_show_when_and_their_markers(policy: Policy) -> None:
-    night = core.root_text(a_case(opened_at=at("2026-11-30T22:10"), arrived_closed=True), policy)
+    night = slack(core.root_text(a_case(opened_at=at("2026-11-30T22:10"), arrived_closed=True), policy))
     assert policy.render("state_waiting_closed", since="11/30(月) 22:10") in night
-    plain = core.state_text(a_case(opened_at=TUESDAY_AFTERNOON), policy)
+    plain = slack(core.state_text(a_case(opened_at=TUESDAY_AFTERNOON), policy))
     assert plain == policy.render("state_waiting", since="14:00")  # no marker without a hold
     marked = core.state_text(a_case(opened_at=TUESDAY_AFTERNOON, hold=True, flood_until=at("2026-12-01T14:05")), policy)
     held, flood = policy.render("state_held"), policy.render("state_flood", until="14:05")
-    assert marked == f"{plain}  {held}  {flood}"
-    assert core.root_text(a_case(opened_at=TUESDAY_AFTERNOON), policy).endswith(plain)  # no earlier cases: nothing more
+    assert slack(marked) == f"{plain}  {held}  {flood}"
+    root = slack(core.root_text(a_case(opened_at=TUESDAY_AFTERNOON), policy))
+    assert root.endswith(plain)  # no earlier cases: nothing more
 
 
 def test_the_idle_close_note_names_the_configured_silence(policy: Policy) -> None:
@@ -496,10 +507,10 @@ def test_the_idle_close_note_names_the_configured_silence(policy: Policy) -> Non
     arg = f"4:{round(replied * 1000)}"
     case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", last_counsellor_at=replied)
     _push, note, _root = core.on_silence_timer(TimerKind.IDLE_CLOSE, arg, case, hour, now=replied + 3600).deliveries
-    assert note == ThreadPost(case=4, text=hour.render("idle_closed_note", minutes=60), role="note")
+    assert note == ThreadPost(case=4, text=hour.render_parts("idle_closed_note", minutes=60), role="note")
 
 
 def test_the_earlier_cases_follow_the_state_after_two_spaces(policy: Policy) -> None:
     case = a_case(number=9, opened_at=TUESDAY_AFTERNOON, earlier=(3, 7))
-    expected = core.state_text(case, policy) + "  " + policy.render("earlier_cases", cases="#3, #7")
-    assert core.root_text(case, policy).endswith(expected)
+    expected = slack(core.state_text(case, policy)) + "  " + policy.render("earlier_cases", cases="#3, #7")
+    assert slack(core.root_text(case, policy)).endswith(expected)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from bridge.core.deliveries import LinePush, LineReply, Reaction, ThreadPost
+from bridge.core.parts import ChildWords
 from bridge.core.retry import Action, Outcome, RetryRules, next_step, use_reply_token
 
 RULES = RetryRules(give_up_after_s=3600, max_backoff_s=60, unanswered_wait_s=10)
 PUSH = LinePush(to="U", texts=("x",), retry_key="k", case=1, slack_ts="1.1")
-CHILD_POST = ThreadPost(case=1, text="x", role="child")
-NOTE = ThreadPost(case=1, text="x", role="note")
+CHILD_POST = ThreadPost(case=1, text=(ChildWords("x"),), role="child")
+NOTE = ThreadPost(case=1, text=("x",), role="note")
 
 
 def step(delivery: object, outcome: Outcome, *, attempts: int = 1, age_s: float = 0) -> object:

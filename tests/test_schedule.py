@@ -25,6 +25,7 @@ from tests.schedule_examples import (
     SPECIAL,
     SPLIT,
     TOKYO,
+    WEEKDAYS,
     jst,
     utc,
 )
@@ -190,9 +191,9 @@ def test_an_empty_schedule_answers_quickly() -> None:
         lambda s, at: s.is_open(at),
         lambda s, at: s.next_opening(at),
         lambda s, at: s.next_closing(at),
-        lambda s, at: wording.week_report(s, at),
-        lambda s, at: wording.format_opening(s, at, jst(2026, 12, 1)),
-        lambda s, at: wording.format_opening(s, jst(2026, 12, 1), at),
+        lambda s, at: wording.week_report(s, at, weekdays=WEEKDAYS),
+        lambda s, at: wording.format_opening(s, at, jst(2026, 12, 1), weekdays=WEEKDAYS),
+        lambda s, at: wording.format_opening(s, jst(2026, 12, 1), at, weekdays=WEEKDAYS),
     ],
 )
 def test_a_naive_datetime_is_rejected(call: Any) -> None:

@@ -12,7 +12,7 @@ from bridge.core.schedule import wording
 from bridge.core.schedule.days import Window
 from bridge.core.schedule.model import Schedule
 from bridge.core.schedule.parse import ScheduleError
-from tests.schedule_examples import DEFAULT, SPLIT, TOKYO, jst
+from tests.schedule_examples import DEFAULT, SPLIT, TOKYO, WEEKDAYS, jst
 
 TOML = """
 [hours]
@@ -38,7 +38,7 @@ def test_from_toml() -> None:
     assert schedule.yearly_closures == (((12, 29), (1, 3)),)
     assert schedule.closed_dates == frozenset({date(2027, 5, 6), date(2027, 5, 7)})
     assert dict(schedule.extra_openings) == {date(2027, 3, 22): (Window(780, 1020),)}
-    assert wording.summary(schedule) == wording.summary(DEFAULT)
+    assert wording.summary(schedule, weekdays=WEEKDAYS) == wording.summary(DEFAULT, weekdays=WEEKDAYS)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from bridge.core.schedule.model import HORIZON_DAYS, Schedule
 from bridge.core.schedule.parse import DEFAULT_HOURS
 from bridge.core.schedule.wording import format_opening, summary, week_report
-from tests.schedule_examples import ALWAYS, DEFAULT, EMPTY, SPECIAL, SPLIT, TOKYO, jst, utc
+from tests.schedule_examples import ALWAYS, DEFAULT, EMPTY, SPECIAL, SPLIT, TOKYO, WEEKDAYS, jst, utc
 
 
 @pytest.mark.parametrize(
@@ -29,7 +29,7 @@ from tests.schedule_examples import ALWAYS, DEFAULT, EMPTY, SPECIAL, SPLIT, TOKY
     ],
 )
 def test_format_opening(at: datetime, now: datetime, text: str) -> None:
-    assert format_opening(DEFAULT, at, now) == text
+    assert format_opening(DEFAULT, at, now, weekdays=WEEKDAYS) == text
 
 
 @pytest.mark.parametrize(
@@ -57,11 +57,11 @@ def test_format_opening(at: datetime, now: datetime, text: str) -> None:
     ],
 )
 def test_summary(raw: dict[str, Any], text: str) -> None:
-    assert summary(Schedule.from_config(raw, TOKYO)) == text
+    assert summary(Schedule.from_config(raw, TOKYO), weekdays=WEEKDAYS) == text
 
 
 def test_week_report_while_open() -> None:
-    assert week_report(DEFAULT, jst(2026, 12, 1, 14, 0)) == "\n".join(
+    assert week_report(DEFAULT, jst(2026, 12, 1, 14, 0), weekdays=WEEKDAYS) == "\n".join(
         [
             "12/01 (火)  13:00-19:00",
             "12/02 (水)  13:00-19:00",
@@ -77,7 +77,7 @@ def test_week_report_while_open() -> None:
 
 
 def test_week_report_over_the_new_year_from_utc() -> None:
-    assert week_report(SPECIAL, utc(2026, 12, 26, 9, 0)) == "\n".join(
+    assert week_report(SPECIAL, utc(2026, 12, 26, 9, 0), weekdays=WEEKDAYS) == "\n".join(
         [
             "12/26 (土)  12:00-18:00",
             "12/27 (日)  closed",
@@ -103,4 +103,4 @@ def test_week_report_over_the_new_year_from_utc() -> None:
     ],
 )
 def test_week_report_lines(schedule: Schedule, at: datetime, line: str) -> None:
-    assert line in week_report(schedule, at).splitlines()
+    assert line in week_report(schedule, at, weekdays=WEEKDAYS).splitlines()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import string
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from bridge.core.parts import Text, compose
 from bridge.core.policy import Policy
 from bridge.core.schedule.model import Schedule
 from bridge.core.schedule.parse import ScheduleError
@@ -141,7 +143,7 @@ def _check_text(name: str, value: str) -> str:
         known = ", ".join("{" + placeholder + "}" for placeholder in spec.samples) or "none"
         raise ValueError(f"uses unknown placeholder {{{unknown[0]}}} (allowed: {known})")
     try:
-        value.format_map(spec.samples)
+        compose(value, spec.samples)  # as Policy.render_parts fills it at run time
     except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
         raise ValueError(f"cannot be rendered ({exc})") from None
     if spec.length is not None and len(value) != spec.length:
@@ -262,8 +264,9 @@ def _describe_floods(policy: Policy) -> str:
     )
 
 
-def describe_policy(policy: Policy) -> str:
-    """A human-readable account of the policy, each text rendered with sample values."""
+def describe_policy(policy: Policy, *, show: Callable[[Text], str]) -> str:
+    """A human-readable account of the policy, each text rendered with sample values and shown
+    as the chat shows it (show renders a text's mentions and links)."""
     busy = (
         f"after {policy.busy_notice_seconds} s without a counsellor's answer, or at once when full"
         if policy.busy_notice_seconds
@@ -295,7 +298,7 @@ def describe_policy(policy: Policy) -> str:
     for name, spec in TEXTS.items():
         # The file's own values where it has them; samples only for what differs per case.
         per_case = {key: value for key, value in spec.samples.items() if key not in POLICY_VALUES}
-        rendered = policy.render(name, **per_case)
+        rendered = show(policy.render_parts(name, **per_case))
         lines.append(f"--- {name}")
         lines.extend("    " + line for line in rendered.splitlines())
     return "\n".join(lines)

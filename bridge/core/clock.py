@@ -1,4 +1,4 @@
-"""Instants as the service's own clock shows them (the policy's time zone)."""
+"""Instants as the service's own clock shows them (the policy's time zone and weekday names)."""
 
 from __future__ import annotations
 
@@ -12,5 +12,7 @@ def local(at: float, policy: Policy) -> datetime:
 
 
 def day_time(at: float, policy: Policy) -> str:
+    """ "12/01(火) 13:05": the date, the policy's weekday name, the time."""
     moment = local(at, policy)
-    return moment.strftime(f"%m/%d({'月火水木金土日'[moment.weekday()]}) %H:%M")
+    weekday = policy.texts["weekday_names"][moment.weekday()]
+    return f"{moment:%m/%d}({weekday}) {moment:%H:%M}"

@@ -1,4 +1,8 @@
-"""What the bridge must send, as plain values. Workers turn these into API calls."""
+"""What the bridge must send, as plain values. Workers turn these into API calls.
+
+Texts towards Slack are Texts (bridge/core/parts.py), rendered by the Slack adapter at send time;
+texts towards LINE are plain str.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from bridge.core.parts import Text, text_from_payload, text_to_payload
+
 
 @dataclass(frozen=True)
 class ThreadPost:
@@ -14,7 +20,7 @@ class ThreadPost:
 
     kind: ClassVar[str] = "thread_post"
     case: int
-    text: str
+    text: Text
     role: str  # "child" or "note"
 
 
@@ -25,7 +31,7 @@ class RootPost:
 
     kind: ClassVar[str] = "root_post"
     case: int
-    text: str
+    text: Text
     buttons: tuple[str, ...]
     opened_at: float  # an earlier attempt's post is looked for from shortly before
 
@@ -36,7 +42,7 @@ class RootUpdate:
 
     kind: ClassVar[str] = "root_update"
     case: int
-    text: str
+    text: Text
     buttons: tuple[str, ...] = ()  # the case actions offered under it (hold, close, escalate, ...)
 
 
@@ -45,7 +51,7 @@ class ChannelPost:
     """A top-level message in the consultation channel, about no single case."""
 
     kind: ClassVar[str] = "channel_post"
-    text: str
+    text: Text
     target: str = "cases"  # "cases" (SLACK_CHANNEL_ID) or "supervisors" (SLACK_SUPERVISOR_CHANNEL_ID)
 
 
@@ -66,7 +72,7 @@ class Ephemeral:
     kind: ClassVar[str] = "ephemeral"
     case: int | None
     user: str
-    text: str
+    text: Text
     # Someone outside the case channel cannot see an ephemeral message there (refused, or
     # removed since): they are told in a direct message instead.
     direct_if_outside: bool = True
@@ -104,7 +110,10 @@ _KINDS: dict[str, type[Delivery]] = {cls.kind: cls for cls in typing.get_args(De
 
 def to_payload(delivery: Delivery) -> dict[str, Any]:
     """A JSON-ready dict that from_payload turns back into the same delivery."""
-    return {"kind": delivery.kind, **asdict(delivery)}
+    payload = {"kind": delivery.kind, **asdict(delivery)}
+    if isinstance(delivery, ThreadPost | RootPost | RootUpdate | ChannelPost | Ephemeral):
+        payload["text"] = text_to_payload(delivery.text)
+    return payload
 
 
 def from_payload(payload: dict[str, Any]) -> Delivery:
@@ -117,6 +126,8 @@ def from_payload(payload: dict[str, Any]) -> Delivery:
     for name in ("texts", "buttons"):
         if name in fields:
             fields[name] = tuple(fields[name])
+    if "text" in fields:
+        fields["text"] = text_from_payload(fields["text"])
     return cls(**fields)
 
 

@@ -170,7 +170,8 @@ class StartFlood:
 
 @dataclass(frozen=True)
 class HoldBack:
-    """A child's message held back by a flood hold: its thread text, or one more sticker."""
+    """A child's message held back by a flood hold: the child's words (or what they sent,
+    described), unescaped, posted as the child's words when the hold lifts; or one more sticker."""
 
     number: int
     text: str | None  # None for a sticker (counted, not kept)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bridge.core.parts import Text, compose, plain
 from bridge.core.schedule import wording
 from bridge.core.schedule.model import Schedule
 
@@ -71,7 +72,12 @@ class Policy:
         return {kind: self.texts[f"media_{kind}"] for kind in kinds}
 
     def render(self, text_name: str, **values: object) -> str:
-        """Render a named text with its placeholders; an unknown name raises KeyError."""
-        template = self.texts[text_name]
+        """Render a named text of words only (for the child, a button, a window); an unknown
+        name raises KeyError, a mention or link among the values TypeError."""
+        return plain(self.render_parts(text_name, **values))
+
+    def render_parts(self, text_name: str, **values: object) -> Text:
+        """Render a named text for the counsellors: a mention, link or text among the values
+        stays a part of it, for the chat adapter to render. An unknown name raises KeyError."""
         defaults = {"service": self.service_name, "hotline": self.hotline, "hours": self.hours_summary()}
-        return template.format_map({**defaults, **values})
+        return compose(self.texts[text_name], {**defaults, **values})

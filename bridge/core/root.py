@@ -15,10 +15,11 @@ from bridge.core.clock import day_time, local
 from bridge.core.deliveries import (
     RootUpdate,
 )
+from bridge.core.parts import Text, UserMention, concat
 from bridge.core.policy import Policy
 
 
-def state_text(case: Case, policy: Policy) -> str:
+def state_text(case: Case, policy: Policy) -> Text:
     """The case's state as the root message shows it, with its markers (urgent, blocked, ...)."""
     # Texts lose their outer spaces when the policy is read: the markers are spaced here.
     shown: list[str] = []
@@ -38,25 +39,28 @@ def state_text(case: Case, policy: Policy) -> str:
             CloseReason.COUNSELLOR: "closed_how_counsellor",
             CloseReason.BLOCKED: "closed_how_blocked",
         }
-        how = ""
+        how: Text = ()
         if case.closed_reason in how_text:
-            how = policy.render(how_text[CloseReason(case.closed_reason)], user=f"<@{case.closed_by}>")
+            closer = UserMention(case.closed_by) if case.closed_by else ""  # only a counsellor's close names one
+            how = policy.render_parts(how_text[CloseReason(case.closed_reason)], user=closer)
         at = local(case.closed_at or case.opened_at, policy).strftime("%H:%M")
-        return policy.render("state_closed", how=how or str(case.closed_reason or ""), at=at) + markers
+        closed = policy.render_parts("state_closed", how=how or concat(str(case.closed_reason or "")), at=at)
+        return concat(closed, markers)
     if case.counsellor:
         since = local(case.counsellor_since or case.opened_at, policy).strftime("%H:%M")
-        return policy.render("state_with_counsellor", counsellor=f"<@{case.counsellor}>", since=since) + markers
+        answered = policy.render_parts("state_with_counsellor", counsellor=UserMention(case.counsellor), since=since)
+        return concat(answered, markers)
     if case.arrived_closed:
-        return policy.render("state_waiting_closed", since=day_time(case.opened_at, policy)) + markers
-    return policy.render("state_waiting", since=local(case.opened_at, policy).strftime("%H:%M")) + markers
+        return concat(policy.render_parts("state_waiting_closed", since=day_time(case.opened_at, policy)), markers)
+    return concat(policy.render_parts("state_waiting", since=local(case.opened_at, policy).strftime("%H:%M")), markers)
 
 
-def root_text(case: Case, policy: Policy) -> str:
+def root_text(case: Case, policy: Policy) -> Text:
     """The text of the case's root message in Slack: its number, when it opened, its state,
     and the numbers of the child's earlier cases (the only history Slack shows)."""
     cases = ", ".join(f"#{n}" for n in case.earlier)
     earlier = "  " + policy.render("earlier_cases", cases=cases) if case.earlier else ""
-    return policy.render(
+    return policy.render_parts(
         "case_root",
         case=case.number,
         opened_at=day_time(case.opened_at, policy),

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from bridge.core.parts import GroupMention, OnDuty, Text, ThreadLink, UserMention
+
 
 @dataclass(frozen=True)
 class TextSpec:
@@ -25,8 +27,13 @@ class TextSpec:
 POLICY_VALUES = frozenset({"service", "hotline", "hours"})
 
 # Each text may use only its placeholders. The samples have the types the bridge passes at run
-# time, so a format spec that would fail then (such as {case:s}) fails validation now.
+# time, so a format spec that would fail then (such as {case:s}) fails validation now. Mentions,
+# links and texts made of other texts are parts (bridge/core/parts.py), which take no format
+# spec; check-config shows them as Slack renders them.
 _SERVICE = {"service": "多治見子どもLINE相談", "hotline": "0120-967-866"}
+_USER = UserMention("U012ABCDEF")
+_SUPERVISORS: Text = (GroupMention("S012ABC"), " ")  # the mention and its space, or nothing
+_LINK = ThreadLink(12, "1700000000.000100")
 _TABLE: dict[str, TextSpec] = {
     "welcome": TextSpec({**_SERVICE, "hours": "火〜金 13:00〜19:00、土 12:00〜18:00（12月29日〜1月3日はお休み）"}),
     "closed_reply": TextSpec({**_SERVICE, "next_opening": "火曜日 13:00"}),
@@ -36,14 +43,12 @@ _TABLE: dict[str, TextSpec] = {
         {
             "case": 12,
             "opened_at": "11/30(火) 13:05",
-            "state": "対応待ち（13:05から）",
+            "state": ("対応待ち（13:05から）",),
             "earlier": "（以前の相談: #3, #9）",
         }
     ),
     "earlier_cases": TextSpec({"cases": "#3, #9"}),
-    "unanswered_alert": TextSpec(
-        {"mention": "<!here>", "case": 12, "minutes": 5, "link": "https://slack.com/archives/C1/p1"}
-    ),
+    "unanswered_alert": TextSpec({"mention": OnDuty(), "case": 12, "minutes": 5, "link": _LINK}),
     "soft_limit_warning_note": TextSpec({"minutes": 50}),
     "idle_checkin": TextSpec({**_SERVICE}),
     "idle_closed_child": TextSpec({**_SERVICE}),
@@ -51,7 +56,7 @@ _TABLE: dict[str, TextSpec] = {
     "closed_how_idle": TextSpec({}),
     "state_held": TextSpec({}),
     "hold_button": TextSpec({}),
-    "hold_note": TextSpec({"user": "<@U012ABCDEF>"}),
+    "hold_note": TextSpec({"user": _USER}),
     "hold_done": TextSpec({"case": 12}),
     "hold_not_open": TextSpec({"case": 12}),
     "hold_usage": TextSpec({}),
@@ -62,10 +67,10 @@ _TABLE: dict[str, TextSpec] = {
     "unblock_button": TextSpec({}),
     "close_confirm": TextSpec({"case": 12}),
     "closed_by_counsellor_child": TextSpec({**_SERVICE}),
-    "close_note": TextSpec({"user": "<@U012ABCDEF>", "memo": "（メモ: 学校に相談予定）"}),
+    "close_note": TextSpec({"user": _USER, "memo": "（メモ: 学校に相談予定）"}),
     "close_memo": TextSpec({"memo": "学校に相談予定"}),
     "close_done": TextSpec({"case": 12}),
-    "closed_how_counsellor": TextSpec({"user": "<@U012ABCDEF>"}),
+    "closed_how_counsellor": TextSpec({"user": _USER}),
     "closed_how_blocked": TextSpec({}),
     "usage_close": TextSpec({}),
     "usage_block": TextSpec({}),
@@ -79,37 +84,35 @@ _TABLE: dict[str, TextSpec] = {
     "control_no_case": TextSpec({}),
     "escalation_alert": TextSpec(
         {
-            "mention": "<!subteam^S012ABC> ",
+            "mention": _SUPERVISORS,
             "case": 12,
             "reason": "自傷をほのめかしている",
-            "user": "<@U012ABCDEF>",
-            "link": "https://slack.com/archives/C1/p1",
+            "user": _USER,
+            "link": _LINK,
         }
     ),
-    "escalation_note": TextSpec({"user": "<@U012ABCDEF>", "reason": "自傷をほのめかしている"}),
+    "escalation_note": TextSpec({"user": _USER, "reason": "自傷をほのめかしている"}),
     "escalate_done": TextSpec({"case": 12}),
     "emergency_checklist": TextSpec({**_SERVICE}),
     "state_urgent": TextSpec({}),
-    "risk_alert": TextSpec({"mention": "<!subteam^S012ABC> ", "case": 12, "link": "https://slack.com/archives/C1/p1"}),
+    "risk_alert": TextSpec({"mention": _SUPERVISORS, "case": 12, "link": _LINK}),
     "risk_note": TextSpec({}),
-    "blocked_risk_alert": TextSpec(
-        {"mention": "<!subteam^S012ABC> ", "case": 12, "link": "https://slack.com/archives/C1/p1"}
-    ),
+    "blocked_risk_alert": TextSpec({"mention": _SUPERVISORS, "case": 12, "link": _LINK}),
     "crisis_lines": TextSpec({**_SERVICE}),
-    "block_note": TextSpec({"user": "<@U012ABCDEF>", "at": "11/30(火) 14:05", "reason": "無関係な投稿の連続"}),
+    "block_note": TextSpec({"user": _USER, "at": "11/30(火) 14:05", "reason": "無関係な投稿の連続"}),
     "block_done": TextSpec({"case": 12}),
     "block_already": TextSpec({"case": 12}),
     "state_blocked": TextSpec({"count": 3}),
-    "unblock_note": TextSpec({"user": "<@U012ABCDEF>"}),
+    "unblock_note": TextSpec({"user": _USER}),
     "unblock_done": TextSpec({"case": 12}),
     "unblock_not_blocked": TextSpec({"case": 12}),
     "cases_header": TextSpec({"count": 2}),
-    "cases_line": TextSpec({"case": 12, "state": "対応待ち（13:05から）", "waited": 7, "counsellor": "<@U012ABCDEF>"}),
+    "cases_line": TextSpec({"case": 12, "state": ("対応待ち（13:05から）",), "waited": 7, "counsellor": _USER}),
     "cases_nobody": TextSpec({}),
     "cases_none": TextSpec({}),
     "flood_notice_child": TextSpec({**_SERVICE}),
     "flood_note": TextSpec({"until": "14:10"}),
-    "flood_alert": TextSpec({"case": 12, "until": "14:10", "link": "https://slack.com/archives/C1/p1"}),
+    "flood_alert": TextSpec({"case": 12, "until": "14:10", "link": _LINK}),
     "flood_released_note": TextSpec({"messages": 4, "stickers": 31}),
     "state_flood": TextSpec({"until": "14:10"}),
     "modal_title": TextSpec({}),
@@ -124,11 +127,11 @@ _TABLE: dict[str, TextSpec] = {
     "action_unblock": TextSpec({}),
     "action_hold": TextSpec({}),
     "soft_limit_note": TextSpec({"minutes": 60}),
-    "overtime_alert": TextSpec({"case": 12, "minutes": 90, "link": "https://slack.com/archives/C1/p1"}),
+    "overtime_alert": TextSpec({"case": 12, "minutes": 90, "link": _LINK}),
     "state_waiting": TextSpec({"since": "13:05"}),
     "state_waiting_closed": TextSpec({"since": "12/01(火) 07:40"}),
-    "state_with_counsellor": TextSpec({"counsellor": "<@U012ABCDEF>", "since": "13:12"}),
-    "state_closed": TextSpec({"how": "相談者がブロック", "at": "13:50"}),
+    "state_with_counsellor": TextSpec({"counsellor": _USER, "since": "13:12"}),
+    "state_closed": TextSpec({"how": ("相談者がブロック",), "at": "13:50"}),
     "closed_how_unfollowed": TextSpec({}),
     "closing_reminder": TextSpec({"minutes": 15, "closing_at": "19:00"}),
     "opening_digest": TextSpec({"count": 2, "cases": "• #12 (12/01 07:40)\n• #13 (12/01 09:02)"}),

@@ -4,7 +4,9 @@ A deliverer claims a due lane (one delivery at a time per lane, so order holds p
 child), makes the API call the delivery stands for and settles it: complete, retry later with
 backoff, or fail with a report where a person looks. Any worker may deliver. A delivery carries
 all it needs; the only thing a deliverer learns is a new case's Slack thread, from the answer
-to its root post, which it records for the deliveries after it in the lane.
+to its root post, which it records for the deliveries after it in the lane. Texts for Slack come
+as the core made them (mentions, links, the child's words as parts) and are rendered to mrkdwn
+here, at send time (bridge/adapters/slack/render.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bridge.adapters.redis.lanes import Outlook
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.client import SlackClient
 from bridge.adapters.slack.names import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE
+from bridge.adapters.slack.render import render
 from bridge.adapters.slack.views import root_blocks
 from bridge.core.deliveries import (
     ChannelPost,
@@ -42,6 +45,7 @@ from bridge.core.deliveries import (
     from_payload,
     to_payload,
 )
+from bridge.core.parts import Text
 from bridge.core.policy import Policy
 from bridge.core.retry import DELIVERED, Action, Outcome, RetryRules, next_step, use_reply_token
 from bridge.engine.commit import lane_for
@@ -248,14 +252,14 @@ class Deliverers:
             case ThreadPost():
                 if claim.thread_ts is None:
                     return Outcome("failed", "the case has no thread"), ()
-                return await self._post_once(
-                    claim, text=delivery.text, thread_ts=claim.thread_ts, case=delivery.case
-                ), ()
+                text = self._mrkdwn(delivery.text)
+                return await self._post_once(claim, text=text, thread_ts=claim.thread_ts, case=delivery.case), ()
             case RootUpdate():
                 if claim.thread_ts is None:
                     return DELIVERED, ()  # no root to update: its post failed and was reported
-                blocks = self._blocks(delivery.case, delivery.text, delivery.buttons)
-                return await self.slack.update(ts=claim.thread_ts, text=delivery.text, blocks=blocks), ()
+                text = self._mrkdwn(delivery.text)
+                blocks = self._blocks(delivery.case, text, delivery.buttons)
+                return await self.slack.update(ts=claim.thread_ts, text=text, blocks=blocks), ()
             case ChannelPost():
                 return await self._post_to_channel(delivery, claim), ()
             case Reaction():
@@ -267,9 +271,10 @@ class Deliverers:
 
     async def _tell(self, delivery: Ephemeral, claim: Claim) -> Outcome:
         thread_ts = claim.thread_ts if delivery.case is not None else None
-        outcome = await self.slack.post_ephemeral(user=delivery.user, thread_ts=thread_ts, text=delivery.text)
+        text = self._mrkdwn(delivery.text)
+        outcome = await self.slack.post_ephemeral(user=delivery.user, thread_ts=thread_ts, text=text)
         if outcome.status == "failed" and "user_not_in_channel" in outcome.reason and delivery.direct_if_outside:
-            outcome = await self._post_once(claim, text=delivery.text, thread_ts=None, case=None, channel=delivery.user)
+            outcome = await self._post_once(claim, text=text, thread_ts=None, case=None, channel=delivery.user)
         return outcome
 
     async def _post_root(self, root: RootPost, claim: Claim) -> Outcome:
@@ -284,12 +289,13 @@ class Deliverers:
                 return Outcome("retry", "could not check for an earlier root")
         outcome = DELIVERED
         if ts is None:
+            text = self._mrkdwn(root.text)
             outcome, ts = await self.slack.post(
-                text=root.text,
+                text=text,
                 thread_ts=None,
                 event_type=CASE_EVENT_TYPE,
                 payload={"case": root.case},
-                blocks=self._blocks(root.case, root.text, root.buttons),
+                blocks=self._blocks(root.case, text, root.buttons),
             )
         if ts is not None:
             await self.store.record_thread(root.case, claim.lane, ts)
@@ -298,7 +304,7 @@ class Deliverers:
 
     async def _post_to_channel(self, post: ChannelPost, claim: Claim) -> Outcome:
         channel = self.supervisor_channel if post.target == "supervisors" else None
-        return await self._post_once(claim, text=post.text, thread_ts=None, case=None, channel=channel)
+        return await self._post_once(claim, text=self._mrkdwn(post.text), thread_ts=None, case=None, channel=channel)
 
     async def _post_once(
         self, claim: Claim, *, text: str, thread_ts: str | None, case: int | None, channel: str | None = None
@@ -325,6 +331,10 @@ class Deliverers:
             text=text, thread_ts=thread_ts, event_type=DELIVERY_EVENT_TYPE, payload=payload, channel=channel
         )
         return outcome
+
+    def _mrkdwn(self, text: Text) -> str:
+        """A text as Slack shows it; its links lead to threads of the case channel."""
+        return render(text, channel=self.slack.channel)
 
     def _blocks(self, case: int, text: str, buttons: tuple[str, ...]) -> list[dict[str, Any]]:
         """The root message's blocks: its text, and the buttons of the actions it offers."""

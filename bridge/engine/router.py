@@ -294,7 +294,7 @@ class Router:
             open_cases=child.open_cases,
             unanswered=child.unanswered,
         )
-        return on_child_writes(event, state, self.policy, now=now, channel=self.channel)
+        return on_child_writes(event, state, self.policy, now=now)
 
     async def _decide_control(self, request: ControlRequested, now: float, loaded: Loaded) -> core.Decision:
         """Load what a control request is checked against, and let the core decide."""
@@ -325,7 +325,6 @@ class Router:
             block=block,
             open_cases=open_cases,
             now=now,
-            channel=self.channel,
             current=current,
             blocked_from=blocked_from,
         )
@@ -337,7 +336,7 @@ class Router:
     async def _decide_timer(self, timer: TimerFired, now: float, loaded: Loaded) -> core.Decision:
         """Load what a due timer's decision needs. Every timer kind has a case: mypy fails on
         one without."""
-        store, policy, channel = self.store, self.policy, self.channel
+        store, policy = self.store, self.policy
         match timer.kind:
             case TimerKind.BUSY:
                 number = core.busy_timer_case(timer.arg)
@@ -354,10 +353,10 @@ class Router:
                 return core.on_opening_timer(arrivals, policy, now=now, opening_at=float(timer.arg))
             case TimerKind.UNANSWERED:
                 case = loaded.case(await store.case_record(int(timer.arg)))
-                return core.on_unanswered_timer(case, policy, now=now, channel=channel)
+                return core.on_unanswered_timer(case, policy, now=now)
             case TimerKind.SOFT_WARNING | TimerKind.SOFT_LIMIT | TimerKind.OVERTIME:
                 case = loaded.case(await store.case_record(int(timer.arg)))
-                return core.on_guideline_timer(timer.kind, case, policy, now=now, channel=channel)
+                return core.on_guideline_timer(timer.kind, case, policy, now=now)
             case TimerKind.IDLE_WARNING | TimerKind.IDLE_CLOSE:
                 case = loaded.case(await store.case_record(int(timer.arg.split(":")[0])))
                 return core.on_silence_timer(timer.kind, timer.arg, case, policy, now=now)

@@ -27,7 +27,7 @@ from bridge.core.root import root_update
 from bridge.core.rules.risk import is_risky
 
 
-def on_blocked_message(message: ChildMessage, case: Case | None, policy: Policy, *, channel: str) -> Decision:
+def on_blocked_message(message: ChildMessage, case: Case | None, policy: Policy) -> Decision:
     """A blocked child's message: not relayed, not answered, its content not kept; it is
     counted on the case the block was made from. Risk words still reach the supervisors."""
     if case is None:
@@ -38,8 +38,10 @@ def on_blocked_message(message: ChildMessage, case: Case | None, policy: Policy,
     if count <= 10 or count % 10 == 0:  # the root shows the count without an update per message
         deliveries.append(root_update(replace(case, blocked_count=count), policy))
     if not case.blocked_risk and is_risky(message.text, policy.risk_expressions):  # once per block
-        link = thread_link(channel, case.thread_ts)
-        alert = policy.render("blocked_risk_alert", mention=supervisor_mention(policy), case=case.number, link=link)
+        link = thread_link(case)
+        alert = policy.render_parts(
+            "blocked_risk_alert", mention=supervisor_mention(policy), case=case.number, link=link
+        )
         deliveries.append(ChannelPost(text=alert, target="supervisors"))
         effects += [MarkBlockedRisk(case.number), Audit(case.number, AUTO, "risk", "risk words from a blocked account")]
     return Decision(tuple(deliveries), tuple(effects))

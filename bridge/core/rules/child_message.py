@@ -1,4 +1,4 @@
-"""A child's message on a case: relayed to the thread, escaped; risk words, floods and the
+"""A child's message on a case: relayed to the thread as the child's words; risk words, floods and the
 out-of-hours reply decided on the way."""
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ from bridge.core.effects import (
     StartFlood,
 )
 from bridge.core.events import ChildMessage, Media, TimerKind
+from bridge.core.parts import ChildWords
 from bridge.core.policy import Policy
 from bridge.core.root import root_update
 from bridge.core.rules.floods import Recent, is_flood
 from bridge.core.rules.risk import is_risky
-from bridge.core.text import describe_line_message, escape_for_slack
+from bridge.core.text import describe_line_message
 from bridge.core.timers.busy import busy_timer
 from bridge.core.timers.guideline import consultation_timers
 
@@ -55,9 +56,8 @@ def on_child_message(
     queue: Queue | None = None,
     closed_notice: str | None = None,
     recent: Recent | None = None,
-    channel: str = "",
 ) -> Decision:
-    """The child's message goes to the case's thread, escaped so it can ping nobody.
+    """The child's message goes to the case's thread, as the child's words (it can ping nobody).
 
     Risk words mark the case urgent and alert the supervisors (once per case). Beyond the
     flood limits (recent: what the child sent within the window, this message included),
@@ -69,7 +69,7 @@ def on_child_message(
     case joins the list the opening digest shows. In the hours, a new case is told at once
     when capacity is full, or gets a timer for the busy notice.
     """
-    shown = escape_for_slack(message.text) if message.text is not None else describe_media(message.media, policy)
+    shown = message.text if message.text is not None else describe_media(message.media, policy)
     sticker = message.media is not None and message.media.type == "sticker"
     deliveries: list[Delivery] = []
     effects: list[Effect] = [NoteChildMessage(case.number, now)]  # resets the silence clock
@@ -87,11 +87,12 @@ def on_child_message(
         until = now + policy.flood_cooldown_seconds
         updated = replace(updated, flood_until=until)
         until_text = local(until, policy).strftime("%H:%M")
-        link = thread_link(channel, case.thread_ts)
+        link = thread_link(case)
         deliveries += [
-            ThreadPost(case=case.number, text=policy.render("flood_note", until=until_text), role="note"),
+            ThreadPost(case=case.number, text=policy.render_parts("flood_note", until=until_text), role="note"),
             ChannelPost(
-                text=policy.render("flood_alert", case=case.number, until=until_text, link=link), target="supervisors"
+                text=policy.render_parts("flood_alert", case=case.number, until=until_text, link=link),
+                target="supervisors",
             ),
             _answer(message, policy.render("flood_notice_child"), purpose="flood", case=case),
         ]
@@ -104,16 +105,13 @@ def on_child_message(
     if held:
         effects.append(HoldBack(case.number, None if sticker else shown))  # posted when the hold lifts
     else:
-        deliveries.insert(0, ThreadPost(case=case.number, text=shown, role="child"))
+        deliveries.insert(0, ThreadPost(case=case.number, text=(ChildWords(shown),), role="child"))
     if first_risk:
         updated = replace(updated, urgent=True)
-        alert = policy.render(
-            "risk_alert",
-            mention=supervisor_mention(policy),
-            case=case.number,
-            link=thread_link(channel, case.thread_ts),
+        alert = policy.render_parts(
+            "risk_alert", mention=supervisor_mention(policy), case=case.number, link=thread_link(case)
         )
-        deliveries += urgent_deliveries(case, policy, alert=alert, note=policy.render("risk_note"))
+        deliveries += urgent_deliveries(case, policy, alert=alert, note=policy.render_parts("risk_note"))
         effects += [MarkUrgent(case.number), Audit(case.number, AUTO, "risk", "risk words in a message")]
     if updated != case:  # after the child's post, which may be the one that posts the root
         deliveries.append(root_update(updated, policy))

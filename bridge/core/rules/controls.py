@@ -38,6 +38,7 @@ from bridge.core.effects import (
     UnblockChild,
 )
 from bridge.core.events import ControlRequested, MemberChanged
+from bridge.core.parts import UserMention, join
 from bridge.core.policy import Policy
 from bridge.core.root import root_update, state_text
 
@@ -92,7 +93,6 @@ def on_control(
     block: Block | None,
     open_cases: list[Case],
     now: float,
-    channel: str,
     current: Case | None = None,
     blocked_from: Case | None = None,
 ) -> Decision:
@@ -106,7 +106,7 @@ def on_control(
     where = case.number if case is not None and request.via != "command" else None
 
     def answer(text_name: str, **values: object) -> Ephemeral:
-        return Ephemeral(case=where, user=user, text=policy.render(text_name, **values))
+        return Ephemeral(case=where, user=user, text=policy.render_parts(text_name, **values))
 
     def refuse(text_name: str, why: str) -> Decision:
         number = case.number if case is not None else None
@@ -137,7 +137,7 @@ def on_control(
         return refuse("control_supervisors_only", "not a supervisor")
     if action in REASON_REQUIRED and not reason:
         return Decision(deliveries=(answer(USAGE[action]),))
-    context = _Context(request, case, policy, reason, now, channel, where, current, blocked_from)
+    context = _Context(request, case, policy, reason, now, where, current, blocked_from)
     if action == HOLD:
         return context.hold()
     if action == CLOSE:
@@ -156,19 +156,18 @@ class _Context:
     policy: Policy
     reason: str
     now: float
-    channel: str
     where: int | None  # the thread the person's answers appear in (None: the channel)
     current: Case | None  # the child's open case, when the named case is an earlier one
     blocked_from: Case | None  # the case the block was made from, when another is named
 
     def _say(self, text_name: str, **values: object) -> Ephemeral:
-        return Ephemeral(case=self.where, user=self.request.user, text=self.policy.render(text_name, **values))
+        return Ephemeral(case=self.where, user=self.request.user, text=self.policy.render_parts(text_name, **values))
 
     def _audit(self, action: str) -> Audit:
         return Audit(self.case.number, self.request.user, action, self.reason, self.request.via)
 
     def _note(self, text_name: str, **values: object) -> ThreadPost:
-        return ThreadPost(case=self.case.number, text=self.policy.render(text_name, **values), role="note")
+        return ThreadPost(case=self.case.number, text=self.policy.render_parts(text_name, **values), role="note")
 
     def _confirm(self, deliveries: list[Delivery], text_name: str) -> None:
         # A command's result is otherwise seen only in the thread: the person gets a line too.
@@ -182,7 +181,7 @@ class _Context:
         if case.hold:
             return Decision(deliveries=(self._say("hold_done", case=case.number),))
         deliveries: list[Delivery] = [
-            self._note("hold_note", user=f"<@{user}>"),
+            self._note("hold_note", user=UserMention(user)),
             root_update(replace(case, hold=True), self.policy),
         ]
         self._confirm(deliveries, "hold_done")
@@ -203,7 +202,7 @@ class _Context:
                 retry_key=retry_key(f"close:{case.number}"),
                 case=case.number,
             ),
-            self._note("close_note", user=f"<@{user}>", memo=memo),
+            self._note("close_note", user=UserMention(user), memo=memo),
             root_update(closed, policy),
         ]
         self._confirm(deliveries, "close_done")
@@ -213,15 +212,15 @@ class _Context:
 
     def escalate(self) -> Decision:
         case, user, policy = self.case, self.request.user, self.policy
-        alert = policy.render(
+        alert = policy.render_parts(
             "escalation_alert",
             mention=supervisor_mention(policy),
             case=case.number,
             reason=self.reason,
-            user=f"<@{user}>",
-            link=thread_link(self.channel, case.thread_ts),
+            user=UserMention(user),
+            link=thread_link(case),
         )
-        note = policy.render("escalation_note", user=f"<@{user}>", reason=self.reason)
+        note = policy.render_parts("escalation_note", user=UserMention(user), reason=self.reason)
         deliveries = urgent_deliveries(case, policy, alert=alert, note=note)
         effects: list[Effect] = [self._audit(ESCALATE)]
         if not case.urgent:
@@ -243,7 +242,7 @@ class _Context:
             )
             effects.append(CloseCase(case.number, CloseReason.BLOCKED, by=user))
         effects.append(self._audit(BLOCK))
-        note = policy.render("block_note", user=f"<@{user}>", at=at, reason=self.reason)
+        note = policy.render_parts("block_note", user=UserMention(user), at=at, reason=self.reason)
         deliveries: list[Delivery] = [
             ThreadPost(case=case.number, text=note, role="note"),
             root_update(blocked, policy),
@@ -264,7 +263,7 @@ class _Context:
         if block is None:
             return Decision(deliveries=(self._say("unblock_not_blocked", case=case.number),))
         deliveries: list[Delivery] = [
-            self._note("unblock_note", user=f"<@{user}>"),
+            self._note("unblock_note", user=UserMention(user)),
             root_update(replace(case, blocked=False), policy),
         ]
         if self.blocked_from is not None and self.blocked_from.number != case.number:
@@ -285,17 +284,17 @@ def on_member_changed(event: MemberChanged, *, channel: str) -> Decision:
 def answer_cases(open_cases: list[Case], policy: Policy, *, user: str, now: float) -> Ephemeral:
     """The open cases, oldest first: state, minutes waited for a first answer, counsellor."""
     if not open_cases:
-        return Ephemeral(case=None, user=user, text=policy.render("cases_none"))
-    lines = [policy.render("cases_header", count=len(open_cases))]
+        return Ephemeral(case=None, user=user, text=policy.render_parts("cases_none"))
+    lines = [policy.render_parts("cases_header", count=len(open_cases))]
     for case in sorted(open_cases, key=lambda c: c.number):
         answered_at = case.counsellor_since if case.counsellor_since is not None else now
         lines.append(
-            policy.render(
+            policy.render_parts(
                 "cases_line",
                 case=case.number,
                 state=state_text(case, policy),
                 waited=max(0, round((answered_at - case.opened_at) / 60)),
-                counsellor=f"<@{case.counsellor}>" if case.counsellor else policy.render("cases_nobody"),
+                counsellor=UserMention(case.counsellor) if case.counsellor else policy.render("cases_nobody"),
             )
         )
-    return Ephemeral(case=None, user=user, text="\n".join(lines))
+    return Ephemeral(case=None, user=user, text=join("\n", lines))

@@ -58,7 +58,7 @@ def on_counsellor_message(
         return NOTHING
     assert message.user is not None  # is_counsellor_reply checked it
     if not case.is_open:
-        text = policy.render("closed_case_ephemeral", case=case.number)
+        text = policy.render_parts("closed_case_ephemeral", case=case.number)
         return Decision(deliveries=(Ephemeral(case=case.number, user=message.user, text=text),))
     plain = slack_to_plain(message.text).strip()
     if not plain:
@@ -107,11 +107,11 @@ def on_counsellor_edit(edit: ThreadEdit, case: Case | None, policy: Policy, *, c
     )
     if not (note_made_reply or _was_relayed(edit.previous, case, policy, channel=channel)):
         return NOTHING
-    return Decision(deliveries=(ThreadPost(case=case.number, text=policy.render("edit_note"), role="note"),))
+    return Decision(deliveries=(ThreadPost(case=case.number, text=policy.render_parts("edit_note"), role="note"),))
 
 
 def on_counsellor_delete(delete: ThreadDelete, case: Case | None, policy: Policy, *, channel: str) -> Decision:
     """Deleting a sent message does not unsend it on LINE; the thread says so."""
     if case is None or not _was_relayed(delete.previous, case, policy, channel=channel):
         return NOTHING
-    return Decision(deliveries=(ThreadPost(case=case.number, text=policy.render("delete_note"), role="note"),))
+    return Decision(deliveries=(ThreadPost(case=case.number, text=policy.render_parts("delete_note"), role="note"),))

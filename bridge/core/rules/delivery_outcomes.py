@@ -28,7 +28,7 @@ def after_line_failed(push: LinePush | LineReply, reason: str, policy: Policy) -
     """What follows a push that finally failed: a warning mark and a note saying why."""
     if push.case is None:
         return ()
-    note = ThreadPost(case=push.case, text=policy.render("delivery_failed_note", reason=reason), role="note")
+    note = ThreadPost(case=push.case, text=policy.render_parts("delivery_failed_note", reason=reason), role="note")
     if isinstance(push, LinePush) and push.slack_ts:
         return (Reaction(case=push.case, message_ts=push.slack_ts, name=FAILED_REACTION), note)
     return (note,)

@@ -17,6 +17,7 @@ from bridge.core.effects import (
     Decision,
     ReleaseFlood,
 )
+from bridge.core.parts import ChildWords
 from bridge.core.policy import Policy
 from bridge.core.root import root_update
 
@@ -45,9 +46,9 @@ def on_flood_timer(arg: str, case: Case | None, held: tuple[list[str], int], pol
     if case is None or case.flood_until is None or arg.partition(":")[2] != str(int(case.flood_until)):
         return NOTHING
     texts, stickers = held
-    note = policy.render("flood_released_note", messages=len(texts) + stickers, stickers=stickers)
+    note = policy.render_parts("flood_released_note", messages=len(texts) + stickers, stickers=stickers)
     deliveries: list[Delivery] = [ThreadPost(case=case.number, text=note, role="note")]
-    deliveries += [ThreadPost(case=case.number, text=part, role="child") for part in _grouped(texts)]
+    deliveries += [ThreadPost(case=case.number, text=(ChildWords(part),), role="child") for part in _grouped(texts)]
     deliveries.append(root_update(replace(case, flood_until=None), policy))
     return Decision(tuple(deliveries), (ReleaseFlood(case.number),))
 

@@ -37,7 +37,7 @@ class ChildState:
     unanswered: int  # open cases no counsellor has answered yet
 
 
-def on_child_writes(message: ChildMessage, child: ChildState, policy: Policy, *, now: float, channel: str) -> Decision:
+def on_child_writes(message: ChildMessage, child: ChildState, policy: Policy, *, now: float) -> Decision:
     """Decide a child's message from what the bridge knows of the child.
 
     A blocked child's message is only counted. Without an open case, one opens: the next
@@ -45,7 +45,7 @@ def on_child_writes(message: ChildMessage, child: ChildState, policy: Policy, *,
     comes first in its lane, already showing the state the rest of the decision leads to.
     """
     if child.block is not None:
-        return on_blocked_message(message, child.blocked_case, policy, channel=channel)
+        return on_blocked_message(message, child.blocked_case, policy)
     closed = not policy.schedule.is_open(datetime.fromtimestamp(now, policy.timezone))
     sticker = message.media is not None and message.media.type == "sticker"
     case = child.open_case
@@ -59,7 +59,6 @@ def on_child_writes(message: ChildMessage, child: ChildState, policy: Policy, *,
             created=False,
             closed_notice=child.closed_notice if closed else None,
             recent=recent,
-            channel=channel,
         )
         noted = NoteRecent(case.number, now, sticker, policy.flood_window_seconds)
         return Decision(decision.deliveries, (noted, *decision.effects))
@@ -91,7 +90,6 @@ def on_child_writes(message: ChildMessage, child: ChildState, policy: Policy, *,
         queue=queue,
         closed_notice=child.closed_notice if closed else None,
         recent=Recent(1, int(sticker)),
-        channel=channel,
     )
     noted = NoteRecent(number, now, sticker, policy.flood_window_seconds)
     return Decision(_root_first(case, decision.deliveries, policy), (opened, noted, *decision.effects))

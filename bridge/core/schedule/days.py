@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["DAY_MINUTES", "WEEKDAYS", "WEEKDAY_JA", "MonthDay", "Window", "hhmm", "require_aware"]
+__all__ = ["DAY_MINUTES", "WEEKDAYS", "MonthDay", "Window", "hhmm", "require_aware"]
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-WEEKDAY_JA = "月火水木金土日"
 DAY_MINUTES = 24 * 60
 
 MonthDay = tuple[int, int]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from bridge.core.schedule.days import DAY_MINUTES, WEEKDAY_JA, MonthDay, Window, hhmm, require_aware
+from bridge.core.schedule.days import DAY_MINUTES, MonthDay, Window, hhmm, require_aware
 from bridge.core.schedule.model import HORIZON_DAYS, Schedule
 
 __all__ = ["format_opening", "summary", "week_report"]
@@ -24,7 +24,7 @@ def format_opening(
     *,
     this_week: str = "{weekday}曜日 {time}",
     later: str = "{month}月{day}日({weekday}) {time}",
-    weekdays: str = WEEKDAY_JA,
+    weekdays: str,
 ) -> str:
     """Wording of a moment for the child, in the schedule's zone (templates from the policy).
 
@@ -49,7 +49,7 @@ def summary(
     *,
     closures: str = "（{closures}はお休み）",
     none: str = "受付時間は決まっていません",
-    weekdays: str = WEEKDAY_JA,
+    weekdays: str,
 ) -> str:
     """One line of Japanese for the welcome text: the weekly hours, then yearly closures.
 
@@ -83,20 +83,20 @@ def summary(
     return text
 
 
-def week_report(schedule: Schedule, at: datetime) -> str:
+def week_report(schedule: Schedule, at: datetime, *, weekdays: str) -> str:
     """Several lines for an operator: the seven days from ``at``'s local date, now, and what is next.
 
     Each day reads ``"12/01 (火)  13:00-19:00"``, ``"12/29 (火)  closed (yearly closure)"``
     or ``"... closed"``; an extra opening is marked ``(extra opening)``.  Then
     ``"now (2026-12-01 14:00 Asia/Tokyo): open"`` and ``"next closing: ... (in 5 h 0 min)"``
-    / ``"next opening: ..."`` / ``"the schedule never opens"``.
+    / ``"next opening: ..."`` / ``"the schedule never opens"``.  ``weekdays`` names Monday first.
     """
     require_aware(at)
     local = at.astimezone(schedule.timezone)
     lines = []
     for offset in range(7):
         day = local.date() + timedelta(days=offset)
-        label = f"{day:%m/%d} ({WEEKDAY_JA[day.weekday()]})  "
+        label = f"{day:%m/%d} ({weekdays[day.weekday()]})  "
         windows = schedule.windows_on(day)
         if windows:
             extra = " (extra opening)" if day in schedule.extra_openings else ""

@@ -2,9 +2,9 @@
 
 Two directions matter:
 
-* LINE -> Slack: whatever a child types is untrusted and must be escaped so it cannot ping
-  anyone or fake Slack markup (:mod:`.escape`), and a non-text message is described in words
-  (:mod:`.media`).
+* LINE -> Slack: a non-text message is described in words (:mod:`.media`); the core passes what
+  a child sends on as the child's words, which the Slack adapter escapes so it cannot ping anyone
+  or fake Slack markup.
 * Slack -> LINE: a counsellor's Slack message is converted to plain text a child can read
   (:mod:`.slack_markup`, with emoji shortcodes from :mod:`.shortcodes`) and cut into pieces LINE
   accepts (:mod:`.line_split`, cutting only where :mod:`.graphemes` allows).
@@ -15,7 +15,6 @@ decisions import from ``bridge.core.text``; new code imports from the module tha
 
 from __future__ import annotations
 
-from bridge.core.text.escape import escape_for_slack
 from bridge.core.text.line_split import batches, split_for_line
 from bridge.core.text.media import describe_line_message
 from bridge.core.text.slack_markup import slack_to_plain
@@ -23,7 +22,6 @@ from bridge.core.text.slack_markup import slack_to_plain
 __all__ = [
     "batches",
     "describe_line_message",
-    "escape_for_slack",
     "slack_to_plain",
     "split_for_line",
 ]

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bridge.core.text.escape import escape_for_slack
-
 __all__ = ["DEFAULT_MEDIA_LABELS", "describe_line_message"]
 
 _MAX_STICKER_KEYWORDS = 5
@@ -59,13 +57,13 @@ def describe_line_message(
     * ``location`` -> ``[位置情報: title]`` or ``[位置情報]``
     * anything else -> ``[未対応のメッセージ: type]``
 
-    Every user-controlled value (keywords, file name, title, type) is passed
-    through :func:`escape_for_slack`, so the result can be posted as mrkdwn
-    without pinging anyone.
+    Keywords, file name, title and type come from the child as they are: the
+    description is the child's words (a ChildWords part), and only the Slack
+    adapter's escaping makes it safe to post.
     """
     words = {**DEFAULT_MEDIA_LABELS, **(labels or {})}
     if message_type == "sticker":
-        keywords = [escape_for_slack(k) for k in sticker_keywords if k][:_MAX_STICKER_KEYWORDS]
+        keywords = [k for k in sticker_keywords if k][:_MAX_STICKER_KEYWORDS]
         return f"[{words['sticker']}: {', '.join(keywords)}]" if keywords else f"[{words['sticker']}]"
     if message_type == "image":
         return f"[{words['image']}]"
@@ -75,7 +73,7 @@ def describe_line_message(
             return f"[{label}]"
         return f"[{label} {_format_duration(duration_ms)}]"
     if message_type == "file":
-        return f"[{words['file']}: {escape_for_slack(file_name)}]" if file_name else f"[{words['file']}]"
+        return f"[{words['file']}: {file_name}]" if file_name else f"[{words['file']}]"
     if message_type == "location":
-        return f"[{words['location']}: {escape_for_slack(title)}]" if title else f"[{words['location']}]"
-    return f"[{words['unknown']}: {escape_for_slack(message_type)}]"
+        return f"[{words['location']}: {title}]" if title else f"[{words['location']}]"
+    return f"[{words['unknown']}: {message_type}]"

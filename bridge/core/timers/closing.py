@@ -45,7 +45,9 @@ def on_closing_timer(open_cases: list[Case], closing_at: float, policy: Policy, 
     if not policy.schedule.is_open(at) or now >= closing_at:
         return NOTHING
     minutes = max(1, round((closing_at - now) / 60))
-    text = policy.render("closing_reminder", minutes=minutes, closing_at=local(closing_at, policy).strftime("%H:%M"))
+    text = policy.render_parts(
+        "closing_reminder", minutes=minutes, closing_at=local(closing_at, policy).strftime("%H:%M")
+    )
     return Decision(
         deliveries=tuple(ThreadPost(case=c.number, text=text, role="note") for c in open_cases if c.is_open)
     )

@@ -18,6 +18,7 @@ from bridge.core.effects import (
     ScheduleTimer,
 )
 from bridge.core.events import TimerKind
+from bridge.core.parts import GroupMention, OnDuty
 from bridge.core.policy import Policy
 
 
@@ -32,25 +33,25 @@ def consultation_timers(case: Case, policy: Policy, start: float) -> list[Effect
     return [ScheduleTimer(kind, str(case.number), start + seconds) for kind, seconds in deadlines if seconds > 0]
 
 
-def on_unanswered_timer(case: Case | None, policy: Policy, *, now: float, channel: str) -> Decision:
+def on_unanswered_timer(case: Case | None, policy: Policy, *, now: float) -> Decision:
     """Nobody has answered a case yet: the channel is told, addressed to those on duty."""
     if case is None or not case.is_open or case.counsellor is not None:
         return NOTHING
     if not policy.schedule.is_open(local(now, policy)):
         return NOTHING  # the opening digest lists it instead
-    mention = f"<!subteam^{policy.on_duty_group}>" if policy.on_duty_group else "<!here>"
+    mention = GroupMention(policy.on_duty_group) if policy.on_duty_group else OnDuty()
     waited = max(1, round((now - case.opened_at) / 60))
-    text = policy.render(
+    text = policy.render_parts(
         "unanswered_alert",
         mention=mention,
         case=case.number,
         minutes=waited,
-        link=thread_link(channel, case.thread_ts),
+        link=thread_link(case),
     )
     return Decision(deliveries=(ChannelPost(text=text),))
 
 
-def on_guideline_timer(kind: TimerKind, case: Case | None, policy: Policy, *, now: float, channel: str) -> Decision:
+def on_guideline_timer(kind: TimerKind, case: Case | None, policy: Policy, *, now: float) -> Decision:
     """The one-hour guideline: reminders in the thread, then the supervisors' channel.
 
     The child is never told. A case that is closed, or was opened while closed and has not
@@ -65,8 +66,9 @@ def on_guideline_timer(kind: TimerKind, case: Case | None, policy: Policy, *, no
     }[kind]
     minutes = max(1, round(seconds / 60))
     if kind == TimerKind.OVERTIME:
-        link = thread_link(channel, case.thread_ts)
-        text = policy.render("overtime_alert", case=case.number, minutes=minutes, link=link)
+        text = policy.render_parts("overtime_alert", case=case.number, minutes=minutes, link=thread_link(case))
         return Decision(deliveries=(ChannelPost(text=text, target="supervisors"),))
     name = "soft_limit_warning_note" if kind == TimerKind.SOFT_WARNING else "soft_limit_note"
-    return Decision(deliveries=(ThreadPost(case=case.number, text=policy.render(name, minutes=minutes), role="note"),))
+    return Decision(
+        deliveries=(ThreadPost(case=case.number, text=policy.render_parts(name, minutes=minutes), role="note"),)
+    )

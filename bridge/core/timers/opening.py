@@ -50,5 +50,5 @@ def on_opening_timer(arrivals: list[tuple[Case, float]], policy: Policy, *, now:
         policy.render("opening_digest_line", case=case.number, arrived_at=day_time(arrived, policy))
         for arrived, case in waiting
     )
-    digest = ChannelPost(text=policy.render("opening_digest", count=len(waiting), cases=lines))
+    digest = ChannelPost(text=policy.render_parts("opening_digest", count=len(waiting), cases=lines))
     return Decision(deliveries=(digest,), effects=tuple(effects))

@@ -70,7 +70,7 @@ def on_silence_timer(kind: TimerKind, arg: str, case: Case | None, policy: Polic
                 retry_key=retry_key(f"idle-close:{arg}"),
                 case=case.number,
             ),
-            ThreadPost(case=case.number, text=policy.render("idle_closed_note", minutes=minutes), role="note"),
+            ThreadPost(case=case.number, text=policy.render_parts("idle_closed_note", minutes=minutes), role="note"),
             root_update(closed, policy),
         ),
         effects=(CloseCase(case.number, CloseReason.IDLE),),
