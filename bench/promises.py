@@ -58,10 +58,10 @@ ROWS = (
     ),
     Row(
         "flood-never-released",
-        "after the cool-down a flood hold lifts",
+        "after a flood's cool-down the deferred messages reach the thread and the flood ends",
         "bridge/engine/commit.py",
-        'ops.hdel(self._case(effect.number), "flood_until", "held_stickers")',
-        "self._case(effect.number)",
+        'ops.hdel(case_key, "flood_until", "deferred_stickers", DEFERRED_STICKERS_BEFORE_RENAME)',
+        'ops.hdel(case_key, "deferred_stickers", DEFERRED_STICKERS_BEFORE_RENAME)',
         ("tests/test_guarantees_e2e.py::test_after_a_flood_cool_down_the_childs_messages_reach_the_thread_again",),
     ),
     Row(

@@ -24,6 +24,7 @@ from bridge.core.deliveries import (
 from bridge.core.events import ChildFollowed, ChildMessage, Media, ThreadDelete, ThreadEdit, ThreadMessage, TimerKind
 from bridge.core.parts import ChildWords, GroupMention, OnDuty, ThreadLink, UserMention
 from bridge.core.policy import Policy
+from bridge.core.rules.floods import Deferred
 from bridge.core.schedule.model import Schedule
 from tests.slack_text import slack
 
@@ -297,14 +298,14 @@ def test_no_link_to_a_thread_that_is_not_there_yet() -> None:
     assert slack((core.thread_link(open_case()),)) == "https://slack.com/archives/CCASES/p1800000000000100"
 
 
-def test_held_messages_are_grouped_up_to_3000_characters_a_post(policy: Policy) -> None:
-    held = open_case(flood_until=NOW)
+def test_deferred_messages_are_grouped_up_to_3000_characters_a_post(policy: Policy) -> None:
+    flooding = open_case(flood_until=NOW)
     arg = f"7:{int(NOW)}"
-    fits = core.on_flood_timer(arg, held, (["a" * 1500, "b" * 1499], 0), policy).deliveries
+    fits = core.on_flood_timer(arg, flooding, Deferred(("a" * 1500, "b" * 1499), 0), policy).deliveries
     assert [slack(d.text) for d in fits if isinstance(d, ThreadPost) and d.role == "child"] == [
         "a" * 1500 + "\n" + "b" * 1499
     ]
-    over = core.on_flood_timer(arg, held, (["a" * 1500, "b" * 1500, "c"], 2), policy).deliveries
+    over = core.on_flood_timer(arg, flooding, Deferred(("a" * 1500, "b" * 1500, "c"), 2), policy).deliveries
     assert [slack(d.text) for d in over if isinstance(d, ThreadPost) and d.role == "child"] == [
         "a" * 1500,
         "b" * 1500 + "\nc",

@@ -1,7 +1,7 @@
 """How decisions reach Redis: one pass per entry (load, decide, commit), on fakeredis with Lua.
 
 These are the rules that used to live in Lua scripts (one open case per child, the block
-check, the history kept, the first counsellor, the place in line, what a flood hold keeps):
+check, the history kept, the first counsellor, the place in line, what a flood's cool-down defers):
 they are decided by the core now, and these tests check that what the commit writes is what
 the next pass reads back, and that a commit is all or nothing.
 """
@@ -27,7 +27,7 @@ from bridge.core.case import Queue
 from bridge.core.deliveries import ThreadPost, from_payload
 from bridge.core.events import InboundEvent
 from bridge.core.parts import ChildWords, text_from_payload
-from bridge.core.rules.floods import Recent
+from bridge.core.rules.floods import Deferred, Recent
 from bridge.core.schedule.model import Schedule
 from bridge.engine.commit import Loaded
 from bridge.engine.router import Router
@@ -262,17 +262,34 @@ async def _note(router: Router, entry: str, at: float, sticker: bool, window: in
     assert await router.store.commit(plan.ops) is Committed.DONE
 
 
-async def test_held_messages_are_kept_in_order_and_released(router: Router) -> None:
+async def test_deferred_messages_are_kept_in_order_and_released(router: Router) -> None:
     await route(router, child_text("はじめ"))
     await apply(router, core.StartFlood(1, 500.0), cases=(1,))
     for text in ("あのね", None, "きいて"):
-        await apply(router, core.HoldBack(1, text), cases=(1,))
-    assert await router.store.held_of(1) == (["あのね", "きいて"], 1)
+        await apply(router, core.DeferMessage(1, text), cases=(1,))
+    assert await router.store.deferred_of(1) == Deferred(("あのね", "きいて"), 1)
     case = await router.store.get_case(1)
     assert case is not None and case.flood_until == 500.0
     await apply(router, core.ReleaseFlood(1), cases=(1,))
     case = await router.store.get_case(1)
-    assert await router.store.held_of(1) == ([], 0) and case is not None and case.flood_until is None
+    assert await router.store.deferred_of(1) == Deferred() and case is not None and case.flood_until is None
+
+
+async def test_a_cool_down_in_progress_across_the_rename_keeps_what_it_deferred(router: Router) -> None:
+    """Deferred messages stored under the names before the rename ("held") are read first, and
+    the release deletes them too."""
+    store = router.store
+    await route(router, child_text("はじめ"))
+    await apply(router, core.StartFlood(1, 500.0), cases=(1,))
+    await store.redis.rpush(store.keys.deferred_before_rename(1), "まえの")
+    await store.redis.hset(store.keys.case(1), "held_stickers", "2")
+    for text in ("あのね", None):
+        await apply(router, core.DeferMessage(1, text), cases=(1,))
+    assert await store.deferred_of(1) == Deferred(("まえの", "あのね"), 3)
+    await apply(router, core.ReleaseFlood(1), cases=(1,))
+    assert await store.deferred_of(1) == Deferred()
+    assert not await store.redis.exists(store.keys.deferred_before_rename(1), store.keys.deferred(1))
+    assert not await store.redis.hexists(store.keys.case(1), "held_stickers")
 
 
 async def test_audit_records_are_kept_and_dropped_after_retention(router: Router) -> None:

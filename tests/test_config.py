@@ -213,7 +213,7 @@ def test_check_config_shows_the_files_own_values_and_limits_that_are_off() -> No
     assert "0120-000-111" in texts and "0120-967-866" not in texts  # the file's hotline, not the shipped one
     assert "テスト市こどもLINE相談" in texts
     assert "more than 0" not in described
-    assert "floods:       more than 20 messages from one child in 60 s are held back for 300 s" in described
+    assert "floods:       more than 20 messages from one child in 60 s are deferred for 300 s" in described
 
     document["floods"]["max_messages"] = 0
     assert "floods:       off" in describe_policy(parse_policy(document), show=slack)

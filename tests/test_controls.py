@@ -18,7 +18,7 @@ from bridge.core.parts import ChildWords
 from bridge.core.policy import Policy
 from bridge.core.rules import controls
 from bridge.core.rules.controls import Roster
-from bridge.core.rules.floods import Recent, is_flood
+from bridge.core.rules.floods import Deferred, Recent, is_flood
 from bridge.core.rules.risk import is_risky, normalise
 from tests.slack_text import slack
 
@@ -523,48 +523,48 @@ def test_flood_limits() -> None:
     assert not is_flood(Recent(99, 99), sticker=True, max_messages=0, max_stickers=0)  # 0 is off
 
 
-def test_the_sixth_sticker_starts_a_hold(policy: Policy) -> None:
+def test_the_sixth_sticker_starts_a_flood_cool_down(policy: Policy) -> None:
     decision = core.on_child_message(
         child(None, media=STICKER), a_case(), policy, now=NOW, created=False, recent=Recent(6, 6)
     )
     kinds = [type(d) for d in decision.deliveries]
     assert ThreadPost in kinds and LineReply in kinds and ChannelPost in kinds and RootUpdate in kinds
-    assert not any(isinstance(d, ThreadPost) and d.role == "child" for d in decision.deliveries)  # held, not posted
+    assert not any(isinstance(d, ThreadPost) and d.role == "child" for d in decision.deliveries)  # deferred, not posted
     until = NOW + policy.flood_cooldown_seconds
     assert core.StartFlood(4, until) in decision.effects
     assert core.ScheduleTimer(TimerKind.FLOOD_RELEASE, f"4:{int(until)}", until) in decision.effects
-    assert core.HoldBack(4, None) in decision.effects  # a sticker is counted, not kept
+    assert core.DeferMessage(4, None) in decision.effects  # a sticker is counted, not kept
     alert = next(d for d in decision.deliveries if isinstance(d, ChannelPost))
     assert alert.target == "supervisors" and "/block 4" in slack(alert.text)
 
 
-def test_during_a_hold_messages_are_kept_back_quietly_but_risk_words_still_alert(policy: Policy) -> None:
-    held = a_case(flood_until=NOW + 100)
-    quiet = core.on_child_message(child("あのね"), held, policy, now=NOW, created=False, recent=Recent(30, 0))
+def test_during_a_cool_down_messages_are_deferred_quietly_but_risk_words_still_alert(policy: Policy) -> None:
+    flooding = a_case(flood_until=NOW + 100)
+    quiet = core.on_child_message(child("あのね"), flooding, policy, now=NOW, created=False, recent=Recent(30, 0))
     assert quiet.deliveries == ()
-    assert core.HoldBack(4, "あのね") in quiet.effects
-    risky = core.on_child_message(child("死にたい"), held, policy, now=NOW, created=False)
+    assert core.DeferMessage(4, "あのね") in quiet.effects
+    risky = core.on_child_message(child("死にたい"), flooding, policy, now=NOW, created=False)
     assert any(isinstance(d, ChannelPost) and d.target == "supervisors" for d in risky.deliveries)
-    # Never held back: the alert sends the supervisors to the thread to read it.
+    # Never deferred: the alert sends the supervisors to the thread to read it.
     assert ThreadPost(case=4, text=(ChildWords("死にたい"),), role="child") in risky.deliveries
-    assert not any(isinstance(e, core.HoldBack) for e in risky.effects)
-    # The hold lasts until its timer lifts it, even past its time, so order is kept.
-    late = core.on_child_message(child("まだ？"), held, policy, now=NOW + 500, created=False)
-    assert core.HoldBack(4, "まだ？") in late.effects
+    assert not any(isinstance(e, core.DeferMessage) for e in risky.effects)
+    # The cool-down lasts until its timer ends it, even past its time, so order is kept.
+    late = core.on_child_message(child("まだ？"), flooding, policy, now=NOW + 500, created=False)
+    assert core.DeferMessage(4, "まだ？") in late.effects
 
 
-def test_the_hold_lifts_and_what_was_held_reaches_the_thread(policy: Policy) -> None:
-    held = a_case(flood_until=NOW)
+def test_the_cool_down_ends_and_what_was_deferred_reaches_the_thread(policy: Policy) -> None:
+    flooding = a_case(flood_until=NOW)
     assert (
-        core.on_flood_timer(f"4:{int(NOW) - 300}", held, (["あのね"], 0), policy) == core.NOTHING
-    )  # an earlier hold's
-    decision = core.on_flood_timer(f"4:{int(NOW)}", held, (["あのね", "きいて"], 12), policy)
+        core.on_flood_timer(f"4:{int(NOW) - 300}", flooding, Deferred(("あのね",), 0), policy) == core.NOTHING
+    )  # an earlier cool-down's
+    decision = core.on_flood_timer(f"4:{int(NOW)}", flooding, Deferred(("あのね", "きいて"), 12), policy)
     note, texts, root = decision.deliveries
     assert isinstance(note, ThreadPost) and "14 件" in slack(note.text) and "12 件" in slack(note.text)
     assert isinstance(texts, ThreadPost) and texts.role == "child" and slack(texts.text) == "あのね\nきいて"
     assert isinstance(root, RootUpdate) and "保留中" not in slack(root.text)
     assert decision.effects == (core.ReleaseFlood(4),)
-    assert core.on_flood_timer(f"4:{int(NOW)}", a_case(), ([], 0), policy) == core.NOTHING  # already lifted
+    assert core.on_flood_timer(f"4:{int(NOW)}", a_case(), Deferred(), policy) == core.NOTHING  # already ended
 
 
 def test_root_buttons_follow_the_state() -> None:
@@ -574,10 +574,10 @@ def test_root_buttons_follow_the_state() -> None:
     assert core.root_buttons(a_case(status=CaseStatus.CLOSED, blocked=True)) == ("escalate", "unblock")
 
 
-def test_a_hold_running_past_closing_still_tells_the_child_the_service_is_closed(policy: Policy) -> None:
-    held = a_case(flood_until=NIGHT + 100)
-    decision = core.on_child_message(child("ねえ"), held, policy, now=NIGHT, created=False)
-    assert core.HoldBack(4, "ねえ") in decision.effects and core.NoteClosedArrival(4, NIGHT) in decision.effects
+def test_a_cool_down_running_past_closing_still_tells_the_child_the_service_is_closed(policy: Policy) -> None:
+    flooding = a_case(flood_until=NIGHT + 100)
+    decision = core.on_child_message(child("ねえ"), flooding, policy, now=NIGHT, created=False)
+    assert core.DeferMessage(4, "ねえ") in decision.effects and core.NoteClosedArrival(4, NIGHT) in decision.effects
     (reply,) = [d for d in decision.deliveries if isinstance(d, LineReply)]
     assert "受付時間外" in reply.texts[0]
     assert not any(isinstance(d, ThreadPost) and d.role == "child" for d in decision.deliveries)
@@ -631,14 +631,14 @@ def test_a_flood_hold_in_full(policy: Policy) -> None:
         core.StartFlood(4, until),
         core.ScheduleTimer(TimerKind.FLOOD_RELEASE, f"4:{int(until)}", until),
         core.Audit(4, "auto", "flood", "21 messages in the window"),
-        core.HoldBack(4, "まだいる？"),
+        core.DeferMessage(4, "まだいる？"),
     )
 
 
 def test_risk_words_that_tip_a_flood_are_posted_first_and_alerted(policy: Policy) -> None:
     decision = core.on_child_message(child("死にたい"), a_case(), policy, now=NOW, created=False, recent=Recent(21, 0))
     post, flood_note, *_ = decision.deliveries
-    assert post == ThreadPost(case=4, text=(ChildWords("死にたい"),), role="child")  # never held back, before the note
+    assert post == ThreadPost(case=4, text=(ChildWords("死にたい"),), role="child")  # never deferred, before the note
     assert isinstance(flood_note, ThreadPost) and flood_note.role == "note"
     alerts = [d for d in decision.deliveries if isinstance(d, ChannelPost) and "自動検知" in slack(d.text)]
     assert [(alert.target, slack(alert.text)) for alert in alerts] == [

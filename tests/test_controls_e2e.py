@@ -402,11 +402,11 @@ def test_out_of_hours_a_risky_message_gets_the_crisis_lines(bridge_factory: Any,
     assert len(answers["rt-plain"]) == 1 and "0120-0-78310" not in answers["rt-plain"][0]
 
 
-def test_a_sticker_flood_is_held_flagged_and_released(
+def test_a_sticker_flood_is_deferred_flagged_and_released(
     bridge_factory: Any, fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
-    # A controlled clock: the cool-down is long and brought forward once the hold has been
-    # looked at, so a slow machine cannot see it lift before the test looks.
+    # A controlled clock: the cool-down is long and brought forward once the flood has been
+    # looked at, so a slow machine cannot see it end before the test looks.
     floods = {"max_stickers": 2, "max_messages": 4, "window_seconds": 60, "cooldown_seconds": 600}
     fake_slack.set_usergroup("SSUPERS", [GROUP_SUPERVISOR])
     bridge: Bridge = bridge_factory(BRIDGE_CONFIG=policy(tmp_path, floods=floods))
@@ -417,7 +417,7 @@ def test_a_sticker_flood_is_held_flagged_and_released(
         event["message"] = {"id": str(i), "type": "sticker", "packageId": "1", "stickerId": "1", "keywords": ["OK"]}
         stickers.append(event)
     bridge.line_events(*stickers)
-    bridge.line_events(line_text_event(A, "ごめん、きいて"))  # held too: the hold covers every message
+    bridge.line_events(line_text_event(A, "ごめん、きいて"))  # deferred too: the cool-down covers every message
     root_ts, _ = wait_thread(bridge, 3)  # two stickers, then the note
     bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.roots(SUPERVISORS)) == 1)
     assert "連続投稿" in bridge.fake_slack.roots(SUPERVISORS)[0]["text"]
@@ -427,10 +427,10 @@ def test_a_sticker_flood_is_held_flagged_and_released(
     assert thread[:2] == ["[スタンプ: OK]", "[スタンプ: OK]"] and "保留します" in thread[2]
     assert "ごめん、きいて" not in thread
     bridge.wait_settled()
-    assert "ごめん、きいて" not in bot_thread(bridge, root_ts)  # held, not merely not posted yet
+    assert "ごめん、きいて" not in bot_thread(bridge, root_ts)  # deferred, not merely not posted yet
     (until,) = timers(bridge, "flood-release").values()
-    assert sent_at + 600 <= until + 0.001 and until <= time.time() + 600  # the cool-down from the hold's start
-    # After the cool-down, what was held reaches the thread: nothing is lost.
+    assert sent_at + 600 <= until + 0.001 and until <= time.time() + 600  # the cool-down from the flood's start
+    # After the cool-down, what was deferred reaches the thread: nothing is lost.
     fire_now(bridge, "flood-release")
     bridge.fake_slack.wait_for(lambda: any("保留を解除" in t for t in bot_thread(bridge, root_ts)), timeout=15)
     bridge.fake_slack.wait_for(lambda: "保留中" not in latest_root(bridge, root_ts)["text"])

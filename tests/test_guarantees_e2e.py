@@ -78,14 +78,14 @@ def test_after_a_flood_cool_down_the_childs_messages_reach_the_thread_again(
     policy = write_policy(tmp_path, hours=ALWAYS_OPEN, name="floods.toml", settings={"floods": floods})
     bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(policy))
     bridge.line_events(*(line_text_event(CHILD, text) for text in ("一通目です", "二通目です", "三通目です")))
-    root_ts, _ = wait_thread(bridge, 3)  # two messages, then the note that the rest is held
+    root_ts, _ = wait_thread(bridge, 3)  # two messages, then the note that the rest is deferred
     bridge.fake_slack.wait_for(lambda: any("保留を解除" in t for t in bot_thread(bridge, root_ts)), timeout=15)
     bridge.fake_slack.wait_for(lambda: bot_thread(bridge, root_ts)[-1] == "三通目です")
     # The cool-down (2 s) outlasts the flood window (1 s), so the next message is no flood.
     assert bridge.line_events(line_text_event(CHILD, "落ち着きました")).status_code == 200
     bridge.fake_slack.wait_for(lambda: bot_thread(bridge, root_ts)[-1] == "落ち着きました", timeout=15)
     thread = bot_thread(bridge, root_ts)
-    assert sum("保留します" in t for t in thread) == 1  # one hold, lifted; not held again
+    assert sum("保留します" in t for t in thread) == 1  # one cool-down, ended; no second one
     assert thread[:2] == ["一通目です", "二通目です"]
 
 

@@ -105,7 +105,7 @@ class SafetySection(_Strict):
 
 class FloodsSection(_Strict):
     # More than max_stickers stickers, or more than max_messages messages, from one child within
-    # window_seconds: the surplus is held back from the thread for cooldown_seconds (0: never).
+    # window_seconds: the surplus is deferred (kept from the thread) for cooldown_seconds (0: never).
     max_stickers: int = Field(default=5, ge=0)
     max_messages: int = Field(default=20, ge=0)
     window_seconds: int = Field(default=60, ge=1, le=3600)
@@ -259,7 +259,7 @@ def _describe_floods(policy: Policy) -> str:
     if not limits:
         return "off (no limit on stickers or messages)"
     return (
-        f"{' or '.join(limits)} from one child in {policy.flood_window_seconds} s are held back"
+        f"{' or '.join(limits)} from one child in {policy.flood_window_seconds} s are deferred"
         f" for {policy.flood_cooldown_seconds} s"
     )
 

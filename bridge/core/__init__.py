@@ -88,13 +88,13 @@ from bridge.core.effects import (
     Decision as Decision,
 )
 from bridge.core.effects import (
+    DeferMessage as DeferMessage,
+)
+from bridge.core.effects import (
     Effect as Effect,
 )
 from bridge.core.effects import (
     EraseChildIds as EraseChildIds,
-)
-from bridge.core.effects import (
-    HoldBack as HoldBack,
 )
 from bridge.core.effects import (
     HoldCase as HoldCase,

@@ -57,7 +57,7 @@ class Case:
     urgent: bool = False  # escalated, or risk words were found
     blocked: bool = False  # its child was blocked through this case (and is still)
     blocked_count: int = 0  # messages the blocked child sent since (content not kept)
-    flood_until: float | None = None  # a flood hold holds the child's messages back until then
+    flood_until: float | None = None  # a flood's cool-down: the child's messages are deferred until it ends
     blocked_risk: bool = False  # the supervisors heard of risk words from the blocked child
 
     @property

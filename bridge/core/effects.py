@@ -169,9 +169,10 @@ class StartFlood:
 
 
 @dataclass(frozen=True)
-class HoldBack:
-    """A child's message held back by a flood hold: the child's words (or what they sent,
-    described), unescaped, posted as the child's words when the hold lifts; or one more sticker."""
+class DeferMessage:
+    """A child's message deferred during a flood cool-down: the child's words (or what they sent,
+    described), unescaped, posted as the child's words when the cool-down ends; or one more
+    sticker."""
 
     number: int
     text: str | None  # None for a sticker (counted, not kept)
@@ -217,7 +218,7 @@ Effect = (
     | ChangeMember
     | CountBlockedMessage
     | StartFlood
-    | HoldBack
+    | DeferMessage
     | ReleaseFlood
     | Audit
 )

@@ -18,7 +18,7 @@ from typing import Any, assert_never
 from bridge import core
 from bridge.adapters.redis.codec import CaseRecord, encode_item
 from bridge.adapters.redis.commit import Ops
-from bridge.adapters.redis.keys import Keys
+from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
 from bridge.core.deliveries import ChannelPost, Delivery, Ephemeral, LinePush, LineReply, to_payload
 
 log = logging.getLogger("bridge.worker")
@@ -240,16 +240,19 @@ class Plan:
                 ops.hincrby(self._case(effect.number), "blocked_count", 1)
             case core.StartFlood():
                 ops.hset(self._case(effect.number), {"flood_until": f"{effect.until:.3f}"})
-                self._note("flood hold started case=%d", effect.number)
-            case core.HoldBack():
+                self._note("flood cool-down started case=%d", effect.number)
+            case core.DeferMessage():
                 if effect.text is None:
-                    ops.hincrby(self._case(effect.number), "held_stickers", 1)
+                    ops.hincrby(self._case(effect.number), "deferred_stickers", 1)
                 else:
-                    ops.rpush(keys.held(effect.number), effect.text)
+                    ops.rpush(keys.deferred(effect.number), effect.text)
             case core.ReleaseFlood():
-                ops.hdel(self._case(effect.number), "flood_until", "held_stickers")
-                ops.delete(keys.held(effect.number))
-                self._note("flood hold lifted case=%d", effect.number)
+                # What was deferred under the names before the rename goes too (see keys.py).
+                case_key = self._case(effect.number)
+                ops.hdel(case_key, "flood_until", "deferred_stickers", DEFERRED_STICKERS_BEFORE_RENAME)
+                ops.delete(keys.deferred(effect.number))
+                ops.delete(keys.deferred_before_rename(effect.number))
+                self._note("flood cool-down ended case=%d", effect.number)
             case core.EraseChildIds():
                 for number in effect.numbers:
                     ops.hdel(self._case(number), "child")

@@ -363,7 +363,7 @@ class Router:
             case TimerKind.FLOOD_RELEASE:
                 number = int(timer.arg.split(":")[0])
                 case = loaded.case(await store.case_record(number))
-                return core.on_flood_timer(timer.arg, case, await store.held_of(number), policy)
+                return core.on_flood_timer(timer.arg, case, await store.deferred_of(number), policy)
             case TimerKind.CLOSING:
                 open_cases = loaded.cases_of(await store.open_case_records())
                 return core.on_closing_timer(open_cases, float(timer.arg), policy, now=now)

@@ -16,6 +16,14 @@ the three tags then become one tag per partition of children (planned, with the 
 
 A child's words live in Redis only while in transit: a processed stream entry is
 deleted, a delivered item is popped from its lane.
+
+Renamed keys and fields (stored data written before the rename is still read):
+
+- messages deferred during a flood's cool-down were "held": the list ``{cases}:held:<n>`` is
+  now ``{cases}:deferred:<n>`` and the case field ``held_stickers`` is now ``deferred_stickers``.
+  A cool-down in progress across the upgrade keeps what it deferred: the flood's release reads
+  both names (the old first) and deletes both. Nothing writes the old names any more; a
+  cool-down lasts at most a day, so the old names can go a day after every deployment upgraded.
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PREFIX = "br"
+
+# A case's count of deferred stickers, as the field was named before the rename (see above).
+DEFERRED_STICKERS_BEFORE_RENAME = "held_stickers"
 
 
 @dataclass(frozen=True)
@@ -105,8 +116,13 @@ class Keys:
         """A case's messages (kind "all") or stickers within the flood window, by time."""
         return f"{self.cases_prefix}recent-{kind}:{number}"
 
-    def held(self, number: int) -> str:
-        """Messages a flood hold keeps back until the cool-down ends (text only; stickers are counted)."""
+    def deferred(self, number: int) -> str:
+        """A case's messages deferred until its flood's cool-down ends (texts only: stickers are
+        counted in the case's field ``deferred_stickers``)."""
+        return f"{self.cases_prefix}deferred:{number}"
+
+    def deferred_before_rename(self, number: int) -> str:
+        """The same list as written before the rename (see above): read and deleted, never written."""
         return f"{self.cases_prefix}held:{number}"
 
     @property

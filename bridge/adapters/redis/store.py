@@ -28,11 +28,11 @@ from bridge.adapters.redis.codec import (
 )
 from bridge.adapters.redis.commit import Committed, Committer, Ops
 from bridge.adapters.redis.inbound import InboundStore
-from bridge.adapters.redis.keys import Keys
+from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
 from bridge.adapters.redis.lanes import LaneStore
 from bridge.core.case import Block, Case
 from bridge.core.rules.controls import Roster
-from bridge.core.rules.floods import Recent
+from bridge.core.rules.floods import Deferred, Recent
 
 # KEYS[1] open-by-child, KEYS[2] blocked, KEYS[3] seq, KEYS[4] unanswered, KEYS[5] history,
 # KEYS[6] closed notice; ARGV: cases prefix, child key, window start ms, now ms. Reads only: everything
@@ -229,13 +229,18 @@ class Store(InboundStore, LaneStore):
         rows: Any = await self.redis.zrangebyscore(self.keys.closed_index, "-inf", cutoff, start=0, num=limit)
         return [int(as_text(n)) for n in rows]
 
-    async def held_of(self, number: int) -> tuple[list[str], int]:
-        """What a flood hold kept back: the texts in order, and how many stickers."""
+    async def deferred_of(self, number: int) -> Deferred:
+        """What a case's flood cool-down deferred: the texts in order, and how many stickers
+        (one round trip). What was deferred before the rename of the keys counts, first."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.lrange(self.keys.held(number), 0, -1)
-        pipe.hget(self.keys.case(number), "held_stickers")
-        texts, stickers = await pipe.execute()
-        return [as_text(t) for t in texts], int(stickers or 0)
+        pipe.lrange(self.keys.deferred_before_rename(number), 0, -1)
+        pipe.lrange(self.keys.deferred(number), 0, -1)
+        pipe.hmget(self.keys.case(number), [DEFERRED_STICKERS_BEFORE_RENAME, "deferred_stickers"])
+        old_texts, texts, stickers = await pipe.execute()
+        return Deferred(
+            texts=tuple(as_text(t) for t in [*old_texts, *texts]),
+            stickers=sum(int(count or 0) for count in stickers),
+        )
 
     async def audit_records(self, *, since: float = 0, case: int | None = None) -> list[dict[str, str]]:
         """Audit records from `since` on, oldest first, optionally of one case."""

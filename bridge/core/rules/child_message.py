@@ -24,8 +24,8 @@ from bridge.core.effects import (
     AUTO,
     Audit,
     Decision,
+    DeferMessage,
     Effect,
-    HoldBack,
     MarkArrivedClosed,
     MarkBusyNotified,
     MarkClosedNotice,
@@ -61,7 +61,7 @@ def on_child_message(
 
     Risk words mark the case urgent and alert the supervisors (once per case). Beyond the
     flood limits (recent: what the child sent within the window, this message included),
-    the child's messages are held back until the cool-down ends, and the child, the thread
+    the child's messages are deferred until the cool-down ends, and the child, the thread
     and the supervisors are told once.
 
     Outside the hours, a child no counsellor is talking with gets one automatic reply per
@@ -77,8 +77,8 @@ def on_child_message(
     # Risk words come first: a flood must not hide them.
     risky = is_risky(message.text, policy.risk_expressions)
     first_risk = risky and not case.urgent
-    # A hold lasts until its timer lifts it (not merely until its time), so what was held
-    # reaches the thread before anything sent after it.
+    # A cool-down lasts until its timer ends it (not merely until its time), so what was
+    # deferred reaches the thread before anything sent after it.
     flooding = case.flood_until is not None
     if not flooding and is_flood(
         recent, sticker=sticker, max_messages=policy.flood_max_messages, max_stickers=policy.flood_max_stickers
@@ -101,9 +101,9 @@ def on_child_message(
             ScheduleTimer(TimerKind.FLOOD_RELEASE, f"{case.number}:{int(until)}", until),
             Audit(case.number, AUTO, "flood", f"{recent.messages if recent else 0} messages in the window"),
         ]
-    held = flooding and not risky  # risk words are never held back: the supervisors are sent to read them
-    if held:
-        effects.append(HoldBack(case.number, None if sticker else shown))  # posted when the hold lifts
+    deferred = flooding and not risky  # risk words are never deferred: the supervisors are sent to read them
+    if deferred:
+        effects.append(DeferMessage(case.number, None if sticker else shown))  # posted when the cool-down ends
     else:
         deliveries.insert(0, ThreadPost(case=case.number, text=(ChildWords(shown),), role="child"))
     if first_risk:
@@ -117,7 +117,7 @@ def on_child_message(
         deliveries.append(root_update(updated, policy))
     schedule = policy.schedule
     at = local(now, policy)
-    if not schedule.is_open(at):  # held back or not, the child hears that the service is closed
+    if not schedule.is_open(at):  # deferred or not, the child hears that the service is closed
         if conversation_is_live(case, now):
             # The counsellor answering after closing carries on: no automatic reply, except the
             # crisis lines with the case's first risk words (that counsellor may have gone).

@@ -1,5 +1,5 @@
-"""Floods: when a child's messages come too fast (prank messages, sticker floods), they are held
-back for a cool-down; at its end what was held reaches the thread, and the hold lifts."""
+"""Floods: when a child's messages come too fast (prank messages, sticker floods), they are
+deferred for a cool-down; at its end what was deferred reaches the thread."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ class Recent:
     stickers: int
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """What a flood's cool-down kept back: the texts in order, and how many stickers."""
+
+    texts: tuple[str, ...] = ()
+    stickers: int = 0
+
+
 def is_flood(recent: Recent | None, *, sticker: bool, max_messages: int, max_stickers: int) -> bool:
     """True if this message is over a limit: more than max_stickers stickers (when it is a
     sticker) or more than max_messages messages in the window. A limit of 0 is off."""
@@ -40,12 +48,12 @@ def is_flood(recent: Recent | None, *, sticker: bool, max_messages: int, max_sti
     return bool(max_messages) and recent.messages > max_messages
 
 
-def on_flood_timer(arg: str, case: Case | None, held: tuple[list[str], int], policy: Policy) -> Decision:
-    """The cool-down is over: what was held back reaches the thread, and the hold lifts.
-    A timer of an earlier hold (arg "case:until") changes nothing."""
+def on_flood_timer(arg: str, case: Case | None, deferred: Deferred, policy: Policy) -> Decision:
+    """The cool-down is over: what was deferred reaches the thread, and the flood ends.
+    A timer of an earlier cool-down (arg "case:until") changes nothing."""
     if case is None or case.flood_until is None or arg.partition(":")[2] != str(int(case.flood_until)):
         return NOTHING
-    texts, stickers = held
+    texts, stickers = deferred.texts, deferred.stickers
     note = policy.render_parts("flood_released_note", messages=len(texts) + stickers, stickers=stickers)
     deliveries: list[Delivery] = [ThreadPost(case=case.number, text=note, role="note")]
     deliveries += [ThreadPost(case=case.number, text=(ChildWords(part),), role="child") for part in _grouped(texts)]
@@ -53,8 +61,8 @@ def on_flood_timer(arg: str, case: Case | None, held: tuple[list[str], int], pol
     return Decision(tuple(deliveries), (ReleaseFlood(case.number),))
 
 
-def _grouped(texts: list[str], limit: int = 3000) -> list[str]:
-    """Held messages as few thread posts as possible, one message per line, none cut."""
+def _grouped(texts: tuple[str, ...], limit: int = 3000) -> list[str]:
+    """Deferred messages as few thread posts as possible, one message per line, none cut."""
     parts: list[str] = []
     for text in texts:
         if parts and len(parts[-1]) + 1 + len(text) <= limit:
