@@ -21,7 +21,7 @@ REPLIES = "/api/conversations.replies"
 
 
 def pending(requests: list[RecordedRequest]) -> list[RecordedRequest]:
-    """Requests a fake has received and not answered (held, or still being handled)."""
+    """Requests a fake has received and not answered (stalled, or still being handled)."""
     return [r for r in requests if not r.status]
 
 
@@ -39,21 +39,21 @@ def test_slack_server_errors_are_retried_without_doubling(bridge: Bridge) -> Non
 def test_slack_timeout_after_posting_is_not_posted_twice(bridge: Bridge) -> None:
     """Slack took the message but answered too late: the retry finds it by its metadata.
 
-    Held instead of delayed, so the order does not depend on the machine's speed: the post is
+    Stalled instead of delayed, so the order does not depend on the machine's speed: the post is
     kept unanswered until the worker, having given up on it, looks for it (conversations.replies,
-    held too); only then does Slack take it, and only then is the lookup answered."""
+    stalled too); only then does Slack take it, and only then is the lookup answered."""
     root_ts = open_case(bridge)
     bridge.wait_settled()
     posted_before = len(bridge.fake_slack.requests_to(POST))
-    bridge.fake_slack.hold(POST)
-    bridge.fake_slack.hold(REPLIES)
+    bridge.fake_slack.stall(POST)
+    bridge.fake_slack.stall(REPLIES)
     bridge.line_events(line_text_event(CHILD, "遅れて届く"))
     bridge.line_events(line_text_event(CHILD, "その次"))
     bridge.fake_slack.wait_for(lambda: bool(pending(bridge.fake_slack.requests_to(REPLIES))), timeout=30)
     (late,) = bridge.fake_slack.requests_to(POST)[posted_before:]  # no second try before the lookup
-    bridge.fake_slack.release(POST)
+    bridge.fake_slack.unstall(POST)
     bridge.fake_slack.wait_for(lambda: late.status == 200)  # Slack took it, answering a caller long gone
-    bridge.fake_slack.release(REPLIES)
+    bridge.fake_slack.unstall(REPLIES)
     bridge.fake_slack.wait_for(lambda: len(bot_thread(bridge, root_ts)) >= 3, timeout=30)
     bridge.wait_settled()
     assert bot_thread(bridge, root_ts) == ["はじめまして", "遅れて届く", "その次"]
@@ -137,13 +137,13 @@ def test_worker_killed_mid_stream_loses_and_doubles_nothing(bridge_factory: obje
     for i in range(1, 25):
         bridge.line_events(line_text_event(CHILD, str(i)))
     bridge.fake_slack.wait_for(lambda: len(bot_thread(bridge, root_ts)) >= 6, timeout=30)
-    # Killed with a post in flight, whatever the machine's speed: the next post is held.
-    bridge.fake_slack.hold(POST)
+    # Killed with a post in flight, whatever the machine's speed: the next post is stalled.
+    bridge.fake_slack.stall(POST)
     bridge.fake_slack.wait_for(lambda: bool(pending(bridge.fake_slack.requests_to(POST))), timeout=30)
     worker = next(p for p in bridge.processes if p.name == "worker")
     worker.stop(signal.SIGKILL)
     # Slack takes the post the dead worker was making (its answer is lost), before anyone looks.
-    bridge.fake_slack.release(POST)
+    bridge.fake_slack.unstall(POST)
     bridge.fake_slack.wait_for(lambda: not pending(bridge.fake_slack.requests_to(POST)))
     bridge.start("worker")
     bridge.fake_slack.wait_for(lambda: len(bot_thread(bridge, root_ts)) >= 25, timeout=40)

@@ -45,15 +45,15 @@ def posts_in_thread(bridge: Bridge, root_ts: str, text: str | None = None) -> li
 
 def test_order_within_a_case_holds_under_a_real_backlog(bridge_factory: Any) -> None:
     """Thirty messages wait in the case's lane behind a post Slack has not answered yet."""
-    bridge: Bridge = bridge_factory(BRIDGE_HTTP_TIMEOUT_SECONDS="20")  # the held post stays one attempt
+    bridge: Bridge = bridge_factory(BRIDGE_HTTP_TIMEOUT_SECONDS="20")  # the stalled post stays one attempt
     root_ts = open_case(bridge)
-    bridge.fake_slack.hold(POST)
+    bridge.fake_slack.stall(POST)
     texts = [f"順番待ち {i}" for i in range(30)]
     for text in texts:
         assert bridge.line_events(line_text_event(CHILD, text)).status_code == 200
     wait_routed(bridge)
-    bridge.fake_slack.wait_for(lambda: len(posts_in_thread(bridge, root_ts)) >= 2)  # the root's first, then one held
-    bridge.fake_slack.release(POST)
+    bridge.fake_slack.wait_for(lambda: len(posts_in_thread(bridge, root_ts)) >= 2)  # the root's first, then one stalled
+    bridge.fake_slack.unstall(POST)
     bridge.fake_slack.wait_for(lambda: len(bot_thread(bridge, root_ts)) >= 31, timeout=30)
     assert bot_thread(bridge, root_ts) == ["はじめまして", *texts]
 
@@ -114,14 +114,14 @@ def test_a_call_slower_than_the_lease_keeps_its_lane(bridge_factory: Any) -> Non
         worker=2, BRIDGE_LEASE_SECONDS=str(int(lease)), BRIDGE_HTTP_TIMEOUT_SECONDS=str(int(10 * lease))
     )
     root_ts = open_case(bridge)
-    bridge.fake_slack.hold(POST)
+    bridge.fake_slack.stall(POST)
     bridge.line_events(line_text_event(CHILD, "ゆっくり届く"))
     bridge.fake_slack.wait_for(lambda: len(posts_in_thread(bridge, root_ts, "ゆっくり届く")) == 1)
     time.sleep(2.5 * lease)  # a lease lapses unless it is renewed while the call runs
     replies_looked_up = bridge.fake_slack.requests_to("/api/conversations.replies")
     assert len(posts_in_thread(bridge, root_ts, "ゆっくり届く")) == 1, "another worker took the lane and posted again"
     assert replies_looked_up == [], "another worker took the lane and looked for the post"
-    bridge.fake_slack.release(POST)
+    bridge.fake_slack.unstall(POST)
     bridge.fake_slack.wait_for(lambda: bot_thread(bridge, root_ts)[-1:] == ["ゆっくり届く"])
     assert bot_thread(bridge, root_ts) == ["はじめまして", "ゆっくり届く"]
     assert "lane lease lost" not in bridge.logs()
@@ -132,13 +132,13 @@ def test_sigterm_lets_a_call_in_flight_finish_and_settle(bridge_factory: Any) ->
     next worker does not push it again."""
     bridge: Bridge = bridge_factory(BRIDGE_HTTP_TIMEOUT_SECONDS="10")
     root_ts = open_case(bridge)
-    bridge.fake_line.hold(PUSH)
+    bridge.fake_line.stall(PUSH)
     reply_ts = bridge.counsellor_reply(root_ts, "ちゃんと届くよ")
     bridge.fake_line.wait_for(lambda: len(bridge.fake_line.requests_to(PUSH)) == 1)
     worker = next(p for p in bridge.processes if p.name == "worker")
     worker.popen.send_signal(signal.SIGTERM)
     time.sleep(0.5)  # the worker is now stopping, with the push still unanswered
-    bridge.fake_line.release(PUSH)
+    bridge.fake_line.unstall(PUSH)
     worker.popen.wait(20 * time_scale())
     assert "worker stopped" in worker.log()
     bridge.start("worker")

@@ -111,13 +111,13 @@ def test_line_url_check_and_unknown_events_are_acknowledged(bridge: Bridge) -> N
 def test_line_webhook_answers_while_slack_is_down(bridge: Bridge) -> None:
     # Slack takes the post but does not answer until the test says so: a web process that
     # waited on Slack could not answer before that (line_events would time out).
-    bridge.fake_slack.hold(POST)
+    bridge.fake_slack.stall(POST)
     assert bridge.line_events(line_text_event(CHILD, "すぐ返事")).status_code == 200
     assert not bridge.fake_slack.messages(), "Slack answered before the webhook did"
     # The event was recorded and the worker is posting it; Slack has not answered yet.
     bridge.fake_slack.wait_for(lambda: any(r.status == 0 for r in bridge.fake_slack.requests_to(POST)))
     assert not bridge.fake_slack.messages()
-    bridge.fake_slack.release(POST)
+    bridge.fake_slack.unstall(POST)
     bridge.fake_slack.wait_for(
         lambda: [m["text"] for m in bridge.fake_slack.messages() if m["thread_ts"]] == ["すぐ返事"]
     )

@@ -283,24 +283,24 @@ class FakeServer:
             else:
                 self._latency.pop(path, None)
 
-    def hold(self, path: str) -> None:
+    def stall(self, path: str) -> None:
         """Keep every request to ``path`` (or matching it as a pattern) waiting, recorded but
-        unanswered, until :meth:`release`. Unlike a delay, this does not depend on how fast the
+        unanswered, until :meth:`unstall`. Unlike a delay, this does not depend on how fast the
         machine is: a test decides when the answers come."""
         with self._lock:
             self._gates.add(path)
 
-    def release(self, path: str) -> None:
-        """Let the requests held by :meth:`hold` for ``path`` go on."""
+    def unstall(self, path: str) -> None:
+        """Let the requests stalled by :meth:`stall` for ``path`` go on."""
         with self._lock:
             self._gates.discard(path)
 
-    def _held(self, path: str) -> bool:
+    def _stalled(self, path: str) -> bool:
         with self._lock:
             return any(_path_matches(gate, path) for gate in self._gates)
 
     def reset(self) -> None:
-        """Forget records, injections, latency, holds and all fake state."""
+        """Forget records, injections, latency, stalls and all fake state."""
         with self._lock:
             self._requests.clear()
             self._actions.clear()
@@ -367,7 +367,7 @@ class FakeServer:
             delay += action.seconds
         if delay > 0:
             await asyncio.sleep(delay)
-        while self._held(record.path):
+        while self._stalled(record.path):
             await asyncio.sleep(0.005)
         if isinstance(action, _Failure):
             response = self._failure_response(action)
