@@ -22,6 +22,7 @@ from bridge.core.deliveries import (
     to_payload,
 )
 from bridge.core.events import ChildFollowed, ChildMessage, Media, ThreadDelete, ThreadEdit, ThreadMessage, TimerKind
+from bridge.core.ids import CaseNumber, LineUserId, MessageTs, SlackUserId, ThreadTs
 from bridge.core.parts import ChildWords, GroupMention, OnDuty, ThreadLink, UserMention
 from bridge.core.policy import Policy
 from bridge.core.rules.floods import Deferred
@@ -74,19 +75,21 @@ def decide(message: ThreadMessage, case: Case | None, policy: Policy) -> core.De
 
 
 def test_child_text_goes_to_the_thread_escaped(policy: Policy) -> None:
-    message = ChildMessage(child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text="<!here> & hi")
+    message = ChildMessage(
+        child_id=LineUserId(CHILD), event_id="e", timestamp_ms=0, reply_token=None, text="<!here> & hi"
+    )
     decision = core.on_child_message(message, open_case(), policy, now=NOW, created=False)
-    assert decision.deliveries == (ThreadPost(case=7, text=(ChildWords("<!here> & hi"),), role="child"),)
+    assert decision.deliveries == (ThreadPost(case=CaseNumber(7), text=(ChildWords("<!here> & hi"),), role="child"),)
     assert slack(decision.deliveries[0].text) == "&lt;!here&gt; &amp; hi"
     assert not any(isinstance(e, core.CloseCase) for e in decision.effects)
 
 
 def test_child_media_goes_to_the_thread_as_its_description(policy: Policy) -> None:
     image = ChildMessage(
-        child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text=None, media=Media(type="image")
+        child_id=LineUserId(CHILD), event_id="e", timestamp_ms=0, reply_token=None, text=None, media=Media(type="image")
     )
     decision = core.on_child_message(image, open_case(), policy, now=NOW, created=False)
-    assert decision.deliveries == (ThreadPost(case=7, text=(ChildWords("[画像]"),), role="child"),)
+    assert decision.deliveries == (ThreadPost(case=CaseNumber(7), text=(ChildWords("[画像]"),), role="child"),)
     custom = dataclasses.replace(policy, texts={**policy.texts, "media_sticker": "sticker"})
     sticker = dataclasses.replace(image, media=Media(type="sticker", keywords=("<!here>",)))
     shown = core.on_child_message(sticker, open_case(), custom, now=NOW, created=False).deliveries[0]
@@ -102,9 +105,13 @@ def test_the_first_answer_makes_the_counsellor_and_updates_the_root(policy: Poli
         core.ScheduleTimer(TimerKind.IDLE_WARNING, f"7:{int(NOW * 1000)}", NOW + 480),
         core.ScheduleTimer(TimerKind.IDLE_CLOSE, f"7:{int(NOW * 1000)}", NOW + 600),
     )
-    assert decision.effects == (core.AssignCounsellor(7, "UCOUNSEL", NOW), core.NoteCounsellorReply(7, NOW), *silence)
+    assert decision.effects == (
+        core.AssignCounsellor(CaseNumber(7), SlackUserId("UCOUNSEL"), NOW),
+        core.NoteCounsellorReply(CaseNumber(7), NOW),
+        *silence,
+    )
     later = decide(reply("つづき"), open_case(counsellor="UCOUNSEL", counsellor_since=NOW), policy)
-    assert later.effects == (core.NoteCounsellorReply(7, NOW), *silence) and len(later.deliveries) == 1
+    assert later.effects == (core.NoteCounsellorReply(CaseNumber(7), NOW), *silence) and len(later.deliveries) == 1
 
 
 def test_counsellor_reply_becomes_one_push(policy: Policy) -> None:
@@ -192,12 +199,12 @@ def test_delete_after_the_case_closed_of_a_reply_never_sent_is_silent(policy: Po
 
 
 def test_follow_and_unfollow(policy: Policy) -> None:
-    follow = ChildFollowed(child_id=CHILD, event_id="ev1", timestamp_ms=5, reply_token="rt")
+    follow = ChildFollowed(child_id=LineUserId(CHILD), event_id="ev1", timestamp_ms=5, reply_token="rt")
     (welcome,) = core.on_child_followed(follow, policy).deliveries
     assert isinstance(welcome, LineReply)
     assert welcome.reply_token == "rt" and policy.hotline in welcome.texts[0]
     decision = core.on_child_unfollowed(open_case(), policy, now=NOW)
-    assert core.CloseCase(7, CloseReason.UNFOLLOWED) in decision.effects
+    assert core.CloseCase(CaseNumber(7), CloseReason.UNFOLLOWED) in decision.effects
     root = decision.deliveries[1]
     assert isinstance(root, RootUpdate) and "相談者がブロック" in slack(root.text)
     assert isinstance(decision.deliveries[0], ThreadPost)
@@ -205,12 +212,21 @@ def test_follow_and_unfollow(policy: Policy) -> None:
 
 
 def test_delivery_outcomes(policy: Policy) -> None:
-    push = LinePush(to=CHILD, texts=("x",), retry_key="k", case=7, slack_ts="1.2")
-    assert core.after_line_delivered(push) == (Reaction(case=7, message_ts="1.2", name="white_check_mark"),)
-    first_part = LinePush(to=CHILD, texts=("x",), retry_key="k", case=7, slack_ts="1.2", final_part=False)
+    push = LinePush(to=LineUserId(CHILD), texts=("x",), retry_key="k", case=CaseNumber(7), slack_ts=MessageTs("1.2"))
+    assert core.after_line_delivered(push) == (
+        Reaction(case=CaseNumber(7), message_ts=MessageTs("1.2"), name="white_check_mark"),
+    )
+    first_part = LinePush(
+        to=LineUserId(CHILD),
+        texts=("x",),
+        retry_key="k",
+        case=CaseNumber(7),
+        slack_ts=MessageTs("1.2"),
+        final_part=False,
+    )
     assert core.after_line_delivered(first_part) == ()
     failed = core.after_line_failed(push, "LINE refused the message (400)", policy)
-    assert failed[0] == Reaction(case=7, message_ts="1.2", name="warning")
+    assert failed[0] == Reaction(case=CaseNumber(7), message_ts=MessageTs("1.2"), name="warning")
     assert isinstance(failed[1], ThreadPost) and "400" in slack(failed[1].text)
 
 
@@ -223,13 +239,27 @@ def test_root_text_shows_the_number_and_local_time(policy: Policy) -> None:
 @pytest.mark.parametrize(
     "delivery",
     [
-        ThreadPost(case=1, text=(ChildWords("t <!here>"),), role="child"),
-        Reaction(case=1, message_ts="1.1", name="warning"),
-        Ephemeral(case=1, user="U", text=("t ", UserMention("U1"), " ", GroupMention("S1"))),
-        LinePush(to="U", texts=("a", "b"), retry_key="k", case=1, slack_ts="1.1", final_part=False),
-        LineReply(to="U", reply_token=None, event_ms=1, texts=("a",), retry_key="k"),
-        RootUpdate(case=1, text=("t",), buttons=("hold", "close")),
-        ChannelPost(text=(OnDuty(), " t ", ThreadLink(1, "1.1"), ThreadLink(2, None)), target="supervisors"),
+        ThreadPost(case=CaseNumber(1), text=(ChildWords("t <!here>"),), role="child"),
+        Reaction(case=CaseNumber(1), message_ts=MessageTs("1.1"), name="warning"),
+        Ephemeral(
+            case=CaseNumber(1),
+            user=SlackUserId("U"),
+            text=("t ", UserMention(SlackUserId("U1")), " ", GroupMention("S1")),
+        ),
+        LinePush(
+            to=LineUserId("U"),
+            texts=("a", "b"),
+            retry_key="k",
+            case=CaseNumber(1),
+            slack_ts=MessageTs("1.1"),
+            final_part=False,
+        ),
+        LineReply(to=LineUserId("U"), reply_token=None, event_ms=1, texts=("a",), retry_key="k"),
+        RootUpdate(case=CaseNumber(1), text=("t",), buttons=("hold", "close")),
+        ChannelPost(
+            text=(OnDuty(), " t ", ThreadLink(CaseNumber(1), ThreadTs("1.1")), ThreadLink(CaseNumber(2), None)),
+            target="supervisors",
+        ),
     ],
 )
 def test_deliveries_round_trip_through_json(delivery: object) -> None:
@@ -243,7 +273,7 @@ def test_a_delivery_queued_with_a_rendered_text_still_reads() -> None:
     # Queued before texts had parts: its text was already Slack's, and is posted as it is.
     queued = {"kind": "thread_post", "case": 1, "text": "&lt;!here&gt; <@U1>", "role": "child"}
     delivery = from_payload(queued)
-    assert delivery == ThreadPost(case=1, text=("&lt;!here&gt; <@U1>",), role="child")
+    assert delivery == ThreadPost(case=CaseNumber(1), text=("&lt;!here&gt; <@U1>",), role="child")
     assert slack(delivery.text) == "&lt;!here&gt; <@U1>"
 
 
@@ -268,15 +298,17 @@ def test_media_is_described_with_its_details_in_the_policys_words(
 ) -> None:
     words = {"media_file": "file", "media_video": "video", "media_location": "place", "media_unknown": "other"}
     custom = dataclasses.replace(policy, texts={**policy.texts, **words})
-    message = ChildMessage(child_id=CHILD, event_id="e", timestamp_ms=0, reply_token=None, text=None, media=media)
+    message = ChildMessage(
+        child_id=LineUserId(CHILD), event_id="e", timestamp_ms=0, reply_token=None, text=None, media=media
+    )
     post = core.on_child_message(message, open_case(), custom, now=NOW, created=False).deliveries[0]
-    assert post == ThreadPost(case=7, text=(ChildWords(core.describe_media(media, custom)),), role="child")
+    assert post == ThreadPost(case=CaseNumber(7), text=(ChildWords(core.describe_media(media, custom)),), role="child")
     assert slack(post.text) == shown  # as Slack shows it: the child's title escaped
 
 
 def test_unfollow_notes_the_case_and_shows_when_it_closed(policy: Policy) -> None:
     note, root = core.on_child_unfollowed(open_case(), policy, now=NOW).deliveries
-    assert note == ThreadPost(case=7, text=policy.render_parts("unfollow_note", case=7), role="note")
+    assert note == ThreadPost(case=CaseNumber(7), text=policy.render_parts("unfollow_note", case=7), role="note")
     assert isinstance(root, RootUpdate) and "終了（相談者がブロック、17:01）" in slack(root.text)  # opened 17:00
 
 
@@ -288,13 +320,15 @@ def test_the_first_answer_shows_since_when_on_the_root(policy: Policy) -> None:
 def test_a_reply_in_a_closed_case_is_answered_in_its_thread(policy: Policy) -> None:
     closed = open_case(status=CaseStatus.CLOSED, closed_at=1_800_000_050.0)
     text = policy.render_parts("closed_case_ephemeral", case=7)
-    assert decide(reply("まだいる？"), closed, policy).deliveries == (Ephemeral(case=7, user="UCOUNSEL", text=text),)
+    assert decide(reply("まだいる？"), closed, policy).deliveries == (
+        Ephemeral(case=CaseNumber(7), user=SlackUserId("UCOUNSEL"), text=text),
+    )
 
 
 def test_no_link_to_a_thread_that_is_not_there_yet() -> None:
-    assert core.thread_link(open_case(thread_ts=None)) == ThreadLink(7, None)
+    assert core.thread_link(open_case(thread_ts=None)) == ThreadLink(CaseNumber(7), None)
     assert slack((core.thread_link(open_case(thread_ts=None)),)) == ""
-    assert core.thread_link(open_case()) == ThreadLink(7, "1800000000.000100")
+    assert core.thread_link(open_case()) == ThreadLink(CaseNumber(7), ThreadTs("1800000000.000100"))
     assert slack((core.thread_link(open_case()),)) == "https://slack.com/archives/CCASES/p1800000000000100"
 
 
@@ -311,5 +345,5 @@ def test_deferred_messages_are_grouped_up_to_3000_characters_a_post(policy: Poli
         "b" * 1500 + "\nc",
     ]
     assert over[0] == ThreadPost(
-        case=7, text=policy.render_parts("flood_released_note", messages=5, stickers=2), role="note"
+        case=CaseNumber(7), text=policy.render_parts("flood_released_note", messages=5, stickers=2), role="note"
     )

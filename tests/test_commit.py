@@ -26,6 +26,7 @@ from bridge.config.policy_file import load_policy
 from bridge.core.case import Queue
 from bridge.core.deliveries import ThreadPost, from_payload
 from bridge.core.events import InboundEvent
+from bridge.core.ids import CaseNumber, SlackUserId
 from bridge.core.parts import ChildWords, text_from_payload
 from bridge.core.rules.floods import Deferred, Recent
 from bridge.core.schedule.model import Schedule
@@ -137,7 +138,7 @@ async def test_a_committed_entry_is_not_committed_again(router: Router) -> None:
 
 async def test_closing_frees_the_child_for_a_new_case(router: Router) -> None:
     await route(router, child_text("はじめ"))
-    assert await apply(router, core.CloseCase(1, core.CloseReason.UNFOLLOWED), cases=(1,)) is Committed.DONE
+    assert await apply(router, core.CloseCase(CaseNumber(1), core.CloseReason.UNFOLLOWED), cases=(1,)) is Committed.DONE
     case = await router.store.get_case(1)
     assert case is not None and not case.is_open and case.closed_reason == "unfollowed"
     assert await router.store.open_case_of("Uone") is None
@@ -151,8 +152,8 @@ async def test_a_version_check_refuses_a_decision_made_from_an_older_case(router
     await route(router, child_text("はじめ"))
     stale = Loaded()
     stale.case(await router.store.case_record(1))
-    assert await apply(router, core.HoldCase(1), cases=(1,)) is Committed.DONE  # the case changes meanwhile
-    decision = core.Decision(effects=(core.MarkUrgent(1),))
+    assert await apply(router, core.HoldCase(CaseNumber(1)), cases=(1,)) is Committed.DONE  # the case changes meanwhile
+    decision = core.Decision(effects=(core.MarkUrgent(CaseNumber(1)),))
     assert await router.commit(decision, stale, now=2.0, entry_id=None) is Committed.CONFLICT
     case = await router.store.get_case(1)
     assert case is not None and case.hold and not case.urgent
@@ -179,9 +180,11 @@ async def test_waiting_order_counts_unanswered_cases_opened_earlier(router: Rout
     for child in ("Ua", "Ub", "Uc"):
         await route(router, child_text("こんにちは", child=child))
     assert await queue_of(router, 3) == Queue(open_cases=3, place=3)
-    assert await apply(router, core.AssignCounsellor(1, "UC1", 2.0), cases=(1,)) is Committed.DONE
+    assert (
+        await apply(router, core.AssignCounsellor(CaseNumber(1), SlackUserId("UC1"), 2.0), cases=(1,)) is Committed.DONE
+    )
     assert await queue_of(router, 3) == Queue(open_cases=3, place=2)
-    await apply(router, core.CloseCase(2, core.CloseReason.UNFOLLOWED), cases=(2,))
+    await apply(router, core.CloseCase(CaseNumber(2), core.CloseReason.UNFOLLOWED), cases=(2,))
     assert await queue_of(router, 3) == Queue(open_cases=2, place=1)
     assert [c.number for c in await router.store.open_cases()] == [1, 3]
 
@@ -197,9 +200,9 @@ async def test_a_new_case_is_told_its_place_in_line(router: Router) -> None:
 async def test_a_childs_later_case_knows_the_earlier_numbers(router: Router) -> None:
     await route(router, child_text("いち", child="Ua"))
     await route(router, child_text("に", child="Ub"))
-    await apply(router, core.CloseCase(1, core.CloseReason.UNFOLLOWED), cases=(1,))
+    await apply(router, core.CloseCase(CaseNumber(1), core.CloseReason.UNFOLLOWED), cases=(1,))
     await route(router, child_text("さん", child="Ua"))
-    await apply(router, core.CloseCase(3, core.CloseReason.UNFOLLOWED), cases=(3,))
+    await apply(router, core.CloseCase(CaseNumber(3), core.CloseReason.UNFOLLOWED), cases=(3,))
     await route(router, child_text("よん", child="Ua"))
     assert (await router.store.get_case(4)).earlier == (1, 3)  # type: ignore[union-attr]
     assert (await router.store.get_case(2)).earlier == ()  # type: ignore[union-attr]
@@ -210,14 +213,17 @@ async def test_a_childs_later_case_knows_the_earlier_numbers(router: Router) -> 
 async def test_the_history_keeps_the_latest_ten_cases(router: Router) -> None:
     for number in range(1, 13):
         await route(router, child_text(f"{number}回目"))
-        await apply(router, core.CloseCase(number, core.CloseReason.IDLE), cases=(number,))
+        await apply(router, core.CloseCase(CaseNumber(number), core.CloseReason.IDLE), cases=(number,))
     await route(router, child_text("13回目"))
     assert (await router.store.get_case(13)).earlier == tuple(range(3, 13))  # type: ignore[union-attr]
 
 
 async def test_a_block_is_kept_by_pseudonym_counted_and_lifted(router: Router) -> None:
     await route(router, child_text("はじめ"))
-    assert await apply(router, core.BlockChild(1, "US", "迷惑", 2.0), cases=(1,)) is Committed.DONE
+    assert (
+        await apply(router, core.BlockChild(CaseNumber(1), SlackUserId("US"), "迷惑", 2.0), cases=(1,))
+        is Committed.DONE
+    )
     block = await router.store.block_of("Uone")
     assert block is not None and (block.case, block.by, block.reason) == (1, "US", "迷惑")
     assert "Uone" not in str(await router.redis.hkeys(router.store.keys.blocked))  # keyed by pseudonym
@@ -227,16 +233,23 @@ async def test_a_block_is_kept_by_pseudonym_counted_and_lifted(router: Router) -
     case = await router.store.get_case(1)
     assert case is not None and case.blocked and case.blocked_count == 1
     assert [from_payload(d) for d in await lane(router, "slack:1") if d.get("role") == "child"] == [
-        ThreadPost(case=1, text=(ChildWords("はじめ"),), role="child")
+        ThreadPost(case=CaseNumber(1), text=(ChildWords("はじめ"),), role="child")
     ]
-    assert await apply(router, core.UnblockChild(1, shown_on=(1,)), cases=(1,)) is Committed.DONE
+    assert (
+        await apply(router, core.UnblockChild(CaseNumber(1), shown_on=(CaseNumber(1),)), cases=(1,)) is Committed.DONE
+    )
     case = await router.store.get_case(1)
     assert await router.store.block_of("Uone") is None and case is not None and not case.blocked
 
 
 async def test_a_blocked_child_opens_no_case(router: Router) -> None:
     await route(router, child_text("はじめ"))
-    await apply(router, core.CloseCase(1, core.CloseReason.BLOCKED), core.BlockChild(1, "US", "迷惑", 2.0), cases=(1,))
+    await apply(
+        router,
+        core.CloseCase(CaseNumber(1), core.CloseReason.BLOCKED),
+        core.BlockChild(CaseNumber(1), SlackUserId("US"), "迷惑", 2.0),
+        cases=(1,),
+    )
     await route(router, child_text("あけて"))
     assert await router.store.open_case_of("Uone") is None and await router.store.get_case(2) is None
     await route(router, child_text("こんにちは", child="Utwo"))
@@ -258,19 +271,19 @@ async def _note(router: Router, entry: str, at: float, sticker: bool, window: in
     plan = Plan(
         keys=router.store.keys, loaded=Loaded(), child_key=router.store.child_key, now=at, audit_retention_days=1
     )
-    plan.effects([core.NoteRecent(1, at, sticker, window)], entry_id=entry)
+    plan.effects([core.NoteRecent(CaseNumber(1), at, sticker, window)], entry_id=entry)
     assert await router.store.commit(plan.ops) is Committed.DONE
 
 
 async def test_deferred_messages_are_kept_in_order_and_released(router: Router) -> None:
     await route(router, child_text("はじめ"))
-    await apply(router, core.StartFlood(1, 500.0), cases=(1,))
+    await apply(router, core.StartFlood(CaseNumber(1), 500.0), cases=(1,))
     for text in ("あのね", None, "きいて"):
-        await apply(router, core.DeferMessage(1, text), cases=(1,))
+        await apply(router, core.DeferMessage(CaseNumber(1), text), cases=(1,))
     assert await router.store.deferred_of(1) == Deferred(("あのね", "きいて"), 1)
     case = await router.store.get_case(1)
     assert case is not None and case.flood_until == 500.0
-    await apply(router, core.ReleaseFlood(1), cases=(1,))
+    await apply(router, core.ReleaseFlood(CaseNumber(1)), cases=(1,))
     case = await router.store.get_case(1)
     assert await router.store.deferred_of(1) == Deferred() and case is not None and case.flood_until is None
 
@@ -280,13 +293,13 @@ async def test_a_cool_down_in_progress_across_the_rename_keeps_what_it_deferred(
     the release deletes them too."""
     store = router.store
     await route(router, child_text("はじめ"))
-    await apply(router, core.StartFlood(1, 500.0), cases=(1,))
+    await apply(router, core.StartFlood(CaseNumber(1), 500.0), cases=(1,))
     await store.redis.rpush(store.keys.deferred_before_rename(1), "まえの")
     await store.redis.hset(store.keys.case(1), "held_stickers", "2")
     for text in ("あのね", None):
-        await apply(router, core.DeferMessage(1, text), cases=(1,))
+        await apply(router, core.DeferMessage(CaseNumber(1), text), cases=(1,))
     assert await store.deferred_of(1) == Deferred(("まえの", "あのね"), 3)
-    await apply(router, core.ReleaseFlood(1), cases=(1,))
+    await apply(router, core.ReleaseFlood(CaseNumber(1)), cases=(1,))
     assert await store.deferred_of(1) == Deferred()
     assert not await store.redis.exists(store.keys.deferred_before_rename(1), store.keys.deferred(1))
     assert not await store.redis.hexists(store.keys.case(1), "held_stickers")
@@ -300,8 +313,8 @@ async def test_audit_records_are_kept_and_dropped_after_retention(router: Router
     router.policy = dataclasses.replace(router.policy, audit_retention_days=30)
     await router.standing_pass(now)
     assert await store.audit_records() == []
-    await apply(router, core.Audit(3, "UC", "close", "memo", "command"), now=now)
-    await apply(router, core.Audit(4, "UC", "close", "memo", "command"), now=now)
+    await apply(router, core.Audit(CaseNumber(3), "UC", "close", "memo", "command"), now=now)
+    await apply(router, core.Audit(CaseNumber(4), "UC", "close", "memo", "command"), now=now)
     assert [r["case"] for r in await store.audit_records()] == ["3", "4"]
     assert [r["action"] for r in await store.audit_records(case=4)] == ["close"]
     assert await store.audit_records(since=now + 60) == []
@@ -318,7 +331,9 @@ async def test_roster_changes_between_full_reads(router: Router) -> None:
     await store.save_roster(["U1"], None, at=2.0)
     roster = await store.roster()
     assert roster is not None and roster.members == {"U1"} and roster.group_supervisors == {"U2"}
-    await apply(router, core.ChangeMember("U3", joined=True), core.ChangeMember("U1", joined=False))
+    await apply(
+        router, core.ChangeMember(SlackUserId("U3"), joined=True), core.ChangeMember(SlackUserId("U1"), joined=False)
+    )
     roster = await store.roster()
     assert roster is not None and roster.members == {"U3"}
 
@@ -328,7 +343,7 @@ async def test_a_closed_case_forgets_the_line_user_id_but_keeps_history_and_bloc
     await route(router, child_text("いち", child="Uone"))
     await route(router, child_text("に", child="Utwo"))
     closed_at = time.time() - 40 * 86400
-    await apply(router, core.CloseCase(1, core.CloseReason.IDLE), cases=(1,), now=closed_at)
+    await apply(router, core.CloseCase(CaseNumber(1), core.CloseReason.IDLE), cases=(1,), now=closed_at)
     router.policy = dataclasses.replace(router.policy, closed_case_days=30)
     await router.standing_pass(closed_at + 29 * 86400)  # not yet due
     assert (await store.get_case(1)).child_id == "Uone"  # type: ignore[union-attr]
@@ -343,7 +358,7 @@ async def test_a_closed_case_forgets_the_line_user_id_but_keeps_history_and_bloc
     later = await store.get_case(3)
     assert later is not None and later.earlier == (1,)
     assert await store.open_case_of("Uone") == 3
-    await apply(router, core.BlockChild(1, "US", "迷惑", 5.0), cases=(1,))
+    await apply(router, core.BlockChild(CaseNumber(1), SlackUserId("US"), "迷惑", 5.0), cases=(1,))
     assert await store.block_of("Uone") is not None and await store.block_of_case(3) is not None
 
 

@@ -14,6 +14,7 @@ from bridge.config.policy_file import load_policy
 from bridge.core.case import Block, Case, CaseStatus
 from bridge.core.deliveries import ChannelPost, Ephemeral, LinePush, LineReply, RootUpdate, ThreadPost
 from bridge.core.events import ChildMessage, ControlRequested, Media, TimerKind
+from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
 from bridge.core.parts import ChildWords
 from bridge.core.policy import Policy
 from bridge.core.rules import controls
@@ -27,13 +28,16 @@ CHILD = "Uchild-controls"
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=TOKYO).timestamp()  # Tuesday, open
 NIGHT = datetime(2026, 12, 1, 22, 0, tzinfo=TOKYO).timestamp()  # Tuesday, closed
 CHANNEL = "CCASES"
-ROSTER = Roster(members=frozenset({"UC", "US", "UG"}), group_supervisors=frozenset({"UG"}))
+ROSTER = Roster(
+    members=frozenset({SlackUserId("UC"), SlackUserId("US"), SlackUserId("UG")}),
+    group_supervisors=frozenset({SlackUserId("UG")}),
+)
 
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
     shipped = load_policy(Path(__file__).resolve().parent.parent / "config" / "bridge.toml")
-    return dataclasses.replace(shipped, supervisors=frozenset({"US"}), supervisor_group="SSUPER")
+    return dataclasses.replace(shipped, supervisors=frozenset({SlackUserId("US")}), supervisor_group="SSUPER")
 
 
 def a_case(number: int = 4, **changes: object) -> Case:
@@ -41,8 +45,11 @@ def a_case(number: int = 4, **changes: object) -> Case:
     return Case(number=number, child_id=CHILD, opened_at=NOW - 600, **fields)  # type: ignore[arg-type]
 
 
-def request(action: str, text: str, *, user: str = "UC", via: str = "command", **kw: str) -> ControlRequested:
-    return ControlRequested(action=action, text=text, user=user, via=via, **kw)
+def request(
+    action: str, text: str, *, user: str = "UC", via: str = "command", reason: str = "", thread_ts: str | None = None
+) -> ControlRequested:
+    thread = ThreadTs(thread_ts) if thread_ts is not None else None
+    return ControlRequested(action=action, text=text, user=SlackUserId(user), via=via, reason=reason, thread_ts=thread)
 
 
 def decide(
@@ -71,7 +78,9 @@ def test_only_members_of_the_case_channel_may_use_a_control(policy: Policy, acti
     decision = decide(request(action, "4 理由", user="UOUTSIDER"), a_case(), policy)
     assert "メンバーだけ" in slack(only_ephemeral(decision).text)
     (audit,) = decision.effects  # the refusal is recorded, nothing else changes
-    assert audit == core.Audit(4, "UOUTSIDER", f"refused:{action}", "not a member of the case channel", "command")
+    assert audit == core.Audit(
+        CaseNumber(4), "UOUTSIDER", f"refused:{action}", "not a member of the case channel", "command"
+    )
 
 
 def test_an_unknown_roster_refuses_without_guessing(policy: Policy) -> None:
@@ -113,12 +122,12 @@ def test_a_reason_is_required(policy: Policy, action: str) -> None:
 def test_block_and_unblock_are_for_supervisors_only(policy: Policy, action: str) -> None:
     decision = decide(request(action, "4 迷惑行為"), a_case(), policy)
     assert "スーパーバイザーだけ" in slack(only_ephemeral(decision).text)
-    assert decision.effects == (core.Audit(4, "UC", f"refused:{action}", "not a supervisor", "command"),)
+    assert decision.effects == (core.Audit(CaseNumber(4), "UC", f"refused:{action}", "not a supervisor", "command"),)
 
 
 def test_supervisors_come_from_the_policy_ids_and_the_user_group(policy: Policy) -> None:
-    assert ROSTER.is_supervisor("US", policy) and ROSTER.is_supervisor("UG", policy)
-    assert not ROSTER.is_supervisor("UC", policy)
+    assert ROSTER.is_supervisor(SlackUserId("US"), policy) and ROSTER.is_supervisor(SlackUserId("UG"), policy)
+    assert not ROSTER.is_supervisor(SlackUserId("UC"), policy)
 
 
 def test_the_shortcut_outside_a_case_thread_says_so(policy: Policy) -> None:
@@ -137,8 +146,8 @@ def test_close_tells_the_child_notes_the_thread_and_closes(policy: Policy) -> No
     assert isinstance(root, RootUpdate) and "<@UC> が終了" in slack(root.text) and "close" not in root.buttons
     assert isinstance(answer, Ephemeral) and answer.case is None and "#4" in slack(answer.text)
     assert decision.effects == (
-        core.CloseCase(4, core.CloseReason.COUNSELLOR, by="UC"),
-        core.Audit(4, "UC", "close", "学校と連携予定", "command"),
+        core.CloseCase(CaseNumber(4), core.CloseReason.COUNSELLOR, by=SlackUserId("UC")),
+        core.Audit(CaseNumber(4), "UC", "close", "学校と連携予定", "command"),
     )
 
 
@@ -167,8 +176,8 @@ def test_escalate_alerts_supervisors_marks_urgent_and_posts_the_checklist(policy
     assert isinstance(answer, Ephemeral)
     assert not any(isinstance(d, LinePush | LineReply) for d in decision.deliveries)  # the child is told nothing
     assert decision.effects == (
-        core.MarkUrgent(4),
-        core.Audit(4, "UC", "escalate", "自傷をほのめかしている", "command"),
+        core.MarkUrgent(CaseNumber(4)),
+        core.Audit(CaseNumber(4), "UC", "escalate", "自傷をほのめかしている", "command"),
     )
 
 
@@ -182,7 +191,7 @@ def test_a_closed_case_can_still_be_escalated(policy: Policy) -> None:
     decision = decide(
         request("escalate", "4", via="button", reason="終了後に気になる"), a_case(status=CaseStatus.CLOSED), policy
     )
-    assert core.MarkUrgent(4) in decision.effects
+    assert core.MarkUrgent(CaseNumber(4)) in decision.effects
 
 
 # --- block and unblock -------------------------------------------------------------------
@@ -197,9 +206,9 @@ def test_block_closes_the_case_and_shows_who_when_and_why(policy: Policy) -> Non
     assert isinstance(answer, Ephemeral)
     assert CHILD not in slack(note.text) + slack(root.text) + slack(answer.text)  # the LINE user ID never reaches Slack
     assert decision.effects == (
-        core.BlockChild(4, "US", "無関係な投稿の連続", NOW),
-        core.CloseCase(4, core.CloseReason.BLOCKED, by="US"),
-        core.Audit(4, "US", "block", "無関係な投稿の連続", "command"),
+        core.BlockChild(CaseNumber(4), SlackUserId("US"), "無関係な投稿の連続", NOW),
+        core.CloseCase(CaseNumber(4), core.CloseReason.BLOCKED, by=SlackUserId("US")),
+        core.Audit(CaseNumber(4), "US", "block", "無関係な投稿の連続", "command"),
     )
 
 
@@ -216,13 +225,13 @@ def test_blocking_from_an_earlier_case_also_closes_the_open_one(policy: Policy) 
         now=NOW,
         current=current,
     )
-    assert core.CloseCase(5, core.CloseReason.BLOCKED, by="US") in decision.effects
+    assert core.CloseCase(CaseNumber(5), core.CloseReason.BLOCKED, by=SlackUserId("US")) in decision.effects
     assert not any(isinstance(e, core.CloseCase) and e.number == 2 for e in decision.effects)  # already closed
     assert {d.case for d in decision.deliveries if isinstance(d, ThreadPost)} == {2, 5}
 
 
 def test_blocking_twice_or_unblocking_the_unblocked_changes_nothing(policy: Policy) -> None:
-    block = Block(case=4, by="US", at=NOW, reason="x")
+    block = Block(case=CaseNumber(4), by=SlackUserId("US"), at=NOW, reason="x")
     again = decide(request("block", "4 again", user="UG"), a_case(), policy, block=block)
     assert "すでにブロック" in slack(only_ephemeral(again).text) and again.effects == ()
     nothing = decide(request("unblock", "4", user="US"), a_case(), policy)
@@ -231,11 +240,13 @@ def test_blocking_twice_or_unblocking_the_unblocked_changes_nothing(policy: Poli
 
 def test_unblock_lifts_the_block(policy: Policy) -> None:
     case = a_case(status=CaseStatus.CLOSED, blocked=True, blocked_count=3)
-    decision = decide(request("unblock", "4", user="UG"), case, policy, block=Block(4, "US", NOW, "x"))
+    decision = decide(
+        request("unblock", "4", user="UG"), case, policy, block=Block(CaseNumber(4), SlackUserId("US"), NOW, "x")
+    )
     note, root, _ = decision.deliveries
     assert isinstance(note, ThreadPost) and "<@UG>" in slack(note.text)
     assert isinstance(root, RootUpdate) and "ブロック中" not in slack(root.text)
-    assert decision.effects[0] == core.UnblockChild(4, shown_on=(4,))
+    assert decision.effects[0] == core.UnblockChild(CaseNumber(4), shown_on=(CaseNumber(4),))
 
 
 def test_a_blocked_childs_message_is_counted_not_kept(policy: Policy) -> None:
@@ -243,7 +254,7 @@ def test_a_blocked_childs_message_is_counted_not_kept(policy: Policy) -> None:
     decision = core.on_blocked_message(child("またきたよ"), case, policy)
     (root,) = decision.deliveries
     assert isinstance(root, RootUpdate) and "受信 3 件" in slack(root.text) and "またきたよ" not in slack(root.text)
-    assert decision.effects == (core.CountBlockedMessage(4),)
+    assert decision.effects == (core.CountBlockedMessage(CaseNumber(4)),)
     quiet = core.on_blocked_message(child("x"), dataclasses.replace(case, blocked_count=11), policy)
     assert quiet.deliveries == ()  # past ten, the root is updated every tenth message only
 
@@ -253,7 +264,7 @@ def test_risk_words_from_a_blocked_child_still_reach_the_supervisors(policy: Pol
     decision = core.on_blocked_message(child("もう死にたい"), case, policy)
     (alert,) = decision.deliveries
     assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and "死にたい" not in slack(alert.text)
-    assert core.MarkBlockedRisk(4) in decision.effects
+    assert core.MarkBlockedRisk(CaseNumber(4)) in decision.effects
     told = dataclasses.replace(case, blocked_risk=True)  # once per block, not once per message
     assert core.on_blocked_message(child("死にたい"), told, policy).deliveries == ()
 
@@ -268,7 +279,7 @@ def test_hold_stops_the_automatic_close(policy: Policy) -> None:
     assert isinstance(note, ThreadPost) and "<@UC>" in slack(note.text)
     assert isinstance(root, RootUpdate) and "hold" not in root.buttons and "自動終了停止中" in slack(root.text)
     assert isinstance(answer, Ephemeral) and answer.user == "UC" and "#4" in slack(answer.text)
-    assert by_command.effects == (core.HoldCase(4), core.Audit(4, "UC", "hold", "", "command"))
+    assert by_command.effects == (core.HoldCase(CaseNumber(4)), core.Audit(CaseNumber(4), "UC", "hold", "", "command"))
     by_button = decide(request("hold", "4", via="button"), case, policy)
     assert len(by_button.deliveries) == 2  # the thread note is the answer
     again = decide(request("hold", "4"), dataclasses.replace(case, hold=True), policy)
@@ -303,14 +314,14 @@ def test_an_unknown_action_changes_nothing(policy: Policy) -> None:
     assert decide(request("frobnicate", "4"), a_case(), policy) == core.NOTHING
     refused = decide(request("frobnicate", "4", user="UOUTSIDER"), a_case(), policy)
     assert refused.effects == (
-        core.Audit(4, "UOUTSIDER", "refused:frobnicate", "not a member of the case channel", "command"),
+        core.Audit(CaseNumber(4), "UOUTSIDER", "refused:frobnicate", "not a member of the case channel", "command"),
     )
 
 
 @pytest.mark.parametrize("via", ["command", "button"])
 def test_a_refusal_names_the_case_and_answers_where_it_was_asked(policy: Policy, via: str) -> None:
     closed = a_case(status=CaseStatus.CLOSED)
-    block = Block(case=4, by="US", at=NOW, reason="x")
+    block = Block(case=CaseNumber(4), by=SlackUserId("US"), at=NOW, reason="x")
     where = None if via == "command" else 4  # a button's answer shows in the case's thread
     for action, case, kw, text in [
         ("hold", closed, {}, "相談 #4 は開いていません"),
@@ -372,7 +383,7 @@ def test_unblocking_from_another_case_refreshes_the_blocking_cases_root(policy: 
         a_case(number=5, status=CaseStatus.CLOSED),
         policy,
         roster=ROSTER,
-        block=Block(case=2, by="US", at=NOW, reason="x"),
+        block=Block(case=CaseNumber(2), by=SlackUserId("US"), at=NOW, reason="x"),
         open_cases=[],
         now=NOW,
         blocked_from=blocking,
@@ -385,7 +396,7 @@ def test_unblocking_from_another_case_refreshes_the_blocking_cases_root(policy: 
         blocking,
         policy,
         roster=ROSTER,
-        block=Block(case=2, by="US", at=NOW, reason="x"),
+        block=Block(case=CaseNumber(2), by=SlackUserId("US"), at=NOW, reason="x"),
         open_cases=[],
         now=NOW,
         blocked_from=blocking,
@@ -417,7 +428,9 @@ def test_command_text_splits_on_any_space() -> None:
 
 
 def child(text: str | None, *, event_id: str = "ev1", media: Media | None = None) -> ChildMessage:
-    return ChildMessage(child_id=CHILD, event_id=event_id, timestamp_ms=0, reply_token="rt", text=text, media=media)
+    return ChildMessage(
+        child_id=LineUserId(CHILD), event_id=event_id, timestamp_ms=0, reply_token="rt", text=text, media=media
+    )
 
 
 @pytest.mark.parametrize(
@@ -463,9 +476,9 @@ def test_a_risky_message_marks_the_case_urgent_once(policy: Policy) -> None:
     assert "死にたい" not in slack(alert.text)  # the words stay in the thread
     assert isinstance(checklist, ThreadPost) and "189" in slack(checklist.text)
     assert isinstance(root, RootUpdate) and "緊急" in slack(root.text)
-    assert core.MarkUrgent(4) in decision.effects and core.Audit(4, "auto", "risk", "risk words in a message") in (
-        decision.effects
-    )
+    assert core.MarkUrgent(CaseNumber(4)) in decision.effects and core.Audit(
+        CaseNumber(4), "auto", "risk", "risk words in a message"
+    ) in (decision.effects)
     again = core.on_child_message(
         child("死にたい"), dataclasses.replace(case, urgent=True), policy, now=NOW, created=False
     )
@@ -502,7 +515,9 @@ def test_out_of_hours_a_risky_message_also_gets_the_crisis_lines(policy: Policy)
     (reply,) = [d for d in later.deliveries if isinstance(d, LineReply)]
     assert reply.texts == (policy.render("crisis_lines"),)
     assert (
-        core.MarkClosedNotice(CHILD, told, next(e.until for e in later.effects if isinstance(e, core.MarkClosedNotice)))
+        core.MarkClosedNotice(
+            LineUserId(CHILD), told, next(e.until for e in later.effects if isinstance(e, core.MarkClosedNotice))
+        )
         in later.effects
     )
     ordinary = core.on_child_message(child("ねむい"), a_case(), policy, now=NIGHT, created=False, closed_notice=period)
@@ -531,9 +546,9 @@ def test_the_sixth_sticker_starts_a_flood_cool_down(policy: Policy) -> None:
     assert ThreadPost in kinds and LineReply in kinds and ChannelPost in kinds and RootUpdate in kinds
     assert not any(isinstance(d, ThreadPost) and d.role == "child" for d in decision.deliveries)  # deferred, not posted
     until = NOW + policy.flood_cooldown_seconds
-    assert core.StartFlood(4, until) in decision.effects
+    assert core.StartFlood(CaseNumber(4), until) in decision.effects
     assert core.ScheduleTimer(TimerKind.FLOOD_RELEASE, f"4:{int(until)}", until) in decision.effects
-    assert core.DeferMessage(4, None) in decision.effects  # a sticker is counted, not kept
+    assert core.DeferMessage(CaseNumber(4), None) in decision.effects  # a sticker is counted, not kept
     alert = next(d for d in decision.deliveries if isinstance(d, ChannelPost))
     assert alert.target == "supervisors" and "/block 4" in slack(alert.text)
 
@@ -542,15 +557,15 @@ def test_during_a_cool_down_messages_are_deferred_quietly_but_risk_words_still_a
     flooding = a_case(flood_until=NOW + 100)
     quiet = core.on_child_message(child("あのね"), flooding, policy, now=NOW, created=False, recent=Recent(30, 0))
     assert quiet.deliveries == ()
-    assert core.DeferMessage(4, "あのね") in quiet.effects
+    assert core.DeferMessage(CaseNumber(4), "あのね") in quiet.effects
     risky = core.on_child_message(child("死にたい"), flooding, policy, now=NOW, created=False)
     assert any(isinstance(d, ChannelPost) and d.target == "supervisors" for d in risky.deliveries)
     # Never deferred: the alert sends the supervisors to the thread to read it.
-    assert ThreadPost(case=4, text=(ChildWords("死にたい"),), role="child") in risky.deliveries
+    assert ThreadPost(case=CaseNumber(4), text=(ChildWords("死にたい"),), role="child") in risky.deliveries
     assert not any(isinstance(e, core.DeferMessage) for e in risky.effects)
     # The cool-down lasts until its timer ends it, even past its time, so order is kept.
     late = core.on_child_message(child("まだ？"), flooding, policy, now=NOW + 500, created=False)
-    assert core.DeferMessage(4, "まだ？") in late.effects
+    assert core.DeferMessage(CaseNumber(4), "まだ？") in late.effects
 
 
 def test_the_cool_down_ends_and_what_was_deferred_reaches_the_thread(policy: Policy) -> None:
@@ -563,7 +578,7 @@ def test_the_cool_down_ends_and_what_was_deferred_reaches_the_thread(policy: Pol
     assert isinstance(note, ThreadPost) and "14 件" in slack(note.text) and "12 件" in slack(note.text)
     assert isinstance(texts, ThreadPost) and texts.role == "child" and slack(texts.text) == "あのね\nきいて"
     assert isinstance(root, RootUpdate) and "保留中" not in slack(root.text)
-    assert decision.effects == (core.ReleaseFlood(4),)
+    assert decision.effects == (core.ReleaseFlood(CaseNumber(4)),)
     assert core.on_flood_timer(f"4:{int(NOW)}", a_case(), Deferred(), policy) == core.NOTHING  # already ended
 
 
@@ -577,7 +592,10 @@ def test_root_buttons_follow_the_state() -> None:
 def test_a_cool_down_running_past_closing_still_tells_the_child_the_service_is_closed(policy: Policy) -> None:
     flooding = a_case(flood_until=NIGHT + 100)
     decision = core.on_child_message(child("ねえ"), flooding, policy, now=NIGHT, created=False)
-    assert core.DeferMessage(4, "ねえ") in decision.effects and core.NoteClosedArrival(4, NIGHT) in decision.effects
+    assert (
+        core.DeferMessage(CaseNumber(4), "ねえ") in decision.effects
+        and core.NoteClosedArrival(CaseNumber(4), NIGHT) in decision.effects
+    )
     (reply,) = [d for d in decision.deliveries if isinstance(d, LineReply)]
     assert "受付時間外" in reply.texts[0]
     assert not any(isinstance(d, ThreadPost) and d.role == "child" for d in decision.deliveries)
@@ -597,9 +615,9 @@ def test_after_hours_with_a_counsellor_still_talking_risk_words_get_the_crisis_l
 def test_joins_and_leaves_of_the_case_channel_change_the_roster() -> None:
     from bridge.core.events import MemberChanged
 
-    left = controls.on_member_changed(MemberChanged(CHANNEL, "UC", joined=False), channel=CHANNEL)
-    assert left.effects == (core.ChangeMember("UC", False),)
-    elsewhere = controls.on_member_changed(MemberChanged("COTHER", "UC", joined=True), channel=CHANNEL)
+    left = controls.on_member_changed(MemberChanged(CHANNEL, SlackUserId("UC"), joined=False), channel=CHANNEL)
+    assert left.effects == (core.ChangeMember(SlackUserId("UC"), False),)
+    elsewhere = controls.on_member_changed(MemberChanged("COTHER", SlackUserId("UC"), joined=True), channel=CHANNEL)
     assert elsewhere == core.NOTHING
 
 
@@ -614,38 +632,43 @@ def test_a_flood_hold_in_full(policy: Policy) -> None:
     )
     until = NOW + policy.flood_cooldown_seconds  # 14:05
     note, alert, notice, root = decision.deliveries
-    assert note == ThreadPost(case=4, text=policy.render_parts("flood_note", until="14:05"), role="note")
+    assert note == ThreadPost(case=CaseNumber(4), text=policy.render_parts("flood_note", until="14:05"), role="note")
     assert isinstance(alert, ChannelPost) and alert.target == "supervisors"
     assert slack(alert.text) == policy.render("flood_alert", case=4, until="14:05", link=LINK)
     assert notice == LineReply(
-        to=CHILD,
+        to=LineUserId(CHILD),
         reply_token="rt",
         event_ms=0,
         texts=(policy.render("flood_notice_child"),),
         retry_key=core.retry_key("flood:ev1"),
-        case=4,
+        case=CaseNumber(4),
     )
     assert isinstance(root, RootUpdate) and policy.render("state_flood", until="14:05") in slack(root.text)
     assert decision.effects == (
-        core.NoteChildMessage(4, NOW),
-        core.StartFlood(4, until),
+        core.NoteChildMessage(CaseNumber(4), NOW),
+        core.StartFlood(CaseNumber(4), until),
         core.ScheduleTimer(TimerKind.FLOOD_RELEASE, f"4:{int(until)}", until),
-        core.Audit(4, "auto", "flood", "21 messages in the window"),
-        core.DeferMessage(4, "まだいる？"),
+        core.Audit(CaseNumber(4), "auto", "flood", "21 messages in the window"),
+        core.DeferMessage(CaseNumber(4), "まだいる？"),
     )
 
 
 def test_risk_words_that_tip_a_flood_are_posted_first_and_alerted(policy: Policy) -> None:
     decision = core.on_child_message(child("死にたい"), a_case(), policy, now=NOW, created=False, recent=Recent(21, 0))
     post, flood_note, *_ = decision.deliveries
-    assert post == ThreadPost(case=4, text=(ChildWords("死にたい"),), role="child")  # never deferred, before the note
+    assert post == ThreadPost(
+        case=CaseNumber(4), text=(ChildWords("死にたい"),), role="child"
+    )  # never deferred, before the note
     assert isinstance(flood_note, ThreadPost) and flood_note.role == "note"
     alerts = [d for d in decision.deliveries if isinstance(d, ChannelPost) and "自動検知" in slack(d.text)]
     assert [(alert.target, slack(alert.text)) for alert in alerts] == [
         ("supervisors", policy.render("risk_alert", mention="<!subteam^SSUPER> ", case=4, link=LINK))
     ]
-    assert decision.effects[0] == core.NoteChildMessage(4, NOW)
-    assert decision.effects[-2:] == (core.MarkUrgent(4), core.Audit(4, "auto", "risk", "risk words in a message"))
+    assert decision.effects[0] == core.NoteChildMessage(CaseNumber(4), NOW)
+    assert decision.effects[-2:] == (
+        core.MarkUrgent(CaseNumber(4)),
+        core.Audit(CaseNumber(4), "auto", "risk", "risk words in a message"),
+    )
 
 
 def test_risk_words_from_a_blocked_child_alert_in_full(policy: Policy) -> None:
@@ -655,9 +678,9 @@ def test_risk_words_from_a_blocked_child_alert_in_full(policy: Policy) -> None:
     (alert,) = decision.deliveries
     assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and slack(alert.text) == text
     assert decision.effects == (
-        core.CountBlockedMessage(4),
-        core.MarkBlockedRisk(4),
-        core.Audit(4, "auto", "risk", "risk words from a blocked account"),
+        core.CountBlockedMessage(CaseNumber(4)),
+        core.MarkBlockedRisk(CaseNumber(4)),
+        core.Audit(CaseNumber(4), "auto", "risk", "risk words from a blocked account"),
     )
 
 

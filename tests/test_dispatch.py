@@ -39,10 +39,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def sample_value(annotation: Any) -> Any:
-    """A plain value of the annotated type (the first member of a union or an enum); a Text
-    holds one part of every kind."""
+    """A plain value of the annotated type (the first member of a union or an enum, the plain
+    value of an identifier); a Text holds one part of every kind."""
     if annotation == Text:
         return tuple(sample_value(kind) for kind in typing.get_args(Part))
+    if isinstance(annotation, typing.NewType):  # an identifier: a value of the type it stands for
+        return sample_value(annotation.__supertype__)
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         return sample_value(next(arg for arg in typing.get_args(annotation) if arg is not type(None)))

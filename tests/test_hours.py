@@ -18,6 +18,7 @@ from bridge.config.policy_file import load_policy
 from bridge.core.case import Case, CaseStatus, Queue
 from bridge.core.deliveries import ChannelPost, LinePush, LineReply, RootUpdate, ThreadPost
 from bridge.core.events import ChildMessage, TimerKind
+from bridge.core.ids import CaseNumber, LineUserId, SlackUserId
 from bridge.core.policy import Policy
 from bridge.core.schedule.model import Schedule
 from tests.slack_text import slack
@@ -45,7 +46,9 @@ def a_case(number: int = 4, opened_at: float = TUESDAY_MORNING, **changes: objec
 
 
 def message(event_id: str = "ev1", token: str | None = "rt") -> ChildMessage:
-    return ChildMessage(child_id=CHILD, event_id=event_id, timestamp_ms=0, reply_token=token, text="こんにちは")
+    return ChildMessage(
+        child_id=LineUserId(CHILD), event_id=event_id, timestamp_ms=0, reply_token=token, text="こんにちは"
+    )
 
 
 def test_out_of_hours_message_is_posted_and_answered_once(policy: Policy) -> None:
@@ -58,7 +61,7 @@ def test_out_of_hours_message_is_posted_and_answered_once(policy: Policy) -> Non
     opening = at("2026-12-01T13:00")
     notice = next(e for e in first.effects if isinstance(e, core.MarkClosedNotice))
     assert notice.until == opening
-    assert core.NoteClosedArrival(4, TUESDAY_MORNING) in first.effects
+    assert core.NoteClosedArrival(CaseNumber(4), TUESDAY_MORNING) in first.effects
     assert core.ScheduleTimer(TimerKind.OPENING, str(int(opening)), opening) in first.effects
 
     second = core.on_child_message(
@@ -76,7 +79,10 @@ def test_an_older_unanswered_case_written_to_after_closing_waits_again(policy: P
     assert isinstance(post, ThreadPost)
     assert isinstance(root, RootUpdate) and "時間外に受信" in slack(root.text)
     assert isinstance(reply, LineReply) and "水曜日 13:00" in reply.texts[0]
-    assert core.MarkArrivedClosed(4) in decision.effects and core.NoteClosedArrival(4, evening) in decision.effects
+    assert (
+        core.MarkArrivedClosed(CaseNumber(4)) in decision.effects
+        and core.NoteClosedArrival(CaseNumber(4), evening) in decision.effects
+    )
 
 
 def test_a_new_closed_period_gets_a_new_reply(policy: Policy) -> None:
@@ -97,7 +103,7 @@ def test_no_automatic_reply_while_a_counsellor_is_talking_after_closing(policy: 
     )
     decision = core.on_child_message(message(), engaged, policy, now=evening, created=False)
     assert [type(d) for d in decision.deliveries] == [ThreadPost]
-    assert decision.effects == (core.NoteChildMessage(4, evening),)
+    assert decision.effects == (core.NoteChildMessage(CaseNumber(4), evening),)
     # The next evening, the same (still open) case is no live conversation any more.
     next_evening = evening + 86400
     later = core.on_child_message(message("ev9"), engaged, policy, now=next_evening, created=False)
@@ -125,7 +131,7 @@ def test_a_new_case_when_full_is_told_at_once_with_its_place(policy: Policy) -> 
     )
     busy = full.deliveries[1]
     assert isinstance(busy, LineReply) and "2 番目" in busy.texts[0] and "0120-967-866" in busy.texts[0]
-    assert core.MarkBusyNotified(4) in full.effects
+    assert core.MarkBusyNotified(CaseNumber(4)) in full.effects
     assert not any(isinstance(e, core.ScheduleTimer) and e.kind == TimerKind.BUSY for e in full.effects)
 
 
@@ -137,7 +143,7 @@ def test_a_new_case_with_room_gets_timers_instead(policy: Policy) -> None:
     assert [type(d) for d in decision.deliveries] == [ThreadPost]
     busy_at = TUESDAY_AFTERNOON + 180
     assert decision.effects == (
-        core.NoteChildMessage(4, TUESDAY_AFTERNOON),
+        core.NoteChildMessage(CaseNumber(4), TUESDAY_AFTERNOON),
         core.ScheduleTimer(TimerKind.BUSY, f"4:{int(busy_at)}", busy_at),
         core.ScheduleTimer(TimerKind.UNANSWERED, "4", TUESDAY_AFTERNOON + 300),
         core.ScheduleTimer(TimerKind.SOFT_WARNING, "4", TUESDAY_AFTERNOON + 3000),
@@ -169,7 +175,7 @@ def test_the_busy_timer(policy: Policy, changes: dict[str, Any], now: float, exp
     assert bool(pushes) is expected_push
     if expected_push:
         assert "1 番目" in pushes[0].texts[0]
-        assert decision.effects == (core.MarkBusyNotified(4),)
+        assert decision.effects == (core.MarkBusyNotified(CaseNumber(4)),)
 
 
 def test_the_opening_digest_lists_waiting_cases_oldest_first(policy: Policy) -> None:
@@ -185,7 +191,7 @@ def test_the_opening_digest_lists_waiting_cases_oldest_first(policy: Policy) -> 
     assert isinstance(digest, ChannelPost)
     assert slack(digest.text).index("#5") < slack(digest.text).index("#7") and "#6" not in slack(digest.text)
     assert "2 件" in slack(digest.text)
-    assert core.ClearClosedArrivals((7, 5, 6)) in decision.effects
+    assert core.ClearClosedArrivals((CaseNumber(7), CaseNumber(5), CaseNumber(6))) in decision.effects
     # The waiting children get their busy-notice timers from the opening on.
     busy = [e for e in decision.effects if isinstance(e, core.ScheduleTimer) and e.kind == TimerKind.BUSY]
     assert sorted(core.busy_timer_case(t.arg) for t in busy) == [5, 7] and {t.at for t in busy} == {opening + 180}
@@ -272,7 +278,7 @@ def test_an_unanswered_case_is_pointed_out_to_those_on_duty(policy: Policy) -> N
     group = dataclasses.replace(policy, on_duty_group="S0DUTY")
     grouped = core.on_unanswered_timer(case, group, now=TUESDAY_AFTERNOON + 300).deliveries[0]
     assert "<!subteam^S0DUTY>" in slack(grouped.text)  # type: ignore[union-attr]
-    answered = dataclasses.replace(case, counsellor="UC")
+    answered = dataclasses.replace(case, counsellor=SlackUserId("UC"))
     assert core.on_unanswered_timer(answered, policy, now=TUESDAY_AFTERNOON + 300) == core.NOTHING
 
 
@@ -309,7 +315,7 @@ def test_silence_after_a_counsellor_brings_a_check_in_then_the_close(policy: Pol
     assert isinstance(push, LinePush) and "0120-967-866" in push.texts[0]
     assert isinstance(note, ThreadPost) and "10分間" in slack(note.text)
     assert isinstance(root, RootUpdate) and "返信なし" in slack(root.text)
-    assert closing.effects == (core.CloseCase(4, core.CloseReason.IDLE),)
+    assert closing.effects == (core.CloseCase(CaseNumber(4), core.CloseReason.IDLE),)
 
 
 @pytest.mark.parametrize(
@@ -332,7 +338,7 @@ def test_silence_timers_that_no_longer_apply_do_nothing(policy: Policy, changes:
 
 def test_a_childs_message_resets_the_silence_clock(policy: Policy) -> None:
     decision = core.on_child_message(message(), a_case(), policy, now=TUESDAY_AFTERNOON, created=False)
-    assert core.NoteChildMessage(4, TUESDAY_AFTERNOON) in decision.effects
+    assert core.NoteChildMessage(CaseNumber(4), TUESDAY_AFTERNOON) in decision.effects
 
 
 @pytest.mark.parametrize(
@@ -358,7 +364,7 @@ def test_the_out_of_hours_notice_names_its_period_and_a_plain_message_leaves_roo
     plain = core.on_child_message(message(), a_case(), policy, now=TUESDAY_MORNING, created=False)
     reply = plain.deliveries[-1]
     assert isinstance(reply, LineReply) and reply.case == 4  # a refused reply is reported in the case's thread
-    assert core.MarkClosedNotice(CHILD, period, opening) in plain.effects
+    assert core.MarkClosedNotice(LineUserId(CHILD), period, opening) in plain.effects
     # Risk words later in the same period still bring the crisis lines, once.
     risky = dataclasses.replace(message("ev2"), text="死にたい")
     later = core.on_child_message(
@@ -366,7 +372,7 @@ def test_the_out_of_hours_notice_names_its_period_and_a_plain_message_leaves_roo
     )
     (crisis,) = [d for d in later.deliveries if isinstance(d, LineReply)]
     assert crisis.texts == (policy.render("crisis_lines"),)
-    assert core.MarkClosedNotice(CHILD, period + "+crisis", opening) in later.effects
+    assert core.MarkClosedNotice(LineUserId(CHILD), period + "+crisis", opening) in later.effects
 
 
 def test_a_schedule_that_never_opens_repeats_its_notice_weekly(policy: Policy) -> None:
@@ -381,10 +387,10 @@ def test_the_busy_notice_names_the_place_in_the_queue(policy: Policy) -> None:
     decision = core.on_busy_timer(case, policy, now=TUESDAY_AFTERNOON + 180, queue=Queue(open_cases=5, place=3))
     (push,) = decision.deliveries
     assert push == LinePush(
-        to=CHILD,
+        to=LineUserId(CHILD),
         texts=(policy.render("busy_notice", place=3),),
         retry_key=core.retry_key("busy-timer:4"),
-        case=4,
+        case=CaseNumber(4),
     )
     unknown = core.on_busy_timer(case, policy, now=TUESDAY_AFTERNOON + 180, queue=None).deliveries[0]
     assert isinstance(unknown, LinePush) and unknown.texts == (policy.render("busy_notice", place=1),)
@@ -421,7 +427,11 @@ def test_the_closing_reminder_text_and_when_it_is_not_sent(policy: Policy) -> No
     closing = at("2026-12-01T19:00")
     hour = core.on_closing_timer([a_case(1)], closing, policy, now=closing - 3600)
     assert hour.deliveries == (
-        ThreadPost(case=1, text=policy.render_parts("closing_reminder", minutes=60, closing_at="19:00"), role="note"),
+        ThreadPost(
+            case=CaseNumber(1),
+            text=policy.render_parts("closing_reminder", minutes=60, closing_at="19:00"),
+            role="note",
+        ),
     )
     last = core.on_closing_timer([a_case(1)], closing, policy, now=closing - 20)
     assert "あと1分" in slack(last.deliveries[0].text)  # type: ignore[union-attr]
@@ -448,11 +458,11 @@ def test_the_guideline_texts(policy: Policy) -> None:
     case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1800000000.000100")
     warning = core.on_guideline_timer(TimerKind.SOFT_WARNING, case, policy, now=0)
     assert warning.deliveries == (
-        ThreadPost(case=4, text=policy.render_parts("soft_limit_warning_note", minutes=50), role="note"),
+        ThreadPost(case=CaseNumber(4), text=policy.render_parts("soft_limit_warning_note", minutes=50), role="note"),
     )
     limit = core.on_guideline_timer(TimerKind.SOFT_LIMIT, case, policy, now=0)
     assert limit.deliveries == (
-        ThreadPost(case=4, text=policy.render_parts("soft_limit_note", minutes=60), role="note"),
+        ThreadPost(case=CaseNumber(4), text=policy.render_parts("soft_limit_note", minutes=60), role="note"),
     )
     overtime = core.on_guideline_timer(TimerKind.OVERTIME, case, policy, now=0)
     link = "https://slack.com/archives/CCASES/p1800000000000100"
@@ -476,7 +486,10 @@ def test_silence_counts_from_the_counsellors_message_when_the_child_wrote_before
     case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", last_counsellor_at=replied, last_child_at=replied - 30)
     (checkin,) = core.on_silence_timer(TimerKind.IDLE_WARNING, arg, case, policy, now=replied + 480).deliveries
     assert checkin == LinePush(
-        to=CHILD, texts=(policy.render("idle_checkin"),), retry_key=core.retry_key(f"idle-warning:{arg}"), case=4
+        to=LineUserId(CHILD),
+        texts=(policy.render("idle_checkin"),),
+        retry_key=core.retry_key(f"idle-warning:{arg}"),
+        case=CaseNumber(4),
     )
     push, _note, root = core.on_silence_timer(TimerKind.IDLE_CLOSE, arg, case, policy, now=replied + 600).deliveries
     assert isinstance(push, LinePush) and push.case == 4
@@ -507,7 +520,7 @@ def test_the_idle_close_note_names_the_configured_silence(policy: Policy) -> Non
     arg = f"4:{round(replied * 1000)}"
     case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", last_counsellor_at=replied)
     _push, note, _root = core.on_silence_timer(TimerKind.IDLE_CLOSE, arg, case, hour, now=replied + 3600).deliveries
-    assert note == ThreadPost(case=4, text=hour.render_parts("idle_closed_note", minutes=60), role="note")
+    assert note == ThreadPost(case=CaseNumber(4), text=hour.render_parts("idle_closed_note", minutes=60), role="note")
 
 
 def test_the_earlier_cases_follow_the_state_after_two_spaces(policy: Policy) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from bridge.adapters.line.webhook import WebhookBodyError, parse_event, sign, signature_is_valid, split_webhook_body
 from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored, Media
+from bridge.core.ids import LineUserId
 from tests.reference import reference_file
 
 
@@ -53,11 +54,11 @@ def test_bad_bodies_are_refused(body: bytes) -> None:
     [
         (
             {"type": "follow", "source": {"type": "user", "userId": "U1"}, "replyToken": "r", "timestamp": 5},
-            ChildFollowed(child_id="U1", event_id="", timestamp_ms=5, reply_token="r"),
+            ChildFollowed(child_id=LineUserId("U1"), event_id="", timestamp_ms=5, reply_token="r"),
         ),
         (
             {"type": "unfollow", "source": {"type": "user", "userId": "U1"}, "timestamp": 5},
-            ChildUnfollowed(child_id="U1", event_id="", timestamp_ms=5),
+            ChildUnfollowed(child_id=LineUserId("U1"), event_id="", timestamp_ms=5),
         ),
         ({"type": "message", "source": {"type": "room", "roomId": "R", "userId": "U1"}}, Ignored),
         ({"type": "message", "source": {"type": "user"}}, Ignored),
@@ -87,7 +88,7 @@ def test_text_and_sticker_messages() -> None:
             "message": {"type": "text", "id": "1", "text": "やあ"},
         }
     )
-    assert text == ChildMessage(child_id="U1", event_id="E", timestamp_ms=9, reply_token="r", text="やあ")
+    assert text == ChildMessage(child_id=LineUserId("U1"), event_id="E", timestamp_ms=9, reply_token="r", text="やあ")
     sticker = parse_event(
         {
             "type": "message",

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bridge.config.policy_file import load_policy
+from bridge.core.ids import CaseNumber, SlackUserId, ThreadTs
 from bridge.core.parts import (
     ChildWords,
     GroupMention,
@@ -25,18 +26,21 @@ from bridge.core.parts import (
 
 EVERY_PART: Text = (
     "words ",
-    UserMention("U1"),
+    UserMention(SlackUserId("U1")),
     GroupMention("S1"),
     OnDuty(),
-    ThreadLink(12, "1800000000.000100"),
-    ThreadLink(13, None),
+    ThreadLink(CaseNumber(12), ThreadTs("1800000000.000100")),
+    ThreadLink(CaseNumber(13), None),
     ChildWords("<!here> & 😀"),
 )
 
 
 def test_a_placeholder_keeps_a_part_whole() -> None:
-    text = compose("{user} が #{case} を終了（{how}）", {"user": UserMention("U1"), "case": 12, "how": ("x", OnDuty())})
-    assert text == (UserMention("U1"), " が #12 を終了（x", OnDuty(), "）")
+    text = compose(
+        "{user} が #{case} を終了（{how}）",
+        {"user": UserMention(SlackUserId("U1")), "case": 12, "how": ("x", OnDuty())},
+    )
+    assert text == (UserMention(SlackUserId("U1")), " が #12 を終了（x", OnDuty(), "）")
 
 
 def test_other_values_are_formatted_as_str_format_would() -> None:
@@ -48,7 +52,7 @@ def test_other_values_are_formatted_as_str_format_would() -> None:
 @pytest.mark.parametrize("template", ["{user:>10}", "{user!r}", "{user:s}"])
 def test_a_part_takes_no_format(template: str) -> None:
     with pytest.raises(ValueError, match="takes no format"):
-        compose(template, {"user": UserMention("U1")})
+        compose(template, {"user": UserMention(SlackUserId("U1"))})
 
 
 @pytest.mark.parametrize(("template", "error"), [("{}", ValueError), ("{0}", ValueError), ("{nope}", KeyError)])
@@ -60,7 +64,11 @@ def test_a_template_fails_as_str_format_would(template: str, error: type[Excepti
 
 
 def test_texts_concatenate_and_join_merging_their_words() -> None:
-    assert concat("a", "", ("b", UserMention("U1")), "c", ()) == ("ab", UserMention("U1"), "c")
+    assert concat("a", "", ("b", UserMention(SlackUserId("U1"))), "c", ()) == (
+        "ab",
+        UserMention(SlackUserId("U1")),
+        "c",
+    )
     assert join("\n", [("a",), (OnDuty(),), ()]) == ("a\n", OnDuty(), "\n")
     assert join("\n", []) == ()
 
@@ -68,16 +76,16 @@ def test_texts_concatenate_and_join_merging_their_words() -> None:
 def test_a_plain_text_holds_only_words() -> None:
     assert plain(("a", "b")) == "ab"
     with pytest.raises(TypeError):
-        plain(("a", UserMention("U1")))
+        plain(("a", UserMention(SlackUserId("U1"))))
 
 
 def test_the_policy_renders_plain_texts_and_texts_with_parts() -> None:
     policy = load_policy(Path(__file__).resolve().parent.parent / "config" / "bridge.toml")
-    note = policy.render_parts("hold_note", user=UserMention("U1"))
-    assert note[1] == UserMention("U1") and isinstance(note[0], str) and isinstance(note[2], str)
+    note = policy.render_parts("hold_note", user=UserMention(SlackUserId("U1")))
+    assert note[1] == UserMention(SlackUserId("U1")) and isinstance(note[0], str) and isinstance(note[2], str)
     assert policy.render("hold_note", user="someone") == plain(note[:1]) + "someone" + plain(note[2:])
     with pytest.raises(TypeError):
-        policy.render("hold_note", user=UserMention("U1"))  # a text for the child never holds a mention
+        policy.render("hold_note", user=UserMention(SlackUserId("U1")))  # a text for the child never holds a mention
     assert policy.render_parts("welcome") == (policy.render("welcome"),)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bridge.core.deliveries import LinePush, LineReply, Reaction, ThreadPost
+from bridge.core.ids import CaseNumber, LineUserId, MessageTs
 from bridge.core.parts import ChildWords
 from bridge.core.retry import Action, Outcome, RetryRules, next_step, use_reply_token
 
 RULES = RetryRules(give_up_after_s=3600, max_backoff_s=60, unanswered_wait_s=10)
-PUSH = LinePush(to="U", texts=("x",), retry_key="k", case=1, slack_ts="1.1")
-CHILD_POST = ThreadPost(case=1, text=(ChildWords("x"),), role="child")
-NOTE = ThreadPost(case=1, text=("x",), role="note")
+PUSH = LinePush(to=LineUserId("U"), texts=("x",), retry_key="k", case=CaseNumber(1), slack_ts=MessageTs("1.1"))
+CHILD_POST = ThreadPost(case=CaseNumber(1), text=(ChildWords("x"),), role="child")
+NOTE = ThreadPost(case=CaseNumber(1), text=("x",), role="note")
 
 
 def step(delivery: object, outcome: Outcome, *, attempts: int = 1, age_s: float = 0) -> object:
@@ -46,13 +47,13 @@ def test_give_up_after_the_horizon_except_for_a_childs_words() -> None:
 
 def test_a_refused_childs_message_is_set_aside_not_dropped() -> None:
     assert step(CHILD_POST, Outcome("failed", "bad")).action is Action.SET_ASIDE  # type: ignore[attr-defined]
-    reaction = Reaction(case=1, message_ts="1.1", name="warning")
+    reaction = Reaction(case=CaseNumber(1), message_ts=MessageTs("1.1"), name="warning")
     assert step(reaction, Outcome("failed", "bad")).action is Action.FAIL  # type: ignore[attr-defined]
     assert step(PUSH, Outcome("failed", "400")).action is Action.FAIL  # type: ignore[attr-defined]
 
 
 def test_a_refused_reply_token_turns_into_a_push() -> None:
-    reply = LineReply(to="U", reply_token="t", event_ms=0, texts=("x",), retry_key="k")
+    reply = LineReply(to=LineUserId("U"), reply_token="t", event_ms=0, texts=("x",), retry_key="k")
     assert step(reply, Outcome("reply_token_rejected")).action is Action.PUSH_INSTEAD  # type: ignore[attr-defined]
 
 
@@ -69,12 +70,12 @@ def test_a_refused_reply_token_turns_into_a_push() -> None:
 def test_reply_token_is_used_only_fresh_and_first(
     token: str | None, age_ms: int, attempts: int, expected: bool
 ) -> None:
-    reply = LineReply(to="U", reply_token=token, event_ms=1_000_000, texts=("x",), retry_key="k")
+    reply = LineReply(to=LineUserId("U"), reply_token=token, event_ms=1_000_000, texts=("x",), retry_key="k")
     assert use_reply_token(reply, now_ms=1_000_000 + age_ms, attempts=attempts) is expected
 
 
 def test_only_a_refused_reply_token_turns_a_reply_into_a_push() -> None:
-    reply = LineReply(to="U", reply_token="t", event_ms=0, texts=("x",), retry_key="k")
+    reply = LineReply(to=LineUserId("U"), reply_token="t", event_ms=0, texts=("x",), retry_key="k")
     assert step(reply, Outcome("retry", "500")).action is Action.RETRY  # type: ignore[attr-defined]
     assert step(reply, Outcome("failed", "400")).action is Action.FAIL  # type: ignore[attr-defined]
     # A push has no token to refuse: the same outcome for it is not a reason to push again.

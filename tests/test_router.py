@@ -18,6 +18,7 @@ import bridge.engine.router as router_module
 from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
 from bridge.config.settings import load_settings
+from bridge.core.ids import SlackUserId
 from bridge.core.schedule.model import Schedule
 from bridge.engine.worker import Worker
 
@@ -37,7 +38,7 @@ def make_worker(redis: aioredis.FakeRedis) -> Worker:
     policy = load_policy(ROOT / "config" / "bridge.toml")
     always = {day: ["00:00-24:00"] for day in DAYS}
     policy = dataclasses.replace(
-        policy, schedule=Schedule.from_config(always, policy.timezone), supervisors=frozenset({"US"})
+        policy, schedule=Schedule.from_config(always, policy.timezone), supervisors=frozenset({SlackUserId("US")})
     )
     # The router never calls the platforms; only deliverers do.
     return Worker(

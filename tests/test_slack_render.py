@@ -8,6 +8,7 @@ import random
 import pytest
 
 from bridge.adapters.slack.render import escape, render
+from bridge.core.ids import CaseNumber, SlackUserId, ThreadTs
 from bridge.core.parts import ChildWords, GroupMention, OnDuty, Text, ThreadLink, UserMention
 from bridge.core.text import describe_line_message, slack_to_plain
 
@@ -15,11 +16,14 @@ from bridge.core.text import describe_line_message, slack_to_plain
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
-        (("相談 #12 ", UserMention("U1"), " が担当"), "相談 #12 <@U1> が担当"),
+        (("相談 #12 ", UserMention(SlackUserId("U1")), " が担当"), "相談 #12 <@U1> が担当"),
         ((GroupMention("S1"), " 緊急"), "<!subteam^S1> 緊急"),
         ((OnDuty(), " 未返信"), "<!here> 未返信"),
-        (("見る: ", ThreadLink(12, "1800000000.000100")), "見る: https://slack.com/archives/CCASES/p1800000000000100"),
-        (("見る: ", ThreadLink(12, None)), "見る: "),  # no thread yet: no link
+        (
+            ("見る: ", ThreadLink(CaseNumber(12), ThreadTs("1800000000.000100"))),
+            "見る: https://slack.com/archives/CCASES/p1800000000000100",
+        ),
+        (("見る: ", ThreadLink(CaseNumber(12), None)), "見る: "),  # no thread yet: no link
         ((ChildWords("<!channel> & <@U1>"),), "&lt;!channel&gt; &amp; &lt;@U1&gt;"),
         ((":rotating_light: *緊急* <!here>",), ":rotating_light: *緊急* <!here>"),  # the policy's own mrkdwn
         ((), ""),

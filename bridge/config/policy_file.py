@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from bridge.core.ids import SlackUserId
 from bridge.core.parts import Text, compose
 from bridge.core.policy import Policy
 from bridge.core.schedule.model import Schedule
@@ -224,7 +225,7 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         overtime_alert_seconds=parsed.timeouts.overtime_alert_seconds,
         unanswered_alert_seconds=parsed.timeouts.unanswered_alert_seconds,
         on_duty_group=parsed.roles.on_duty_group,
-        supervisors=frozenset(parsed.roles.supervisors),
+        supervisors=frozenset(SlackUserId(user) for user in parsed.roles.supervisors),
         supervisor_group=parsed.roles.supervisor_group,
         risk_expressions=parsed.safety.risk_expressions,
         flood_max_stickers=parsed.floods.max_stickers,

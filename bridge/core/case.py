@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
+
 
 class CaseStatus(StrEnum):
     OPEN = "open"
@@ -38,22 +40,22 @@ UNBLOCK = "unblock"
 class Case:
     """A consultation. The number is the only handle Slack ever sees."""
 
-    number: int
+    number: CaseNumber
     status: CaseStatus
-    child_id: str
+    child_id: LineUserId  # "" once erased after the retention period
     opened_at: float
-    thread_ts: str | None = None
+    thread_ts: ThreadTs | None = None
     closed_at: float | None = None
     closed_reason: str | None = None
     arrived_closed: bool = False  # opened outside the hours
-    counsellor: str | None = None  # the Slack user who first answered
+    counsellor: SlackUserId | None = None  # the Slack user who first answered
     counsellor_since: float | None = None
     last_counsellor_at: float | None = None  # the latest counsellor reply relayed
     last_child_at: float | None = None  # the latest message from the child
     hold: bool = False  # a counsellor stopped the automatic close
     busy_notified: bool = False
-    earlier: tuple[int, ...] = ()  # the same child's earlier cases, oldest first
-    closed_by: str | None = None  # the Slack user who closed or blocked it
+    earlier: tuple[CaseNumber, ...] = ()  # the same child's earlier cases, oldest first
+    closed_by: SlackUserId | None = None  # the Slack user who closed or blocked it
     urgent: bool = False  # escalated, or risk words were found
     blocked: bool = False  # its child was blocked through this case (and is still)
     blocked_count: int = 0  # messages the blocked child sent since (content not kept)
@@ -83,8 +85,8 @@ class Queue:
 class Block:
     """A blocked child, as Slack may know it: the case it was blocked from, by whom, why."""
 
-    case: int
-    by: str
+    case: CaseNumber
+    by: SlackUserId
     at: float
     reason: str
 
@@ -102,11 +104,11 @@ def conversation_is_live(case: Case, now: float) -> bool:
     return case.last_counsellor_at is not None and now - case.last_counsellor_at < LIVE_CONVERSATION_S
 
 
-def parse_case_number(text: str) -> int | None:
+def parse_case_number(text: str) -> CaseNumber | None:
     """'12', '#12' or '＃１２' -> 12; anything else -> None."""
     cleaned = text.strip().translate(_FULL_WIDTH).lstrip("#")
     # isascii: str.isdigit() also accepts superscripts such as "²", which int() refuses.
-    return int(cleaned) if cleaned.isascii() and cleaned.isdigit() and len(cleaned) <= 9 else None
+    return CaseNumber(int(cleaned)) if cleaned.isascii() and cleaned.isdigit() and len(cleaned) <= 9 else None
 
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９＃", "0123456789#")

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from bridge.core.ids import CaseNumber, LineUserId, MessageTs, SlackUserId
 from bridge.core.parts import Text, text_from_payload, text_to_payload
 
 
@@ -19,7 +20,7 @@ class ThreadPost:
     """A message in a case's Slack thread: the child's words, or a note for counsellors."""
 
     kind: ClassVar[str] = "thread_post"
-    case: int
+    case: CaseNumber
     text: Text
     role: str  # "child" or "note"
 
@@ -30,7 +31,7 @@ class RootPost:
     case's lane, so everything after it finds the thread."""
 
     kind: ClassVar[str] = "root_post"
-    case: int
+    case: CaseNumber
     text: Text
     buttons: tuple[str, ...]
     opened_at: float  # an earlier attempt's post is looked for from shortly before
@@ -41,7 +42,7 @@ class RootUpdate:
     """Replace the text of the case's root message (its state line changed)."""
 
     kind: ClassVar[str] = "root_update"
-    case: int
+    case: CaseNumber
     text: Text
     buttons: tuple[str, ...] = ()  # the case actions offered under it (hold, close, escalate, ...)
 
@@ -60,8 +61,8 @@ class Reaction:
     """A reaction on a message in the case's thread (delivered, or failed)."""
 
     kind: ClassVar[str] = "reaction"
-    case: int
-    message_ts: str
+    case: CaseNumber
+    message_ts: MessageTs
     name: str
 
 
@@ -70,8 +71,8 @@ class Ephemeral:
     """A message only one Slack user sees: in the case's thread, or (case None) the channel."""
 
     kind: ClassVar[str] = "ephemeral"
-    case: int | None
-    user: str
+    case: CaseNumber | None
+    user: SlackUserId
     text: Text
     # Someone outside the case channel cannot see an ephemeral message there (refused, or
     # removed since): they are told in a direct message instead.
@@ -83,11 +84,11 @@ class LinePush:
     """Up to five texts pushed to a child. retry_key stays the same across retries."""
 
     kind: ClassVar[str] = "line_push"
-    to: str
+    to: LineUserId
     texts: tuple[str, ...]
     retry_key: str
-    case: int | None = None
-    slack_ts: str | None = None  # the counsellor's message this carries, for the reaction
+    case: CaseNumber | None = None
+    slack_ts: MessageTs | None = None  # the counsellor's message this carries, for the reaction
     final_part: bool = True
 
 
@@ -96,12 +97,12 @@ class LineReply:
     """Texts answering a child's event: by reply token while it is fresh, else by push."""
 
     kind: ClassVar[str] = "line_reply"
-    to: str
+    to: LineUserId
     reply_token: str | None
     event_ms: int
     texts: tuple[str, ...]
     retry_key: str
-    case: int | None = None
+    case: CaseNumber | None = None
 
 
 Delivery = ThreadPost | RootPost | RootUpdate | ChannelPost | Reaction | Ephemeral | LinePush | LineReply

@@ -12,6 +12,7 @@ from bridge.core.deliveries import (
     Delivery,
 )
 from bridge.core.events import TimerKind
+from bridge.core.ids import CaseNumber, LineUserId, SlackUserId
 
 
 @dataclass(frozen=True)
@@ -19,19 +20,19 @@ class OpenCase:
     """A new case for the child: the number is the next of the sequence, and the child's
     history becomes `history` (their latest case numbers, this one last)."""
 
-    number: int
-    child_id: str
+    number: CaseNumber
+    child_id: LineUserId
     opened_at: float
     arrived_closed: bool
-    earlier: tuple[int, ...]
-    history: tuple[int, ...]
+    earlier: tuple[CaseNumber, ...]
+    history: tuple[CaseNumber, ...]
 
 
 @dataclass(frozen=True)
 class NoteRecent:
     """The child's message counts in the flood window (kept for window_s)."""
 
-    number: int
+    number: CaseNumber
     at: float
     sticker: bool
     window_s: int
@@ -41,7 +42,7 @@ class NoteRecent:
 class EraseChildIds:
     """Forget the LINE user ID of these closed cases (their pseudonym stays, for history and blocks)."""
 
-    numbers: tuple[int, ...]
+    numbers: tuple[CaseNumber, ...]
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,9 @@ class TrimAudit:
 
 @dataclass(frozen=True)
 class CloseCase:
-    number: int
+    number: CaseNumber
     reason: CloseReason
-    by: str | None = None  # the Slack user, when a person closed it
+    by: SlackUserId | None = None  # the Slack user, when a person closed it
 
 
 @dataclass(frozen=True)
@@ -71,67 +72,67 @@ class ScheduleTimer:
 class MarkClosedNotice:
     """The child got the out-of-hours reply for this closed period."""
 
-    child_id: str
+    child_id: LineUserId
     period: str
     until: float
 
 
 @dataclass(frozen=True)
 class MarkBusyNotified:
-    number: int
+    number: CaseNumber
 
 
 @dataclass(frozen=True)
 class MarkArrivedClosed:
-    number: int
+    number: CaseNumber
 
 
 @dataclass(frozen=True)
 class NoteCounsellorReply:
-    number: int
+    number: CaseNumber
     at: float
 
 
 @dataclass(frozen=True)
 class NoteChildMessage:
-    number: int
+    number: CaseNumber
     at: float
 
 
 @dataclass(frozen=True)
 class HoldCase:
-    number: int
+    number: CaseNumber
 
 
 @dataclass(frozen=True)
 class NoteClosedArrival:
-    number: int
+    number: CaseNumber
     at: float
 
 
 @dataclass(frozen=True)
 class ClearClosedArrivals:
-    numbers: tuple[int, ...]
+    numbers: tuple[CaseNumber, ...]
 
 
 @dataclass(frozen=True)
 class AssignCounsellor:
-    number: int
-    user: str
+    number: CaseNumber
+    user: SlackUserId
     at: float
 
 
 @dataclass(frozen=True)
 class MarkUrgent:
-    number: int
+    number: CaseNumber
 
 
 @dataclass(frozen=True)
 class BlockChild:
     """The child of this case is blocked: their messages are counted, not relayed or kept."""
 
-    number: int
-    by: str
+    number: CaseNumber
+    by: SlackUserId
     reason: str
     at: float
 
@@ -140,31 +141,31 @@ class BlockChild:
 class ChangeMember:
     """Someone joined or left the case channel: the roster of who may use the controls."""
 
-    user: str
+    user: SlackUserId
     joined: bool
 
 
 @dataclass(frozen=True)
 class MarkBlockedRisk:
-    number: int
+    number: CaseNumber
 
 
 @dataclass(frozen=True)
 class UnblockChild:
     """Lift the block of the case's child; the roots of `shown_on` stop showing it."""
 
-    number: int
-    shown_on: tuple[int, ...] = ()
+    number: CaseNumber
+    shown_on: tuple[CaseNumber, ...] = ()
 
 
 @dataclass(frozen=True)
 class CountBlockedMessage:
-    number: int
+    number: CaseNumber
 
 
 @dataclass(frozen=True)
 class StartFlood:
-    number: int
+    number: CaseNumber
     until: float
 
 
@@ -174,13 +175,13 @@ class DeferMessage:
     described), unescaped, posted as the child's words when the cool-down ends; or one more
     sticker."""
 
-    number: int
+    number: CaseNumber
     text: str | None  # None for a sticker (counted, not kept)
 
 
 @dataclass(frozen=True)
 class ReleaseFlood:
-    number: int
+    number: CaseNumber
 
 
 @dataclass(frozen=True)
@@ -188,8 +189,8 @@ class Audit:
     """A record of a control action or an automatic flag: who (a Slack user or "auto"), what,
     which case, and why. Kept for the policy's retention period."""
 
-    case: int | None
-    actor: str
+    case: CaseNumber | None
+    actor: str  # a Slack user ID, or AUTO
     action: str
     reason: str = ""
     via: str = ""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bridge.core.ids import LineUserId, MessageTs, SlackUserId, ThreadTs
+
 
 @dataclass(frozen=True)
 class Media:
@@ -21,7 +23,7 @@ class Media:
 class ChildMessage:
     """A message a child sent to the LINE account: its text, or what kind of media it is."""
 
-    child_id: str
+    child_id: LineUserId
     event_id: str
     timestamp_ms: int
     reply_token: str | None
@@ -33,7 +35,7 @@ class ChildMessage:
 class ChildFollowed:
     """The child added the account as a friend (or unblocked it)."""
 
-    child_id: str
+    child_id: LineUserId
     event_id: str
     timestamp_ms: int
     reply_token: str | None
@@ -43,7 +45,7 @@ class ChildFollowed:
 class ChildUnfollowed:
     """The child blocked the account."""
 
-    child_id: str
+    child_id: LineUserId
     event_id: str
     timestamp_ms: int
 
@@ -53,9 +55,9 @@ class ThreadMessage:
     """A message posted in the consultation channel (a thread reply or not)."""
 
     channel: str
-    ts: str
-    thread_ts: str | None
-    user: str | None
+    ts: MessageTs
+    thread_ts: ThreadTs | None
+    user: SlackUserId | None
     text: str
     subtype: str | None = None
     bot_id: str | None = None
@@ -87,10 +89,10 @@ class ControlRequested:
 
     action: str  # hold, close, block, unblock, escalate, cases
     text: str  # a command's text as typed ("12 reason"), or the case number a button carried
-    user: str
+    user: SlackUserId
     via: str  # "command", "button" or "shortcut"
     reason: str = ""  # typed into a window (buttons and the shortcut); commands carry it in text
-    thread_ts: str | None = None  # the shortcut names the thread, not the number
+    thread_ts: ThreadTs | None = None  # the shortcut names the thread, not the number
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class MemberChanged:
     """Someone joined or left a Slack channel: the roster of who may use the controls."""
 
     channel: str
-    user: str
+    user: SlackUserId
     joined: bool
 
 

@@ -16,13 +16,15 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+from bridge.core.ids import CaseNumber, SlackUserId, ThreadTs
+
 
 @dataclasses.dataclass(frozen=True)
 class UserMention:
     """A person, by their user ID in the chat: they are notified."""
 
     kind: ClassVar[str] = "user"
-    user: str
+    user: SlackUserId
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +48,8 @@ class ThreadLink:
     (its root message not posted) the link is left out."""
 
     kind: ClassVar[str] = "thread_link"
-    case: int
-    thread_ts: str | None
+    case: CaseNumber
+    thread_ts: ThreadTs | None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bridge.core.ids import SlackUserId
 from bridge.core.parts import Text, compose, plain
 from bridge.core.schedule import wording
 from bridge.core.schedule.model import Schedule
@@ -36,7 +37,7 @@ class Policy:
     overtime_alert_seconds: int = 5400
     unanswered_alert_seconds: int = 300
     on_duty_group: str = ""
-    supervisors: frozenset[str] = frozenset()
+    supervisors: frozenset[SlackUserId] = frozenset()
     supervisor_group: str = ""
     risk_expressions: tuple[str, ...] = ()
     flood_max_stickers: int = 5

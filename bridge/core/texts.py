@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from bridge.core.ids import CaseNumber, SlackUserId, ThreadTs
 from bridge.core.parts import GroupMention, OnDuty, Text, ThreadLink, UserMention
 
 
@@ -31,9 +32,9 @@ POLICY_VALUES = frozenset({"service", "hotline", "hours"})
 # links and texts made of other texts are parts (bridge/core/parts.py), which take no format
 # spec; check-config shows them as Slack renders them.
 _SERVICE = {"service": "多治見子どもLINE相談", "hotline": "0120-967-866"}
-_USER = UserMention("U012ABCDEF")
+_USER = UserMention(SlackUserId("U012ABCDEF"))
 _SUPERVISORS: Text = (GroupMention("S012ABC"), " ")  # the mention and its space, or nothing
-_LINK = ThreadLink(12, "1700000000.000100")
+_LINK = ThreadLink(CaseNumber(12), ThreadTs("1700000000.000100"))
 _TABLE: dict[str, TextSpec] = {
     "welcome": TextSpec({**_SERVICE, "hours": "火〜金 13:00〜19:00、土 12:00〜18:00（12月29日〜1月3日はお休み）"}),
     "closed_reply": TextSpec({**_SERVICE, "next_opening": "火曜日 13:00"}),

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored, InboundEvent, Media
+from bridge.core.ids import LineUserId
 
 log = logging.getLogger("bridge.line")
 
@@ -69,9 +70,10 @@ def parse_event(raw: Mapping[str, Any]) -> InboundEvent:
     source_type = source.get("type")
     if source_type != "user":
         return Ignored(f"{event_type} from a {source_type} source")
-    child_id = source.get("userId")
-    if not isinstance(child_id, str) or not child_id:
+    user_id = source.get("userId")
+    if not isinstance(user_id, str) or not user_id:
         return Ignored(f"{event_type} without a user id")
+    child_id = LineUserId(user_id)
     event_id = str(raw.get("webhookEventId") or "")
     timestamp = raw.get("timestamp")
     timestamp_ms = int(timestamp) if isinstance(timestamp, int | float) and math.isfinite(timestamp) else 0
@@ -90,7 +92,7 @@ def parse_event(raw: Mapping[str, Any]) -> InboundEvent:
 
 
 def _child_message(
-    message: Mapping[str, Any], child_id: str, event_id: str, timestamp_ms: int, reply_token: str | None
+    message: Mapping[str, Any], child_id: LineUserId, event_id: str, timestamp_ms: int, reply_token: str | None
 ) -> ChildMessage:
     message_type = str(message.get("type") or "unknown")
     text = message.get("text") if message_type == "text" else None

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.core.case import Block, Case, CaseStatus
+from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
 from bridge.core.rules.floods import Recent
 
 
@@ -47,7 +48,7 @@ class ChildLoad:
     block: Block | None
     block_raw: str | None
     blocked_case: CaseRecord | None
-    history: tuple[int, ...]
+    history: tuple[CaseNumber, ...]
     closed_notice: str | None
     seq_raw: str | None
     recent: Recent
@@ -79,22 +80,22 @@ def case_from(raw: dict[Any, Any]) -> Case | None:
         return float(fields[name]) if name in fields else None
 
     return Case(
-        number=int(fields["number"]),
+        number=CaseNumber(int(fields["number"])),
         status=CaseStatus(fields["status"]),
-        child_id=fields.get("child", ""),  # "" once forgotten after the retention period
+        child_id=LineUserId(fields.get("child", "")),  # "" once erased after the retention period
         opened_at=float(fields["opened_at"]),
-        thread_ts=fields.get("thread_ts"),
+        thread_ts=ThreadTs(fields["thread_ts"]) if "thread_ts" in fields else None,
         closed_at=moment("closed_at"),
         closed_reason=fields.get("closed_reason"),
         arrived_closed=fields.get("arrived_closed") == "1",
-        counsellor=fields.get("counsellor"),
+        counsellor=SlackUserId(fields["counsellor"]) if "counsellor" in fields else None,
         counsellor_since=moment("counsellor_since"),
         last_counsellor_at=moment("last_counsellor_at"),
         last_child_at=moment("last_child_at"),
         hold=fields.get("hold") == "1",
         busy_notified=fields.get("busy_notified") == "1",
-        earlier=tuple(int(n) for n in fields.get("earlier", "").split(",") if n),
-        closed_by=fields.get("closed_by") or None,
+        earlier=tuple(CaseNumber(int(n)) for n in fields.get("earlier", "").split(",") if n),
+        closed_by=SlackUserId(fields["closed_by"]) if fields.get("closed_by") else None,
         urgent=fields.get("urgent") == "1",
         blocked=fields.get("blocked") == "1",
         blocked_count=int(fields.get("blocked_count") or 0),
@@ -118,7 +119,12 @@ def pairs(flat: list[Any]) -> dict[Any, Any]:
 
 def block_from(raw: str) -> Block:
     record = json.loads(raw)
-    return Block(case=int(record["case"]), by=str(record["by"]), at=float(record["at"]), reason=str(record["reason"]))
+    return Block(
+        case=CaseNumber(int(record["case"])),
+        by=SlackUserId(str(record["by"])),
+        at=float(record["at"]),
+        reason=str(record["reason"]),
+    )
 
 
 def as_text(value: bytes | str) -> str:

@@ -31,6 +31,7 @@ from bridge.adapters.redis.inbound import InboundStore
 from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
 from bridge.adapters.redis.lanes import LaneStore
 from bridge.core.case import Block, Case
+from bridge.core.ids import CaseNumber, SlackUserId
 from bridge.core.rules.controls import Roster
 from bridge.core.rules.floods import Deferred, Recent
 
@@ -133,7 +134,7 @@ class Store(InboundStore, LaneStore):
             block=block_from(block_text) if block_text else None,
             block_raw=block_text or None,
             blocked_case=record_from(pairs(blocked_raw)),
-            history=tuple(int(as_text(n)) for n in history),
+            history=tuple(CaseNumber(int(as_text(n))) for n in history),
             closed_notice=as_text(notice) or None,
             seq_raw=as_text(seq) or None,
             recent=Recent(messages=int(recent), stickers=int(stickers)),
@@ -173,9 +174,9 @@ class Store(InboundStore, LaneStore):
     async def open_cases(self) -> list[Case]:
         return [record.case for record in await self.open_case_records()]
 
-    async def case_by_thread(self, thread_ts: str) -> int | None:
+    async def case_by_thread(self, thread_ts: str) -> CaseNumber | None:
         number = await self.redis.hget(self.keys.by_thread, thread_ts)
-        return int(number) if number is not None else None
+        return CaseNumber(int(number)) if number is not None else None
 
     async def queue_counts(self, number: int) -> tuple[int, int]:
         """(open cases, unanswered open cases opened before this one), in one round trip."""
@@ -185,9 +186,9 @@ class Store(InboundStore, LaneStore):
         opened, before = await pipe.execute()
         return int(opened), int(before)
 
-    async def open_case_of(self, child_id: str) -> int | None:
+    async def open_case_of(self, child_id: str) -> CaseNumber | None:
         number = await self.redis.hget(self.keys.open_by_child, self.child_key(child_id))
-        return int(number) if number is not None else None
+        return CaseNumber(int(number)) if number is not None else None
 
     async def open_number_of_key(self, child_key: str) -> str | None:
         """The open case number of a child (by pseudonym), as stored, if any."""
@@ -220,14 +221,14 @@ class Store(InboundStore, LaneStore):
         value = await self.redis.get(self.keys.closed_notice(self.child_key(child_id)))
         return as_text(value) if value is not None else None
 
-    async def closed_arrivals(self) -> list[tuple[int, float]]:
+    async def closed_arrivals(self) -> list[tuple[CaseNumber, float]]:
         rows: Any = await self.redis.zrange(self.keys.closed_arrivals, 0, -1, withscores=True)
-        return [(int(as_text(member)), float(score)) for member, score in rows]
+        return [(CaseNumber(int(as_text(member))), float(score)) for member, score in rows]
 
-    async def closed_before(self, cutoff: float, *, limit: int = 500) -> list[int]:
+    async def closed_before(self, cutoff: float, *, limit: int = 500) -> list[CaseNumber]:
         """Closed cases that still hold their child's LINE user ID and closed before cutoff."""
         rows: Any = await self.redis.zrangebyscore(self.keys.closed_index, "-inf", cutoff, start=0, num=limit)
-        return [int(as_text(n)) for n in rows]
+        return [CaseNumber(int(as_text(n))) for n in rows]
 
     async def deferred_of(self, number: int) -> Deferred:
         """What a case's flood cool-down deferred: the texts in order, and how many stickers
@@ -282,6 +283,6 @@ class Store(InboundStore, LaneStore):
         if at is None:
             return None
         return Roster(
-            members=frozenset(as_text(m) for m in members),
-            group_supervisors=frozenset(as_text(m) for m in supervisors),
+            members=frozenset(SlackUserId(as_text(m)) for m in members),
+            group_supervisors=frozenset(SlackUserId(as_text(m)) for m in supervisors),
         )

@@ -15,14 +15,15 @@ from bridge.core.events import (
     ThreadEdit,
     ThreadMessage,
 )
+from bridge.core.ids import MessageTs, SlackUserId, ThreadTs
 
 
 def _thread_message(raw: Mapping[str, Any], channel: str) -> ThreadMessage:
     return ThreadMessage(
         channel=str(raw.get("channel") or channel),
-        ts=str(raw.get("ts") or ""),
-        thread_ts=str(raw["thread_ts"]) if raw.get("thread_ts") else None,
-        user=str(raw["user"]) if raw.get("user") else None,
+        ts=MessageTs(str(raw.get("ts") or "")),
+        thread_ts=ThreadTs(str(raw["thread_ts"])) if raw.get("thread_ts") else None,
+        user=SlackUserId(str(raw["user"])) if raw.get("user") else None,
         text=str(raw.get("text") or ""),
         subtype=str(raw["subtype"]) if raw.get("subtype") else None,
         bot_id=str(raw["bot_id"]) if raw.get("bot_id") else None,
@@ -37,16 +38,18 @@ def parse_event(raw: Mapping[str, Any]) -> InboundEvent:
         return ControlRequested(
             action=str(raw.get("action") or "hold"),  # requests recorded before there were other actions
             text=str(raw.get("text") or raw.get("case_text") or ""),
-            user=str(raw["user"]),
+            user=SlackUserId(str(raw["user"])),
             via=str(raw.get("via") or ""),
             reason=str(raw.get("reason") or ""),
-            thread_ts=str(raw["thread_ts"]) if raw.get("thread_ts") else None,
+            thread_ts=ThreadTs(str(raw["thread_ts"])) if raw.get("thread_ts") else None,
         )
     if raw.get("type") in ("member_joined_channel", "member_left_channel"):
         if not raw.get("user") or not raw.get("channel"):
             return Ignored("membership event without a user or channel")
         return MemberChanged(
-            channel=str(raw["channel"]), user=str(raw["user"]), joined=raw["type"] == "member_joined_channel"
+            channel=str(raw["channel"]),
+            user=SlackUserId(str(raw["user"])),
+            joined=raw["type"] == "member_joined_channel",
         )
     if raw.get("type") != "message":
         return Ignored(f"slack {raw.get('type')} event")

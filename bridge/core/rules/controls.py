@@ -38,6 +38,7 @@ from bridge.core.effects import (
     UnblockChild,
 )
 from bridge.core.events import ControlRequested, MemberChanged
+from bridge.core.ids import CaseNumber, SlackUserId
 from bridge.core.parts import UserMention, join
 from bridge.core.policy import Policy
 from bridge.core.root import root_update, state_text
@@ -61,10 +62,10 @@ class Roster:
     """Who may use the controls: the case channel's members, and the members of the
     supervisors' user group (supervisors listed by ID in the policy come on top)."""
 
-    members: frozenset[str]
-    group_supervisors: frozenset[str] = frozenset()
+    members: frozenset[SlackUserId]
+    group_supervisors: frozenset[SlackUserId] = frozenset()
 
-    def is_supervisor(self, user: str, policy: Policy) -> bool:
+    def is_supervisor(self, user: SlackUserId, policy: Policy) -> bool:
         return user in policy.supervisors or user in self.group_supervisors
 
 
@@ -76,7 +77,7 @@ def split_command(text: str) -> tuple[str, str]:
     return parts[0], parts[1].strip() if len(parts) > 1 else ""
 
 
-def requested_number(request: ControlRequested) -> int | None:
+def requested_number(request: ControlRequested) -> CaseNumber | None:
     """The case number a command or button names (None for the shortcut, which names a thread)."""
     if request.thread_ts is not None:
         return None
@@ -156,7 +157,7 @@ class _Context:
     policy: Policy
     reason: str
     now: float
-    where: int | None  # the thread the person's answers appear in (None: the channel)
+    where: CaseNumber | None  # the thread the person's answers appear in (None: the channel)
     current: Case | None  # the child's open case, when the named case is an earlier one
     blocked_from: Case | None  # the case the block was made from, when another is named
 
@@ -281,7 +282,7 @@ def on_member_changed(event: MemberChanged, *, channel: str) -> Decision:
     return Decision(effects=(ChangeMember(event.user, event.joined),))
 
 
-def answer_cases(open_cases: list[Case], policy: Policy, *, user: str, now: float) -> Ephemeral:
+def answer_cases(open_cases: list[Case], policy: Policy, *, user: SlackUserId, now: float) -> Ephemeral:
     """The open cases, oldest first: state, minutes waited for a first answer, counsellor."""
     if not open_cases:
         return Ephemeral(case=None, user=user, text=policy.render_parts("cases_none"))

@@ -21,6 +21,7 @@ from bridge.core.effects import (
     NoteCounsellorReply,
 )
 from bridge.core.events import ThreadDelete, ThreadEdit, ThreadMessage
+from bridge.core.ids import thread_started_by
 from bridge.core.policy import Policy
 from bridge.core.root import root_update
 from bridge.core.text import batches, slack_to_plain, split_for_line
@@ -39,7 +40,7 @@ def is_counsellor_reply(message: ThreadMessage, *, channel: str) -> bool:
         and message.bot_id is None
         and message.user is not None
         and message.thread_ts is not None
-        and message.thread_ts != message.ts
+        and message.thread_ts != thread_started_by(message.ts)  # not the thread's root
     )
 
 

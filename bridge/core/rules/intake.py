@@ -15,6 +15,7 @@ from bridge.core.case import EARLIER_CASES_SHOWN, Block, Case, CaseStatus, Queue
 from bridge.core.deliveries import Delivery, RootPost, RootUpdate
 from bridge.core.effects import Decision, NoteRecent, OpenCase
 from bridge.core.events import ChildMessage
+from bridge.core.ids import CaseNumber
 from bridge.core.policy import Policy
 from bridge.core.root import root_update
 from bridge.core.rules.blocks import on_blocked_message
@@ -29,7 +30,7 @@ class ChildState:
     open_case: Case | None  # the child's open case, if any
     block: Block | None  # the child's block, if any
     blocked_case: Case | None  # the case the block was made from (where its messages are counted)
-    history: tuple[int, ...]  # the child's latest case numbers, oldest first
+    history: tuple[CaseNumber, ...]  # the child's latest case numbers, oldest first
     closed_notice: str | None  # the closed period the child last got the automatic reply for
     recent: Recent  # the open case's messages within the flood window, before this one
     last_number: int  # the highest case number given so far
@@ -62,7 +63,7 @@ def on_child_writes(message: ChildMessage, child: ChildState, policy: Policy, *,
         )
         noted = NoteRecent(case.number, now, sticker, policy.flood_window_seconds)
         return Decision(decision.deliveries, (noted, *decision.effects))
-    number = child.last_number + 1
+    number = CaseNumber(child.last_number + 1)
     earlier = child.history[-EARLIER_CASES_SHOWN:]
     case = Case(
         number=number,

@@ -8,6 +8,7 @@ from bridge.core.effects import (
     EraseChildIds,
     TrimAudit,
 )
+from bridge.core.ids import CaseNumber
 from bridge.core.policy import Policy
 
 
@@ -16,7 +17,7 @@ def ids_closed_before(policy: Policy, *, now: float) -> float:
     return now - policy.closed_case_days * 86400
 
 
-def on_retention(closed_long_ago: tuple[int, ...], policy: Policy, *, now: float) -> Decision:
+def on_retention(closed_long_ago: tuple[CaseNumber, ...], policy: Policy, *, now: float) -> Decision:
     """Personal data kept only as long as needed: the LINE user IDs of cases closed before
     ids_closed_before() are erased, and audit records past their retention period dropped."""
     effects: list[Effect] = [TrimAudit(now - policy.audit_retention_days * 86400)]
