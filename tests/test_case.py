@@ -102,8 +102,8 @@ def test_the_first_answer_makes_the_counsellor_and_updates_the_root(policy: Poli
     assert isinstance(push, LinePush) and isinstance(root, RootUpdate)
     assert "<@UCOUNSEL>" in slack(root.text) and "#7" in slack(root.text)
     silence = (
-        core.ScheduleTimer(TimerKind.IDLE_WARNING, f"7:{int(NOW * 1000)}", NOW + 480),
-        core.ScheduleTimer(TimerKind.IDLE_CLOSE, f"7:{int(NOW * 1000)}", NOW + 600),
+        core.ScheduleTimer(TimerKind.IDLE_WARNING, NOW + 480, case=CaseNumber(7), instant=int(NOW * 1000)),
+        core.ScheduleTimer(TimerKind.IDLE_CLOSE, NOW + 600, case=CaseNumber(7), instant=int(NOW * 1000)),
     )
     assert decision.effects == (
         core.AssignCounsellor(CaseNumber(7), SlackUserId("UCOUNSEL"), NOW),
@@ -334,12 +334,12 @@ def test_no_link_to_a_thread_that_is_not_there_yet() -> None:
 
 def test_deferred_messages_are_grouped_up_to_3000_characters_a_post(policy: Policy) -> None:
     flooding = open_case(flood_until=NOW)
-    arg = f"7:{int(NOW)}"
-    fits = core.on_flood_timer(arg, flooding, Deferred(("a" * 1500, "b" * 1499), 0), policy).deliveries
+    until = int(NOW)
+    fits = core.on_flood_timer(until, flooding, Deferred(("a" * 1500, "b" * 1499), 0), policy).deliveries
     assert [slack(d.text) for d in fits if isinstance(d, ThreadPost) and d.role == "child"] == [
         "a" * 1500 + "\n" + "b" * 1499
     ]
-    over = core.on_flood_timer(arg, flooding, Deferred(("a" * 1500, "b" * 1500, "c"), 2), policy).deliveries
+    over = core.on_flood_timer(until, flooding, Deferred(("a" * 1500, "b" * 1500, "c"), 2), policy).deliveries
     assert [slack(d.text) for d in over if isinstance(d, ThreadPost) and d.role == "child"] == [
         "a" * 1500,
         "b" * 1500 + "\nc",

@@ -547,7 +547,9 @@ def test_the_sixth_sticker_starts_a_flood_cool_down(policy: Policy) -> None:
     assert not any(isinstance(d, ThreadPost) and d.role == "child" for d in decision.deliveries)  # deferred, not posted
     until = NOW + policy.flood_cooldown_seconds
     assert core.StartFlood(CaseNumber(4), until) in decision.effects
-    assert core.ScheduleTimer(TimerKind.FLOOD_RELEASE, f"4:{int(until)}", until) in decision.effects
+    assert (
+        core.ScheduleTimer(TimerKind.FLOOD_RELEASE, until, case=CaseNumber(4), instant=int(until)) in decision.effects
+    )
     assert core.DeferMessage(CaseNumber(4), None) in decision.effects  # a sticker is counted, not kept
     alert = next(d for d in decision.deliveries if isinstance(d, ChannelPost))
     assert alert.target == "supervisors" and "/block 4" in slack(alert.text)
@@ -571,15 +573,15 @@ def test_during_a_cool_down_messages_are_deferred_quietly_but_risk_words_still_a
 def test_the_cool_down_ends_and_what_was_deferred_reaches_the_thread(policy: Policy) -> None:
     flooding = a_case(flood_until=NOW)
     assert (
-        core.on_flood_timer(f"4:{int(NOW) - 300}", flooding, Deferred(("あのね",), 0), policy) == core.NOTHING
+        core.on_flood_timer(int(NOW) - 300, flooding, Deferred(("あのね",), 0), policy) == core.NOTHING
     )  # an earlier cool-down's
-    decision = core.on_flood_timer(f"4:{int(NOW)}", flooding, Deferred(("あのね", "きいて"), 12), policy)
+    decision = core.on_flood_timer(int(NOW), flooding, Deferred(("あのね", "きいて"), 12), policy)
     note, texts, root = decision.deliveries
     assert isinstance(note, ThreadPost) and "14 件" in slack(note.text) and "12 件" in slack(note.text)
     assert isinstance(texts, ThreadPost) and texts.role == "child" and slack(texts.text) == "あのね\nきいて"
     assert isinstance(root, RootUpdate) and "保留中" not in slack(root.text)
     assert decision.effects == (core.ReleaseFlood(CaseNumber(4)),)
-    assert core.on_flood_timer(f"4:{int(NOW)}", a_case(), Deferred(), policy) == core.NOTHING  # already ended
+    assert core.on_flood_timer(int(NOW), a_case(), Deferred(), policy) == core.NOTHING  # already ended
 
 
 def test_root_buttons_follow_the_state() -> None:
@@ -647,7 +649,7 @@ def test_a_flood_hold_in_full(policy: Policy) -> None:
     assert decision.effects == (
         core.NoteChildMessage(CaseNumber(4), NOW),
         core.StartFlood(CaseNumber(4), until),
-        core.ScheduleTimer(TimerKind.FLOOD_RELEASE, f"4:{int(until)}", until),
+        core.ScheduleTimer(TimerKind.FLOOD_RELEASE, until, case=CaseNumber(4), instant=int(until)),
         core.Audit(CaseNumber(4), "auto", "flood", "21 messages in the window"),
         core.DeferMessage(CaseNumber(4), "まだいる？"),
     )

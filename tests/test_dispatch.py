@@ -28,7 +28,8 @@ from bridge.config.policy_file import load_policy
 from bridge.config.settings import load_settings
 from bridge.core import deliveries as core_deliveries
 from bridge.core.deliveries import Delivery, from_payload, to_payload
-from bridge.core.events import InboundEvent, TimerFired, TimerKind
+from bridge.core.events import Ignored, InboundEvent, TimerFired, TimerKind, timer_fired
+from bridge.core.ids import CaseNumber
 from bridge.core.parts import Part, Text
 from bridge.engine.commit import Loaded, Plan
 from bridge.engine.worker import Worker
@@ -123,19 +124,21 @@ async def test_every_effect_type_is_committed(worker: Worker, effect_type: type[
     assert await store.commit(plan.ops) is Committed.DONE
 
 
-# A well-formed argument of each timer kind, as the core writes them (case, or case:instant, or
-# an instant alone).
-TIMER_ARGS = {
-    TimerKind.BUSY: "1:0",
-    TimerKind.OPENING: "0",
-    TimerKind.CLOSING: "0",
-    TimerKind.UNANSWERED: "1",
-    TimerKind.SOFT_WARNING: "1",
-    TimerKind.SOFT_LIMIT: "1",
-    TimerKind.OVERTIME: "1",
-    TimerKind.IDLE_WARNING: "1:0",
-    TimerKind.IDLE_CLOSE: "1:0",
-    TimerKind.FLOOD_RELEASE: "1:0",
+# A well-formed timer of each kind, as the core arms them (a case, or a case and an instant, or
+# an instant alone), and its name in Redis: the same names as when timer arguments were strings,
+# so timers armed before keep working.
+CASE = CaseNumber(1)
+TIMERS = {
+    TimerKind.BUSY: (TimerFired(TimerKind.BUSY, case=CASE, instant=0), "busy|1:0"),
+    TimerKind.OPENING: (TimerFired(TimerKind.OPENING, instant=0), "opening|0"),
+    TimerKind.CLOSING: (TimerFired(TimerKind.CLOSING, instant=0), "closing|0"),
+    TimerKind.UNANSWERED: (TimerFired(TimerKind.UNANSWERED, case=CASE), "unanswered|1"),
+    TimerKind.SOFT_WARNING: (TimerFired(TimerKind.SOFT_WARNING, case=CASE), "soft-warning|1"),
+    TimerKind.SOFT_LIMIT: (TimerFired(TimerKind.SOFT_LIMIT, case=CASE), "soft-limit|1"),
+    TimerKind.OVERTIME: (TimerFired(TimerKind.OVERTIME, case=CASE), "overtime|1"),
+    TimerKind.IDLE_WARNING: (TimerFired(TimerKind.IDLE_WARNING, case=CASE, instant=0), "idle-warning|1:0"),
+    TimerKind.IDLE_CLOSE: (TimerFired(TimerKind.IDLE_CLOSE, case=CASE, instant=0), "idle-close|1:0"),
+    TimerKind.FLOOD_RELEASE: (TimerFired(TimerKind.FLOOD_RELEASE, case=CASE, instant=0), "flood-release|1:0"),
 }
 
 
@@ -143,15 +146,76 @@ TIMER_ARGS = {
 async def test_every_event_type_is_decided(worker: Worker, event_type: type[Any]) -> None:
     event = sample(event_type)
     if isinstance(event, TimerFired):
-        event = TimerFired(event.kind, TIMER_ARGS[event.kind])
+        event = TIMERS[event.kind][0]
     decision = await worker.router.decide("1000-0", event, 1.0, Loaded())
     assert isinstance(decision, core.Decision)
 
 
 @pytest.mark.parametrize("kind", list(TimerKind), ids=str)
 async def test_every_timer_kind_is_decided(worker: Worker, kind: TimerKind) -> None:
-    decision = await worker.router.decide("1000-0", TimerFired(kind, TIMER_ARGS[kind]), 1.0, Loaded())
+    decision = await worker.router.decide("1000-0", TIMERS[kind][0], 1.0, Loaded())
     assert isinstance(decision, core.Decision)
+
+
+@pytest.mark.parametrize("kind", list(TimerKind), ids=str)
+def test_every_timer_kind_keeps_its_name_in_redis(kind: TimerKind) -> None:
+    fired, member = TIMERS[kind]
+    armed = core.ScheduleTimer(kind, 5.0, case=fired.case, instant=fired.instant)
+    assert armed.member == member
+    assert timer_fired(member) == fired
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        "busy|12:1700000000",
+        "busy|12",  # armed before busy timers carried their time
+        "opening|1700000000",
+        "closing|1700000000",
+        "unanswered|12",
+        "soft-warning|12",
+        "soft-limit|12",
+        "overtime|12",
+        "idle-warning|12:1700000000123",
+        "idle-close|12:1700000000123",
+        "flood-release|12:1700000000",
+    ],
+)
+def test_a_timer_read_back_is_named_again_exactly_as_armed(member: str) -> None:
+    fired = timer_fired(member)
+    assert isinstance(fired, TimerFired)
+    assert core.ScheduleTimer(fired.kind, 5.0, case=fired.case, instant=fired.instant).member == member
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        "retired-kind|1",
+        "busy|",
+        "busy|x:1",
+        "busy|1:2:3",
+        "opening|",
+        "opening|1700000000.5",
+        "opening|1:2",
+        "unanswered|12:1700000000",
+        "unanswered| 12",
+        "unanswered|012",
+        "idle-close|12",
+        "idle-close|12:",
+        "flood-release|twelve:1",
+        "no separator",
+        "",
+    ],
+)
+def test_a_garbled_or_unknown_timer_is_ignored_not_raised(member: str) -> None:
+    assert isinstance(timer_fired(member), Ignored)
+
+
+def test_a_timer_must_be_named_as_its_kind_is() -> None:
+    with pytest.raises(ValueError, match="named by case:instant"):
+        core.ScheduleTimer(TimerKind.FLOOD_RELEASE, 5.0, case=CASE)
+    with pytest.raises(ValueError, match="named by instant"):
+        TimerFired(TimerKind.OPENING, case=CASE, instant=0)
 
 
 async def test_a_timer_of_a_kind_no_longer_known_is_ignored_not_set_aside(worker: Worker) -> None:

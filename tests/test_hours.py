@@ -17,7 +17,7 @@ from bridge import core
 from bridge.config.policy_file import load_policy
 from bridge.core.case import Case, CaseStatus, Queue
 from bridge.core.deliveries import ChannelPost, LinePush, LineReply, RootUpdate, ThreadPost
-from bridge.core.events import ChildMessage, TimerKind
+from bridge.core.events import ChildMessage, TimerFired, TimerKind, timer_fired
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId
 from bridge.core.policy import Policy
 from bridge.core.schedule.model import Schedule
@@ -62,7 +62,7 @@ def test_out_of_hours_message_is_posted_and_answered_once(policy: Policy) -> Non
     notice = next(e for e in first.effects if isinstance(e, core.MarkClosedNotice))
     assert notice.until == opening
     assert core.NoteClosedArrival(CaseNumber(4), TUESDAY_MORNING) in first.effects
-    assert core.ScheduleTimer(TimerKind.OPENING, str(int(opening)), opening) in first.effects
+    assert core.ScheduleTimer(TimerKind.OPENING, opening, instant=int(opening)) in first.effects
 
     second = core.on_child_message(
         message("ev2"), case, policy, now=TUESDAY_MORNING + 60, created=False, closed_notice=notice.period
@@ -144,13 +144,13 @@ def test_a_new_case_with_room_gets_timers_instead(policy: Policy) -> None:
     busy_at = TUESDAY_AFTERNOON + 180
     assert decision.effects == (
         core.NoteChildMessage(CaseNumber(4), TUESDAY_AFTERNOON),
-        core.ScheduleTimer(TimerKind.BUSY, f"4:{int(busy_at)}", busy_at),
-        core.ScheduleTimer(TimerKind.UNANSWERED, "4", TUESDAY_AFTERNOON + 300),
-        core.ScheduleTimer(TimerKind.SOFT_WARNING, "4", TUESDAY_AFTERNOON + 3000),
-        core.ScheduleTimer(TimerKind.SOFT_LIMIT, "4", TUESDAY_AFTERNOON + 3600),
-        core.ScheduleTimer(TimerKind.OVERTIME, "4", TUESDAY_AFTERNOON + 5400),
+        core.ScheduleTimer(TimerKind.BUSY, busy_at, case=CaseNumber(4), instant=int(busy_at)),
+        core.ScheduleTimer(TimerKind.UNANSWERED, TUESDAY_AFTERNOON + 300, case=CaseNumber(4)),
+        core.ScheduleTimer(TimerKind.SOFT_WARNING, TUESDAY_AFTERNOON + 3000, case=CaseNumber(4)),
+        core.ScheduleTimer(TimerKind.SOFT_LIMIT, TUESDAY_AFTERNOON + 3600, case=CaseNumber(4)),
+        core.ScheduleTimer(TimerKind.OVERTIME, TUESDAY_AFTERNOON + 5400, case=CaseNumber(4)),
     )
-    assert core.busy_timer_case(f"4:{int(busy_at)}") == 4
+    assert timer_fired(f"busy|4:{int(busy_at)}") == TimerFired(TimerKind.BUSY, case=CaseNumber(4), instant=int(busy_at))
 
 
 def test_no_closing_reminder_timer_inside_the_last_minutes(policy: Policy) -> None:
@@ -194,7 +194,7 @@ def test_the_opening_digest_lists_waiting_cases_oldest_first(policy: Policy) -> 
     assert core.ClearClosedArrivals((CaseNumber(7), CaseNumber(5), CaseNumber(6))) in decision.effects
     # The waiting children get their busy-notice timers from the opening on.
     busy = [e for e in decision.effects if isinstance(e, core.ScheduleTimer) and e.kind == TimerKind.BUSY]
-    assert sorted(core.busy_timer_case(t.arg) for t in busy) == [5, 7] and {t.at for t in busy} == {opening + 180}
+    assert sorted((t.case for t in busy), key=lambda n: n or 0) == [5, 7] and {t.at for t in busy} == {opening + 180}
 
 
 def test_no_digest_without_waiting_cases(policy: Policy) -> None:
@@ -207,14 +207,16 @@ def test_an_opening_timer_that_fires_after_closing_waits_for_the_next_opening(po
     arrivals = [(a_case(5, arrived_closed=True), at("2026-11-30T22:10"))]
     decision = core.on_opening_timer(arrivals, policy, now=at("2026-12-01T19:30"), opening_at=at("2026-12-01T13:00"))
     wednesday = at("2026-12-02T13:00")
-    assert decision == core.Decision(effects=(core.ScheduleTimer(TimerKind.OPENING, str(int(wednesday)), wednesday),))
+    assert decision == core.Decision(
+        effects=(core.ScheduleTimer(TimerKind.OPENING, wednesday, instant=int(wednesday)),)
+    )
 
 
 def test_a_busy_timer_after_closing_moves_to_the_next_opening(policy: Policy) -> None:
     case = a_case(opened_at=at("2026-12-01T18:58"))
     decision = core.on_busy_timer(case, policy, now=at("2026-12-01T19:01"), queue=None)
     wednesday = at("2026-12-02T13:00") + 180
-    assert decision == core.Decision(effects=(core.busy_timer(4, wednesday),))
+    assert decision == core.Decision(effects=(core.busy_timer(CaseNumber(4), wednesday),))
 
 
 def test_the_closing_reminder_goes_to_every_open_case(policy: Policy) -> None:
@@ -245,7 +247,7 @@ def test_root_states(policy: Policy) -> None:
 def test_the_closing_reminder_timer_stands_whatever_happens(policy: Policy) -> None:
     closing = at("2026-12-01T19:00")
     assert core.standing_timers(policy, now=TUESDAY_AFTERNOON) == (
-        core.ScheduleTimer(TimerKind.CLOSING, str(int(closing)), closing - 15 * 60),
+        core.ScheduleTimer(TimerKind.CLOSING, closing - 15 * 60, instant=int(closing)),
     )
     # While closed, the next period's reminder is already known.
     (next_reminder,) = core.standing_timers(policy, now=TUESDAY_MORNING)
@@ -306,11 +308,11 @@ def test_a_later_case_lists_the_childs_earlier_ones(policy: Policy) -> None:
 
 def test_silence_after_a_counsellor_brings_a_check_in_then_the_close(policy: Policy) -> None:
     replied = TUESDAY_AFTERNOON + 60
-    arg = f"4:{round(replied * 1000)}"
+    replied_ms = round(replied * 1000)
     case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", last_counsellor_at=replied)
-    (checkin,) = core.on_silence_timer(TimerKind.IDLE_WARNING, arg, case, policy, now=replied + 480).deliveries
+    (checkin,) = core.on_silence_timer(TimerKind.IDLE_WARNING, replied_ms, case, policy, now=replied + 480).deliveries
     assert isinstance(checkin, LinePush) and checkin.to == CHILD
-    closing = core.on_silence_timer(TimerKind.IDLE_CLOSE, arg, case, policy, now=replied + 600)
+    closing = core.on_silence_timer(TimerKind.IDLE_CLOSE, replied_ms, case, policy, now=replied + 600)
     push, note, root = closing.deliveries
     assert isinstance(push, LinePush) and "0120-967-866" in push.texts[0]
     assert isinstance(note, ThreadPost) and "10分間" in slack(note.text)
@@ -330,10 +332,10 @@ def test_silence_after_a_counsellor_brings_a_check_in_then_the_close(policy: Pol
 )
 def test_silence_timers_that_no_longer_apply_do_nothing(policy: Policy, changes: dict[str, Any]) -> None:
     replied = TUESDAY_AFTERNOON + 60
-    arg = f"4:{round(replied * 1000)}"
+    replied_ms = round(replied * 1000)
     case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", **{"last_counsellor_at": replied, **changes})
     for kind in (TimerKind.IDLE_WARNING, TimerKind.IDLE_CLOSE):
-        assert core.on_silence_timer(kind, arg, case, policy, now=replied + 600) == core.NOTHING
+        assert core.on_silence_timer(kind, replied_ms, case, policy, now=replied + 600) == core.NOTHING
 
 
 def test_a_childs_message_resets_the_silence_clock(policy: Policy) -> None:
@@ -417,7 +419,7 @@ def test_the_opening_digest_text_and_who_gets_a_busy_timer(policy: Policy) -> No
     )
     # Case 8 has its counsellor already: no busy notice for it.
     busy = [e for e in decision.effects if isinstance(e, core.ScheduleTimer) and e.kind == TimerKind.BUSY]
-    assert sorted(core.busy_timer_case(t.arg) for t in busy) == [5, 7]
+    assert sorted((t.case for t in busy), key=lambda n: n or 0) == [5, 7]
     off = dataclasses.replace(policy, busy_notice_seconds=0)  # 0 turns the busy notice off
     quiet = core.on_opening_timer(arrivals, off, now=opening, opening_at=opening)
     assert not any(isinstance(e, core.ScheduleTimer) and e.kind == TimerKind.BUSY for e in quiet.effects)
@@ -482,16 +484,18 @@ def test_a_zero_turns_a_timer_off(policy: Policy) -> None:
 
 def test_silence_counts_from_the_counsellors_message_when_the_child_wrote_before_it(policy: Policy) -> None:
     replied = TUESDAY_AFTERNOON + 60
-    arg = f"4:{round(replied * 1000)}"
+    replied_ms = round(replied * 1000)
     case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", last_counsellor_at=replied, last_child_at=replied - 30)
-    (checkin,) = core.on_silence_timer(TimerKind.IDLE_WARNING, arg, case, policy, now=replied + 480).deliveries
+    (checkin,) = core.on_silence_timer(TimerKind.IDLE_WARNING, replied_ms, case, policy, now=replied + 480).deliveries
     assert checkin == LinePush(
         to=LineUserId(CHILD),
         texts=(policy.render("idle_checkin"),),
-        retry_key=core.retry_key(f"idle-warning:{arg}"),
+        retry_key=core.retry_key(f"idle-warning:4:{replied_ms}"),
         case=CaseNumber(4),
     )
-    push, _note, root = core.on_silence_timer(TimerKind.IDLE_CLOSE, arg, case, policy, now=replied + 600).deliveries
+    push, _note, root = core.on_silence_timer(
+        TimerKind.IDLE_CLOSE, replied_ms, case, policy, now=replied + 600
+    ).deliveries
     assert isinstance(push, LinePush) and push.case == 4
     assert isinstance(root, RootUpdate) and "終了（返信なし、14:11）" in slack(root.text)  # closed now, not at opening
 
@@ -517,9 +521,11 @@ def test_root_states_show_when_and_their_markers(policy: Policy) -> None:
 def test_the_idle_close_note_names_the_configured_silence(policy: Policy) -> None:
     hour = dataclasses.replace(policy, idle_close_seconds=3600)
     replied = TUESDAY_AFTERNOON + 60
-    arg = f"4:{round(replied * 1000)}"
+    replied_ms = round(replied * 1000)
     case = a_case(opened_at=TUESDAY_AFTERNOON, counsellor="UC", last_counsellor_at=replied)
-    _push, note, _root = core.on_silence_timer(TimerKind.IDLE_CLOSE, arg, case, hour, now=replied + 3600).deliveries
+    _push, note, _root = core.on_silence_timer(
+        TimerKind.IDLE_CLOSE, replied_ms, case, hour, now=replied + 3600
+    ).deliveries
     assert note == ThreadPost(case=CaseNumber(4), text=hour.render_parts("idle_closed_note", minutes=60), role="note")
 
 

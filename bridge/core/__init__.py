@@ -211,9 +211,6 @@ from bridge.core.timers.busy import (
     busy_timer as busy_timer,
 )
 from bridge.core.timers.busy import (
-    busy_timer_case as busy_timer_case,
-)
-from bridge.core.timers.busy import (
     on_busy_timer as on_busy_timer,
 )
 from bridge.core.timers.closing import (

@@ -3,7 +3,7 @@ committed together in one step by the router."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from bridge.core.case import (
     CloseReason,
@@ -11,7 +11,7 @@ from bridge.core.case import (
 from bridge.core.deliveries import (
     Delivery,
 )
-from bridge.core.events import TimerKind
+from bridge.core.events import TimerKind, check_timer_args, timer_member
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId
 
 
@@ -61,11 +61,23 @@ class CloseCase:
 
 @dataclass(frozen=True)
 class ScheduleTimer:
-    """Fire TimerFired(kind, arg) at the given time, once (scheduling it again changes nothing)."""
+    """Fire TimerFired(kind, case=case, instant=instant) at the given time, once: scheduling the
+    same timer again changes nothing. case and instant are those its kind is named by (timer_args;
+    checked when made)."""
 
     kind: TimerKind
-    arg: str
     at: float
+    _: KW_ONLY
+    case: CaseNumber | None = None
+    instant: int | None = None
+
+    def __post_init__(self) -> None:
+        check_timer_args(self.kind, self.case, self.instant)
+
+    @property
+    def member(self) -> str:
+        """The timer's name in Redis."""
+        return timer_member(self.kind, case=self.case, instant=self.instant)
 
 
 @dataclass(frozen=True)

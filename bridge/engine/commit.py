@@ -185,7 +185,7 @@ class Plan:
                     ops.hdel_if(keys.open_by_child, closing_child, str(effect.number))
                 self._note("case closed case=%d reason=%s", effect.number, effect.reason.value)
             case core.ScheduleTimer():
-                member = f"{effect.kind.value}|{effect.arg}"
+                member = effect.member
                 ops.arm(keys.timers, keys.fired_prefix + member, int(effect.at * 1000), member)
             case core.MarkClosedNotice():
                 ttl = max(60, int(effect.until - now) + _CLOSED_NOTICE_SLACK_S)

@@ -44,6 +44,7 @@ from bridge.core.events import (
     ThreadMessage,
     TimerFired,
     TimerKind,
+    timer_fired,
 )
 from bridge.core.policy import Policy
 from bridge.core.rules import controls
@@ -175,9 +176,7 @@ class Router:
             body = as_text(fields.get(b"body", fields.get("body", b"{}")))
             event: InboundEvent
             if source == "timer":
-                kind, _, arg = body.partition("|")
-                known = kind in TimerKind.__members__.values()
-                event = TimerFired(kind=TimerKind(kind), arg=arg) if known else Ignored("unknown timer kind")
+                event = timer_fired(body)
             else:
                 raw = json.loads(body)
                 event = parse_line_event(raw) if source == "line" else parse_slack_event(raw)
@@ -339,7 +338,7 @@ class Router:
         store, policy = self.store, self.policy
         match timer.kind:
             case TimerKind.BUSY:
-                number = core.busy_timer_case(timer.arg)
+                number = timer.case_number()
                 case = loaded.case(await store.case_record(number))
                 queue = None
                 if case is not None and case.is_open:
@@ -350,22 +349,22 @@ class Router:
                 arrived_at = dict(await store.closed_arrivals())
                 cases = loaded.cases_of(await store.case_records(list(arrived_at)))
                 arrivals = [(case, arrived_at[case.number]) for case in cases]
-                return core.on_opening_timer(arrivals, policy, now=now, opening_at=float(timer.arg))
+                return core.on_opening_timer(arrivals, policy, now=now, opening_at=float(timer.instant_value()))
             case TimerKind.UNANSWERED:
-                case = loaded.case(await store.case_record(int(timer.arg)))
+                case = loaded.case(await store.case_record(timer.case_number()))
                 return core.on_unanswered_timer(case, policy, now=now)
             case TimerKind.SOFT_WARNING | TimerKind.SOFT_LIMIT | TimerKind.OVERTIME:
-                case = loaded.case(await store.case_record(int(timer.arg)))
+                case = loaded.case(await store.case_record(timer.case_number()))
                 return core.on_guideline_timer(timer.kind, case, policy, now=now)
             case TimerKind.IDLE_WARNING | TimerKind.IDLE_CLOSE:
-                case = loaded.case(await store.case_record(int(timer.arg.split(":")[0])))
-                return core.on_silence_timer(timer.kind, timer.arg, case, policy, now=now)
+                case = loaded.case(await store.case_record(timer.case_number()))
+                return core.on_silence_timer(timer.kind, timer.instant_value(), case, policy, now=now)
             case TimerKind.FLOOD_RELEASE:
-                number = int(timer.arg.split(":")[0])
+                number = timer.case_number()
                 case = loaded.case(await store.case_record(number))
-                return core.on_flood_timer(timer.arg, case, await store.deferred_of(number), policy)
+                return core.on_flood_timer(timer.instant_value(), case, await store.deferred_of(number), policy)
             case TimerKind.CLOSING:
                 open_cases = loaded.cases_of(await store.open_case_records())
-                return core.on_closing_timer(open_cases, float(timer.arg), policy, now=now)
+                return core.on_closing_timer(open_cases, float(timer.instant_value()), policy, now=now)
             case _:
                 assert_never(timer.kind)

@@ -44,6 +44,7 @@ from bridge.core.rules.risk import is_risky
 from bridge.core.text import describe_line_message
 from bridge.core.timers.busy import busy_timer
 from bridge.core.timers.guideline import consultation_timers
+from bridge.core.timers.opening import opening_timer
 
 
 def on_child_message(
@@ -98,7 +99,7 @@ def on_child_message(
         ]
         effects += [
             StartFlood(case.number, until),
-            ScheduleTimer(TimerKind.FLOOD_RELEASE, f"{case.number}:{int(until)}", until),
+            ScheduleTimer(TimerKind.FLOOD_RELEASE, until, case=case.number, instant=int(until)),
             Audit(case.number, AUTO, "flood", f"{recent.messages if recent else 0} messages in the window"),
         ]
     deferred = flooding and not risky  # risk words are never deferred: the supervisors are sent to read them
@@ -127,7 +128,7 @@ def on_child_message(
         opening = schedule.next_opening(at)
         effects.append(NoteClosedArrival(case.number, now))
         if opening is not None:
-            effects.append(ScheduleTimer(TimerKind.OPENING, str(int(opening.timestamp())), opening.timestamp()))
+            effects.append(opening_timer(opening.timestamp()))
         if not case.arrived_closed:
             effects.append(MarkArrivedClosed(case.number))
             if not created:  # an older case waits again: its root says so

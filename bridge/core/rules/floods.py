@@ -48,10 +48,10 @@ def is_flood(recent: Recent | None, *, sticker: bool, max_messages: int, max_sti
     return bool(max_messages) and recent.messages > max_messages
 
 
-def on_flood_timer(arg: str, case: Case | None, deferred: Deferred, policy: Policy) -> Decision:
-    """The cool-down is over: what was deferred reaches the thread, and the flood ends.
-    A timer of an earlier cool-down (arg "case:until") changes nothing."""
-    if case is None or case.flood_until is None or arg.partition(":")[2] != str(int(case.flood_until)):
+def on_flood_timer(until: int, case: Case | None, deferred: Deferred, policy: Policy) -> Decision:
+    """The cool-down that was to end at `until` (s) is over: what was deferred reaches the thread,
+    and the flood ends. The timer of an earlier cool-down changes nothing."""
+    if case is None or case.flood_until is None or until != int(case.flood_until):
         return NOTHING
     texts, stickers = deferred.texts, deferred.stickers
     note = policy.render_parts("flood_released_note", messages=len(texts) + stickers, stickers=stickers)

@@ -18,16 +18,13 @@ from bridge.core.effects import (
     ScheduleTimer,
 )
 from bridge.core.events import TimerKind
+from bridge.core.ids import CaseNumber
 from bridge.core.policy import Policy
 
 
-def busy_timer(number: int, at: float) -> ScheduleTimer:
+def busy_timer(number: CaseNumber, at: float) -> ScheduleTimer:
     """A busy-notice timer; the time in its name keeps a re-armed timer distinct from a fired one."""
-    return ScheduleTimer(TimerKind.BUSY, f"{number}:{int(at)}", at)
-
-
-def busy_timer_case(arg: str) -> int:
-    return int(arg.split(":")[0])
+    return ScheduleTimer(TimerKind.BUSY, at, case=number, instant=int(at))
 
 
 def on_busy_timer(case: Case | None, policy: Policy, *, now: float, queue: Queue | None) -> Decision:

@@ -30,7 +30,7 @@ def _closing_reminder_timer(policy: Policy, at: datetime) -> list[Effect]:
     remind_at = closing.timestamp() - policy.closing_reminder_minutes * 60
     if remind_at <= at.timestamp():
         return []  # too late for a reminder in this period
-    return [ScheduleTimer(TimerKind.CLOSING, str(int(closing.timestamp())), remind_at)]
+    return [ScheduleTimer(TimerKind.CLOSING, remind_at, instant=int(closing.timestamp()))]
 
 
 def standing_timers(policy: Policy, *, now: float) -> tuple[Effect, ...]:

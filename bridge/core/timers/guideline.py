@@ -30,7 +30,7 @@ def consultation_timers(case: Case, policy: Policy, start: float) -> list[Effect
         (TimerKind.SOFT_LIMIT, policy.soft_limit_seconds),
         (TimerKind.OVERTIME, policy.overtime_alert_seconds),
     ]
-    return [ScheduleTimer(kind, str(case.number), start + seconds) for kind, seconds in deadlines if seconds > 0]
+    return [ScheduleTimer(kind, start + seconds, case=case.number) for kind, seconds in deadlines if seconds > 0]
 
 
 def on_unanswered_timer(case: Case | None, policy: Policy, *, now: float) -> Decision:

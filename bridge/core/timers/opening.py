@@ -23,6 +23,11 @@ from bridge.core.timers.busy import busy_timer
 from bridge.core.timers.guideline import consultation_timers
 
 
+def opening_timer(opening_at: float) -> ScheduleTimer:
+    """The timer of the opening digest, named by the opening."""
+    return ScheduleTimer(TimerKind.OPENING, opening_at, instant=int(opening_at))
+
+
 def on_opening_timer(arrivals: list[tuple[Case, float]], policy: Policy, *, now: float, opening_at: float) -> Decision:
     """The service opened: one channel message lists the cases that came in while closed,
     oldest first, and each of them gets its busy-notice timer from the opening on."""
@@ -33,7 +38,7 @@ def on_opening_timer(arrivals: list[tuple[Case, float]], policy: Policy, *, now:
         opening = policy.schedule.next_opening(at)
         if opening is None:
             return NOTHING
-        return Decision(effects=(ScheduleTimer(TimerKind.OPENING, str(int(opening.timestamp())), opening.timestamp()),))
+        return Decision(effects=(opening_timer(opening.timestamp()),))
     waiting = sorted(
         ((arrived, case) for case, arrived in arrivals if case.is_open and not conversation_is_live(case, now)),
         key=lambda p: p[0],
