@@ -16,6 +16,7 @@ from pathlib import Path
 from bridge.adapters.slack.render import render
 from bridge.config.policy_file import PolicyError, describe_policy, load_policy
 from bridge.config.settings import SettingsError, load_settings
+from bridge.core.ids import CaseNumber
 from bridge.core.schedule import wording
 from bridge.logs import configure_logging
 
@@ -95,7 +96,9 @@ def _hours(args: argparse.Namespace) -> int:
     return 0
 
 
-async def read_audit(redis_url: str, *, since: float, case: int | None, retention_days: int) -> list[dict[str, str]]:
+async def read_audit(
+    redis_url: str, *, since: float, case: CaseNumber | None, retention_days: int
+) -> list[dict[str, str]]:
     """The audit records from `since` on (of one case if given); records past retention are
     not shown (the worker drops them within a minute)."""
     from redis.asyncio import Redis

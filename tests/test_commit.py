@@ -26,7 +26,7 @@ from bridge.config.policy_file import load_policy
 from bridge.core.case import Queue
 from bridge.core.deliveries import ThreadPost, from_payload
 from bridge.core.events import InboundEvent
-from bridge.core.ids import CaseNumber, SlackUserId
+from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
 from bridge.core.parts import ChildWords, text_from_payload
 from bridge.core.rules.floods import Deferred, Recent
 from bridge.core.schedule.model import Schedule
@@ -81,7 +81,7 @@ async def apply(router: Router, *effects: core.Effect, cases: tuple[int, ...] = 
     """Commit effects as a decision made from these cases would."""
     loaded = Loaded()
     for number in cases:
-        loaded.case(await router.store.case_record(number))
+        loaded.case(await router.store.case_record(CaseNumber(number)))
     return await router.commit(core.Decision(effects=effects), loaded, now=now, entry_id=None)
 
 
@@ -91,7 +91,7 @@ async def lane(router: Router, name: str) -> list[dict[str, Any]]:
 
 
 async def queue_of(router: Router, number: int) -> Queue:
-    opened, before = await router.store.queue_counts(number)
+    opened, before = await router.store.queue_counts(CaseNumber(number))
     return Queue.of(open_cases=opened, unanswered_before=before)
 
 
@@ -117,13 +117,13 @@ async def test_one_open_case_per_child_even_when_two_passes_race(router: Router)
     after = {key: await router.redis.type(key) async for key in router.redis.scan_iter()}
     assert before == after and await router.redis.xlen(router.store.keys.inbound) == 1  # nothing written
     assert await router.pass_once(second, event_of(router, second_body)) is Committed.DONE
-    case = await router.store.get_case(1)
-    assert case is not None and case.is_open and await router.store.get_case(2) is None
+    case = await router.store.get_case(CaseNumber(1))
+    assert case is not None and case.is_open and await router.store.get_case(CaseNumber(2)) is None
     posts = [d for d in await lane(router, "slack:1") if d["kind"] == "thread_post" and d["role"] == "child"]
     assert [slack(text_from_payload(p["text"])) for p in posts] == ["ひとつめ", "ふたつめ"]
     assert [d["kind"] for d in await lane(router, "slack:1")].count("root_post") == 1
     await route(router, child_text("べつのこ", child="Utwo"))
-    assert await router.store.open_case_of("Utwo") == 2
+    assert await router.store.open_case_of(LineUserId("Utwo")) == 2
 
 
 async def test_a_committed_entry_is_not_committed_again(router: Router) -> None:
@@ -139,23 +139,23 @@ async def test_a_committed_entry_is_not_committed_again(router: Router) -> None:
 async def test_closing_frees_the_child_for_a_new_case(router: Router) -> None:
     await route(router, child_text("はじめ"))
     assert await apply(router, core.CloseCase(CaseNumber(1), core.CloseReason.UNFOLLOWED), cases=(1,)) is Committed.DONE
-    case = await router.store.get_case(1)
+    case = await router.store.get_case(CaseNumber(1))
     assert case is not None and not case.is_open and case.closed_reason == "unfollowed"
-    assert await router.store.open_case_of("Uone") is None
+    assert await router.store.open_case_of(LineUserId("Uone")) is None
     # Closing a closed case is decided as nothing by the core: the child's next message opens #2.
     assert core.on_child_unfollowed(case, router.policy, now=3.0) == core.NOTHING
     await route(router, child_text("また"))
-    assert await router.store.open_case_of("Uone") == 2
+    assert await router.store.open_case_of(LineUserId("Uone")) == 2
 
 
 async def test_a_version_check_refuses_a_decision_made_from_an_older_case(router: Router) -> None:
     await route(router, child_text("はじめ"))
     stale = Loaded()
-    stale.case(await router.store.case_record(1))
+    stale.case(await router.store.case_record(CaseNumber(1)))
     assert await apply(router, core.HoldCase(CaseNumber(1)), cases=(1,)) is Committed.DONE  # the case changes meanwhile
     decision = core.Decision(effects=(core.MarkUrgent(CaseNumber(1)),))
     assert await router.commit(decision, stale, now=2.0, entry_id=None) is Committed.CONFLICT
-    case = await router.store.get_case(1)
+    case = await router.store.get_case(CaseNumber(1))
     assert case is not None and case.hold and not case.urgent
 
 
@@ -163,9 +163,9 @@ async def test_the_thread_is_recorded_once_for_the_case_its_lookup_and_its_lane(
     await route(router, child_text("はじめ"))
     await router.store.record_thread(1, "slack:1", "111.1")
     await router.store.record_thread(1, "slack:1", "222.2")  # an earlier post found again: no change
-    assert (await router.store.get_case(1)).thread_ts == "111.1"  # type: ignore[union-attr]
-    assert await router.store.case_by_thread("111.1") == 1
-    assert await router.store.case_by_thread("222.2") is None
+    assert (await router.store.get_case(CaseNumber(1))).thread_ts == "111.1"  # type: ignore[union-attr]
+    assert await router.store.case_by_thread(ThreadTs("111.1")) == 1
+    assert await router.store.case_by_thread(ThreadTs("222.2")) is None
     assert await router.redis.hget(router.store.keys.lane_threads, "slack:1") == b"111.1"
 
 
@@ -193,7 +193,9 @@ async def test_a_new_case_is_told_its_place_in_line(router: Router) -> None:
     router.policy = dataclasses.replace(router.policy, capacity=1)
     await route(router, child_text("いちばん", child="Ua"))
     await route(router, child_text("にばん", child="Ub"))
-    (busy,) = [d for d in await lane(router, "line:" + router.store.child_key("Ub")) if d["kind"] == "line_reply"]
+    (busy,) = [
+        d for d in await lane(router, "line:" + router.store.child_key(LineUserId("Ub"))) if d["kind"] == "line_reply"
+    ]
     assert busy["texts"] == [router.policy.render("busy_notice", place=2)]
 
 
@@ -204,8 +206,8 @@ async def test_a_childs_later_case_knows_the_earlier_numbers(router: Router) -> 
     await route(router, child_text("さん", child="Ua"))
     await apply(router, core.CloseCase(CaseNumber(3), core.CloseReason.UNFOLLOWED), cases=(3,))
     await route(router, child_text("よん", child="Ua"))
-    assert (await router.store.get_case(4)).earlier == (1, 3)  # type: ignore[union-attr]
-    assert (await router.store.get_case(2)).earlier == ()  # type: ignore[union-attr]
+    assert (await router.store.get_case(CaseNumber(4))).earlier == (1, 3)  # type: ignore[union-attr]
+    assert (await router.store.get_case(CaseNumber(2))).earlier == ()  # type: ignore[union-attr]
     (root,) = [d for d in await lane(router, "slack:4") if d["kind"] == "root_post"]
     assert "#1, #3" in slack(text_from_payload(root["text"]))
 
@@ -215,7 +217,7 @@ async def test_the_history_keeps_the_latest_ten_cases(router: Router) -> None:
         await route(router, child_text(f"{number}回目"))
         await apply(router, core.CloseCase(CaseNumber(number), core.CloseReason.IDLE), cases=(number,))
     await route(router, child_text("13回目"))
-    assert (await router.store.get_case(13)).earlier == tuple(range(3, 13))  # type: ignore[union-attr]
+    assert (await router.store.get_case(CaseNumber(13))).earlier == tuple(range(3, 13))  # type: ignore[union-attr]
 
 
 async def test_a_block_is_kept_by_pseudonym_counted_and_lifted(router: Router) -> None:
@@ -224,13 +226,13 @@ async def test_a_block_is_kept_by_pseudonym_counted_and_lifted(router: Router) -
         await apply(router, core.BlockChild(CaseNumber(1), SlackUserId("US"), "迷惑", 2.0), cases=(1,))
         is Committed.DONE
     )
-    block = await router.store.block_of("Uone")
+    block = await router.store.block_of(LineUserId("Uone"))
     assert block is not None and (block.case, block.by, block.reason) == (1, "US", "迷惑")
     assert "Uone" not in str(await router.redis.hkeys(router.store.keys.blocked))  # keyed by pseudonym
     entry_id = await route(router, child_text("またきたよ"))  # counted on the case, not relayed
     replayed = await router.pass_once(entry_id, event_of(router, child_text("またきたよ")))
     assert replayed is Committed.GONE  # a replay of the same entry counts nothing again
-    case = await router.store.get_case(1)
+    case = await router.store.get_case(CaseNumber(1))
     assert case is not None and case.blocked and case.blocked_count == 1
     assert [from_payload(d) for d in await lane(router, "slack:1") if d.get("role") == "child"] == [
         ThreadPost(case=CaseNumber(1), text=(ChildWords("はじめ"),), role="child")
@@ -238,8 +240,8 @@ async def test_a_block_is_kept_by_pseudonym_counted_and_lifted(router: Router) -
     assert (
         await apply(router, core.UnblockChild(CaseNumber(1), shown_on=(CaseNumber(1),)), cases=(1,)) is Committed.DONE
     )
-    case = await router.store.get_case(1)
-    assert await router.store.block_of("Uone") is None and case is not None and not case.blocked
+    case = await router.store.get_case(CaseNumber(1))
+    assert await router.store.block_of(LineUserId("Uone")) is None and case is not None and not case.blocked
 
 
 async def test_a_blocked_child_opens_no_case(router: Router) -> None:
@@ -251,9 +253,12 @@ async def test_a_blocked_child_opens_no_case(router: Router) -> None:
         cases=(1,),
     )
     await route(router, child_text("あけて"))
-    assert await router.store.open_case_of("Uone") is None and await router.store.get_case(2) is None
+    assert (
+        await router.store.open_case_of(LineUserId("Uone")) is None
+        and await router.store.get_case(CaseNumber(2)) is None
+    )
     await route(router, child_text("こんにちは", child="Utwo"))
-    assert await router.store.open_case_of("Utwo") == 2
+    assert await router.store.open_case_of(LineUserId("Utwo")) == 2
 
 
 async def test_the_flood_window_counts_each_message_once_and_forgets_old_ones(router: Router) -> None:
@@ -261,7 +266,7 @@ async def test_the_flood_window_counts_each_message_once_and_forgets_old_ones(ro
     window = 60
     for at, sticker, entry in ((100.0, True, "e1"), (110.0, False, "e2"), (110.0, False, "e2"), (165.0, True, "e3")):
         await _note(router, entry, at, sticker, window)  # e2 twice: the same message noted again
-    loaded = await router.store.load_child("Uone", now=165.0, window_s=window)
+    loaded = await router.store.load_child(LineUserId("Uone"), now=165.0, window_s=window)
     assert loaded.recent == Recent(2, 1)  # e1 has left the window; e2 counted once
 
 
@@ -280,12 +285,12 @@ async def test_deferred_messages_are_kept_in_order_and_released(router: Router) 
     await apply(router, core.StartFlood(CaseNumber(1), 500.0), cases=(1,))
     for text in ("あのね", None, "きいて"):
         await apply(router, core.DeferMessage(CaseNumber(1), text), cases=(1,))
-    assert await router.store.deferred_of(1) == Deferred(("あのね", "きいて"), 1)
-    case = await router.store.get_case(1)
+    assert await router.store.deferred_of(CaseNumber(1)) == Deferred(("あのね", "きいて"), 1)
+    case = await router.store.get_case(CaseNumber(1))
     assert case is not None and case.flood_until == 500.0
     await apply(router, core.ReleaseFlood(CaseNumber(1)), cases=(1,))
-    case = await router.store.get_case(1)
-    assert await router.store.deferred_of(1) == Deferred() and case is not None and case.flood_until is None
+    case = await router.store.get_case(CaseNumber(1))
+    assert await router.store.deferred_of(CaseNumber(1)) == Deferred() and case is not None and case.flood_until is None
 
 
 async def test_a_cool_down_in_progress_across_the_rename_keeps_what_it_deferred(router: Router) -> None:
@@ -298,9 +303,9 @@ async def test_a_cool_down_in_progress_across_the_rename_keeps_what_it_deferred(
     await store.redis.hset(store.keys.case(1), "held_stickers", "2")
     for text in ("あのね", None):
         await apply(router, core.DeferMessage(CaseNumber(1), text), cases=(1,))
-    assert await store.deferred_of(1) == Deferred(("まえの", "あのね"), 3)
+    assert await store.deferred_of(CaseNumber(1)) == Deferred(("まえの", "あのね"), 3)
     await apply(router, core.ReleaseFlood(CaseNumber(1)), cases=(1,))
-    assert await store.deferred_of(1) == Deferred()
+    assert await store.deferred_of(CaseNumber(1)) == Deferred()
     assert not await store.redis.exists(store.keys.deferred_before_rename(1), store.keys.deferred(1))
     assert not await store.redis.hexists(store.keys.case(1), "held_stickers")
 
@@ -316,7 +321,7 @@ async def test_audit_records_are_kept_and_dropped_after_retention(router: Router
     await apply(router, core.Audit(CaseNumber(3), "UC", "close", "memo", "command"), now=now)
     await apply(router, core.Audit(CaseNumber(4), "UC", "close", "memo", "command"), now=now)
     assert [r["case"] for r in await store.audit_records()] == ["3", "4"]
-    assert [r["action"] for r in await store.audit_records(case=4)] == ["close"]
+    assert [r["action"] for r in await store.audit_records(case=CaseNumber(4))] == ["close"]
     assert await store.audit_records(since=now + 60) == []
     await router.standing_pass(now)
     assert len(await store.audit_records()) == 2  # nothing within retention is dropped
@@ -346,20 +351,20 @@ async def test_a_closed_case_forgets_the_line_user_id_but_keeps_history_and_bloc
     await apply(router, core.CloseCase(CaseNumber(1), core.CloseReason.IDLE), cases=(1,), now=closed_at)
     router.policy = dataclasses.replace(router.policy, closed_case_days=30)
     await router.standing_pass(closed_at + 29 * 86400)  # not yet due
-    assert (await store.get_case(1)).child_id == "Uone"  # type: ignore[union-attr]
+    assert (await store.get_case(CaseNumber(1))).child_id == "Uone"  # type: ignore[union-attr]
     await router.standing_pass(time.time())
-    case = await store.get_case(1)
+    case = await store.get_case(CaseNumber(1))
     assert case is not None and case.child_id == "" and "Uone" not in str(await store.redis.hgetall(store.keys.case(1)))
     assert await store.closed_before(time.time()) == []  # once
-    still_open = await store.get_case(2)
+    still_open = await store.get_case(CaseNumber(2))
     assert still_open is not None and still_open.child_id == "Utwo"  # open cases are never touched
     # The pseudonym remains: the child's next case lists the earlier one, and a block still works.
     await route(router, child_text("さん", child="Uone"))
-    later = await store.get_case(3)
+    later = await store.get_case(CaseNumber(3))
     assert later is not None and later.earlier == (1,)
-    assert await store.open_case_of("Uone") == 3
+    assert await store.open_case_of(LineUserId("Uone")) == 3
     await apply(router, core.BlockChild(CaseNumber(1), SlackUserId("US"), "迷惑", 5.0), cases=(1,))
-    assert await store.block_of("Uone") is not None and await store.block_of_case(3) is not None
+    assert await store.block_of(LineUserId("Uone")) is not None and await store.block_of_case(CaseNumber(3)) is not None
 
 
 async def test_a_bad_operation_writes_nothing(router: Router) -> None:

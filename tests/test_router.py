@@ -18,7 +18,7 @@ import bridge.engine.router as router_module
 from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
 from bridge.config.settings import load_settings
-from bridge.core.ids import SlackUserId
+from bridge.core.ids import CaseNumber, LineUserId, SlackUserId
 from bridge.core.schedule.model import Schedule
 from bridge.engine.worker import Worker
 
@@ -167,7 +167,7 @@ async def test_a_first_message_replayed_after_a_crash_before_its_commit_still_op
     monkeypatch.setattr(worker.store, "commit", dies)
     with pytest.raises(RedisConnectionError):
         await worker.router.route_entry(entry_id, fields)
-    assert await worker.store.get_case(1) is None and await lane_kinds(worker, "slack:1") == []
+    assert await worker.store.get_case(CaseNumber(1)) is None and await lane_kinds(worker, "slack:1") == []
     monkeypatch.undo()
     await worker.router.route_entry(entry_id, fields)
     assert await lane_kinds(worker, "slack:1") == ["root_post", "thread_post"]
@@ -214,7 +214,7 @@ def disarm() -> None:
 async def state_of(worker: Worker) -> dict[str, Any]:
     """What the bridge keeps, without instants and entry ids (which differ from run to run)."""
     cases = []
-    for case in await worker.store.get_cases([1, 2, 3]):
+    for case in await worker.store.get_cases([CaseNumber(1), CaseNumber(2), CaseNumber(3)]):
         cases.append((case.number, case.status, case.counsellor, case.blocked, case.blocked_count, case.closed_reason))
     lanes: dict[str, list[Any]] = {}
     async for key in worker.redis.scan_iter(match=worker.store.keys.lane("*")):
@@ -226,8 +226,10 @@ async def state_of(worker: Worker) -> dict[str, Any]:
         "cases": cases,
         "lanes": sorted(lanes.items()),
         "audit": [r["action"] for r in await worker.store.audit_records()],
-        "block": dataclasses.replace(block, at=0) if (block := await worker.store.block_of("Uchild")) else None,
-        "open": await worker.store.open_case_of("Uchild"),
+        "block": dataclasses.replace(block, at=0)
+        if (block := await worker.store.block_of(LineUserId("Uchild")))
+        else None,
+        "open": await worker.store.open_case_of(LineUserId("Uchild")),
         "timers": sorted(t.decode().split("|")[0] for t in timers),
         "pending": await worker.redis.xlen(worker.store.keys.inbound),
     }

@@ -16,6 +16,7 @@ from bridge.adapters.redis.codec import encode_item, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
 from bridge.adapters.redis.keys import Keys
 from bridge.adapters.redis.store import Store
+from bridge.core.ids import LineUserId
 
 
 async def enqueue(store: Store, items: list[tuple[str, str, dict[str, Any]]]) -> None:
@@ -160,10 +161,10 @@ async def test_the_pseudonym_key_is_made_once_and_shared() -> None:
     redis = aioredis.FakeRedis()
     first, second = Store(redis), Store(redis)
     with pytest.raises(RuntimeError):
-        first.child_key("U1")
+        first.child_key(LineUserId("U1"))
     await first.prepare()
     await second.prepare()
-    assert first.child_key("U1") == second.child_key("U1") != first.child_key("U2")
+    assert first.child_key(LineUserId("U1")) == second.child_key(LineUserId("U1")) != first.child_key(LineUserId("U2"))
     await redis.aclose()
 
 

@@ -20,6 +20,7 @@ from bridge.adapters.redis.codec import CaseRecord, encode_item
 from bridge.adapters.redis.commit import Ops
 from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
 from bridge.core.deliveries import ChannelPost, Delivery, Ephemeral, LinePush, LineReply, to_payload
+from bridge.core.ids import LineUserId
 
 log = logging.getLogger("bridge.worker")
 
@@ -50,7 +51,7 @@ class Loaded:
         return [self.cases.setdefault(r.case.number, r).case for r in records]
 
 
-def lane_for(delivery: Delivery, child_key: Callable[[str], str]) -> str:
+def lane_for(delivery: Delivery, child_key: Callable[[LineUserId], str]) -> str:
     """Towards Slack, one lane per case (and one for the channel itself); towards LINE, one
     lane per child (across cases)."""
     if isinstance(delivery, LinePush | LineReply):
@@ -70,7 +71,7 @@ class Plan:
         *,
         keys: Keys,
         loaded: Loaded,
-        child_key: Callable[[str], str],
+        child_key: Callable[[LineUserId], str],
         now: float,
         audit_retention_days: int,
     ) -> None:

@@ -46,6 +46,7 @@ from bridge.core.events import (
     TimerKind,
     timer_fired,
 )
+from bridge.core.ids import CaseNumber, ThreadTs
 from bridge.core.policy import Policy
 from bridge.core.rules import controls
 from bridge.core.rules.intake import ChildState, on_child_writes
@@ -270,7 +271,7 @@ class Router:
             case _:
                 assert_never(event)
 
-    async def _case_of_thread(self, thread_ts: str | None, loaded: Loaded) -> core.Case | None:
+    async def _case_of_thread(self, thread_ts: ThreadTs | None, loaded: Loaded) -> core.Case | None:
         return loaded.case(await self.store.case_record_of_thread(thread_ts)) if thread_ts else None
 
     async def _decide_child_message(self, event: ChildMessage, now: float, loaded: Loaded) -> core.Decision:
@@ -312,7 +313,7 @@ class Router:
             loaded.fields[(keys.open_by_child, record.child_key)] = open_raw
             block = store.block_from(block_raw) if block_raw else None
             if open_raw is not None and int(open_raw) != record.case.number:
-                current = loaded.case(await store.case_record(int(open_raw)))  # the child's open case
+                current = loaded.case(await store.case_record(CaseNumber(int(open_raw))))  # the child's open case
             if block is not None and block.case != record.case.number:
                 blocked_from = loaded.case(await store.case_record(block.case))  # the case blocked from
         open_cases = await store.open_cases() if request.action == controls.CASES else []

@@ -31,7 +31,7 @@ from bridge.adapters.redis.inbound import InboundStore
 from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
 from bridge.adapters.redis.lanes import LaneStore
 from bridge.core.case import Block, Case
-from bridge.core.ids import CaseNumber, SlackUserId
+from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
 from bridge.core.rules.controls import Roster
 from bridge.core.rules.floods import Deferred, Recent
 
@@ -100,7 +100,7 @@ class Store(InboundStore, LaneStore):
                 pipe.hsetnx(self.keys.lane_threads, lane, ts)
             await pipe.execute()
 
-    def child_key(self, child_id: str) -> str:
+    def child_key(self, child_id: LineUserId) -> str:
         """A stable pseudonym for a LINE user ID, so key names never carry the ID itself."""
         if self._child_key_secret is None:
             raise RuntimeError("Store.prepare() must run before child keys are derived")
@@ -112,7 +112,7 @@ class Store(InboundStore, LaneStore):
 
     # --- reads for decisions ----------------------------------------------------------
 
-    async def load_child(self, child_id: str, *, now: float, window_s: int) -> ChildLoad:
+    async def load_child(self, child_id: LineUserId, *, now: float, window_s: int) -> ChildLoad:
         """What a child's message is decided from, in one round trip (reads only)."""
         child_key = self.child_key(child_id)
         reply: Any = await self._load_child(
@@ -142,10 +142,10 @@ class Store(InboundStore, LaneStore):
             unanswered=int(waiting),
         )
 
-    async def case_record(self, number: int) -> CaseRecord | None:
+    async def case_record(self, number: CaseNumber) -> CaseRecord | None:
         return record_from(await self.redis.hgetall(self.keys.case(number)))
 
-    async def case_records(self, numbers: Sequence[int]) -> list[CaseRecord]:
+    async def case_records(self, numbers: Sequence[CaseNumber]) -> list[CaseRecord]:
         """The cases that exist among these numbers, in the same order (one round trip)."""
         if not numbers:
             return []
@@ -154,31 +154,31 @@ class Store(InboundStore, LaneStore):
             pipe.hgetall(self.keys.case(number))
         return [record for raw in await pipe.execute() if (record := record_from(raw)) is not None]
 
-    async def case_record_of_thread(self, thread_ts: str) -> CaseRecord | None:
+    async def case_record_of_thread(self, thread_ts: ThreadTs) -> CaseRecord | None:
         """The case whose Slack thread this is (one round trip)."""
         raw: Any = await self._case_of_thread(keys=[self.keys.by_thread], args=[self.keys.cases_prefix, thread_ts])
         return record_from(pairs(raw))
 
-    async def get_case(self, number: int) -> Case | None:
+    async def get_case(self, number: CaseNumber) -> Case | None:
         record = await self.case_record(number)
         return record.case if record is not None else None
 
-    async def get_cases(self, numbers: Sequence[int]) -> list[Case]:
+    async def get_cases(self, numbers: Sequence[CaseNumber]) -> list[Case]:
         return [record.case for record in await self.case_records(numbers)]
 
     async def open_case_records(self) -> list[CaseRecord]:
         """Every open case, by number (one round trip for the list, one for the cases)."""
-        numbers = sorted(int(n) for n in await self.redis.hvals(self.keys.open_by_child))
+        numbers = sorted(CaseNumber(int(n)) for n in await self.redis.hvals(self.keys.open_by_child))
         return await self.case_records(numbers)
 
     async def open_cases(self) -> list[Case]:
         return [record.case for record in await self.open_case_records()]
 
-    async def case_by_thread(self, thread_ts: str) -> CaseNumber | None:
+    async def case_by_thread(self, thread_ts: ThreadTs) -> CaseNumber | None:
         number = await self.redis.hget(self.keys.by_thread, thread_ts)
         return CaseNumber(int(number)) if number is not None else None
 
-    async def queue_counts(self, number: int) -> tuple[int, int]:
+    async def queue_counts(self, number: CaseNumber) -> tuple[int, int]:
         """(open cases, unanswered open cases opened before this one), in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hlen(self.keys.open_by_child)
@@ -186,7 +186,7 @@ class Store(InboundStore, LaneStore):
         opened, before = await pipe.execute()
         return int(opened), int(before)
 
-    async def open_case_of(self, child_id: str) -> CaseNumber | None:
+    async def open_case_of(self, child_id: LineUserId) -> CaseNumber | None:
         number = await self.redis.hget(self.keys.open_by_child, self.child_key(child_id))
         return CaseNumber(int(number)) if number is not None else None
 
@@ -205,18 +205,18 @@ class Store(InboundStore, LaneStore):
         """A block as stored."""
         return block_from(raw)
 
-    async def block_of(self, child_id: str) -> Block | None:
+    async def block_of(self, child_id: LineUserId) -> Block | None:
         """The block of the child writing now, if any."""
         raw = await self.block_raw_of_key(self.child_key(child_id))
         return block_from(raw) if raw is not None else None
 
-    async def block_of_case(self, number: int) -> Block | None:
+    async def block_of_case(self, number: CaseNumber) -> Block | None:
         """The block of a case's child, if any (works after the LINE user ID was erased)."""
         record = await self.case_record(number)
         raw = await self.block_raw_of_key(record.child_key) if record is not None else None
         return block_from(raw) if raw is not None else None
 
-    async def closed_notice_of(self, child_id: str) -> str | None:
+    async def closed_notice_of(self, child_id: LineUserId) -> str | None:
         """The closed period for which the child last got the out-of-hours reply."""
         value = await self.redis.get(self.keys.closed_notice(self.child_key(child_id)))
         return as_text(value) if value is not None else None
@@ -230,7 +230,7 @@ class Store(InboundStore, LaneStore):
         rows: Any = await self.redis.zrangebyscore(self.keys.closed_index, "-inf", cutoff, start=0, num=limit)
         return [CaseNumber(int(as_text(n))) for n in rows]
 
-    async def deferred_of(self, number: int) -> Deferred:
+    async def deferred_of(self, number: CaseNumber) -> Deferred:
         """What a case's flood cool-down deferred: the texts in order, and how many stickers
         (one round trip). What was deferred before the rename of the keys counts, first."""
         pipe = self.redis.pipeline(transaction=False)
@@ -243,7 +243,7 @@ class Store(InboundStore, LaneStore):
             stickers=sum(int(count or 0) for count in stickers),
         )
 
-    async def audit_records(self, *, since: float = 0, case: int | None = None) -> list[dict[str, str]]:
+    async def audit_records(self, *, since: float = 0, case: CaseNumber | None = None) -> list[dict[str, str]]:
         """Audit records from `since` on, oldest first, optionally of one case."""
         records = []
         start = f"{int(since * 1000)}-0"
