@@ -7,7 +7,7 @@ import pytest
 from bridge.core.deliveries import LinePush, LineReply, Reaction, ThreadPost
 from bridge.core.ids import CaseNumber, LineUserId, MessageTs
 from bridge.core.parts import ChildWords
-from bridge.core.retry import Action, Outcome, RetryRules, next_step, use_reply_token
+from bridge.core.retry import Action, Outcome, OutcomeStatus, RetryRules, next_step, use_reply_token
 
 RULES = RetryRules(give_up_after_s=3600, max_backoff_s=60, unanswered_wait_s=10)
 PUSH = LinePush(to=LineUserId("U"), texts=("x",), retry_key="k", case=CaseNumber(1), slack_ts=MessageTs("1.1"))
@@ -20,41 +20,47 @@ def step(delivery: object, outcome: Outcome, *, attempts: int = 1, age_s: float 
 
 
 def test_delivered_completes() -> None:
-    assert step(PUSH, Outcome("delivered")).action is Action.COMPLETE  # type: ignore[attr-defined]
+    assert step(PUSH, Outcome(OutcomeStatus.DELIVERED)).action is Action.COMPLETE  # type: ignore[attr-defined]
+
+
+def test_an_outcome_says_whether_it_was_delivered_or_refused() -> None:
+    assert Outcome(OutcomeStatus.DELIVERED).delivered and not Outcome(OutcomeStatus.DELIVERED).failed
+    assert Outcome(OutcomeStatus.FAILED, "x").failed and not Outcome(OutcomeStatus.FAILED, "x").delivered
+    assert not Outcome(OutcomeStatus.RETRY).failed and not Outcome(OutcomeStatus.REPLY_TOKEN_REJECTED).failed
 
 
 @pytest.mark.parametrize(("attempts", "delay"), [(1, 0.5), (2, 1.0), (5, 8.0), (8, 60.0), (40, 60.0)])
 def test_backoff_doubles_up_to_the_cap(attempts: int, delay: float) -> None:
-    result = step(PUSH, Outcome("retry", "500"), attempts=attempts)
+    result = step(PUSH, Outcome(OutcomeStatus.RETRY, "500"), attempts=attempts)
     assert result.action is Action.RETRY and result.delay_s == delay  # type: ignore[attr-defined]
 
 
 def test_an_unanswered_request_waits_at_least_a_timeout() -> None:
-    result = step(PUSH, Outcome("retry", "timeout", ambiguous=True), attempts=1)
+    result = step(PUSH, Outcome(OutcomeStatus.RETRY, "timeout", ambiguous=True), attempts=1)
     assert result.delay_s == 10  # type: ignore[attr-defined]
 
 
 def test_retry_after_holds_the_platform() -> None:
-    result = step(CHILD_POST, Outcome("retry", "429", retry_after=7))
+    result = step(CHILD_POST, Outcome(OutcomeStatus.RETRY, "429", retry_after=7))
     assert (result.action, result.delay_s, result.pause_platform_s) == (Action.RETRY, 7, 7)  # type: ignore[attr-defined]
 
 
 def test_give_up_after_the_horizon_except_for_a_childs_words() -> None:
-    assert step(PUSH, Outcome("retry", "500"), age_s=3601).action is Action.FAIL  # type: ignore[attr-defined]
-    assert step(NOTE, Outcome("retry", "500"), age_s=3601).action is Action.FAIL  # type: ignore[attr-defined]
-    assert step(CHILD_POST, Outcome("retry", "500"), age_s=10**6).action is Action.RETRY  # type: ignore[attr-defined]
+    assert step(PUSH, Outcome(OutcomeStatus.RETRY, "500"), age_s=3601).action is Action.FAIL  # type: ignore[attr-defined]
+    assert step(NOTE, Outcome(OutcomeStatus.RETRY, "500"), age_s=3601).action is Action.FAIL  # type: ignore[attr-defined]
+    assert step(CHILD_POST, Outcome(OutcomeStatus.RETRY, "500"), age_s=10**6).action is Action.RETRY  # type: ignore[attr-defined]
 
 
 def test_a_refused_childs_message_is_set_aside_not_dropped() -> None:
-    assert step(CHILD_POST, Outcome("failed", "bad")).action is Action.SET_ASIDE  # type: ignore[attr-defined]
+    assert step(CHILD_POST, Outcome(OutcomeStatus.FAILED, "bad")).action is Action.SET_ASIDE  # type: ignore[attr-defined]
     reaction = Reaction(case=CaseNumber(1), message_ts=MessageTs("1.1"), name="warning")
-    assert step(reaction, Outcome("failed", "bad")).action is Action.FAIL  # type: ignore[attr-defined]
-    assert step(PUSH, Outcome("failed", "400")).action is Action.FAIL  # type: ignore[attr-defined]
+    assert step(reaction, Outcome(OutcomeStatus.FAILED, "bad")).action is Action.FAIL  # type: ignore[attr-defined]
+    assert step(PUSH, Outcome(OutcomeStatus.FAILED, "400")).action is Action.FAIL  # type: ignore[attr-defined]
 
 
 def test_a_refused_reply_token_turns_into_a_push() -> None:
     reply = LineReply(to=LineUserId("U"), reply_token="t", event_ms=0, texts=("x",), retry_key="k")
-    assert step(reply, Outcome("reply_token_rejected")).action is Action.PUSH_INSTEAD  # type: ignore[attr-defined]
+    assert step(reply, Outcome(OutcomeStatus.REPLY_TOKEN_REJECTED)).action is Action.PUSH_INSTEAD  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -76,18 +82,18 @@ def test_reply_token_is_used_only_fresh_and_first(
 
 def test_only_a_refused_reply_token_turns_a_reply_into_a_push() -> None:
     reply = LineReply(to=LineUserId("U"), reply_token="t", event_ms=0, texts=("x",), retry_key="k")
-    assert step(reply, Outcome("retry", "500")).action is Action.RETRY  # type: ignore[attr-defined]
-    assert step(reply, Outcome("failed", "400")).action is Action.FAIL  # type: ignore[attr-defined]
+    assert step(reply, Outcome(OutcomeStatus.RETRY, "500")).action is Action.RETRY  # type: ignore[attr-defined]
+    assert step(reply, Outcome(OutcomeStatus.FAILED, "400")).action is Action.FAIL  # type: ignore[attr-defined]
     # A push has no token to refuse: the same outcome for it is not a reason to push again.
-    assert step(PUSH, Outcome("reply_token_rejected")).action is Action.FAIL  # type: ignore[attr-defined]
+    assert step(PUSH, Outcome(OutcomeStatus.REPLY_TOKEN_REJECTED)).action is Action.FAIL  # type: ignore[attr-defined]
 
 
 def test_give_up_exactly_at_the_horizon() -> None:
-    assert step(PUSH, Outcome("retry", "500"), age_s=3599.9).action is Action.RETRY  # type: ignore[attr-defined]
-    assert step(PUSH, Outcome("retry", "500"), age_s=3600).action is Action.FAIL  # type: ignore[attr-defined]
+    assert step(PUSH, Outcome(OutcomeStatus.RETRY, "500"), age_s=3599.9).action is Action.RETRY  # type: ignore[attr-defined]
+    assert step(PUSH, Outcome(OutcomeStatus.RETRY, "500"), age_s=3600).action is Action.FAIL  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("jitter", "delay"), [(0.5, 4.0), (1.5, 12.0)])
 def test_jitter_scales_the_backoff(jitter: float, delay: float) -> None:
-    result = next_step(PUSH, Outcome("retry", "500"), attempts=5, age_s=0, rules=RULES, jitter=jitter)
+    result = next_step(PUSH, Outcome(OutcomeStatus.RETRY, "500"), attempts=5, age_s=0, rules=RULES, jitter=jitter)
     assert result.action is Action.RETRY and result.delay_s == delay

@@ -12,11 +12,20 @@ REPLY_TOKEN_FRESH_MS = 50_000
 FIRST_BACKOFF_S = 0.5
 
 
+class OutcomeStatus(StrEnum):
+    """How an attempt ended, in the retry rules' terms."""
+
+    DELIVERED = "delivered"  # the platform took it
+    RETRY = "retry"  # it may take it later (5xx, 429, no answer)
+    FAILED = "failed"  # it refused it
+    REPLY_TOKEN_REJECTED = "reply_token_rejected"  # LINE refused the reply token (a push may do)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How an attempt ended, as an adapter classified the platform's answer."""
 
-    status: str  # "delivered", "retry", "failed", "reply_token_rejected"
+    status: OutcomeStatus
     reason: str = ""
     retry_after: float | None = None  # the platform asked us to wait (429 Retry-After)
     # No answer came (timeout, dropped connection): the platform may still have acted on it.
@@ -24,10 +33,14 @@ class Outcome:
 
     @property
     def delivered(self) -> bool:
-        return self.status == "delivered"
+        return self.status is OutcomeStatus.DELIVERED
+
+    @property
+    def failed(self) -> bool:
+        return self.status is OutcomeStatus.FAILED
 
 
-DELIVERED = Outcome("delivered")
+DELIVERED = Outcome(OutcomeStatus.DELIVERED)
 
 
 @dataclass(frozen=True)
@@ -73,9 +86,9 @@ def next_step(
     may still take them; everything else stops retrying after rules.give_up_after_s."""
     if outcome.delivered:
         return Next(Action.COMPLETE)
-    if outcome.status == "reply_token_rejected" and isinstance(delivery, LineReply):
+    if outcome.status is OutcomeStatus.REPLY_TOKEN_REJECTED and isinstance(delivery, LineReply):
         return Next(Action.PUSH_INSTEAD)
-    if outcome.status == "retry" and (is_never_given_up(delivery) or age_s < rules.give_up_after_s):
+    if outcome.status is OutcomeStatus.RETRY and (is_never_given_up(delivery) or age_s < rules.give_up_after_s):
         if outcome.retry_after is not None:
             return Next(Action.RETRY, delay_s=outcome.retry_after, pause_platform_s=outcome.retry_after)
         delay = min(rules.max_backoff_s, FIRST_BACKOFF_S * 2 ** min(attempts - 1, 16)) * jitter

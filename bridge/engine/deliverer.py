@@ -47,7 +47,7 @@ from bridge.core.deliveries import (
 )
 from bridge.core.parts import Text
 from bridge.core.policy import Policy
-from bridge.core.retry import DELIVERED, Action, Outcome, RetryRules, next_step, use_reply_token
+from bridge.core.retry import DELIVERED, Action, Outcome, OutcomeStatus, RetryRules, next_step, use_reply_token
 from bridge.engine.commit import lane_for
 from bridge.engine.errors import safe_trace
 
@@ -167,11 +167,11 @@ class Deliverers:
         try:
             outcome, followups = await self._attempt(delivery, claim)
         except (RedisError, OSError) as exc:
-            outcome, followups = Outcome("retry", f"redis: {type(exc).__name__}", ambiguous=True), ()
+            outcome, followups = Outcome(OutcomeStatus.RETRY, f"redis: {type(exc).__name__}", ambiguous=True), ()
         except Exception as exc:
             # A bug must not leave the lane leased forever: back off like any failure.
             log.error("delivery attempt raised item=%s\n%s", claim.item_id, safe_trace(exc))
-            outcome, followups = Outcome("retry", f"bridge error: {type(exc).__name__}"), ()
+            outcome, followups = Outcome(OutcomeStatus.RETRY, f"bridge error: {type(exc).__name__}"), ()
         finally:
             attempt_over.set()
             await heartbeat  # finished before the lane is settled, so it cannot renew afterwards
@@ -251,7 +251,7 @@ class Deliverers:
                 return await self._post_root(delivery, claim), ()
             case ThreadPost():
                 if claim.thread_ts is None:
-                    return Outcome("failed", "the case has no thread"), ()
+                    return Outcome(OutcomeStatus.FAILED, "the case has no thread"), ()
                 text = self._mrkdwn(delivery.text)
                 return await self._post_once(claim, text=text, thread_ts=claim.thread_ts, case=delivery.case), ()
             case RootUpdate():
@@ -273,7 +273,7 @@ class Deliverers:
         thread_ts = claim.thread_ts if delivery.case is not None else None
         text = self._mrkdwn(delivery.text)
         outcome = await self.slack.post_ephemeral(user=delivery.user, thread_ts=thread_ts, text=text)
-        if outcome.status == "failed" and "user_not_in_channel" in outcome.reason and delivery.direct_if_outside:
+        if outcome.failed and "user_not_in_channel" in outcome.reason and delivery.direct_if_outside:
             outcome = await self._post_once(claim, text=text, thread_ts=None, case=None, channel=delivery.user)
         return outcome
 
@@ -286,7 +286,7 @@ class Deliverers:
                 thread_ts=None, oldest=root.opened_at - 60, event_type=CASE_EVENT_TYPE, key="case", value=root.case
             )
             if not looked:
-                return Outcome("retry", "could not check for an earlier root")
+                return Outcome(OutcomeStatus.RETRY, "could not check for an earlier root")
         outcome = DELIVERED
         if ts is None:
             text = self._mrkdwn(root.text)
@@ -321,7 +321,7 @@ class Deliverers:
                 channel=channel,
             )
             if not looked:
-                return Outcome("retry", "could not check for an earlier post")
+                return Outcome(OutcomeStatus.RETRY, "could not check for an earlier post")
             if found:
                 return DELIVERED
         payload: dict[str, Any] = {"delivery": claim.item_id}

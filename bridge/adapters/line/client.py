@@ -17,7 +17,7 @@ from linebot.v3.messaging import (
     TextMessage,
 )
 
-from bridge.core.retry import DELIVERED, Outcome
+from bridge.core.retry import DELIVERED, Outcome, OutcomeStatus
 
 log = logging.getLogger("bridge.line")
 
@@ -50,7 +50,7 @@ class LineClient:
                 return DELIVERED  # this retry key was accepted before: the child has it
             return _classify(exc)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return Outcome("retry", f"network: {type(exc).__name__}", ambiguous=True)
+            return Outcome(OutcomeStatus.RETRY, f"network: {type(exc).__name__}", ambiguous=True)
         return DELIVERED
 
     async def reply(self, reply_token: str, texts: tuple[str, ...]) -> Outcome:
@@ -59,10 +59,10 @@ class LineClient:
             await self.messaging.reply_message_with_http_info(request, _request_timeout=self._timeout_s)
         except ApiException as exc:
             if exc.status == 400:
-                return Outcome("reply_token_rejected", "reply token no longer valid")
+                return Outcome(OutcomeStatus.REPLY_TOKEN_REJECTED, "reply token no longer valid")
             return _classify(exc)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return Outcome("retry", f"network: {type(exc).__name__}", ambiguous=True)
+            return Outcome(OutcomeStatus.RETRY, f"network: {type(exc).__name__}", ambiguous=True)
         return DELIVERED
 
 
@@ -74,8 +74,8 @@ def _classify(exc: ApiException) -> Outcome:
         value = headers.get("Retry-After") or headers.get("retry-after")
         if value and str(value).isdigit():
             retry_after = float(value)
-        return Outcome("retry", f"LINE answered {status}", retry_after)
-    return Outcome("failed", f"LINE refused the message ({status}{_line_message(exc)})")
+        return Outcome(OutcomeStatus.RETRY, f"LINE answered {status}", retry_after)
+    return Outcome(OutcomeStatus.FAILED, f"LINE refused the message ({status}{_line_message(exc)})")
 
 
 def _line_message(exc: ApiException) -> str:

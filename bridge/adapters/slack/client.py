@@ -10,7 +10,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.core.retry import DELIVERED, Outcome
+from bridge.core.retry import DELIVERED, Outcome, OutcomeStatus
 
 log = logging.getLogger("bridge.slack")
 
@@ -183,10 +183,10 @@ def _classify(exc: Exception) -> Outcome:
         if status == 429 or error == "ratelimited":
             value = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
             retry_after = float(value) if value and str(value).isdigit() else 1.0
-            return Outcome("retry", "Slack rate limit", retry_after)
+            return Outcome(OutcomeStatus.RETRY, "Slack rate limit", retry_after)
         if status >= 500 or error in _RETRY_ERRORS:
-            return Outcome("retry", f"Slack error {error or status}")
-        return Outcome("failed", f"Slack refused: {error or status}")
+            return Outcome(OutcomeStatus.RETRY, f"Slack error {error or status}")
+        return Outcome(OutcomeStatus.FAILED, f"Slack refused: {error or status}")
     if isinstance(exc, aiohttp.ClientError | TimeoutError):
-        return Outcome("retry", f"network: {type(exc).__name__}", ambiguous=True)
-    return Outcome("retry", f"unexpected: {type(exc).__name__}")
+        return Outcome(OutcomeStatus.RETRY, f"network: {type(exc).__name__}", ambiguous=True)
+    return Outcome(OutcomeStatus.RETRY, f"unexpected: {type(exc).__name__}")
