@@ -12,9 +12,11 @@ from bridge.config.policy_file import load_policy
 from bridge.core.case import Case, CaseStatus, CloseReason
 from bridge.core.deliveries import (
     ChannelPost,
+    ChannelTarget,
     Ephemeral,
     LinePush,
     LineReply,
+    PostRole,
     Reaction,
     RootUpdate,
     ThreadPost,
@@ -79,7 +81,9 @@ def test_child_text_goes_to_the_thread_escaped(policy: Policy) -> None:
         child_id=LineUserId(CHILD), event_id="e", timestamp_ms=0, reply_token=None, text="<!here> & hi"
     )
     decision = core.on_child_message(message, open_case(), policy, now=NOW, created=False)
-    assert decision.deliveries == (ThreadPost(case=CaseNumber(7), text=(ChildWords("<!here> & hi"),), role="child"),)
+    assert decision.deliveries == (
+        ThreadPost(case=CaseNumber(7), text=(ChildWords("<!here> & hi"),), role=PostRole.CHILD),
+    )
     assert slack(decision.deliveries[0].text) == "&lt;!here&gt; &amp; hi"
     assert not any(isinstance(e, core.CloseCase) for e in decision.effects)
 
@@ -89,7 +93,7 @@ def test_child_media_goes_to_the_thread_as_its_description(policy: Policy) -> No
         child_id=LineUserId(CHILD), event_id="e", timestamp_ms=0, reply_token=None, text=None, media=Media(type="image")
     )
     decision = core.on_child_message(image, open_case(), policy, now=NOW, created=False)
-    assert decision.deliveries == (ThreadPost(case=CaseNumber(7), text=(ChildWords("[画像]"),), role="child"),)
+    assert decision.deliveries == (ThreadPost(case=CaseNumber(7), text=(ChildWords("[画像]"),), role=PostRole.CHILD),)
     custom = dataclasses.replace(policy, texts={**policy.texts, "media_sticker": "sticker"})
     sticker = dataclasses.replace(image, media=Media(type="sticker", keywords=("<!here>",)))
     shown = core.on_child_message(sticker, open_case(), custom, now=NOW, created=False).deliveries[0]
@@ -239,7 +243,7 @@ def test_root_text_shows_the_number_and_local_time(policy: Policy) -> None:
 @pytest.mark.parametrize(
     "delivery",
     [
-        ThreadPost(case=CaseNumber(1), text=(ChildWords("t <!here>"),), role="child"),
+        ThreadPost(case=CaseNumber(1), text=(ChildWords("t <!here>"),), role=PostRole.CHILD),
         Reaction(case=CaseNumber(1), message_ts=MessageTs("1.1"), name="warning"),
         Ephemeral(
             case=CaseNumber(1),
@@ -258,7 +262,7 @@ def test_root_text_shows_the_number_and_local_time(policy: Policy) -> None:
         RootUpdate(case=CaseNumber(1), text=("t",), buttons=("hold", "close")),
         ChannelPost(
             text=(OnDuty(), " t ", ThreadLink(CaseNumber(1), ThreadTs("1.1")), ThreadLink(CaseNumber(2), None)),
-            target="supervisors",
+            target=ChannelTarget.SUPERVISORS,
         ),
     ],
 )
@@ -273,7 +277,7 @@ def test_a_delivery_queued_with_a_rendered_text_still_reads() -> None:
     # Queued before texts had parts: its text was already Slack's, and is posted as it is.
     queued = {"kind": "thread_post", "case": 1, "text": "&lt;!here&gt; <@U1>", "role": "child"}
     delivery = from_payload(queued)
-    assert delivery == ThreadPost(case=CaseNumber(1), text=("&lt;!here&gt; <@U1>",), role="child")
+    assert delivery == ThreadPost(case=CaseNumber(1), text=("&lt;!here&gt; <@U1>",), role=PostRole.CHILD)
     assert slack(delivery.text) == "&lt;!here&gt; <@U1>"
 
 
@@ -302,13 +306,15 @@ def test_media_is_described_with_its_details_in_the_policys_words(
         child_id=LineUserId(CHILD), event_id="e", timestamp_ms=0, reply_token=None, text=None, media=media
     )
     post = core.on_child_message(message, open_case(), custom, now=NOW, created=False).deliveries[0]
-    assert post == ThreadPost(case=CaseNumber(7), text=(ChildWords(core.describe_media(media, custom)),), role="child")
+    assert post == ThreadPost(
+        case=CaseNumber(7), text=(ChildWords(core.describe_media(media, custom)),), role=PostRole.CHILD
+    )
     assert slack(post.text) == shown  # as Slack shows it: the child's title escaped
 
 
 def test_unfollow_notes_the_case_and_shows_when_it_closed(policy: Policy) -> None:
     note, root = core.on_child_unfollowed(open_case(), policy, now=NOW).deliveries
-    assert note == ThreadPost(case=CaseNumber(7), text=policy.render_parts("unfollow_note", case=7), role="note")
+    assert note == ThreadPost(case=CaseNumber(7), text=policy.render_parts("unfollow_note", case=7), role=PostRole.NOTE)
     assert isinstance(root, RootUpdate) and "終了（相談者がブロック、17:01）" in slack(root.text)  # opened 17:00
 
 
@@ -345,5 +351,5 @@ def test_deferred_messages_are_grouped_up_to_3000_characters_a_post(policy: Poli
         "b" * 1500 + "\nc",
     ]
     assert over[0] == ThreadPost(
-        case=CaseNumber(7), text=policy.render_parts("flood_released_note", messages=5, stickers=2), role="note"
+        case=CaseNumber(7), text=policy.render_parts("flood_released_note", messages=5, stickers=2), role=PostRole.NOTE
     )

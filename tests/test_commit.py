@@ -24,7 +24,7 @@ from bridge.adapters.redis.commit import Committed, Ops
 from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
 from bridge.core.case import Queue
-from bridge.core.deliveries import ThreadPost, from_payload
+from bridge.core.deliveries import PostRole, ThreadPost, from_payload
 from bridge.core.events import InboundEvent
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
 from bridge.core.parts import ChildWords, text_from_payload
@@ -235,7 +235,7 @@ async def test_a_block_is_kept_by_pseudonym_counted_and_lifted(router: Router) -
     case = await router.store.get_case(CaseNumber(1))
     assert case is not None and case.blocked and case.blocked_count == 1
     assert [from_payload(d) for d in await lane(router, "slack:1") if d.get("role") == "child"] == [
-        ThreadPost(case=CaseNumber(1), text=(ChildWords("はじめ"),), role="child")
+        ThreadPost(case=CaseNumber(1), text=(ChildWords("はじめ"),), role=PostRole.CHILD)
     ]
     assert (
         await apply(router, core.UnblockChild(CaseNumber(1), shown_on=(CaseNumber(1),)), cases=(1,)) is Committed.DONE

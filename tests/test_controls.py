@@ -12,7 +12,7 @@ import pytest
 from bridge import core
 from bridge.config.policy_file import load_policy
 from bridge.core.case import Block, Case, CaseStatus
-from bridge.core.deliveries import ChannelPost, Ephemeral, LinePush, LineReply, RootUpdate, ThreadPost
+from bridge.core.deliveries import ChannelPost, Ephemeral, LinePush, LineReply, PostRole, RootUpdate, ThreadPost
 from bridge.core.events import ChildMessage, ControlRequested, Media, TimerKind
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
 from bridge.core.parts import ChildWords
@@ -563,7 +563,7 @@ def test_during_a_cool_down_messages_are_deferred_quietly_but_risk_words_still_a
     risky = core.on_child_message(child("死にたい"), flooding, policy, now=NOW, created=False)
     assert any(isinstance(d, ChannelPost) and d.target == "supervisors" for d in risky.deliveries)
     # Never deferred: the alert sends the supervisors to the thread to read it.
-    assert ThreadPost(case=CaseNumber(4), text=(ChildWords("死にたい"),), role="child") in risky.deliveries
+    assert ThreadPost(case=CaseNumber(4), text=(ChildWords("死にたい"),), role=PostRole.CHILD) in risky.deliveries
     assert not any(isinstance(e, core.DeferMessage) for e in risky.effects)
     # The cool-down lasts until its timer ends it, even past its time, so order is kept.
     late = core.on_child_message(child("まだ？"), flooding, policy, now=NOW + 500, created=False)
@@ -634,7 +634,9 @@ def test_a_flood_hold_in_full(policy: Policy) -> None:
     )
     until = NOW + policy.flood_cooldown_seconds  # 14:05
     note, alert, notice, root = decision.deliveries
-    assert note == ThreadPost(case=CaseNumber(4), text=policy.render_parts("flood_note", until="14:05"), role="note")
+    assert note == ThreadPost(
+        case=CaseNumber(4), text=policy.render_parts("flood_note", until="14:05"), role=PostRole.NOTE
+    )
     assert isinstance(alert, ChannelPost) and alert.target == "supervisors"
     assert slack(alert.text) == policy.render("flood_alert", case=4, until="14:05", link=LINK)
     assert notice == LineReply(
@@ -659,7 +661,7 @@ def test_risk_words_that_tip_a_flood_are_posted_first_and_alerted(policy: Policy
     decision = core.on_child_message(child("死にたい"), a_case(), policy, now=NOW, created=False, recent=Recent(21, 0))
     post, flood_note, *_ = decision.deliveries
     assert post == ThreadPost(
-        case=CaseNumber(4), text=(ChildWords("死にたい"),), role="child"
+        case=CaseNumber(4), text=(ChildWords("死にたい"),), role=PostRole.CHILD
     )  # never deferred, before the note
     assert isinstance(flood_note, ThreadPost) and flood_note.role == "note"
     alerts = [d for d in decision.deliveries if isinstance(d, ChannelPost) and "自動検知" in slack(d.text)]

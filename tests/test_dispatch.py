@@ -244,6 +244,18 @@ def test_every_delivery_type_survives_its_payload(delivery_type: type[Any]) -> N
     assert from_payload(json.loads(json.dumps(to_payload(delivery)))) == delivery  # as Redis keeps it
 
 
+def test_a_payload_queued_before_the_enums_reads_as_them() -> None:
+    """Roles and channel targets are kept by value, as they were while they were plain strings."""
+    post = from_payload({"kind": "thread_post", "case": 3, "text": ["x"], "role": "child"})
+    assert isinstance(post, core_deliveries.ThreadPost) and post.role is core_deliveries.PostRole.CHILD
+    channel = from_payload({"kind": "channel_post", "text": ["x"], "target": "supervisors"})
+    assert (
+        isinstance(channel, core_deliveries.ChannelPost) and channel.target is core_deliveries.ChannelTarget.SUPERVISORS
+    )
+    assert json.loads(json.dumps(to_payload(post)))["role"] == "child"
+    assert json.loads(json.dumps(to_payload(channel)))["target"] == "supervisors"
+
+
 def test_the_samples_hold_every_kind_of_text_part() -> None:
     post = sample(core_deliveries.ThreadPost)
     assert {type(part) for part in post.text} == set(typing.get_args(Part))

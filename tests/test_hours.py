@@ -16,7 +16,7 @@ import pytest
 from bridge import core
 from bridge.config.policy_file import load_policy
 from bridge.core.case import Case, CaseStatus, Queue
-from bridge.core.deliveries import ChannelPost, LinePush, LineReply, RootUpdate, ThreadPost
+from bridge.core.deliveries import ChannelPost, LinePush, LineReply, PostRole, RootUpdate, ThreadPost
 from bridge.core.events import ChildMessage, TimerFired, TimerKind, timer_fired
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId
 from bridge.core.policy import Policy
@@ -432,7 +432,7 @@ def test_the_closing_reminder_text_and_when_it_is_not_sent(policy: Policy) -> No
         ThreadPost(
             case=CaseNumber(1),
             text=policy.render_parts("closing_reminder", minutes=60, closing_at="19:00"),
-            role="note",
+            role=PostRole.NOTE,
         ),
     )
     last = core.on_closing_timer([a_case(1)], closing, policy, now=closing - 20)
@@ -460,11 +460,13 @@ def test_the_guideline_texts(policy: Policy) -> None:
     case = a_case(opened_at=TUESDAY_AFTERNOON, thread_ts="1800000000.000100")
     warning = core.on_guideline_timer(TimerKind.SOFT_WARNING, case, policy, now=0)
     assert warning.deliveries == (
-        ThreadPost(case=CaseNumber(4), text=policy.render_parts("soft_limit_warning_note", minutes=50), role="note"),
+        ThreadPost(
+            case=CaseNumber(4), text=policy.render_parts("soft_limit_warning_note", minutes=50), role=PostRole.NOTE
+        ),
     )
     limit = core.on_guideline_timer(TimerKind.SOFT_LIMIT, case, policy, now=0)
     assert limit.deliveries == (
-        ThreadPost(case=CaseNumber(4), text=policy.render_parts("soft_limit_note", minutes=60), role="note"),
+        ThreadPost(case=CaseNumber(4), text=policy.render_parts("soft_limit_note", minutes=60), role=PostRole.NOTE),
     )
     overtime = core.on_guideline_timer(TimerKind.OVERTIME, case, policy, now=0)
     link = "https://slack.com/archives/CCASES/p1800000000000100"
@@ -526,7 +528,9 @@ def test_the_idle_close_note_names_the_configured_silence(policy: Policy) -> Non
     _push, note, _root = core.on_silence_timer(
         TimerKind.IDLE_CLOSE, replied_ms, case, hour, now=replied + 3600
     ).deliveries
-    assert note == ThreadPost(case=CaseNumber(4), text=hour.render_parts("idle_closed_note", minutes=60), role="note")
+    assert note == ThreadPost(
+        case=CaseNumber(4), text=hour.render_parts("idle_closed_note", minutes=60), role=PostRole.NOTE
+    )
 
 
 def test_the_earlier_cases_follow_the_state_after_two_spaces(policy: Policy) -> None:

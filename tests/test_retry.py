@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.core.deliveries import LinePush, LineReply, Reaction, ThreadPost
+from bridge.core.deliveries import LinePush, LineReply, PostRole, Reaction, ThreadPost
 from bridge.core.ids import CaseNumber, LineUserId, MessageTs
 from bridge.core.parts import ChildWords
 from bridge.core.retry import Action, Outcome, OutcomeStatus, RetryRules, next_step, use_reply_token
 
 RULES = RetryRules(give_up_after_s=3600, max_backoff_s=60, unanswered_wait_s=10)
 PUSH = LinePush(to=LineUserId("U"), texts=("x",), retry_key="k", case=CaseNumber(1), slack_ts=MessageTs("1.1"))
-CHILD_POST = ThreadPost(case=CaseNumber(1), text=(ChildWords("x"),), role="child")
-NOTE = ThreadPost(case=CaseNumber(1), text=("x",), role="note")
+CHILD_POST = ThreadPost(case=CaseNumber(1), text=(ChildWords("x"),), role=PostRole.CHILD)
+NOTE = ThreadPost(case=CaseNumber(1), text=("x",), role=PostRole.NOTE)
 
 
 def step(delivery: object, outcome: Outcome, *, attempts: int = 1, age_s: float = 0) -> object:

@@ -7,7 +7,9 @@ from bridge.core.case import (
 )
 from bridge.core.deliveries import (
     ChannelPost,
+    ChannelTarget,
     Delivery,
+    PostRole,
     ThreadPost,
 )
 from bridge.core.parts import GroupMention, Text, ThreadLink
@@ -23,9 +25,9 @@ def urgent_deliveries(case: Case, policy: Policy, *, alert: Text, note: Text) ->
     """What marking a case urgent sends: the alert to the supervisors' channel, the note and
     the emergency checklist in the thread. The child is told nothing."""
     return [
-        ChannelPost(text=alert, target="supervisors"),
-        ThreadPost(case=case.number, text=note, role="note"),
-        ThreadPost(case=case.number, text=policy.render_parts("emergency_checklist"), role="note"),
+        ChannelPost(text=alert, target=ChannelTarget.SUPERVISORS),
+        ThreadPost(case=case.number, text=note, role=PostRole.NOTE),
+        ThreadPost(case=case.number, text=policy.render_parts("emergency_checklist"), role=PostRole.NOTE),
     ]
 
 

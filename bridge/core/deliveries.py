@@ -9,10 +9,26 @@ from __future__ import annotations
 import typing
 import uuid
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from bridge.core.ids import CaseNumber, LineUserId, MessageTs, SlackUserId
 from bridge.core.parts import Text, text_from_payload, text_to_payload
+
+
+class PostRole(StrEnum):
+    """Whose words a thread post carries. The values are kept in queued deliveries."""
+
+    CHILD = "child"  # the child's: never given up, set aside if Slack refuses them
+    NOTE = "note"  # the bridge's note for the counsellors
+
+
+class ChannelTarget(StrEnum):
+    """Which channel a top-level post goes to. The values are kept in queued deliveries and
+    name the lane (slack:cases, slack:supervisors)."""
+
+    CASES = "cases"  # the case channel (SLACK_CHANNEL_ID)
+    SUPERVISORS = "supervisors"  # the supervisors' channel (SLACK_SUPERVISOR_CHANNEL_ID)
 
 
 @dataclass(frozen=True)
@@ -22,7 +38,7 @@ class ThreadPost:
     kind: ClassVar[str] = "thread_post"
     case: CaseNumber
     text: Text
-    role: str  # "child" or "note"
+    role: PostRole
 
 
 @dataclass(frozen=True)
@@ -53,7 +69,7 @@ class ChannelPost:
 
     kind: ClassVar[str] = "channel_post"
     text: Text
-    target: str = "cases"  # "cases" (SLACK_CHANNEL_ID) or "supervisors" (SLACK_SUPERVISOR_CHANNEL_ID)
+    target: ChannelTarget = ChannelTarget.CASES
 
 
 @dataclass(frozen=True)
@@ -129,7 +145,14 @@ def from_payload(payload: dict[str, Any]) -> Delivery:
             fields[name] = tuple(fields[name])
     if "text" in fields:
         fields["text"] = text_from_payload(fields["text"])
+    for name, values in _ENUM_FIELDS.items():
+        if name in fields:
+            fields[name] = values(fields[name])
     return cls(**fields)
+
+
+# Fields kept as their enum's value in a payload (each name means one thing in every delivery).
+_ENUM_FIELDS: dict[str, type[StrEnum]] = {"role": PostRole, "target": ChannelTarget}
 
 
 # A namespace for retry keys, so the same delivery id always yields the same key.

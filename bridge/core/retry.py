@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bridge.core.deliveries import Delivery, LineReply, RootPost, ThreadPost
+from bridge.core.deliveries import Delivery, LineReply, PostRole, RootPost, ThreadPost
 
 # A reply token lives about a minute after its event; leave a margin for the call itself.
 REPLY_TOKEN_FRESH_MS = 50_000
@@ -71,7 +71,7 @@ def use_reply_token(delivery: LineReply, *, now_ms: int, attempts: int) -> bool:
 
 
 def is_childs_words(delivery: Delivery) -> bool:
-    return isinstance(delivery, ThreadPost) and delivery.role == "child"
+    return isinstance(delivery, ThreadPost) and delivery.role is PostRole.CHILD
 
 
 def is_never_given_up(delivery: Delivery) -> bool:

@@ -10,6 +10,7 @@ from bridge.core.case import (
 )
 from bridge.core.deliveries import (
     ChannelPost,
+    ChannelTarget,
     Delivery,
 )
 from bridge.core.effects import (
@@ -42,6 +43,6 @@ def on_blocked_message(message: ChildMessage, case: Case | None, policy: Policy)
         alert = policy.render_parts(
             "blocked_risk_alert", mention=supervisor_mention(policy), case=case.number, link=link
         )
-        deliveries.append(ChannelPost(text=alert, target="supervisors"))
+        deliveries.append(ChannelPost(text=alert, target=ChannelTarget.SUPERVISORS))
         effects += [MarkBlockedRisk(case.number), Audit(case.number, AUTO, "risk", "risk words from a blocked account")]
     return Decision(tuple(deliveries), tuple(effects))

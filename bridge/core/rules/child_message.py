@@ -14,8 +14,10 @@ from bridge.core.case import (
 from bridge.core.clock import local
 from bridge.core.deliveries import (
     ChannelPost,
+    ChannelTarget,
     Delivery,
     LineReply,
+    PostRole,
     RootUpdate,
     ThreadPost,
     retry_key,
@@ -90,10 +92,10 @@ def on_child_message(
         until_text = local(until, policy).strftime("%H:%M")
         link = thread_link(case)
         deliveries += [
-            ThreadPost(case=case.number, text=policy.render_parts("flood_note", until=until_text), role="note"),
+            ThreadPost(case=case.number, text=policy.render_parts("flood_note", until=until_text), role=PostRole.NOTE),
             ChannelPost(
                 text=policy.render_parts("flood_alert", case=case.number, until=until_text, link=link),
-                target="supervisors",
+                target=ChannelTarget.SUPERVISORS,
             ),
             _answer(message, policy.render("flood_notice_child"), purpose="flood", case=case),
         ]
@@ -106,7 +108,7 @@ def on_child_message(
     if deferred:
         effects.append(DeferMessage(case.number, None if sticker else shown))  # posted when the cool-down ends
     else:
-        deliveries.insert(0, ThreadPost(case=case.number, text=(ChildWords(shown),), role="child"))
+        deliveries.insert(0, ThreadPost(case=case.number, text=(ChildWords(shown),), role=PostRole.CHILD))
     if first_risk:
         updated = replace(updated, urgent=True)
         alert = policy.render_parts(

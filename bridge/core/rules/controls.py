@@ -24,7 +24,7 @@ from bridge.core.case import (
     CloseReason,
     parse_case_number,
 )
-from bridge.core.deliveries import Delivery, Ephemeral, LinePush, ThreadPost, retry_key
+from bridge.core.deliveries import Delivery, Ephemeral, LinePush, PostRole, ThreadPost, retry_key
 from bridge.core.effects import (
     NOTHING,
     Audit,
@@ -168,7 +168,7 @@ class _Context:
         return Audit(self.case.number, self.request.user, action, self.reason, self.request.via)
 
     def _note(self, text_name: str, **values: object) -> ThreadPost:
-        return ThreadPost(case=self.case.number, text=self.policy.render_parts(text_name, **values), role="note")
+        return ThreadPost(case=self.case.number, text=self.policy.render_parts(text_name, **values), role=PostRole.NOTE)
 
     def _confirm(self, deliveries: list[Delivery], text_name: str) -> None:
         # A command's result is otherwise seen only in the thread: the person gets a line too.
@@ -245,7 +245,7 @@ class _Context:
         effects.append(self._audit(BLOCK))
         note = policy.render_parts("block_note", user=UserMention(user), at=at, reason=self.reason)
         deliveries: list[Delivery] = [
-            ThreadPost(case=case.number, text=note, role="note"),
+            ThreadPost(case=case.number, text=note, role=PostRole.NOTE),
             root_update(blocked, policy),
         ]
         current = self.current
@@ -255,7 +255,7 @@ class _Context:
                 current, status=CaseStatus.CLOSED, closed_at=self.now, closed_reason=CloseReason.BLOCKED, closed_by=user
             )
             effects.insert(1, CloseCase(current.number, CloseReason.BLOCKED, by=user))
-            deliveries += [ThreadPost(case=current.number, text=note, role="note"), root_update(closed, policy)]
+            deliveries += [ThreadPost(case=current.number, text=note, role=PostRole.NOTE), root_update(closed, policy)]
         self._confirm(deliveries, "block_done")
         return Decision(tuple(deliveries), tuple(effects))
 

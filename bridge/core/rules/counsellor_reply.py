@@ -11,6 +11,7 @@ from bridge.core.case import (
 from bridge.core.deliveries import (
     Ephemeral,
     LinePush,
+    PostRole,
     ThreadPost,
     retry_key,
 )
@@ -108,11 +109,15 @@ def on_counsellor_edit(edit: ThreadEdit, case: Case | None, policy: Policy, *, c
     )
     if not (note_made_reply or _was_relayed(edit.previous, case, policy, channel=channel)):
         return NOTHING
-    return Decision(deliveries=(ThreadPost(case=case.number, text=policy.render_parts("edit_note"), role="note"),))
+    return Decision(
+        deliveries=(ThreadPost(case=case.number, text=policy.render_parts("edit_note"), role=PostRole.NOTE),)
+    )
 
 
 def on_counsellor_delete(delete: ThreadDelete, case: Case | None, policy: Policy, *, channel: str) -> Decision:
     """Deleting a sent message does not unsend it on LINE; the thread says so."""
     if case is None or not _was_relayed(delete.previous, case, policy, channel=channel):
         return NOTHING
-    return Decision(deliveries=(ThreadPost(case=case.number, text=policy.render_parts("delete_note"), role="note"),))
+    return Decision(
+        deliveries=(ThreadPost(case=case.number, text=policy.render_parts("delete_note"), role=PostRole.NOTE),)
+    )

@@ -6,6 +6,7 @@ from bridge.core.deliveries import (
     Delivery,
     LinePush,
     LineReply,
+    PostRole,
     Reaction,
     ThreadPost,
 )
@@ -28,7 +29,9 @@ def after_line_failed(push: LinePush | LineReply, reason: str, policy: Policy) -
     """What follows a push that finally failed: a warning mark and a note saying why."""
     if push.case is None:
         return ()
-    note = ThreadPost(case=push.case, text=policy.render_parts("delivery_failed_note", reason=reason), role="note")
+    note = ThreadPost(
+        case=push.case, text=policy.render_parts("delivery_failed_note", reason=reason), role=PostRole.NOTE
+    )
     if isinstance(push, LinePush) and push.slack_ts:
         return (Reaction(case=push.case, message_ts=push.slack_ts, name=FAILED_REACTION), note)
     return (note,)

@@ -10,6 +10,7 @@ from bridge.core.case import (
 )
 from bridge.core.deliveries import (
     Delivery,
+    PostRole,
     ThreadPost,
 )
 from bridge.core.effects import (
@@ -55,8 +56,10 @@ def on_flood_timer(until: int, case: Case | None, deferred: Deferred, policy: Po
         return NOTHING
     texts, stickers = deferred.texts, deferred.stickers
     note = policy.render_parts("flood_released_note", messages=len(texts) + stickers, stickers=stickers)
-    deliveries: list[Delivery] = [ThreadPost(case=case.number, text=note, role="note")]
-    deliveries += [ThreadPost(case=case.number, text=(ChildWords(part),), role="child") for part in _grouped(texts)]
+    deliveries: list[Delivery] = [ThreadPost(case=case.number, text=note, role=PostRole.NOTE)]
+    deliveries += [
+        ThreadPost(case=case.number, text=(ChildWords(part),), role=PostRole.CHILD) for part in _grouped(texts)
+    ]
     deliveries.append(root_update(replace(case, flood_until=None), policy))
     return Decision(tuple(deliveries), (ReleaseFlood(case.number),))
 

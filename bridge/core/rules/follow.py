@@ -12,6 +12,7 @@ from bridge.core.case import (
 )
 from bridge.core.deliveries import (
     LineReply,
+    PostRole,
     ThreadPost,
     retry_key,
 )
@@ -48,7 +49,7 @@ def on_child_unfollowed(case: Case | None, policy: Policy, *, now: float) -> Dec
     """A child who blocks the account ends their open case; the thread is told."""
     if case is None or not case.is_open:
         return NOTHING
-    note = ThreadPost(case=case.number, text=policy.render_parts("unfollow_note", case=case.number), role="note")
+    note = ThreadPost(case=case.number, text=policy.render_parts("unfollow_note", case=case.number), role=PostRole.NOTE)
     closed = replace(case, status=CaseStatus.CLOSED, closed_at=now, closed_reason=CloseReason.UNFOLLOWED)
     root = root_update(closed, policy)
     return Decision(deliveries=(note, root), effects=(CloseCase(case.number, CloseReason.UNFOLLOWED),))

@@ -9,6 +9,7 @@ from bridge.core.case import (
 )
 from bridge.core.clock import local
 from bridge.core.deliveries import (
+    PostRole,
     ThreadPost,
 )
 from bridge.core.effects import (
@@ -49,5 +50,5 @@ def on_closing_timer(open_cases: list[Case], closing_at: float, policy: Policy, 
         "closing_reminder", minutes=minutes, closing_at=local(closing_at, policy).strftime("%H:%M")
     )
     return Decision(
-        deliveries=tuple(ThreadPost(case=c.number, text=text, role="note") for c in open_cases if c.is_open)
+        deliveries=tuple(ThreadPost(case=c.number, text=text, role=PostRole.NOTE) for c in open_cases if c.is_open)
     )

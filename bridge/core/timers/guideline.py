@@ -9,6 +9,8 @@ from bridge.core.case import (
 from bridge.core.clock import local
 from bridge.core.deliveries import (
     ChannelPost,
+    ChannelTarget,
+    PostRole,
     ThreadPost,
 )
 from bridge.core.effects import (
@@ -67,8 +69,8 @@ def on_guideline_timer(kind: TimerKind, case: Case | None, policy: Policy, *, no
     minutes = max(1, round(seconds / 60))
     if kind == TimerKind.OVERTIME:
         text = policy.render_parts("overtime_alert", case=case.number, minutes=minutes, link=thread_link(case))
-        return Decision(deliveries=(ChannelPost(text=text, target="supervisors"),))
+        return Decision(deliveries=(ChannelPost(text=text, target=ChannelTarget.SUPERVISORS),))
     name = "soft_limit_warning_note" if kind == TimerKind.SOFT_WARNING else "soft_limit_note"
     return Decision(
-        deliveries=(ThreadPost(case=case.number, text=policy.render_parts(name, minutes=minutes), role="note"),)
+        deliveries=(ThreadPost(case=case.number, text=policy.render_parts(name, minutes=minutes), role=PostRole.NOTE),)
     )

@@ -11,6 +11,7 @@ from bridge.core.case import (
 )
 from bridge.core.deliveries import (
     LinePush,
+    PostRole,
     ThreadPost,
     retry_key,
 )
@@ -74,7 +75,9 @@ def on_silence_timer(kind: TimerKind, replied_ms: int, case: Case | None, policy
                 retry_key=retry_key(f"idle-close:{case.number}:{replied_ms}"),
                 case=case.number,
             ),
-            ThreadPost(case=case.number, text=policy.render_parts("idle_closed_note", minutes=minutes), role="note"),
+            ThreadPost(
+                case=case.number, text=policy.render_parts("idle_closed_note", minutes=minutes), role=PostRole.NOTE
+            ),
             root_update(closed, policy),
         ),
         effects=(CloseCase(case.number, CloseReason.IDLE),),
