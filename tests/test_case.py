@@ -9,7 +9,7 @@ import pytest
 
 from bridge import core
 from bridge.config.policy_file import load_policy
-from bridge.core.case import Case, CaseStatus, CloseReason
+from bridge.core.case import Case, CaseAction, CaseStatus, CloseReason
 from bridge.core.deliveries import (
     ChannelPost,
     ChannelTarget,
@@ -259,7 +259,7 @@ def test_root_text_shows_the_number_and_local_time(policy: Policy) -> None:
             final_part=False,
         ),
         LineReply(to=LineUserId("U"), reply_token=None, event_ms=1, texts=("a",), retry_key="k"),
-        RootUpdate(case=CaseNumber(1), text=("t",), buttons=("hold", "close")),
+        RootUpdate(case=CaseNumber(1), text=("t",), buttons=(CaseAction.HOLD, CaseAction.CLOSE)),
         ChannelPost(
             text=(OnDuty(), " t ", ThreadLink(CaseNumber(1), ThreadTs("1.1")), ThreadLink(CaseNumber(2), None)),
             target=ChannelTarget.SUPERVISORS,

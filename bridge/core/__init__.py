@@ -15,31 +15,19 @@ from bridge.core.alerts import (
     urgent_deliveries as urgent_deliveries,
 )
 from bridge.core.case import (
-    BLOCK as BLOCK,
-)
-from bridge.core.case import (
-    CLOSE as CLOSE,
-)
-from bridge.core.case import (
     EARLIER_CASES_SHOWN as EARLIER_CASES_SHOWN,
 )
 from bridge.core.case import (
-    ESCALATE as ESCALATE,
-)
-from bridge.core.case import (
-    HOLD as HOLD,
-)
-from bridge.core.case import (
     LIVE_CONVERSATION_S as LIVE_CONVERSATION_S,
-)
-from bridge.core.case import (
-    UNBLOCK as UNBLOCK,
 )
 from bridge.core.case import (
     Block as Block,
 )
 from bridge.core.case import (
     Case as Case,
+)
+from bridge.core.case import (
+    CaseAction as CaseAction,
 )
 from bridge.core.case import (
     CaseStatus as CaseStatus,

@@ -20,20 +20,18 @@ class CloseReason(StrEnum):
     BLOCKED = "blocked"
 
 
-# The actions a case's root message offers as buttons.
-HOLD = "hold"
+class CaseAction(StrEnum):
+    """What someone in the case channel can ask for: an action on a case (a root button, a slash
+    command, the message shortcut), or the list of open cases. The values are Slack's too (button
+    values, the commands' names) and are kept in audit records and queued requests and deliveries:
+    do not change them."""
 
-
-CLOSE = "close"
-
-
-ESCALATE = "escalate"
-
-
-BLOCK = "block"
-
-
-UNBLOCK = "unblock"
+    HOLD = "hold"  # stop the automatic close
+    CLOSE = "close"
+    ESCALATE = "escalate"
+    BLOCK = "block"
+    UNBLOCK = "unblock"
+    CASES = "cases"  # the list of open cases (/cases), not an action on one case
 
 
 @dataclass(frozen=True)

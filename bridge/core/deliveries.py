@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from bridge.core.case import CaseAction
 from bridge.core.ids import CaseNumber, LineUserId, MessageTs, SlackUserId
 from bridge.core.parts import Text, text_from_payload, text_to_payload
 
@@ -49,7 +50,7 @@ class RootPost:
     kind: ClassVar[str] = "root_post"
     case: CaseNumber
     text: Text
-    buttons: tuple[str, ...]
+    buttons: tuple[CaseAction, ...]
     opened_at: float  # an earlier attempt's post is looked for from shortly before
 
 
@@ -60,7 +61,7 @@ class RootUpdate:
     kind: ClassVar[str] = "root_update"
     case: CaseNumber
     text: Text
-    buttons: tuple[str, ...] = ()  # the case actions offered under it (hold, close, escalate, ...)
+    buttons: tuple[CaseAction, ...] = ()  # the case actions offered under it
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,10 @@ def from_payload(payload: dict[str, Any]) -> Delivery:
     cls = _KINDS.get(str(kind))
     if cls is None:
         raise ValueError(f"unknown delivery kind {kind!r}")
-    for name in ("texts", "buttons"):
-        if name in fields:
-            fields[name] = tuple(fields[name])
+    if "texts" in fields:
+        fields["texts"] = tuple(fields["texts"])
+    if "buttons" in fields:
+        fields["buttons"] = tuple(CaseAction(name) for name in fields["buttons"])
     if "text" in fields:
         fields["text"] = text_from_payload(fields["text"])
     for name, values in _ENUM_FIELDS.items():

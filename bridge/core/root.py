@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from bridge.core.case import (
-    BLOCK,
-    CLOSE,
-    ESCALATE,
-    HOLD,
-    UNBLOCK,
     Case,
+    CaseAction,
     CloseReason,
 )
 from bridge.core.clock import day_time, local
@@ -69,19 +65,19 @@ def root_text(case: Case, policy: Policy) -> Text:
     )
 
 
-def root_buttons(case: Case) -> tuple[str, ...]:
+def root_buttons(case: Case) -> tuple[CaseAction, ...]:
     """The actions the root offers: hold while the automatic close can still end the case,
     close while open, escalate always, block or unblock (the role is checked when used)."""
-    buttons: list[str] = []
+    buttons: list[CaseAction] = []
     if case.is_open:
         if not case.hold:
-            buttons.append(HOLD)
-        buttons.append(CLOSE)
-    buttons.append(ESCALATE)
+            buttons.append(CaseAction.HOLD)
+        buttons.append(CaseAction.CLOSE)
+    buttons.append(CaseAction.ESCALATE)
     if case.blocked:
-        buttons.append(UNBLOCK)
+        buttons.append(CaseAction.UNBLOCK)
     elif case.is_open:
-        buttons.append(BLOCK)
+        buttons.append(CaseAction.BLOCK)
     return tuple(buttons)
 
 

@@ -32,6 +32,7 @@ from bridge.adapters.slack.client import SlackClient
 from bridge.adapters.slack.names import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE
 from bridge.adapters.slack.render import render
 from bridge.adapters.slack.views import root_blocks
+from bridge.core.case import CaseAction
 from bridge.core.deliveries import (
     ChannelPost,
     Delivery,
@@ -336,7 +337,7 @@ class Deliverers:
         """A text as Slack shows it; its links lead to threads of the case channel."""
         return render(text, channel=self.slack.channel)
 
-    def _blocks(self, case: int, text: str, buttons: tuple[str, ...]) -> list[dict[str, Any]]:
+    def _blocks(self, case: int, text: str, buttons: tuple[CaseAction, ...]) -> list[dict[str, Any]]:
         """The root message's blocks: its text, and the buttons of the actions it offers."""
         labels = [(name, self.policy.render(f"{name}_button")) for name in buttons]
         confirm = self.policy.render("close_confirm", case=case)

@@ -31,6 +31,7 @@ from bridge.adapters.redis.codec import as_text, now_ms
 from bridge.adapters.redis.commit import Committed
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.parse import parse_event as parse_slack_event
+from bridge.core.case import CaseAction
 from bridge.core.events import (
     ChildFollowed,
     ChildMessage,
@@ -316,7 +317,7 @@ class Router:
                 current = loaded.case(await store.case_record(CaseNumber(int(open_raw))))  # the child's open case
             if block is not None and block.case != record.case.number:
                 blocked_from = loaded.case(await store.case_record(block.case))  # the case blocked from
-        open_cases = await store.open_cases() if request.action == controls.CASES else []
+        open_cases = await store.open_cases() if controls.requested_action(request) is CaseAction.CASES else []
         decision = controls.on_control(
             request,
             case,

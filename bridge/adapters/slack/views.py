@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from bridge.adapters.slack.names import BUTTON_ACTIONS, CONTROL_VIEW
+from bridge.core.case import CaseAction
 from bridge.core.policy import Policy
 from bridge.core.rules.controls import REASON_REQUIRED
 
@@ -42,7 +43,7 @@ def shortcut_view(policy: Policy, *, thread_ts: str) -> dict[str, Any]:
     """The window the message shortcut opens: which action, and the reason or memo."""
     options = [
         {"text": _plain(policy.render(f"action_{name}")[:75]), "value": name}
-        for name in ("close", "escalate", "hold", "block", "unblock")
+        for name in (CaseAction.CLOSE, CaseAction.ESCALATE, CaseAction.HOLD, CaseAction.BLOCK, CaseAction.UNBLOCK)
     ]
     return {
         "type": "modal",
@@ -63,7 +64,7 @@ def shortcut_view(policy: Policy, *, thread_ts: str) -> dict[str, Any]:
 
 
 def root_blocks(
-    text: str, *, case: int, buttons: list[tuple[str, str]], close_confirm: str | None = None
+    text: str, *, case: int, buttons: list[tuple[CaseAction, str]], close_confirm: str | None = None
 ) -> list[dict[str, Any]]:
     """The root message's blocks: its text, and a button per (action, label) offered."""
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
@@ -77,7 +78,7 @@ def root_blocks(
         }
         if action in REASON_REQUIRED:  # the weighty ones
             element["style"] = "danger"
-        if action == "close" and close_confirm:
+        if action is CaseAction.CLOSE and close_confirm:
             element["confirm"] = {
                 "title": _plain(label),
                 "text": _plain(close_confirm),

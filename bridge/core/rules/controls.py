@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import assert_never
 
 from bridge.core.alerts import supervisor_mention, thread_link, urgent_deliveries
 from bridge.core.case import (
-    BLOCK,
-    CLOSE,
-    ESCALATE,
-    HOLD,
-    UNBLOCK,
     Block,
     Case,
+    CaseAction,
     CaseStatus,
     CloseReason,
     parse_case_number,
@@ -43,17 +40,23 @@ from bridge.core.parts import UserMention, join
 from bridge.core.policy import Policy
 from bridge.core.root import root_update, state_text
 
-CASES = "cases"
-ACTIONS = frozenset({HOLD, CLOSE, ESCALATE, BLOCK, UNBLOCK, CASES})
-SUPERVISOR_ACTIONS = frozenset({BLOCK, UNBLOCK})
-REASON_REQUIRED = frozenset({BLOCK, ESCALATE})
+ACTIONS = frozenset(CaseAction)
+SUPERVISOR_ACTIONS = frozenset({CaseAction.BLOCK, CaseAction.UNBLOCK})
+REASON_REQUIRED = frozenset({CaseAction.BLOCK, CaseAction.ESCALATE})
 USAGE = {
-    HOLD: "hold_usage",
-    CLOSE: "usage_close",
-    BLOCK: "usage_block",
-    UNBLOCK: "usage_unblock",
-    ESCALATE: "usage_escalate",
+    CaseAction.HOLD: "hold_usage",
+    CaseAction.CLOSE: "usage_close",
+    CaseAction.BLOCK: "usage_block",
+    CaseAction.UNBLOCK: "usage_unblock",
+    CaseAction.ESCALATE: "usage_escalate",
 }
+
+
+def requested_action(request: ControlRequested) -> CaseAction | None:
+    """The action asked for, if it is one the bridge knows (the request carries it as sent)."""
+    return CaseAction(request.action) if request.action in ACTIONS else None
+
+
 _MAX_REASON = 500  # characters kept of a reason or memo
 
 
@@ -102,7 +105,7 @@ def on_control(
     child's open case when it is not the named one (a block closes it too); blocked_from is
     the case a block was made from, when an unblock names another case of the child."""
     user = request.user
-    action = request.action if request.action in ACTIONS else ""
+    action = requested_action(request)
     # Buttons and the shortcut act inside a thread: their answers appear there.
     where = case.number if case is not None and request.via != "command" else None
 
@@ -118,9 +121,9 @@ def on_control(
         return Decision(deliveries=(answer("control_roster_unknown"),))
     if user not in roster.members:
         return refuse("control_not_member", "not a member of the case channel")
-    if action == CASES:
+    if action is CaseAction.CASES:
         return Decision(deliveries=(answer_cases(open_cases, policy, user=user, now=now),))
-    if not action:
+    if action is None:
         return NOTHING
     if request.via == "command":
         case_text, reason = split_command(request.text)
@@ -139,15 +142,19 @@ def on_control(
     if action in REASON_REQUIRED and not reason:
         return Decision(deliveries=(answer(USAGE[action]),))
     context = _Context(request, case, policy, reason, now, where, current, blocked_from)
-    if action == HOLD:
-        return context.hold()
-    if action == CLOSE:
-        return context.close()
-    if action == ESCALATE:
-        return context.escalate()
-    if action == BLOCK:
-        return context.block(block)
-    return context.unblock(block)
+    match action:
+        case CaseAction.HOLD:
+            return context.hold()
+        case CaseAction.CLOSE:
+            return context.close()
+        case CaseAction.ESCALATE:
+            return context.escalate()
+        case CaseAction.BLOCK:
+            return context.block(block)
+        case CaseAction.UNBLOCK:
+            return context.unblock(block)
+        case _:
+            assert_never(action)
 
 
 @dataclass(frozen=True)
@@ -164,7 +171,7 @@ class _Context:
     def _say(self, text_name: str, **values: object) -> Ephemeral:
         return Ephemeral(case=self.where, user=self.request.user, text=self.policy.render_parts(text_name, **values))
 
-    def _audit(self, action: str) -> Audit:
+    def _audit(self, action: CaseAction) -> Audit:
         return Audit(self.case.number, self.request.user, action, self.reason, self.request.via)
 
     def _note(self, text_name: str, **values: object) -> ThreadPost:
@@ -186,7 +193,7 @@ class _Context:
             root_update(replace(case, hold=True), self.policy),
         ]
         self._confirm(deliveries, "hold_done")
-        return Decision(tuple(deliveries), (HoldCase(case.number), self._audit(HOLD)))
+        return Decision(tuple(deliveries), (HoldCase(case.number), self._audit(CaseAction.HOLD)))
 
     def close(self) -> Decision:
         case, user, policy = self.case, self.request.user, self.policy
@@ -208,7 +215,7 @@ class _Context:
         ]
         self._confirm(deliveries, "close_done")
         return Decision(
-            tuple(deliveries), (CloseCase(case.number, CloseReason.COUNSELLOR, by=user), self._audit(CLOSE))
+            tuple(deliveries), (CloseCase(case.number, CloseReason.COUNSELLOR, by=user), self._audit(CaseAction.CLOSE))
         )
 
     def escalate(self) -> Decision:
@@ -223,7 +230,7 @@ class _Context:
         )
         note = policy.render_parts("escalation_note", user=UserMention(user), reason=self.reason)
         deliveries = urgent_deliveries(case, policy, alert=alert, note=note)
-        effects: list[Effect] = [self._audit(ESCALATE)]
+        effects: list[Effect] = [self._audit(CaseAction.ESCALATE)]
         if not case.urgent:
             deliveries.append(root_update(replace(case, urgent=True), policy))
             effects.insert(0, MarkUrgent(case.number))
@@ -242,7 +249,7 @@ class _Context:
                 blocked, status=CaseStatus.CLOSED, closed_at=self.now, closed_reason=CloseReason.BLOCKED, closed_by=user
             )
             effects.append(CloseCase(case.number, CloseReason.BLOCKED, by=user))
-        effects.append(self._audit(BLOCK))
+        effects.append(self._audit(CaseAction.BLOCK))
         note = policy.render_parts("block_note", user=UserMention(user), at=at, reason=self.reason)
         deliveries: list[Delivery] = [
             ThreadPost(case=case.number, text=note, role=PostRole.NOTE),
@@ -272,7 +279,7 @@ class _Context:
         self._confirm(deliveries, "unblock_done")
         # The roots that showed the block: the case named, and the one it was made from.
         shown_on = tuple(dict.fromkeys((case.number, block.case)))
-        return Decision(tuple(deliveries), (UnblockChild(case.number, shown_on), self._audit(UNBLOCK)))
+        return Decision(tuple(deliveries), (UnblockChild(case.number, shown_on), self._audit(CaseAction.UNBLOCK)))
 
 
 def on_member_changed(event: MemberChanged, *, channel: str) -> Decision:
