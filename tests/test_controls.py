@@ -628,7 +628,7 @@ def test_joins_and_leaves_of_the_case_channel_change_the_roster() -> None:
 LINK = "https://slack.com/archives/CCASES/p1700000000000100"
 
 
-def test_a_flood_hold_in_full(policy: Policy) -> None:
+def test_a_flood_cool_down_in_full(policy: Policy) -> None:
     decision = core.on_child_message(
         child("まだいる？"), a_case(), policy, now=NOW, created=False, recent=Recent(21, 0)
     )

@@ -124,7 +124,7 @@ class AuditSection(_Strict):
 
 
 class CapacitySection(_Strict):
-    # How many cases the counsellors on duty can hold at once.
+    # How many cases the counsellors on duty can take on at once.
     cases: int = Field(default=3, ge=1, le=1000)
     # A case no counsellor answered within this many seconds gets the busy notice (0: never).
     busy_notice_seconds: int = Field(default=180, ge=0, le=24 * 3600)
