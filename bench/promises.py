@@ -85,8 +85,8 @@ ROWS = (
         "no-lease-heartbeat",
         "a live worker keeps its lanes during a slow call",
         "bridge/engine/deliverer.py",
-        "heartbeat = asyncio.create_task(self._keep_lease(claim, token, attempt_over))",
-        "heartbeat = asyncio.create_task(asyncio.sleep(0))",
+        "keeper = asyncio.create_task(self._keep_lease(claim, token, attempt_over))",
+        "keeper = asyncio.create_task(asyncio.sleep(0))",
         ("tests/test_guarantees_e2e.py::test_a_call_slower_than_the_lease_keeps_its_lane",),
     ),
     Row(

@@ -162,8 +162,15 @@ class Deliverers:
             log.error("undeliverable item=%s lane=%s; set aside\n%s", claim.item_id, claim.lane, safe_trace(exc))
             await self.store.set_aside_delivery(claim, token=token)
             return [], None
+        # The lease is renewed only if the attempt outlasts a third of it (most take milliseconds).
         attempt_over = asyncio.Event()
-        heartbeat = asyncio.create_task(self._keep_lease(claim, token, attempt_over))
+        keeper: asyncio.Task[None] | None = None
+
+        def keep_lease() -> None:
+            nonlocal keeper
+            keeper = asyncio.create_task(self._keep_lease(claim, token, attempt_over))
+
+        starting = asyncio.get_running_loop().call_later(self.lease_ms / 3000, keep_lease)
         try:
             outcome, followups = await self._attempt(delivery, claim)
         except (RedisError, OSError) as exc:
@@ -174,7 +181,9 @@ class Deliverers:
             outcome, followups = Outcome("retry", f"bridge error: {type(exc).__name__}"), ()
         finally:
             attempt_over.set()
-            await heartbeat  # finished before the lane is settled, so it cannot renew afterwards
+            starting.cancel()
+            if keeper is not None:
+                await keeper  # finished before the lane is settled, so it cannot renew afterwards
         step = next_step(
             delivery,
             outcome,
@@ -210,20 +219,19 @@ class Deliverers:
         return [], None
 
     async def _keep_lease(self, claim: Claim, token: str, attempt_over: asyncio.Event) -> None:
-        """Renew the lane's lease while an attempt runs, so no other worker takes it over."""
+        """Renew the lane's lease (now, then every third of it) while an attempt runs, so no
+        other worker takes it over."""
         while not attempt_over.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(attempt_over.wait(), timeout=self.lease_ms / 3000)
-            if attempt_over.is_set():
-                return
             try:
                 renewed = await self.store.renew_lane_lease(claim.lane, token=token, lease_ms=self.lease_ms)
             except (RedisError, OSError) as exc:
                 log.warning("lane lease renewal failed item=%s error=%s", claim.item_id, type(exc).__name__)
-                continue
+                renewed = True  # not known to be lost: try again after the wait
             if not renewed:
                 log.warning("lane lease lost item=%s", claim.item_id)
                 return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(attempt_over.wait(), timeout=self.lease_ms / 3000)
 
     def _after_failure(self, delivery: Delivery, reason: str) -> tuple[Delivery, ...]:
         if isinstance(delivery, LinePush | LineReply):

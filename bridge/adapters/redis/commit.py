@@ -76,8 +76,8 @@ for _, op in ipairs(ops) do
     if redis.call('EXISTS', KEYS[tonumber(a[2])]) == 0 then redis.call('ZADD', key, 'NX', a[3], a[4]) end
   elseif name == 'enqueue' then
     redis.call('RPUSH', key, a[4])
-    redis.call('ZADD', KEYS[tonumber(a[2])], 'NX', ARGV[1], a[3])
-    enqueued = true
+    -- a lane already due or leased has someone for it: wake deliverers only for a new one
+    if redis.call('ZADD', KEYS[tonumber(a[2])], 'NX', ARGV[1], a[3]) == 1 then enqueued = true end
   elseif name == 'ack' then
     redis.call('XACK', key, a[2], a[3])
     redis.call('XDEL', key, a[3])
