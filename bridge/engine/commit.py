@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from bridge import core
-from bridge.adapters.redis.codec import CaseRecord, encode_item
+from bridge.adapters.redis.codec import CaseRecord, encode_item, kept_text
 from bridge.adapters.redis.commit import Ops
 from bridge.adapters.redis.keys import Keys
 from bridge.core.deliveries import ChannelPost, Delivery, Ephemeral, LinePush, LineReply, to_payload
@@ -245,7 +245,7 @@ class Plan:
                 if effect.text is None:
                     ops.hincrby(self._case(effect.number), "held_stickers", 1)
                 else:
-                    ops.rpush(keys.held(effect.number), effect.text)
+                    ops.rpush(keys.held(effect.number), kept_text(effect.text))
             case core.ReleaseFlood():
                 ops.hdel(self._case(effect.number), "flood_until", "held_stickers")
                 ops.delete(keys.held(effect.number))
