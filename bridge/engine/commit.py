@@ -73,13 +73,14 @@ class Plan:
         child_key: Callable[[str], str],
         now: float,
         audit_retention_days: int,
+        ops: Ops | None = None,
     ) -> None:
         self.keys = keys
         self.loaded = loaded
         self.child_key = child_key
         self.now = now
         self.audit_retention_days = audit_retention_days
-        self.ops = Ops()
+        self.ops = ops if ops is not None else Ops()  # several plans may share one commit
         self._touched: set[int] = set()
         self._opened: dict[int, str] = {}  # cases this commit opens -> their child key
         self.notes: list[tuple[Any, ...]] = []  # log lines, for once the commit is done
