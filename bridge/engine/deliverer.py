@@ -55,7 +55,7 @@ log = logging.getLogger("bridge.worker")
 
 # An idle deliverer looks at the lanes at least this often (a wake-up comes sooner when anything
 # is enqueued, and it waits no longer than until the earliest lane is due).
-IDLE_S = 3.0
+IDLE_S = 10.0
 
 
 class Deliverers:
@@ -103,9 +103,9 @@ class Deliverers:
             try:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.store.keys.wake_channel)
-                    while not self.stopping.is_set():
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                        if message is not None:
+                    # Waits for messages without polling; the task is cancelled when the worker stops.
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
                             self._wake_one()
             except asyncio.CancelledError:
                 raise
