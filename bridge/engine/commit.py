@@ -274,8 +274,3 @@ class Plan:
 
 def _stream_id(at: float) -> str:
     return f"{max(0, int(at * 1000))}-0"
-
-
-def describe(ops: Ops) -> dict[str, Any]:
-    """How big a commit is, for logs and tests (never its content)."""
-    return {"operations": ops.count, "keys": len(ops.keys)}

@@ -238,11 +238,6 @@ class Store(InboundStore, LaneStore):
         raw = await self.block_raw_of_key(record.child_key) if record is not None else None
         return block_from(raw) if raw is not None else None
 
-    async def closed_notice_of(self, child_id: str) -> str | None:
-        """The closed period for which the child last got the out-of-hours reply."""
-        value = await self.redis.get(self.keys.closed_notice(self.child_key(child_id)))
-        return as_text(value) if value is not None else None
-
     async def closed_arrivals(self) -> list[tuple[int, float]]:
         rows: Any = await self.redis.zrange(self.keys.closed_arrivals, 0, -1, withscores=True)
         return [(int(as_text(member)), float(score)) for member, score in rows]
