@@ -52,8 +52,8 @@ ROWS = (
         "reversed-batch",
         "order within a case (the router decides a batch in stream order)",
         "bridge/engine/router.py",
-        "for entry_id, fields in entries:",
-        "for entry_id, fields in reversed(entries):",
+        "batch = [(as_text(entry_id), fields) for entry_id, fields in entries]",
+        "batch = [(as_text(entry_id), fields) for entry_id, fields in reversed(entries)]",
         ("tests/test_guarantees_e2e.py::test_a_backlog_recorded_while_no_worker_runs_is_routed_in_order",),
     ),
     Row(
@@ -85,8 +85,8 @@ ROWS = (
         "no-lease-heartbeat",
         "a live worker keeps its lanes during a slow call",
         "bridge/engine/deliverer.py",
-        "heartbeat = asyncio.create_task(self._keep_lease(claim, token, attempt_over))",
-        "heartbeat = asyncio.create_task(asyncio.sleep(0))",
+        "keeper = asyncio.create_task(self._keep_lease(claim, token, attempt_over))",
+        "keeper = asyncio.create_task(asyncio.sleep(0))",
         ("tests/test_guarantees_e2e.py::test_a_call_slower_than_the_lease_keeps_its_lane",),
     ),
     Row(
@@ -109,8 +109,8 @@ ROWS = (
         "lane-lease-without-nx",
         "one worker at a time per lane",
         "bridge/adapters/redis/lanes.py",
-        "if redis.call('SET', lease_key, ARGV[4], 'NX', 'PX', lease_ms) then",
-        "if redis.call('SET', lease_key, ARGV[4], 'PX', lease_ms) then",
+        "if redis.call('SET', lease_key, token, 'NX', 'PX', lease_ms) then",
+        "if redis.call('SET', lease_key, token, 'PX', lease_ms) then",
         ("tests/test_store.py::test_a_leased_lane_is_not_claimed_again_even_by_a_clock_that_runs_ahead",),
     ),
 )

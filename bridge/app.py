@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
 from slack_bolt.async_app import AsyncApp
@@ -60,6 +60,19 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _redis_for_web(settings: Settings) -> Redis:
+    """A client whose pool makes a burst of requests wait for a connection (up to 5 s) rather
+    than fail: redis-py's default pool refuses the 101st request in flight."""
+    pool = BlockingConnectionPool.from_url(
+        settings.REDIS_URL,
+        max_connections=settings.BRIDGE_WEB_REDIS_CONNECTIONS,
+        timeout=5,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+    )
+    return Redis(connection_pool=pool)
+
+
 def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None = None) -> FastAPI:
     """Build the web app for these settings. Safe to call many times (tests do).
 
@@ -68,11 +81,7 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = (
-            redis_factory()
-            if redis_factory
-            else Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
-        )
+        redis = redis_factory() if redis_factory else _redis_for_web(settings)
         store = Store(redis)
         # Used only for views.open, whose trigger lapses after three seconds: a short timeout.
         web = AsyncWebClient(

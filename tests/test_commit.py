@@ -374,3 +374,17 @@ async def test_a_bad_operation_writes_nothing(router: Router) -> None:
     with pytest.raises(Exception, match="unknown operation"):
         await router.store.commit(ops)
     assert await router.redis.exists("br:{cases}:probe") == 0
+
+
+async def test_any_text_survives_a_commit(router: Router) -> None:
+    """A child's words deferred during a flood come back exactly, even a lone surrogate (which is
+    no valid UTF-8); other text with one is kept with U+FFFD in its place, never refused."""
+    await route(router, child_text("はじめ"))
+    for text in ("half \ud83d emoji", '"quoted"', "改行\nあり", "😀"):
+        assert await apply(router, core.DeferMessage(CaseNumber(1), text), cases=(1,)) is Committed.DONE
+    assert await router.store.deferred_of(CaseNumber(1)) == Deferred(
+        ("half \ud83d emoji", '"quoted"', "改行\nあり", "😀"), 0
+    )
+    audit = core.Audit(CaseNumber(1), "UC", "close", "bad \udc00 reason", "command")
+    assert await apply(router, audit) is Committed.DONE
+    assert [r["reason"] for r in await router.store.audit_records(case=CaseNumber(1))] == ["bad \ufffd reason"]

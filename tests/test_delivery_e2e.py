@@ -26,8 +26,13 @@ def pending(requests: list[RecordedRequest]) -> list[RecordedRequest]:
 
 
 def test_slack_server_errors_are_retried_without_doubling(bridge: Bridge) -> None:
-    bridge.fake_slack.fail_next(POST, 500, times=3)
-    for i in range(3):
+    """5xx on a new case's root post, then on a child's words in its thread: both retried,
+    nothing doubled, order kept."""
+    bridge.fake_slack.fail_next(POST, 500, times=3)  # the root post of the new case
+    bridge.line_events(line_text_event(CHILD, "届いて 0"))
+    wait_thread(bridge, 1, timeout=30)
+    bridge.fake_slack.fail_next(POST, 500, times=3)  # the child's words in the thread
+    for i in range(1, 3):
         bridge.line_events(line_text_event(CHILD, f"届いて {i}"))
     wait_thread(bridge, 3, timeout=30)
     bridge.wait_settled()

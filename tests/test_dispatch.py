@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import time
 import types
 import typing
 from collections.abc import AsyncIterator, Iterator
@@ -21,13 +22,13 @@ import pytest
 from fakeredis import aioredis
 
 from bridge import core
-from bridge.adapters.redis.codec import Claim
+from bridge.adapters.redis.codec import Claim, now_ms
 from bridge.adapters.redis.commit import Committed
 from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
 from bridge.config.settings import load_settings
 from bridge.core import deliveries as core_deliveries
-from bridge.core.deliveries import Delivery, from_payload, to_payload
+from bridge.core.deliveries import Delivery, RootPost, from_payload, to_payload
 from bridge.core.events import Ignored, InboundEvent, TimerFired, TimerKind, timer_fired
 from bridge.core.ids import CaseNumber
 from bridge.core.parts import Part, Text
@@ -259,3 +260,23 @@ def test_a_payload_queued_before_the_enums_reads_as_them() -> None:
 def test_the_samples_hold_every_kind_of_text_part() -> None:
     post = sample(core_deliveries.ThreadPost)
     assert {type(part) for part in post.text} == set(typing.get_args(Part))
+
+
+async def test_a_root_posted_before_a_crash_is_found_not_posted_again(
+    worker: Worker, fakes: tuple[FakeLine, FakeSlack]
+) -> None:
+    """The worker dies after Slack took a case's root but before its thread was recorded: the
+    retry finds the root by its metadata, records that thread, and posts nothing again."""
+    _, slack = fakes
+    root = dataclasses.replace(sample(RootPost), case=7, opened_at=time.time())
+    claim = Claim(lane="slack:7", item_id="1-0.0", payload=to_payload(root), attempts=1, enqueued_ms=now_ms())
+    outcome, _ = await worker.deliverers._attempt(root, claim)
+    assert outcome.delivered
+    (posted,) = slack.messages("CCASES")
+    keys = worker.store.keys
+    for key, field in ((keys.lane_threads, "slack:7"), (keys.by_thread, posted["ts"]), (keys.case(7), "thread_ts")):
+        await worker.redis.hdel(key, field)  # as if the worker had died before recording it
+    again, _ = await worker.deliverers._attempt(root, dataclasses.replace(claim, attempts=2))
+    assert again.delivered and len(slack.messages("CCASES")) == 1  # found, not posted again
+    assert await worker.redis.hget(keys.lane_threads, "slack:7") == posted["ts"].encode()
+    assert await worker.store.case_by_thread(posted["ts"]) == 7

@@ -15,11 +15,13 @@ from fakeredis import aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 import bridge.engine.router as router_module
+from bridge import core
 from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
 from bridge.config.settings import load_settings
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId
 from bridge.core.schedule.model import Schedule
+from bridge.engine.commit import Loaded
 from bridge.engine.worker import Worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -277,3 +279,82 @@ async def test_a_crash_at_any_step_of_a_pass_leaves_nothing_half_done(step: str,
     assert expected["cases"][0][1] == "closed" and expected["cases"][0][3] and expected["audit"] == ["block"]
     await clean_redis.aclose()
     await crashed_redis.aclose()
+
+
+def other_child_text(text: str, child: str, event_id: str) -> str:
+    return json.dumps(
+        {
+            "type": "message",
+            "webhookEventId": event_id,
+            "timestamp": 1,
+            "source": {"type": "user", "userId": child},
+            "message": {"type": "text", "id": "1", "text": text},
+        }
+    )
+
+
+async def test_entries_of_different_children_are_committed_together_and_one_child_waits(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog of several children's messages on their open cases: loaded in one round trip
+    and committed in one step, stopping before a second message of a child already in the batch
+    (it must be decided from what the first one committed). A message that opens a case takes
+    the next number, so two of them are never decided together."""
+    for i, child in enumerate(("Ua", "Ub", "Uc")):
+        entry_id, fields = await record_and_read(worker, other_child_text("はじめ", child, f"E0{i}"))
+        await worker.router.route_entry(entry_id, fields)
+    bodies = [
+        other_child_text("いち", "Ua", "Ea1"),
+        other_child_text("に", "Ub", "Eb1"),
+        other_child_text("さん", "Uc", "Ec1"),
+        other_child_text("よん", "Ua", "Ea2"),
+    ]
+    for i, body in enumerate(bodies):
+        await worker.store.record_events("line", [(f"e{i}", body)])
+    response: Any = await worker.redis.xreadgroup("router", "me", {worker.store.keys.inbound: ">"}, count=10)
+    batch = [(entry_id.decode(), fields) for entry_id, fields in response[0][1]]
+    commits: list[int] = []
+    original = worker.store.commit
+
+    async def counted(ops: Any) -> Any:
+        commits.append(ops.count)
+        return await original(ops)
+
+    monkeypatch.setattr(worker.store, "commit", counted)
+    assert await worker.router.route_together(batch) == 3
+    assert len(commits) == 1  # three decisions, one atomic step
+    assert [c.number for c in await worker.store.open_cases()] == [1, 2, 3]
+    assert await worker.redis.xlen(worker.store.keys.inbound) == 1  # the fourth waits
+    assert await worker.router.route_together(batch[3:]) == 0  # alone: routed one at a time
+    await worker.router.route_entry(*batch[3])
+    kinds = await lane_kinds(worker, "slack:1")
+    assert kinds == ["root_post", "thread_post", "thread_post", "thread_post"]  # all of Ua's in case 1
+
+
+async def test_a_batch_whose_state_changed_is_routed_one_at_a_time(worker: Worker) -> None:
+    """If the batch's commit finds what it was decided from changed (here a counsellor holds
+    case 1 between the load and the commit), nothing of it is written."""
+    for i, child in enumerate(("Ua", "Ub")):
+        entry_id, fields = await record_and_read(worker, other_child_text("はじめ", child, f"E0{i}"))
+        await worker.router.route_entry(entry_id, fields)
+    for i, (text, child) in enumerate((("いち", "Ua"), ("に", "Ub"))):
+        await worker.store.record_events("line", [(f"e{i}", other_child_text(text, child, f"E1{i}"))])
+    response: Any = await worker.redis.xreadgroup("router", "me", {worker.store.keys.inbound: ">"}, count=10)
+    batch = [(entry_id.decode(), fields) for entry_id, fields in response[0][1]]
+    original = worker.store.load_many
+
+    async def then_the_case_changes(requests: Any) -> Any:
+        loads = await original(requests)
+        await worker.router.commit(
+            core.Decision(effects=(core.HoldCase(CaseNumber(1)),)), Loaded(), now=1.0, entry_id=None
+        )
+        return loads
+
+    worker.store.load_many = then_the_case_changes  # type: ignore[method-assign]
+    assert await worker.router.route_together(batch) == 0
+    assert await worker.redis.xlen(worker.store.keys.inbound) == 2
+    assert await lane_kinds(worker, "slack:1") == ["root_post", "thread_post"]  # nothing of the batch
+    worker.store.load_many = original  # type: ignore[method-assign]
+    assert await worker.router.route_together(batch) == 2  # decided again from fresh reads
+    case = await worker.store.get_case(CaseNumber(1))
+    assert case is not None and case.hold

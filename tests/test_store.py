@@ -82,9 +82,9 @@ async def test_retry_later_waits(store: Store) -> None:
     await enqueue(store, [("line:x", "a", {})])
     (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
     await store.retry_later(claim, token="w", delay_s=30)
-    assert await store.claim(token="w", lease_ms=5000, max_lanes=1) == []
-    wait = await store.next_due_in()
-    assert wait is not None and 25 < wait <= 30
+    claims, outlook = await store.claim_with_outlook(token="w", lease_ms=5000, max_lanes=1)
+    assert claims == [] and outlook.due_now == 0  # the claim also says when to look again
+    assert outlook.next_due_in is not None and 25 < outlook.next_due_in <= 30
 
 
 async def test_an_expired_lease_hands_the_lane_to_another_worker(store: Store) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bridge.adapters.redis.keys import Keys
 from bridge.adapters.slack import verify as slack_side
 from bridge.fakes.server import time_scale
 from tests.conftest import SLACK_SIGNING, Bridge, line_text_event
@@ -184,6 +185,20 @@ def test_readyz_is_503_without_redis(bridge_factory: Any) -> None:
     )
     assert slack.status_code == 503
     assert "Traceback" not in bridge.logs()
+
+
+def test_a_burst_beyond_the_web_redis_pool_waits_instead_of_failing(bridge_factory: Any) -> None:
+    """More webhooks in flight than the web has Redis connections: each waits for one, none
+    is refused, and every message is recorded once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bridge: Bridge = bridge_factory(worker=0, BRIDGE_WEB_REDIS_CONNECTIONS="2")
+    bodies = [json.dumps({"events": [line_text_event(f"Uburst{i:04d}", f"burst {i}")]}).encode() for i in range(60)]
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        statuses = list(pool.map(lambda body: bridge.line_post(body).status_code, bodies))
+    assert statuses == [200] * 60
+    assert bridge.redis.xlen(Keys().inbound) == 60
+    assert "MaxConnectionsError" not in bridge.logs() and "recording failed" not in bridge.logs()
 
 
 def test_a_lone_surrogate_from_a_client_is_relayed_not_refused(bridge: Bridge) -> None:

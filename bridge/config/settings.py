@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     BRIDGE_WORKER_CONCURRENCY: int = Field(default=8, ge=1, le=256)
     BRIDGE_LEASE_SECONDS: float = Field(default=30.0, gt=0)
     BRIDGE_HTTP_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    # Redis connections one web process keeps; a burst of webhooks beyond it waits for a free
+    # connection (up to 5 s) instead of failing.
+    BRIDGE_WEB_REDIS_CONNECTIONS: int = Field(default=50, ge=1, le=10_000)
     BRIDGE_RETRY_GIVE_UP_SECONDS: float = Field(default=6 * 3600.0, gt=0)
     BRIDGE_RETRY_MAX_BACKOFF_SECONDS: float = Field(default=60.0, gt=0)
     BRIDGE_MAX_BODY_BYTES: int = Field(default=1024 * 1024, ge=1024)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from bridge import core
-from bridge.adapters.redis.codec import CaseRecord, encode_item
+from bridge.adapters.redis.codec import CaseRecord, encode_item, kept_text
 from bridge.adapters.redis.commit import Ops
 from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
 from bridge.core.deliveries import ChannelPost, Delivery, Ephemeral, LinePush, LineReply, to_payload
@@ -74,13 +74,14 @@ class Plan:
         child_key: Callable[[LineUserId], str],
         now: float,
         audit_retention_days: int,
+        ops: Ops | None = None,
     ) -> None:
         self.keys = keys
         self.loaded = loaded
         self.child_key = child_key
         self.now = now
         self.audit_retention_days = audit_retention_days
-        self.ops = Ops()
+        self.ops = ops if ops is not None else Ops()  # several plans may share one commit
         self._touched: set[int] = set()
         self._opened: dict[int, str] = {}  # cases this commit opens -> their child key
         self.notes: list[tuple[Any, ...]] = []  # log lines, for once the commit is done
@@ -246,7 +247,7 @@ class Plan:
                 if effect.text is None:
                     ops.hincrby(self._case(effect.number), "deferred_stickers", 1)
                 else:
-                    ops.rpush(keys.deferred(effect.number), effect.text)
+                    ops.rpush(keys.deferred(effect.number), kept_text(effect.text))
             case core.ReleaseFlood():
                 # What was deferred under the names before the rename goes too (see keys.py).
                 case_key = self._case(effect.number)
@@ -277,8 +278,3 @@ class Plan:
 
 def _stream_id(at: float) -> str:
     return f"{max(0, int(at * 1000))}-0"
-
-
-def describe(ops: Ops) -> dict[str, Any]:
-    """How big a commit is, for logs and tests (never its content)."""
-    return {"operations": ops.count, "keys": len(ops.keys)}

@@ -56,7 +56,7 @@ log = logging.getLogger("bridge.worker")
 
 # An idle deliverer looks at the lanes at least this often (a wake-up comes sooner when anything
 # is enqueued, and it waits no longer than until the earliest lane is due).
-IDLE_S = 3.0
+IDLE_S = 10.0
 
 
 class Deliverers:
@@ -104,9 +104,9 @@ class Deliverers:
             try:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.store.keys.wake_channel)
-                    while not self.stopping.is_set():
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                        if message is not None:
+                    # Waits for messages without polling; the task is cancelled when the worker stops.
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
                             self._wake_one()
             except asyncio.CancelledError:
                 raise
@@ -163,8 +163,15 @@ class Deliverers:
             log.error("undeliverable item=%s lane=%s; set aside\n%s", claim.item_id, claim.lane, safe_trace(exc))
             await self.store.set_aside_delivery(claim, token=token)
             return [], None
+        # The lease is renewed only if the attempt outlasts a third of it (most take milliseconds).
         attempt_over = asyncio.Event()
-        heartbeat = asyncio.create_task(self._keep_lease(claim, token, attempt_over))
+        keeper: asyncio.Task[None] | None = None
+
+        def keep_lease() -> None:
+            nonlocal keeper
+            keeper = asyncio.create_task(self._keep_lease(claim, token, attempt_over))
+
+        starting = asyncio.get_running_loop().call_later(self.lease_ms / 3000, keep_lease)
         try:
             outcome, followups = await self._attempt(delivery, claim)
         except (RedisError, OSError) as exc:
@@ -175,7 +182,9 @@ class Deliverers:
             outcome, followups = Outcome(OutcomeStatus.RETRY, f"bridge error: {type(exc).__name__}"), ()
         finally:
             attempt_over.set()
-            await heartbeat  # finished before the lane is settled, so it cannot renew afterwards
+            starting.cancel()
+            if keeper is not None:
+                await keeper  # finished before the lane is settled, so it cannot renew afterwards
         step = next_step(
             delivery,
             outcome,
@@ -211,20 +220,19 @@ class Deliverers:
         return [], None
 
     async def _keep_lease(self, claim: Claim, token: str, attempt_over: asyncio.Event) -> None:
-        """Renew the lane's lease while an attempt runs, so no other worker takes it over."""
+        """Renew the lane's lease (now, then every third of it) while an attempt runs, so no
+        other worker takes it over."""
         while not attempt_over.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(attempt_over.wait(), timeout=self.lease_ms / 3000)
-            if attempt_over.is_set():
-                return
             try:
                 renewed = await self.store.renew_lane_lease(claim.lane, token=token, lease_ms=self.lease_ms)
             except (RedisError, OSError) as exc:
                 log.warning("lane lease renewal failed item=%s error=%s", claim.item_id, type(exc).__name__)
-                continue
+                renewed = True  # not known to be lost: try again after the wait
             if not renewed:
                 log.warning("lane lease lost item=%s", claim.item_id)
                 return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(attempt_over.wait(), timeout=self.lease_ms / 3000)
 
     def _after_failure(self, delivery: Delivery, reason: str) -> tuple[Delivery, ...]:
         if isinstance(delivery, LinePush | LineReply):

@@ -27,9 +27,9 @@ from redis.exceptions import RedisError
 
 from bridge import core
 from bridge.adapters.line.webhook import parse_event as parse_line_event
-from bridge.adapters.redis.codec import as_text, now_ms
-from bridge.adapters.redis.commit import Committed
-from bridge.adapters.redis.store import Store
+from bridge.adapters.redis.codec import ChildLoad, as_text, now_ms
+from bridge.adapters.redis.commit import Committed, Ops
+from bridge.adapters.redis.store import ChildRequest, Store, ThreadRequest
 from bridge.adapters.slack.parse import parse_event as parse_slack_event
 from bridge.core.case import CaseAction
 from bridge.core.events import (
@@ -65,6 +65,25 @@ STANDING_EVERY_S = 60
 # Due timers are looked for when the earliest is due, and at least this often.
 LOOK_FOR_TIMERS_S = 1.0
 TIMERS_PER_LOOK = 100
+
+
+# At most this many entries are loaded and committed together.
+BATCH_TOGETHER = 32
+
+
+def entry_time(entry_id: str) -> float:
+    """The time Redis recorded an entry: the same on every replay, so decisions repeat."""
+    return int(entry_id.split("-")[0]) / 1000
+
+
+def parse_entry(fields: dict[Any, Any]) -> InboundEvent:
+    """The core event an inbound entry records. Raises for an entry that cannot be read."""
+    source = as_text(fields.get(b"source", fields.get("source", b"")))
+    body = as_text(fields.get(b"body", fields.get("body", b"{}")))
+    if source == "timer":
+        return timer_fired(body)
+    raw = json.loads(body)
+    return parse_line_event(raw) if source == "line" else parse_slack_event(raw)
 
 
 class Conflicted(RuntimeError):
@@ -153,11 +172,16 @@ class Router:
                 if cursor == "0" and not entries:
                     cursor = ">"  # our pending entries are done; now new ones
                     continue
-                for entry_id, fields in entries:
+                batch = [(as_text(entry_id), fields) for entry_id, fields in entries]
+                while batch:
                     if time.monotonic() > valid_until - 0.5 or self.stopping.is_set():
                         cursor = "0"  # the rest of this batch is pending: read it again first
                         break
-                    await self.route_entry(as_text(entry_id), fields)
+                    done = await self.route_together(batch)
+                    if not done:
+                        await self.route_entry(*batch[0])
+                        done = 1
+                    del batch[:done]
         finally:
             if self.stopping.is_set():
                 with contextlib.suppress(Exception):
@@ -175,14 +199,7 @@ class Router:
         source = "?"
         try:
             source = as_text(fields.get(b"source", fields.get("source", b"")))
-            body = as_text(fields.get(b"body", fields.get("body", b"{}")))
-            event: InboundEvent
-            if source == "timer":
-                event = timer_fired(body)
-            else:
-                raw = json.loads(body)
-                event = parse_line_event(raw) if source == "line" else parse_slack_event(raw)
-            await self.pass_once(entry_id, event)
+            await self.pass_once(entry_id, parse_entry(fields))
         except (RedisError, OSError, Conflicted):
             raise  # the entry stays pending; the router reads it again once Redis answers
         except Exception as exc:
@@ -191,10 +208,64 @@ class Router:
             log.error("routing failed entry=%s source=%s; set aside\n%s", entry_id, source, safe_trace(exc))
             await self.store.set_aside(entry_id, fields)
 
+    async def route_together(self, batch: list[tuple[str, dict[Any, Any] | None]]) -> int:
+        """Route the first entries of a batch with one load and one commit, when they concern
+        different children and cases: children's messages and counsellors' thread messages,
+        loaded in one pipeline, decided in order, committed in one step. Returns how many were
+        committed; 0 leaves the first entry to route_entry (anything else, or a conflict)."""
+        window: list[tuple[str, ChildMessage | ThreadMessage]] = []
+        for entry_id, fields in batch[:BATCH_TOGETHER]:
+            try:
+                event = parse_entry(fields or {})
+            except Exception:
+                break  # route_entry sets it aside
+            if not isinstance(event, ChildMessage | ThreadMessage) or (
+                isinstance(event, ThreadMessage) and not event.thread_ts
+            ):
+                break
+            window.append((entry_id, event))
+        if len(window) < 2:
+            return 0
+        window_s = self.policy.flood_window_seconds
+        requests = [
+            ChildRequest(event.child_id, entry_time(entry_id), window_s)
+            if isinstance(event, ChildMessage)
+            else ThreadRequest(ThreadTs(event.thread_ts or ""))
+            for entry_id, event in window
+        ]
+        loads = await self.store.load_many(requests)
+        ops = Ops()
+        plans: list[tuple[Plan, core.Decision]] = []
+        touched: set[object] = set()
+        for (entry_id, event), load in zip(window, loads, strict=True):
+            now, loaded = entry_time(entry_id), Loaded()
+            if isinstance(event, ChildMessage):
+                assert isinstance(load, ChildLoad)
+                decision = self._child_message_from(event, load, now, loaded)
+            else:
+                assert not isinstance(load, ChildLoad)
+                case = loaded.case(load)
+                decision = core.on_counsellor_message(
+                    event, case, self.policy, channel=self.channel, delivery_id=entry_id, now=now
+                )
+            # What this decision was made from must not be what an earlier one in the batch
+            # changes: the same case, the same child, or the case sequence.
+            marks = {*(("case", n) for n in loaded.cases), *loaded.fields, *loaded.values}
+            if marks & touched:
+                break
+            touched |= marks
+            plans.append((self._plan(decision, loaded, now=now, entry_id=entry_id, ops=ops), decision))
+        if len(plans) < 2:
+            return 0
+        if await self.store.commit(ops) is not Committed.DONE:
+            return 0  # changed meanwhile, or committed by another router: one at a time then
+        for plan, decision in plans:
+            self._committed(plan, decision)
+        return len(plans)
+
     async def pass_once(self, entry_id: str, event: InboundEvent) -> Committed:
         """Load, decide, commit; again from fresh reads if the state changed meanwhile."""
-        # The time Redis recorded the event: the same on every replay, so decisions repeat.
-        now = int(entry_id.split("-")[0]) / 1000
+        now = entry_time(entry_id)
         for _ in range(PASSES_PER_ENTRY):
             loaded = Loaded()
             decision = await self.decide(entry_id, event, now, loaded)
@@ -205,12 +276,24 @@ class Router:
         raise Conflicted(entry_id)
 
     async def commit(self, decision: core.Decision, loaded: Loaded, *, now: float, entry_id: str | None) -> Committed:
+        plan = self._plan(decision, loaded, now=now, entry_id=entry_id)
+        if plan.ops.count == 0:
+            return Committed.DONE
+        result = await self.store.commit(plan.ops)
+        if result is Committed.DONE:
+            self._committed(plan, decision)
+        return result
+
+    def _plan(
+        self, decision: core.Decision, loaded: Loaded, *, now: float, entry_id: str | None, ops: Ops | None = None
+    ) -> Plan:
         plan = Plan(
             keys=self.store.keys,
             loaded=loaded,
             child_key=self.store.child_key,
             now=now,
             audit_retention_days=self.policy.audit_retention_days,
+            ops=ops,
         )
         marker = entry_id or f"standing-{int(now * 1000)}"
         plan.effects(decision.effects, entry_id=marker)
@@ -218,15 +301,13 @@ class Router:
         plan.checks()
         if entry_id is not None:
             plan.entry(entry_id)
-        if plan.ops.count == 0:
-            return Committed.DONE
-        result = await self.store.commit(plan.ops)
-        if result is Committed.DONE:
-            plan.log_notes()
-            for effect in decision.effects:
-                if isinstance(effect, core.ScheduleTimer):  # armed now: look for it when it is due
-                    self._next_fire = min(self._next_fire, effect.at)
-        return result
+        return plan
+
+    def _committed(self, plan: Plan, decision: core.Decision) -> None:
+        plan.log_notes()
+        for effect in decision.effects:
+            if isinstance(effect, core.ScheduleTimer):  # armed now: look for it when it is due
+                self._next_fire = min(self._next_fire, effect.at)
 
     async def standing_pass(self, now: float) -> None:
         """What must happen whatever arrives: the next closing reminder, and the retention of
@@ -276,9 +357,12 @@ class Router:
         return loaded.case(await self.store.case_record_of_thread(thread_ts)) if thread_ts else None
 
     async def _decide_child_message(self, event: ChildMessage, now: float, loaded: Loaded) -> core.Decision:
-        store, keys = self.store, self.store.keys
-        child = await store.load_child(event.child_id, now=now, window_s=self.policy.flood_window_seconds)
-        child_key = store.child_key(event.child_id)
+        child = await self.store.load_child(event.child_id, now=now, window_s=self.policy.flood_window_seconds)
+        return self._child_message_from(event, child, now, loaded)
+
+    def _child_message_from(self, event: ChildMessage, child: ChildLoad, now: float, loaded: Loaded) -> core.Decision:
+        keys = self.store.keys
+        child_key = self.store.child_key(event.child_id)
         # The decision holds only if the child is still as read: no other case opened, no block.
         loaded.fields[(keys.open_by_child, child_key)] = child.open_number_raw
         loaded.fields[(keys.blocked, child_key)] = child.block_raw

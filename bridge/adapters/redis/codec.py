@@ -112,9 +112,31 @@ def record_from(raw: dict[Any, Any]) -> CaseRecord | None:
     return CaseRecord(case=case, version=fields.get("v", ""), child_key=fields.get("child_key", ""))
 
 
-def pairs(flat: list[Any]) -> dict[Any, Any]:
-    """A flat [field, value, ...] reply (HGETALL inside a script) as a dict."""
+def pairs(flat: list[Any] | dict[Any, Any]) -> dict[Any, Any]:
+    """A flat [field, value, ...] reply (HGETALL inside a script) as a dict. (An empty one may
+    come as {}: Lua's JSON encoder cannot tell an empty list from an empty map.)"""
+    if not flat:
+        return {}
+    assert isinstance(flat, list)
     return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def kept_text(text: str) -> str:
+    """A child's words as kept in a Redis list: JSON-escaped, so any text survives exactly
+    (even a lone surrogate, which is no valid UTF-8)."""
+    return json.dumps(text, ensure_ascii=True)
+
+
+def deferred_text(kept: str) -> str:
+    """Inverse of kept_text; a text kept before it was escaped reads as it was."""
+    if kept.startswith('"'):
+        try:
+            value = json.loads(kept)
+        except ValueError:
+            return kept
+        if isinstance(value, str):
+            return value
+    return kept
 
 
 def block_from(raw: str) -> Block:

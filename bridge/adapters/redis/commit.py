@@ -14,23 +14,27 @@ Redis Cluster once the keys of one commit share a slot.
 
 from __future__ import annotations
 
+import json
+import re
 from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
 
-# ARGV[1] the time (ms) enqueued lanes become due, ARGV[2] the wake-up channel, then the
-# operations, each as: name, argument count, arguments. A key argument is an index into KEYS.
+# ARGV[1] the time (ms) enqueued lanes become due, ARGV[2] the wake-up channel, ARGV[3] the
+# operations as one JSON array of strings (one argument to encode and parse, however many
+# operations), each as: name, argument count, arguments. A key argument is an index into KEYS.
 # A script that fails half-way keeps what it wrote, so every operation is checked before the
 # first write.
 _COMMIT = """
+local flat = cjson.decode(ARGV[3])
 local ops = {}
-local i = 3
-while i <= #ARGV do
-  local n = tonumber(ARGV[i + 1])
+local i = 1
+while i <= #flat do
+  local n = tonumber(flat[i + 1])
   local args = {}
-  for j = 1, n do args[j] = ARGV[i + 1 + j] end
-  table.insert(ops, {ARGV[i], args})
+  for j = 1, n do args[j] = flat[i + 1 + j] end
+  table.insert(ops, {flat[i], args})
   i = i + 2 + n
 end
 local writes = {hset=1, hdel=1, hdelif=1, hincrby=1, set=1, setex=1, del=1, zadd=1, zaddnx=1, zrem=1,
@@ -76,8 +80,8 @@ for _, op in ipairs(ops) do
     if redis.call('EXISTS', KEYS[tonumber(a[2])]) == 0 then redis.call('ZADD', key, 'NX', a[3], a[4]) end
   elseif name == 'enqueue' then
     redis.call('RPUSH', key, a[4])
-    redis.call('ZADD', KEYS[tonumber(a[2])], 'NX', ARGV[1], a[3])
-    enqueued = true
+    -- a lane already due or leased has someone for it: wake deliverers only for a new one
+    if redis.call('ZADD', KEYS[tonumber(a[2])], 'NX', ARGV[1], a[3]) == 1 then enqueued = true end
   elseif name == 'ack' then
     redis.call('XACK', key, a[2], a[3])
     redis.call('XDEL', key, a[3])
@@ -110,9 +114,12 @@ class Ops:
         return str(self._index[key])
 
     def _add(self, name: str, key: str, *values: object, keys: tuple[str, ...] = ()) -> None:
-        args = [self._key(key), *(self._key(k) for k in keys), *(str(v) for v in values)]
+        args = [self._key(key), *(self._key(k) for k in keys), *(_valid(str(v)) for v in values)]
         self.args += [name, str(len(args)), *args]
         self.count += 1
+
+    def encoded(self) -> str:
+        return json.dumps(self.args, ensure_ascii=False, separators=(",", ":"))
 
     # checks
     def present(self, stream: str, entry_id: str) -> None:
@@ -199,6 +206,15 @@ class Ops:
         self._add("ack", stream, group, entry_id)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid(value: str) -> str:
+    """Text Redis can keep: a lone UTF-16 surrogate (no character on its own, which a client
+    may still send) becomes U+FFFD. Text that must survive exactly is JSON-escaped first."""
+    return value if value.isascii() or not _SURROGATE.search(value) else _SURROGATE.sub("\ufffd", value)
+
+
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -211,5 +227,5 @@ class Committer:
         self._wake_channel = wake_channel
 
     async def commit(self, ops: Ops, *, now_ms: int) -> Committed:
-        reply: Any = await self._script(keys=ops.keys, args=[now_ms, self._wake_channel, *ops.args])
+        reply: Any = await self._script(keys=ops.keys, args=[now_ms, self._wake_channel, ops.encoded()])
         return Committed(reply.decode() if isinstance(reply, bytes) else reply)

@@ -257,13 +257,6 @@ class LaneStore:
         """Pause every lane towards a platform (after a 429) for the given time."""
         await self.redis.set(self.keys.platform_pause(platform), "1", px=max(1, int(seconds * 1000)))
 
-    async def next_due_in(self) -> float | None:
-        """Seconds until the earliest lane is due (0 if overdue), or None if nothing is queued."""
-        first = await self.redis.zrange(self.keys.due, 0, 0, withscores=True)
-        if not first:
-            return None
-        return max(0.0, (float(first[0][1]) - now_ms()) / 1000)
-
 
 @dataclass(frozen=True)
 class Outlook:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -23,6 +25,7 @@ from bridge.adapters.redis.codec import (
     ChildLoad,
     as_text,
     block_from,
+    deferred_text,
     pairs,
     record_from,
 )
@@ -50,17 +53,20 @@ end
 if block then
   blocked_case = redis.call('HGETALL', ARGV[1] .. 'case:' .. cjson.decode(block)['case'])
 end
-return {open or '', case, block or '', blocked_case, redis.call('LRANGE', KEYS[5], 0, -1),
+return cjson.encode({open or '', case, block or '', blocked_case, redis.call('LRANGE', KEYS[5], 0, -1),
   redis.call('GET', KEYS[6]) or '', redis.call('GET', KEYS[3]) or '', recent, stickers,
-  redis.call('HLEN', KEYS[1]), redis.call('ZCARD', KEYS[4])}
+  redis.call('HLEN', KEYS[1]), redis.call('ZCARD', KEYS[4])})
 """
 
 # KEYS[1] by-thread; ARGV: cases prefix, thread ts. Reads only: the case of a Slack thread.
 _CASE_OF_THREAD = """
 local number = redis.call('HGET', KEYS[1], ARGV[2])
-if not number then return {} end
-return redis.call('HGETALL', ARGV[1] .. 'case:' .. number)
+if not number then return '[]' end
+return cjson.encode(redis.call('HGETALL', ARGV[1] .. 'case:' .. number))
 """
+
+
+_CHILD_KEYS_KEPT = 10_000
 
 
 class Store(InboundStore, LaneStore):
@@ -70,6 +76,7 @@ class Store(InboundStore, LaneStore):
         self.redis = redis
         self.keys = keys or Keys()
         self._child_key_secret = child_key_secret
+        self._child_keys: dict[str, str] = {}  # pseudonyms derived lately (each is an HMAC)
         self._committer = Committer(redis, wake_channel=self.keys.wake_channel)
         self._load_child = redis.register_script(_LOAD_CHILD)
         self._case_of_thread = redis.register_script(_CASE_OF_THREAD)
@@ -102,9 +109,17 @@ class Store(InboundStore, LaneStore):
 
     def child_key(self, child_id: LineUserId) -> str:
         """A stable pseudonym for a LINE user ID, so key names never carry the ID itself."""
+        known = self._child_keys.get(child_id)
+        if known is not None:
+            return known
         if self._child_key_secret is None:
             raise RuntimeError("Store.prepare() must run before child keys are derived")
-        return hmac.new(self._child_key_secret, child_id.encode(), hashlib.sha256).hexdigest()[:32]
+        if len(self._child_keys) >= _CHILD_KEYS_KEPT:
+            self._child_keys.clear()
+        key = self._child_keys[child_id] = hmac.new(
+            self._child_key_secret, child_id.encode(), hashlib.sha256
+        ).hexdigest()[:32]
+        return key
 
     async def commit(self, ops: Ops) -> Committed:
         """Write a decision in one atomic step (see commit.py)."""
@@ -114,9 +129,13 @@ class Store(InboundStore, LaneStore):
 
     async def load_child(self, child_id: LineUserId, *, now: float, window_s: int) -> ChildLoad:
         """What a child's message is decided from, in one round trip (reads only)."""
+        reply: Any = await self._load_child(**self._child_call(child_id, now=now, window_s=window_s))
+        return _child_load(reply)
+
+    def _child_call(self, child_id: LineUserId, *, now: float, window_s: int) -> dict[str, Any]:
         child_key = self.child_key(child_id)
-        reply: Any = await self._load_child(
-            keys=[
+        return {
+            "keys": [
                 self.keys.open_by_child,
                 self.keys.blocked,
                 self.keys.case_seq,
@@ -124,23 +143,27 @@ class Store(InboundStore, LaneStore):
                 self.keys.history(child_key),
                 self.keys.closed_notice(child_key),
             ],
-            args=[self.keys.cases_prefix, child_key, int((now - window_s) * 1000), int(now * 1000)],
-        )
-        open_raw, case_raw, block_raw, blocked_raw, history, notice, seq, recent, stickers, opened, waiting = reply
-        open_text, block_text = as_text(open_raw), as_text(block_raw)
-        return ChildLoad(
-            open_case=record_from(pairs(case_raw)),
-            open_number_raw=open_text or None,
-            block=block_from(block_text) if block_text else None,
-            block_raw=block_text or None,
-            blocked_case=record_from(pairs(blocked_raw)),
-            history=tuple(CaseNumber(int(as_text(n))) for n in history),
-            closed_notice=as_text(notice) or None,
-            seq_raw=as_text(seq) or None,
-            recent=Recent(messages=int(recent), stickers=int(stickers)),
-            open_cases=int(opened),
-            unanswered=int(waiting),
-        )
+            "args": [self.keys.cases_prefix, child_key, int((now - window_s) * 1000), int(now * 1000)],
+        }
+
+    async def load_many(self, requests: Sequence[ChildRequest | ThreadRequest]) -> list[ChildLoad | CaseRecord | None]:
+        """Several loads in one round trip (a pipeline of reads): a ChildRequest gives what
+        load_child gives, a ThreadRequest what case_record_of_thread gives."""
+        pipe = self.redis.pipeline(transaction=False)
+        for request in requests:
+            if isinstance(request, ChildRequest):
+                await self._load_child(
+                    **self._child_call(request.child_id, now=request.now, window_s=request.window_s), client=pipe
+                )
+            else:
+                await self._case_of_thread(
+                    keys=[self.keys.by_thread], args=[self.keys.cases_prefix, request.thread_ts], client=pipe
+                )
+        replies = await pipe.execute()
+        return [
+            _child_load(reply) if isinstance(request, ChildRequest) else record_from(pairs(json.loads(reply)))
+            for request, reply in zip(requests, replies, strict=True)
+        ]
 
     async def case_record(self, number: CaseNumber) -> CaseRecord | None:
         return record_from(await self.redis.hgetall(self.keys.case(number)))
@@ -157,7 +180,7 @@ class Store(InboundStore, LaneStore):
     async def case_record_of_thread(self, thread_ts: ThreadTs) -> CaseRecord | None:
         """The case whose Slack thread this is (one round trip)."""
         raw: Any = await self._case_of_thread(keys=[self.keys.by_thread], args=[self.keys.cases_prefix, thread_ts])
-        return record_from(pairs(raw))
+        return record_from(pairs(json.loads(raw)))
 
     async def get_case(self, number: CaseNumber) -> Case | None:
         record = await self.case_record(number)
@@ -216,11 +239,6 @@ class Store(InboundStore, LaneStore):
         raw = await self.block_raw_of_key(record.child_key) if record is not None else None
         return block_from(raw) if raw is not None else None
 
-    async def closed_notice_of(self, child_id: LineUserId) -> str | None:
-        """The closed period for which the child last got the out-of-hours reply."""
-        value = await self.redis.get(self.keys.closed_notice(self.child_key(child_id)))
-        return as_text(value) if value is not None else None
-
     async def closed_arrivals(self) -> list[tuple[CaseNumber, float]]:
         rows: Any = await self.redis.zrange(self.keys.closed_arrivals, 0, -1, withscores=True)
         return [(CaseNumber(int(as_text(member))), float(score)) for member, score in rows]
@@ -239,7 +257,7 @@ class Store(InboundStore, LaneStore):
         pipe.hmget(self.keys.case(number), [DEFERRED_STICKERS_BEFORE_RENAME, "deferred_stickers"])
         old_texts, texts, stickers = await pipe.execute()
         return Deferred(
-            texts=tuple(as_text(t) for t in [*old_texts, *texts]),
+            texts=tuple(deferred_text(as_text(t)) for t in [*old_texts, *texts]),
             stickers=sum(int(count or 0) for count in stickers),
         )
 
@@ -286,3 +304,39 @@ class Store(InboundStore, LaneStore):
             members=frozenset(SlackUserId(as_text(m)) for m in members),
             group_supervisors=frozenset(SlackUserId(as_text(m)) for m in supervisors),
         )
+
+
+@dataclass(frozen=True)
+class ChildRequest:
+    """Load what a child's message is decided from (see Store.load_child)."""
+
+    child_id: LineUserId
+    now: float
+    window_s: int
+
+
+@dataclass(frozen=True)
+class ThreadRequest:
+    """Load the case of a Slack thread (see Store.case_record_of_thread)."""
+
+    thread_ts: ThreadTs
+
+
+def _child_load(reply: Any) -> ChildLoad:
+    # One JSON document: parsed in C, instead of a reply of some sixty parts.
+    loaded = json.loads(reply)
+    open_raw, case_raw, block_raw, blocked_raw, history, notice, seq, recent, stickers, opened, waiting = loaded
+    open_text, block_text = as_text(open_raw), as_text(block_raw)
+    return ChildLoad(
+        open_case=record_from(pairs(case_raw)),
+        open_number_raw=open_text or None,
+        block=block_from(block_text) if block_text else None,
+        block_raw=block_text or None,
+        blocked_case=record_from(pairs(blocked_raw)),
+        history=tuple(CaseNumber(int(as_text(n))) for n in history),
+        closed_notice=as_text(notice) or None,
+        seq_raw=as_text(seq) or None,
+        recent=Recent(messages=int(recent), stickers=int(stickers)),
+        open_cases=int(opened),
+        unanswered=int(waiting),
+    )
