@@ -51,6 +51,7 @@ SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 ENGINE_DIR = ROOT / ".mutmut-engine"
 ENGINE_ONLY_MUTATE = [
     "bridge/engine/router.py",
+    "bridge/engine/decide.py",
     "bridge/engine/commit.py",
     "bridge/adapters/redis/commit.py",
     "bridge/adapters/redis/store.py",
