@@ -123,7 +123,7 @@ class Deliverers:
             wake = asyncio.Event()
             self._idle.append(wake)
             try:
-                if not work:
+                if not work and outlook is None:  # (a completion that claimed nothing said what is due)
                     work, outlook = await self.store.claim_with_outlook(
                         token=token, lease_ms=self.lease_ms, max_lanes=1
                     )
