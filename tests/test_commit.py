@@ -95,7 +95,7 @@ async def queue_of(router: Router, number: int) -> Queue:
     return Queue.of(open_cases=opened, unanswered_before=before)
 
 
-def event_of(router: Router, body: str) -> InboundEvent:
+def event_of(body: str) -> InboundEvent:
     from bridge.adapters.line.webhook import parse_event
 
     return parse_event(json.loads(body))
@@ -109,14 +109,14 @@ async def test_one_open_case_per_child_even_when_two_passes_race(router: Router)
     second, _ = await recorded(router, second_body)
     now = time.time()
     loaded_first, loaded_second = Loaded(), Loaded()
-    decided_first = await router.decide(first, event_of(router, first_body), now, loaded_first)
-    decided_second = await router.decide(second, event_of(router, second_body), now, loaded_second)
+    decided_first = await router.decide(first, event_of(first_body), now, loaded_first)
+    decided_second = await router.decide(second, event_of(second_body), now, loaded_second)
     assert await router.commit(decided_first, loaded_first, now=now, entry_id=first) is Committed.DONE
     before = {key: await router.redis.type(key) async for key in router.redis.scan_iter()}
     assert await router.commit(decided_second, loaded_second, now=now, entry_id=second) is Committed.CONFLICT
     after = {key: await router.redis.type(key) async for key in router.redis.scan_iter()}
     assert before == after and await router.redis.xlen(router.store.keys.inbound) == 1  # nothing written
-    assert await router.pass_once(second, event_of(router, second_body)) is Committed.DONE
+    assert await router.pass_once(second, event_of(second_body)) is Committed.DONE
     case = await router.store.get_case(CaseNumber(1))
     assert case is not None and case.is_open and await router.store.get_case(CaseNumber(2)) is None
     posts = [d for d in await lane(router, "slack:1") if d["kind"] == "thread_post" and d["role"] == "child"]
@@ -130,8 +130,8 @@ async def test_a_committed_entry_is_not_committed_again(router: Router) -> None:
     """A replay of an entry whose commit landed (the worker died before noticing): nothing."""
     body = child_text("一回")
     entry_id, _ = await recorded(router, body)
-    assert await router.pass_once(entry_id, event_of(router, body)) is Committed.DONE
-    assert await router.pass_once(entry_id, event_of(router, body)) is Committed.GONE
+    assert await router.pass_once(entry_id, event_of(body)) is Committed.DONE
+    assert await router.pass_once(entry_id, event_of(body)) is Committed.GONE
     assert [d["kind"] for d in await lane(router, "slack:1")] == ["root_post", "thread_post"]
     assert await router.redis.xlen(router.store.keys.inbound) == 0  # the words left the stream
 
@@ -230,7 +230,7 @@ async def test_a_block_is_kept_by_pseudonym_counted_and_lifted(router: Router) -
     assert block is not None and (block.case, block.by, block.reason) == (1, "US", "迷惑")
     assert "Uone" not in str(await router.redis.hkeys(router.store.keys.blocked))  # keyed by pseudonym
     entry_id = await route(router, child_text("またきたよ"))  # counted on the case, not relayed
-    replayed = await router.pass_once(entry_id, event_of(router, child_text("またきたよ")))
+    replayed = await router.pass_once(entry_id, event_of(child_text("またきたよ")))
     assert replayed is Committed.GONE  # a replay of the same entry counts nothing again
     case = await router.store.get_case(CaseNumber(1))
     assert case is not None and case.blocked and case.blocked_count == 1

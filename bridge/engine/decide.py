@@ -9,7 +9,7 @@ import logging
 from typing import assert_never
 
 from bridge import core
-from bridge.adapters.redis.codec import ChildLoad
+from bridge.adapters.redis.codec import CaseRecord, ChildLoad, block_from
 from bridge.adapters.redis.store import Store
 from bridge.core.case import CaseAction
 from bridge.core.events import (
@@ -56,8 +56,8 @@ class Decider:
                 case = loaded.case(await store.case_record(number)) if number is not None else None
                 return core.on_child_unfollowed(case, policy, now=now)
             case ThreadMessage():
-                case = await self._case_of_thread(event.thread_ts, loaded)
-                return core.on_counsellor_message(event, case, policy, channel=channel, delivery_id=entry_id, now=now)
+                record = await store.case_record_of_thread(event.thread_ts) if event.thread_ts else None
+                return self._counsellor_message_from(event, record, entry_id, now, loaded)
             case ThreadEdit():
                 case = await self._case_of_thread(event.previous.thread_ts, loaded)
                 return core.on_counsellor_edit(event, case, policy, channel=channel)
@@ -82,6 +82,13 @@ class Decider:
     async def _decide_child_message(self, event: ChildMessage, now: float, loaded: Loaded) -> core.Decision:
         child = await self.store.load_child(event.child_id, now=now, window_s=self.policy.flood_window_seconds)
         return self._child_message_from(event, child, now, loaded)
+
+    def _counsellor_message_from(
+        self, event: ThreadMessage, record: CaseRecord | None, entry_id: str, now: float, loaded: Loaded
+    ) -> core.Decision:
+        """Decide a message in a case thread from the case loaded by its thread."""
+        case = loaded.case(record)
+        return core.on_counsellor_message(event, case, self.policy, channel=self.channel, delivery_id=entry_id, now=now)
 
     def _child_message_from(self, event: ChildMessage, child: ChildLoad, now: float, loaded: Loaded) -> core.Decision:
         keys = self.store.keys
@@ -119,7 +126,7 @@ class Decider:
             open_raw = await store.open_number_of_key(record.child_key)
             loaded.fields[(keys.blocked, record.child_key)] = block_raw
             loaded.fields[(keys.open_by_child, record.child_key)] = open_raw
-            block = store.block_from(block_raw) if block_raw else None
+            block = block_from(block_raw) if block_raw else None
             if open_raw is not None and int(open_raw) != record.case.number:
                 current = loaded.case(await store.case_record(CaseNumber(int(open_raw))))  # the child's open case
             if block is not None and block.case != record.case.number:

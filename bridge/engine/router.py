@@ -233,10 +233,7 @@ class Router(Decider):
                 decision = self._child_message_from(event, load, now, loaded)
             else:
                 assert not isinstance(load, ChildLoad)
-                case = loaded.case(load)
-                decision = core.on_counsellor_message(
-                    event, case, self.policy, channel=self.channel, delivery_id=entry_id, now=now
-                )
+                decision = self._counsellor_message_from(event, load, entry_id, now, loaded)
             # What this decision was made from must not be what an earlier one in the batch
             # changes: the same case, the same child, or the case sequence.
             marks = {*(("case", n) for n in loaded.cases), *loaded.fields, *loaded.values}

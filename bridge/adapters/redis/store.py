@@ -223,11 +223,6 @@ class Store(InboundStore, LaneStore):
         raw = await self.redis.hget(self.keys.blocked, child_key)
         return as_text(raw) if raw is not None else None
 
-    @staticmethod
-    def block_from(raw: str) -> Block:
-        """A block as stored."""
-        return block_from(raw)
-
     async def block_of(self, child_id: LineUserId) -> Block | None:
         """The block of the child writing now, if any."""
         raw = await self.block_raw_of_key(self.child_key(child_id))
