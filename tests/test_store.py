@@ -211,3 +211,75 @@ async def test_a_leased_lane_is_not_claimed_again_even_by_a_clock_that_runs_ahea
     monkeypatch.setattr(lanes_module, "now_ms", lambda: ahead)
     assert await store.claim(token="B", lease_ms=30_000, max_lanes=1) == []
     assert await store.redis.get(store.keys.lanes_prefix + "lease:slack:1") == b"A"
+
+
+async def handing_off(
+    store: Store, items: list[tuple[str, str, dict[str, Any]]], *, max_lanes: int, token: str = "w:handed"
+) -> tuple[Committed, list[Any], list[Any]]:
+    """Enqueue as a commit does, leasing the lanes it makes due for token; returns the result,
+    the claims and the wake-ups published meanwhile."""
+    async with store.redis.pubsub() as pubsub:
+        await pubsub.subscribe(store.keys.wake_channel)
+        await pubsub.get_message(timeout=1)  # the subscription's confirmation
+        ops = Ops()
+        for lane, item_id, payload in items:
+            ops.enqueue(store.keys.lane(lane), store.keys.due, lane, encode_item(item_id, payload, now_ms()))
+        result, claims = await store.commit_handing_off(ops, token=token, lease_ms=5000, max_lanes=max_lanes)
+        wakes = []
+        while (message := await pubsub.get_message(timeout=0.05)) is not None:
+            wakes.append(message)
+    return result, claims, wakes
+
+
+async def test_a_commit_leases_the_lanes_it_makes_due_for_the_committing_worker(store: Store) -> None:
+    result, claims, wakes = await handing_off(
+        store, [("slack:1", "a", {"n": 1}), ("slack:1", "b", {"n": 2}), ("line:c", "c", {"n": 3})], max_lanes=5
+    )
+    assert result is Committed.DONE
+    assert [(c.lane, c.item_id, c.payload, c.attempts) for c in claims] == [
+        ("slack:1", "a", {"n": 1}, 1),
+        ("line:c", "c", {"n": 3}, 1),
+    ]
+    assert wakes == []  # every new lane has a deliverer: nobody else is woken
+    assert await store.claim(token="other", lease_ms=5000, max_lanes=5) == []  # leased already
+    # The handed lease works like any other: completing pops the head and moves the lane on.
+    assert await store.complete(claims[0], token="w:handed")
+    (second,) = await store.claim(token="other", lease_ms=5000, max_lanes=5)
+    assert second.item_id == "b"
+
+
+async def test_lanes_beyond_the_hand_off_wake_the_other_deliverers(store: Store) -> None:
+    result, claims, wakes = await handing_off(store, [("slack:1", "a", {}), ("slack:2", "b", {})], max_lanes=1)
+    assert result is Committed.DONE
+    assert [c.lane for c in claims] == ["slack:1"]
+    assert len(wakes) == 1
+    (left,) = await store.claim(token="other", lease_ms=5000, max_lanes=5)
+    assert left.lane == "slack:2"
+
+
+async def test_a_lane_already_due_or_leased_is_not_handed_off(store: Store) -> None:
+    await enqueue(store, [("slack:1", "a", {})])
+    (busy,) = await store.claim(token="w1", lease_ms=5000, max_lanes=1)
+    result, claims, wakes = await handing_off(store, [("slack:1", "b", {})], max_lanes=5)
+    assert (result, claims, wakes) == (Committed.DONE, [], [])  # its deliverer goes on with it
+    assert await store.complete(busy, token="w1")
+    (after,) = await store.claim(token="w2", lease_ms=5000, max_lanes=1)
+    assert after.item_id == "b"
+
+
+async def test_a_paused_platform_is_not_handed_off(store: Store) -> None:
+    await store.pause_platform("slack", 30)
+    result, claims, wakes = await handing_off(store, [("slack:1", "a", {}), ("line:x", "b", {})], max_lanes=5)
+    assert result is Committed.DONE
+    assert [c.lane for c in claims] == ["line:x"]
+    assert len(wakes) == 1  # the paused lane was left for later
+    assert await store.claim(token="other", lease_ms=5000, max_lanes=5) == []  # due when the pause ends
+
+
+async def test_a_refused_commit_hands_off_nothing(store: Store) -> None:
+    ops = Ops()
+    ops.value_is(store.keys.case_seq, "41")  # unset: the check fails
+    ops.enqueue(store.keys.lane("slack:1"), store.keys.due, "slack:1", encode_item("a", {}, now_ms()))
+    result, claims = await store.commit_handing_off(ops, token="w:handed", lease_ms=5000, max_lanes=5)
+    assert (result, claims) == (Committed.CONFLICT, [])
+    assert await store.redis.zcard(store.keys.due) == 0

@@ -88,11 +88,38 @@ class Deliverers:
         # Idle deliverers wait here; a wake-up rouses one, and a deliverer that found work
         # rouses the next, so the number awake follows the work instead of the pool size.
         self._idle: collections.deque[asyncio.Event] = collections.deque()
+        # Lanes the router leased for this process in its commit (router.Takers), with when.
+        self.token = f"{name}:handed"
+        self._handed: collections.deque[tuple[Claim, float]] = collections.deque()
 
     def stop(self) -> None:
         self.stopping.set()
         while self._idle:
             self._idle.popleft().set()
+
+    def room(self) -> int:
+        """How many handed lanes would be started on at once: the idle deliverers not yet
+        roused for one."""
+        return max(0, len(self._idle) - len(self._handed))
+
+    def take(self, claims: list[Claim]) -> None:
+        """Lanes leased for self.token by the router's commit: one idle deliverer each."""
+        now = time.monotonic()
+        for claim in claims:
+            self._handed.append((claim, now))
+            self._wake_one()
+
+    async def _next_handed(self) -> Claim | None:
+        """A handed lane to deliver, if any. One that waited a third of its lease (no deliverer
+        was free) has its lease renewed first, and is left if the lease was lost meanwhile."""
+        while self._handed:
+            claim, at = self._handed.popleft()
+            if time.monotonic() - at < self.lease_ms / 3000:
+                return claim
+            if await self.store.renew_lane_lease(claim.lane, token=self.token, lease_ms=self.lease_ms):
+                return claim
+            log.warning("handed lane lease lost item=%s", claim.item_id)
+        return None
 
     def _wake_one(self) -> None:
         if self._idle:
@@ -115,7 +142,8 @@ class Deliverers:
                 await asyncio.sleep(1)
 
     async def deliver_forever(self, index: int) -> None:
-        token = f"{self.name}:{index}"
+        own = f"{self.name}:{index}"
+        token = own  # the lease token of the work in hand: our own, or the router's hand-off
         work: list[Claim] = []
         outlook: Outlook | None = None
         while not self.stopping.is_set():
@@ -123,12 +151,16 @@ class Deliverers:
             wake = asyncio.Event()
             self._idle.append(wake)
             try:
+                if not work and self._handed:
+                    handed = await self._next_handed()
+                    if handed is not None:
+                        work, token = [handed], self.token
                 if not work and outlook is None:  # (a completion that claimed nothing said what is due)
-                    work, outlook = await self.store.claim_with_outlook(
-                        token=token, lease_ms=self.lease_ms, max_lanes=1
-                    )
+                    token = own
+                    work, outlook = await self.store.claim_with_outlook(token=own, lease_ms=self.lease_ms, max_lanes=1)
                 if work:  # (when more lanes are due, the claim woke another deliverer)
                     self._forget(wake)
+                    # Completing claims the next due lane for the same token.
                     work, outlook = await self.deliver(work.pop(0), token)
                     continue
                 wait = outlook.next_due_in if outlook is not None else None

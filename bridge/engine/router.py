@@ -20,14 +20,14 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bridge import core
 from bridge.adapters.line.webhook import parse_event as parse_line_event
-from bridge.adapters.redis.codec import ChildLoad, as_text, now_ms
+from bridge.adapters.redis.codec import ChildLoad, Claim, as_text, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
 from bridge.adapters.redis.store import ChildRequest, Store, ThreadRequest
 from bridge.adapters.slack.parse import parse_event as parse_slack_event
@@ -79,6 +79,19 @@ class Conflicted(RuntimeError):
     """The state kept changing under a pass: the entry stays pending."""
 
 
+class Takers(Protocol):
+    """Idle deliverers of the same process, which take the lanes a commit makes due."""
+
+    token: str  # the lease token the lanes are claimed for
+    lease_ms: int
+
+    def room(self) -> int:
+        """How many lanes they can start on at once."""
+        ...
+
+    def take(self, claims: list[Claim]) -> None: ...
+
+
 class Router(Decider):
     """The router of one worker process."""
 
@@ -90,6 +103,9 @@ class Router(Decider):
         self.store = store
         self.stopping = asyncio.Event()
         self._next_fire = 0.0  # when to look for due timers next (wall clock, like their due times)
+        # Set by the worker: a commit leases the lanes it makes due for the process's idle
+        # deliverers, in the same step (a round trip and a wake-up fewer per delivery).
+        self.takers: Takers | None = None
 
     # --- leading ---------------------------------------------------------------------
 
@@ -243,7 +259,7 @@ class Router(Decider):
             plans.append((self._plan(decision, loaded, now=now, entry_id=entry_id, ops=ops), decision))
         if len(plans) < 2:
             return 0
-        if await self.store.commit(ops) is not Committed.DONE:
+        if await self._commit(ops) is not Committed.DONE:
             return 0  # changed meanwhile, or committed by another router: one at a time then
         for plan, decision in plans:
             self._committed(plan, decision)
@@ -265,9 +281,21 @@ class Router(Decider):
         plan = self._plan(decision, loaded, now=now, entry_id=entry_id)
         if plan.ops.count == 0:
             return Committed.DONE
-        result = await self.store.commit(plan.ops)
+        result = await self._commit(plan.ops)
         if result is Committed.DONE:
             self._committed(plan, decision)
+        return result
+
+    async def _commit(self, ops: Ops) -> Committed:
+        takers = self.takers
+        room = takers.room() if takers is not None else 0
+        if takers is None or room == 0:
+            return await self.store.commit(ops)
+        result, claims = await self.store.commit_handing_off(
+            ops, token=takers.token, lease_ms=takers.lease_ms, max_lanes=room
+        )
+        if claims:
+            takers.take(claims)
         return result
 
     def _plan(

@@ -65,6 +65,7 @@ class Worker:
                 unanswered_wait_s=settings.BRIDGE_HTTP_TIMEOUT_SECONDS,
             ),
         )
+        self.router.takers = self.deliverers
         self._policy = policy
         self._store = store
 

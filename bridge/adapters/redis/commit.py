@@ -16,17 +16,29 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
+
+from bridge.adapters.redis.codec import Claim, as_text
+from bridge.adapters.redis.lanes import LANE_FUNCTIONS, claims_from
 
 # ARGV[1] the time (ms) enqueued lanes become due, ARGV[2] the wake-up channel, ARGV[3] the
 # operations as one JSON array of strings (one argument to encode and parse, however many
 # operations), each as: name, argument count, arguments. A key argument is an index into KEYS.
 # A script that fails half-way keeps what it wrote, so every operation is checked before the
 # first write.
-_COMMIT = """
+# Hand-off (ARGV[4] a lease token, '' for none; ARGV[5] lease ms; ARGV[6] at most this many
+# lanes; ARGV[7] the lanes' key prefix; ARGV[8..10] the KEYS indices of the due set, the attempts
+# and the lane threads): lanes this commit made due are leased for the token in the same step
+# and returned, so the committing worker's idle deliverers start on them without a claim of
+# their own. Deliverers elsewhere are woken only for lanes left over.
+# Returns 'gone' or 'conflict' (nothing written), or {'done', claims} (see LANE_FUNCTIONS).
+_COMMIT = (
+    LANE_FUNCTIONS
+    + """
 local flat = cjson.decode(ARGV[3])
 local ops = {}
 local i = 1
@@ -52,7 +64,7 @@ for _, op in ipairs(ops) do
     return redis.error_reply('unknown operation ' .. tostring(name))
   end
 end
-local enqueued = false
+local fresh = {}
 for _, op in ipairs(ops) do
   local name, a = op[1], op[2]
   local key = KEYS[tonumber(a[1])]
@@ -81,15 +93,25 @@ for _, op in ipairs(ops) do
   elseif name == 'enqueue' then
     redis.call('RPUSH', key, a[4])
     -- a lane already due or leased has someone for it: wake deliverers only for a new one
-    if redis.call('ZADD', KEYS[tonumber(a[2])], 'NX', ARGV[1], a[3]) == 1 then enqueued = true end
+    if redis.call('ZADD', KEYS[tonumber(a[2])], 'NX', ARGV[1], a[3]) == 1 then table.insert(fresh, a[3]) end
   elseif name == 'ack' then
     redis.call('XACK', key, a[2], a[3])
     redis.call('XDEL', key, a[3])
   end
 end
-if enqueued then redis.call('PUBLISH', ARGV[2], '1') end
-return 'done'
+local claims = {}
+if ARGV[4] ~= '' then
+  local now, lease_ms, max = tonumber(ARGV[1]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  local due, attempts, threads = KEYS[tonumber(ARGV[8])], KEYS[tonumber(ARGV[9])], KEYS[tonumber(ARGV[10])]
+  for _, lane in ipairs(fresh) do
+    if #claims >= max * 4 then break end
+    take_lane(due, attempts, threads, ARGV[7], now, lease_ms, ARGV[4], lane, claims)
+  end
+end
+if #claims < #fresh * 4 then redis.call('PUBLISH', ARGV[2], '1') end
+return {'done', claims}
 """
+)
 
 
 class Committed(StrEnum):
@@ -117,6 +139,10 @@ class Ops:
         args = [self._key(key), *(self._key(k) for k in keys), *(_valid(str(v)) for v in values)]
         self.args += [name, str(len(args)), *args]
         self.count += 1
+
+    def key_index(self, key: str) -> str:
+        """The index of a key in KEYS (added if new), for a script argument that names a key."""
+        return self._key(key)
 
     def encoded(self) -> str:
         return json.dumps(self.args, ensure_ascii=False, separators=(",", ":"))
@@ -219,6 +245,19 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+@dataclass(frozen=True)
+class HandOff:
+    """Lease the lanes a commit makes due, up to max_lanes, for token (see _COMMIT)."""
+
+    token: str
+    lease_ms: int
+    max_lanes: int
+    lanes_prefix: str
+    due: str
+    attempts: str
+    lane_threads: str
+
+
 class Committer:
     """Runs commits against one Redis."""
 
@@ -226,6 +265,15 @@ class Committer:
         self._script = redis.register_script(_COMMIT)
         self._wake_channel = wake_channel
 
-    async def commit(self, ops: Ops, *, now_ms: int) -> Committed:
-        reply: Any = await self._script(keys=ops.keys, args=[now_ms, self._wake_channel, ops.encoded()])
-        return Committed(reply.decode() if isinstance(reply, bytes) else reply)
+    async def commit(self, ops: Ops, *, now_ms: int, hand_off: HandOff | None = None) -> tuple[Committed, list[Claim]]:
+        """Run the commit; returns its result and the lanes leased for the hand-off (if any)."""
+        args: list[str | int] = [now_ms, self._wake_channel, ops.encoded()]
+        if hand_off is not None and hand_off.max_lanes > 0:
+            args += [hand_off.token, hand_off.lease_ms, hand_off.max_lanes, hand_off.lanes_prefix]
+            args += [ops.key_index(key) for key in (hand_off.due, hand_off.attempts, hand_off.lane_threads)]
+        else:
+            args.append("")
+        reply: Any = await self._script(keys=ops.keys, args=args)
+        if isinstance(reply, list):
+            return Committed(as_text(reply[0])), claims_from(reply[1])
+        return Committed(as_text(reply)), []

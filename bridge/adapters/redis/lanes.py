@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from bridge.adapters.redis.codec import Claim, as_text, decode_item, encode_item, now_ms
 
-__all__ = ["LaneStore", "Outlook", "now_ms"]
+__all__ = ["LANE_FUNCTIONS", "LaneStore", "Outlook", "claims_from", "now_ms"]
 from bridge.adapters.redis.keys import Keys
 
 # KEYS[1] case hash, KEYS[2] by-thread, KEYS[3] lane threads; ARGV: number, thread ts, lane.
@@ -25,40 +25,44 @@ redis.call('HSETNX', KEYS[3], ARGV[3], redis.call('HGET', KEYS[1], 'thread_ts'))
 return 1
 """
 
-# Shared by claim and complete. claim_lanes leases up to max due lanes for token and returns a
-# flat list lane, item, attempts, thread ts, ...: a claimed lane's due time moves to its lease
-# expiry, so a worker that dies mid-delivery hands the lane back by itself; lanes to a paused
-# platform move to the end of the pause. outlook returns {earliest due ms or -1, lanes due now}.
-_LANE_FUNCTIONS = """
+# Shared by claim, complete and the router's commit. take_lane leases one due lane for token and
+# appends lane, item, attempts, thread ts to out: a claimed lane's due time moves to its lease
+# expiry, so a worker that dies mid-delivery hands the lane back by itself; a lane to a paused
+# platform moves to the end of the pause. claim_lanes takes up to max due lanes. outlook returns
+# {earliest due ms or -1, lanes due now}.
+LANE_FUNCTIONS = """
+local function take_lane(due, attempts, threads, prefix, now, lease_ms, token, lane, out)
+  local platform = string.match(lane, '^([%w]+):')
+  local pause = redis.call('PTTL', prefix .. 'pause:' .. (platform or ''))
+  if pause > 0 then
+    redis.call('ZADD', due, now + pause, lane)
+    return
+  end
+  local lease_key = prefix .. 'lease:' .. lane
+  if redis.call('SET', lease_key, token, 'NX', 'PX', lease_ms) then
+    local item = redis.call('LINDEX', prefix .. 'lane:' .. lane, 0)
+    if not item then
+      redis.call('ZREM', due, lane)
+      redis.call('DEL', lease_key)
+    else
+      redis.call('ZADD', due, now + lease_ms, lane)
+      local id = string.match(item, '^([^|]*)|')
+      table.insert(out, lane)
+      table.insert(out, item)
+      table.insert(out, redis.call('HINCRBY', attempts, id, 1))
+      table.insert(out, redis.call('HGET', threads, lane) or '')
+    end
+  else
+    local left = redis.call('PTTL', lease_key)
+    if left > 0 then redis.call('ZADD', due, now + left, lane) end
+  end
+end
 local function claim_lanes(due, attempts, threads, prefix, now, lease_ms, token, max)
   local out = {}
   local lanes = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, max * 4)
   for _, lane in ipairs(lanes) do
     if #out >= max * 4 then break end
-    local platform = string.match(lane, '^([%w]+):')
-    local pause = redis.call('PTTL', prefix .. 'pause:' .. (platform or ''))
-    if pause > 0 then
-      redis.call('ZADD', due, now + pause, lane)
-    else
-      local lease_key = prefix .. 'lease:' .. lane
-      if redis.call('SET', lease_key, token, 'NX', 'PX', lease_ms) then
-        local item = redis.call('LINDEX', prefix .. 'lane:' .. lane, 0)
-        if not item then
-          redis.call('ZREM', due, lane)
-          redis.call('DEL', lease_key)
-        else
-          redis.call('ZADD', due, now + lease_ms, lane)
-          local id = string.match(item, '^([^|]*)|')
-          table.insert(out, lane)
-          table.insert(out, item)
-          table.insert(out, redis.call('HINCRBY', attempts, id, 1))
-          table.insert(out, redis.call('HGET', threads, lane) or '')
-        end
-      else
-        local left = redis.call('PTTL', lease_key)
-        if left > 0 then redis.call('ZADD', due, now + left, lane) end
-      end
-    end
+    take_lane(due, attempts, threads, prefix, now, lease_ms, token, lane, out)
   end
   return out
 end
@@ -69,10 +73,10 @@ end
 """
 
 # KEYS[1] due, KEYS[2] attempts, KEYS[3] lane threads; ARGV: lanes prefix, now, lease ms, token,
-# max, wake channel. Returns {claims, outlook} (see _LANE_FUNCTIONS); other deliverers are woken
+# max, wake channel. Returns {claims, outlook} (see LANE_FUNCTIONS); other deliverers are woken
 # when lanes are due that this one did not take.
 _CLAIM = (
-    _LANE_FUNCTIONS
+    LANE_FUNCTIONS
     + """
 local now = tonumber(ARGV[2])
 local claims = claim_lanes(KEYS[1], KEYS[2], KEYS[3], ARGV[1], now, tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
@@ -89,7 +93,7 @@ return {claims, seen}
 # and releases the lease if still ours. Returns {popped, claims, outlook}. Other deliverers are
 # woken only when lanes are due that this one did not take.
 _COMPLETE = (
-    _LANE_FUNCTIONS
+    LANE_FUNCTIONS
     + """
 local now = tonumber(ARGV[5])
 local lane_key = ARGV[1] .. 'lane:' .. ARGV[2]
@@ -179,7 +183,7 @@ class LaneStore:
             keys=[self.keys.due, self.keys.attempts, self.keys.lane_threads],
             args=[self.keys.lanes_prefix, now_ms(), lease_ms, token, max_lanes, self.keys.wake_channel],
         )
-        return _claims(raw[0]), _outlook(raw[1])
+        return claims_from(raw[0]), _outlook(raw[1])
 
     async def complete(
         self,
@@ -223,7 +227,7 @@ class LaneStore:
             args += [lane, encode_item(item_id, payload, now)]
         keys = [self.keys.due, self.keys.attempts, self.keys.deliveries_set_aside, self.keys.lane_threads]
         raw: Any = await self._complete(keys=keys, args=args)
-        return bool(raw[0]), _claims(raw[1]), _outlook(raw[2])
+        return bool(raw[0]), claims_from(raw[1]), _outlook(raw[2])
 
     async def set_aside_delivery(self, claim: Claim, *, token: str) -> bool:
         """Take an item out of its lane into the set-aside stream, so the lane moves on."""
@@ -266,7 +270,7 @@ class Outlook:
     due_now: int  # lanes due now that nobody has leased
 
 
-def _claims(raw: list[Any]) -> list[Claim]:
+def claims_from(raw: list[Any]) -> list[Claim]:
     claims = []
     for i in range(0, len(raw), 4):
         item_id, payload, enqueued_ms = decode_item(as_text(raw[i + 1]))

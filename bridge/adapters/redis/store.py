@@ -23,13 +23,14 @@ from redis.asyncio import Redis
 from bridge.adapters.redis.codec import (
     CaseRecord,
     ChildLoad,
+    Claim,
     as_text,
     block_from,
     deferred_text,
     pairs,
     record_from,
 )
-from bridge.adapters.redis.commit import Committed, Committer, Ops
+from bridge.adapters.redis.commit import Committed, Committer, HandOff, Ops
 from bridge.adapters.redis.inbound import InboundStore
 from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
 from bridge.adapters.redis.lanes import LaneStore
@@ -123,7 +124,24 @@ class Store(InboundStore, LaneStore):
 
     async def commit(self, ops: Ops) -> Committed:
         """Write a decision in one atomic step (see commit.py)."""
-        return await self._committer.commit(ops, now_ms=int(time.time() * 1000))
+        result, _ = await self._committer.commit(ops, now_ms=int(time.time() * 1000))
+        return result
+
+    async def commit_handing_off(
+        self, ops: Ops, *, token: str, lease_ms: int, max_lanes: int
+    ) -> tuple[Committed, list[Claim]]:
+        """As commit; and the lanes it makes due, up to max_lanes, are leased for token in the
+        same step and returned (the committing worker delivers them without claiming)."""
+        hand_off = HandOff(
+            token=token,
+            lease_ms=lease_ms,
+            max_lanes=max_lanes,
+            lanes_prefix=self.keys.lanes_prefix,
+            due=self.keys.due,
+            attempts=self.keys.attempts,
+            lane_threads=self.keys.lane_threads,
+        )
+        return await self._committer.commit(ops, now_ms=int(time.time() * 1000), hand_off=hand_off)
 
     # --- reads for decisions ----------------------------------------------------------
 

@@ -1,0 +1,129 @@
+"""The router's commit leases the lanes it makes due for its own worker's idle deliverers, which
+start on them at once: no claim of their own and no wake-up through Redis (on fakeredis, with the
+fake LINE and Slack servers, and the worker's real deliverers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakeredis import aioredis
+
+from bridge.adapters.redis.codec import encode_item, now_ms
+from bridge.adapters.redis.commit import Committed, Ops
+from bridge.adapters.redis.store import Store
+from bridge.config.policy_file import load_policy
+from bridge.config.settings import load_settings
+from bridge.core.schedule.model import Schedule
+from bridge.engine.worker import Worker
+from bridge.fakes.line import FakeLine
+from bridge.fakes.slack import FakeSlack
+
+ROOT = Path(__file__).resolve().parent.parent
+ALWAYS = {
+    day: ["00:00-24:00"] for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+}
+
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeLine, FakeSlack]]:
+    with FakeLine(access_token="line-token") as line, FakeSlack(bot_token="xoxb-1") as slack:
+        yield line, slack
+
+
+@pytest.fixture
+async def worker(fakes: tuple[FakeLine, FakeSlack]) -> AsyncIterator[Worker]:
+    """A worker whose deliverers run, but with no wake-up subscription: only a hand-off (or
+    their ten-second look at the lanes) starts them."""
+    line, slack = fakes
+    redis = aioredis.FakeRedis()
+    settings = load_settings(
+        LINE_CHANNEL_SECRET="s3cret-line",
+        LINE_CHANNEL_ACCESS_TOKEN="line-token",
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="s3cret-slack",
+        SLACK_CHANNEL_ID="CCASES",
+        SLACK_SUPERVISOR_CHANNEL_ID="CSUP",
+        LINE_API_BASE_URL=line.url,
+        LINE_DATA_API_BASE_URL=line.url,
+        SLACK_API_BASE_URL=slack.url + "/api/",
+        BRIDGE_WORKER_CONCURRENCY=2,
+    )
+    policy = load_policy(ROOT / "config" / "bridge.toml")
+    made = Worker.build(
+        settings, dataclasses.replace(policy, schedule=Schedule.from_config(ALWAYS, policy.timezone)), redis
+    )
+    made.store = Store(redis, child_key_secret=b"k")
+    await made.store.ensure_router_group()
+    tasks = [asyncio.create_task(made.deliverers.deliver_forever(i)) for i in range(2)]
+    deadline = time.monotonic() + 5
+    while made.deliverers.room() < 2:  # both have looked at the (empty) lanes and wait
+        assert time.monotonic() < deadline, "the deliverers did not start"
+        await asyncio.sleep(0.01)
+    yield made
+    made.deliverers.stop()
+    for task in tasks:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*tasks)
+    await made.close()
+    await redis.aclose()
+
+
+def child_text(text: str) -> str:
+    return json.dumps(
+        {
+            "type": "message",
+            "webhookEventId": uuid.uuid4().hex,
+            "timestamp": int(time.time() * 1000),
+            "source": {"type": "user", "userId": "U" + "1" * 32},
+            "message": {"type": "text", "id": "1", "text": text},
+        }
+    )
+
+
+async def test_a_new_case_is_posted_at_once_by_the_deliverers_it_was_handed_to(
+    worker: Worker, fakes: tuple[FakeLine, FakeSlack]
+) -> None:
+    _, slack = fakes
+    await worker.store.record_events("line", [(uuid.uuid4().hex, child_text("こんにちは"))])
+    response: Any = await worker.redis.xreadgroup("router", "t", {worker.store.keys.inbound: ">"}, count=1)
+    entry_id, fields = response[0][1][0]
+    started = time.monotonic()
+    await worker.router.route_entry(entry_id.decode(), fields)
+    await slack.wait_for_async(lambda: len(slack.messages("CCASES")) >= 2, timeout=5, message="root and message")
+    # Far sooner than the deliverers' own look at the lanes (ten seconds): they were handed the lane.
+    assert time.monotonic() - started < 5
+    root, child = slack.messages("CCASES")[:2]
+    assert child.get("thread_ts") == root["ts"] and "こんにちは" in child["text"]
+    keys = worker.store.keys
+    deadline = time.monotonic() + 5
+    while await worker.redis.zcard(keys.due):  # every lane delivered and settled
+        assert time.monotonic() < deadline, "lanes left due"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_handed_lane_whose_lease_lapsed_while_it_waited_is_left_to_its_new_holder(worker: Worker) -> None:
+    store, deliverers = worker.store, worker.deliverers
+    ops = Ops()
+    ops.enqueue(store.keys.lane("slack:9"), store.keys.due, "slack:9", encode_item("a", {}, now_ms()))
+    result, (claim,) = await store.commit_handing_off(ops, token=deliverers.token, lease_ms=5000, max_lanes=1)
+    assert result is Committed.DONE
+    # It waited longer than a third of its lease, and meanwhile another worker took the lane.
+    await store.redis.set(store.keys.lanes_prefix + "lease:slack:9", "another", px=5000)
+    deliverers._handed.append((claim, time.monotonic() - 60))
+    assert await deliverers._next_handed() is None
+    assert await store.redis.llen(store.keys.lane("slack:9")) == 1  # not delivered, not dropped
+    # One that waited as long but still holds its lease has it renewed and is delivered.
+    await store.redis.set(store.keys.lanes_prefix + "lease:slack:9", deliverers.token, px=10)
+    deliverers._handed.append((claim, time.monotonic() - 60))
+    assert await deliverers._next_handed() == claim
+    assert await store.redis.pttl(store.keys.lanes_prefix + "lease:slack:9") > 1000
