@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bridge import core
+from bridge.adapters.slack.markup import slack_to_plain
 from bridge.config.policy_file import load_policy
 from bridge.core.case import Case, CaseAction, CaseStatus, CloseReason
 from bridge.core.deliveries import (
@@ -61,12 +62,14 @@ def open_case(number: int = 7, **changes: object) -> Case:
 
 
 def reply(text: str, **changes: object) -> ThreadMessage:
+    """A counsellor's thread message as the Slack adapter hands it to the core: text is what the
+    counsellor typed in Slack's markup, converted to plain text."""
     fields: dict[str, object] = {
         "channel": CHANNEL,
         "ts": "1800000100.000200",
         "thread_ts": "1800000000.000100",
         "user": "UCOUNSEL",
-        "text": text,
+        "text": slack_to_plain(text),
     }
     fields.update(changes)
     return ThreadMessage(**fields)  # type: ignore[arg-type]

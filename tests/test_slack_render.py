@@ -7,10 +7,11 @@ import random
 
 import pytest
 
+from bridge.adapters.slack.markup import slack_to_plain
 from bridge.adapters.slack.render import escape, render
 from bridge.core.ids import CaseNumber, SlackUserId, ThreadTs
 from bridge.core.parts import ChildWords, GroupMention, OnDuty, Text, ThreadLink, UserMention
-from bridge.core.text import describe_line_message, slack_to_plain
+from bridge.core.text import describe_line_message
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,7 @@ class ThreadMessage:
     ts: MessageTs
     thread_ts: ThreadTs | None
     user: SlackUserId | None
-    text: str
+    text: str  # plain text, as a child would read it: the Slack adapter converted the markup
     subtype: str | None = None
     bot_id: str | None = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bridge.adapters.slack.markup import slack_to_plain
 from bridge.adapters.slack.names import CONTROL_EVENT
 from bridge.core.events import (
     ControlRequested,
@@ -24,7 +25,9 @@ def _thread_message(raw: Mapping[str, Any], channel: str) -> ThreadMessage:
         ts=MessageTs(str(raw.get("ts") or "")),
         thread_ts=ThreadTs(str(raw["thread_ts"])) if raw.get("thread_ts") else None,
         user=SlackUserId(str(raw["user"])) if raw.get("user") else None,
-        text=str(raw.get("text") or ""),
+        # The core sees what a child would read: mentions, links, entities and emoji codes
+        # already turned into plain text (markup.py).
+        text=slack_to_plain(str(raw.get("text") or "")),
         subtype=str(raw["subtype"]) if raw.get("subtype") else None,
         bot_id=str(raw["bot_id"]) if raw.get("bot_id") else None,
     )

@@ -25,7 +25,7 @@ from bridge.core.events import ThreadDelete, ThreadEdit, ThreadMessage
 from bridge.core.ids import thread_started_by
 from bridge.core.policy import Policy
 from bridge.core.root import root_update
-from bridge.core.text import batches, slack_to_plain, split_for_line
+from bridge.core.text import batches, split_for_line
 from bridge.core.timers.silence import silence_timers
 
 # Subtypes of Slack messages that are a person writing in the thread. Everything else
@@ -62,7 +62,7 @@ def on_counsellor_message(
     if not case.is_open:
         text = policy.render_parts("closed_case_ephemeral", case=case.number)
         return Decision(deliveries=(Ephemeral(case=case.number, user=message.user, text=text),))
-    plain = slack_to_plain(message.text).strip()
+    plain = message.text.strip()
     if not plain:
         return NOTHING
     groups = batches(split_for_line(plain), 5)

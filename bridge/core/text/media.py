@@ -1,8 +1,9 @@
-"""Describing a non-text LINE message (sticker, image, video, ...) for the Slack thread.
+"""Describing a non-text LINE message (sticker, image, video, ...) for the case thread.
 
 A caller can rely on :func:`describe_line_message` giving a short bracketed description in the
-policy's words (:data:`DEFAULT_MEDIA_LABELS` when none are given) in which every value the child
-controls is escaped for Slack, so it can be posted as mrkdwn without pinging anyone. Pure: no I/O.
+policy's words (:data:`DEFAULT_MEDIA_LABELS` when none are given). Every value in it that the
+child controls is passed on as it came: the description is the child's words, which the platform
+adapter escapes when it posts them. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def describe_line_message(
     title: str | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> str:
-    """A short Japanese, Slack-safe description of a non-text LINE message.
+    """A short Japanese description of a non-text LINE message.
 
     ``labels`` (the policy file's media texts) replaces the default words per type:
     keys sticker, image, video, audio, file, location, unknown.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from bridge.core.text.shortcodes import emojize_slack
+from bridge.adapters.slack.shortcodes import emojize_slack
 
 __all__ = ["slack_to_plain"]
 

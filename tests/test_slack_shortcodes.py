@@ -1,10 +1,10 @@
-"""Unit tests for bridge.core.text.shortcodes, through slack_to_plain: :emoji: codes -> Unicode."""
+"""Unit tests for bridge.adapters.slack.shortcodes, through slack_to_plain: :emoji: codes -> Unicode."""
 
 from __future__ import annotations
 
 import pytest
 
-from bridge.core.text.slack_markup import slack_to_plain
+from bridge.adapters.slack.markup import slack_to_plain
 
 THUMBS_MEDIUM_LIGHT = "\U0001f44d\U0001f3fc"  # 👍🏼
 FLAG_JP = "\U0001f1ef\U0001f1f5"  # 🇯🇵
