@@ -25,7 +25,7 @@ from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
 from bridge.core.case import Queue
 from bridge.core.deliveries import PostRole, ThreadPost, from_payload
-from bridge.core.events import InboundEvent
+from bridge.core.events import ControlVia, InboundEvent
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
 from bridge.core.parts import ChildWords, text_from_payload
 from bridge.core.rules.floods import Deferred, Recent
@@ -318,8 +318,8 @@ async def test_audit_records_are_kept_and_dropped_after_retention(router: Router
     router.policy = dataclasses.replace(router.policy, audit_retention_days=30)
     await router.standing_pass(now)
     assert await store.audit_records() == []
-    await apply(router, core.Audit(CaseNumber(3), "UC", "close", "memo", "command"), now=now)
-    await apply(router, core.Audit(CaseNumber(4), "UC", "close", "memo", "command"), now=now)
+    await apply(router, core.Audit(CaseNumber(3), "UC", "close", "memo", ControlVia.COMMAND), now=now)
+    await apply(router, core.Audit(CaseNumber(4), "UC", "close", "memo", ControlVia.COMMAND), now=now)
     assert [r["case"] for r in await store.audit_records()] == ["3", "4"]
     assert [r["action"] for r in await store.audit_records(case=CaseNumber(4))] == ["close"]
     assert await store.audit_records(since=now + 60) == []
@@ -385,6 +385,6 @@ async def test_any_text_survives_a_commit(router: Router) -> None:
     assert await router.store.deferred_of(CaseNumber(1)) == Deferred(
         ("half \ud83d emoji", '"quoted"', "改行\nあり", "😀"), 0
     )
-    audit = core.Audit(CaseNumber(1), "UC", "close", "bad \udc00 reason", "command")
+    audit = core.Audit(CaseNumber(1), "UC", "close", "bad \udc00 reason", ControlVia.COMMAND)
     assert await apply(router, audit) is Committed.DONE
     assert [r["reason"] for r in await router.store.audit_records(case=CaseNumber(1))] == ["bad \ufffd reason"]

@@ -13,7 +13,7 @@ from bridge import core
 from bridge.config.policy_file import load_policy
 from bridge.core.case import Block, Case, CaseStatus
 from bridge.core.deliveries import ChannelPost, Ephemeral, LinePush, LineReply, PostRole, RootUpdate, ThreadPost
-from bridge.core.events import ChildMessage, ControlRequested, Media, TimerKind
+from bridge.core.events import ChildMessage, ControlRequested, ControlVia, Media, TimerKind
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
 from bridge.core.parts import ChildWords
 from bridge.core.policy import Policy
@@ -49,7 +49,9 @@ def request(
     action: str, text: str, *, user: str = "UC", via: str = "command", reason: str = "", thread_ts: str | None = None
 ) -> ControlRequested:
     thread = ThreadTs(thread_ts) if thread_ts is not None else None
-    return ControlRequested(action=action, text=text, user=SlackUserId(user), via=via, reason=reason, thread_ts=thread)
+    return ControlRequested(
+        action=action, text=text, user=SlackUserId(user), via=ControlVia(via), reason=reason, thread_ts=thread
+    )
 
 
 def decide(
@@ -79,7 +81,7 @@ def test_only_members_of_the_case_channel_may_use_a_control(policy: Policy, acti
     assert "メンバーだけ" in slack(only_ephemeral(decision).text)
     (audit,) = decision.effects  # the refusal is recorded, nothing else changes
     assert audit == core.Audit(
-        CaseNumber(4), "UOUTSIDER", f"refused:{action}", "not a member of the case channel", "command"
+        CaseNumber(4), "UOUTSIDER", f"refused:{action}", "not a member of the case channel", ControlVia.COMMAND
     )
 
 
@@ -122,7 +124,9 @@ def test_a_reason_is_required(policy: Policy, action: str) -> None:
 def test_block_and_unblock_are_for_supervisors_only(policy: Policy, action: str) -> None:
     decision = decide(request(action, "4 迷惑行為"), a_case(), policy)
     assert "スーパーバイザーだけ" in slack(only_ephemeral(decision).text)
-    assert decision.effects == (core.Audit(CaseNumber(4), "UC", f"refused:{action}", "not a supervisor", "command"),)
+    assert decision.effects == (
+        core.Audit(CaseNumber(4), "UC", f"refused:{action}", "not a supervisor", ControlVia.COMMAND),
+    )
 
 
 def test_supervisors_come_from_the_policy_ids_and_the_user_group(policy: Policy) -> None:
@@ -147,7 +151,7 @@ def test_close_tells_the_child_notes_the_thread_and_closes(policy: Policy) -> No
     assert isinstance(answer, Ephemeral) and answer.case is None and "#4" in slack(answer.text)
     assert decision.effects == (
         core.CloseCase(CaseNumber(4), core.CloseReason.COUNSELLOR, by=SlackUserId("UC")),
-        core.Audit(CaseNumber(4), "UC", "close", "学校と連携予定", "command"),
+        core.Audit(CaseNumber(4), "UC", "close", "学校と連携予定", ControlVia.COMMAND),
     )
 
 
@@ -177,7 +181,7 @@ def test_escalate_alerts_supervisors_marks_urgent_and_posts_the_checklist(policy
     assert not any(isinstance(d, LinePush | LineReply) for d in decision.deliveries)  # the child is told nothing
     assert decision.effects == (
         core.MarkUrgent(CaseNumber(4)),
-        core.Audit(CaseNumber(4), "UC", "escalate", "自傷をほのめかしている", "command"),
+        core.Audit(CaseNumber(4), "UC", "escalate", "自傷をほのめかしている", ControlVia.COMMAND),
     )
 
 
@@ -208,7 +212,7 @@ def test_block_closes_the_case_and_shows_who_when_and_why(policy: Policy) -> Non
     assert decision.effects == (
         core.BlockChild(CaseNumber(4), SlackUserId("US"), "無関係な投稿の連続", NOW),
         core.CloseCase(CaseNumber(4), core.CloseReason.BLOCKED, by=SlackUserId("US")),
-        core.Audit(CaseNumber(4), "US", "block", "無関係な投稿の連続", "command"),
+        core.Audit(CaseNumber(4), "US", "block", "無関係な投稿の連続", ControlVia.COMMAND),
     )
 
 
@@ -279,7 +283,10 @@ def test_hold_stops_the_automatic_close(policy: Policy) -> None:
     assert isinstance(note, ThreadPost) and "<@UC>" in slack(note.text)
     assert isinstance(root, RootUpdate) and "hold" not in root.buttons and "自動終了停止中" in slack(root.text)
     assert isinstance(answer, Ephemeral) and answer.user == "UC" and "#4" in slack(answer.text)
-    assert by_command.effects == (core.HoldCase(CaseNumber(4)), core.Audit(CaseNumber(4), "UC", "hold", "", "command"))
+    assert by_command.effects == (
+        core.HoldCase(CaseNumber(4)),
+        core.Audit(CaseNumber(4), "UC", "hold", "", ControlVia.COMMAND),
+    )
     by_button = decide(request("hold", "4", via="button"), case, policy)
     assert len(by_button.deliveries) == 2  # the thread note is the answer
     again = decide(request("hold", "4"), dataclasses.replace(case, hold=True), policy)
@@ -314,7 +321,9 @@ def test_an_unknown_action_changes_nothing(policy: Policy) -> None:
     assert decide(request("frobnicate", "4"), a_case(), policy) == core.NOTHING
     refused = decide(request("frobnicate", "4", user="UOUTSIDER"), a_case(), policy)
     assert refused.effects == (
-        core.Audit(CaseNumber(4), "UOUTSIDER", "refused:frobnicate", "not a member of the case channel", "command"),
+        core.Audit(
+            CaseNumber(4), "UOUTSIDER", "refused:frobnicate", "not a member of the case channel", ControlVia.COMMAND
+        ),
     )
 
 

@@ -134,26 +134,3 @@ def test_slack_to_plain_fuzz_never_raises() -> None:
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
         result = slack_to_plain(text, user_names=NAMES)
         assert isinstance(result, str)
-
-
-def test_a_thread_message_reaches_the_core_as_plain_text() -> None:
-    """The Slack adapter converts a counsellor's markup when it parses the event, so the core
-    (and its internal-note check) sees what the child would read."""
-    from bridge.adapters.slack.parse import parse_event
-    from bridge.core.events import ThreadEdit, ThreadMessage
-
-    raw = {
-        "type": "message",
-        "channel": "CCASES",
-        "ts": "2.0",
-        "thread_ts": "1.0",
-        "user": "UC",
-        "text": "<@U123|佐藤> さん &amp; <https://example.org|案内> :smile:",
-    }
-    message = parse_event(raw)
-    assert isinstance(message, ThreadMessage)
-    assert message.text == "@佐藤 さん & 案内 (https://example.org) \U0001f604"
-    edit = parse_event(
-        {"type": "message", "subtype": "message_changed", "channel": "CCASES", "message": raw, "previous_message": raw}
-    )
-    assert isinstance(edit, ThreadEdit) and edit.current.text == edit.previous.text == message.text

@@ -11,7 +11,7 @@ from bridge.core.case import (
 from bridge.core.deliveries import (
     Delivery,
 )
-from bridge.core.events import TimerKind, check_timer_args, timer_member
+from bridge.core.events import ControlVia, TimerKind, check_timer_args, timer_member
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId
 
 
@@ -205,7 +205,7 @@ class Audit:
     actor: str  # a Slack user ID, or AUTO
     action: str
     reason: str = ""
-    via: str = ""
+    via: ControlVia | None = None  # None: no control request (an automatic flag)
 
 
 Effect = (

@@ -81,6 +81,14 @@ class ThreadDelete:
     previous: ThreadMessage
 
 
+class ControlVia(StrEnum):
+    """How a control request was made in Slack."""
+
+    COMMAND = "command"  # a slash command: the text carries the number and the reason
+    BUTTON = "button"  # a root message's button, then its window
+    SHORTCUT = "shortcut"  # the message shortcut in a thread, then its window
+
+
 @dataclass(frozen=True)
 class ControlRequested:
     """Someone in Slack asked for a case action: by slash command, root button or shortcut.
@@ -91,7 +99,7 @@ class ControlRequested:
     action: str  # hold, close, block, unblock, escalate, cases
     text: str  # a command's text as typed ("12 reason"), or the case number a button carried
     user: SlackUserId
-    via: str  # "command", "button" or "shortcut"
+    via: ControlVia
     reason: str = ""  # typed into a window (buttons and the shortcut); commands carry it in text
     thread_ts: ThreadTs | None = None  # the shortcut names the thread, not the number
 

@@ -269,7 +269,7 @@ class Plan:
                     "actor": effect.actor,
                     "action": effect.action,
                     "reason": effect.reason,
-                    "via": effect.via,
+                    "via": effect.via.value if effect.via is not None else "",
                 }
                 ops.xadd(keys.audit, record, min_id=_stream_id(now - self.audit_retention_days * 86400))
             case _:

@@ -144,8 +144,7 @@ class Decider:
             blocked_from=blocked_from,
         )
         action = request.action if request.action in controls.ACTIONS else "?"  # never echo arbitrary text
-        via = request.via if request.via in ("command", "button", "shortcut") else "?"
-        log.info("control decided action=%s via=%s case=%s", action, via, case.number if case else "-")
+        log.info("control decided action=%s via=%s case=%s", action, request.via.value, case.number if case else "-")
         return decision
 
     async def _decide_timer(self, timer: TimerFired, now: float, loaded: Loaded) -> core.Decision:

@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.names import BUTTON_ACTIONS, COMMANDS, CONTROL_EVENT, CONTROL_VIEW, SHORTCUT
 from bridge.adapters.slack.views import reason_view, shortcut_view
+from bridge.core.events import ControlVia
 from bridge.core.policy import Policy
 from bridge.core.rules.controls import ACTIONS, REASON_REQUIRED
 
@@ -70,7 +71,7 @@ def build_bolt_app(
             await ack(policy.render("control_wrong_channel", command=name))
             return
         await _record_control(
-            store, body.get("trigger_id"), COMMANDS[name], body.get("text"), body.get("user_id"), "command"
+            store, body.get("trigger_id"), COMMANDS[name], body.get("text"), body.get("user_id"), ControlVia.COMMAND
         )
         await ack()  # the answer comes as an ephemeral message once the request is decided
 
@@ -87,7 +88,7 @@ def build_bolt_app(
             view = reason_view(policy, action=name, case_text=str(action.get("value") or ""))
             await _open_view(client, body.get("trigger_id"), view)
             return
-        await _record_control(store, action.get("action_ts"), name, action.get("value"), user, "button")
+        await _record_control(store, action.get("action_ts"), name, action.get("value"), user, ControlVia.BUTTON)
         await ack()
 
     for action_id in BUTTON_ACTIONS.values():
@@ -110,7 +111,7 @@ def build_bolt_app(
         action = str(meta.get("action") or _dig(values, "action", "action", "selected_option", "value") or "")
         reason = str(_dig(values, "reason", "reason", "value") or "")
         user = _dig(body, "user", "id")
-        via = "shortcut" if meta.get("thread_ts") else "button"
+        via = ControlVia.SHORTCUT if meta.get("thread_ts") else ControlVia.BUTTON
         if action not in BUTTON_ACTIONS:  # not a window of ours, or no action chosen: nothing to record
             await ack()
             return
@@ -188,7 +189,7 @@ async def _record_control(
     action: str,
     text: Any,
     user: Any,
-    via: str,
+    via: ControlVia,
     *,
     reason: str = "",
     thread_ts: Any = None,
@@ -201,7 +202,7 @@ async def _record_control(
         "text": str(text or ""),
         "reason": reason,
         "user": str(user or ""),
-        "via": via,
+        "via": via.value,
         "thread_ts": str(thread_ts) if thread_ts else None,
     }
     key = str(request_id or hashlib.sha256(json.dumps(control, sort_keys=True).encode()).hexdigest())

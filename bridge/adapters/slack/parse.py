@@ -9,6 +9,7 @@ from bridge.adapters.slack.markup import slack_to_plain
 from bridge.adapters.slack.names import CONTROL_EVENT
 from bridge.core.events import (
     ControlRequested,
+    ControlVia,
     Ignored,
     InboundEvent,
     MemberChanged,
@@ -38,11 +39,13 @@ def parse_event(raw: Mapping[str, Any]) -> InboundEvent:
     if raw.get("type") == CONTROL_EVENT:
         if not raw.get("user"):
             return Ignored("control request without a user")
+        if raw.get("via") not in set(ControlVia):
+            return Ignored("control request made no known way")
         return ControlRequested(
             action=str(raw.get("action") or "hold"),  # requests recorded before there were other actions
             text=str(raw.get("text") or raw.get("case_text") or ""),
             user=SlackUserId(str(raw["user"])),
-            via=str(raw.get("via") or ""),
+            via=ControlVia(raw["via"]),
             reason=str(raw.get("reason") or ""),
             thread_ts=ThreadTs(str(raw["thread_ts"])) if raw.get("thread_ts") else None,
         )

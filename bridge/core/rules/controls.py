@@ -34,7 +34,7 @@ from bridge.core.effects import (
     MarkUrgent,
     UnblockChild,
 )
-from bridge.core.events import ControlRequested, MemberChanged
+from bridge.core.events import ControlRequested, ControlVia, MemberChanged
 from bridge.core.ids import CaseNumber, SlackUserId
 from bridge.core.parts import UserMention, join
 from bridge.core.policy import Policy
@@ -84,7 +84,7 @@ def requested_number(request: ControlRequested) -> CaseNumber | None:
     """The case number a command or button names (None for the shortcut, which names a thread)."""
     if request.thread_ts is not None:
         return None
-    case_text = split_command(request.text)[0] if request.via == "command" else request.text
+    case_text = split_command(request.text)[0] if request.via is ControlVia.COMMAND else request.text
     return parse_case_number(case_text)
 
 
@@ -107,7 +107,7 @@ def on_control(
     user = request.user
     action = requested_action(request)
     # Buttons and the shortcut act inside a thread: their answers appear there.
-    where = case.number if case is not None and request.via != "command" else None
+    where = case.number if case is not None and request.via is not ControlVia.COMMAND else None
 
     def answer(text_name: str, **values: object) -> Ephemeral:
         return Ephemeral(case=where, user=user, text=policy.render_parts(text_name, **values))
@@ -125,7 +125,7 @@ def on_control(
         return Decision(deliveries=(answer_cases(open_cases, policy, user=user, now=now),))
     if action is None:
         return NOTHING
-    if request.via == "command":
+    if request.via is ControlVia.COMMAND:
         case_text, reason = split_command(request.text)
     else:
         case_text, reason = request.text, request.reason.strip()
@@ -179,7 +179,7 @@ class _Context:
 
     def _confirm(self, deliveries: list[Delivery], text_name: str) -> None:
         # A command's result is otherwise seen only in the thread: the person gets a line too.
-        if self.request.via == "command":
+        if self.request.via is ControlVia.COMMAND:
             deliveries.append(self._say(text_name, case=self.case.number))
 
     def hold(self) -> Decision:
