@@ -26,7 +26,7 @@ class Claim:
     payload: dict[str, Any]
     attempts: int
     enqueued_ms: int
-    thread_ts: str | None = None  # the Slack thread of the lane's case, once its root is posted
+    thread_ts: ThreadTs | None = None  # the Slack thread of the lane's case, once its root is posted
 
 
 @dataclass(frozen=True)

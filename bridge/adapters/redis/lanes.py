@@ -10,9 +10,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bridge.adapters.redis.codec import Claim, as_text, decode_item, encode_item, now_ms
+from bridge.adapters.redis.keys import Keys
+from bridge.core.ids import ThreadTs
 
 __all__ = ["LANE_FUNCTIONS", "LaneStore", "Outlook", "claims_from", "now_ms"]
-from bridge.adapters.redis.keys import Keys
 
 # KEYS[1] case hash, KEYS[2] by-thread, KEYS[3] lane threads; ARGV: number, thread ts, lane.
 # Records the Slack thread of a case once (the root post's answer, or the earlier post found).
@@ -281,7 +282,7 @@ def claims_from(raw: list[Any]) -> list[Claim]:
                 payload=payload,
                 attempts=int(raw[i + 2]),
                 enqueued_ms=enqueued_ms,
-                thread_ts=as_text(raw[i + 3]) or None,
+                thread_ts=ThreadTs(as_text(raw[i + 3])) if raw[i + 3] else None,
             )
         )
     return claims
