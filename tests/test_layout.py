@@ -49,3 +49,20 @@ def test_the_core_writes_no_slack_syntax(path: Path) -> None:
 )
 def test_every_module_is_under_400_lines(path: Path) -> None:
     assert len(path.read_text(encoding="utf-8").splitlines()) < 400
+
+
+def test_the_policy_file_sets_every_field_of_the_policy() -> None:
+    """A field added to the core's Policy with a default must also be read from the policy file,
+    or every deployment would silently run on the default."""
+    import dataclasses
+
+    from bridge.core.policy import Policy
+
+    tree = ast.parse((BRIDGE / "config" / "policy_file.py").read_text(encoding="utf-8"))
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Policy"
+    ]
+    assert len(calls) == 1, "the policy file builds the Policy in one place"
+    assert {keyword.arg for keyword in calls[0].keywords} == {field.name for field in dataclasses.fields(Policy)}
