@@ -183,8 +183,11 @@ def test_slack_manifest_asks_for_what_the_bridge_uses() -> None:
     [
         ("roles", "supervisors", '["alice"]', "roles.supervisors: 'alice' is not a Slack user ID"),
         ("roles", "supervisor_group", '"G1"', "roles.supervisor_group"),
-        ("safety", "risk_expressions", '["(死"]', "is not a valid regular expression"),
-        ("safety", "risk_expressions", '["x*"]', "matches an empty message"),
+        ("safety", "calm_expressions", '["(死"]', "'(死' cannot be matched in linear time or is not a valid"),
+        ("safety", "calm_expressions", '["x*"]', "matches an empty message"),
+        # What only a backtracking engine can run is refused, naming the expression.
+        ("safety", "calm_expressions", r'["(し)\\1"]', "cannot be matched in linear time"),
+        ("safety", "calm_expressions", '["(?=し)し"]', "cannot be matched in linear time"),
         ("floods", "window_seconds", "0", "floods.window_seconds"),
         ("audit", "retention_days", "0", "audit.retention_days"),
     ],

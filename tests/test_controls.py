@@ -461,12 +461,12 @@ def child(text: str | None, *, event_id: str = "ev1", media: Media | None = None
     ],
 )
 def test_risk_words_and_their_variants_match(policy: Policy, text: str) -> None:
-    assert is_risky(text, policy.risk_expressions)
+    assert is_risky(text, policy.safety)
 
 
 @pytest.mark.parametrize("text", ["今日は楽しかった", "消しゴムなくした", "しかし", "リスクがある", None, ""])
 def test_ordinary_messages_do_not_match(policy: Policy, text: str | None) -> None:
-    assert not is_risky(text, policy.risk_expressions)
+    assert not is_risky(text, policy.safety)
 
 
 def test_normalisation() -> None:
@@ -485,13 +485,55 @@ def test_a_risky_message_marks_the_case_urgent_once(policy: Policy) -> None:
     assert "死にたい" not in slack(alert.text)  # the words stay in the thread
     assert isinstance(checklist, ThreadPost) and "189" in slack(checklist.text)
     assert isinstance(root, RootUpdate) and "緊急" in slack(root.text)
+    assert "自殺念慮" in slack(alert.text) and "自殺念慮" in slack(note.text)  # the category, not the words
     assert core.MarkUrgent(CaseNumber(4)) in decision.effects and core.Audit(
-        CaseNumber(4), "auto", "risk", "risk words in a message"
+        CaseNumber(4), "auto", "risk", "risk words in a message: 自殺念慮"
     ) in (decision.effects)
+    assert core.NoteRisks(CaseNumber(4), frozenset({"suicidal"})) in decision.effects
     again = core.on_child_message(
-        child("死にたい"), dataclasses.replace(case, urgent=True), policy, now=NOW, created=False
+        child("死にたい"),
+        dataclasses.replace(case, urgent=True, risks=frozenset({"suicidal"})),
+        policy,
+        now=NOW,
+        created=False,
     )
     assert [type(d) for d in again.deliveries] == [ThreadPost]
+
+
+def test_a_new_category_alerts_again_without_a_second_checklist(policy: Policy) -> None:
+    seen = a_case(urgent=True, risks=frozenset({"suicidal"}))
+    decision = core.on_child_message(child("薬を全部飲んだ"), seen, policy, now=NOW, created=False)
+    post, alert, note = decision.deliveries  # no checklist, no root update: the case is urgent already
+    assert isinstance(post, ThreadPost) and post.role == "child"
+    assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and "過量服薬" in slack(alert.text)
+    assert "自殺念慮" not in slack(alert.text) and "全部飲んだ" not in slack(alert.text)
+    assert isinstance(note, ThreadPost) and note.role == "note" and "過量服薬" in slack(note.text)
+    assert core.NoteRisks(CaseNumber(4), frozenset({"suicidal", "overdose"})) in decision.effects
+    assert core.MarkUrgent(CaseNumber(4)) not in decision.effects
+
+
+def test_an_escalated_case_still_hears_of_the_first_risk_words(policy: Policy) -> None:
+    decision = core.on_child_message(child("もう死にたい"), a_case(urgent=True), policy, now=NOW, created=False)
+    alerts = [d for d in decision.deliveries if isinstance(d, ChannelPost)]
+    assert len(alerts) == 1 and "自殺念慮" in slack(alerts[0].text)
+
+
+def test_a_watch_category_notes_the_thread_for_the_counsellor_only(policy: Policy) -> None:
+    watch = core.RiskCategory("worry", "気がかり", core.RiskLevel.WATCH, ("(眠|ねむ)れない",), _re2("(眠|ねむ)れない"))
+    watching = dataclasses.replace(policy, safety=dataclasses.replace(policy.safety, categories=(watch,)))
+    decision = core.on_child_message(child("最近眠れない"), a_case(), watching, now=NOW, created=False)
+    post, note = decision.deliveries
+    assert isinstance(post, ThreadPost) and post.role == "child"
+    assert isinstance(note, ThreadPost) and note.role == "note" and "気がかり" in slack(note.text)
+    assert note.text == watching.render_parts("risk_watch_note", category="気がかり")
+    assert core.MarkUrgent(CaseNumber(4)) not in decision.effects
+    assert core.NoteRisks(CaseNumber(4), frozenset({"worry"})) in decision.effects
+
+
+def _re2(expression: str) -> core.Matcher:
+    from bridge.config.safety import compile_expressions
+
+    return compile_expressions((expression,))
 
 
 def test_out_of_hours_a_risky_message_also_gets_the_crisis_lines(policy: Policy) -> None:
@@ -675,25 +717,29 @@ def test_risk_words_that_tip_a_flood_are_posted_first_and_alerted(policy: Policy
     assert isinstance(flood_note, ThreadPost) and flood_note.role == "note"
     alerts = [d for d in decision.deliveries if isinstance(d, ChannelPost) and "自動検知" in slack(d.text)]
     assert [(alert.target, slack(alert.text)) for alert in alerts] == [
-        ("supervisors", policy.render("risk_alert", mention="<!subteam^SSUPER> ", case=4, link=LINK))
+        (
+            "supervisors",
+            policy.render("risk_alert", mention="<!subteam^SSUPER> ", case=4, link=LINK, category="自殺念慮"),
+        )
     ]
     assert decision.effects[0] == core.NoteChildMessage(CaseNumber(4), NOW)
-    assert decision.effects[-2:] == (
+    assert decision.effects[-3:] == (
+        core.NoteRisks(CaseNumber(4), frozenset({"suicidal"})),
         core.MarkUrgent(CaseNumber(4)),
-        core.Audit(CaseNumber(4), "auto", "risk", "risk words in a message"),
+        core.Audit(CaseNumber(4), "auto", "risk", "risk words in a message: 自殺念慮"),
     )
 
 
 def test_risk_words_from_a_blocked_child_alert_in_full(policy: Policy) -> None:
     case = a_case(status=CaseStatus.CLOSED, blocked=True, blocked_count=40)
     decision = core.on_blocked_message(child("もう死にたい"), case, policy)
-    text = policy.render("blocked_risk_alert", mention="<!subteam^SSUPER> ", case=4, link=LINK)
+    text = policy.render("blocked_risk_alert", mention="<!subteam^SSUPER> ", case=4, link=LINK, category="自殺念慮")
     (alert,) = decision.deliveries
     assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and slack(alert.text) == text
     assert decision.effects == (
         core.CountBlockedMessage(CaseNumber(4)),
         core.MarkBlockedRisk(CaseNumber(4)),
-        core.Audit(CaseNumber(4), "auto", "risk", "risk words from a blocked account"),
+        core.Audit(CaseNumber(4), "auto", "risk", "risk words from a blocked account: 自殺念慮"),
     )
 
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from bridge.config.safety import SafetySection, build_safety
 from bridge.core.ids import SlackUserId
 from bridge.core.parts import Text, compose
 from bridge.core.policy import Policy
@@ -82,25 +83,6 @@ class RolesSection(_Strict):
         for user in value:
             if not re.fullmatch(r"[UW][A-Z0-9]+", user):
                 raise ValueError(f"{user!r} is not a Slack user ID (U… or W…)")
-        return value
-
-
-class SafetySection(_Strict):
-    # Regular expressions that mark a child's message as a possible risk to life or body. They
-    # are matched after normalisation (see bridge/core/rules/risk.py): NFKC, katakana as hiragana,
-    # lower case, no spaces or punctuation.
-    risk_expressions: tuple[str, ...] = ()
-
-    @field_validator("risk_expressions")
-    @classmethod
-    def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for expression in value:
-            try:
-                re.compile(expression)
-            except re.error as exc:
-                raise ValueError(f"{expression!r} is not a valid regular expression ({exc})") from None
-            if re.fullmatch(expression, ""):
-                raise ValueError(f"{expression!r} matches an empty message")
         return value
 
 
@@ -227,7 +209,7 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         on_duty_group=parsed.roles.on_duty_group,
         supervisors=frozenset(SlackUserId(user) for user in parsed.roles.supervisors),
         supervisor_group=parsed.roles.supervisor_group,
-        risk_expressions=parsed.safety.risk_expressions,
+        safety=build_safety(parsed.safety),
         flood_max_stickers=parsed.floods.max_stickers,
         flood_max_messages=parsed.floods.max_messages,
         flood_window_seconds=parsed.floods.window_seconds,
@@ -235,6 +217,14 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         audit_retention_days=parsed.audit.retention_days,
         closed_case_days=parsed.retention.closed_case_days,
     )
+
+
+def _describe_safety(policy: Policy) -> str:
+    safety = policy.safety
+    if not safety.categories:
+        return "none: no message alerts anyone"
+    shown = "; ".join(f"{c.label} ({c.level.value}, {len(c.expressions)} expressions)" for c in safety.categories)
+    return f"{shown}; {len(safety.calm_expressions)} calm phrases taken out first"
 
 
 def load_policy(path: Path) -> Policy:
@@ -289,7 +279,7 @@ def describe_policy(policy: Policy, *, show: Callable[[Text], str]) -> str:
         f"closing reminder: {reminder}",
         f"supervisors:  {', '.join(sorted(policy.supervisors)) or 'none by ID'}"
         + (f"; members of user group {policy.supervisor_group}" if policy.supervisor_group else ""),
-        f"risk words:   {len(policy.risk_expressions)} expressions",
+        f"risk words:   {_describe_safety(policy)}",
         f"floods:       {_describe_floods(policy)}",
         f"audit:        records kept {policy.audit_retention_days} days",
         f"retention:    a closed case's LINE user ID is erased after {policy.closed_case_days} days",

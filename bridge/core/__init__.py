@@ -115,6 +115,9 @@ from bridge.core.effects import (
     NoteRecent as NoteRecent,
 )
 from bridge.core.effects import (
+    NoteRisks as NoteRisks,
+)
+from bridge.core.effects import (
     OpenCase as OpenCase,
 )
 from bridge.core.effects import (
@@ -194,6 +197,21 @@ from bridge.core.rules.retention import (
 )
 from bridge.core.rules.retention import (
     on_retention as on_retention,
+)
+from bridge.core.rules.risk import (
+    Matcher as Matcher,
+)
+from bridge.core.rules.risk import (
+    RiskCategory as RiskCategory,
+)
+from bridge.core.rules.risk import (
+    RiskLevel as RiskLevel,
+)
+from bridge.core.rules.risk import (
+    Safety as Safety,
+)
+from bridge.core.rules.risk import (
+    risks_in as risks_in,
 )
 from bridge.core.timers.busy import (
     busy_timer as busy_timer,

@@ -59,6 +59,7 @@ class Case:
     blocked_count: int = 0  # messages the blocked child sent since (content not kept)
     flood_until: float | None = None  # a flood's cool-down: the child's messages are deferred until it ends
     blocked_risk: bool = False  # the supervisors heard of risk words from the blocked child
+    risks: frozenset[str] = frozenset()  # the risk categories found so far (each alerts once)
 
     @property
     def is_open(self) -> bool:

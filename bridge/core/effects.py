@@ -140,6 +140,14 @@ class MarkUrgent:
 
 
 @dataclass(frozen=True)
+class NoteRisks:
+    """The risk categories found on the case so far (all of them, not only the new ones)."""
+
+    number: CaseNumber
+    risks: frozenset[str]
+
+
+@dataclass(frozen=True)
 class BlockChild:
     """The child of this case is blocked: their messages are counted, not relayed or kept."""
 
@@ -225,6 +233,7 @@ Effect = (
     | NoteChildMessage
     | HoldCase
     | MarkUrgent
+    | NoteRisks
     | BlockChild
     | UnblockChild
     | MarkBlockedRisk

@@ -7,12 +7,13 @@ the core only reads these fields and renders the texts named in bridge/core/text
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bridge.core.ids import SlackUserId
 from bridge.core.parts import Text, compose, plain
+from bridge.core.rules.risk import Safety
 from bridge.core.schedule import wording
 from bridge.core.schedule.model import Schedule
 
@@ -39,7 +40,7 @@ class Policy:
     on_duty_group: str = ""
     supervisors: frozenset[SlackUserId] = frozenset()
     supervisor_group: str = ""
-    risk_expressions: tuple[str, ...] = ()
+    safety: Safety = field(default_factory=Safety)  # the categories of risk and the calm phrases
     flood_max_stickers: int = 5
     flood_max_messages: int = 20
     flood_window_seconds: int = 60

@@ -35,6 +35,7 @@ _SERVICE = {"service": "多治見子どもLINE相談", "hotline": "0120-967-866"
 _USER = UserMention(SlackUserId("U012ABCDEF"))
 _SUPERVISORS: Text = (GroupMention("S012ABC"), " ")  # the mention and its space, or nothing
 _LINK = ThreadLink(CaseNumber(12), ThreadTs("1700000000.000100"))
+_CATEGORY = "自殺念慮、過量服薬"  # the labels of the risk categories found (never the child's words)
 _TABLE: dict[str, TextSpec] = {
     "welcome": TextSpec({**_SERVICE, "hours": "火〜金 13:00〜19:00、土 12:00〜18:00（12月29日〜1月3日はお休み）"}),
     "closed_reply": TextSpec({**_SERVICE, "next_opening": "火曜日 13:00"}),
@@ -96,9 +97,16 @@ _TABLE: dict[str, TextSpec] = {
     "escalate_done": TextSpec({"case": 12}),
     "emergency_checklist": TextSpec({**_SERVICE}),
     "state_urgent": TextSpec({}),
-    "risk_alert": TextSpec({"mention": _SUPERVISORS, "case": 12, "link": _LINK}),
-    "risk_note": TextSpec({}),
-    "blocked_risk_alert": TextSpec({"mention": _SUPERVISORS, "case": 12, "link": _LINK}),
+    "risk_alert": TextSpec({"mention": _SUPERVISORS, "case": 12, "link": _LINK, "category": _CATEGORY}),
+    "risk_note": TextSpec({"category": _CATEGORY}),
+    "risk_watch_note": TextSpec(
+        {"category": _CATEGORY},
+        default=(
+            ":eyes: 【自動検知】気をつけて読んでほしい言葉がありました（{category}）。"
+            "必要ならスーパーバイザーに相談してください。"
+        ),
+    ),
+    "blocked_risk_alert": TextSpec({"mention": _SUPERVISORS, "case": 12, "link": _LINK, "category": _CATEGORY}),
     "crisis_lines": TextSpec({**_SERVICE}),
     "block_note": TextSpec({"user": _USER, "at": "11/30(火) 14:05", "reason": "無関係な投稿の連続"}),
     "block_done": TextSpec({"case": 12}),

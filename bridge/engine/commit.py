@@ -230,6 +230,8 @@ class Plan:
                 for number in effect.shown_on or (effect.number,):
                     ops.hset(self._case(number), {"blocked": "0"})
                 self._note("child unblocked case=%d", effect.number)
+            case core.NoteRisks():
+                ops.hset(self._case(effect.number), {"risks": ",".join(sorted(effect.risks))})
             case core.MarkBlockedRisk():
                 ops.hset(self._case(effect.number), {"blocked_risk": "1"})
             case core.ChangeMember():

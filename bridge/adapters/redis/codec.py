@@ -101,6 +101,7 @@ def case_from(raw: dict[Any, Any]) -> Case | None:
         blocked_count=int(fields.get("blocked_count") or 0),
         flood_until=moment("flood_until"),
         blocked_risk=fields.get("blocked_risk") == "1",
+        risks=frozenset(key for key in fields.get("risks", "").split(",") if key),
     )
 
 

@@ -25,7 +25,7 @@ from bridge.core.effects import (
 from bridge.core.events import ChildMessage
 from bridge.core.policy import Policy
 from bridge.core.root import root_update
-from bridge.core.rules.risk import is_risky
+from bridge.core.rules.risk import RiskLevel, labels, risks_in
 
 
 def on_blocked_message(message: ChildMessage, case: Case | None, policy: Policy) -> Decision:
@@ -38,11 +38,16 @@ def on_blocked_message(message: ChildMessage, case: Case | None, policy: Policy)
     effects: list[Effect] = [CountBlockedMessage(case.number)]
     if count <= 10 or count % 10 == 0:  # the root shows the count without an update per message
         deliveries.append(root_update(replace(case, blocked_count=count), policy))
-    if not case.blocked_risk and is_risky(message.text, policy.risk_expressions):  # once per block
+    urgent = tuple(c for c in risks_in(message.text, policy.safety) if c.level is RiskLevel.URGENT)
+    if not case.blocked_risk and urgent:  # once per block
         link = thread_link(case)
+        found = labels(urgent)
         alert = policy.render_parts(
-            "blocked_risk_alert", mention=supervisor_mention(policy), case=case.number, link=link
+            "blocked_risk_alert", mention=supervisor_mention(policy), case=case.number, link=link, category=found
         )
         deliveries.append(ChannelPost(text=alert, target=ChannelTarget.SUPERVISORS))
-        effects += [MarkBlockedRisk(case.number), Audit(case.number, AUTO, "risk", "risk words from a blocked account")]
+        effects += [
+            MarkBlockedRisk(case.number),
+            Audit(case.number, AUTO, "risk", f"risk words from a blocked account: {found}"),
+        ]
     return Decision(tuple(deliveries), tuple(effects))

@@ -34,6 +34,7 @@ from bridge.core.effects import (
     MarkUrgent,
     NoteChildMessage,
     NoteClosedArrival,
+    NoteRisks,
     ScheduleTimer,
     StartFlood,
 )
@@ -42,7 +43,7 @@ from bridge.core.parts import ChildWords
 from bridge.core.policy import Policy
 from bridge.core.root import root_update
 from bridge.core.rules.floods import Recent, is_flood
-from bridge.core.rules.risk import is_risky
+from bridge.core.rules.risk import RiskLevel, labels, risks_in
 from bridge.core.text import describe_line_message
 from bridge.core.timers.busy import busy_timer
 from bridge.core.timers.guideline import consultation_timers
@@ -77,9 +78,13 @@ def on_child_message(
     deliveries: list[Delivery] = []
     effects: list[Effect] = [NoteChildMessage(case.number, now)]  # resets the silence clock
     updated = case  # the root is updated once, at the end, if anything on it changed
-    # Risk words come first: a flood must not hide them.
-    risky = is_risky(message.text, policy.risk_expressions)
-    first_risk = risky and not case.urgent
+    # Risk words come first: a flood must not hide them. Each category alerts once per case.
+    found = risks_in(message.text, policy.safety)
+    risky = any(c.level is RiskLevel.URGENT for c in found)
+    new = tuple(c for c in found if c.key not in case.risks)
+    new_urgent = tuple(c for c in new if c.level is RiskLevel.URGENT)
+    new_watch = tuple(c for c in new if c.level is RiskLevel.WATCH)
+    first_risk = bool(new_urgent) and not case.urgent
     # A cool-down lasts until its timer ends it (not merely until its time), so what was
     # deferred reaches the thread before anything sent after it.
     flooding = case.flood_until is not None
@@ -109,14 +114,36 @@ def on_child_message(
         effects.append(DeferMessage(case.number, None if sticker else shown))  # posted when the cool-down ends
     else:
         deliveries.insert(0, ThreadPost(case=case.number, text=(ChildWords(shown),), role=PostRole.CHILD))
-    if first_risk:
-        updated = replace(updated, urgent=True)
+    if new:
+        updated = replace(updated, risks=case.risks | {c.key for c in new})
+        effects.append(NoteRisks(case.number, updated.risks))
+    if new_urgent:
+        category = labels(new_urgent)
         alert = policy.render_parts(
-            "risk_alert", mention=supervisor_mention(policy), case=case.number, link=thread_link(case)
+            "risk_alert",
+            mention=supervisor_mention(policy),
+            case=case.number,
+            link=thread_link(case),
+            category=category,
         )
-        deliveries += urgent_deliveries(case, policy, alert=alert, note=policy.render_parts("risk_note"))
-        effects += [MarkUrgent(case.number), Audit(case.number, AUTO, "risk", "risk words in a message")]
-    if updated != case:  # after the child's post, which may be the one that posts the root
+        note = policy.render_parts("risk_note", category=category)
+        if case.urgent:  # marked already (escalated, or another category): the alert and the note again
+            deliveries += [
+                ChannelPost(text=alert, target=ChannelTarget.SUPERVISORS),
+                ThreadPost(case=case.number, text=note, role=PostRole.NOTE),
+            ]
+        else:
+            updated = replace(updated, urgent=True)
+            deliveries += urgent_deliveries(case, policy, alert=alert, note=note)
+            effects.append(MarkUrgent(case.number))
+        effects.append(Audit(case.number, AUTO, "risk", f"risk words in a message: {category}"))
+    if new_watch:
+        category = labels(new_watch)
+        note = policy.render_parts("risk_watch_note", category=category)
+        deliveries.append(ThreadPost(case=case.number, text=note, role=PostRole.NOTE))
+        effects.append(Audit(case.number, AUTO, "risk_watch", f"words to watch in a message: {category}"))
+    # After the child's post, which may be the one that posts the root; the root shows no categories.
+    if replace(updated, risks=case.risks) != case:
         deliveries.append(root_update(updated, policy))
     schedule = policy.schedule
     at = local(now, policy)
