@@ -1,0 +1,132 @@
+#!/usr/bin/env python
+"""How well the shipped risk expressions tell danger from calm, on the labelled corpus, and how
+fast they match a long message.
+
+Reads tests/risk_corpus.tsv (label, category, text: written for this project, see its header)
+and config/bridge.toml (or --policy), and prints per category: for texts that need attention,
+the share detected (recall) and the categories that caught them; for calm texts, the share
+that would have alerted (false alarms), with every miss and false alarm listed under
+--show. Then the time to match messages of 5,000 characters, with the shipped expressions and
+with an expression that would make a backtracking engine take seconds.
+
+Targets (the issue "The safety net that does not miss"): recall at least 97%, false alarms at
+most 3%, a 5,000-character message matched well under 50 ms. Exit status 1 when one is missed.
+
+Run:  .venv/bin/python bench/risk.py [--policy PATH] [--show]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bridge.config.policy_file import load_policy  # noqa: E402
+from bridge.config.safety import compile_expressions  # noqa: E402
+from bridge.core.rules.risk import RiskCategory, Safety, normalise, risks_in  # noqa: E402
+
+MIN_RECALL = 0.97
+MAX_FALSE_ALARMS = 0.03
+MAX_LONG_MESSAGE_MS = 50.0
+
+
+def read_corpus(path: Path) -> list[tuple[str, str, str]]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        label, category, text = line.split("\t")
+        rows.append((label, category, text.replace("\\n", "\n")))
+    return rows
+
+
+def slowest_ms(safety: Safety, texts: list[str], repeat: int = 5) -> float:
+    worst = 0.0
+    for text in texts:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            risks_in(text, safety)
+            worst = max(worst, (time.perf_counter() - start) * 1000)
+    return worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--policy", type=Path, default=ROOT / "config" / "bridge.toml")
+    parser.add_argument("--corpus", type=Path, default=ROOT / "tests" / "risk_corpus.tsv")
+    parser.add_argument("--show", action="store_true", help="list every miss and false alarm")
+    args = parser.parse_args(argv)
+    safety = load_policy(args.policy).safety
+    rows = read_corpus(args.corpus)
+    found: dict[str, tuple[RiskCategory, ...]] = {text: risks_in(text, safety) for _, _, text in rows}
+
+    totals: dict[tuple[str, str], list[int]] = collections.defaultdict(lambda: [0, 0])
+    caught_by: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    wrong: list[tuple[str, str, str, str]] = []
+    for label, category, text in rows:
+        hit = bool(found[text])
+        counts = totals[(label, category)]
+        counts[0] += 1
+        counts[1] += hit
+        for c in found[text]:
+            caught_by[category][c.key] += 1
+        if hit != (label == "risk"):
+            matched = ", ".join(c.key for c in found[text]) or "-"
+            wrong.append((label, category, matched, normalise(text)))
+
+    print(f"corpus: {args.corpus} ({len(rows)} texts); policy: {args.policy}\n")
+    print(f"{'needs attention':<18} {'texts':>6} {'detected':>9}   caught by")
+    risk_n = risk_hit = 0
+    for (label, category), (n, detected) in sorted(totals.items()):
+        if label != "risk":
+            continue
+        risk_n, risk_hit = risk_n + n, risk_hit + detected
+        by = ", ".join(f"{k} {v}" for k, v in caught_by[category].most_common(3))
+        print(f"{category:<18} {n:>6} {detected / n:>8.1%}   {by}")
+    print(f"{'all':<18} {risk_n:>6} {risk_hit / max(1, risk_n):>8.1%}\n")
+    print(f"{'calm':<18} {'texts':>6} {'alarms':>9}")
+    calm_n = calm_hit = 0
+    for (label, category), (n, detected) in sorted(totals.items()):
+        if label != "calm":
+            continue
+        calm_n, calm_hit = calm_n + n, calm_hit + detected
+        print(f"{category:<18} {n:>6} {detected / n:>8.1%}")
+    print(f"{'all':<18} {calm_n:>6} {calm_hit / max(1, calm_n):>8.1%}\n")
+    recall = risk_hit / max(1, risk_n)
+    false_alarms = calm_hit / max(1, calm_n)
+
+    # Long messages: the shipped expressions, and one that takes a backtracking engine seconds.
+    long_texts = ["し" * 5000, "死に" * 2500, ("あいうえお" * 999) + "しにたい", "a" * 5000]
+    shipped_ms = slowest_ms(safety, long_texts)
+    nested = compile_expressions(("(し+)+にたい",))
+    hostile = Safety(categories=(RiskCategory("nested", "nested", safety.categories[0].level, (), nested),))
+    hostile_ms = slowest_ms(hostile, ["し" * 5000 + "x", "し" * 28])
+    print(f"5,000 characters, shipped expressions: slowest {shipped_ms:.2f} ms")
+    print(f"5,000 characters, (し+)+にたい: slowest {hostile_ms:.2f} ms (a backtracking engine: seconds)\n")
+
+    verdicts = [
+        ("recall", f">= {MIN_RECALL:.0%}", f"{recall:.1%}", recall >= MIN_RECALL),
+        ("false alarms", f"<= {MAX_FALSE_ALARMS:.0%}", f"{false_alarms:.1%}", false_alarms <= MAX_FALSE_ALARMS),
+        (
+            "5,000-character message",
+            f"< {MAX_LONG_MESSAGE_MS:.0f} ms",
+            f"{max(shipped_ms, hostile_ms):.2f} ms",
+            max(shipped_ms, hostile_ms) < MAX_LONG_MESSAGE_MS,
+        ),
+    ]
+    for name, target, measured, ok in verdicts:
+        print(f"{name:<26} {target:<10} {'PASS' if ok else 'MISS'}  {measured}")
+    if args.show and wrong:
+        print("\nmisses and false alarms (normalised text):")
+        for label, category, matched, text in wrong:
+            print(f"  {label}/{category} [{matched}] {text}")
+    return 0 if all(ok for *_, ok in verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
