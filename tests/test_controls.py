@@ -757,3 +757,21 @@ def test_the_escalation_alert_without_a_group_starts_with_the_case(policy: Polic
     alert = decide(request("escalate", "4 心配"), a_case(), plain).deliveries[0]
     text = plain.render("escalation_alert", mention="", case=4, reason="心配", user="<@UC>", link=LINK)
     assert isinstance(alert, ChannelPost) and alert.target == "supervisors" and slack(alert.text) == text
+
+
+@pytest.mark.parametrize("action", ["escalate", "block", "close"])
+def test_a_typed_reason_or_memo_can_ping_nobody_and_fake_no_markup(policy: Policy, action: str) -> None:
+    """What a counsellor types after the number reaches Slack as typed: `<!channel>` notifies
+    nobody, and `<https://evil|link>` is no link."""
+    typed = "<!channel> <@U999> <https://evil.example|見て> &"
+    decision = decide(request(action, f"4 {typed}", user="US"), a_case(), policy)
+    shown = [slack(d.text) for d in decision.deliveries if isinstance(d, ThreadPost | ChannelPost)]
+    assert shown and any("&lt;!channel&gt; &lt;@U999&gt; &lt;https://evil.example|見て&gt; &amp;" in s for s in shown)
+    for text in shown:
+        assert "<!channel>" not in text and "<@U999>" not in text and "<https://evil" not in text
+
+
+def test_an_apis_error_in_a_failure_note_is_shown_as_written(policy: Policy) -> None:
+    push = LinePush(to=LineUserId(CHILD), texts=("x",), retry_key="k", case=CaseNumber(4))
+    (note, *_) = core.after_line_failed(push, "bad <!here> request", policy)
+    assert isinstance(note, ThreadPost) and "bad &lt;!here&gt; request" in slack(note.text)

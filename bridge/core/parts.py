@@ -61,7 +61,16 @@ class ChildWords:
     words: str
 
 
-Special = UserMention | GroupMention | OnDuty | ThreadLink | ChildWords  # every part but words
+@dataclasses.dataclass(frozen=True)
+class Quoted:
+    """Words the bridge did not write, other than the child's: a reason or memo a counsellor
+    typed, an error an API answered. Shown exactly as written, so they can notify nobody."""
+
+    kind: ClassVar[str] = "quoted"
+    words: str
+
+
+Special = UserMention | GroupMention | OnDuty | ThreadLink | ChildWords | Quoted  # every part but words
 Part = str | Special
 Text = tuple[Part, ...]
 

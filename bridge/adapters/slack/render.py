@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from bridge.core.parts import ChildWords, GroupMention, OnDuty, Part, Text, ThreadLink, UserMention
+from bridge.core.parts import ChildWords, GroupMention, OnDuty, Part, Quoted, Text, ThreadLink, UserMention
 
 
 def render(text: Text, *, channel: str) -> str:
@@ -25,10 +25,18 @@ def _render_part(part: Part, channel: str) -> str:
         case ThreadLink():
             # Slack resolves an archives link in any workspace the reader is in.
             return thread_link(channel, part.thread_ts) if part.thread_ts else ""
-        case ChildWords():
+        case ChildWords() | Quoted():
             return escape(part.words)
         case _:
             assert_never(part)
+
+
+def words_of(text: Text) -> str:
+    """The text as plain words, for a block that shows it literally (a child's message): the
+    words as written, a mention or link as nothing."""
+    return "".join(
+        part if isinstance(part, str) else part.words for part in text if isinstance(part, str | ChildWords | Quoted)
+    )
 
 
 def thread_link(channel: str, thread_ts: str) -> str:

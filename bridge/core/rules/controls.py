@@ -36,7 +36,7 @@ from bridge.core.effects import (
 )
 from bridge.core.events import ControlRequested, ControlVia, MemberChanged
 from bridge.core.ids import CaseNumber, SlackUserId
-from bridge.core.parts import UserMention, join
+from bridge.core.parts import Quoted, UserMention, join
 from bridge.core.policy import Policy
 from bridge.core.root import root_update, state_text
 
@@ -202,7 +202,7 @@ class _Context:
         closed = replace(
             case, status=CaseStatus.CLOSED, closed_at=self.now, closed_reason=CloseReason.COUNSELLOR, closed_by=user
         )
-        memo = policy.render("close_memo", memo=self.reason) if self.reason else ""
+        memo = policy.render_parts("close_memo", memo=Quoted(self.reason)) if self.reason else ""
         deliveries: list[Delivery] = [
             LinePush(
                 to=case.child_id,
@@ -224,11 +224,11 @@ class _Context:
             "escalation_alert",
             mention=supervisor_mention(policy),
             case=case.number,
-            reason=self.reason,
+            reason=Quoted(self.reason),
             user=UserMention(user),
             link=thread_link(case),
         )
-        note = policy.render_parts("escalation_note", user=UserMention(user), reason=self.reason)
+        note = policy.render_parts("escalation_note", user=UserMention(user), reason=Quoted(self.reason))
         deliveries = urgent_deliveries(case, policy, alert=alert, note=note)
         effects: list[Effect] = [self._audit(CaseAction.ESCALATE)]
         if not case.urgent:
@@ -250,7 +250,7 @@ class _Context:
             )
             effects.append(CloseCase(case.number, CloseReason.BLOCKED, by=user))
         effects.append(self._audit(CaseAction.BLOCK))
-        note = policy.render_parts("block_note", user=UserMention(user), at=at, reason=self.reason)
+        note = policy.render_parts("block_note", user=UserMention(user), at=at, reason=Quoted(self.reason))
         deliveries: list[Delivery] = [
             ThreadPost(case=case.number, text=note, role=PostRole.NOTE),
             root_update(blocked, policy),

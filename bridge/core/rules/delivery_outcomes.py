@@ -10,6 +10,7 @@ from bridge.core.deliveries import (
     Reaction,
     ThreadPost,
 )
+from bridge.core.parts import Quoted
 from bridge.core.policy import Policy
 
 DELIVERED_REACTION = "white_check_mark"
@@ -30,7 +31,7 @@ def after_line_failed(push: LinePush | LineReply, reason: str, policy: Policy) -
     if push.case is None:
         return ()
     note = ThreadPost(
-        case=push.case, text=policy.render_parts("delivery_failed_note", reason=reason), role=PostRole.NOTE
+        case=push.case, text=policy.render_parts("delivery_failed_note", reason=Quoted(reason)), role=PostRole.NOTE
     )
     if isinstance(push, LinePush) and push.slack_ts:
         return (Reaction(case=push.case, message_ts=push.slack_ts, name=FAILED_REACTION), note)
