@@ -145,6 +145,9 @@ def test_retry_keys_are_stable_and_distinct(policy: Policy) -> None:
     [
         reply("// メモ"),
         reply("   // 先頭の空白があってもメモ"),
+        reply("／／ 学校に連絡予定"),  # typed in full width
+        reply("\u3000\u200b//\u200d 見えない文字があってもメモ"),  # an ideographic space, zero-width characters
+        reply("/\u200b/ 間に見えない文字"),
         reply("bot", bot_id="B1"),
         reply("bot", subtype="bot_message"),
         reply("joined", subtype="channel_join"),
@@ -157,6 +160,9 @@ def test_retry_keys_are_stable_and_distinct(policy: Policy) -> None:
     ids=[
         "note",
         "note-indented",
+        "note-full-width",
+        "note-zero-width-before",
+        "note-zero-width-inside",
         "bot-id",
         "bot-subtype",
         "join",

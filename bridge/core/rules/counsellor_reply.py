@@ -3,6 +3,7 @@ deletes are explained in the thread, since LINE cannot change what was sent."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import replace
 
 from bridge.core.case import (
@@ -45,8 +46,16 @@ def is_counsellor_reply(message: ThreadMessage, *, channel: str) -> bool:
     )
 
 
+def _folded(text: str) -> str:
+    """Text as compared for the note prefix: NFKC (full-width ／／ is //), without format
+    characters (zero-width spaces and joiners, direction marks), leading spaces dropped."""
+    normal = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in normal if unicodedata.category(ch) != "Cf").lstrip()
+
+
 def is_internal_note(message: ThreadMessage, policy: Policy) -> bool:
-    return message.text.lstrip().startswith(policy.note_prefix)
+    """A thread reply that starts with the note prefix (however it was typed) stays in Slack."""
+    return _folded(message.text).startswith(_folded(policy.note_prefix))
 
 
 def on_counsellor_message(
