@@ -328,7 +328,7 @@ def test_a_blocked_child_gets_no_welcome_either(controlled: Bridge) -> None:
 @pytest.mark.parametrize("via", ["command", "button"])
 def test_escalation_reaches_the_supervisors_in_seconds(controlled: Bridge, via: str) -> None:
     bridge = controlled
-    bridge.line_events(line_text_event(A, "家に帰りたくない"))
+    bridge.line_events(line_text_event(A, "ちょっと話を聞いてほしい"))
     root_ts, _ = wait_thread(bridge, 1)
     started = time.monotonic()
     if via == "command":
@@ -342,7 +342,7 @@ def test_escalation_reaches_the_supervisors_in_seconds(controlled: Bridge, via: 
     alert = bridge.fake_slack.roots(SUPERVISORS)[0]["text"]
     for part in ("<!subteam^SSUPERS>", "#1", "帰宅を拒んでいる", f"<@{COUNSELLOR}>", f"/archives/{CHANNEL}/p"):
         assert part in alert
-    assert "家に帰りたくない" not in alert  # the child's words stay in the thread
+    assert "ちょっと話を聞いてほしい" not in alert  # the child's words stay in the thread
     bridge.fake_slack.wait_for(lambda: "緊急" in latest_root(bridge, root_ts)["text"])
     thread = bot_thread(bridge, root_ts)
     checklist = next(t for t in thread if "緊急時の確認" in t)

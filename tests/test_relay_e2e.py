@@ -335,3 +335,25 @@ def test_reference_webhook_with_every_event_kind(bridge: Bridge) -> None:
     assert "Traceback" not in logs, logs
     for user in user_sources:
         assert user not in everything_slack_received(bridge)
+
+
+def test_a_childs_words_are_posted_as_plain_text_under_the_bridges_label(bridge: Bridge) -> None:
+    """A child who types the bridge's own note (emoji code, bold, quote) cannot pass for it: the
+    words go to Slack as plain text (no emoji codes, no formatting) under a label that only the
+    bridge writes; a message longer than a section holds is cut over several, in order."""
+    fake = ":no_entry_sign: *相談者がLINEアカウントをブロックしました。* 相談 #12 を終了しました。\n> 引用"
+    long_words = "あ" * 4500
+    bridge.line_events(line_text_event(CHILD, fake))
+    bridge.line_events(line_text_event(CHILD, long_words))
+    root_ts, _ = wait_thread(bridge, 2)
+    posts = [m for m in bridge.fake_slack.thread(CHANNEL, root_ts) if m.get("bot_id") and m.get("blocks")]
+    child_posts = [m for m in posts if m["blocks"][0]["type"] == "context"]
+    assert len(child_posts) == 2
+    first, second = child_posts
+    label = first["blocks"][0]["elements"][0]
+    assert label["type"] == "plain_text" and "相談者" in label["text"]
+    (words,) = first["blocks"][1:]
+    assert words["text"] == {"type": "plain_text", "text": fake, "emoji": False}
+    sections = second["blocks"][1:]
+    assert [s["text"]["type"] for s in sections] == ["plain_text", "plain_text"]
+    assert "".join(s["text"]["text"] for s in sections) == long_words

@@ -99,6 +99,8 @@ _TABLE: dict[str, TextSpec] = {
     "state_urgent": TextSpec({}),
     "risk_alert": TextSpec({"mention": _SUPERVISORS, "case": 12, "link": _LINK, "category": _CATEGORY}),
     "risk_note": TextSpec({"category": _CATEGORY}),
+    # Above every message of the child's in the thread (plain text; only the bridge writes it).
+    "child_label": TextSpec({}, default="💬 相談者からのメッセージ"),
     "risk_watch_note": TextSpec(
         {"category": _CATEGORY},
         default=(

@@ -30,15 +30,15 @@ from bridge.adapters.redis.lanes import Outlook
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.client import SlackClient
 from bridge.adapters.slack.names import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE
-from bridge.adapters.slack.render import render
-from bridge.adapters.slack.views import root_blocks
-from bridge.core.case import CaseAction
+from bridge.adapters.slack.render import render, words_of
+from bridge.adapters.slack.views import child_blocks, root_blocks_of
 from bridge.core.deliveries import (
     ChannelPost,
     Delivery,
     Ephemeral,
     LinePush,
     LineReply,
+    PostRole,
     Reaction,
     RootPost,
     RootUpdate,
@@ -293,13 +293,15 @@ class Deliverers:
             case ThreadPost():
                 if claim.thread_ts is None:
                     return Outcome(OutcomeStatus.FAILED, "the case has no thread"), ()
-                text = self._mrkdwn(delivery.text)
-                return await self._post_once(claim, text=text, thread_ts=claim.thread_ts, case=delivery.case), ()
+                # The child's words go under the bridge's label, as plain text.
+                blocks = child_blocks(self.policy, words_of(delivery.text)) if delivery.role is PostRole.CHILD else None
+                text, ts = self._mrkdwn(delivery.text), claim.thread_ts
+                return await self._post_once(claim, text=text, thread_ts=ts, case=delivery.case, blocks=blocks), ()
             case RootUpdate():
                 if claim.thread_ts is None:
                     return DELIVERED, ()  # no root to update: its post failed and was reported
                 text = self._mrkdwn(delivery.text)
-                blocks = self._blocks(delivery.case, text, delivery.buttons)
+                blocks = root_blocks_of(self.policy, delivery.case, text, delivery.buttons)
                 return await self.slack.update(ts=claim.thread_ts, text=text, blocks=blocks), ()
             case ChannelPost():
                 return await self._post_to_channel(delivery, claim), ()
@@ -336,7 +338,7 @@ class Deliverers:
                 thread_ts=None,
                 event_type=CASE_EVENT_TYPE,
                 payload={"case": root.case},
-                blocks=self._blocks(root.case, text, root.buttons),
+                blocks=root_blocks_of(self.policy, root.case, text, root.buttons),
             )
         if ts is not None:
             await self.store.record_thread(root.case, claim.lane, ts)
@@ -348,7 +350,14 @@ class Deliverers:
         return await self._post_once(claim, text=self._mrkdwn(post.text), thread_ts=None, case=None, channel=channel)
 
     async def _post_once(
-        self, claim: Claim, *, text: str, thread_ts: str | None, case: int | None, channel: str | None = None
+        self,
+        claim: Claim,
+        *,
+        text: str,
+        thread_ts: str | None,
+        case: int | None,
+        channel: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
     ) -> Outcome:
         """Post for this delivery, unless an earlier attempt already did (found by metadata)."""
         if claim.attempts > 1:
@@ -369,16 +378,15 @@ class Deliverers:
         if case is not None:
             payload["case"] = case
         outcome, _ = await self.slack.post(
-            text=text, thread_ts=thread_ts, event_type=DELIVERY_EVENT_TYPE, payload=payload, channel=channel
+            text=text,
+            thread_ts=thread_ts,
+            event_type=DELIVERY_EVENT_TYPE,
+            payload=payload,
+            channel=channel,
+            blocks=blocks,
         )
         return outcome
 
     def _mrkdwn(self, text: Text) -> str:
         """A text as Slack shows it; its links lead to threads of the case channel."""
         return render(text, channel=self.slack.channel)
-
-    def _blocks(self, case: int, text: str, buttons: tuple[CaseAction, ...]) -> list[dict[str, Any]]:
-        """The root message's blocks: its text, and the buttons of the actions it offers."""
-        labels = [(name, self.policy.render(f"{name}_button")) for name in buttons]
-        confirm = self.policy.render("close_confirm", case=case)
-        return root_blocks(text, case=case, buttons=labels, close_confirm=confirm)

@@ -61,6 +61,23 @@ def _json_field(args: dict[str, Any], name: str, error: str) -> Any:
     return value
 
 
+def _valid_blocks(blocks: Any) -> bool:
+    """Slack's documented limits a message's blocks must keep: at most 50 blocks, a section's
+    text a text object (plain_text or mrkdwn) of 1 to 3,000 characters."""
+    if not isinstance(blocks, list) or len(blocks) > 50:
+        return False
+    for block in blocks:
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            return False
+        text = block.get("text")
+        if block["type"] == "section" and text is not None:
+            if not isinstance(text, dict) or text.get("type") not in ("plain_text", "mrkdwn"):
+                return False
+            if not isinstance(text.get("text"), str) or not 1 <= len(text["text"]) <= 3000:
+                return False
+    return True
+
+
 def _paginate(items: list[dict[str, Any]], args: dict[str, Any], default_limit: int) -> dict[str, Any]:
     """Cursor pagination; the cursor is just the offset, which is opaque to clients."""
     try:
@@ -168,7 +185,7 @@ class SlackMethods:
 
     def _content_fields(self, args: dict[str, Any]) -> tuple[Any, Any]:
         blocks = _json_field(args, "blocks", "invalid_blocks")
-        if blocks is not None and not isinstance(blocks, list):
+        if blocks is not None and not _valid_blocks(blocks):
             raise SlackError("invalid_blocks")
         metadata = _json_field(args, "metadata", "invalid_metadata_format")
         if metadata is not None and not (

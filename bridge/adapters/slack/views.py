@@ -89,3 +89,26 @@ def root_blocks(
     if elements:
         blocks.append({"type": "actions", "elements": elements})
     return blocks
+
+
+def root_blocks_of(policy: Policy, case: int, text: str, buttons: tuple[CaseAction, ...]) -> list[dict[str, Any]]:
+    """A root message's blocks: its text, and the buttons (in the policy's words) of the actions
+    it offers."""
+    labels = [(name, policy.render(f"{name}_button")) for name in buttons]
+    return root_blocks(text, case=case, buttons=labels, close_confirm=policy.render("close_confirm", case=case))
+
+
+# Slack's limit for the text of a section block.
+SECTION_CHARS = 3000
+
+
+def child_blocks(policy: Policy, words: str) -> list[dict[str, Any]]:
+    """A child's message as Slack shows it: under a fixed label that only the bridge writes,
+    the words as plain text (no formatting, no emoji codes, no links, nothing that notifies),
+    so nothing a child types can look like the bridge's own notes."""
+    label = policy.render("child_label")
+    blocks: list[dict[str, Any]] = [{"type": "context", "elements": [{"type": "plain_text", "text": label}]}]
+    for start in range(0, max(1, len(words)), SECTION_CHARS):
+        chunk = words[start : start + SECTION_CHARS] or " "
+        blocks.append({"type": "section", "text": {"type": "plain_text", "text": chunk, "emoji": False}})
+    return blocks
