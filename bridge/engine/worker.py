@@ -16,7 +16,9 @@ import socket
 import time
 import uuid
 
+import aiohttp
 from redis.asyncio import Redis
+from slack_sdk.errors import SlackApiError
 
 from bridge.adapters.line.client import LineClient
 from bridge.adapters.redis.store import Store
@@ -123,6 +125,7 @@ class Worker:
         On stop, deliveries in flight get one HTTP timeout to finish, so a reply that was
         sent is also settled (and not sent again by the next worker).
         """
+        await self.check_case_channel()
         await self.store.prepare()
         await self.store.ensure_router_group()
         fetched = await self.refresh_roster()  # before routing, so controls are checked from the start
@@ -140,6 +143,31 @@ class Worker:
             task.cancel()
         await asyncio.gather(router, waker, roster, *deliverers, return_exceptions=True)
         log.info("worker stopped name=%s", self.name)
+
+    async def check_case_channel(self) -> None:
+        """Refuse to run unless the case channel is private and shared with no other workspace
+        or organisation: children's words go there. Until Slack answers (unreachable, a token or
+        scope to fix, a bot to invite), it asks again every 5 s; nothing is routed meanwhile."""
+        channel = self.settings.SLACK_CHANNEL_ID
+        while not self._stopping.is_set():
+            try:
+                info = await self.slack.channel_info()
+            except SlackApiError as exc:
+                error = str(exc.response.get("error") or "") if exc.response is not None else ""
+                log.warning("case channel check failed channel=%s error=%s; asking again", channel, error or "?")
+            except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+                log.warning("case channel check failed error=%s; asking again", type(exc).__name__)
+            else:
+                problems = [name for name in ("is_shared", "is_ext_shared", "is_org_shared") if info.get(name)]
+                if not info.get("is_private"):
+                    problems.insert(0, "not private")
+                if problems:
+                    raise SystemExit(
+                        f"the case channel {channel} must be a private channel shared with no other workspace "
+                        f"or organisation; Slack says: {', '.join(problems)}"
+                    )
+                return
+            await self._pause(5)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the worker is stopping."""

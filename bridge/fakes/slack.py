@@ -67,6 +67,7 @@ class FakeSlack(SlackMethods, FakeServer):
             "conversations.replies": self._replies,
             "conversations.history": self._history,
             "conversations.members": self._members_of,
+            "conversations.info": self._conversation_info,
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroup_users,
             "views.open": self._views_open,
@@ -81,6 +82,7 @@ class FakeSlack(SlackMethods, FakeServer):
         self._ephemerals: list[dict[str, Any]] = []
         self._reactions: dict[str, list[str]] = {}
         self._members: dict[str, list[str]] = {}
+        self._channel_info: dict[str, dict[str, Any]] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._usergroups: dict[str, list[str]] = {}
         self._views: list[dict[str, Any]] = []
@@ -101,6 +103,12 @@ class FakeSlack(SlackMethods, FakeServer):
         """Define the members returned by ``conversations.members`` (and ephemeral checks)."""
         with self._lock:
             self._members[channel] = list(members)
+
+    def set_channel_info(self, channel: str, **info: Any) -> None:
+        """Override what ``conversations.info`` says of a channel (by default every channel is
+        private and shared with nobody), e.g. ``is_private=False`` or ``is_ext_shared=True``."""
+        with self._lock:
+            self._channel_info[channel] = dict(info)
 
     def members_of_channels(self) -> dict[str, list[str]]:
         with self._lock:

@@ -108,6 +108,7 @@ class SlackMethods:
     _ephemerals: list[dict[str, Any]]
     _reactions: dict[str, list[str]]
     _members: dict[str, list[str]]
+    _channel_info: dict[str, dict[str, Any]]
     _users: dict[str, dict[str, Any]]
     _usergroups: dict[str, list[str]]
     _views: list[dict[str, Any]]
@@ -347,6 +348,16 @@ class SlackMethods:
         if channel not in self._members:
             raise SlackError("channel_not_found")
         return {"members": list(self._members[channel]), "response_metadata": {"next_cursor": ""}}
+
+    def _conversation_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        if not channel:
+            raise SlackError("channel_not_found")
+        info = {"id": channel, "is_channel": True, "is_private": True, "is_shared": False, "is_ext_shared": False}
+        info |= self._channel_info.get(channel, {})
+        if info.pop("missing", False):
+            raise SlackError("channel_not_found")
+        return {"channel": info}
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = self._users.get(str(args.get("user", "")))

@@ -152,6 +152,13 @@ class SlackClient:
             return _classify(exc)
         return DELIVERED
 
+    async def channel_info(self) -> dict[str, Any]:
+        """What Slack says of the case channel (conversations.info). Raises SlackApiError or a
+        network error."""
+        response = await self.web.conversations_info(channel=self.channel)
+        channel = response.get("channel")
+        return dict(channel) if isinstance(channel, dict) else {}
+
     async def channel_members(self) -> list[str]:
         """Everyone in the case channel (all pages). Raises SlackApiError or a network error."""
         members: list[str] = []

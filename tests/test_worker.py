@@ -1,6 +1,8 @@
-"""The router's commit leases the lanes it makes due for its own worker's idle deliverers, which
-start on them at once: no claim of their own and no wake-up through Redis (on fakeredis, with the
-fake LINE and Slack servers, and the worker's real deliverers)."""
+"""A worker process's own jobs, on fakeredis with the fake LINE and Slack servers (real HTTP):
+
+- the router's commit leases the lanes it makes due for the worker's idle deliverers, which start
+  on them at once, with no claim of their own and no wake-up through Redis;
+- at start the worker refuses a case channel that is public or shared with another workspace."""
 
 from __future__ import annotations
 
@@ -127,3 +129,34 @@ async def test_a_handed_lane_whose_lease_lapsed_while_it_waited_is_left_to_its_n
     deliverers._handed.append((claim, time.monotonic() - 60))
     assert await deliverers._next_handed() == claim
     assert await store.redis.pttl(store.keys.lanes_prefix + "lease:slack:9") > 1000
+
+
+@pytest.mark.parametrize(
+    ("info", "said"),
+    [
+        ({"is_private": False}, "not private"),
+        ({"is_ext_shared": True}, "is_ext_shared"),
+        ({"is_shared": True}, "is_shared"),
+    ],
+)
+async def test_the_worker_refuses_a_case_channel_that_is_public_or_shared(
+    worker: Worker, fakes: tuple[FakeLine, FakeSlack], info: dict[str, bool], said: str
+) -> None:
+    _, slack = fakes
+    slack.set_channel_info("CCASES", **info)
+    with pytest.raises(SystemExit, match=f"the case channel CCASES must be a private channel.*{said}"):
+        await worker.check_case_channel()
+
+
+async def test_a_private_unshared_case_channel_passes_and_an_unanswered_check_is_asked_again(
+    worker: Worker, fakes: tuple[FakeLine, FakeSlack]
+) -> None:
+    _, slack = fakes
+    await worker.check_case_channel()  # private, shared with nobody: returns
+    assert [r.path for r in slack.requests_to("/api/conversations.info")] == ["/api/conversations.info"]
+    slack.set_channel_info("CCASES", missing=True)  # e.g. the bot not invited yet
+    checking = asyncio.create_task(worker.check_case_channel())
+    await slack.wait_for_async(lambda: len(slack.requests_to("/api/conversations.info")) == 2, timeout=5)
+    assert not checking.done()  # asks again later instead of giving up or running
+    worker.stop()
+    await asyncio.wait_for(checking, timeout=10)
