@@ -4,6 +4,7 @@ asserted on what fake LINE and fake Slack received (and on Redis, for "nothing c
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def controlled(bridge_factory: Any, fake_slack: FakeSlack, tmp_path: Path) -> Br
     return made
 
 
-def shortcut(bridge: Bridge, message_ts: str, thread_ts: str, *, user: str = COUNSELLOR) -> Any:
+def shortcut(bridge: Bridge, message_ts: str, thread_ts: str, *, user: str = COUNSELLOR, channel: str = CHANNEL) -> Any:
     """Use the message shortcut on a message of a thread (message_action)."""
     return interactive(
         bridge,
@@ -64,7 +65,7 @@ def shortcut(bridge: Bridge, message_ts: str, thread_ts: str, *, user: str = COU
             "callback_id": "case_actions",
             "user": {"id": user},
             "team": {"id": "T0001"},
-            "channel": {"id": CHANNEL},
+            "channel": {"id": channel},
             "trigger_id": f"trig-{time.time_ns()}",
             "message_ts": message_ts,
             "message": {"type": "message", "ts": message_ts, "thread_ts": thread_ts, "text": "..."},
@@ -496,3 +497,28 @@ def test_malformed_interactions_change_nothing_and_crash_nothing(controlled: Bri
     }
     assert httpx.get(bridge.url + "/healthz", timeout=10 * time_scale()).status_code == 200
     assert all(p.popen.poll() is None for p in bridge.processes)  # every process still runs
+
+
+def test_the_shortcut_and_buttons_act_only_in_the_case_channel(controlled: Bridge) -> None:
+    """Used on a message of another channel, the shortcut opens a window that only says where
+    it works (nothing to submit), and a button payload from another channel records nothing."""
+    bridge = controlled
+    bridge.line_events(line_text_event(A, "はじめまして"))
+    root_ts, _ = wait_thread(bridge, 1)
+    assert shortcut(bridge, root_ts, root_ts, channel="COTHER").status_code == 200
+    bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.views()) == 1)
+    (opened,) = bridge.fake_slack.views()
+    assert "submit" not in opened["view"] and "callback_id" not in opened["view"]
+    assert "相談用のチャンネル" in json.dumps(opened["view"], ensure_ascii=False)
+    payload = {
+        "type": "block_actions",
+        "user": {"id": COUNSELLOR},
+        "team": {"id": "T0001"},
+        "channel": {"id": "COTHER"},
+        "trigger_id": f"trig-{time.time_ns()}",
+        "actions": [{"action_id": "hold_case", "value": "1", "type": "button", "action_ts": str(time.time())}],
+    }
+    assert interactive(bridge, payload).status_code == 200
+    bridge.wait_settled()
+    assert not bridge.fake_slack.ephemerals()  # no control was decided, so nobody was answered
+    assert "hold" not in audit(bridge, "--case", "1").stdout

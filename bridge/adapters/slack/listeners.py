@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.names import BUTTON_ACTIONS, COMMANDS, CONTROL_EVENT, CONTROL_VIEW, SHORTCUT
-from bridge.adapters.slack.views import reason_view, shortcut_view
+from bridge.adapters.slack.views import notice_view, reason_view, shortcut_view
 from bridge.core.events import ControlVia
 from bridge.core.policy import Policy
 from bridge.core.rules.controls import ACTIONS, REASON_REQUIRED
@@ -83,6 +83,10 @@ def build_bolt_app(
         action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
         user = _dig(body, "user", "id")
         name = next((n for n, a in BUTTON_ACTIONS.items() if a == action.get("action_id")), "")
+        if cases_channel and _dig(body, "channel", "id") not in (cases_channel, None):
+            await ack()  # a root's buttons exist only in the case channel: nothing to record
+            log.warning("slack button outside the case channel ignored")
+            return
         if name in REASON_REQUIRED:  # nothing to record yet: the window's submission is the request
             await ack()
             view = reason_view(policy, action=name, case_text=str(action.get("value") or ""))
@@ -97,6 +101,11 @@ def build_bolt_app(
     @app.shortcut(SHORTCUT)
     async def shortcut(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
+        if cases_channel and _dig(body, "channel", "id") != cases_channel:
+            # Case controls act only on threads of the case channel: say so, record nothing.
+            said = policy.render("control_wrong_channel", command=policy.render("modal_title"))
+            await _open_view(client, body.get("trigger_id"), notice_view(policy, said))
+            return
         thread_ts = str(_dig(body, "message", "thread_ts") or _dig(body, "message", "ts") or "")
         await _open_view(client, body.get("trigger_id"), shortcut_view(policy, thread_ts=thread_ts))
 

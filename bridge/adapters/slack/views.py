@@ -39,6 +39,16 @@ def reason_view(policy: Policy, *, action: str, case_text: str) -> dict[str, Any
     }
 
 
+def notice_view(policy: Policy, text: str) -> dict[str, Any]:
+    """A window that only says something (no submit button, so nothing can be requested)."""
+    return {
+        "type": "modal",
+        "title": _plain(policy.render("modal_title")[:24]),
+        "close": _plain("OK"),
+        "blocks": [{"type": "section", "text": _plain(text[:3000])}],
+    }
+
+
 def shortcut_view(policy: Policy, *, thread_ts: str) -> dict[str, Any]:
     """The window the message shortcut opens: which action, and the reason or memo."""
     options = [
