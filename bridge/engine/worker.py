@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from slack_sdk.errors import SlackApiError
 
 from bridge.adapters.line.client import LineClient
+from bridge.adapters.redis.safety import UnsafeRedis, check_no_eviction
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.client import SlackClient
 from bridge.config.settings import Settings
@@ -125,6 +126,10 @@ class Worker:
         On stop, deliveries in flight get one HTTP timeout to finish, so a reply that was
         sent is also settled (and not sent again by the next worker).
         """
+        try:
+            await check_no_eviction(self.redis)
+        except UnsafeRedis as exc:
+            raise SystemExit(str(exc)) from None
         await self.check_case_channel()
         await self.store.prepare()
         await self.store.ensure_router_group()
