@@ -293,6 +293,21 @@ async def test_deferred_messages_are_kept_in_order_and_released(router: Router) 
     assert await router.store.deferred_of(CaseNumber(1)) == Deferred() and case is not None and case.flood_until is None
 
 
+async def test_a_cool_down_counts_what_it_keeps_and_what_it_drops(router: Router) -> None:
+    await route(router, child_text("はじめ"))
+    await apply(router, core.StartFlood(CaseNumber(1), 500.0), cases=(1,))
+    await apply(router, core.DeferMessage(CaseNumber(1), "あのね"), cases=(1,))
+    await apply(router, core.DeferMessage(CaseNumber(1), None, dropped=True), cases=(1,))
+    await apply(router, core.DeferMessage(CaseNumber(1), None, dropped=True), cases=(1,))
+    assert await router.store.deferred_of(CaseNumber(1)) == Deferred(("あのね",), 0, 2)
+    case = await router.store.get_case(CaseNumber(1))
+    assert case is not None and case.deferred_texts == 1  # what the next decision caps against
+    await apply(router, core.ReleaseFlood(CaseNumber(1)), cases=(1,))
+    case = await router.store.get_case(CaseNumber(1))
+    assert await router.store.deferred_of(CaseNumber(1)) == Deferred() and case is not None
+    assert case.deferred_texts == 0
+
+
 async def test_a_cool_down_in_progress_across_the_rename_keeps_what_it_deferred(router: Router) -> None:
     """Deferred messages stored under the names before the rename ("held") are read first, and
     the release deletes them too."""

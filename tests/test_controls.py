@@ -775,3 +775,23 @@ def test_an_apis_error_in_a_failure_note_is_shown_as_written(policy: Policy) -> 
     push = LinePush(to=LineUserId(CHILD), texts=("x",), retry_key="k", case=CaseNumber(4))
     (note, *_) = core.after_line_failed(push, "bad <!here> request", policy)
     assert isinstance(note, ThreadPost) and "bad &lt;!here&gt; request" in slack(note.text)
+
+
+def test_a_cool_down_keeps_at_most_its_limit_of_texts_and_counts_the_rest(policy: Policy) -> None:
+    from bridge.core.rules.floods import MAX_DEFERRED_TEXTS
+
+    flooding = a_case(flood_until=NOW + 100, deferred_texts=MAX_DEFERRED_TEXTS - 1)
+    kept = core.on_child_message(child("まだ"), flooding, policy, now=NOW, created=False)
+    assert core.DeferMessage(CaseNumber(4), "まだ") in kept.effects
+    full = dataclasses.replace(flooding, deferred_texts=MAX_DEFERRED_TEXTS)
+    counted = core.on_child_message(child("まだまだ"), full, policy, now=NOW, created=False)
+    assert core.DeferMessage(CaseNumber(4), None, dropped=True) in counted.effects
+    released = core.on_flood_timer(int(NOW + 100), flooding, Deferred(("a",), 0, 7), policy)
+    notes = [slack(d.text) for d in released.deliveries if isinstance(d, ThreadPost) and d.role == "note"]
+    assert any("7 件は保存していません" in n and f"{MAX_DEFERRED_TEXTS} 件" in n for n in notes)
+
+
+def test_a_block_during_a_cool_down_drops_what_it_deferred(policy: Policy) -> None:
+    decision = decide(request("block", "4 荒らし", user="US"), a_case(flood_until=NOW + 100), policy)
+    assert core.ReleaseFlood(CaseNumber(4)) in decision.effects
+    assert not any(isinstance(d, ThreadPost) and d.role == "child" for d in decision.deliveries)  # nothing posted

@@ -58,6 +58,7 @@ class Case:
     blocked: bool = False  # its child was blocked through this case (and is still)
     blocked_count: int = 0  # messages the blocked child sent since (content not kept)
     flood_until: float | None = None  # a flood's cool-down: the child's messages are deferred until it ends
+    deferred_texts: int = 0  # texts this cool-down kept so far
     blocked_risk: bool = False  # the supervisors heard of risk words from the blocked child
     risks: frozenset[str] = frozenset()  # the risk categories found so far (each alerts once)
 

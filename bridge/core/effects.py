@@ -197,6 +197,7 @@ class DeferMessage:
 
     number: CaseNumber
     text: str | None  # None for a sticker (counted, not kept)
+    dropped: bool = False  # a text beyond what a cool-down keeps: counted, not kept
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,13 @@ _TABLE: dict[str, TextSpec] = {
     "flood_note": TextSpec({"until": "14:10"}),
     "flood_alert": TextSpec({"case": 12, "until": "14:10", "link": _LINK}),
     "flood_released_note": TextSpec({"messages": 4, "stickers": 31}),
+    "flood_dropped_note": TextSpec(
+        {"dropped": 250, "kept": 100},
+        default=(
+            ":wastebasket: 保留中のメッセージが多すぎたため、最初の {kept} 件のあとに届いた"
+            " {dropped} 件は保存していません。"
+        ),
+    ),
     "state_flood": TextSpec({"until": "14:10"}),
     "modal_title": TextSpec({}),
     "modal_submit": TextSpec({}),

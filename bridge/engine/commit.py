@@ -246,14 +246,24 @@ class Plan:
                 ops.hset(self._case(effect.number), {"flood_until": f"{effect.until:.3f}"})
                 self._note("flood cool-down started case=%d", effect.number)
             case core.DeferMessage():
-                if effect.text is None:
+                if effect.dropped:
+                    ops.hincrby(self._case(effect.number), "deferred_dropped", 1)
+                elif effect.text is None:
                     ops.hincrby(self._case(effect.number), "deferred_stickers", 1)
                 else:
                     ops.rpush(keys.deferred(effect.number), kept_text(effect.text))
+                    ops.hincrby(self._case(effect.number), "deferred_texts", 1)
             case core.ReleaseFlood():
                 # What was deferred under the names before the rename goes too (see keys.py).
                 case_key = self._case(effect.number)
-                ops.hdel(case_key, "flood_until", "deferred_stickers", DEFERRED_STICKERS_BEFORE_RENAME)
+                ops.hdel(
+                    case_key,
+                    "flood_until",
+                    "deferred_stickers",
+                    "deferred_texts",
+                    "deferred_dropped",
+                    DEFERRED_STICKERS_BEFORE_RENAME,
+                )
                 ops.delete(keys.deferred(effect.number))
                 ops.delete(keys.deferred_before_rename(effect.number))
                 self._note("flood cool-down ended case=%d", effect.number)

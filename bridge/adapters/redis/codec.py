@@ -100,6 +100,7 @@ def case_from(raw: dict[Any, Any]) -> Case | None:
         blocked=fields.get("blocked") == "1",
         blocked_count=int(fields.get("blocked_count") or 0),
         flood_until=moment("flood_until"),
+        deferred_texts=int(fields.get("deferred_texts") or 0),
         blocked_risk=fields.get("blocked_risk") == "1",
         risks=frozenset(key for key in fields.get("risks", "").split(",") if key),
     )

@@ -267,11 +267,12 @@ class Store(InboundStore, LaneStore):
         pipe = self.redis.pipeline(transaction=False)
         pipe.lrange(self.keys.deferred_before_rename(number), 0, -1)
         pipe.lrange(self.keys.deferred(number), 0, -1)
-        pipe.hmget(self.keys.case(number), [DEFERRED_STICKERS_BEFORE_RENAME, "deferred_stickers"])
-        old_texts, texts, stickers = await pipe.execute()
+        pipe.hmget(self.keys.case(number), [DEFERRED_STICKERS_BEFORE_RENAME, "deferred_stickers", "deferred_dropped"])
+        old_texts, texts, (old_stickers, stickers, dropped) = await pipe.execute()
         return Deferred(
             texts=tuple(deferred_text(as_text(t)) for t in [*old_texts, *texts]),
-            stickers=sum(int(count or 0) for count in stickers),
+            stickers=int(old_stickers or 0) + int(stickers or 0),
+            dropped=int(dropped or 0),
         )
 
     async def audit_records(self, *, since: float = 0, case: CaseNumber | None = None) -> list[dict[str, str]]:

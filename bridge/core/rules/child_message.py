@@ -42,7 +42,7 @@ from bridge.core.events import ChildMessage, Media, TimerKind
 from bridge.core.parts import ChildWords
 from bridge.core.policy import Policy
 from bridge.core.root import root_update
-from bridge.core.rules.floods import Recent, is_flood
+from bridge.core.rules.floods import MAX_DEFERRED_TEXTS, Recent, is_flood
 from bridge.core.rules.risk import RiskLevel, labels, risks_in
 from bridge.core.text import describe_line_message
 from bridge.core.timers.busy import busy_timer
@@ -111,7 +111,9 @@ def on_child_message(
         ]
     deferred = flooding and not risky  # risk words are never deferred: the supervisors are sent to read them
     if deferred:
-        effects.append(DeferMessage(case.number, None if sticker else shown))  # posted when the cool-down ends
+        # Posted when the cool-down ends; beyond what a cool-down keeps, counted only.
+        dropped = not sticker and case.deferred_texts >= MAX_DEFERRED_TEXTS
+        effects.append(DeferMessage(case.number, None if sticker or dropped else shown, dropped=dropped))
     else:
         deliveries.insert(0, ThreadPost(case=case.number, text=(ChildWords(shown),), role=PostRole.CHILD))
     if new:

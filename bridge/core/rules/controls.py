@@ -32,6 +32,7 @@ from bridge.core.effects import (
     Effect,
     HoldCase,
     MarkUrgent,
+    ReleaseFlood,
     UnblockChild,
 )
 from bridge.core.events import ControlRequested, ControlVia, MemberChanged
@@ -249,6 +250,9 @@ class _Context:
                 blocked, status=CaseStatus.CLOSED, closed_at=self.now, closed_reason=CloseReason.BLOCKED, closed_by=user
             )
             effects.append(CloseCase(case.number, CloseReason.BLOCKED, by=user))
+        if case.flood_until is not None:  # what the cool-down deferred is dropped, not posted
+            blocked = replace(blocked, flood_until=None, deferred_texts=0)
+            effects.append(ReleaseFlood(case.number))
         effects.append(self._audit(CaseAction.BLOCK))
         note = policy.render_parts("block_note", user=UserMention(user), at=at, reason=Quoted(self.reason))
         deliveries: list[Delivery] = [

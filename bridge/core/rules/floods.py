@@ -37,6 +37,12 @@ class Deferred:
 
     texts: tuple[str, ...] = ()
     stickers: int = 0
+    dropped: int = 0  # texts beyond MAX_DEFERRED_TEXTS: counted, not kept
+
+
+# A cool-down keeps at most this many texts; what comes beyond is counted, not kept (a flood of
+# hundreds of messages is kept out of Redis, and the thread says how many there were).
+MAX_DEFERRED_TEXTS = 100
 
 
 def is_flood(recent: Recent | None, *, sticker: bool, max_messages: int, max_stickers: int) -> bool:
@@ -57,6 +63,9 @@ def on_flood_timer(until: int, case: Case | None, deferred: Deferred, policy: Po
     texts, stickers = deferred.texts, deferred.stickers
     note = policy.render_parts("flood_released_note", messages=len(texts) + stickers, stickers=stickers)
     deliveries: list[Delivery] = [ThreadPost(case=case.number, text=note, role=PostRole.NOTE)]
+    if deferred.dropped:
+        dropped = policy.render_parts("flood_dropped_note", dropped=deferred.dropped, kept=MAX_DEFERRED_TEXTS)
+        deliveries.append(ThreadPost(case=case.number, text=dropped, role=PostRole.NOTE))
     deliveries += [
         ThreadPost(case=case.number, text=(ChildWords(part),), role=PostRole.CHILD) for part in _grouped(texts)
     ]
