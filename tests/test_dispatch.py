@@ -133,6 +133,7 @@ TIMERS = {
     TimerKind.IDLE_WARNING: (TimerFired(TimerKind.IDLE_WARNING, case=CASE, instant=0), "idle-warning|1:0"),
     TimerKind.IDLE_CLOSE: (TimerFired(TimerKind.IDLE_CLOSE, case=CASE, instant=0), "idle-close|1:0"),
     TimerKind.FLOOD_RELEASE: (TimerFired(TimerKind.FLOOD_RELEASE, case=CASE, instant=0), "flood-release|1:0"),
+    TimerKind.UNANSWERED_CLOSE: (TimerFired(TimerKind.UNANSWERED_CLOSE, case=CASE), "unanswered-close|1"),
 }
 
 

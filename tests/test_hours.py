@@ -15,7 +15,7 @@ import pytest
 
 from bridge import core
 from bridge.config.policy_file import load_policy
-from bridge.core.case import Case, CaseStatus, Queue
+from bridge.core.case import Case, CaseStatus, CloseReason, Queue
 from bridge.core.deliveries import ChannelPost, LinePush, LineReply, PostRole, RootUpdate, ThreadPost
 from bridge.core.events import ChildMessage, TimerFired, TimerKind, timer_fired
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId
@@ -149,6 +149,7 @@ def test_a_new_case_with_room_gets_timers_instead(policy: Policy) -> None:
         core.ScheduleTimer(TimerKind.SOFT_WARNING, TUESDAY_AFTERNOON + 3000, case=CaseNumber(4)),
         core.ScheduleTimer(TimerKind.SOFT_LIMIT, TUESDAY_AFTERNOON + 3600, case=CaseNumber(4)),
         core.ScheduleTimer(TimerKind.OVERTIME, TUESDAY_AFTERNOON + 5400, case=CaseNumber(4)),
+        core.ScheduleTimer(TimerKind.UNANSWERED_CLOSE, TUESDAY_AFTERNOON + 72 * 3600, case=CaseNumber(4)),
     )
     assert timer_fired(f"busy|4:{int(busy_at)}") == TimerFired(TimerKind.BUSY, case=CaseNumber(4), instant=int(busy_at))
 
@@ -537,3 +538,22 @@ def test_the_earlier_cases_follow_the_state_after_two_spaces(policy: Policy) -> 
     case = a_case(number=9, opened_at=TUESDAY_AFTERNOON, earlier=(3, 7))
     expected = slack(core.state_text(case, policy)) + "  " + policy.render("earlier_cases", cases="#3, #7")
     assert slack(core.root_text(case, policy)).endswith(expected)
+
+
+def test_a_case_nobody_answered_for_the_hours_is_closed_with_a_note(policy: Policy) -> None:
+    case = a_case(opened_at=TUESDAY_AFTERNOON)
+    later = TUESDAY_AFTERNOON + 72 * 3600
+    decision = core.on_unanswered_close_timer(case, policy, now=later)
+    note, root = decision.deliveries
+    assert isinstance(note, ThreadPost) and note.role == "note" and "72 時間" in slack(note.text)
+    assert isinstance(root, RootUpdate) and "応答のないまま" in slack(root.text)
+    assert core.CloseCase(CaseNumber(4), CloseReason.UNANSWERED) in decision.effects
+    assert not any(isinstance(d, LinePush | LineReply) for d in decision.deliveries)  # the child is not written to
+    answered = dataclasses.replace(case, counsellor=SlackUserId("UC"), counsellor_since=TUESDAY_AFTERNOON + 60)
+    held = dataclasses.replace(case, hold=True)
+    closed = dataclasses.replace(case, status=CaseStatus.CLOSED)
+    for untouched in (answered, held, closed, None):
+        assert core.on_unanswered_close_timer(untouched, policy, now=later) == core.NOTHING
+    off = dataclasses.replace(policy, unanswered_close_hours=0)
+    timers = core.on_child_message(message(), case, off, now=TUESDAY_AFTERNOON, created=True, queue=Queue(1, 1)).effects
+    assert not any(isinstance(e, core.ScheduleTimer) and e.kind == TimerKind.UNANSWERED_CLOSE for e in timers)

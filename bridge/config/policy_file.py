@@ -98,6 +98,9 @@ class FloodsSection(_Strict):
 class RetentionSection(_Strict):
     # A closed case keeps the child's LINE user ID this many days, then only its pseudonym remains.
     closed_case_days: int = Field(default=30, ge=0, le=3650)
+    # A case nobody answered for this many hours of the service's time (counted from when the
+    # service could first answer it) is closed with a note in its thread. 0 turns it off.
+    unanswered_close_hours: int = Field(default=72, ge=0, le=24 * 365)
 
 
 class AuditSection(_Strict):
@@ -216,6 +219,7 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         flood_cooldown_seconds=parsed.floods.cooldown_seconds,
         audit_retention_days=parsed.audit.retention_days,
         closed_case_days=parsed.retention.closed_case_days,
+        unanswered_close_hours=parsed.retention.unanswered_close_hours,
     )
 
 

@@ -232,6 +232,9 @@ from bridge.core.timers.guideline import (
     on_guideline_timer as on_guideline_timer,
 )
 from bridge.core.timers.guideline import (
+    on_unanswered_close_timer as on_unanswered_close_timer,
+)
+from bridge.core.timers.guideline import (
     on_unanswered_timer as on_unanswered_timer,
 )
 from bridge.core.timers.opening import (

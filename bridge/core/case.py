@@ -18,6 +18,7 @@ class CloseReason(StrEnum):
     IDLE = "idle"
     COUNSELLOR = "counsellor"
     BLOCKED = "blocked"
+    UNANSWERED = "unanswered"  # nobody answered within the retention policy's hours
 
 
 class CaseAction(StrEnum):

@@ -126,6 +126,7 @@ class TimerKind(StrEnum):
     IDLE_WARNING = "idle-warning"  # silence after a counsellor's message: the check-in
     IDLE_CLOSE = "idle-close"  # silence after a counsellor's message: the close
     FLOOD_RELEASE = "flood-release"  # the end of a flood's cool-down
+    UNANSWERED_CLOSE = "unanswered-close"  # a case nobody answered for the retention policy's hours
 
 
 class TimerArgs(Enum):
@@ -143,7 +144,13 @@ def timer_args(kind: TimerKind) -> TimerArgs:
     IDLE_WARNING and IDLE_CLOSE the counsellor's message they follow (ms), FLOOD_RELEASE the end
     of the cool-down (s)."""
     match kind:
-        case TimerKind.UNANSWERED | TimerKind.SOFT_WARNING | TimerKind.SOFT_LIMIT | TimerKind.OVERTIME:
+        case (
+            TimerKind.UNANSWERED
+            | TimerKind.SOFT_WARNING
+            | TimerKind.SOFT_LIMIT
+            | TimerKind.OVERTIME
+            | TimerKind.UNANSWERED_CLOSE
+        ):
             return TimerArgs.CASE
         case TimerKind.OPENING | TimerKind.CLOSING:
             return TimerArgs.INSTANT

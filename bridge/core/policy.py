@@ -47,6 +47,7 @@ class Policy:
     flood_cooldown_seconds: int = 300
     audit_retention_days: int = 365
     closed_case_days: int = 30
+    unanswered_close_hours: int = 72  # 0: a case nobody answered stays open
 
     def hours_summary(self) -> str:
         """The weekly hours in the policy's words, for the welcome text."""

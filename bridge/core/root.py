@@ -34,6 +34,7 @@ def state_text(case: Case, policy: Policy) -> Text:
             CloseReason.IDLE: "closed_how_idle",
             CloseReason.COUNSELLOR: "closed_how_counsellor",
             CloseReason.BLOCKED: "closed_how_blocked",
+            CloseReason.UNANSWERED: "closed_how_unanswered",
         }
         how: Text = ()
         if case.closed_reason in how_text:

@@ -74,6 +74,14 @@ _TABLE: dict[str, TextSpec] = {
     "close_done": TextSpec({"case": 12}),
     "closed_how_counsellor": TextSpec({"user": _USER}),
     "closed_how_blocked": TextSpec({}),
+    "closed_how_unanswered": TextSpec({}, default="応答のないまま期限が過ぎたため終了"),
+    "unanswered_closed_note": TextSpec(
+        {"hours": 72},
+        default=(
+            ":hourglass: {hours} 時間、誰も応答しなかったため、この相談を終了しました。"
+            "相談者が次にメッセージを送ると、新しい相談になります。"
+        ),
+    ),
     "usage_close": TextSpec({}),
     "usage_block": TextSpec({}),
     "usage_unblock": TextSpec({}),

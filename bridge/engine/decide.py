@@ -174,6 +174,9 @@ class Decider:
             case TimerKind.IDLE_WARNING | TimerKind.IDLE_CLOSE:
                 case = loaded.case(await store.case_record(timer.case_number()))
                 return core.on_silence_timer(timer.kind, timer.instant_value(), case, policy, now=now)
+            case TimerKind.UNANSWERED_CLOSE:
+                case = loaded.case(await store.case_record(timer.case_number()))
+                return core.on_unanswered_close_timer(case, policy, now=now)
             case TimerKind.FLOOD_RELEASE:
                 number = timer.case_number()
                 case = loaded.case(await store.case_record(number))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bridge.core.alerts import thread_link
 from bridge.core.case import (
     Case,
+    CaseStatus,
+    CloseReason,
 )
 from bridge.core.clock import local
 from bridge.core.deliveries import (
@@ -14,7 +18,10 @@ from bridge.core.deliveries import (
     ThreadPost,
 )
 from bridge.core.effects import (
+    AUTO,
     NOTHING,
+    Audit,
+    CloseCase,
     Decision,
     Effect,
     ScheduleTimer,
@@ -22,6 +29,7 @@ from bridge.core.effects import (
 from bridge.core.events import TimerKind
 from bridge.core.parts import GroupMention, OnDuty
 from bridge.core.policy import Policy
+from bridge.core.root import root_update
 
 
 def consultation_timers(case: Case, policy: Policy, start: float) -> list[Effect]:
@@ -31,6 +39,7 @@ def consultation_timers(case: Case, policy: Policy, start: float) -> list[Effect
         (TimerKind.SOFT_WARNING, policy.soft_limit_warning_seconds),
         (TimerKind.SOFT_LIMIT, policy.soft_limit_seconds),
         (TimerKind.OVERTIME, policy.overtime_alert_seconds),
+        (TimerKind.UNANSWERED_CLOSE, policy.unanswered_close_hours * 3600),
     ]
     return [ScheduleTimer(kind, start + seconds, case=case.number) for kind, seconds in deadlines if seconds > 0]
 
@@ -51,6 +60,22 @@ def on_unanswered_timer(case: Case | None, policy: Policy, *, now: float) -> Dec
         link=thread_link(case),
     )
     return Decision(deliveries=(ChannelPost(text=text),))
+
+
+def on_unanswered_close_timer(case: Case | None, policy: Policy, *, now: float) -> Decision:
+    """Nobody answered a case for the policy's hours: it is closed, and its thread says so. The
+    child is not written to (their next message opens a new case)."""
+    if case is None or not case.is_open or case.counsellor is not None or case.hold:
+        return NOTHING
+    closed = replace(case, status=CaseStatus.CLOSED, closed_at=now, closed_reason=CloseReason.UNANSWERED)
+    note = policy.render_parts("unanswered_closed_note", hours=policy.unanswered_close_hours)
+    return Decision(
+        deliveries=(ThreadPost(case=case.number, text=note, role=PostRole.NOTE), root_update(closed, policy)),
+        effects=(
+            CloseCase(case.number, CloseReason.UNANSWERED),
+            Audit(case.number, AUTO, "close", f"nobody answered for {policy.unanswered_close_hours} hours"),
+        ),
+    )
 
 
 def on_guideline_timer(kind: TimerKind, case: Case | None, policy: Policy, *, now: float) -> Decision:
