@@ -286,7 +286,12 @@ def describe_policy(policy: Policy, *, show: Callable[[Text], str]) -> str:
         f"risk words:   {_describe_safety(policy)}",
         f"floods:       {_describe_floods(policy)}",
         f"audit:        records kept {policy.audit_retention_days} days",
-        f"retention:    a closed case's LINE user ID is erased after {policy.closed_case_days} days",
+        f"retention:    a closed case's LINE user ID is erased after {policy.closed_case_days} days; "
+        + (
+            f"a case nobody answered is closed after {policy.unanswered_close_hours} hours"
+            if policy.unanswered_close_hours
+            else "a case nobody answered stays open"
+        ),
         "",
         "texts (rendered with this file's service, hotline and hours, and sample values for the rest):",
     ]
