@@ -44,7 +44,7 @@ async def run_worker() -> None:
     settings = load_settings()
     policy = load_policy(settings.BRIDGE_CONFIG)
     # Reads wait at most 1 s (XREADGROUP BLOCK, pub/sub polls); 10 s means Redis is gone.
-    redis = Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, socket_timeout=10)
+    redis = Redis.from_url(settings.REDIS_URL.get_secret_value(), socket_connect_timeout=5, socket_timeout=10)
     worker = Worker.build(settings, policy, redis)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

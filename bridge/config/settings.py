@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values an operator might leave in by copying an example file. Refusing them at start-up
@@ -15,14 +15,22 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 
+# The credentials: SecretStr, so that a repr of the settings (a traceback, a debugger, a log line
+# that prints them) shows ********** instead. Each use unwraps its own with .get_secret_value().
 SECRET_NAMES = (
     "LINE_CHANNEL_SECRET",
     "LINE_CHANNEL_ACCESS_TOKEN",
     "SLACK_BOT_TOKEN",
     "SLACK_SIGNING_SECRET",
-    "SLACK_CHANNEL_ID",
-    "SLACK_SUPERVISOR_CHANNEL_ID",
 )
+# Not secret, but as easy to leave at an example's placeholder.
+REQUIRED_NAMES = ("SLACK_CHANNEL_ID", "SLACK_SUPERVISOR_CHANNEL_ID")
+
+
+def _not_placeholder(value: str) -> str:
+    if _PLACEHOLDER.match(value.strip()):
+        raise ValueError("is missing or still a placeholder")
+    return value.strip()
 
 
 class SettingsError(ValueError):
@@ -34,13 +42,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, frozen=True)
 
-    LINE_CHANNEL_SECRET: str
-    LINE_CHANNEL_ACCESS_TOKEN: str
-    SLACK_BOT_TOKEN: str
-    SLACK_SIGNING_SECRET: str
+    LINE_CHANNEL_SECRET: SecretStr
+    LINE_CHANNEL_ACCESS_TOKEN: SecretStr
+    SLACK_BOT_TOKEN: SecretStr
+    SLACK_SIGNING_SECRET: SecretStr
     SLACK_CHANNEL_ID: str
     SLACK_SUPERVISOR_CHANNEL_ID: str
-    REDIS_URL: str = "redis://localhost:6379/0"
+    # Secret too: a managed Redis's URL carries its password (redis://:PASSWORD@host:port/0).
+    REDIS_URL: SecretStr = SecretStr("redis://localhost:6379/0")
     BRIDGE_CONFIG: Path = Path("config/bridge.toml")
     LINE_API_BASE_URL: str = "https://api.line.me"
     LINE_DATA_API_BASE_URL: str = "https://api-data.line.me"
@@ -62,10 +71,13 @@ class Settings(BaseSettings):
 
     @field_validator(*SECRET_NAMES)
     @classmethod
-    def _not_placeholder(cls, value: str) -> str:
-        if _PLACEHOLDER.match(value.strip()):
-            raise ValueError("is missing or still a placeholder")
-        return value.strip()
+    def _secret_not_placeholder(cls, value: SecretStr) -> SecretStr:
+        return SecretStr(_not_placeholder(value.get_secret_value()))
+
+    @field_validator(*REQUIRED_NAMES)
+    @classmethod
+    def _required_not_placeholder(cls, value: str) -> str:
+        return _not_placeholder(value)
 
     @field_validator("SLACK_API_BASE_URL")
     @classmethod
