@@ -64,7 +64,7 @@ def _redis_for_web(settings: Settings) -> Redis:
     """A client whose pool makes a burst of requests wait for a connection (up to 5 s) rather
     than fail: redis-py's default pool refuses the 101st request in flight."""
     pool = BlockingConnectionPool.from_url(
-        settings.REDIS_URL,
+        settings.REDIS_URL.get_secret_value(),
         max_connections=settings.BRIDGE_WEB_REDIS_CONNECTIONS,
         timeout=5,
         socket_timeout=5,
@@ -85,10 +85,13 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
         store = Store(redis)
         # Used only for views.open, whose trigger lapses after three seconds: a short timeout.
         web = AsyncWebClient(
-            token=settings.SLACK_BOT_TOKEN, base_url=settings.SLACK_API_BASE_URL, retry_handlers=[], timeout=2
+            token=settings.SLACK_BOT_TOKEN.get_secret_value(),
+            base_url=settings.SLACK_API_BASE_URL,
+            retry_handlers=[],
+            timeout=2,
         )
         bolt = build_bolt_app(
-            signing_secret=settings.SLACK_SIGNING_SECRET,
+            signing_secret=settings.SLACK_SIGNING_SECRET.get_secret_value(),
             client=web,
             store=store,
             policy=policy,
@@ -127,7 +130,9 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
         except BodyTooLarge:
             log.warning("line webhook rejected: body over %d bytes", limit)
             return _error(413, "body too large")
-        if not line.signature_is_valid(settings.LINE_CHANNEL_SECRET, body, request.headers.get("x-line-signature")):
+        if not line.signature_is_valid(
+            settings.LINE_CHANNEL_SECRET.get_secret_value(), body, request.headers.get("x-line-signature")
+        ):
             log.warning("line webhook rejected: bad signature")
             return _error(401, "invalid signature")
         try:
@@ -153,7 +158,7 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
             log.warning("slack request rejected: body over %d bytes", limit)
             return _error(413, "body too large")
         if not verify.signature_is_valid(
-            settings.SLACK_SIGNING_SECRET,
+            settings.SLACK_SIGNING_SECRET.get_secret_value(),
             body,
             request.headers.get("x-slack-request-timestamp"),
             request.headers.get("x-slack-signature"),

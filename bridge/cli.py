@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+import unicodedata
 from datetime import datetime, tzinfo
 from pathlib import Path
 
@@ -44,7 +45,7 @@ async def run_worker() -> None:
     settings = load_settings()
     policy = load_policy(settings.BRIDGE_CONFIG)
     # Reads wait at most 1 s (XREADGROUP BLOCK, pub/sub polls); 10 s means Redis is gone.
-    redis = Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, socket_timeout=10)
+    redis = Redis.from_url(settings.REDIS_URL.get_secret_value(), socket_connect_timeout=5, socket_timeout=10)
     worker = Worker.build(settings, policy, redis)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -113,13 +114,39 @@ async def read_audit(
         await redis.aclose()
 
 
+# What a terminal acts on or hides instead of showing: controls (C0, DEL and C1: ESC starts a
+# sequence that can clear or rewrite the screen, CR returns over the line), format characters
+# (bidi overrides and isolates such as U+202E, zero-width spaces and joiners, the BOM, the soft
+# hyphen), the line and paragraph separators, and lone surrogates.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\\": "\\\\"}
+
+
+def visible(text: str) -> str:
+    """text with every character a terminal would act on or hide written as an escape (\\x1b,
+    \\r, \\u202e). A backslash is doubled, so a typed "\\x1b" cannot pass for an escaped one."""
+    shown = []
+    for char in text:
+        if char in _SHORT_ESCAPES:
+            shown.append(_SHORT_ESCAPES[char])
+        elif unicodedata.category(char) in _HIDDEN_CATEGORIES:
+            code = ord(char)
+            shown.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            shown.append(char)
+    return "".join(shown)
+
+
 def format_audit(record: dict[str, str], zone: tzinfo) -> str:
-    """One audit record as a line: local time, case, action, who, how, reason."""
+    """One audit record as a line: local time, case, action, who, how, reason. Every field is
+    passed through visible(): a reason typed in Slack must not move the operator's cursor,
+    clear the screen or reorder what the line shows."""
     at = datetime.fromtimestamp(float(record.get("at", "0")), zone).strftime("%Y-%m-%d %H:%M:%S")
-    case = f"#{record['case']}" if record.get("case") else "-"
-    via = f" ({record['via']})" if record.get("via") else ""
-    reason = record.get("reason", "").replace("\n", " ")
-    return f"{at}  {case:>6}  {record.get('action', '?'):<18} {record.get('actor', '?')}{via}" + (
+    field = {name: visible(value) for name, value in record.items()}
+    case = f"#{field['case']}" if field.get("case") else "-"
+    via = f" ({field['via']})" if field.get("via") else ""
+    reason = field.get("reason", "")
+    return f"{at}  {case:>6}  {field.get('action', '?'):<18} {field.get('actor', '?')}{via}" + (
         f"  {reason}" if reason else ""
     )
 

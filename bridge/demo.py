@@ -89,7 +89,13 @@ async def run_demo() -> int:
         await _until(lambda: web.started)
         port = web.servers[0].sockets[0].getsockname()[1]
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            await _play(client, settings.LINE_CHANNEL_SECRET, settings.SLACK_SIGNING_SECRET, fake_line, fake_slack)
+            await _play(
+                client,
+                settings.LINE_CHANNEL_SECRET.get_secret_value(),
+                settings.SLACK_SIGNING_SECRET.get_secret_value(),
+                fake_line,
+                fake_slack,
+            )
         print("\nThe LINE user ID never reached Slack:", CHILD not in _all_bodies(fake_slack))
         return 0
     except TimeoutError as exc:

@@ -35,7 +35,7 @@ def test_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in GOOD.items():
         monkeypatch.setenv(name, value)
     settings = load_settings()
-    assert settings.REDIS_URL == "redis://localhost:6379/0"
+    assert settings.REDIS_URL.get_secret_value() == "redis://localhost:6379/0"
     assert settings.LINE_API_BASE_URL == "https://api.line.me"
     assert settings.LINE_DATA_API_BASE_URL == "https://api-data.line.me"
     assert settings.SLACK_API_BASE_URL == "https://slack.com/api/"

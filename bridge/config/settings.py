@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values an operator might leave in by copying an example file. Refusing them at start-up
@@ -15,14 +16,44 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 
+# The credentials: SecretStr, so that a repr of the settings (a traceback, a debugger, a log line
+# that prints them) shows ********** instead. Each use unwraps its own with .get_secret_value().
 SECRET_NAMES = (
     "LINE_CHANNEL_SECRET",
     "LINE_CHANNEL_ACCESS_TOKEN",
     "SLACK_BOT_TOKEN",
     "SLACK_SIGNING_SECRET",
-    "SLACK_CHANNEL_ID",
-    "SLACK_SUPERVISOR_CHANNEL_ID",
 )
+# Not secret, but as easy to leave at an example's placeholder.
+REQUIRED_NAMES = ("SLACK_CHANNEL_ID", "SLACK_SUPERVISOR_CHANNEL_ID")
+
+# Every call to these carries a bearer token, so they must be https. Plain http is allowed only to
+# this machine, where the tests and the demo run their fake LINE and Slack servers.
+BASE_URL_NAMES = ("LINE_API_BASE_URL", "LINE_DATA_API_BASE_URL", "SLACK_API_BASE_URL")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _not_placeholder(value: str) -> str:
+    if _PLACEHOLDER.match(value.strip()):
+        raise ValueError("is missing or still a placeholder")
+    return value.strip()
+
+
+def _checked_base_url(value: str) -> str:
+    """value if it is an https URL (or http to a loopback host); the error never repeats it."""
+    value = value.strip()
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # a port that is not a number (or out of range) raises here
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("is not an https URL with a host (e.g. https://api.line.me)")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry a user name or password")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ValueError("must be https (plain http is allowed only to 127.0.0.1, localhost or ::1)")
+    return value
 
 
 class SettingsError(ValueError):
@@ -34,13 +65,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, frozen=True)
 
-    LINE_CHANNEL_SECRET: str
-    LINE_CHANNEL_ACCESS_TOKEN: str
-    SLACK_BOT_TOKEN: str
-    SLACK_SIGNING_SECRET: str
+    LINE_CHANNEL_SECRET: SecretStr
+    LINE_CHANNEL_ACCESS_TOKEN: SecretStr
+    SLACK_BOT_TOKEN: SecretStr
+    SLACK_SIGNING_SECRET: SecretStr
     SLACK_CHANNEL_ID: str
     SLACK_SUPERVISOR_CHANNEL_ID: str
-    REDIS_URL: str = "redis://localhost:6379/0"
+    # Secret too: a managed Redis's URL carries its password (redis://:PASSWORD@host:port/0).
+    REDIS_URL: SecretStr = SecretStr("redis://localhost:6379/0")
     BRIDGE_CONFIG: Path = Path("config/bridge.toml")
     LINE_API_BASE_URL: str = "https://api.line.me"
     LINE_DATA_API_BASE_URL: str = "https://api-data.line.me"
@@ -62,20 +94,21 @@ class Settings(BaseSettings):
 
     @field_validator(*SECRET_NAMES)
     @classmethod
-    def _not_placeholder(cls, value: str) -> str:
-        if _PLACEHOLDER.match(value.strip()):
-            raise ValueError("is missing or still a placeholder")
-        return value.strip()
+    def _secret_not_placeholder(cls, value: SecretStr) -> SecretStr:
+        return SecretStr(_not_placeholder(value.get_secret_value()))
 
-    @field_validator("SLACK_API_BASE_URL")
+    @field_validator(*REQUIRED_NAMES)
     @classmethod
-    def _trailing_slash(cls, value: str) -> str:
-        # slack_sdk joins base_url and method name by plain concatenation.
-        return value if value.endswith("/") else value + "/"
+    def _required_not_placeholder(cls, value: str) -> str:
+        return _not_placeholder(value)
 
-    @field_validator("LINE_API_BASE_URL", "LINE_DATA_API_BASE_URL")
+    @field_validator(*BASE_URL_NAMES)
     @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
+    def _base_url(cls, value: str, info: ValidationInfo) -> str:
+        value = _checked_base_url(value)
+        if info.field_name == "SLACK_API_BASE_URL":
+            # slack_sdk joins base_url and method name by plain concatenation.
+            return value if value.endswith("/") else value + "/"
         return value.rstrip("/")
 
 

@@ -97,13 +97,13 @@ class Worker:
             redis=redis,
             store=Store(redis),
             line=LineClient(
-                access_token=settings.LINE_CHANNEL_ACCESS_TOKEN,
+                access_token=settings.LINE_CHANNEL_ACCESS_TOKEN.get_secret_value(),
                 api_base_url=settings.LINE_API_BASE_URL,
                 data_api_base_url=settings.LINE_DATA_API_BASE_URL,
                 timeout_s=settings.BRIDGE_HTTP_TIMEOUT_SECONDS,
             ),
             slack=SlackClient(
-                token=settings.SLACK_BOT_TOKEN,
+                token=settings.SLACK_BOT_TOKEN.get_secret_value(),
                 base_url=settings.SLACK_API_BASE_URL,
                 channel=settings.SLACK_CHANNEL_ID,
                 timeout_s=settings.BRIDGE_HTTP_TIMEOUT_SECONDS,

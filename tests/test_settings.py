@@ -1,0 +1,175 @@
+"""Settings from the environment: secrets that never show, refused at start with the variable named."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from bridge.config.settings import BASE_URL_NAMES, REQUIRED_NAMES, SECRET_NAMES, SettingsError, load_settings
+
+GOOD = {
+    "LINE_CHANNEL_SECRET": "0123456789abcdef-line-secret",
+    "LINE_CHANNEL_ACCESS_TOKEN": "line-access-token-value",
+    "SLACK_BOT_TOKEN": "xoxb-1-2-3-bot-token",
+    "SLACK_SIGNING_SECRET": "abcdef0123456789-signing",
+    "SLACK_CHANNEL_ID": "C0CASES",
+    "SLACK_SUPERVISOR_CHANNEL_ID": "C0SUPER",
+    "REDIS_URL": "redis://:redis-password-value@redis.internal:6379/0",
+}
+SECRETS = {name: GOOD[name] for name in (*SECRET_NAMES, "REDIS_URL")}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [*GOOD, "LINE_API_BASE_URL", "LINE_DATA_API_BASE_URL", "SLACK_API_BASE_URL"]:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_secret_names_are_the_credentials() -> None:
+    assert set(SECRET_NAMES) == {
+        "LINE_CHANNEL_SECRET",
+        "LINE_CHANNEL_ACCESS_TOKEN",
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+    }
+
+
+def test_every_secret_is_a_secret_str_and_its_value_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in GOOD.items():
+        # Read from the environment; spaces around a credential (a copy and paste) are dropped.
+        monkeypatch.setenv(name, f"  {value} " if name in SECRET_NAMES else value)
+    settings = load_settings()
+    for name, value in SECRETS.items():
+        secret = getattr(settings, name)
+        assert isinstance(secret, SecretStr), name
+        assert secret.get_secret_value() == value, name
+    assert settings.SLACK_CHANNEL_ID == "C0CASES"  # not a secret: a plain string
+
+
+def test_no_secret_shows_in_repr_str_or_a_dump() -> None:
+    settings = load_settings(**GOOD)
+    shown = [
+        repr(settings),
+        str(settings),
+        f"{settings}",
+        settings.model_dump_json(),
+        str(settings.model_dump()),
+        *(repr(getattr(settings, name)) for name in SECRETS),
+        *(str(getattr(settings, name)) for name in SECRETS),
+    ]
+    for text in shown:
+        for name, value in SECRETS.items():
+            assert value not in text, f"{name} shown in {text[:60]!r}"
+    assert "**********" in repr(settings)
+    # The part of a secret that gives it away most often, the Redis password, is not shown either.
+    assert "redis-password-value" not in repr(settings)
+
+
+@pytest.mark.parametrize("name", [*SECRET_NAMES, *REQUIRED_NAMES])
+@pytest.mark.parametrize("placeholder", ["", "  ", "changeme", "xxxx", "your-token", "<secret>", "TODO"])
+def test_a_placeholder_is_refused_by_name(name: str, placeholder: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(**{**GOOD, name: placeholder})
+    assert f"{name} is missing or still a placeholder" in str(error.value)
+    for value in SECRETS.values():
+        assert value not in str(error.value)
+
+
+def test_a_secret_passed_as_secret_str_is_checked_too() -> None:
+    with pytest.raises(SettingsError, match="SLACK_BOT_TOKEN is missing or still a placeholder"):
+        load_settings(**{**GOOD, "SLACK_BOT_TOKEN": SecretStr("changeme")})
+    settings = load_settings(**{**GOOD, "SLACK_BOT_TOKEN": SecretStr(" xoxb-9 ")})
+    assert settings.SLACK_BOT_TOKEN.get_secret_value() == "xoxb-9"
+
+
+# --- API base URLs ---------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", BASE_URL_NAMES)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.line.me",
+        "https://api-data.line.me/",
+        "HTTPS://slack.com/api/",
+        "https://gateway.example.org:8443/slack/api",
+        "http://127.0.0.1:54321",
+        "http://localhost:8080/",
+        "http://LOCALHOST",
+        "http://[::1]:9000",
+    ],
+)
+def test_https_and_loopback_http_base_urls_are_accepted(name: str, url: str) -> None:
+    value = getattr(load_settings(**{**GOOD, name: url}), name)
+    assert value.rstrip("/") == url.rstrip("/")
+
+
+@pytest.mark.parametrize("name", BASE_URL_NAMES)
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://api.line.me", "must be https"),
+        ("http://slack.com/api/", "must be https"),
+        ("http://10.0.0.5:8080", "must be https"),
+        ("http://127.0.0.1.nip.example:8080", "must be https"),  # loopback only by name, not by prefix
+        ("http://localhost.evil.example", "must be https"),
+        ("http://localhost@evil.example", "must not carry a user name or password"),
+        ("https://user:hunter2-password@api.line.me", "must not carry a user name or password"),
+        ("ftp://api.line.me", "is not an https URL with a host"),
+        ("file:///etc/passwd", "is not an https URL with a host"),
+        ("api.line.me", "is not an https URL with a host"),
+        ("https://", "is not an https URL with a host"),
+        ("", "is not an https URL with a host"),
+        ("https://api.line.me:port", "is not a valid URL"),
+        ("https://[::1", "is not a valid URL"),
+    ],
+)
+def test_a_base_url_that_is_not_https_is_refused_by_name(name: str, url: str, reason: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(**{**GOOD, name: url})
+    message = str(error.value)
+    assert f"{name} {reason}" in message
+    assert "hunter2-password" not in message  # the URL is not repeated
+    for value in SECRETS.values():
+        assert value not in message
+
+
+def test_the_default_base_urls_are_the_platforms_own() -> None:
+    settings = load_settings(**GOOD)
+    assert settings.LINE_API_BASE_URL == "https://api.line.me"
+    assert settings.LINE_DATA_API_BASE_URL == "https://api-data.line.me"
+    assert settings.SLACK_API_BASE_URL == "https://slack.com/api/"
+
+
+def _start(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # -m from the checkout, so the process runs this tree's bridge whatever the venv has installed.
+    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("process", ["worker", "web"])
+def test_a_process_with_a_plain_http_api_url_does_not_start(process: str) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        **{k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "SYSTEMROOT")},
+        **GOOD,
+        "REDIS_URL": "redis://127.0.0.1:1/0",  # never reached: start-up stops first
+        "SLACK_API_BASE_URL": "http://slack.example.org/api/",
+    }
+    if process == "worker":
+        result = _start([sys.executable, "-m", "bridge.cli", "worker"], env)
+        assert result.returncode == 2
+    else:
+        command = [sys.executable, "-m", "uvicorn", "--factory", "bridge.app:create_app_from_env", "--port", "0"]
+        result = _start(command, env)
+        assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "SLACK_API_BASE_URL must be https" in output
+    for value in SECRETS.values():
+        assert value not in output
