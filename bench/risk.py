@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--policy", type=Path, default=ROOT / "config" / "bridge.toml")
     parser.add_argument("--corpus", type=Path, default=ROOT / "tests" / "risk_corpus.tsv")
+    parser.add_argument("--heldout", type=Path, default=ROOT / "tests" / "risk_heldout.tsv")
     parser.add_argument("--show", action="store_true", help="list every miss and false alarm")
     args = parser.parse_args(argv)
     safety = load_policy(args.policy).safety
@@ -99,6 +100,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'all':<18} {calm_n:>6} {calm_hit / max(1, calm_n):>8.1%}\n")
     recall = risk_hit / max(1, risk_n)
     false_alarms = calm_hit / max(1, calm_n)
+
+    # The held-out set: written after the expressions were tuned on the corpus, never tuned on.
+    # How far the corpus figures carry over to wording the tuning never saw; no target.
+    if args.heldout.exists():
+        held = read_corpus(args.heldout)
+        held_risk = [text for label, _, text in held if label == "risk"]
+        held_calm = [text for label, _, text in held if label == "calm"]
+        caught = sum(1 for text in held_risk if risks_in(text, safety))
+        alarms = sum(1 for text in held_calm if risks_in(text, safety))
+        print(
+            f"held out ({args.heldout.name}, never tuned on): detected {caught}/{len(held_risk)} "
+            f"({caught / max(1, len(held_risk)):.1%}), false alarms {alarms}/{len(held_calm)} "
+            f"({alarms / max(1, len(held_calm)):.1%})\n"
+        )
+        for label, category, text in held:
+            if bool(risks_in(text, safety)) != (label == "risk"):
+                wrong.append((f"held-out {label}", category, "-", normalise(text)))
 
     # Long messages: the shipped expressions, and one that takes a backtracking engine seconds.
     long_texts = ["し" * 5000, "死に" * 2500, ("あいうえお" * 999) + "しにたい", "a" * 5000]
