@@ -148,7 +148,10 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
             log.info("web stopped")
 
     policy = load_policy(settings.BRIDGE_CONFIG)  # a bad policy file stops start-up here
-    app = FastAPI(title="LINE–Slack consultation bridge", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # No schema and no docs pages: the endpoints are for LINE and Slack, who need no map of them.
+    app = FastAPI(
+        title="LINE–Slack consultation bridge", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -172,6 +172,13 @@ def test_health_probes(bridge: Bridge) -> None:
     assert httpx.get(bridge.url + "/readyz", timeout=client_timeout()).status_code == 200
 
 
+def test_no_schema_or_docs_pages_are_served(bridge: Bridge) -> None:
+    for path in ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"):
+        response = httpx.get(bridge.url + path, timeout=client_timeout())
+        assert response.status_code == 404, path
+        assert "openapi" not in response.text.lower() and "/line/webhook" not in response.text, path
+
+
 def test_readyz_is_503_without_redis(bridge_factory: Any) -> None:
     from bridge.fakes.harness import free_port
 
