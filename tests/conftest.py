@@ -133,8 +133,10 @@ class Sensitive:
     def note_line_body(self, body: bytes) -> None:
         try:
             document = json.loads(body)
-        except ValueError:
-            return  # not JSON: the web process refuses it without reading any content
+        except (ValueError, RecursionError):
+            # Not JSON (or, nested too deeply, not for Python's parser): the web process refuses
+            # it without reading any content.
+            return
         events = document.get("events") if isinstance(document, dict) else None
         for event in events if isinstance(events, list) else []:
             if isinstance(event, dict):

@@ -12,10 +12,15 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from bridge.adapters import json_body
 from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored, InboundEvent, Media
 from bridge.core.ids import LineUserId
 
 log = logging.getLogger("bridge.line")
+
+# Events in one webhook body. LINE's deliveries carry one or a few; a body with more is refused
+# whole (400), so no part of it is kept.
+MAX_EVENTS = 100
 
 
 class WebhookBodyError(ValueError):
@@ -39,14 +44,18 @@ def split_webhook_body(body: bytes) -> list[tuple[str, str]]:
     """Parse a callback body into (dedup id, event JSON) pairs, one per event.
 
     The dedup id is the event's webhookEventId (stable across LINE's redeliveries); an
-    event without one falls back to a hash of its content. Raises WebhookBodyError.
+    event without one falls back to a hash of its content. Raises WebhookBodyError for a body
+    that is not a callback request or exceeds a limit (json_body's, MAX_EVENTS): then no event
+    of it is kept. A lone surrogate in the body is kept as U+FFFD.
     """
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise WebhookBodyError("body is not valid JSON") from None
+        document = json_body.loads(body)
+    except json_body.JsonBodyError as exc:
+        raise WebhookBodyError(str(exc)) from None
     if not isinstance(document, dict) or not isinstance(document.get("events"), list):
         raise WebhookBodyError("body must be an object with an 'events' list")
+    if len(document["events"]) > MAX_EVENTS:
+        raise WebhookBodyError(f"body has more than {MAX_EVENTS} events")
     events = []
     for event in document["events"]:
         if not isinstance(event, dict):

@@ -1,0 +1,83 @@
+"""Signed bodies that are hostile JSON, over real HTTP to the web process: each is refused whole
+with 400 (never a 500, never part of it kept), except lone surrogates, which are kept as U+FFFD."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bridge.adapters.json_body import MAX_DEPTH, MAX_NUMBER_DIGITS
+from bridge.adapters.line.webhook import MAX_EVENTS
+from bridge.adapters.redis.keys import Keys
+from tests.conftest import Bridge, line_text_event
+from tests.test_webhooks_e2e import redis_snapshot
+
+pytestmark = pytest.mark.redis
+
+CHILD = "U" + "7" * 32
+
+
+@pytest.fixture
+def web_only(bridge_factory: Any) -> Bridge:
+    """No worker: whatever the web process recorded stays in the stream, where the test looks."""
+    bridge: Bridge = bridge_factory(worker=0)
+    return bridge
+
+
+def line_body(*events: dict[str, Any]) -> bytes:
+    return json.dumps({"destination": "U" + "0" * 32, "events": list(events)}).encode()
+
+
+def with_raw(body: bytes, key: str, raw: bytes) -> bytes:
+    """body with "key": raw added to its last event: raw JSON that json.dumps would not write."""
+    end = body.rindex(b"}]")
+    return body[:end] + b', "' + key.encode() + b'": ' + raw + body[end:]
+
+
+def hostile_line_bodies() -> dict[str, bytes]:
+    """Each has a valid message first, so a body half taken would leave it in the stream."""
+    good = line_text_event(CHILD, "ふつうのメッセージ")
+    two = line_body(good, line_text_event(CHILD, "つぎのメッセージ"))
+    return {
+        "nested past the limit": with_raw(two, "x", b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1)),
+        "nested past Python's parser": with_raw(two, "x", b"[" * 100_000 + b"]" * 100_000),
+        "never closed": with_raw(two, "x", b"{" * 100_000),
+        "an integer of 5,000 digits": with_raw(two, "timestamp", b"7" * 5000),
+        "a number one digit too long": with_raw(two, "timestamp", b"7" * (MAX_NUMBER_DIGITS + 1)),
+        "NaN": with_raw(two, "timestamp", b"NaN"),
+        f"{MAX_EVENTS + 1} events": line_body(*(line_text_event(CHILD, f"たくさん{i}") for i in range(MAX_EVENTS + 1))),
+        "5,000 events": line_body(*({"type": "unknown", "webhookEventId": f"E{i}"} for i in range(5000))),
+    }
+
+
+def test_hostile_line_bodies_are_400_and_nothing_is_kept(web_only: Bridge) -> None:
+    before = redis_snapshot(web_only)
+    for why, body in hostile_line_bodies().items():
+        response = web_only.line_post(body)
+        assert response.status_code == 400, f"{why}: {response.status_code} {response.text}"
+        assert "error" in response.json(), why
+        assert redis_snapshot(web_only) == before, why
+    logs = web_only.logs()
+    assert logs.count("line webhook rejected") == len(hostile_line_bodies())
+    assert "Traceback" not in logs and "Exception" not in logs
+
+
+def test_a_line_body_at_the_limits_is_taken_whole(web_only: Bridge) -> None:
+    events = [line_text_event(CHILD, f"ぜんぶ{i}") for i in range(MAX_EVENTS)]
+    body = with_raw(line_body(*events), "x", b"[" * (MAX_DEPTH - 3) + b"9" * MAX_NUMBER_DIGITS + b"]" * (MAX_DEPTH - 3))
+    response = web_only.line_post(body)
+    assert response.status_code == 200, response.text
+    assert web_only.redis.xlen(Keys().inbound) == MAX_EVENTS
+
+
+def test_a_lone_surrogate_is_recorded_as_a_replacement_character(web_only: Bridge) -> None:
+    body = line_body(line_text_event(CHILD, "half \ud83d emoji"), line_text_event(CHILD, "key"))
+    body = with_raw(body, "\\udfff", b'"\\udc00"')
+    assert b"\\ud83d" in body and b"\\udfff" in body
+    assert web_only.line_post(body).status_code == 200
+    entries: Any = web_only.redis.xrange(Keys().inbound)  # redis-py types its replies loosely
+    recorded = [json.loads(fields[b"body"]) for _, fields in entries]
+    assert [event["message"]["text"] for event in recorded] == ["half \ufffd emoji", "key"]
+    assert recorded[1]["\ufffd"] == "\ufffd"
