@@ -203,21 +203,24 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
         ):
             log.warning("slack request rejected: bad or stale signature")
             return _error(401, "invalid signature")
-        if not verify.body_is_well_formed(body, request.headers.get("content-type")):
-            log.warning("slack request rejected: malformed body")
-            return _error(400, "malformed body")
+        try:
+            payload = verify.payload_of(body, request.headers.get("content-type"))
+        except verify.MalformedBody as exc:
+            log.warning("slack request rejected: %s", exc)
+            return _error(400, str(exc))
+        is_event = payload.get("type") == "event_callback"  # an Events API delivery
         try:
             response = await state.bolt.async_dispatch(to_async_bolt_request(request, body))
         except (RedisError, OSError):
             log.error("slack request not recorded: Redis unavailable")
             return _error(503, "redis unreachable")
         except Exception as exc:  # Bolt itself assumes fields a malformed payload may lack
-            if b'"event_callback"' in body:  # an Events API delivery: let Slack retry it
+            if is_event:  # let Slack retry it
                 log.error("slack event not recorded error=%s", type(exc).__name__)
                 return _error(503, "not recorded")
             log.warning("slack request rejected: unreadable payload error=%s", type(exc).__name__)
             return _error(400, "malformed body")
-        if response.status == 404 and b'"event_callback"' in body:
+        if response.status == 404 and is_event:
             # An Events API delivery no listener takes (one without an event type): Slack must
             # still hear 200, or it retries and in the end turns the app's subscriptions off.
             return JSONResponse({})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -30,9 +31,10 @@ def line_body(*events: dict[str, Any]) -> bytes:
     return json.dumps({"destination": "U" + "0" * 32, "events": list(events)}).encode()
 
 
-def with_raw(body: bytes, key: str, raw: bytes) -> bytes:
-    """body with "key": raw added to its last event: raw JSON that json.dumps would not write."""
-    end = body.rindex(b"}]")
+def with_raw(body: bytes, key: str, raw: bytes, *, before: bytes = b"}]") -> bytes:
+    """body with "key": raw added to the object that closes just before its last ``before`` (for
+    a LINE body its last event): raw JSON that json.dumps would not write."""
+    end = body.rindex(before)
     return body[:end] + b', "' + key.encode() + b'": ' + raw + body[end:]
 
 
@@ -81,3 +83,54 @@ def test_a_lone_surrogate_is_recorded_as_a_replacement_character(web_only: Bridg
     recorded = [json.loads(fields[b"body"]) for _, fields in entries]
     assert [event["message"]["text"] for event in recorded] == ["half \ufffd emoji", "key"]
     assert recorded[1]["\ufffd"] == "\ufffd"
+
+
+def slack_event_body(event: dict[str, Any], *, event_id: str = "EvHOSTILE1") -> bytes:
+    return json.dumps({"type": "event_callback", "event_id": event_id, "team_id": "T0001", "event": event}).encode()
+
+
+def in_event(body: bytes, key: str, raw: bytes) -> bytes:
+    """A Slack event body with "key": raw added to its event."""
+    return with_raw(body, key, raw, before=b"}}")
+
+
+def hostile_slack_bodies() -> dict[str, tuple[bytes, str]]:
+    """A counsellor's reply with something hostile added, as JSON and as an interaction's form."""
+    reply = slack_event_body({"type": "message", "channel": "CCONSULT", "user": "UCOUNSEL1", "text": "x", "ts": "1.2"})
+    deep = b"[" * 100_000 + b"]" * 100_000
+    as_json = "application/json"
+    as_form = "application/x-www-form-urlencoded"
+    button = {"type": "block_actions", "user": {"id": "UCOUNSEL1"}, "actions": [{"action_id": "hold_case"}]}
+    form_payload = json.dumps(button)[:-1] + ', "x": ' + deep.decode() + "}"
+    return {
+        "nested past the limit": (in_event(reply, "x", b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1)), as_json),
+        "nested past Python's parser": (in_event(reply, "x", deep), as_json),
+        "an integer of 5,000 digits": (in_event(reply, "event_time", b"7" * 5000), as_json),
+        "Infinity": (in_event(reply, "event_time", b"Infinity"), as_json),
+        "not UTF-8": (reply[:-2] + b'"\xff"}', as_json),
+        "an interaction nested past Python's parser": (urlencode({"payload": form_payload}).encode(), as_form),
+        "an interaction whose payload is no object": (urlencode({"payload": "[1]"}).encode(), as_form),
+    }
+
+
+def test_hostile_slack_bodies_are_400_and_nothing_is_kept(web_only: Bridge) -> None:
+    before = redis_snapshot(web_only)
+    for why, (body, content_type) in hostile_slack_bodies().items():
+        response = web_only.slack_post(body, content_type=content_type)
+        assert response.status_code == 400, f"{why}: {response.status_code} {response.text}"
+        assert redis_snapshot(web_only) == before, why
+    logs = web_only.logs()
+    assert logs.count("slack request rejected") == len(hostile_slack_bodies())
+    assert "Traceback" not in logs and "Exception" not in logs
+
+
+def test_an_events_api_delivery_is_known_by_its_type_not_by_a_substring(web_only: Bridge) -> None:
+    # The type written with an escape: an Events API delivery without an event type still gets 200.
+    escaped = b'{"type": "event\\u005fcallback", "event_id": "EvESCAPED", "team_id": "T0001", "event": {}}'
+    assert b'"event_callback"' not in escaped
+    response = web_only.slack_post(escaped)
+    assert response.status_code == 200, response.text
+    # Not an Events API delivery, though its text names one: Bolt's answer (no listener: 404) stands.
+    other = json.dumps({"type": "something_else", "note": "event_callback", "event": {"type": "message"}}).encode()
+    assert web_only.slack_post(other).status_code == 404
+    assert web_only.redis.xlen(Keys().inbound) == 0
