@@ -4,6 +4,7 @@ with 400 (never a 500, never part of it kept), except lone surrogates, which are
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,7 +13,7 @@ import pytest
 from bridge.adapters.json_body import MAX_DEPTH, MAX_NUMBER_DIGITS
 from bridge.adapters.line.webhook import MAX_EVENTS
 from bridge.adapters.redis.keys import Keys
-from tests.conftest import Bridge, line_text_event
+from tests.conftest import Bridge, interactive, line_text_event
 from tests.test_webhooks_e2e import redis_snapshot
 
 pytestmark = pytest.mark.redis
@@ -134,3 +135,31 @@ def test_an_events_api_delivery_is_known_by_its_type_not_by_a_substring(web_only
     other = json.dumps({"type": "something_else", "note": "event_callback", "event": {"type": "message"}}).encode()
     assert web_only.slack_post(other).status_code == 404
     assert web_only.redis.xlen(Keys().inbound) == 0
+
+
+def test_lone_surrogates_from_slack_are_recorded_as_replacement_characters(web_only: Bridge) -> None:
+    reply = {"type": "message", "channel": "CCONSULT", "user": "UCOUNSEL1", "text": "half \ud83d reply", "ts": "1.2"}
+    assert web_only.slack_event({**reply, "thread_ts": "1.1"}, event_id="EvLONE1").status_code == 200
+    reason = {"reason": {"reason": {"type": "plain_text_input", "value": "reason \udfff"}}}
+    meta = json.dumps({"action": "block", "case": "1"})
+    view: dict[str, Any] = {"id": "VSUB1", "type": "modal", "callback_id": "case_control", "private_metadata": meta}
+    view["state"] = {"values": reason}
+    submission = {"type": "view_submission", "user": {"id": "UCOUNSEL1"}, "team": {"id": "T0001"}, "view": view}
+    assert interactive(web_only, submission).status_code == 200
+    entries: Any = web_only.redis.xrange(Keys().inbound)
+    recorded = [json.loads(fields[b"body"]) for _, fields in entries]
+    assert [r.get("text") for r in recorded] == ["half \ufffd reply", "1"]
+    assert recorded[1]["reason"] == "reason \ufffd"
+
+
+@pytest.mark.parametrize("event_id", ["Ev\ud800", "Ev" + "X" * 1000, "Ev\nforged log line", 12345])
+def test_a_slack_event_id_not_of_slacks_form_is_replaced_by_a_hash(web_only: Bridge, event_id: Any) -> None:
+    event = {"type": "message", "channel": "CCONSULT", "user": "UCOUNSEL1", "text": "x", "ts": "1.2"}
+    body = json.dumps({"type": "event_callback", "event_id": event_id, "team_id": "T0001", "event": event}).encode()
+    assert web_only.slack_post(body).status_code == 200
+    assert web_only.slack_post(body).status_code == 200  # a retry: dropped by the same hash
+    assert web_only.redis.xlen(Keys().inbound) == 1
+    keys: Any = web_only.redis.keys(b"br:{in}:seen:*")
+    [seen] = keys
+    assert re.fullmatch(rb"br:\{in\}:seen:slack:sha256-[0-9a-f]{64}", seen), seen
+    assert "forged" not in web_only.logs()
