@@ -9,7 +9,10 @@ import pytest
 from bridge.adapters.line.webhook import WebhookBodyError, parse_event, sign, signature_is_valid, split_webhook_body
 from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored, Media
 from bridge.core.ids import LineUserId
+from tests.conftest import line_user_id
 from tests.reference import reference_file
+
+USER = line_user_id(1)
 
 
 def test_signature_round_trip() -> None:
@@ -53,18 +56,18 @@ def test_bad_bodies_are_refused(body: bytes) -> None:
     ("raw", "expected"),
     [
         (
-            {"type": "follow", "source": {"type": "user", "userId": "U1"}, "replyToken": "r", "timestamp": 5},
-            ChildFollowed(child_id=LineUserId("U1"), event_id="", timestamp_ms=5, reply_token="r"),
+            {"type": "follow", "source": {"type": "user", "userId": USER}, "replyToken": "r", "timestamp": 5},
+            ChildFollowed(child_id=LineUserId(USER), event_id="", timestamp_ms=5, reply_token="r"),
         ),
         (
-            {"type": "unfollow", "source": {"type": "user", "userId": "U1"}, "timestamp": 5},
-            ChildUnfollowed(child_id=LineUserId("U1"), event_id="", timestamp_ms=5),
+            {"type": "unfollow", "source": {"type": "user", "userId": USER}, "timestamp": 5},
+            ChildUnfollowed(child_id=LineUserId(USER), event_id="", timestamp_ms=5),
         ),
-        ({"type": "message", "source": {"type": "room", "roomId": "R", "userId": "U1"}}, Ignored),
+        ({"type": "message", "source": {"type": "room", "roomId": "R", "userId": USER}}, Ignored),
         ({"type": "message", "source": {"type": "user"}}, Ignored),
-        ({"type": "message", "source": {"type": "user", "userId": "U1"}}, Ignored),
+        ({"type": "message", "source": {"type": "user", "userId": USER}}, Ignored),
         ({"type": "message", "source": "nonsense"}, Ignored),
-        ({"type": "beacon", "source": {"type": "user", "userId": "U1"}}, Ignored),
+        ({"type": "beacon", "source": {"type": "user", "userId": USER}}, Ignored),
         ({}, Ignored),
     ],
     ids=["follow", "unfollow", "room", "no-user-id", "no-message", "bad-source", "unhandled-type", "empty"],
@@ -84,15 +87,15 @@ def test_text_and_sticker_messages() -> None:
             "webhookEventId": "E",
             "timestamp": 9,
             "replyToken": "r",
-            "source": {"type": "user", "userId": "U1"},
+            "source": {"type": "user", "userId": USER},
             "message": {"type": "text", "id": "1", "text": "やあ"},
         }
     )
-    assert text == ChildMessage(child_id=LineUserId("U1"), event_id="E", timestamp_ms=9, reply_token="r", text="やあ")
+    assert text == ChildMessage(child_id=LineUserId(USER), event_id="E", timestamp_ms=9, reply_token="r", text="やあ")
     sticker = parse_event(
         {
             "type": "message",
-            "source": {"type": "user", "userId": "U1"},
+            "source": {"type": "user", "userId": USER},
             "message": {"type": "sticker", "id": "2", "keywords": ["Hi"]},
         }
     )

@@ -13,11 +13,11 @@ import pytest
 from bridge.adapters.redis.keys import Keys
 from bridge.adapters.slack import verify as slack_side
 from bridge.fakes.server import time_scale
-from tests.conftest import SLACK_SIGNING, Bridge, line_text_event
+from tests.conftest import SLACK_SIGNING, Bridge, line_text_event, line_user_id
 
 pytestmark = pytest.mark.redis
 
-CHILD = "Uchild0000000000000000000000009"
+CHILD = line_user_id(9)
 POST = "/api/chat.postMessage"
 
 
@@ -200,7 +200,9 @@ def test_a_burst_beyond_the_web_redis_pool_waits_instead_of_failing(bridge_facto
     from concurrent.futures import ThreadPoolExecutor
 
     bridge: Bridge = bridge_factory(worker=0, BRIDGE_WEB_REDIS_CONNECTIONS="2")
-    bodies = [json.dumps({"events": [line_text_event(f"Uburst{i:04d}", f"burst {i}")]}).encode() for i in range(60)]
+    bodies = [
+        json.dumps({"events": [line_text_event(line_user_id(0xB000 + i), f"burst {i}")]}).encode() for i in range(60)
+    ]
     with ThreadPoolExecutor(max_workers=30) as pool:
         statuses = list(pool.map(lambda body: bridge.line_post(body).status_code, bodies))
     assert statuses == [200] * 60
