@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from bridge.adapters.line.webhook import WebhookBodyError, parse_event, sign, signature_is_valid, split_webhook_body
+from bridge.adapters.line.webhook import (
+    LINE_USER_ID,
+    WebhookBodyError,
+    parse_event,
+    sign,
+    signature_is_valid,
+    split_webhook_body,
+)
 from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored, Media
 from bridge.core.ids import LineUserId
 from tests.conftest import line_user_id
@@ -101,3 +108,40 @@ def test_text_and_sticker_messages() -> None:
     )
     assert isinstance(sticker, ChildMessage) and sticker.text is None
     assert sticker.media == Media(type="sticker", keywords=("Hi",))
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    [
+        "U1",
+        "U" + "0" * 31,
+        "U" + "0" * 33,
+        "U" + "A" * 32,  # upper case
+        "u" + "0" * 32,
+        "C" + "0" * 32,  # a group's ID
+        "U" + "g" * 32,
+        " U" + "0" * 32,
+        "U" + "0" * 32 + "\n",
+        "Uchild0000000000000000000000001",
+    ],
+)
+@pytest.mark.parametrize("kind", ["message", "follow", "unfollow"])
+def test_an_event_from_a_user_id_not_of_lines_form_is_ignored(user_id: str, kind: str) -> None:
+    raw = {
+        "type": kind,
+        "source": {"type": "user", "userId": user_id},
+        "replyToken": "r",
+        "message": {"type": "text", "id": "1", "text": "やあ"},
+    }
+    event = parse_event(raw)
+    assert isinstance(event, Ignored)
+    assert user_id.strip() not in event.reason  # the reason is logged
+    assert not isinstance(parse_event({**raw, "source": {"type": "user", "userId": USER}}), Ignored)
+
+
+def test_the_reference_bodys_user_ids_are_of_lines_form() -> None:
+    body = json.loads(reference_file("line-bot-sdk/webhook.json").read_bytes())
+    ids = {e["source"]["userId"] for e in body["events"] if e.get("source", {}).get("type") == "user"}
+    assert ids == {"U206d25c2ea6bd87c17655609a1c37cb8"}
+    assert all(LINE_USER_ID.fullmatch(user_id) for user_id in ids)
+    assert LINE_USER_ID.fullmatch(USER)

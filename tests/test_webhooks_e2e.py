@@ -109,6 +109,20 @@ def test_line_url_check_and_unknown_events_are_acknowledged(bridge: Bridge) -> N
     assert "Traceback" not in bridge.logs()
 
 
+def test_an_event_from_a_user_id_not_of_lines_form_opens_no_case(bridge: Bridge) -> None:
+    odd_ids = ["Uchild0000000000000000000000009", "U" + "A" * 32, "U1"]
+    for user_id in odd_ids:
+        assert bridge.line_events(line_text_event(user_id, "きえるはずのことば")).status_code == 200
+    assert bridge.line_events(line_text_event(CHILD, "のこることば")).status_code == 200
+    bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.messages()) == 2)
+    bridge.wait_settled()
+    root, words = bridge.fake_slack.messages()
+    assert "#1" in root["text"] and words["text"] == "のこることば"  # the case is #1: no number was taken
+    assert not bridge.fake_line.requests  # and no one was answered
+    ignored = [line for line in bridge.logs().splitlines() if "not of LINE's form" in line]
+    assert len(ignored) == len(odd_ids)  # logged, without the ID (the privacy scan at teardown checks)
+
+
 def test_line_webhook_answers_while_slack_is_down(bridge: Bridge) -> None:
     # Slack takes the post but does not answer until the test says so: a web process that
     # waited on Slack could not answer before that (line_events would time out).

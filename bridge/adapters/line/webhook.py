@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,8 @@ from bridge.core.ids import LineUserId
 
 log = logging.getLogger("bridge.line")
 
+# A LINE user ID as LINE writes it (webhook.yml, CallbackRequest.destination: "U[0-9a-f]{32}").
+LINE_USER_ID = re.compile(r"U[0-9a-f]{32}")
 # Events in one webhook body. LINE's deliveries carry one or a few; a body with more is refused
 # whole (400), so no part of it is kept.
 MAX_EVENTS = 100
@@ -82,6 +85,8 @@ def parse_event(raw: Mapping[str, Any]) -> InboundEvent:
     user_id = source.get("userId")
     if not isinstance(user_id, str) or not user_id:
         return Ignored(f"{event_type} without a user id")
+    if not LINE_USER_ID.fullmatch(user_id):  # never a child LINE could push to: no case for it
+        return Ignored(f"{event_type} from a user id not of LINE's form")
     child_id = LineUserId(user_id)
     event_id = str(raw.get("webhookEventId") or "")
     timestamp = raw.get("timestamp")
