@@ -145,3 +145,20 @@ def test_the_reference_bodys_user_ids_are_of_lines_form() -> None:
     assert ids == {"U206d25c2ea6bd87c17655609a1c37cb8"}
     assert all(LINE_USER_ID.fullmatch(user_id) for user_id in ids)
     assert LINE_USER_ID.fullmatch(USER)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"type": "しにたい", "source": {"type": "user", "userId": USER}},
+        {"type": "x\nforged line", "mode": "standby"},
+        {"type": "message", "source": {"type": "しにたい\n", "userId": USER}},
+        {"type": "a" * 41, "source": {"type": "user", "userId": "U1"}},
+    ],
+    ids=["type", "standby", "source-type", "long-type"],
+)
+def test_names_from_the_body_reach_an_ignored_reason_only_if_they_are_names(raw: dict[str, object]) -> None:
+    event = parse_event(raw)
+    assert isinstance(event, Ignored)
+    assert "しにたい" not in event.reason and "\n" not in event.reason and "a" * 41 not in event.reason
+    assert "?" in event.reason
