@@ -5,6 +5,7 @@ create_app(settings) is the one composition root; clients are made in the lifesp
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from redis.exceptions import RedisError
 from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
+from starlette.requests import ClientDisconnect
 
 from bridge.adapters.line import webhook as line
 from bridge.adapters.redis.store import Store
@@ -33,6 +35,18 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyTimedOut(Exception):
+    pass
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its whole body arrived."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(received)
+        self.received = received
+
+
 @dataclass
 class WebState:
     redis: Redis
@@ -41,23 +55,54 @@ class WebState:
     slack_web: AsyncWebClient
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than limit bytes before reading them all."""
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The raw body, refusing more than limit bytes before reading them all, and a body that has
+    not arrived in full within timeout seconds (however it trickles in: the time is for the whole
+    body). Raises BodyTooLarge, BodyTimedOut or ClientGone."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimedOut from None
+    except ClientDisconnect:
+        raise ClientGone(size) from None
     return b"".join(chunks)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, *, close: bool = False) -> JSONResponse:
+    # close: the body was not read to its end, so the connection cannot carry another request.
+    return JSONResponse({"error": message}, status_code=status, headers={"Connection": "close"} if close else None)
+
+
+async def _body_or_refusal(request: Request, settings: Settings, what: str) -> bytes | Response:
+    """The request's body, or the answer to a body that is too large, too slow or cut off. No
+    signature has been checked yet, so the log says how the body failed and nothing of it."""
+    limit, timeout = settings.BRIDGE_MAX_BODY_BYTES, settings.BRIDGE_BODY_TIMEOUT_SECONDS
+    try:
+        return await read_body(request, limit, timeout)
+    except BodyTooLarge:
+        log.warning("%s rejected: body over %d bytes", what, limit)
+        return _error(413, "body too large", close=True)
+    except BodyTimedOut:
+        log.warning("%s rejected: body not received within %g s", what, timeout)
+        return _error(408, "body not received in time", close=True)
+    except ClientGone as gone:
+        declared = request.headers.get("content-length")
+        log.warning("%s dropped: client disconnected after %d of %s bytes", what, gone.received, _digits(declared))
+        return _error(400, "client disconnected", close=True)  # nobody is left to read it
+
+
+def _digits(value: str | None) -> str:
+    return value if value and value.isdigit() and len(value) <= 20 else "?"
 
 
 def _redis_for_web(settings: Settings) -> Redis:
@@ -106,8 +151,10 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
             log.info("web stopped")
 
     policy = load_policy(settings.BRIDGE_CONFIG)  # a bad policy file stops start-up here
-    app = FastAPI(title="LINE–Slack consultation bridge", lifespan=lifespan, docs_url=None, redoc_url=None)
-    limit = settings.BRIDGE_MAX_BODY_BYTES
+    # No schema and no docs pages: the endpoints are for LINE and Slack, who need no map of them.
+    app = FastAPI(
+        title="LINE–Slack consultation bridge", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -125,11 +172,9 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
     @app.post("/line/webhook")
     async def line_webhook(request: Request) -> Response:
         state: WebState = request.app.state.bridge
-        try:
-            body = await read_body(request, limit)
-        except BodyTooLarge:
-            log.warning("line webhook rejected: body over %d bytes", limit)
-            return _error(413, "body too large")
+        body = await _body_or_refusal(request, settings, "line webhook")
+        if isinstance(body, Response):
+            return body
         if not line.signature_is_valid(
             settings.LINE_CHANNEL_SECRET.get_secret_value(), body, request.headers.get("x-line-signature")
         ):
@@ -152,11 +197,9 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
     @app.post("/slack/events")
     async def slack_events(request: Request) -> Response:
         state: WebState = request.app.state.bridge
-        try:
-            body = await read_body(request, limit)
-        except BodyTooLarge:
-            log.warning("slack request rejected: body over %d bytes", limit)
-            return _error(413, "body too large")
+        body = await _body_or_refusal(request, settings, "slack request")
+        if isinstance(body, Response):
+            return body
         if not verify.signature_is_valid(
             settings.SLACK_SIGNING_SECRET.get_secret_value(),
             body,
@@ -165,21 +208,24 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
         ):
             log.warning("slack request rejected: bad or stale signature")
             return _error(401, "invalid signature")
-        if not verify.body_is_well_formed(body, request.headers.get("content-type")):
-            log.warning("slack request rejected: malformed body")
-            return _error(400, "malformed body")
+        try:
+            payload = verify.payload_of(body, request.headers.get("content-type"))
+        except verify.MalformedBody as exc:
+            log.warning("slack request rejected: %s", exc)
+            return _error(400, str(exc))
+        is_event = payload.get("type") == "event_callback"  # an Events API delivery
         try:
             response = await state.bolt.async_dispatch(to_async_bolt_request(request, body))
         except (RedisError, OSError):
             log.error("slack request not recorded: Redis unavailable")
             return _error(503, "redis unreachable")
         except Exception as exc:  # Bolt itself assumes fields a malformed payload may lack
-            if b'"event_callback"' in body:  # an Events API delivery: let Slack retry it
+            if is_event:  # let Slack retry it
                 log.error("slack event not recorded error=%s", type(exc).__name__)
                 return _error(503, "not recorded")
             log.warning("slack request rejected: unreadable payload error=%s", type(exc).__name__)
             return _error(400, "malformed body")
-        if response.status == 404 and b'"event_callback"' in body:
+        if response.status == 404 and is_event:
             # An Events API delivery no listener takes (one without an event type): Slack must
             # still hear 200, or it retries and in the end turns the app's subscriptions off.
             return JSONResponse({})

@@ -32,7 +32,7 @@ from bridge.fakes.slack import FakeSlack
 
 CHANNEL = "CDEMOCASES"
 SUPERVISORS = "CDEMOSUPERVISORS"
-CHILD = "Udemo" + "0" * 28
+CHILD = "Ude" + "0" * 30  # LINE's form of a user ID: U and 32 lowercase hex digits
 COUNSELLOR = "UCOUNSELLOR"
 _CONFIG = Path(__file__).resolve().parent.parent / "config" / "bridge.toml"
 

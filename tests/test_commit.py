@@ -32,12 +32,16 @@ from bridge.core.rules.floods import Deferred, Recent
 from bridge.core.schedule.model import Schedule
 from bridge.engine.commit import Loaded
 from bridge.engine.router import Router
+from tests.conftest import line_user_id
 from tests.slack_text import slack
 
 ROOT = Path(__file__).resolve().parent.parent
 ALWAYS = {
     day: ["00:00-24:00"] for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 }
+# Children, by LINE user IDs of LINE's form (the parser ignores any other).
+ONE, TWO, SECRET = line_user_id(1), line_user_id(2), line_user_id(0x5EC)
+A, B, C = line_user_id(0xA), line_user_id(0xB), line_user_id(0xC)
 
 
 @pytest.fixture
@@ -52,7 +56,7 @@ async def router() -> AsyncIterator[Router]:
     await redis.aclose()
 
 
-def child_text(text: str, child: str = "Uone") -> str:
+def child_text(text: str, child: str = ONE) -> str:
     return json.dumps(
         {
             "type": "message",
@@ -122,8 +126,8 @@ async def test_one_open_case_per_child_even_when_two_passes_race(router: Router)
     posts = [d for d in await lane(router, "slack:1") if d["kind"] == "thread_post" and d["role"] == "child"]
     assert [slack(text_from_payload(p["text"])) for p in posts] == ["ひとつめ", "ふたつめ"]
     assert [d["kind"] for d in await lane(router, "slack:1")].count("root_post") == 1
-    await route(router, child_text("べつのこ", child="Utwo"))
-    assert await router.store.open_case_of(LineUserId("Utwo")) == 2
+    await route(router, child_text("べつのこ", child=TWO))
+    assert await router.store.open_case_of(LineUserId(TWO)) == 2
 
 
 async def test_a_committed_entry_is_not_committed_again(router: Router) -> None:
@@ -141,11 +145,11 @@ async def test_closing_frees_the_child_for_a_new_case(router: Router) -> None:
     assert await apply(router, core.CloseCase(CaseNumber(1), core.CloseReason.UNFOLLOWED), cases=(1,)) is Committed.DONE
     case = await router.store.get_case(CaseNumber(1))
     assert case is not None and not case.is_open and case.closed_reason == "unfollowed"
-    assert await router.store.open_case_of(LineUserId("Uone")) is None
+    assert await router.store.open_case_of(LineUserId(ONE)) is None
     # Closing a closed case is decided as nothing by the core: the child's next message opens #2.
     assert core.on_child_unfollowed(case, router.policy, now=3.0) == core.NOTHING
     await route(router, child_text("また"))
-    assert await router.store.open_case_of(LineUserId("Uone")) == 2
+    assert await router.store.open_case_of(LineUserId(ONE)) == 2
 
 
 async def test_a_version_check_refuses_a_decision_made_from_an_older_case(router: Router) -> None:
@@ -170,14 +174,14 @@ async def test_the_thread_is_recorded_once_for_the_case_its_lookup_and_its_lane(
 
 
 async def test_key_names_never_carry_the_line_user_id(router: Router) -> None:
-    await route(router, child_text("ひみつ", child="Usecret"))
+    await route(router, child_text("ひみつ", child=SECRET))
     keys = [key.decode() async for key in router.redis.scan_iter()]
-    assert keys and not any("Usecret" in key for key in keys)
+    assert keys and not any(SECRET in key for key in keys)
     assert all("{" in key for key in keys)  # every key carries a hash tag
 
 
 async def test_waiting_order_counts_unanswered_cases_opened_earlier(router: Router) -> None:
-    for child in ("Ua", "Ub", "Uc"):
+    for child in (A, B, C):
         await route(router, child_text("こんにちは", child=child))
     assert await queue_of(router, 3) == Queue(open_cases=3, place=3)
     assert (
@@ -191,21 +195,21 @@ async def test_waiting_order_counts_unanswered_cases_opened_earlier(router: Rout
 
 async def test_a_new_case_is_told_its_place_in_line(router: Router) -> None:
     router.policy = dataclasses.replace(router.policy, capacity=1)
-    await route(router, child_text("いちばん", child="Ua"))
-    await route(router, child_text("にばん", child="Ub"))
+    await route(router, child_text("いちばん", child=A))
+    await route(router, child_text("にばん", child=B))
     (busy,) = [
-        d for d in await lane(router, "line:" + router.store.child_key(LineUserId("Ub"))) if d["kind"] == "line_reply"
+        d for d in await lane(router, "line:" + router.store.child_key(LineUserId(B))) if d["kind"] == "line_reply"
     ]
     assert busy["texts"] == [router.policy.render("busy_notice", place=2)]
 
 
 async def test_a_childs_later_case_knows_the_earlier_numbers(router: Router) -> None:
-    await route(router, child_text("いち", child="Ua"))
-    await route(router, child_text("に", child="Ub"))
+    await route(router, child_text("いち", child=A))
+    await route(router, child_text("に", child=B))
     await apply(router, core.CloseCase(CaseNumber(1), core.CloseReason.UNFOLLOWED), cases=(1,))
-    await route(router, child_text("さん", child="Ua"))
+    await route(router, child_text("さん", child=A))
     await apply(router, core.CloseCase(CaseNumber(3), core.CloseReason.UNFOLLOWED), cases=(3,))
-    await route(router, child_text("よん", child="Ua"))
+    await route(router, child_text("よん", child=A))
     assert (await router.store.get_case(CaseNumber(4))).earlier == (1, 3)  # type: ignore[union-attr]
     assert (await router.store.get_case(CaseNumber(2))).earlier == ()  # type: ignore[union-attr]
     (root,) = [d for d in await lane(router, "slack:4") if d["kind"] == "root_post"]
@@ -226,9 +230,9 @@ async def test_a_block_is_kept_by_pseudonym_counted_and_lifted(router: Router) -
         await apply(router, core.BlockChild(CaseNumber(1), SlackUserId("US"), "迷惑", 2.0), cases=(1,))
         is Committed.DONE
     )
-    block = await router.store.block_of(LineUserId("Uone"))
+    block = await router.store.block_of(LineUserId(ONE))
     assert block is not None and (block.case, block.by, block.reason) == (1, "US", "迷惑")
-    assert "Uone" not in str(await router.redis.hkeys(router.store.keys.blocked))  # keyed by pseudonym
+    assert ONE not in str(await router.redis.hkeys(router.store.keys.blocked))  # keyed by pseudonym
     entry_id = await route(router, child_text("またきたよ"))  # counted on the case, not relayed
     replayed = await router.pass_once(entry_id, event_of(child_text("またきたよ")))
     assert replayed is Committed.GONE  # a replay of the same entry counts nothing again
@@ -241,7 +245,7 @@ async def test_a_block_is_kept_by_pseudonym_counted_and_lifted(router: Router) -
         await apply(router, core.UnblockChild(CaseNumber(1), shown_on=(CaseNumber(1),)), cases=(1,)) is Committed.DONE
     )
     case = await router.store.get_case(CaseNumber(1))
-    assert await router.store.block_of(LineUserId("Uone")) is None and case is not None and not case.blocked
+    assert await router.store.block_of(LineUserId(ONE)) is None and case is not None and not case.blocked
 
 
 async def test_a_blocked_child_opens_no_case(router: Router) -> None:
@@ -254,11 +258,10 @@ async def test_a_blocked_child_opens_no_case(router: Router) -> None:
     )
     await route(router, child_text("あけて"))
     assert (
-        await router.store.open_case_of(LineUserId("Uone")) is None
-        and await router.store.get_case(CaseNumber(2)) is None
+        await router.store.open_case_of(LineUserId(ONE)) is None and await router.store.get_case(CaseNumber(2)) is None
     )
-    await route(router, child_text("こんにちは", child="Utwo"))
-    assert await router.store.open_case_of(LineUserId("Utwo")) == 2
+    await route(router, child_text("こんにちは", child=TWO))
+    assert await router.store.open_case_of(LineUserId(TWO)) == 2
 
 
 async def test_the_flood_window_counts_each_message_once_and_forgets_old_ones(router: Router) -> None:
@@ -266,7 +269,7 @@ async def test_the_flood_window_counts_each_message_once_and_forgets_old_ones(ro
     window = 60
     for at, sticker, entry in ((100.0, True, "e1"), (110.0, False, "e2"), (110.0, False, "e2"), (165.0, True, "e3")):
         await _note(router, entry, at, sticker, window)  # e2 twice: the same message noted again
-    loaded = await router.store.load_child(LineUserId("Uone"), now=165.0, window_s=window)
+    loaded = await router.store.load_child(LineUserId(ONE), now=165.0, window_s=window)
     assert loaded.recent == Recent(2, 1)  # e1 has left the window; e2 counted once
 
 
@@ -360,26 +363,26 @@ async def test_roster_changes_between_full_reads(router: Router) -> None:
 
 async def test_a_closed_case_forgets_the_line_user_id_but_keeps_history_and_blocks(router: Router) -> None:
     store = router.store
-    await route(router, child_text("いち", child="Uone"))
-    await route(router, child_text("に", child="Utwo"))
+    await route(router, child_text("いち", child=ONE))
+    await route(router, child_text("に", child=TWO))
     closed_at = time.time() - 40 * 86400
     await apply(router, core.CloseCase(CaseNumber(1), core.CloseReason.IDLE), cases=(1,), now=closed_at)
     router.policy = dataclasses.replace(router.policy, closed_case_days=30)
     await router.standing_pass(closed_at + 29 * 86400)  # not yet due
-    assert (await store.get_case(CaseNumber(1))).child_id == "Uone"  # type: ignore[union-attr]
+    assert (await store.get_case(CaseNumber(1))).child_id == ONE  # type: ignore[union-attr]
     await router.standing_pass(time.time())
     case = await store.get_case(CaseNumber(1))
-    assert case is not None and case.child_id == "" and "Uone" not in str(await store.redis.hgetall(store.keys.case(1)))
+    assert case is not None and case.child_id == "" and ONE not in str(await store.redis.hgetall(store.keys.case(1)))
     assert await store.closed_before(time.time()) == []  # once
     still_open = await store.get_case(CaseNumber(2))
-    assert still_open is not None and still_open.child_id == "Utwo"  # open cases are never touched
+    assert still_open is not None and still_open.child_id == TWO  # open cases are never touched
     # The pseudonym remains: the child's next case lists the earlier one, and a block still works.
-    await route(router, child_text("さん", child="Uone"))
+    await route(router, child_text("さん", child=ONE))
     later = await store.get_case(CaseNumber(3))
     assert later is not None and later.earlier == (1,)
-    assert await store.open_case_of(LineUserId("Uone")) == 3
+    assert await store.open_case_of(LineUserId(ONE)) == 3
     await apply(router, core.BlockChild(CaseNumber(1), SlackUserId("US"), "迷惑", 5.0), cases=(1,))
-    assert await store.block_of(LineUserId("Uone")) is not None and await store.block_of_case(CaseNumber(3)) is not None
+    assert await store.block_of(LineUserId(ONE)) is not None and await store.block_of_case(CaseNumber(3)) is not None
 
 
 async def test_a_bad_operation_writes_nothing(router: Router) -> None:

@@ -27,7 +27,7 @@ GOOD = {
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [*GOOD, "REDIS_URL", "SLACK_API_BASE_URL"]:
+    for name in [*GOOD, "REDIS_URL", "SLACK_API_BASE_URL", "BRIDGE_BODY_TIMEOUT_SECONDS"]:
         monkeypatch.delenv(name, raising=False)
 
 
@@ -40,6 +40,13 @@ def test_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.LINE_DATA_API_BASE_URL == "https://api-data.line.me"
     assert settings.SLACK_API_BASE_URL == "https://slack.com/api/"
     assert str(settings.BRIDGE_CONFIG) == "config/bridge.toml"
+    assert settings.BRIDGE_BODY_TIMEOUT_SECONDS == 5.0
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "61", "soon"])
+def test_a_body_timeout_out_of_range_is_refused_by_name(value: str) -> None:
+    with pytest.raises(SettingsError, match="BRIDGE_BODY_TIMEOUT_SECONDS"):
+        load_settings(**{**GOOD, "BRIDGE_BODY_TIMEOUT_SECONDS": value})
 
 
 @pytest.mark.parametrize("placeholder", ["", "changeme", "xxxx", "your-channel-secret", "<secret>", "TODO"])

@@ -26,6 +26,7 @@ from tests.conftest import (
     interactive,
     line_follow_event,
     line_text_event,
+    line_user_id,
     press,
     slash_command,
 )
@@ -34,8 +35,8 @@ from tests.test_relay_e2e import bot_thread, recorded, roots, wait_thread
 
 pytestmark = pytest.mark.redis
 
-A = "Uchild0000000000000000000000051"
-B = "Uchild0000000000000000000000052"
+A = line_user_id(0x51)
+B = line_user_id(0x52)
 SUPERVISORS = "CSUPER"
 SUPERVISOR = "USUPER1"  # a supervisor by ID in the policy
 GROUP_SUPERVISOR = "UCOUNSEL2"  # a supervisor by membership of the user group

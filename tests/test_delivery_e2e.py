@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from bridge.fakes.server import RecordedRequest
-from tests.conftest import Bridge, line_text_event
+from tests.conftest import Bridge, line_text_event, line_user_id
 from tests.test_relay_e2e import CHILD, bot_thread, open_case, roots, wait_thread
 
 pytestmark = pytest.mark.redis
@@ -86,7 +86,7 @@ def test_slack_429_with_retry_after_holds_and_keeps_order(bridge: Bridge) -> Non
 def test_throttled_channel_still_gets_everything_in_order(bridge: Bridge) -> None:
     # Roughly Slack's chat.postMessage limit: one per second per channel, short bursts.
     bridge.fake_slack.rate_limit("chat.postMessage", per_second=2, burst=3, retry_after=1)
-    second = "Uchild0000000000000000000000003"
+    second = line_user_id(3)
     for i in range(6):
         bridge.line_events(line_text_event(CHILD, f"A{i}"), line_text_event(second, f"B{i}"))
     bridge.fake_slack.wait_for(
@@ -158,7 +158,7 @@ def test_worker_killed_mid_stream_loses_and_doubles_nothing(bridge_factory: obje
 
 def test_two_webs_and_two_workers_open_each_case_once_and_deliver_once(bridge_factory: object) -> None:
     bridge: Bridge = bridge_factory(web=2, worker=2)  # type: ignore[operator]
-    children = [f"Uchild00000000000000000000001{i:02d}" for i in range(5)]
+    children = [line_user_id(0x100 + i) for i in range(5)]
     for n in range(8):
         for index, child in enumerate(children):
             event = line_text_event(child, f"{index}-{n}")

@@ -15,14 +15,14 @@ from bridge.adapters.redis.inbound import FIRED_MARKER_TTL_SECONDS
 from bridge.core.schedule.days import WEEKDAYS
 from bridge.fakes.harness import ALWAYS_OPEN, write_policy
 from bridge.fakes.server import time_scale
-from tests.conftest import Bridge, line_text_event
+from tests.conftest import Bridge, line_text_event, line_user_id
 from tests.test_relay_e2e import bot_thread, roots, wait_thread
 
 pytestmark = pytest.mark.redis
 
 TOKYO = ZoneInfo("Asia/Tokyo")
-A = "Uchild0000000000000000000000031"
-B = "Uchild0000000000000000000000032"
+A = line_user_id(0x31)
+B = line_user_id(0x32)
 TIMERS = "br:{in}:timers"
 FIRED = "br:{in}:fired:"  # + member: set when the router moved the timer into the stream
 PUSH = "/v2/bot/message/push"

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from bridge.fakes.server import time_scale
-from tests.conftest import CHANNEL, Bridge, line_follow_event, line_text_event
+from tests.conftest import CHANNEL, Bridge, line_follow_event, line_text_event, line_user_id
 from tests.reference import reference_file
 
 pytestmark = pytest.mark.redis
 
-CHILD = "Uchild0000000000000000000000001"
-OTHER_CHILD = "Uchild0000000000000000000000002"
+CHILD = line_user_id(1)
+OTHER_CHILD = line_user_id(2)
 
 
 def roots(bridge: Bridge) -> list[dict[str, Any]]:
@@ -281,8 +281,8 @@ def test_stickers_and_media_are_described_and_group_events_ignored(bridge: Bridg
     }
     image = line_text_event(CHILD, "x")
     image["message"] = {"id": "2", "type": "image", "contentProvider": {"type": "line"}}
-    group = line_text_event("Ugroupmember000000000000000001", "グループの話")
-    group["source"] = {"type": "group", "groupId": "Cgroup", "userId": "Ugroupmember000000000000000001"}
+    group = line_text_event(line_user_id(0x6701), "グループの話")
+    group["source"] = {"type": "group", "groupId": "Cgroup", "userId": line_user_id(0x6701)}
     bridge.line_events(group, sticker, image)
     _, texts = wait_thread(bridge, 2)
     assert texts == ["[スタンプ: OK]", "[画像]"]

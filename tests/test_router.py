@@ -23,9 +23,13 @@ from bridge.core.ids import CaseNumber, LineUserId, SlackUserId
 from bridge.core.schedule.model import Schedule
 from bridge.engine.commit import Loaded
 from bridge.engine.worker import Worker
+from tests.conftest import line_user_id
 
 ROOT = Path(__file__).resolve().parent.parent
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# Children, by LINE user IDs of LINE's form (the parser ignores any other).
+CHILD = line_user_id(1)
+A, B, C = line_user_id(0xA), line_user_id(0xB), line_user_id(0xC)
 
 
 def make_worker(redis: aioredis.FakeRedis) -> Worker:
@@ -75,7 +79,7 @@ def child_text(text: str, event_id: str = "E1") -> str:
             "type": "message",
             "webhookEventId": event_id,
             "timestamp": 1,
-            "source": {"type": "user", "userId": "Uchild"},
+            "source": {"type": "user", "userId": CHILD},
             "message": {"type": "text", "id": "1", "text": text},
         }
     )
@@ -229,9 +233,9 @@ async def state_of(worker: Worker) -> dict[str, Any]:
         "lanes": sorted(lanes.items()),
         "audit": [r["action"] for r in await worker.store.audit_records()],
         "block": dataclasses.replace(block, at=0)
-        if (block := await worker.store.block_of(LineUserId("Uchild")))
+        if (block := await worker.store.block_of(LineUserId(CHILD)))
         else None,
-        "open": await worker.store.open_case_of(LineUserId("Uchild")),
+        "open": await worker.store.open_case_of(LineUserId(CHILD)),
         "timers": sorted(t.decode().split("|")[0] for t in timers),
         "pending": await worker.redis.xlen(worker.store.keys.inbound),
     }
@@ -300,14 +304,14 @@ async def test_entries_of_different_children_are_committed_together_and_one_chil
     and committed in one step, stopping before a second message of a child already in the batch
     (it must be decided from what the first one committed). A message that opens a case takes
     the next number, so two of them are never decided together."""
-    for i, child in enumerate(("Ua", "Ub", "Uc")):
+    for i, child in enumerate((A, B, C)):
         entry_id, fields = await record_and_read(worker, other_child_text("はじめ", child, f"E0{i}"))
         await worker.router.route_entry(entry_id, fields)
     bodies = [
-        other_child_text("いち", "Ua", "Ea1"),
-        other_child_text("に", "Ub", "Eb1"),
-        other_child_text("さん", "Uc", "Ec1"),
-        other_child_text("よん", "Ua", "Ea2"),
+        other_child_text("いち", A, "Ea1"),
+        other_child_text("に", B, "Eb1"),
+        other_child_text("さん", C, "Ec1"),
+        other_child_text("よん", A, "Ea2"),
     ]
     for i, body in enumerate(bodies):
         await worker.store.record_events("line", [(f"e{i}", body)])
@@ -328,16 +332,16 @@ async def test_entries_of_different_children_are_committed_together_and_one_chil
     assert await worker.router.route_together(batch[3:]) == 0  # alone: routed one at a time
     await worker.router.route_entry(*batch[3])
     kinds = await lane_kinds(worker, "slack:1")
-    assert kinds == ["root_post", "thread_post", "thread_post", "thread_post"]  # all of Ua's in case 1
+    assert kinds == ["root_post", "thread_post", "thread_post", "thread_post"]  # all of A's in case 1
 
 
 async def test_a_batch_whose_state_changed_is_routed_one_at_a_time(worker: Worker) -> None:
     """If the batch's commit finds what it was decided from changed (here a counsellor holds
     case 1 between the load and the commit), nothing of it is written."""
-    for i, child in enumerate(("Ua", "Ub")):
+    for i, child in enumerate((A, B)):
         entry_id, fields = await record_and_read(worker, other_child_text("はじめ", child, f"E0{i}"))
         await worker.router.route_entry(entry_id, fields)
-    for i, (text, child) in enumerate((("いち", "Ua"), ("に", "Ub"))):
+    for i, (text, child) in enumerate((("いち", A), ("に", B))):
         await worker.store.record_events("line", [(f"e{i}", other_child_text(text, child, f"E1{i}"))])
     response: Any = await worker.redis.xreadgroup("router", "me", {worker.store.keys.inbound: ">"}, count=10)
     batch = [(entry_id.decode(), fields) for entry_id, fields in response[0][1]]

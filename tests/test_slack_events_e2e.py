@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.adapters.redis.keys import Keys
+from bridge.fakes.server import time_scale
 from tests.conftest import Bridge
 
 pytestmark = pytest.mark.redis
@@ -26,6 +27,7 @@ def test_events_the_bridge_does_not_handle_are_answered_200_and_not_recorded(
 ) -> None:
     response = bridge.slack_event(event)
     assert response.status_code == 200, response.text
+    assert response.elapsed.total_seconds() < 3 * time_scale()  # Slack waits 3 s, then retries
     bridge.wait_settled()
     assert bridge.redis.xlen(Keys().inbound) == 0
     assert not bridge.redis.keys(b"br:{in}:seen:*")

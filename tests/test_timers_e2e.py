@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from bridge.fakes.harness import ALWAYS_OPEN, write_policy
-from tests.conftest import CHANNEL, Bridge, line_text_event, press, slash_command
+from tests.conftest import CHANNEL, Bridge, line_text_event, line_user_id, press, slash_command
 from tests.test_hours_e2e import TIMERS, fire_all, timers
 from tests.test_relay_e2e import bot_thread, recorded, roots, wait_thread
 
 pytestmark = pytest.mark.redis
 
-A = "Uchild0000000000000000000000041"
-B = "Uchild0000000000000000000000042"
+A = line_user_id(0x41)
+B = line_user_id(0x42)
 SUPERVISORS = "CSUPER"
 
 

@@ -13,11 +13,11 @@ import pytest
 from bridge.adapters.redis.keys import Keys
 from bridge.adapters.slack import verify as slack_side
 from bridge.fakes.server import time_scale
-from tests.conftest import SLACK_SIGNING, Bridge, line_text_event
+from tests.conftest import SLACK_SIGNING, Bridge, line_text_event, line_user_id
 
 pytestmark = pytest.mark.redis
 
-CHILD = "Uchild0000000000000000000000009"
+CHILD = line_user_id(9)
 POST = "/api/chat.postMessage"
 
 
@@ -109,6 +109,20 @@ def test_line_url_check_and_unknown_events_are_acknowledged(bridge: Bridge) -> N
     assert "Traceback" not in bridge.logs()
 
 
+def test_an_event_from_a_user_id_not_of_lines_form_opens_no_case(bridge: Bridge) -> None:
+    odd_ids = ["Uchild0000000000000000000000009", "U" + "A" * 32, "U1"]
+    for user_id in odd_ids:
+        assert bridge.line_events(line_text_event(user_id, "きえるはずのことば")).status_code == 200
+    assert bridge.line_events(line_text_event(CHILD, "のこることば")).status_code == 200
+    bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.messages()) == 2)
+    bridge.wait_settled()
+    root, words = bridge.fake_slack.messages()
+    assert "#1" in root["text"] and words["text"] == "のこることば"  # the case is #1: no number was taken
+    assert not bridge.fake_line.requests  # and no one was answered
+    ignored = [line for line in bridge.logs().splitlines() if "not of LINE's form" in line]
+    assert len(ignored) == len(odd_ids)  # logged, without the ID (the privacy scan at teardown checks)
+
+
 def test_line_webhook_answers_while_slack_is_down(bridge: Bridge) -> None:
     # Slack takes the post but does not answer until the test says so: a web process that
     # waited on Slack could not answer before that (line_events would time out).
@@ -172,6 +186,13 @@ def test_health_probes(bridge: Bridge) -> None:
     assert httpx.get(bridge.url + "/readyz", timeout=client_timeout()).status_code == 200
 
 
+def test_no_schema_or_docs_pages_are_served(bridge: Bridge) -> None:
+    for path in ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"):
+        response = httpx.get(bridge.url + path, timeout=client_timeout())
+        assert response.status_code == 404, path
+        assert "openapi" not in response.text.lower() and "/line/webhook" not in response.text, path
+
+
 def test_readyz_is_503_without_redis(bridge_factory: Any) -> None:
     from bridge.fakes.harness import free_port
 
@@ -193,7 +214,9 @@ def test_a_burst_beyond_the_web_redis_pool_waits_instead_of_failing(bridge_facto
     from concurrent.futures import ThreadPoolExecutor
 
     bridge: Bridge = bridge_factory(worker=0, BRIDGE_WEB_REDIS_CONNECTIONS="2")
-    bodies = [json.dumps({"events": [line_text_event(f"Uburst{i:04d}", f"burst {i}")]}).encode() for i in range(60)]
+    bodies = [
+        json.dumps({"events": [line_text_event(line_user_id(0xB000 + i), f"burst {i}")]}).encode() for i in range(60)
+    ]
     with ThreadPoolExecutor(max_workers=30) as pool:
         statuses = list(pool.map(lambda body: bridge.line_post(body).status_code, bodies))
     assert statuses == [200] * 60
@@ -208,4 +231,4 @@ def test_a_lone_surrogate_from_a_client_is_relayed_not_refused(bridge: Bridge) -
     response = bridge.line_post(body)
     assert response.status_code == 200
     bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.messages()) == 2)
-    assert bridge.fake_slack.messages()[1]["text"].startswith("half ")
+    assert bridge.fake_slack.messages()[1]["text"] == "half \ufffd emoji"  # kept as U+FFFD from the start

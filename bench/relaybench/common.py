@@ -1,8 +1,8 @@
 """What every part of the benchmark shares: credentials, synthetic messages, figures, waits.
 
-Every message the bench sends is synthetic: children are ``Ubench<number>`` and every text is
-"benchmark message <marker> please ignore", where the marker names the run, the phase and the
-message's index. Only markers and counts are ever printed.
+Every message the bench sends is synthetic: children are ``Ube0c<number in hex>`` (LINE's form of
+a user ID) and every text is "benchmark message <marker> please ignore", where the marker names
+the run, the phase and the message's index. Only markers and counts are ever printed.
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def summary_ms(seconds: Iterable[float]) -> dict[str, float]:
 
 
 def child_id(i: int) -> str:
-    """A synthetic LINE user ID (never a real one)."""
-    return f"Ubench{i:026d}"
+    """A synthetic LINE user ID of LINE's form, U and 32 lowercase hex digits (never a real one)."""
+    return f"Ube0c{i:028x}"
 
 
 def marker(run: str, phase: str, i: int) -> str:

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     BRIDGE_RETRY_GIVE_UP_SECONDS: float = Field(default=6 * 3600.0, gt=0)
     BRIDGE_RETRY_MAX_BACKOFF_SECONDS: float = Field(default=60.0, gt=0)
     BRIDGE_MAX_BODY_BYTES: int = Field(default=1024 * 1024, ge=1024)
+    # How long the web process waits for a request's whole body once its headers are in: a body
+    # that arrives slower (a Content-Length never reached, a stalled chunked body, a trickle) is
+    # answered 408. LINE's and Slack's bodies are a few kilobytes and arrive at once.
+    BRIDGE_BODY_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
     # How often each worker refreshes the roster (the case channel's members and the supervisors'
     # user group) from Slack; joins and leaves reported by Slack apply at once in between.
     BRIDGE_ROSTER_REFRESH_SECONDS: float = Field(default=300.0, gt=0)

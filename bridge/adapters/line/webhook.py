@@ -9,13 +9,22 @@ import hmac
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from bridge.adapters import json_body
 from bridge.core.events import ChildFollowed, ChildMessage, ChildUnfollowed, Ignored, InboundEvent, Media
 from bridge.core.ids import LineUserId
 
 log = logging.getLogger("bridge.line")
+
+# A LINE user ID as LINE writes it (webhook.yml, CallbackRequest.destination: "U[0-9a-f]{32}").
+LINE_USER_ID = re.compile(r"U[0-9a-f]{32}")
+_NAME = re.compile(r"[A-Za-z0-9_]{1,40}")
+# Events in one webhook body. LINE's deliveries carry one or a few; a body with more is refused
+# whole (400), so no part of it is kept.
+MAX_EVENTS = 100
 
 
 class WebhookBodyError(ValueError):
@@ -39,14 +48,18 @@ def split_webhook_body(body: bytes) -> list[tuple[str, str]]:
     """Parse a callback body into (dedup id, event JSON) pairs, one per event.
 
     The dedup id is the event's webhookEventId (stable across LINE's redeliveries); an
-    event without one falls back to a hash of its content. Raises WebhookBodyError.
+    event without one falls back to a hash of its content. Raises WebhookBodyError for a body
+    that is not a callback request or exceeds a limit (json_body's, MAX_EVENTS): then no event
+    of it is kept. A lone surrogate in the body is kept as U+FFFD.
     """
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise WebhookBodyError("body is not valid JSON") from None
+        document = json_body.loads(body)
+    except json_body.JsonBodyError as exc:
+        raise WebhookBodyError(str(exc)) from None
     if not isinstance(document, dict) or not isinstance(document.get("events"), list):
         raise WebhookBodyError("body must be an object with an 'events' list")
+    if len(document["events"]) > MAX_EVENTS:
+        raise WebhookBodyError(f"body has more than {MAX_EVENTS} events")
     events = []
     for event in document["events"]:
         if not isinstance(event, dict):
@@ -62,17 +75,20 @@ def split_webhook_body(body: bytes) -> list[tuple[str, str]]:
 def parse_event(raw: Mapping[str, Any]) -> InboundEvent:
     """Translate one webhook event into a core event. Never raises; odd input is Ignored."""
     event_type = raw.get("type")
+    kind = _loggable(event_type)  # the reasons go into the log: a name from the body only if it is one
     if raw.get("mode") == "standby":
         # Another channel (module) is answering this chat; the bridge must stay silent.
-        return Ignored(f"{event_type} in standby mode")
+        return Ignored(f"{kind} in standby mode")
     source = raw.get("source") if isinstance(raw.get("source"), Mapping) else {}
     assert isinstance(source, Mapping)
     source_type = source.get("type")
     if source_type != "user":
-        return Ignored(f"{event_type} from a {source_type} source")
+        return Ignored(f"{kind} from a {_loggable(source_type)} source")
     user_id = source.get("userId")
     if not isinstance(user_id, str) or not user_id:
-        return Ignored(f"{event_type} without a user id")
+        return Ignored(f"{kind} without a user id")
+    if not LINE_USER_ID.fullmatch(user_id):  # never a child LINE could push to: no case for it
+        return Ignored(f"{kind} from a user id not of LINE's form")
     child_id = LineUserId(user_id)
     event_id = str(raw.get("webhookEventId") or "")
     timestamp = raw.get("timestamp")
@@ -88,7 +104,13 @@ def parse_event(raw: Mapping[str, Any]) -> InboundEvent:
         return ChildFollowed(child_id=child_id, event_id=event_id, timestamp_ms=timestamp_ms, reply_token=reply_token)
     if event_type == "unfollow":
         return ChildUnfollowed(child_id=child_id, event_id=event_id, timestamp_ms=timestamp_ms)
-    return Ignored(f"{event_type} events are not handled")
+    return Ignored(f"{kind} events are not handled")
+
+
+def _loggable(name: Any) -> str:
+    """A type name from a body, fit for a log line: letters and digits (LINE's are camelCase), at
+    most 40; anything else is "?"."""
+    return name if isinstance(name, str) and _NAME.fullmatch(name) else "?"
 
 
 def _child_message(

@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.adapters.json_body import without_lone_surrogates
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.names import BUTTON_ACTIONS, COMMANDS, CONTROL_EVENT, CONTROL_VIEW, SHORTCUT
 from bridge.adapters.slack.views import notice_view, reason_view, shortcut_view
@@ -144,19 +145,15 @@ def build_bolt_app(
     @app.event("member_left_channel")
     async def record_membership(body: dict[str, Any]) -> None:
         event = body.get("event") or {}
-        event_id = str(body.get("event_id") or "")
-        if not event_id:
-            event_id = "sha256-" + hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()
-        await store.record_events("slack", [(event_id, json.dumps(event))])
+        event_id = _request_id(body.get("event_id"), event)
+        await store.record_events("slack", [(event_id, _dumps(event))])
         log.info("slack membership event recorded event_id=%s", event_id)
 
     @app.event("message")
     async def record_message(body: dict[str, Any]) -> None:
-        event_id = str(body.get("event_id") or "")
         event = body.get("event") or {}
-        if not event_id:
-            event_id = "sha256-" + hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()
-        recorded = await store.record_events("slack", [(event_id, json.dumps(event))])
+        event_id = _request_id(body.get("event_id"), event)
+        recorded = await store.record_events("slack", [(event_id, _dumps(event))])
         log.info("slack event recorded event_id=%s new=%d", event_id, recorded)
 
     # Last, so it serves only what no listener above takes: every Events API delivery is answered
@@ -214,9 +211,28 @@ async def _record_control(
         "via": via.value,
         "thread_ts": str(thread_ts) if thread_ts else None,
     }
-    key = str(request_id or hashlib.sha256(json.dumps(control, sort_keys=True).encode()).hexdigest())
-    await store.record_events("slack", [(f"control:{key}", json.dumps(control))])
+    key = _request_id(request_id, control)
+    await store.record_events("slack", [(f"control:{key}", _dumps(control))])
     log.info("slack control recorded action=%s via=%s", action if action in ACTIONS else "?", via)
+
+
+def _dumps(value: Any) -> str:
+    """A recorded event or request: ASCII JSON, with every lone surrogate (which a client may still
+    send escaped, and which is no character) as U+FFFD."""
+    return json.dumps(without_lone_surrogates(value))
+
+
+# Slack's ids as Slack writes them: Ev0123ABCD, 1700000000.123456, 12345.678.abcdef, V0123ABCD.
+_SLACK_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def _request_id(value: Any, content: Any) -> str:
+    """Slack's id of an event or request (its retries carry the same one), the key that drops them.
+    It goes into a Redis key name and the log, so where it is missing or not of Slack's form, a hash
+    of the content stands in."""
+    if isinstance(value, str) and _SLACK_ID.fullmatch(value):
+        return value
+    return "sha256-" + hashlib.sha256(json.dumps(without_lone_surrogates(content), sort_keys=True).encode()).hexdigest()
 
 
 def _dig(value: Any, *path: str) -> Any:

@@ -1,12 +1,15 @@
-"""Slack request verification: the v0 signature over the raw body, within its time window."""
+"""Slack request verification: the v0 signature over the raw body, within its time window, and
+the body read once as the payload Bolt will see."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
-from urllib.parse import parse_qs
+from typing import Any
+from urllib.parse import parse_qsl
+
+from bridge.adapters import json_body
 
 SIGNATURE_WINDOW_S = 300
 
@@ -40,21 +43,36 @@ def sign(signing_secret: str, body: bytes, timestamp: int | None = None) -> dict
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + digest}
 
 
-def body_is_well_formed(body: bytes, content_type: str | None) -> bool:
-    """True if Bolt can parse the body (JSON for events, a form for commands and actions)."""
+class MalformedBody(ValueError):
+    """The body is no payload Bolt can read; the message says why without quoting it."""
+
+
+def payload_of(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """The request's payload, read as Bolt will read it (slack_bolt.request.internals.parse_body):
+    JSON when the content type is application/json or the body starts with "{" (the Events API),
+    otherwise a form whose "payload" field, if it has one, is JSON (interactions) and which is the
+    payload itself if not (slash commands). The JSON is read within json_body's limits, so Bolt's
+    own parse of the same text cannot fail on it. Raises MalformedBody."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return False
-    if (content_type or "").startswith("application/x-www-form-urlencoded"):
-        payload = parse_qs(text).get("payload")
-        if payload:
-            try:
-                return isinstance(json.loads(payload[0]), dict)
-            except ValueError:
-                return False
-        return True
+        raise MalformedBody("body is not UTF-8") from None
+    if not text:
+        raise MalformedBody("body is empty")
+    if (content_type or "").split(";")[0] == "application/json" or text.startswith("{"):
+        document = _json(body)
+    elif "payload" in text:
+        payload = dict(parse_qsl(text, keep_blank_values=True)).get("payload")
+        document = {} if payload is None else _json(payload.encode())
+    else:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    if not isinstance(document, dict):
+        raise MalformedBody("payload is not a JSON object")
+    return document
+
+
+def _json(body: bytes) -> Any:
     try:
-        return isinstance(json.loads(text), dict)
-    except ValueError:
-        return False
+        return json_body.loads(body)
+    except json_body.JsonBodyError as exc:
+        raise MalformedBody(str(exc)) from None
