@@ -76,13 +76,18 @@ def read_response(sock: socket.socket, deadline: float, *, trickle: bool = False
     With trickle, one more byte of body goes out every 0.1 s until the server answers."""
     received = b""
     while time.monotonic() < deadline:
-        readable, _, _ = select.select([sock], [], [], 0.1)
-        if not readable:
-            if trickle and not received:
-                sock.sendall(b" ")
-            continue
-        chunk = sock.recv(65536)
-        if not chunk:  # the server closed the connection
+        try:
+            readable, _, _ = select.select([sock], [], [], 0.1)
+            if not readable:
+                if trickle and not received:
+                    sock.sendall(b" ")
+                continue
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            # The server closed with bytes of ours unread (a trickle's last), so the close came as
+            # a reset: a close all the same, once the answer is in.
+            chunk = b""
+        if not chunk:
             status = int(received.split(b" ", 2)[1]) if received.startswith(b"HTTP/1.1 ") else 0
             return status, received
         received += chunk
@@ -152,8 +157,10 @@ def test_a_declared_length_over_the_limit_is_413_at_once_and_the_connection_clos
 
 
 @pytest.mark.parametrize("name", ["line", "slack"])
-def test_a_chunked_body_over_the_limit_is_413(quick: Bridge, name: str) -> None:
-    """No Content-Length to refuse in advance: the read itself stops one byte over the limit."""
+def test_a_chunked_body_over_the_limit_is_413(bridge_factory: Any, name: str) -> None:
+    """No Content-Length to refuse in advance: the read itself stops one byte over the limit.
+    (The default body timeout: a loaded machine may take more than a second over a megabyte.)"""
+    quick: Bridge = bridge_factory(worker=0)
     target = endpoint(name)
     before = redis_snapshot(quick)
     size = 1024 * 1024 + 1
@@ -161,7 +168,7 @@ def test_a_chunked_body_over_the_limit_is_413(quick: Bridge, name: str) -> None:
         started = time.monotonic()
         # One chunk, and nothing after it: every byte sent is read, so the close is clean.
         sock.sendall(head(target, {"Transfer-Encoding": "chunked"}) + b"%x\r\n" % size + b"x" * size)
-        status, response = read_response(sock, started + (BODY_TIMEOUT + MARGIN) * time_scale())
+        status, response = read_response(sock, started + (5 + MARGIN) * time_scale())
     assert status == 413, response
     assert "body over 1048576 bytes" in quick.logs()
     nothing_recorded(quick, before)
