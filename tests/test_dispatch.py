@@ -19,14 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakeredis import aioredis
 
 from bridge import core
 from bridge.adapters.redis.codec import Claim, now_ms
 from bridge.adapters.redis.commit import Committed
-from bridge.adapters.redis.store import Store
-from bridge.config.policy_file import load_policy
-from bridge.config.settings import load_settings
 from bridge.core import deliveries as core_deliveries
 from bridge.core.deliveries import Delivery, RootPost, from_payload, to_payload
 from bridge.core.events import Ignored, InboundEvent, TimerFired, TimerKind, timer_fired
@@ -37,6 +33,7 @@ from bridge.engine.commit import Loaded, Plan
 from bridge.engine.worker import Worker
 from bridge.fakes.line import FakeLine
 from bridge.fakes.slack import FakeSlack
+from tests.in_process import in_process_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,25 +84,10 @@ def fakes() -> Iterator[tuple[FakeLine, FakeSlack]]:
 
 @pytest.fixture
 async def worker(fakes: tuple[FakeLine, FakeSlack]) -> AsyncIterator[Worker]:
-    line, slack = fakes
-    redis = aioredis.FakeRedis()
-    settings = load_settings(
-        LINE_CHANNEL_SECRET="s3cret-line",
-        LINE_CHANNEL_ACCESS_TOKEN="line-token",
-        SLACK_BOT_TOKEN="xoxb-1",
-        SLACK_SIGNING_SECRET="s3cret-slack",
-        SLACK_CHANNEL_ID="CCASES",
-        SLACK_SUPERVISOR_CHANNEL_ID="CSUP",
-        LINE_API_BASE_URL=line.url,
-        LINE_DATA_API_BASE_URL=line.url,
-        SLACK_API_BASE_URL=slack.url + "/api/",
-    )
-    made = Worker.build(settings, load_policy(ROOT / "config" / "bridge.toml"), redis)
-    made.store = Store(redis, child_key_secret=b"k")
-    await made.store.ensure_router_group()
+    made = await in_process_worker(*fakes)
     yield made
     await made.close()
-    await redis.aclose()
+    await made.redis.aclose()
 
 
 @pytest.mark.parametrize("effect_type", members(core.Effect), ids=lambda t: t.__name__)

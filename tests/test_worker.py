@@ -17,17 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakeredis import aioredis
 
 from bridge.adapters.redis.codec import encode_item, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
-from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
-from bridge.config.settings import load_settings
 from bridge.core.schedule.model import Schedule
 from bridge.engine.worker import Worker
 from bridge.fakes.line import FakeLine
 from bridge.fakes.slack import FakeSlack
+from tests.in_process import in_process_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 ALWAYS = {
@@ -45,26 +43,9 @@ def fakes() -> Iterator[tuple[FakeLine, FakeSlack]]:
 async def worker(fakes: tuple[FakeLine, FakeSlack]) -> AsyncIterator[Worker]:
     """A worker whose deliverers run, but with no wake-up subscription: only a hand-off (or
     their ten-second look at the lanes) starts them."""
-    line, slack = fakes
-    redis = aioredis.FakeRedis()
-    settings = load_settings(
-        LINE_CHANNEL_SECRET="s3cret-line",
-        LINE_CHANNEL_ACCESS_TOKEN="line-token",
-        SLACK_BOT_TOKEN="xoxb-1",
-        SLACK_SIGNING_SECRET="s3cret-slack",
-        SLACK_CHANNEL_ID="CCASES",
-        SLACK_SUPERVISOR_CHANNEL_ID="CSUP",
-        LINE_API_BASE_URL=line.url,
-        LINE_DATA_API_BASE_URL=line.url,
-        SLACK_API_BASE_URL=slack.url + "/api/",
-        BRIDGE_WORKER_CONCURRENCY=2,
-    )
     policy = load_policy(ROOT / "config" / "bridge.toml")
-    made = Worker.build(
-        settings, dataclasses.replace(policy, schedule=Schedule.from_config(ALWAYS, policy.timezone)), redis
-    )
-    made.store = Store(redis, child_key_secret=b"k")
-    await made.store.ensure_router_group()
+    always_open = dataclasses.replace(policy, schedule=Schedule.from_config(ALWAYS, policy.timezone))
+    made = await in_process_worker(*fakes, policy=always_open, BRIDGE_WORKER_CONCURRENCY=2)
     tasks = [asyncio.create_task(made.deliverers.deliver_forever(i)) for i in range(2)]
     deadline = time.monotonic() + 5
     while made.deliverers.room() < 2:  # both have looked at the (empty) lanes and wait
@@ -77,7 +58,7 @@ async def worker(fakes: tuple[FakeLine, FakeSlack]) -> AsyncIterator[Worker]:
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(*tasks)
     await made.close()
-    await redis.aclose()
+    await made.redis.aclose()
 
 
 def child_text(text: str) -> str:
