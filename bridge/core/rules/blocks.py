@@ -25,7 +25,7 @@ from bridge.core.effects import (
 from bridge.core.events import ChildMessage
 from bridge.core.policy import Policy
 from bridge.core.root import root_update
-from bridge.core.rules.risk import RiskLevel, labels, risks_in
+from bridge.core.rules.risk import labels, risks_in, urgent_among
 
 
 def on_blocked_message(message: ChildMessage, case: Case | None, policy: Policy) -> Decision:
@@ -38,7 +38,7 @@ def on_blocked_message(message: ChildMessage, case: Case | None, policy: Policy)
     effects: list[Effect] = [CountBlockedMessage(case.number)]
     if count <= 10 or count % 10 == 0:  # the root shows the count without an update per message
         deliveries.append(root_update(replace(case, blocked_count=count), policy))
-    urgent = tuple(c for c in risks_in(message.text, policy.safety) if c.level is RiskLevel.URGENT)
+    urgent = urgent_among(risks_in(message.text, policy.safety))
     if not case.blocked_risk and urgent:  # once per block
         link = thread_link(case)
         found = labels(urgent)

@@ -43,7 +43,7 @@ from bridge.core.parts import ChildWords
 from bridge.core.policy import Policy
 from bridge.core.root import root_update
 from bridge.core.rules.floods import MAX_DEFERRED_TEXTS, Recent, is_flood
-from bridge.core.rules.risk import RiskLevel, labels, risks_in
+from bridge.core.rules.risk import RiskLevel, labels, risks_in, urgent_among
 from bridge.core.text import describe_line_message
 from bridge.core.timers.busy import busy_timer
 from bridge.core.timers.guideline import consultation_timers
@@ -80,9 +80,9 @@ def on_child_message(
     updated = case  # the root is updated once, at the end, if anything on it changed
     # Risk words come first: a flood must not hide them. Each category alerts once per case.
     found = risks_in(message.text, policy.safety)
-    risky = any(c.level is RiskLevel.URGENT for c in found)
+    risky = bool(urgent_among(found))
     new = tuple(c for c in found if c.key not in case.risks)
-    new_urgent = tuple(c for c in new if c.level is RiskLevel.URGENT)
+    new_urgent = urgent_among(new)
     new_watch = tuple(c for c in new if c.level is RiskLevel.WATCH)
     first_risk = bool(new_urgent) and not case.urgent
     # A cool-down lasts until its timer ends it (not merely until its time), so what was

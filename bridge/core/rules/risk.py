@@ -52,9 +52,6 @@ class Safety:
     calm_expressions: tuple[str, ...] = ()
     calm: Matcher | None = field(default=None, compare=False, repr=False)
 
-    def category(self, key: str) -> RiskCategory | None:
-        return next((c for c in self.categories if c.key == key), None)
-
 
 def normalise(text: str) -> str:
     """The form risk expressions are matched against: NFKC (so half-width ｼﾆﾀｲ and full-width
@@ -74,9 +71,14 @@ def risks_in(text: str | None, safety: Safety) -> tuple[RiskCategory, ...]:
     return tuple(c for c in safety.categories if c.matcher.search(normalised) is not None)
 
 
+def urgent_among(categories: tuple[RiskCategory, ...]) -> tuple[RiskCategory, ...]:
+    """The categories of the urgent level, in order."""
+    return tuple(c for c in categories if c.level is RiskLevel.URGENT)
+
+
 def is_risky(text: str | None, safety: Safety) -> bool:
     """True if the message shows a category of the urgent level."""
-    return any(c.level is RiskLevel.URGENT for c in risks_in(text, safety))
+    return bool(urgent_among(risks_in(text, safety)))
 
 
 def labels(categories: tuple[RiskCategory, ...]) -> str:
