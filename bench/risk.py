@@ -55,6 +55,26 @@ def slowest_ms(safety: Safety, texts: list[str], repeat: int = 5) -> float:
     return worst
 
 
+def table(
+    totals: dict[tuple[str, str], list[int]],
+    label: str,
+    title: str,
+    column: str,
+    caught_by: dict[str, collections.Counter[str]] | None,
+) -> tuple[int, int]:
+    """Print the share hit per category of one label, and the total; returns (texts, hit)."""
+    print(f"{title:<18} {'texts':>6} {column:>9}" + ("   caught by" if caught_by is not None else ""))
+    all_n = all_hit = 0
+    for (kind, category), (n, hit) in sorted(totals.items()):
+        if kind != label:
+            continue
+        all_n, all_hit = all_n + n, all_hit + hit
+        by = ", ".join(f"{k} {v}" for k, v in caught_by[category].most_common(3)) if caught_by is not None else ""
+        print(f"{category:<18} {n:>6} {hit / n:>8.1%}" + (f"   {by}" if by else ""))
+    print(f"{'all':<18} {all_n:>6} {all_hit / max(1, all_n):>8.1%}\n")
+    return all_n, all_hit
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--policy", type=Path, default=ROOT / "config" / "bridge.toml")
@@ -81,23 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             wrong.append((label, category, matched, normalise(text)))
 
     print(f"corpus: {args.corpus} ({len(rows)} texts); policy: {args.policy}\n")
-    print(f"{'needs attention':<18} {'texts':>6} {'detected':>9}   caught by")
-    risk_n = risk_hit = 0
-    for (label, category), (n, detected) in sorted(totals.items()):
-        if label != "risk":
-            continue
-        risk_n, risk_hit = risk_n + n, risk_hit + detected
-        by = ", ".join(f"{k} {v}" for k, v in caught_by[category].most_common(3))
-        print(f"{category:<18} {n:>6} {detected / n:>8.1%}   {by}")
-    print(f"{'all':<18} {risk_n:>6} {risk_hit / max(1, risk_n):>8.1%}\n")
-    print(f"{'calm':<18} {'texts':>6} {'alarms':>9}")
-    calm_n = calm_hit = 0
-    for (label, category), (n, detected) in sorted(totals.items()):
-        if label != "calm":
-            continue
-        calm_n, calm_hit = calm_n + n, calm_hit + detected
-        print(f"{category:<18} {n:>6} {detected / n:>8.1%}")
-    print(f"{'all':<18} {calm_n:>6} {calm_hit / max(1, calm_n):>8.1%}\n")
+    risk_n, risk_hit = table(totals, "risk", "needs attention", "detected", caught_by)
+    calm_n, calm_hit = table(totals, "calm", "calm", "alarms", None)
     recall = risk_hit / max(1, risk_n)
     false_alarms = calm_hit / max(1, calm_n)
 
