@@ -32,6 +32,9 @@ def _options() -> re2.Options:
     options = re2.Options()
     options.log_errors = False  # the error is raised (and names the expression); RE2 need not print it
     options.max_mem = 16 << 20
+    # Only whether (and where) an expression matches is asked for, never a group: without
+    # captures RE2 answers with its DFA alone, several times faster than with them.
+    options.never_capture = True
     return options
 
 
@@ -42,16 +45,17 @@ def compile_expressions(expressions: tuple[str, ...]) -> Matcher:
         if len(expression) > MAX_EXPRESSION_CHARS:
             raise ValueError(f"{expression[:40]!r}… is longer than {MAX_EXPRESSION_CHARS} characters")
         try:
-            compiled = re2.compile(expression, options=_options())
+            compiled = re2.compile(expression.encode(), options=_options())
         except re2.error as exc:
             reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
             raise ValueError(
                 f"{expression!r} cannot be matched in linear time or is not a valid expression ({reason})"
             ) from None
-        if compiled.fullmatch("") is not None:
+        if compiled.fullmatch(b"") is not None:
             raise ValueError(f"{expression!r} matches an empty message")
     try:
-        matcher: Matcher = re2.compile("|".join(f"(?:{e})" for e in expressions), options=_options())
+        # Compiled from UTF-8, matched against UTF-8 (risks_in encodes a message once).
+        matcher: Matcher = re2.compile("|".join(f"(?:{e})" for e in expressions).encode(), options=_options())
     except re2.error:
         raise ValueError("the expressions together are too large to match") from None
     return matcher

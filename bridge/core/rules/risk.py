@@ -21,7 +21,7 @@ _KATAKANA_TO_HIRAGANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}
 _DROPPED_CATEGORIES = ("Z", "P", "S", "C")
 # What a calm phrase is replaced by: no expression matches across it (normalised text has no
 # spaces, and an expression is written for normalised text).
-_GAP = " "
+_GAP = b" "
 
 
 class RiskLevel(StrEnum):
@@ -30,11 +30,12 @@ class RiskLevel(StrEnum):
 
 
 class Matcher(Protocol):
-    """A compiled expression (the configuration layer gives RE2's)."""
+    """A compiled expression (the configuration layer gives RE2's), matched against UTF-8:
+    the message is encoded once, not once per category."""
 
-    def search(self, text: str, /) -> object | None: ...
+    def search(self, text: bytes, /) -> object | None: ...
 
-    def sub(self, replacement: str, text: str, /) -> str: ...
+    def sub(self, replacement: bytes, text: bytes, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,17 @@ def normalise(text: str) -> str:
 
 
 def risks_in(text: str | None, safety: Safety) -> tuple[RiskCategory, ...]:
-    """The categories a message shows, in the policy's order: matched on the normalised text
-    with its calm phrases taken out."""
+    """The categories a message shows, in the policy's order: those that match the normalised
+    text, and still match once its calm phrases are taken out. (A calm phrase only ever takes a
+    match away; most messages match no category, and then the calm phrases are not looked for.)"""
     if not text or not safety.categories:
         return ()
-    normalised = normalise(text)
-    if safety.calm is not None:
-        normalised = safety.calm.sub(_GAP, normalised)
-    return tuple(c for c in safety.categories if c.matcher.search(normalised) is not None)
+    normalised = normalise(text).encode()
+    found = tuple(c for c in safety.categories if c.matcher.search(normalised) is not None)
+    if not found or safety.calm is None:
+        return found
+    calmed = safety.calm.sub(_GAP, normalised)
+    return tuple(c for c in found if c.matcher.search(calmed) is not None)
 
 
 def urgent_among(categories: tuple[RiskCategory, ...]) -> tuple[RiskCategory, ...]:
