@@ -61,7 +61,7 @@ async def check_pseudonym_key(redis: Redis, keys: Keys, key: bytes) -> None:
                         " fingerprint differs): with it no child's open case, block or history would be found."
                         " Set BRIDGE_PSEUDONYM_KEY to the key every other process of this deployment has"
                     )
-                if old is not None and old != key:
+                if old is not None and not hmac.compare_digest(old, key):
                     raise PseudonymKeyRefused(
                         "Redis still holds the pseudonym key of a release before BRIDGE_PSEUDONYM_KEY, and"
                         f" BRIDGE_PSEUDONYM_KEY is not that key: run `{MIGRATE}` and set BRIDGE_PSEUDONYM_KEY"
