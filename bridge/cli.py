@@ -1,4 +1,4 @@
-"""bridge serve | worker | demo | check-config | hours | audit."""
+"""bridge serve | worker | demo | check-config | hours | audit | pseudonym-key."""
 
 from __future__ import annotations
 
@@ -241,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a policy file and show what it means")
     check.add_argument("path", nargs="?")
     check.set_defaults(run=_check_config)
+    from bridge.ops import pseudonym_key
+
+    pseudonym_key.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)

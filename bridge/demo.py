@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -64,6 +65,8 @@ async def run_demo() -> int:
         LINE_CHANNEL_ACCESS_TOKEN="demo-line-token",
         SLACK_BOT_TOKEN="xoxb-demo-token",
         SLACK_SIGNING_SECRET="demo-slack-signing-secret",
+        # A key of its own each run: the demo's Redis is new and empty each run too.
+        BRIDGE_PSEUDONYM_KEY=secrets.token_hex(32),
         SLACK_CHANNEL_ID=CHANNEL,
         SLACK_SUPERVISOR_CHANNEL_ID=SUPERVISORS,
         BRIDGE_CONFIG=str(_CONFIG if _CONFIG.exists() else "config/bridge.toml"),

@@ -38,6 +38,7 @@ LINE_SECRET = CREDENTIALS.line_secret
 LINE_TOKEN = CREDENTIALS.line_token
 SLACK_TOKEN = CREDENTIALS.slack_token
 SLACK_SIGNING = CREDENTIALS.slack_signing
+PSEUDONYM_KEY = CREDENTIALS.pseudonym_key
 CHANNEL = CREDENTIALS.channel
 
 
@@ -115,7 +116,7 @@ def line_user_id(n: int) -> str:
     return f"U{n:032x}"
 
 
-SECRETS = (LINE_SECRET, LINE_TOKEN, SLACK_TOKEN, SLACK_SIGNING)
+SECRETS = (LINE_SECRET, LINE_TOKEN, SLACK_TOKEN, SLACK_SIGNING, PSEUDONYM_KEY)
 
 
 def _scannable(value: str) -> bool:

@@ -34,6 +34,7 @@ async def in_process_worker(
             LINE_CHANNEL_ACCESS_TOKEN=LINE_TOKEN,
             SLACK_BOT_TOKEN=SLACK_TOKEN,
             SLACK_SIGNING_SECRET="s3cret-slack",
+            BRIDGE_PSEUDONYM_KEY="ab" * 32,
             SLACK_CHANNEL_ID="CCASES",
             SLACK_SUPERVISOR_CHANNEL_ID="CSUP",
             LINE_API_BASE_URL=line.url,

@@ -38,6 +38,7 @@ def make_worker(redis: aioredis.FakeRedis) -> Worker:
         LINE_CHANNEL_ACCESS_TOKEN="line-token",
         SLACK_BOT_TOKEN="xoxb-1",
         SLACK_SIGNING_SECRET="s3cret-slack",
+        BRIDGE_PSEUDONYM_KEY="ab" * 32,
         SLACK_CHANNEL_ID="CCASES",
         SLACK_SUPERVISOR_CHANNEL_ID="CSUP",
     )

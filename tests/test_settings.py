@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -10,13 +11,21 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bridge.config.settings import BASE_URL_NAMES, REQUIRED_NAMES, SECRET_NAMES, SettingsError, load_settings
+from bridge.config.settings import (
+    BASE_URL_NAMES,
+    REQUIRED_NAMES,
+    SECRET_NAMES,
+    SettingsError,
+    load_settings,
+    pseudonym_key_bytes,
+)
 
 GOOD = {
     "LINE_CHANNEL_SECRET": "0123456789abcdef-line-secret",
     "LINE_CHANNEL_ACCESS_TOKEN": "line-access-token-value",
     "SLACK_BOT_TOKEN": "xoxb-1-2-3-bot-token",
     "SLACK_SIGNING_SECRET": "abcdef0123456789-signing",
+    "BRIDGE_PSEUDONYM_KEY": "5eed" * 16,
     "SLACK_CHANNEL_ID": "C0CASES",
     "SLACK_SUPERVISOR_CHANNEL_ID": "C0SUPER",
     "REDIS_URL": "redis://:redis-password-value@redis.internal:6379/0",
@@ -36,6 +45,7 @@ def test_the_secret_names_are_the_credentials() -> None:
         "LINE_CHANNEL_ACCESS_TOKEN",
         "SLACK_BOT_TOKEN",
         "SLACK_SIGNING_SECRET",
+        "BRIDGE_PSEUDONYM_KEY",
     }
 
 
@@ -85,6 +95,58 @@ def test_a_secret_passed_as_secret_str_is_checked_too() -> None:
         load_settings(**{**GOOD, "SLACK_BOT_TOKEN": SecretStr("changeme")})
     settings = load_settings(**{**GOOD, "SLACK_BOT_TOKEN": SecretStr(" xoxb-9 ")})
     assert settings.SLACK_BOT_TOKEN.get_secret_value() == "xoxb-9"
+
+
+# --- the pseudonym key -----------------------------------------------------------------------
+
+KEY = bytes(range(32))
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        KEY.hex(),
+        KEY.hex().upper(),
+        base64.b64encode(KEY).decode(),
+        base64.urlsafe_b64encode(KEY).decode(),
+        f"  {KEY.hex()}\n",  # a copy and paste
+    ],
+)
+def test_the_pseudonym_key_is_read_as_hex_or_base64(written: str) -> None:
+    settings = load_settings(**{**GOOD, "BRIDGE_PSEUDONYM_KEY": written})
+    assert pseudonym_key_bytes(settings.BRIDGE_PSEUDONYM_KEY.get_secret_value()) == KEY
+
+
+def test_a_longer_pseudonym_key_is_kept_whole() -> None:
+    # A key moved from Redis (bridge pseudonym-key migrate) is 64 bytes: no byte may be dropped.
+    assert pseudonym_key_bytes((b"0123456789abcdef" * 4).hex()) == b"0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    ("written", "reason"),
+    [
+        ("ab" * 31, "is 31 bytes; at least 32 random bytes are needed"),
+        (base64.b64encode(bytes(31)).decode(), "is 31 bytes; at least 32 random bytes are needed"),
+        ("a-passphrase-somebody-could-guess-in-a-minute!", "is neither hex nor base64"),
+        (KEY.hex() + "c", "is neither hex nor base64"),  # a digit too many
+        (KEY.hex()[:32] + " " + KEY.hex()[32:], "is neither hex nor base64"),
+        (base64.b64encode(KEY).decode().rstrip("="), "is neither hex nor base64"),  # cut short
+    ],
+)
+def test_a_pseudonym_key_too_short_or_unreadable_is_refused_by_name(written: str, reason: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(**{**GOOD, "BRIDGE_PSEUDONYM_KEY": written})
+    message = str(error.value)
+    assert f"BRIDGE_PSEUDONYM_KEY {reason}" in message
+    assert "bridge pseudonym-key new" in message
+    assert written not in message
+    for value in SECRETS.values():
+        assert value not in message
+
+
+def test_the_pseudonym_key_is_required() -> None:
+    with pytest.raises(SettingsError, match="BRIDGE_PSEUDONYM_KEY is not set"):
+        load_settings(**{name: value for name, value in GOOD.items() if name != "BRIDGE_PSEUDONYM_KEY"})
 
 
 # --- API base URLs ---------------------------------------------------------------------------

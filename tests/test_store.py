@@ -157,11 +157,14 @@ async def test_router_lease_is_exclusive_and_reentrant(store: Store) -> None:
     assert await store.acquire_router_lease("b", 5000)
 
 
-async def test_the_pseudonym_key_is_made_once_and_shared() -> None:
+async def test_pseudonyms_are_keyed_by_the_given_key_and_shared() -> None:
     redis = aioredis.FakeRedis()
-    first, second = Store(redis), Store(redis)
+    without = Store(redis)  # as the web process has it: no pseudonyms derived there
     with pytest.raises(RuntimeError):
-        first.child_key(LineUserId("U1"))
+        without.child_key(LineUserId("U1"))
+    with pytest.raises(RuntimeError):
+        await without.prepare()
+    first, second = Store(redis, child_key_secret=b"k" * 32), Store(redis, child_key_secret=b"k" * 32)
     await first.prepare()
     await second.prepare()
     assert first.child_key(LineUserId("U1")) == second.child_key(LineUserId("U1")) != first.child_key(LineUserId("U2"))

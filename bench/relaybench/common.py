@@ -30,6 +30,7 @@ CREDENTIALS = Credentials(
     line_token="bench-line-access-token",
     slack_token="xoxb-bench-bot-token",
     slack_signing="bench-slack-signing-secret",
+    pseudonym_key="be9c" * 16,
 )
 CHANNEL = CREDENTIALS.channel
 COUNSELLOR = "UCOUNSEL1"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,6 +25,7 @@ SECRET_NAMES = (
     "LINE_CHANNEL_ACCESS_TOKEN",
     "SLACK_BOT_TOKEN",
     "SLACK_SIGNING_SECRET",
+    "BRIDGE_PSEUDONYM_KEY",
 )
 # Not secret, but as easy to leave at an example's placeholder.
 REQUIRED_NAMES = ("SLACK_CHANNEL_ID", "SLACK_SUPERVISOR_CHANNEL_ID")
@@ -31,6 +34,33 @@ REQUIRED_NAMES = ("SLACK_CHANNEL_ID", "SLACK_SUPERVISOR_CHANNEL_ID")
 # this machine, where the tests and the demo run their fake LINE and Slack servers.
 BASE_URL_NAMES = ("LINE_API_BASE_URL", "LINE_DATA_API_BASE_URL", "SLACK_API_BASE_URL")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+# The key of the HMAC that turns a LINE user ID into the pseudonym in Redis key names: at least
+# this many random bytes, written in hex or base64.
+PSEUDONYM_KEY_MIN_BYTES = 32
+_HEX_DIGITS = re.compile(r"(?:[0-9a-fA-F]{2})+")
+
+
+def pseudonym_key_bytes(value: str) -> bytes:
+    """The bytes of BRIDGE_PSEUDONYM_KEY's value: hex if it is an even number of hex digits, else
+    base64 (standard or URL-safe alphabet, with its padding). The pseudonyms are keyed by these
+    bytes, so the same bytes in either form give the same pseudonyms. Raises ValueError, whose
+    message never repeats the value."""
+    value = value.strip()
+    if _HEX_DIGITS.fullmatch(value):
+        key = bytes.fromhex(value)
+    else:
+        try:
+            key = base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("is neither hex nor base64 (make a key with: bridge pseudonym-key new)") from None
+    if len(key) < PSEUDONYM_KEY_MIN_BYTES:
+        raise ValueError(
+            f"is {len(key)} bytes; at least {PSEUDONYM_KEY_MIN_BYTES} random bytes are needed"
+            " (make a key with: bridge pseudonym-key new)"
+        )
+    return key
 
 
 def _not_placeholder(value: str) -> str:
@@ -71,6 +101,9 @@ class Settings(BaseSettings):
     SLACK_SIGNING_SECRET: SecretStr
     SLACK_CHANNEL_ID: str
     SLACK_SUPERVISOR_CHANNEL_ID: str
+    # The pseudonyms' key (see pseudonym_key_bytes). Every process of a deployment has the same
+    # one for good: another key would not find any child's open case, block or history.
+    BRIDGE_PSEUDONYM_KEY: SecretStr
     # Secret too: a managed Redis's URL carries its password (redis://:PASSWORD@host:port/0).
     REDIS_URL: SecretStr = SecretStr("redis://localhost:6379/0")
     BRIDGE_CONFIG: Path = Path("config/bridge.toml")
@@ -100,6 +133,12 @@ class Settings(BaseSettings):
     @classmethod
     def _secret_not_placeholder(cls, value: SecretStr) -> SecretStr:
         return SecretStr(_not_placeholder(value.get_secret_value()))
+
+    @field_validator("BRIDGE_PSEUDONYM_KEY")
+    @classmethod
+    def _pseudonym_key(cls, value: SecretStr) -> SecretStr:
+        pseudonym_key_bytes(value.get_secret_value())  # refuses a key too short or not hex/base64
+        return value
 
     @field_validator(*REQUIRED_NAMES)
     @classmethod

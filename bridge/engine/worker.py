@@ -21,10 +21,11 @@ from redis.asyncio import Redis
 from slack_sdk.errors import SlackApiError
 
 from bridge.adapters.line.client import LineClient
+from bridge.adapters.redis.pseudonym import PseudonymKeyRefused
 from bridge.adapters.redis.safety import UnsafeRedis, check_no_eviction
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.client import SlackClient
-from bridge.config.settings import Settings
+from bridge.config.settings import Settings, pseudonym_key_bytes
 from bridge.core.policy import Policy
 from bridge.core.retry import RetryRules
 from bridge.engine.deliverer import Deliverers
@@ -95,7 +96,7 @@ class Worker:
             settings=settings,
             policy=policy,
             redis=redis,
-            store=Store(redis),
+            store=Store(redis, child_key_secret=pseudonym_key_bytes(settings.BRIDGE_PSEUDONYM_KEY.get_secret_value())),
             line=LineClient(
                 access_token=settings.LINE_CHANNEL_ACCESS_TOKEN.get_secret_value(),
                 api_base_url=settings.LINE_API_BASE_URL,
@@ -130,8 +131,11 @@ class Worker:
             await check_no_eviction(self.redis)
         except UnsafeRedis as exc:
             raise SystemExit(str(exc)) from None
+        try:
+            await self.store.prepare()
+        except PseudonymKeyRefused as exc:
+            raise SystemExit(str(exc)) from None
         await self.check_case_channel()
-        await self.store.prepare()
         await self.store.ensure_router_group()
         fetched = await self.refresh_roster()  # before routing, so controls are checked from the start
         router = asyncio.create_task(self.router.route_forever(), name="router")

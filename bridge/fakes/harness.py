@@ -26,6 +26,7 @@ class Credentials:
     line_token: str = "test-line-access-token"
     slack_token: str = "xoxb-test-bot-token"
     slack_signing: str = "test-slack-signing-secret"
+    pseudonym_key: str = "7e57" * 16  # 32 bytes in hex: BRIDGE_PSEUDONYM_KEY
     channel: str = "CCONSULT"
     supervisors: str = "CSUPER"
 
@@ -112,6 +113,7 @@ def bridge_env(
         LINE_CHANNEL_ACCESS_TOKEN=credentials.line_token,
         SLACK_BOT_TOKEN=credentials.slack_token,
         SLACK_SIGNING_SECRET=credentials.slack_signing,
+        BRIDGE_PSEUDONYM_KEY=credentials.pseudonym_key,
         SLACK_CHANNEL_ID=credentials.channel,
         SLACK_SUPERVISOR_CHANNEL_ID=credentials.supervisors,
         REDIS_URL=redis_url,

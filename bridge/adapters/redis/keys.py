@@ -171,7 +171,16 @@ class Keys:
 
     @property
     def pseudonym_key(self) -> str:
+        """Where releases before BRIDGE_PSEUDONYM_KEY kept the pseudonyms' key itself. Read once,
+        when a deployment moves it to the environment; then a marker (a hash) in its place, so
+        that an older release refuses to start instead of making a new key (see pseudonym.py)."""
         return f"{self.cases_prefix}pseudonym-key"
+
+    @property
+    def pseudonym_fingerprint(self) -> str:
+        """The fingerprint of the pseudonyms' key (an HMAC of a fixed text, which does not give the
+        key away): every process checks its BRIDGE_PSEUDONYM_KEY against it at start."""
+        return f"{self.cases_prefix}pseudonym-key-fingerprint"
 
     @property
     def wake_channel(self) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from bridge.adapters.redis.commit import Committed, Committer, HandOff, Ops
 from bridge.adapters.redis.inbound import InboundStore
 from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
 from bridge.adapters.redis.lanes import LaneStore
+from bridge.adapters.redis.pseudonym import check_pseudonym_key
 from bridge.core.case import Block, Case
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
 from bridge.core.rules.controls import Roster
@@ -74,6 +74,8 @@ class Store(InboundStore, LaneStore):
     """The bridge's state in Redis. Every method is one round trip unless it says otherwise."""
 
     def __init__(self, redis: Redis, *, child_key_secret: bytes | None = None, keys: Keys | None = None) -> None:
+        """child_key_secret: the pseudonyms' key (BRIDGE_PSEUDONYM_KEY's bytes); without it the
+        store reads and writes everything but cannot derive a child's pseudonym (the web process)."""
         self.redis = redis
         self.keys = keys or Keys()
         self._child_key_secret = child_key_secret
@@ -85,14 +87,12 @@ class Store(InboundStore, LaneStore):
         self._register_lanes()
 
     async def prepare(self) -> None:
-        """Load the pseudonym key, making it on first use. Stored in Redis, so it stays the
-        same when secrets are rotated and every worker derives the same names."""
+        """Check the pseudonym key against the fingerprint kept in Redis (pseudonym.py: raises
+        PseudonymKeyRefused for another key, so no process derives other names than the rest),
+        then what an upgrade needs."""
         if self._child_key_secret is None:
-            await self.redis.set(self.keys.pseudonym_key, secrets.token_hex(32), nx=True)
-            stored = await self.redis.get(self.keys.pseudonym_key)
-            if stored is None:
-                raise RuntimeError("the pseudonym key vanished from Redis")
-            self._child_key_secret = as_text(stored).encode()
+            raise RuntimeError("a Store made without the pseudonym key cannot be prepared to derive pseudonyms")
+        await check_pseudonym_key(self.redis, self.keys, self._child_key_secret)
         await self._know_lane_threads()
 
     async def _know_lane_threads(self) -> None:
