@@ -127,10 +127,16 @@ from bridge.core.effects import (
     ScheduleTimer as ScheduleTimer,
 )
 from bridge.core.effects import (
+    SetAsideStream as SetAsideStream,
+)
+from bridge.core.effects import (
     StartFlood as StartFlood,
 )
 from bridge.core.effects import (
     TrimAudit as TrimAudit,
+)
+from bridge.core.effects import (
+    TrimSetAside as TrimSetAside,
 )
 from bridge.core.effects import (
     UnblockChild as UnblockChild,
@@ -197,6 +203,9 @@ from bridge.core.rules.retention import (
 )
 from bridge.core.rules.retention import (
     on_retention as on_retention,
+)
+from bridge.core.rules.retention import (
+    set_aside_kept_since as set_aside_kept_since,
 )
 from bridge.core.rules.risk import (
     Matcher as Matcher,

@@ -4,6 +4,7 @@ committed together in one step by the router."""
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
+from enum import StrEnum
 
 from bridge.core.case import (
     CloseReason,
@@ -48,6 +49,20 @@ class EraseChildIds:
 @dataclass(frozen=True)
 class TrimAudit:
     """Drop the audit records from before this time."""
+
+    before: float
+
+
+class SetAsideStream(StrEnum):
+    """Where something waits for an operator. The values name it in the audit record."""
+
+    INBOUND = "inbound"  # an event the router could not decide
+    DELIVERIES = "delivery"  # a delivery the platform would not take (a child's words Slack refused)
+
+
+@dataclass(frozen=True)
+class TrimSetAside:
+    """Drop what was set aside for an operator before this time, from both streams."""
 
     before: float
 
@@ -222,6 +237,7 @@ Effect = (
     | NoteRecent
     | EraseChildIds
     | TrimAudit
+    | TrimSetAside
     | CloseCase
     | ScheduleTimer
     | MarkClosedNotice

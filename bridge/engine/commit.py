@@ -274,6 +274,9 @@ class Plan:
                 self._note("LINE user IDs of closed cases erased count=%d", len(effect.numbers))
             case core.TrimAudit():
                 ops.xtrim(keys.audit, min_id=_stream_id(effect.before))
+            case core.TrimSetAside():
+                for stream in core.SetAsideStream:
+                    ops.xtrim(self._set_aside(stream), min_id=_stream_id(effect.before))
             case core.Audit():
                 record: dict[str, str] = {
                     "at": f"{now:.3f}",
@@ -286,6 +289,15 @@ class Plan:
                 ops.xadd(keys.audit, record, min_id=_stream_id(now - self.audit_retention_days * 86400))
             case _:
                 assert_never(effect)
+
+    def _set_aside(self, stream: core.SetAsideStream) -> str:
+        match stream:
+            case core.SetAsideStream.INBOUND:
+                return self.keys.set_aside
+            case core.SetAsideStream.DELIVERIES:
+                return self.keys.deliveries_set_aside
+            case _:
+                assert_never(stream)
 
 
 def _stream_id(at: float) -> str:
