@@ -79,6 +79,9 @@ from bridge.core.effects import (
     DeferMessage as DeferMessage,
 )
 from bridge.core.effects import (
+    DropSetAside as DropSetAside,
+)
+from bridge.core.effects import (
     Effect as Effect,
 )
 from bridge.core.effects import (
@@ -122,6 +125,9 @@ from bridge.core.effects import (
 )
 from bridge.core.effects import (
     ReleaseFlood as ReleaseFlood,
+)
+from bridge.core.effects import (
+    ReplaySetAside as ReplaySetAside,
 )
 from bridge.core.effects import (
     ScheduleTimer as ScheduleTimer,
@@ -221,6 +227,15 @@ from bridge.core.rules.risk import (
 )
 from bridge.core.rules.risk import (
     risks_in as risks_in,
+)
+from bridge.core.rules.set_aside import (
+    SetAsideAction as SetAsideAction,
+)
+from bridge.core.rules.set_aside import (
+    SetAsideEntry as SetAsideEntry,
+)
+from bridge.core.rules.set_aside import (
+    on_set_aside_action as on_set_aside_action,
 )
 from bridge.core.timers.busy import (
     busy_timer as busy_timer,

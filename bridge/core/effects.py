@@ -68,6 +68,23 @@ class TrimSetAside:
 
 
 @dataclass(frozen=True)
+class ReplaySetAside:
+    """Put a set-aside entry back where it came from (an event into the inbound stream, to be
+    decided again; a delivery into its lane, to be tried again) and out of the set-aside stream."""
+
+    stream: SetAsideStream
+    entry_id: str
+
+
+@dataclass(frozen=True)
+class DropSetAside:
+    """Delete a set-aside entry."""
+
+    stream: SetAsideStream
+    entry_id: str
+
+
+@dataclass(frozen=True)
 class CloseCase:
     number: CaseNumber
     reason: CloseReason
@@ -226,7 +243,7 @@ class Audit:
     which case, and why. Kept for the policy's retention period."""
 
     case: CaseNumber | None
-    actor: str  # a Slack user ID, or AUTO
+    actor: str  # a Slack user ID, AUTO, or the operator who ran a `bridge set-aside` command
     action: str
     reason: str = ""
     via: ControlVia | None = None  # None: no control request (an automatic flag)
@@ -238,6 +255,8 @@ Effect = (
     | EraseChildIds
     | TrimAudit
     | TrimSetAside
+    | ReplaySetAside
+    | DropSetAside
     | CloseCase
     | ScheduleTimer
     | MarkClosedNotice
