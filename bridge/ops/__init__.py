@@ -1,0 +1,1 @@
+"""Operators' commands that act on the bridge's state in Redis (run from bridge/cli.py)."""
