@@ -270,7 +270,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"bridge: {refused}; nothing changed", file=sys.stderr)
         return refused.code
     except (RedisError, OSError) as exc:
-        print(f"bridge: cannot reach Redis ({type(exc).__name__}); nothing changed", file=sys.stderr)
+        unchanged = "" if args.action == "list" else "; nothing changed"
+        print(f"bridge: cannot reach Redis ({type(exc).__name__}){unchanged}", file=sys.stderr)
         return 1
     for line in lines:
         print(line)

@@ -89,10 +89,10 @@ return {claims, seen}
 
 # KEYS[1] due, KEYS[2] attempts, KEYS[3] set-aside stream, KEYS[4] lane threads; ARGV: lanes
 # prefix, lane, token, item id, now, wake channel, aside (not '': the item moves to the set-aside
-# stream, with this as why), claim next ('1': lease the next due lane in the same step), lease ms, then follow-up
-# lane, item pairs. Pops the item if it is still the head, enqueues follow-ups in the same step,
-# and releases the lease if still ours. Returns {popped, claims, outlook}. Other deliverers are
-# woken only when lanes are due that this one did not take.
+# stream, with this as why), claim next ('1': lease the next due lane in the same step), lease
+# ms, then follow-up lane, item pairs. Pops the item if it is still the head, enqueues follow-ups
+# in the same step, and releases the lease if still ours. Returns {popped, claims, outlook}.
+# Other deliverers are woken only when lanes are due that this one did not take.
 _COMPLETE = (
     LANE_FUNCTIONS
     + """
