@@ -113,6 +113,30 @@ ROWS = (
         "if redis.call('SET', lease_key, token, 'PX', lease_ms) then",
         ("tests/test_store.py::test_a_leased_lane_is_not_claimed_again_even_by_a_clock_that_runs_ahead",),
     ),
+    Row(
+        "set-aside-kept-for-ever",
+        "what was set aside for an operator is dropped after [retention] set_aside_days",
+        "bridge/core/rules/retention.py",
+        "        TrimSetAside(set_aside_kept_since(policy, now=now)),\n",
+        "",
+        ("tests/test_set_aside_e2e.py::test_the_worker_drops_what_was_set_aside_longer_than_the_policy_keeps_it",),
+    ),
+    Row(
+        "set-aside-replayed-twice",
+        "a replayed set-aside entry leaves the set-aside stream in the same step (never replayed twice)",
+        "bridge/engine/commit.py",
+        "        self.ops.xdel(key, entry_id)\n",
+        "",
+        ("tests/test_set_aside_e2e.py::test_a_childs_message_slack_refused_is_listed_without_words_and_replayed_once",),
+    ),
+    Row(
+        "set-aside-words-listed",
+        "bridge set-aside list shows a child's words only with --show-words",
+        "bridge/ops/set_aside.py",
+        "    if words:\n",
+        "    if True:\n",
+        ("tests/test_set_aside_e2e.py::test_a_childs_message_slack_refused_is_listed_without_words_and_replayed_once",),
+    ),
 )
 
 

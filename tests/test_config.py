@@ -198,6 +198,8 @@ def test_slack_manifest_asks_for_what_the_bridge_uses() -> None:
         ("safety", "calm_expressions", '["(?=し)し"]', "cannot be matched in linear time"),
         ("floods", "window_seconds", "0", "floods.window_seconds"),
         ("audit", "retention_days", "0", "audit.retention_days"),
+        # Set aside today, dropped at the next sweep: an operator must get time to look.
+        ("retention", "set_aside_days", "0", "retention.set_aside_days"),
     ],
 )
 def test_safety_and_role_settings_are_checked(

@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 from bridge import core
-from bridge.adapters.redis.codec import Claim, now_ms
+from bridge.adapters.redis.codec import Claim, as_text, now_ms
 from bridge.adapters.redis.commit import Committed
+from bridge.adapters.redis.set_aside import set_aside_key
 from bridge.core import deliveries as core_deliveries
 from bridge.core.deliveries import Delivery, RootPost, from_payload, to_payload
 from bridge.core.events import Ignored, InboundEvent, TimerFired, TimerKind, timer_fired
@@ -94,7 +95,14 @@ async def worker(fakes: tuple[FakeLine, FakeSlack]) -> AsyncIterator[Worker]:
 async def test_every_effect_type_is_committed(worker: Worker, effect_type: type[Any]) -> None:
     effect = sample(effect_type)
     store = worker.store
-    plan = Plan(keys=store.keys, loaded=Loaded(), child_key=store.child_key, now=1.0, audit_retention_days=1)
+    loaded = Loaded()
+    if isinstance(effect, core.ReplaySetAside | core.DropSetAside):  # they act on an entry that is there
+        fields = {"source": "line", "body": "{}"}
+        kept: dict[Any, Any] = dict(fields)
+        entry_id = as_text(await store.redis.xadd(set_aside_key(store.keys, effect.stream), kept))
+        effect = dataclasses.replace(effect, entry_id=entry_id)
+        loaded.set_aside[(effect.stream, entry_id)] = fields
+    plan = Plan(keys=store.keys, loaded=loaded, child_key=store.child_key, now=1.0, audit_retention_days=1)
     plan.effect(effect, marker="1-0:0")  # assert_never would raise
     assert plan.ops.count > 0  # every effect writes something
     assert await store.commit(plan.ops) is Committed.DONE

@@ -114,6 +114,7 @@ async def test_a_poison_entry_is_set_aside_not_lost(worker: Worker, caplog: pyte
     assert await worker.redis.xlen(worker.store.keys.inbound) == 0
     aside: Any = await worker.redis.xrange(worker.store.keys.set_aside)
     assert len(aside) == 1 and aside[0][1][b"entry"] == entry_id.encode()
+    assert aside[0][1][b"why"] == b"could not be decided: JSONDecodeError"  # what went wrong, no content
     assert "秘密" not in caplog.text and "set aside" in caplog.text
 
 

@@ -141,9 +141,10 @@ async def test_a_heartbeat_keeps_the_lane_and_a_lost_lease_says_so(store: Store)
 async def test_set_aside_keeps_the_item_and_moves_the_lane_on(store: Store) -> None:
     await enqueue(store, [("slack:1", "a", {"text": "こども"}), ("slack:1", "b", {})])
     (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
-    assert await store.set_aside_delivery(claim, token="w")
+    assert await store.set_aside_delivery(claim, token="w", why="Slack refused: msg_too_long")
     aside: Any = await store.redis.xrange(store.keys.deliveries_set_aside)
     assert len(aside) == 1 and aside[0][1][b"lane"] == b"slack:1"
+    assert aside[0][1][b"why"] == b"Slack refused: msg_too_long"
     (following,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
     assert following.item_id == "b"
 

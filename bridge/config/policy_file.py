@@ -101,6 +101,9 @@ class RetentionSection(_Strict):
     # A case nobody answered for this many hours of the service's time (counted from when the
     # service could first answer it) is closed with a note in its thread. 0 turns it off.
     unanswered_close_hours: int = Field(default=72, ge=0, le=24 * 365)
+    # What was set aside for an operator (an event the router could not decide, a child's message
+    # Slack refused) is dropped after this many days.
+    set_aside_days: int = Field(default=14, ge=1, le=365)
 
 
 class AuditSection(_Strict):
@@ -220,6 +223,7 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         audit_retention_days=parsed.audit.retention_days,
         closed_case_days=parsed.retention.closed_case_days,
         unanswered_close_hours=parsed.retention.unanswered_close_hours,
+        set_aside_days=parsed.retention.set_aside_days,
     )
 
 
@@ -291,7 +295,8 @@ def describe_policy(policy: Policy, *, show: Callable[[Text], str]) -> str:
             f"a case nobody answered is closed after {policy.unanswered_close_hours} hours"
             if policy.unanswered_close_hours
             else "a case nobody answered stays open"
-        ),
+        )
+        + f"; what was set aside for an operator is dropped after {policy.set_aside_days} days",
         "",
         "texts (rendered with this file's service, hotline and hours, and sample values for the rest):",
     ]

@@ -79,6 +79,9 @@ from bridge.core.effects import (
     DeferMessage as DeferMessage,
 )
 from bridge.core.effects import (
+    DropSetAside as DropSetAside,
+)
+from bridge.core.effects import (
     Effect as Effect,
 )
 from bridge.core.effects import (
@@ -124,13 +127,22 @@ from bridge.core.effects import (
     ReleaseFlood as ReleaseFlood,
 )
 from bridge.core.effects import (
+    ReplaySetAside as ReplaySetAside,
+)
+from bridge.core.effects import (
     ScheduleTimer as ScheduleTimer,
+)
+from bridge.core.effects import (
+    SetAsideStream as SetAsideStream,
 )
 from bridge.core.effects import (
     StartFlood as StartFlood,
 )
 from bridge.core.effects import (
     TrimAudit as TrimAudit,
+)
+from bridge.core.effects import (
+    TrimSetAside as TrimSetAside,
 )
 from bridge.core.effects import (
     UnblockChild as UnblockChild,
@@ -198,6 +210,9 @@ from bridge.core.rules.retention import (
 from bridge.core.rules.retention import (
     on_retention as on_retention,
 )
+from bridge.core.rules.retention import (
+    set_aside_kept_since as set_aside_kept_since,
+)
 from bridge.core.rules.risk import (
     Matcher as Matcher,
 )
@@ -212,6 +227,15 @@ from bridge.core.rules.risk import (
 )
 from bridge.core.rules.risk import (
     risks_in as risks_in,
+)
+from bridge.core.rules.set_aside import (
+    SetAsideAction as SetAsideAction,
+)
+from bridge.core.rules.set_aside import (
+    SetAsideEntry as SetAsideEntry,
+)
+from bridge.core.rules.set_aside import (
+    on_set_aside_action as on_set_aside_action,
 )
 from bridge.core.timers.busy import (
     busy_timer as busy_timer,

@@ -4,6 +4,7 @@ committed together in one step by the router."""
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
+from enum import StrEnum
 
 from bridge.core.case import (
     CloseReason,
@@ -50,6 +51,37 @@ class TrimAudit:
     """Drop the audit records from before this time."""
 
     before: float
+
+
+class SetAsideStream(StrEnum):
+    """Where something waits for an operator. The values name it in the audit record."""
+
+    INBOUND = "inbound"  # an event the router could not decide
+    DELIVERIES = "delivery"  # a delivery the platform would not take (a child's words Slack refused)
+
+
+@dataclass(frozen=True)
+class TrimSetAside:
+    """Drop what was set aside for an operator before this time, from both streams."""
+
+    before: float
+
+
+@dataclass(frozen=True)
+class ReplaySetAside:
+    """Put a set-aside entry back where it came from (an event into the inbound stream, to be
+    decided again; a delivery into its lane, to be tried again) and out of the set-aside stream."""
+
+    stream: SetAsideStream
+    entry_id: str
+
+
+@dataclass(frozen=True)
+class DropSetAside:
+    """Delete a set-aside entry."""
+
+    stream: SetAsideStream
+    entry_id: str
 
 
 @dataclass(frozen=True)
@@ -211,7 +243,7 @@ class Audit:
     which case, and why. Kept for the policy's retention period."""
 
     case: CaseNumber | None
-    actor: str  # a Slack user ID, or AUTO
+    actor: str  # a Slack user ID, AUTO, or the operator who ran a `bridge set-aside` command
     action: str
     reason: str = ""
     via: ControlVia | None = None  # None: no control request (an automatic flag)
@@ -222,6 +254,9 @@ Effect = (
     | NoteRecent
     | EraseChildIds
     | TrimAudit
+    | TrimSetAside
+    | ReplaySetAside
+    | DropSetAside
     | CloseCase
     | ScheduleTimer
     | MarkClosedNotice

@@ -48,6 +48,7 @@ class Policy:
     audit_retention_days: int = 365
     closed_case_days: int = 30
     unanswered_close_hours: int = 72  # 0: a case nobody answered stays open
+    set_aside_days: int = 14  # what was set aside for an operator is dropped after this many days
 
     def hours_summary(self) -> str:
         """The weekly hours in the policy's words, for the welcome text."""

@@ -19,6 +19,7 @@ from bridge import core
 from bridge.adapters.redis.codec import CaseRecord, encode_item, kept_text
 from bridge.adapters.redis.commit import Ops
 from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
+from bridge.adapters.redis.set_aside import set_aside_key
 from bridge.core.deliveries import ChannelPost, Delivery, Ephemeral, LinePush, LineReply, to_payload
 from bridge.core.ids import LineUserId
 
@@ -33,12 +34,15 @@ class Loaded:
     """What a decision was made from, as a commit must find it unchanged.
 
     cases: the records loaded (their versions are checked when the decision changes them);
-    fields: hash fields read (key, field) -> value or None; values: plain keys read.
+    fields: hash fields read (key, field) -> value or None; values: plain keys read;
+    set_aside: set-aside entries read (stream, entry id) -> their fields (each must still be
+    there when a decision replays or drops it).
     """
 
     cases: dict[int, CaseRecord] = field(default_factory=dict)
     fields: dict[tuple[str, str], str | None] = field(default_factory=dict)
     values: dict[str, str | None] = field(default_factory=dict)
+    set_aside: dict[tuple[core.SetAsideStream, str], dict[str, str]] = field(default_factory=dict)
 
     def case(self, record: CaseRecord | None) -> core.Case | None:
         """Note a loaded record and hand its case to the core."""
@@ -274,6 +278,15 @@ class Plan:
                 self._note("LINE user IDs of closed cases erased count=%d", len(effect.numbers))
             case core.TrimAudit():
                 ops.xtrim(keys.audit, min_id=_stream_id(effect.before))
+            case core.TrimSetAside():
+                for stream in core.SetAsideStream:
+                    ops.xtrim(self._set_aside(stream), min_id=_stream_id(effect.before))
+            case core.ReplaySetAside():
+                self._replay(effect.stream, effect.entry_id)
+            case core.DropSetAside():
+                ops.present(self._set_aside(effect.stream), effect.entry_id)
+                ops.xdel(self._set_aside(effect.stream), effect.entry_id)
+                self._note("set-aside entry dropped stream=%s entry=%s", effect.stream.value, effect.entry_id)
             case core.Audit():
                 record: dict[str, str] = {
                     "at": f"{now:.3f}",
@@ -286,6 +299,25 @@ class Plan:
                 ops.xadd(keys.audit, record, min_id=_stream_id(now - self.audit_retention_days * 86400))
             case _:
                 assert_never(effect)
+
+    def _set_aside(self, stream: core.SetAsideStream) -> str:
+        return set_aside_key(self.keys, stream)
+
+    def _replay(self, stream: core.SetAsideStream, entry_id: str) -> None:
+        """An event back into the inbound stream (the router decides it again, as new); a
+        delivery back at the end of its lane, counted as tried once, so that a post to Slack is
+        first looked for (an earlier attempt may have landed) and a LINE reply goes as a push."""
+        fields = self.loaded.set_aside[(stream, entry_id)]
+        key = self._set_aside(stream)
+        self.ops.present(key, entry_id)
+        if stream is core.SetAsideStream.INBOUND:
+            self.ops.xappend(self.keys.inbound, {"source": fields.get("source", ""), "body": fields.get("body", "")})
+        else:
+            lane, item = fields["lane"], fields["item"]
+            self.ops.enqueue(self.keys.lane(lane), self.keys.due, lane, item)
+            self.ops.hset(self.keys.attempts, {item.partition("|")[0]: "1"})
+        self.ops.xdel(key, entry_id)
+        self._note("set-aside entry replayed stream=%s entry=%s", stream.value, entry_id)
 
 
 def _stream_id(at: float) -> str:

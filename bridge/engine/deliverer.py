@@ -193,7 +193,7 @@ class Deliverers:
             delivery = from_payload(claim.payload)
         except (TypeError, ValueError) as exc:
             log.error("undeliverable item=%s lane=%s; set aside\n%s", claim.item_id, claim.lane, safe_trace(exc))
-            await self.store.set_aside_delivery(claim, token=token)
+            await self.store.set_aside_delivery(claim, token=token, why=f"undeliverable: {type(exc).__name__}")
             return [], None
         # The lease is renewed only if the attempt outlasts a third of it (most take milliseconds).
         attempt_over = asyncio.Event()
@@ -243,7 +243,7 @@ class Deliverers:
             await self.store.retry_later(claim, token=token, delay_s=step.delay_s)
             log.warning("delivery retry %s in=%.1fs reason=%s", fields, step.delay_s, outcome.reason)
         elif step.action is Action.SET_ASIDE:
-            await self.store.set_aside_delivery(claim, token=token)
+            await self.store.set_aside_delivery(claim, token=token, why=outcome.reason)
             log.error("child message set aside for an operator %s reason=%s", fields, outcome.reason)
         else:
             failed = self._after_failure(delivery, outcome.reason)

@@ -220,7 +220,7 @@ class Router(Decider):
             # A poison event must not stop the router, and must not be lost either: it is set
             # aside for an operator. Only the error's type and frames are logged, never content.
             log.error("routing failed entry=%s source=%s; set aside\n%s", entry_id, source, safe_trace(exc))
-            await self.store.set_aside(entry_id, fields)
+            await self.store.set_aside(entry_id, fields, why=f"could not be decided: {type(exc).__name__}")
 
     async def route_together(self, batch: list[tuple[str, dict[Any, Any] | None]]) -> int:
         """Route the first entries of a batch with one load and one commit, when they concern

@@ -50,8 +50,8 @@ while i <= #flat do
   i = i + 2 + n
 end
 local writes = {hset=1, hdel=1, hdelif=1, hincrby=1, set=1, setex=1, del=1, zadd=1, zaddnx=1, zrem=1,
-  zremrangebyscore=1, expire=1, rpush=1, ltrim=1, sadd=1, srem=1, xadd=1, xtrim=1, arm=1,
-  enqueue=1, ack=1}
+  zremrangebyscore=1, expire=1, rpush=1, ltrim=1, sadd=1, srem=1, xadd=1, xappend=1, xtrim=1, xdel=1,
+  arm=1, enqueue=1, ack=1}
 for _, op in ipairs(ops) do
   local name, a = op[1], op[2]
   if name == 'present' then
@@ -86,7 +86,9 @@ for _, op in ipairs(ops) do
   elseif name == 'sadd' then redis.call('SADD', key, unpack(a, 2))
   elseif name == 'srem' then redis.call('SREM', key, unpack(a, 2))
   elseif name == 'xadd' then redis.call('XADD', key, 'MINID', '~', a[2], '*', unpack(a, 3))
+  elseif name == 'xappend' then redis.call('XADD', key, '*', unpack(a, 2))
   elseif name == 'xtrim' then redis.call('XTRIM', key, 'MINID', a[2])
+  elseif name == 'xdel' then redis.call('XDEL', key, unpack(a, 2))
   elseif name == 'arm' then
     -- a timer fires once: one that fired already is not armed again, an armed one keeps its time
     if redis.call('EXISTS', KEYS[tonumber(a[2])]) == 0 then redis.call('ZADD', key, 'NX', a[3], a[4]) end
@@ -216,8 +218,17 @@ class Ops:
         """Append to a stream, dropping entries older than min_id."""
         self._add("xadd", key, min_id, *(part for pair in fields.items() for part in pair))
 
+    def xappend(self, key: str, fields: dict[str, str]) -> None:
+        """Append to a stream, trimming nothing."""
+        self._add("xappend", key, *(part for pair in fields.items() for part in pair))
+
     def xtrim(self, key: str, *, min_id: str) -> None:
+        """Drop every entry older than min_id (exactly, not roughly)."""
         self._add("xtrim", key, min_id)
+
+    def xdel(self, key: str, *entry_ids: str) -> None:
+        if entry_ids:
+            self._add("xdel", key, *entry_ids)
 
     def arm(self, timers: str, fired_marker: str, due_ms: int, member: str) -> None:
         """Arm a timer once: not again after it fired; an armed one keeps its time."""

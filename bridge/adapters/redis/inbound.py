@@ -92,10 +92,12 @@ class InboundStore:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def set_aside(self, entry_id: str, fields: dict[Any, Any]) -> None:
-        """Move an entry the router could not decide to the set-aside stream for an operator."""
+    async def set_aside(self, entry_id: str, fields: dict[Any, Any], *, why: str = "") -> None:
+        """Move an entry the router could not decide to the set-aside stream for an operator,
+        with why (what an operator may read: no content)."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(self.keys.set_aside, {**fields, "entry": entry_id}, maxlen=10_000, approximate=True)
+        kept = {**fields, "entry": entry_id, "why": why}
+        pipe.xadd(self.keys.set_aside, kept, maxlen=10_000, approximate=True)
         pipe.xack(self.keys.inbound, "router", entry_id)
         pipe.xdel(self.keys.inbound, entry_id)
         await pipe.execute()

@@ -88,11 +88,11 @@ return {claims, seen}
 )
 
 # KEYS[1] due, KEYS[2] attempts, KEYS[3] set-aside stream, KEYS[4] lane threads; ARGV: lanes
-# prefix, lane, token, item id, now, wake channel, aside ('1' moves the item to the set-aside
-# stream), claim next ('1': lease the next due lane in the same step), lease ms, then follow-up
-# lane, item pairs. Pops the item if it is still the head, enqueues follow-ups in the same step,
-# and releases the lease if still ours. Returns {popped, claims, outlook}. Other deliverers are
-# woken only when lanes are due that this one did not take.
+# prefix, lane, token, item id, now, wake channel, aside (not '': the item moves to the set-aside
+# stream, with this as why), claim next ('1': lease the next due lane in the same step), lease
+# ms, then follow-up lane, item pairs. Pops the item if it is still the head, enqueues follow-ups
+# in the same step, and releases the lease if still ours. Returns {popped, claims, outlook}.
+# Other deliverers are woken only when lanes are due that this one did not take.
 _COMPLETE = (
     LANE_FUNCTIONS
     + """
@@ -101,8 +101,8 @@ local lane_key = ARGV[1] .. 'lane:' .. ARGV[2]
 local head = redis.call('LINDEX', lane_key, 0)
 local popped = 0
 if head and string.match(head, '^([^|]*)|') == ARGV[4] then
-  if ARGV[7] == '1' then
-    redis.call('XADD', KEYS[3], '*', 'lane', ARGV[2], 'item', head)
+  if ARGV[7] ~= '' then
+    redis.call('XADD', KEYS[3], '*', 'lane', ARGV[2], 'item', head, 'why', ARGV[7])
   end
   redis.call('LPOP', lane_key)
   redis.call('HDEL', KEYS[2], ARGV[4])
@@ -192,13 +192,16 @@ class LaneStore:
         *,
         token: str,
         followups: Sequence[tuple[str, str, dict[str, Any]]] = (),
-        set_aside: bool = False,
+        set_aside_because: str | None = None,
     ) -> bool:
         """Pop a delivered (or finally failed) item and append its follow-ups in one step.
 
-        With set_aside, the item is kept in the set-aside stream for an operator instead.
+        With set_aside_because (why, for an operator: no content), the item is kept in the
+        set-aside stream instead.
         """
-        popped, _, _ = await self.complete_and_claim(claim, token=token, followups=followups, set_aside=set_aside)
+        popped, _, _ = await self.complete_and_claim(
+            claim, token=token, followups=followups, set_aside_because=set_aside_because
+        )
         return popped
 
     async def complete_and_claim(
@@ -207,7 +210,7 @@ class LaneStore:
         *,
         token: str,
         followups: Sequence[tuple[str, str, dict[str, Any]]] = (),
-        set_aside: bool = False,
+        set_aside_because: str | None = None,
         lease_ms: int | None = None,
     ) -> tuple[bool, list[Claim], Outlook]:
         """As complete; with lease_ms, the next due lane is leased for the same token in the
@@ -220,7 +223,7 @@ class LaneStore:
             claim.item_id,
             now,
             self.keys.wake_channel,
-            "1" if set_aside else "0",
+            "" if set_aside_because is None else set_aside_because or "-",
             "0" if lease_ms is None else "1",
             lease_ms or 0,
         ]
@@ -230,9 +233,10 @@ class LaneStore:
         raw: Any = await self._complete(keys=keys, args=args)
         return bool(raw[0]), claims_from(raw[1]), _outlook(raw[2])
 
-    async def set_aside_delivery(self, claim: Claim, *, token: str) -> bool:
-        """Take an item out of its lane into the set-aside stream, so the lane moves on."""
-        return await self.complete(claim, token=token, set_aside=True)
+    async def set_aside_delivery(self, claim: Claim, *, token: str, why: str) -> bool:
+        """Take an item out of its lane into the set-aside stream, so the lane moves on; why is
+        kept with it for an operator (no content)."""
+        return await self.complete(claim, token=token, set_aside_because=why)
 
     async def renew_lane_lease(self, lane: str, *, token: str, lease_ms: int) -> bool:
         """Extend a lane lease this token holds; False if it was lost to another worker."""

@@ -1,7 +1,8 @@
 """The bridge's state in Redis: what decisions are made from (reads only), the roster, and the
-one commit of a decision. The inbound stream (inbound.py) and the lanes (lanes.py) are parts of
-the same Store; the keys, their hash tags and the slot layout are in keys.py, how values are
-kept in codec.py, and the commit's generic operations in commit.py.
+one commit of a decision. The inbound stream (inbound.py), the lanes (lanes.py) and the reads
+of what was set aside (set_aside.py) are parts of the same Store; the keys, their hash tags and
+the slot layout are in keys.py, how values are kept in codec.py, and the commit's generic
+operations in commit.py.
 
 A child's words live in Redis only while in transit: a processed stream entry is
 deleted, a delivered item is popped from its lane.
@@ -34,6 +35,7 @@ from bridge.adapters.redis.inbound import InboundStore
 from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
 from bridge.adapters.redis.lanes import LaneStore
 from bridge.adapters.redis.pseudonym import check_pseudonym_key
+from bridge.adapters.redis.set_aside import SetAsideStore
 from bridge.core.case import Block, Case
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
 from bridge.core.rules.controls import Roster
@@ -70,7 +72,7 @@ return cjson.encode(redis.call('HGETALL', ARGV[1] .. 'case:' .. number))
 _CHILD_KEYS_KEPT = 10_000
 
 
-class Store(InboundStore, LaneStore):
+class Store(InboundStore, LaneStore, SetAsideStore):
     """The bridge's state in Redis. Every method is one round trip unless it says otherwise."""
 
     def __init__(self, redis: Redis, *, child_key_secret: bytes | None = None, keys: Keys | None = None) -> None:
