@@ -24,10 +24,12 @@ REPLY = "こんにちは、相談員です"
 STRANGERS = {"another app": {"app": "A9999"}, "another workspace": {"team": "T9999"}}
 
 
-def reply_event(bridge: Bridge, root_ts: str, reply_ts: str, **stranger: str) -> httpx.Response:
+def reply_event(
+    bridge: Bridge, root_ts: str, reply_ts: str, *, app: str | None = None, team: str | None = None
+) -> httpx.Response:
     """A counsellor's reply in the case thread, delivered by the Events API."""
     event = {"type": "message", "channel": CHANNEL, "channel_type": "group", "user": COUNSELLOR}
-    return bridge.slack_event({**event, "text": REPLY, "ts": reply_ts, "thread_ts": root_ts}, **stranger)
+    return bridge.slack_event({**event, "text": REPLY, "ts": reply_ts, "thread_ts": root_ts}, app=app, team=team)
 
 
 def close_button(bridge: Bridge, *, app: str | None = None, team: str | None = None) -> httpx.Response:
