@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from bridge.adapters.slack import identity, verify
 from bridge.adapters.slack.listeners import build_bolt_app
 from bridge.config.policy_file import load_policy
 from bridge.config.settings import Settings, load_settings
+from bridge.config.startup import EXIT_CODE, STARTUP_ERRORS, startup_error_line
 from bridge.logs import configure_logging
 
 log = logging.getLogger("bridge.web")
@@ -271,6 +273,11 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
 
 
 def create_app_from_env() -> FastAPI:
-    """uvicorn --factory entry point: settings from the environment."""
+    """uvicorn --factory entry point: settings from the environment. A bad environment or policy
+    file prints the line `bridge serve` prints and exits with its code, not uvicorn's traceback."""
     configure_logging()
-    return create_app(load_settings())
+    try:
+        return create_app(load_settings())
+    except STARTUP_ERRORS as exc:
+        print(startup_error_line(exc), file=sys.stderr)
+        raise SystemExit(EXIT_CODE) from None
