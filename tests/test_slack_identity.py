@@ -113,6 +113,8 @@ def test_slacks_checks_of_the_request_url_name_no_app_and_are_handshakes() -> No
     assert is_handshake({"type": "url_verification", "challenge": "c", "token": "t"})
     assert is_handshake({"ssl_check": "1", "token": "t"})
     assert not is_handshake(EVENT) and not is_handshake(COMMAND)
+    # Bolt answers ssl_check only when it is "1"; any other value goes on to the listeners.
+    assert not is_handshake({**COMMAND, "team_id": "T9999", "ssl_check": "0"})
 
 
 @pytest.fixture
