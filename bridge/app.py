@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -22,10 +24,11 @@ from starlette.requests import ClientDisconnect
 
 from bridge.adapters.line import webhook as line
 from bridge.adapters.redis.store import Store
-from bridge.adapters.slack import verify
+from bridge.adapters.slack import identity, verify
 from bridge.adapters.slack.listeners import build_bolt_app
 from bridge.config.policy_file import load_policy
 from bridge.config.settings import Settings, load_settings
+from bridge.config.startup import EXIT_CODE, STARTUP_ERRORS, startup_error_line
 from bridge.logs import configure_logging
 
 log = logging.getLogger("bridge.web")
@@ -53,6 +56,7 @@ class WebState:
     store: Store
     bolt: AsyncApp
     slack_web: AsyncWebClient
+    slack_identity: identity.IdentityLearner
 
 
 async def read_body(request: Request, limit: int, timeout: float) -> bytes:
@@ -118,6 +122,29 @@ def _redis_for_web(settings: Settings) -> Redis:
     return Redis(connection_pool=pool)
 
 
+def _unbound(learner: identity.IdentityLearner, payload: dict[str, Any], is_event: bool) -> Response | None:
+    """The answer to a Slack request that does not name this app and workspace, or None.
+
+    Before Slack has said who the bot token is: 503 (an Events API delivery is retried by Slack,
+    and so reaches the bridge once it knows). Another app's or workspace's: 403, but 200 with
+    nothing done for an Events API delivery, since Slack retries a refused one in vain and turns
+    off the subscriptions of an app whose deliveries keep failing (for every workspace it is in).
+    """
+    if identity.is_handshake(payload):
+        return None
+    ours = learner.identity
+    if ours is None:
+        log.warning("slack request refused: this app and workspace are not yet learned from Slack")
+        return _error(503, "not ready: this app and workspace are not yet learned from Slack")
+    reason = identity.mismatch(payload, ours)
+    if reason is None:
+        return None
+    log.warning("slack request refused: %s", reason)
+    if is_event:
+        return JSONResponse({"ignored": "not for this app and workspace"})
+    return _error(403, "not for this app and workspace")
+
+
 def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None = None) -> FastAPI:
     """Build the web app for these settings. Safe to call many times (tests do).
 
@@ -142,11 +169,19 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
             policy=policy,
             cases_channel=settings.SLACK_CHANNEL_ID,
         )
-        app.state.bridge = WebState(redis=redis, store=store, bolt=bolt, slack_web=web)
+        # Which app and workspace Slack requests must name: asked once here (a web process that
+        # cannot reach Slack starts anyway, for LINE, and keeps asking while it refuses Slack).
+        learner = identity.IdentityLearner(web)
+        learning = None if await learner.learn() else asyncio.create_task(learner.keep_learning())
+        app.state.bridge = WebState(redis=redis, store=store, bolt=bolt, slack_web=web, slack_identity=learner)
         log.info("web started")
         try:
             yield
         finally:
+            if learning is not None:
+                learning.cancel()
+                with suppress(asyncio.CancelledError):
+                    await learning
             await redis.aclose()
             log.info("web stopped")
 
@@ -214,6 +249,9 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
             log.warning("slack request rejected: %s", exc)
             return _error(400, str(exc))
         is_event = payload.get("type") == "event_callback"  # an Events API delivery
+        refusal = _unbound(state.slack_identity, payload, is_event)
+        if refusal is not None:
+            return refusal
         try:
             response = await state.bolt.async_dispatch(to_async_bolt_request(request, body))
         except (RedisError, OSError):
@@ -235,6 +273,11 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
 
 
 def create_app_from_env() -> FastAPI:
-    """uvicorn --factory entry point: settings from the environment."""
+    """uvicorn --factory entry point: settings from the environment. A bad environment or policy
+    file prints the line `bridge serve` prints and exits with its code, not uvicorn's traceback."""
     configure_logging()
-    return create_app(load_settings())
+    try:
+        return create_app(load_settings())
+    except STARTUP_ERRORS as exc:
+        print(startup_error_line(exc), file=sys.stderr)
+        raise SystemExit(EXIT_CODE) from None

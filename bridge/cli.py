@@ -15,8 +15,9 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from bridge.adapters.slack.render import render
-from bridge.config.policy_file import PolicyError, describe_policy, load_policy
-from bridge.config.settings import SettingsError, load_settings
+from bridge.config.policy_file import describe_policy, load_policy
+from bridge.config.settings import load_settings
+from bridge.config.startup import EXIT_CODE, STARTUP_ERRORS, startup_error_line
 from bridge.core.ids import CaseNumber
 from bridge.core.schedule import wording
 from bridge.logs import configure_logging
@@ -251,9 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.run(args)
         return code
-    except (SettingsError, PolicyError) as exc:
-        print(f"bridge: {exc}", file=sys.stderr)
-        return 2
+    except STARTUP_ERRORS as exc:
+        print(startup_error_line(exc), file=sys.stderr)
+        return EXIT_CODE
 
 
 if __name__ == "__main__":

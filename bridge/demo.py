@@ -138,6 +138,9 @@ async def _play(
         )
         response.raise_for_status()
 
+    # Every request from Slack names the app and workspace (the fake's), or the bridge refuses it.
+    ours = {"team_id": fake_slack.team_id, "api_app_id": fake_slack.app_id}
+
     async def from_counsellor(thread_ts: str, text: str) -> str:
         ts = str(fake_slack.add_message(CHANNEL, text, user=COUNSELLOR, thread_ts=thread_ts)["ts"])
         event = {
@@ -148,7 +151,8 @@ async def _play(
             "ts": ts,
             "thread_ts": thread_ts,
         }
-        body = json.dumps({"type": "event_callback", "event_id": "Ev" + uuid.uuid4().hex[:12], "event": event}).encode()
+        delivery = {"type": "event_callback", "event_id": "Ev" + uuid.uuid4().hex[:12], **ours, "event": event}
+        body = json.dumps(delivery).encode()
         headers = {"Content-Type": "application/json", **slack_side.sign(slack_secret, body)}
         (await client.post("/slack/events", content=body, headers=headers)).raise_for_status()
         return ts
@@ -224,7 +228,7 @@ async def _play(
         _say("slack", "thread: " + message["text"])
 
     async def command(name: str, text: str) -> None:
-        form = {"command": name, "text": text, "user_id": COUNSELLOR, "channel_id": CHANNEL, "team_id": "T0"}
+        form = {"command": name, "text": text, "user_id": COUNSELLOR, "channel_id": CHANNEL, **ours}
         body = urlencode({**form, "trigger_id": uuid.uuid4().hex}).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded", **slack_side.sign(slack_secret, body)}
         (await client.post("/slack/events", content=body, headers=headers)).raise_for_status()

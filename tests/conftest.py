@@ -308,12 +308,22 @@ class Bridge:
         all_headers = {"Content-Type": content_type, **slack_side.sign(SLACK_SIGNING, body), **(headers or {})}
         return httpx.post(self.url + "/slack/events", content=body, headers=all_headers, timeout=10)
 
-    def slack_event(self, event: dict[str, Any], *, event_id: str | None = None, retry: int = 0) -> httpx.Response:
+    def slack_event(
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        retry: int = 0,
+        team: str | None = None,
+        app: str | None = None,
+    ) -> httpx.Response:
+        """Deliver an event as Slack's Events API does, from the fake's app and workspace unless
+        ``team`` or ``app`` names others."""
         body = json.dumps(
             {
                 "token": "legacy",
-                "team_id": "T0001",
-                "api_app_id": "A0001",
+                "team_id": team or self.fake_slack.team_id,
+                "api_app_id": app or self.fake_slack.app_id,
                 "type": "event_callback",
                 "event_id": event_id or "Ev" + uuid.uuid4().hex[:10].upper(),
                 "event_time": int(time.time()),
@@ -421,15 +431,26 @@ def line_follow_event(user: str, *, event_id: str, reply_token: str) -> dict[str
     }
 
 
-def slash_command(bridge: Bridge, command: str, text: str, *, user: str = "UCOUNSEL1", channel: str = CHANNEL) -> Any:
-    """Send a slash command as Slack does (a signed form post)."""
+def slash_command(
+    bridge: Bridge,
+    command: str,
+    text: str,
+    *,
+    user: str = "UCOUNSEL1",
+    channel: str = CHANNEL,
+    team: str | None = None,
+    app: str | None = None,
+) -> Any:
+    """Send a slash command as Slack does (a signed form post), from the fake's app and workspace
+    unless ``team`` or ``app`` names others."""
     body = urlencode(
         {
             "command": command,
             "text": text,
             "user_id": user,
             "channel_id": channel,
-            "team_id": "T0001",
+            "team_id": team or bridge.fake_slack.team_id,
+            "api_app_id": app or bridge.fake_slack.app_id,
             "trigger_id": f"trig-{time.time_ns()}",
             "response_url": "https://hooks.slack.invalid/x",
         }
@@ -438,8 +459,13 @@ def slash_command(bridge: Bridge, command: str, text: str, *, user: str = "UCOUN
 
 
 def interactive(bridge: Bridge, payload: dict[str, Any]) -> Any:
-    """Send an interaction payload (block_actions, message_action, view_submission) as Slack does."""
-    body = urlencode({"payload": json.dumps(payload)}).encode()
+    """Send an interaction payload (block_actions, message_action, view_submission) as Slack does,
+    naming the fake's app and workspace where the payload names none (Slack sends no api_app_id
+    with a shortcut, so a message_action gets a team only)."""
+    named: dict[str, Any] = {"team": {"id": bridge.fake_slack.team_id}}
+    if payload.get("type") not in ("message_action", "shortcut"):
+        named["api_app_id"] = bridge.fake_slack.app_id
+    body = urlencode({"payload": json.dumps({**named, **payload})}).encode()
     return bridge.slack_post(body, content_type="application/x-www-form-urlencoded")
 
 
@@ -450,7 +476,6 @@ def press(bridge: Bridge, action_id: str, case: int, *, user: str = "UCOUNSEL1")
         {
             "type": "block_actions",
             "user": {"id": user},
-            "team": {"id": "T0001"},
             "channel": {"id": CHANNEL},
             "trigger_id": f"trig-{time.time_ns()}",
             "actions": [{"action_id": action_id, "value": str(case), "type": "button", "action_ts": str(time.time())}],

@@ -182,6 +182,7 @@ def test_slack_manifest_asks_for_what_the_bridge_uses() -> None:
     assert "commands" in scopes and sorted(commands) == sorted(COMMANDS)  # every command the bridge serves
     assert [s["callback_id"] for s in manifest["features"]["shortcuts"]] == [SHORTCUT]
     assert {"groups:read", "channels:read", "usergroups:read"} <= scopes  # the roster for the controls
+    assert "users:read" in scopes  # bots.info: which app the bot belongs to
     assert {"member_joined_channel", "member_left_channel"} <= set(events["bot_events"])
     assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")
 

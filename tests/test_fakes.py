@@ -351,9 +351,22 @@ async def test_slack_rate_limit_mode(slack: FakeSlack, web: AsyncWebClient) -> N
     assert [m["text"] for m in slack.messages(CHANNEL)] == ["1", "2", "4"]
 
 
+async def test_the_fake_workspace_identity_is_what_the_test_sets() -> None:
+    with FakeSlack(bot_token=SLACK_TOKEN, team_id="T0002", app_id="A0002", enterprise_id="E0002") as fake:
+        web = AsyncWebClient(token=SLACK_TOKEN, base_url=fake.url + "/api/")
+        auth = await web.auth_test()
+        assert (auth["team_id"], auth["enterprise_id"], auth["is_enterprise_install"]) == ("T0002", "E0002", False)
+        assert (await web.bots_info(bot=auth["bot_id"]))["bot"]["app_id"] == "A0002"
+
+
 async def test_slack_directory_methods(slack: FakeSlack, web: AsyncWebClient) -> None:
     auth = await web.auth_test()
     assert (auth["user_id"], auth["bot_id"], auth["team_id"]) == ("UBRIDGEBOT", "BBRIDGEBOT", "T0001")
+    assert auth.get("enterprise_id") is None  # a workspace outside any Enterprise Grid organisation
+    bot = (await web.bots_info(bot="BBRIDGEBOT"))["bot"]
+    assert (bot["id"], bot["app_id"], bot["user_id"]) == ("BBRIDGEBOT", "A0001", "UBRIDGEBOT")
+    with pytest.raises(SlackApiError, match="bot_not_found"):
+        await web.bots_info(bot="BOTHER")
     slack.set_members(CHANNEL, ["UA", "UB"])
     slack.add_user("UA", "alice", "Alice Example")
     slack.set_usergroup("S1", ["UA"])

@@ -86,8 +86,13 @@ def test_a_lone_surrogate_is_recorded_as_a_replacement_character(web_only: Bridg
     assert recorded[1]["\ufffd"] == "\ufffd"
 
 
+# The end of a JSON body naming the fake Slack's workspace and app, as every request from Slack does.
+NAMED = b'"team_id": "T0001", "api_app_id": "A0001"}'
+
+
 def slack_event_body(event: dict[str, Any], *, event_id: str = "EvHOSTILE1") -> bytes:
-    return json.dumps({"type": "event_callback", "event_id": event_id, "team_id": "T0001", "event": event}).encode()
+    named = {"team_id": "T0001", "api_app_id": "A0001"}
+    return json.dumps({"type": "event_callback", "event_id": event_id, **named, "event": event}).encode()
 
 
 def in_event(body: bytes, key: str, raw: bytes) -> bytes:
@@ -127,12 +132,12 @@ def test_hostile_slack_bodies_are_400_and_nothing_is_kept(web_only: Bridge) -> N
 
 def test_an_events_api_delivery_is_known_by_its_type_not_by_a_substring(web_only: Bridge) -> None:
     # The type written with an escape: an Events API delivery without an event type still gets 200.
-    escaped = b'{"type": "event\\u005fcallback", "event_id": "EvESCAPED", "team_id": "T0001", "event": {}}'
+    escaped = b'{"type": "event\\u005fcallback", "event_id": "EvESCAPED", "event": {}, ' + NAMED
     assert b'"event_callback"' not in escaped
     response = web_only.slack_post(escaped)
     assert response.status_code == 200, response.text
     # Not an Events API delivery, though its text names one: Bolt's answer (no listener: 404) stands.
-    other = json.dumps({"type": "something_else", "note": "event_callback", "event": {"type": "message"}}).encode()
+    other = b'{"type": "something_else", "note": "event_callback", "event": {"type": "message"}, ' + NAMED
     assert web_only.slack_post(other).status_code == 404
     assert web_only.redis.xlen(Keys().inbound) == 0
 
@@ -155,7 +160,7 @@ def test_lone_surrogates_from_slack_are_recorded_as_replacement_characters(web_o
 @pytest.mark.parametrize("event_id", ["Ev\ud800", "Ev" + "X" * 1000, "Ev\nforged log line", 12345])
 def test_a_slack_event_id_not_of_slacks_form_is_replaced_by_a_hash(web_only: Bridge, event_id: Any) -> None:
     event = {"type": "message", "channel": "CCONSULT", "user": "UCOUNSEL1", "text": "x", "ts": "1.2"}
-    body = json.dumps({"type": "event_callback", "event_id": event_id, "team_id": "T0001", "event": event}).encode()
+    body = slack_event_body(event, event_id=event_id)
     assert web_only.slack_post(body).status_code == 200
     assert web_only.slack_post(body).status_code == 200  # a retry: dropped by the same hash
     assert web_only.redis.xlen(Keys().inbound) == 1

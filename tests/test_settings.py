@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from bridge.config.settings import (
     load_settings,
     pseudonym_key_bytes,
 )
+from bridge.fakes.harness import procfile_commands
 
 GOOD = {
     "LINE_CHANNEL_SECRET": "0123456789abcdef-line-secret",
@@ -235,3 +237,51 @@ def test_a_process_with_a_plain_http_api_url_does_not_start(process: str) -> Non
     assert "SLACK_API_BASE_URL must be https" in output
     for value in SECRETS.values():
         assert value not in output
+
+
+def _web_command() -> list[str]:
+    """The Procfile's web command, run by this interpreter (so from this checkout) on any port."""
+    argv = shlex.split(procfile_commands()["web"].replace("$PORT", "0"))
+    assert argv[0] == "uvicorn"
+    return [sys.executable, "-m", *argv]
+
+
+@pytest.mark.parametrize(
+    ("bad", "line"),
+    [
+        ({"SLACK_SIGNING_SECRET": None}, "bridge: configuration error: SLACK_SIGNING_SECRET is not set"),
+        ({"LINE_CHANNEL_SECRET": "changeme"}, "LINE_CHANNEL_SECRET is missing or still a placeholder"),
+        ({"BRIDGE_WORKER_CONCURRENCY": "many"}, "BRIDGE_WORKER_CONCURRENCY Input should be a valid integer"),
+        ({"BRIDGE_CONFIG": "/nonexistent/bridge.toml"}, "bridge: /nonexistent/bridge.toml: no such policy file"),
+    ],
+    ids=["missing", "placeholder", "invalid", "no policy file"],
+)
+def test_every_process_stops_on_a_bad_setting_with_the_same_clear_line(bad: dict[str, str | None], line: str) -> None:
+    """bridge serve, bridge worker and the Procfile's web process (uvicorn's factory) print one
+    line naming the variable, no traceback and no secret, and exit with 2."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        **{k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "SYSTEMROOT")},
+        **GOOD,
+        "REDIS_URL": "redis://127.0.0.1:1/0",  # never reached: start-up stops first
+    }
+    for name, value in bad.items():
+        if value is None:
+            del env[name]
+        else:
+            env[name] = value
+    said = {}
+    for process, command in {
+        "serve": [sys.executable, "-m", "bridge.cli", "serve", "--port", "0"],
+        "worker": [sys.executable, "-m", "bridge.cli", "worker"],
+        "web": _web_command(),
+    }.items():
+        result = _start(command, env)
+        output = result.stdout + result.stderr
+        assert result.returncode == 2, f"{process}: {result.returncode}\n{output}"
+        assert "Traceback" not in output, f"{process}:\n{output}"
+        for value in SECRETS.values():
+            assert value not in output
+        said[process] = [text for text in result.stderr.splitlines() if text.startswith("bridge:")]
+    assert said["serve"] == said["worker"] == said["web"], said
+    assert len(said["web"]) == 1 and line in said["web"][0]

@@ -47,7 +47,8 @@ def endpoint(name: str) -> Endpoint:
         return Endpoint("/line/webhook", body, {"X-Line-Signature": line_side.sign(LINE_SECRET, body)})
     event = {"type": "message", "channel": "CCONSULT", "user": "U1", "text": SECRET_WORDS, "ts": "1.2"}
     body = json.dumps(
-        {"type": "event_callback", "event_id": "EvSLOW", "team_id": "T0001", "event": event}, ensure_ascii=False
+        {"type": "event_callback", "event_id": "EvSLOW", "team_id": "T0001", "api_app_id": "A0001", "event": event},
+        ensure_ascii=False,
     ).encode()
     return Endpoint("/slack/events", body, slack_side.sign(SLACK_SIGNING, body))
 

@@ -139,7 +139,8 @@ def test_line_webhook_answers_while_slack_is_down(bridge: Bridge) -> None:
 
 
 def slack_body(event: dict[str, Any], event_id: str = "Ev1") -> bytes:
-    return json.dumps({"type": "event_callback", "event_id": event_id, "team_id": "T0001", "event": event}).encode()
+    named = {"team_id": "T0001", "api_app_id": "A0001"}  # the fake Slack's workspace and app
+    return json.dumps({"type": "event_callback", "event_id": event_id, **named, "event": event}).encode()
 
 
 @pytest.mark.parametrize("case", ["missing", "wrong", "stale", "future"])

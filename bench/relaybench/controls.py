@@ -50,6 +50,7 @@ def phase_controls(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
                     "user_id": COUNSELLOR,
                     "channel_id": CHANNEL,
                     "team_id": "T0001",
+                    "api_app_id": "A0001",
                     "trigger_id": f"trig-{run}-c{i}",
                 }
                 await post(form, command_acks)
@@ -58,6 +59,7 @@ def phase_controls(rig: Rig, plan: Plan, run: str) -> dict[str, Any]:
                 action = {"action_id": "escalate_case", "value": str(i % cases + 1), "action_ts": f"{time.time()}"}
                 payload = {
                     "type": "block_actions",
+                    "api_app_id": "A0001",
                     "user": {"id": COUNSELLOR},
                     "team": {"id": "T0001"},
                     "channel": {"id": CHANNEL},

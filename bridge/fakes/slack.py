@@ -51,14 +51,22 @@ class FakeSlack(SlackMethods, FakeServer):
         bot_user_id: str = "UBRIDGEBOT",
         bot_id: str = "BBRIDGEBOT",
         team_id: str = "T0001",
+        app_id: str = "A0001",
+        enterprise_id: str | None = None,
     ) -> None:
+        """The fake workspace's identity: what ``auth.test`` and ``bots.info`` answer, and what a
+        test puts in a request to be one from this app and workspace (or changes, to be one that
+        is not)."""
         super().__init__()
         self.bot_token = bot_token
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.team_id = team_id
+        self.app_id = app_id
+        self.enterprise_id = enterprise_id
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
+            "bots.info": self._bots_info,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral,

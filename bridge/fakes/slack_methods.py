@@ -3,7 +3,7 @@
 :class:`SlackMethods` is the half of :class:`bridge.fakes.slack.FakeSlack` that answers the
 Web API: ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``, ``reactions.add`` /
 ``remove``, ``conversations.replies`` / ``history`` / ``members``, ``users.info``,
-``usergroups.users.list``, ``views.open`` and ``auth.test``. A caller (the fake's dispatch) can
+``usergroups.users.list``, ``views.open``, ``auth.test`` and ``bots.info``. A caller (the fake's dispatch) can
 rely on each handler taking the call's arguments as one dict (query string, form and JSON
 merged), returning the fields of an ``{"ok": true, ...}`` answer, and raising
 :class:`SlackError` with Slack's own error code (``channel_not_found``, ``msg_too_long``, ...)
@@ -102,6 +102,8 @@ class SlackMethods:
     bot_user_id: str
     bot_id: str
     team_id: str
+    app_id: str
+    enterprise_id: str | None
     _last_ts: int
     _messages: dict[str, dict[str, Any]]  # ts -> message, in ts order
     _updates: dict[str, list[dict[str, Any]]]
@@ -200,14 +202,25 @@ class SlackMethods:
     # ------------------------------------------------------------------ methods
 
     def _auth_test(self, _: dict[str, Any]) -> dict[str, Any]:
-        return {
+        # As Slack answers for a bot token; enterprise_id only in an Enterprise Grid organisation.
+        answer: dict[str, Any] = {
             "url": "https://test.slack.com/",
             "team": "test",
             "user": "bridge",
             "team_id": self.team_id,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
+            "is_enterprise_install": False,
         }
+        if self.enterprise_id is not None:
+            answer["enterprise_id"] = self.enterprise_id
+        return answer
+
+    def _bots_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Only the bridge's own bot is known; Slack answers bot_not_found for a bot it cannot see.
+        if args.get("bot") != self.bot_id:
+            raise SlackError("bot_not_found")
+        return {"bot": {"id": self.bot_id, "deleted": False, "app_id": self.app_id, "user_id": self.bot_user_id}}
 
     def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = args.get("channel")

@@ -37,7 +37,8 @@ def build_bolt_app(
     bot_token = client.token or ""
 
     async def authorize(**_: Any) -> AuthorizeResult:
-        # A single workspace with a known bot token: no auth.test round trip on the web path.
+        # A single workspace with a known bot token: no auth.test round trip on the web path (the
+        # web process asks it once at start, to know which app and workspace requests must name).
         return AuthorizeResult(enterprise_id=None, team_id=None, bot_token=bot_token)
 
     app = AsyncApp(
