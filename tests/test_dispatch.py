@@ -260,11 +260,12 @@ async def test_a_root_posted_before_a_crash_is_found_not_posted_again(
     retry finds the root by its metadata, records that thread, and posts nothing again."""
     _, slack = fakes
     root = dataclasses.replace(sample(RootPost), case=7, opened_at=time.time())
+    keys = worker.store.keys
+    await worker.redis.hset(keys.case(7), mapping={"v": "1", "number": "7"})  # the case exists
     claim = Claim(lane="slack:7", item_id="1-0.0", payload=to_payload(root), attempts=1, enqueued_ms=now_ms())
     outcome, _ = await worker.deliverers._attempt(root, claim)
     assert outcome.delivered
     (posted,) = slack.messages("CCASES")
-    keys = worker.store.keys
     for key, field in ((keys.lane_threads, "slack:7"), (keys.by_thread, posted["ts"]), (keys.case(7), "thread_ts")):
         await worker.redis.hdel(key, field)  # as if the worker had died before recording it
     again, _ = await worker.deliverers._attempt(root, dataclasses.replace(claim, attempts=2))

@@ -287,3 +287,14 @@ async def test_a_refused_commit_hands_off_nothing(store: Store) -> None:
     result, claims = await store.commit_handing_off(ops, token="w:handed", lease_ms=5000, max_lanes=5)
     assert (result, claims) == (Committed.CONFLICT, [])
     assert await store.redis.zcard(store.keys.due) == 0
+
+
+async def test_a_thread_is_not_recorded_for_a_case_whose_record_is_gone(store: Store) -> None:
+    """A root posted while its case was erased on request: nothing comes back (a case hash with
+    only a thread in it would be a record no load can read)."""
+    await store.record_thread(7, "slack:7", "111.1")
+    assert await store.redis.keys("*") == []
+    await store.redis.hset(store.keys.case(8), mapping={"v": "1", "number": "8"})
+    await store.record_thread(8, "slack:8", "222.2")
+    assert await store.redis.hget(store.keys.case(8), "thread_ts") == b"222.2"
+    assert await store.redis.hget(store.keys.by_thread, "222.2") == b"8"

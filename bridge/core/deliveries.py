@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from bridge.core.case import CaseAction
-from bridge.core.ids import CaseNumber, LineUserId, MessageTs, SlackUserId
+from bridge.core.ids import CaseNumber, LineUserId, MessageTs, SlackUserId, ThreadTs
 from bridge.core.parts import Text, text_from_payload, text_to_payload
 
 
@@ -40,6 +40,9 @@ class ThreadPost:
     case: CaseNumber
     text: Text
     role: PostRole
+    # The thread, for a note into a thread whose case's record is gone (its lane no longer knows
+    # it); otherwise None, and the post goes into the thread the case's lane knows.
+    thread_ts: ThreadTs | None = None
 
 
 @dataclass(frozen=True)

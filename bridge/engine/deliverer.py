@@ -291,11 +291,12 @@ class Deliverers:
             case RootPost():
                 return await self._post_root(delivery, claim), ()
             case ThreadPost():
-                if claim.thread_ts is None:
+                ts = delivery.thread_ts or claim.thread_ts
+                if ts is None:
                     return Outcome(OutcomeStatus.FAILED, "the case has no thread"), ()
                 # The child's words go under the bridge's label, as plain text.
                 blocks = child_blocks(self.policy, words_of(delivery.text)) if delivery.role is PostRole.CHILD else None
-                text, ts = self._mrkdwn(delivery.text), claim.thread_ts
+                text = self._mrkdwn(delivery.text)
                 return await self._post_once(claim, text=text, thread_ts=ts, case=delivery.case, blocks=blocks), ()
             case RootUpdate():
                 if claim.thread_ts is None:

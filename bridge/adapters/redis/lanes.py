@@ -16,8 +16,10 @@ from bridge.core.ids import ThreadTs
 __all__ = ["LANE_FUNCTIONS", "LaneStore", "Outlook", "claims_from", "now_ms"]
 
 # KEYS[1] case hash, KEYS[2] by-thread, KEYS[3] lane threads; ARGV: number, thread ts, lane.
-# Records the Slack thread of a case once (the root post's answer, or the earlier post found).
+# Records the Slack thread of a case once (the root post's answer, or the earlier post found);
+# nothing for a case whose record is gone meanwhile (erased on request while its root was posted).
 _SET_THREAD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HSETNX', KEYS[1], 'thread_ts', ARGV[2]) == 1 then
   redis.call('HINCRBY', KEYS[1], 'v', 1)
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
@@ -169,7 +171,8 @@ class LaneStore:
 
     async def record_thread(self, number: int, lane: str, thread_ts: str) -> None:
         """Record a case's Slack thread once: on the case, in the lookup by thread, and for its
-        lane, whose later deliveries post into it. Recording it again changes nothing."""
+        lane, whose later deliveries post into it. Recording it again changes nothing, and so
+        does recording it for a case whose record is gone."""
         await self._set_thread(
             keys=[self.keys.case(number), self.keys.by_thread, self.keys.lane_threads], args=[number, thread_ts, lane]
         )
