@@ -201,6 +201,8 @@ def test_slack_manifest_asks_for_what_the_bridge_uses() -> None:
         ("audit", "retention_days", "0", "audit.retention_days"),
         # Set aside today, dropped at the next sweep: an operator must get time to look.
         ("retention", "set_aside_days", "0", "retention.set_aside_days"),
+        ("retention", "case_record_days", "0", "retention.case_record_days"),
+        ("retention", "block_review_days", "-1", "retention.block_review_days"),
     ],
 )
 def test_safety_and_role_settings_are_checked(
@@ -231,3 +233,6 @@ def test_check_config_shows_the_files_own_values_and_limits_that_are_off() -> No
 
     document["floods"]["max_messages"] = 0
     assert "floods:       off" in describe_policy(parse_policy(document), show=slack)
+    assert "its record after 365" in described and "supervisors after 90 days" in described
+    document["retention"]["block_review_days"] = 0
+    assert "block review: off" in describe_policy(parse_policy(document), show=slack)

@@ -98,6 +98,12 @@ class FloodsSection(_Strict):
 class RetentionSection(_Strict):
     # A closed case keeps the child's LINE user ID this many days, then only its pseudonym remains.
     closed_case_days: int = Field(default=30, ge=0, le=3650)
+    # A closed case's record (its times, state, thread and place in the child's history) is deleted
+    # this many days after it closed; the case a block was made from stays while the block does.
+    case_record_days: int = Field(default=365, ge=1, le=3650)
+    # A block this many days old is pointed out in the supervisors' channel, and again every this
+    # many days until a supervisor lifts it (0: never).
+    block_review_days: int = Field(default=90, ge=0, le=3650)
     # A case nobody answered for this many hours of the service's time (counted from when the
     # service could first answer it) is closed with a note in its thread. 0 turns it off.
     unanswered_close_hours: int = Field(default=72, ge=0, le=24 * 365)
@@ -222,6 +228,8 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         flood_cooldown_seconds=parsed.floods.cooldown_seconds,
         audit_retention_days=parsed.audit.retention_days,
         closed_case_days=parsed.retention.closed_case_days,
+        case_record_days=parsed.retention.case_record_days,
+        block_review_days=parsed.retention.block_review_days,
         unanswered_close_hours=parsed.retention.unanswered_close_hours,
         set_aside_days=parsed.retention.set_aside_days,
     )
@@ -290,13 +298,20 @@ def describe_policy(policy: Policy, *, show: Callable[[Text], str]) -> str:
         f"risk words:   {_describe_safety(policy)}",
         f"floods:       {_describe_floods(policy)}",
         f"audit:        records kept {policy.audit_retention_days} days",
-        f"retention:    a closed case's LINE user ID is erased after {policy.closed_case_days} days; "
+        f"retention:    a closed case's LINE user ID is erased after {policy.closed_case_days} days, its record"
+        f" after {policy.case_record_days} (the case a block was made from stays while the block does); "
         + (
             f"a case nobody answered is closed after {policy.unanswered_close_hours} hours"
             if policy.unanswered_close_hours
             else "a case nobody answered stays open"
         )
         + f"; what was set aside for an operator is dropped after {policy.set_aside_days} days",
+        "block review: "
+        + (
+            f"a block is pointed out to the supervisors after {policy.block_review_days} days, and again as often"
+            if policy.block_review_days
+            else "off"
+        ),
         "",
         "texts (rendered with this file's service, hotline and hours, and sample values for the rest):",
     ]

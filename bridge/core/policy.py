@@ -47,6 +47,8 @@ class Policy:
     flood_cooldown_seconds: int = 300
     audit_retention_days: int = 365
     closed_case_days: int = 30
+    case_record_days: int = 365  # then a closed case's record goes (not the case a block was made from)
+    block_review_days: int = 90  # a block this old is pointed out to the supervisors, and again as often (0: never)
     unanswered_close_hours: int = 72  # 0: a case nobody answered stays open
     set_aside_days: int = 14  # what was set aside for an operator is dropped after this many days
 

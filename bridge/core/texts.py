@@ -119,6 +119,27 @@ _TABLE: dict[str, TextSpec] = {
     "blocked_risk_alert": TextSpec({"mention": _SUPERVISORS, "case": 12, "link": _LINK, "category": _CATEGORY}),
     "crisis_lines": TextSpec({**_SERVICE}),
     "block_note": TextSpec({"user": _USER, "at": "11/30(火) 14:05", "reason": "無関係な投稿の連続"}),
+    "block_review_reminder": TextSpec(
+        {
+            "mention": _SUPERVISORS,
+            "case": 12,
+            "since": "2026/09/01",
+            "days": 90,
+            "reason": "無関係な投稿の連続",
+            "link": _LINK,
+        },
+        default=(
+            ":lock: {mention}ブロックの見直し: 相談 #{case} の相談者は {since} から {days} 日間ブロックされています"
+            "（理由: {reason}）。このままでよいか確かめてください。解除するときは /unblock {case}\n{link}"
+        ),
+    ),
+    "purge_note": TextSpec(
+        {"case": 12},
+        default=(
+            ":wastebasket: 依頼により、この相談（#{case}）の記録をブリッジから消去しました。"
+            "このスレッドに返信しても相談者には届きません。Slack のメッセージは Slack の保存設定に従います。"
+        ),
+    ),
     "block_done": TextSpec({"case": 12}),
     "block_already": TextSpec({"case": 12}),
     "state_blocked": TextSpec({"count": 3}),
