@@ -82,6 +82,9 @@ from bridge.core.effects import (
     DropSetAside as DropSetAside,
 )
 from bridge.core.effects import (
+    DeleteCaseRecords as DeleteCaseRecords,
+)
+from bridge.core.effects import (
     Effect as Effect,
 )
 from bridge.core.effects import (
@@ -209,6 +212,9 @@ from bridge.core.rules.retention import (
 )
 from bridge.core.rules.retention import (
     on_retention as on_retention,
+)
+from bridge.core.rules.retention import (
+    records_closed_before as records_closed_before,
 )
 from bridge.core.rules.retention import (
     set_aside_kept_since as set_aside_kept_since,

@@ -47,6 +47,14 @@ class EraseChildIds:
 
 
 @dataclass(frozen=True)
+class DeleteCaseRecords:
+    """These closed cases' records go, with what points at them: the lookup by their Slack
+    thread, their lanes, their place in the child's history and in the indexes of cases."""
+
+    numbers: tuple[CaseNumber, ...]
+
+
+@dataclass(frozen=True)
 class TrimAudit:
     """Drop the audit records from before this time."""
 
@@ -253,6 +261,7 @@ Effect = (
     OpenCase
     | NoteRecent
     | EraseChildIds
+    | DeleteCaseRecords
     | TrimAudit
     | TrimSetAside
     | ReplaySetAside

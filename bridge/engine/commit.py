@@ -55,16 +55,27 @@ class Loaded:
         return [self.cases.setdefault(r.case.number, r).case for r in records]
 
 
+def case_lane(number: int) -> str:
+    """The lane of a case's deliveries towards Slack."""
+    return f"slack:{number}"
+
+
+def child_lane(child_key: str) -> str:
+    """The lane of a child's deliveries towards LINE (by pseudonym)."""
+    return "line:" + child_key
+
+
 def lane_for(delivery: Delivery, child_key: Callable[[LineUserId], str]) -> str:
     """Towards Slack, one lane per case (and one for the channel itself); towards LINE, one
     lane per child (across cases)."""
     if isinstance(delivery, LinePush | LineReply):
-        return "line:" + child_key(delivery.to)
+        return child_lane(child_key(delivery.to))
     if isinstance(delivery, ChannelPost):
         return f"slack:{delivery.target}"
     if isinstance(delivery, Ephemeral) and delivery.case is None:
         return "slack:commands"
-    return f"slack:{delivery.case}"
+    assert delivery.case is not None
+    return case_lane(delivery.case)
 
 
 class Plan:
@@ -126,6 +137,35 @@ class Plan:
             self.ops.hincrby(key, "v", 1)
         return key
 
+    def _delete_record(self, number: int) -> None:
+        """Delete a case's record and what points at it or hangs on it: the lookup by its
+        thread, its lane towards Slack and that lane's thread, its flood window and deferred
+        texts, its place in the indexes of cases. Checked against the version it was loaded with
+        (a deliverer may record its thread meanwhile)."""
+        keys, ops = self.keys, self.ops
+        key = keys.case(number)
+        record = self.loaded.cases.get(number)
+        if record is not None:
+            if number not in self._touched:
+                ops.field_is(key, "v", record.version)
+            if record.case.thread_ts:
+                ops.hdel(keys.by_thread, record.case.thread_ts)
+        self._touched.add(number)
+        lane = case_lane(number)
+        for gone in (
+            key,
+            keys.lane(lane),
+            keys.recent(number, "all"),
+            keys.recent(number, "stickers"),
+            keys.deferred(number),
+            keys.deferred_before_rename(number),
+        ):
+            ops.delete(gone)
+        ops.zrem(keys.due, lane)
+        ops.hdel(keys.lane_threads, lane)
+        for index in (keys.unanswered, keys.closed_arrivals, keys.closed_index, keys.closed_cases):
+            ops.zrem(index, str(number))
+
     def _child_key_of(self, number: int) -> str | None:
         if number in self._opened:
             return self._opened[number]
@@ -186,6 +226,7 @@ class Plan:
                 ops.hset(self._case(effect.number), fields)
                 ops.zrem(keys.unanswered, str(effect.number))
                 ops.zadd(keys.closed_index, now, str(effect.number))
+                ops.zadd(keys.closed_cases, now, str(effect.number))
                 closing_child = self._child_key_of(effect.number)
                 if closing_child is not None:  # the child may open a new case again
                     ops.hdel_if(keys.open_by_child, closing_child, str(effect.number))
@@ -276,6 +317,13 @@ class Plan:
                     ops.hdel(self._case(number), "child")
                     ops.zrem(keys.closed_index, str(number))
                 self._note("LINE user IDs of closed cases erased count=%d", len(effect.numbers))
+            case core.DeleteCaseRecords():
+                for number in effect.numbers:
+                    child = self._child_key_of(number)
+                    self._delete_record(number)
+                    if child is not None:  # the child's next case no longer names it
+                        ops.lrem(keys.history(child), str(number))
+                self._note("closed case records deleted count=%d", len(effect.numbers))
             case core.TrimAudit():
                 ops.xtrim(keys.audit, min_id=_stream_id(effect.before))
             case core.TrimSetAside():

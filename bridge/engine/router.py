@@ -42,6 +42,7 @@ from bridge.core.policy import Policy
 from bridge.engine.commit import Loaded, Plan
 from bridge.engine.decide import Decider
 from bridge.engine.errors import safe_trace
+from bridge.engine.standing import decide_standing
 
 log = logging.getLogger("bridge.worker")
 
@@ -333,9 +334,9 @@ class Router(Decider):
                 self._next_fire = min(self._next_fire, effect.at)
 
     async def standing_pass(self, now: float) -> None:
-        """What must happen whatever arrives: the next closing reminder, and the retention of
-        personal data (LINE user IDs of long-closed cases, old audit records)."""
-        closed_long_ago = await self.store.closed_before(core.ids_closed_before(self.policy, now=now))
-        retention = core.on_retention(tuple(closed_long_ago), self.policy, now=now)
-        decision = core.Decision(effects=(*core.standing_timers(self.policy, now=now), *retention.effects))
-        await self.commit(decision, Loaded(), now=now, entry_id=None)
+        """What must happen whatever arrives (standing.py): the next closing reminder, and the
+        retention of personal data. A commit that finds a case changed meanwhile is left for the
+        next pass, a minute later."""
+        loaded = Loaded()
+        decision = await decide_standing(self.store, self.policy, now, loaded)
+        await self.commit(decision, loaded, now=now, entry_id=None)

@@ -50,8 +50,8 @@ while i <= #flat do
   i = i + 2 + n
 end
 local writes = {hset=1, hdel=1, hdelif=1, hincrby=1, set=1, setex=1, del=1, zadd=1, zaddnx=1, zrem=1,
-  zremrangebyscore=1, expire=1, rpush=1, ltrim=1, sadd=1, srem=1, xadd=1, xappend=1, xtrim=1, xdel=1,
-  arm=1, enqueue=1, ack=1}
+  zremrangebyscore=1, expire=1, rpush=1, lrem=1, ltrim=1, sadd=1, srem=1, xadd=1, xappend=1, xtrim=1,
+  xdel=1, arm=1, enqueue=1, ack=1}
 for _, op in ipairs(ops) do
   local name, a = op[1], op[2]
   if name == 'present' then
@@ -82,6 +82,7 @@ for _, op in ipairs(ops) do
   elseif name == 'zremrangebyscore' then redis.call('ZREMRANGEBYSCORE', key, a[2], a[3])
   elseif name == 'expire' then redis.call('EXPIRE', key, a[2])
   elseif name == 'rpush' then redis.call('RPUSH', key, unpack(a, 2))
+  elseif name == 'lrem' then redis.call('LREM', key, 0, a[2])
   elseif name == 'ltrim' then redis.call('LTRIM', key, a[2], a[3])
   elseif name == 'sadd' then redis.call('SADD', key, unpack(a, 2))
   elseif name == 'srem' then redis.call('SREM', key, unpack(a, 2))
@@ -203,6 +204,10 @@ class Ops:
         if values:
             self._add("rpush", key, *values)
 
+    def lrem(self, key: str, value: str) -> None:
+        """Remove every occurrence of a value from a list."""
+        self._add("lrem", key, value)
+
     def ltrim(self, key: str, start: int, stop: int) -> None:
         self._add("ltrim", key, start, stop)
 
@@ -227,6 +232,7 @@ class Ops:
         self._add("xtrim", key, min_id)
 
     def xdel(self, key: str, *entry_ids: str) -> None:
+        """Delete these entries of a stream."""
         if entry_ids:
             self._add("xdel", key, *entry_ids)
 

@@ -79,6 +79,11 @@ class Keys:
         return f"{self.cases_prefix}case:{number}"
 
     @property
+    def case_pattern(self) -> str:
+        """Every case's key, for a SCAN (a child's cases, when they are erased on request)."""
+        return f"{self.cases_prefix}case:*"
+
+    @property
     def open_by_child(self) -> str:
         return f"{self.cases_prefix}open-by-child"
 
@@ -102,6 +107,12 @@ class Keys:
     def closed_index(self) -> str:
         """Closed cases that still hold the child's LINE user ID, scored by when they closed."""
         return f"{self.cases_prefix}closed-with-id"
+
+    @property
+    def closed_cases(self) -> str:
+        """Closed cases whose record is kept, scored by when they closed (the record goes after
+        the retention policy's case_record_days)."""
+        return f"{self.cases_prefix}closed"
 
     @property
     def blocked(self) -> str:

@@ -36,6 +36,7 @@ from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
 from bridge.adapters.redis.lanes import LaneStore
 from bridge.adapters.redis.pseudonym import check_pseudonym_key
 from bridge.adapters.redis.set_aside import SetAsideStore
+from bridge.adapters.redis.records import RecordsStore
 from bridge.core.case import Block, Case
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
 from bridge.core.rules.controls import Roster
@@ -72,7 +73,7 @@ return cjson.encode(redis.call('HGETALL', ARGV[1] .. 'case:' .. number))
 _CHILD_KEYS_KEPT = 10_000
 
 
-class Store(InboundStore, LaneStore, SetAsideStore):
+class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore):
     """The bridge's state in Redis. Every method is one round trip unless it says otherwise."""
 
     def __init__(self, redis: Redis, *, child_key_secret: bytes | None = None, keys: Keys | None = None) -> None:
@@ -96,6 +97,7 @@ class Store(InboundStore, LaneStore, SetAsideStore):
             raise RuntimeError("a Store made without the pseudonym key cannot be prepared to derive pseudonyms")
         await check_pseudonym_key(self.redis, self.keys, self._child_key_secret)
         await self._know_lane_threads()
+        await self._know_closed_cases()
 
     async def _know_lane_threads(self) -> None:
         """Cases whose thread was recorded before lanes knew their thread (an upgrade): their
