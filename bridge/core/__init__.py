@@ -91,6 +91,9 @@ from bridge.core.effects import (
     EraseChildIds as EraseChildIds,
 )
 from bridge.core.effects import (
+    ForgetChild as ForgetChild,
+)
+from bridge.core.effects import (
     HoldCase as HoldCase,
 )
 from bridge.core.effects import (
@@ -206,6 +209,9 @@ from bridge.core.rules.follow import (
 )
 from bridge.core.rules.follow import (
     on_child_unfollowed as on_child_unfollowed,
+)
+from bridge.core.rules.purge import (
+    on_purge as on_purge,
 )
 from bridge.core.rules.retention import (
     ids_closed_before as ids_closed_before,

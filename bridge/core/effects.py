@@ -55,6 +55,18 @@ class DeleteCaseRecords:
 
 
 @dataclass(frozen=True)
+class ForgetChild:
+    """Everything the bridge keeps about the child of case `number` goes, on request: the
+    records of `cases` (every case of the child's, open or closed) with what DeleteCaseRecords
+    removes, their queued deliveries and their audit records; and the child's history, block,
+    open case, closed-period notice, queued pushes and set-aside entries. Slack keeps what it
+    shows."""
+
+    number: CaseNumber
+    cases: tuple[CaseNumber, ...]
+
+
+@dataclass(frozen=True)
 class TrimAudit:
     """Drop the audit records from before this time."""
 
@@ -262,6 +274,7 @@ Effect = (
     | NoteRecent
     | EraseChildIds
     | DeleteCaseRecords
+    | ForgetChild
     | TrimAudit
     | TrimSetAside
     | ReplaySetAside

@@ -105,6 +105,16 @@ class ControlRequested:
 
 
 @dataclass(frozen=True)
+class PurgeRequested:
+    """An operator asked, on the command line (`bridge purge`), to erase everything the bridge
+    keeps about the child of a case (on the request of a guardian or of the office). Nothing is
+    checked yet: the core decides."""
+
+    case: CaseNumber
+    operator: str  # who ran the command, as they named themselves (checked to be a plain name)
+
+
+@dataclass(frozen=True)
 class MemberChanged:
     """Someone joined or left a Slack channel: the roster of who may use the controls."""
 
@@ -211,6 +221,7 @@ InboundEvent = (
     | ThreadEdit
     | ThreadDelete
     | ControlRequested
+    | PurgeRequested
     | MemberChanged
     | TimerFired
     | Ignored

@@ -25,6 +25,8 @@ from bridge.core.ids import LineUserId
 
 log = logging.getLogger("bridge.worker")
 
+# Stream entries deleted by one operation (a script unpacks its arguments, which has a limit).
+_ENTRIES_PER_OP = 500
 # How long the closed-period notice of a child is kept after the period ends.
 _CLOSED_NOTICE_SLACK_S = 86400
 
@@ -36,13 +38,17 @@ class Loaded:
     cases: the records loaded (their versions are checked when the decision changes them);
     fields: hash fields read (key, field) -> value or None; values: plain keys read;
     set_aside: set-aside entries read (stream, entry id) -> their fields (each must still be
-    there when a decision replays or drops it).
+    there when a decision replays or drops it); streams: streams read whole -> their last entry
+    id then (None: empty); traces: entries found in them that hold something about a child being
+    erased, stream -> entry ids (ForgetChild deletes them).
     """
 
     cases: dict[int, CaseRecord] = field(default_factory=dict)
     fields: dict[tuple[str, str], str | None] = field(default_factory=dict)
     values: dict[str, str | None] = field(default_factory=dict)
     set_aside: dict[tuple[core.SetAsideStream, str], dict[str, str]] = field(default_factory=dict)
+    streams: dict[str, str | None] = field(default_factory=dict)
+    traces: dict[str, list[str]] = field(default_factory=dict)
 
     def case(self, record: CaseRecord | None) -> core.Case | None:
         """Note a loaded record and hand its case to the core."""
@@ -114,6 +120,8 @@ class Plan:
             self.ops.field_is(key, name, value)
         for key, value in self.loaded.values.items():
             self.ops.value_is(key, value)
+        for key, last in self.loaded.streams.items():
+            self.ops.last_entry_is(key, last)
 
     def entry(self, entry_id: str) -> None:
         """Acknowledge the inbound entry, if nobody committed it yet."""
@@ -324,6 +332,21 @@ class Plan:
                     if child is not None:  # the child's next case no longer names it
                         ops.lrem(keys.history(child), str(number))
                 self._note("closed case records deleted count=%d", len(effect.numbers))
+            case core.ForgetChild():
+                child = self._child_key_of(effect.number)
+                for number in effect.cases:
+                    self._delete_record(number)
+                if child is not None:
+                    for name in (keys.open_by_child, keys.blocked):
+                        ops.hdel(name, child)
+                    ops.delete(keys.history(child))
+                    ops.delete(keys.closed_notice(child))
+                    ops.delete(keys.lane(child_lane(child)))  # pushes not sent yet are not sent
+                    ops.zrem(keys.due, child_lane(child))
+                for stream, entry_ids in self.loaded.traces.items():
+                    for start in range(0, len(entry_ids), _ENTRIES_PER_OP):
+                        ops.xdel(stream, *entry_ids[start : start + _ENTRIES_PER_OP])
+                self._note("child erased on request case=%d cases=%d", effect.number, len(effect.cases))
             case core.TrimAudit():
                 ops.xtrim(keys.audit, min_id=_stream_id(effect.before))
             case core.TrimSetAside():

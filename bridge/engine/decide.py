@@ -20,6 +20,7 @@ from bridge.core.events import (
     Ignored,
     InboundEvent,
     MemberChanged,
+    PurgeRequested,
     ThreadDelete,
     ThreadEdit,
     ThreadMessage,
@@ -31,6 +32,7 @@ from bridge.core.policy import Policy
 from bridge.core.rules import controls
 from bridge.core.rules.intake import ChildState, on_child_writes
 from bridge.engine.commit import Loaded
+from bridge.engine.erasure import load_child_of
 
 log = logging.getLogger("bridge.worker")
 
@@ -68,6 +70,8 @@ class Decider:
                 return await self._decide_timer(event, now, loaded)
             case ControlRequested():
                 return await self._decide_control(event, now, loaded)
+            case PurgeRequested():
+                return core.on_purge(event, await load_child_of(store, event, loaded), policy)
             case MemberChanged():
                 return controls.on_member_changed(event, channel=channel)
             case Ignored():

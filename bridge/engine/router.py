@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from typing import Any, Protocol
@@ -26,21 +25,19 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bridge import core
-from bridge.adapters.line.webhook import parse_event as parse_line_event
 from bridge.adapters.redis.codec import ChildLoad, Claim, as_text, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
 from bridge.adapters.redis.store import ChildRequest, Store, ThreadRequest
-from bridge.adapters.slack.parse import parse_event as parse_slack_event
 from bridge.core.events import (
     ChildMessage,
     InboundEvent,
     ThreadMessage,
-    timer_fired,
 )
 from bridge.core.ids import ThreadTs
 from bridge.core.policy import Policy
 from bridge.engine.commit import Loaded, Plan
 from bridge.engine.decide import Decider
+from bridge.engine.entries import entry_time, parse_entry
 from bridge.engine.errors import safe_trace
 from bridge.engine.standing import decide_standing
 
@@ -66,21 +63,6 @@ BATCH_TOGETHER = 32
 # it took the worker's Redis round trips per message from 4.1 to 3.1 and its CPU from about
 # 1.21 to 1.06 ms (bench/relay.py --targets).
 GATHER_S = 0.002
-
-
-def entry_time(entry_id: str) -> float:
-    """The time Redis recorded an entry: the same on every replay, so decisions repeat."""
-    return int(entry_id.split("-")[0]) / 1000
-
-
-def parse_entry(fields: dict[Any, Any]) -> InboundEvent:
-    """The core event an inbound entry records. Raises for an entry that cannot be read."""
-    source = as_text(fields.get(b"source", fields.get("source", b"")))
-    body = as_text(fields.get(b"body", fields.get("body", b"{}")))
-    if source == "timer":
-        return timer_fired(body)
-    raw = json.loads(body)
-    return parse_line_event(raw) if source == "line" else parse_slack_event(raw)
 
 
 class Conflicted(RuntimeError):

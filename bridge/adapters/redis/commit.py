@@ -60,6 +60,9 @@ for _, op in ipairs(ops) do
     if (redis.call('HGET', KEYS[tonumber(a[1])], a[2]) or '') ~= a[3] then return 'conflict' end
   elseif name == 'value' then
     if (redis.call('GET', KEYS[tonumber(a[1])]) or '') ~= a[2] then return 'conflict' end
+  elseif name == 'xlast' then
+    local last = redis.call('XREVRANGE', KEYS[tonumber(a[1])], '+', '-', 'COUNT', 1)
+    if ((last[1] or {})[1] or '') ~= a[2] then return 'conflict' end
   elseif not writes[name] then
     return redis.error_reply('unknown operation ' .. tostring(name))
   end
@@ -161,6 +164,10 @@ class Ops:
 
     def value_is(self, key: str, expected: str | None) -> None:
         self._add("value", key, expected or "")
+
+    def last_entry_is(self, stream: str, expected: str | None) -> None:
+        """A stream's last entry is still this one (None: the stream is still empty)."""
+        self._add("xlast", stream, expected or "")
 
     # writes
     def hset(self, key: str, mapping: dict[str, str]) -> None:

@@ -44,6 +44,18 @@ class RecordsStore:
                     numbers.append(CaseNumber(int(as_text(number))))
         return sorted(numbers)
 
+    async def stream_entries(self, stream: str) -> tuple[list[tuple[str, dict[Any, Any]]], str | None]:
+        """Every entry of a stream, oldest first (in batches of a thousand), and the last one's id
+        (None: empty). For the audit and the set-aside streams, which are bounded."""
+        entries: list[tuple[str, dict[Any, Any]]] = []
+        start = "-"
+        while True:
+            batch: Any = await self.redis.xrange(stream, min=start, max="+", count=1000)
+            entries += [(as_text(entry_id), fields) for entry_id, fields in batch]
+            if len(batch) < 1000:
+                return entries, entries[-1][0] if entries else None
+            start = "(" + as_text(batch[-1][0])
+
     async def _case_keys(self) -> Any:
         """The case records' keys, in batches."""
         batch: list[Any] = []
