@@ -1,4 +1,4 @@
-"""bridge serve | worker | demo | check-config | hours | audit | set-aside | pseudonym-key."""
+"""bridge serve | worker | demo | check-config | hours | audit | set-aside | purge | pseudonym-key."""
 
 from __future__ import annotations
 
@@ -239,9 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--since", help="from this date or time on (ISO; without an offset, the service's zone)")
     audit.add_argument("--config", help="policy file (default: $BRIDGE_CONFIG or config/bridge.toml)")
     audit.set_defaults(run=_audit)
-    from bridge.ops import set_aside  # (imports bridge.cli for visible: not at the top)
+    from bridge.ops import purge, set_aside  # (set_aside imports bridge.cli for visible: not at the top)
 
     set_aside.add_parser(commands)
+    purge.add_parser(commands)
     check = commands.add_parser("check-config", help="validate a policy file and show what it means")
     check.add_argument("path", nargs="?")
     check.set_defaults(run=_check_config)

@@ -79,10 +79,10 @@ from bridge.core.effects import (
     DeferMessage as DeferMessage,
 )
 from bridge.core.effects import (
-    DropSetAside as DropSetAside,
+    DeleteCaseRecords as DeleteCaseRecords,
 )
 from bridge.core.effects import (
-    DeleteCaseRecords as DeleteCaseRecords,
+    DropSetAside as DropSetAside,
 )
 from bridge.core.effects import (
     Effect as Effect,

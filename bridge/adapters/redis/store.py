@@ -35,8 +35,8 @@ from bridge.adapters.redis.inbound import InboundStore
 from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
 from bridge.adapters.redis.lanes import LaneStore
 from bridge.adapters.redis.pseudonym import check_pseudonym_key
-from bridge.adapters.redis.set_aside import SetAsideStore
 from bridge.adapters.redis.records import RecordsStore
+from bridge.adapters.redis.set_aside import SetAsideStore
 from bridge.core.case import Block, Case
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
 from bridge.core.rules.controls import Roster
