@@ -112,6 +112,9 @@ from bridge.core.effects import (
     MarkUrgent as MarkUrgent,
 )
 from bridge.core.effects import (
+    NoteBlockReminder as NoteBlockReminder,
+)
+from bridge.core.effects import (
     NoteChildMessage as NoteChildMessage,
 )
 from bridge.core.effects import (
@@ -164,6 +167,9 @@ from bridge.core.root import (
 )
 from bridge.core.root import (
     state_text as state_text,
+)
+from bridge.core.rules.block_review import (
+    on_block_review as on_block_review,
 )
 from bridge.core.rules.blocks import (
     on_blocked_message as on_blocked_message,

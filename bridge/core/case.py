@@ -62,6 +62,7 @@ class Case:
     deferred_texts: int = 0  # texts this cool-down kept so far
     blocked_risk: bool = False  # the supervisors heard of risk words from the blocked child
     risks: frozenset[str] = frozenset()  # the risk categories found so far (each alerts once)
+    block_reminded_at: float | None = None  # the supervisors were last reminded of its block
 
     @property
     def is_open(self) -> bool:

@@ -231,6 +231,14 @@ class UnblockChild:
 
 
 @dataclass(frozen=True)
+class NoteBlockReminder:
+    """The supervisors were reminded, at this time, of the block made from this case."""
+
+    number: CaseNumber
+    at: float
+
+
+@dataclass(frozen=True)
 class CountBlockedMessage:
     number: CaseNumber
 
@@ -295,6 +303,7 @@ Effect = (
     | BlockChild
     | UnblockChild
     | MarkBlockedRisk
+    | NoteBlockReminder
     | ChangeMember
     | CountBlockedMessage
     | StartFlood

@@ -293,6 +293,9 @@ class Plan:
                 else:
                     ops.srem(keys.roster_members, effect.user)
                 self._note("roster changed joined=%s", effect.joined)
+            case core.NoteBlockReminder():
+                ops.hset(self._case(effect.number), {"block_reminded_at": f"{effect.at:.3f}"})
+                self._note("block review reminder case=%d", effect.number)
             case core.CountBlockedMessage():
                 ops.hincrby(self._case(effect.number), "blocked_count", 1)
             case core.StartFlood():

@@ -316,9 +316,9 @@ class Router(Decider):
                 self._next_fire = min(self._next_fire, effect.at)
 
     async def standing_pass(self, now: float) -> None:
-        """What must happen whatever arrives (standing.py): the next closing reminder, and the
-        retention of personal data. A commit that finds a case changed meanwhile is left for the
-        next pass, a minute later."""
+        """What must happen whatever arrives (standing.py): the next closing reminder, the
+        retention of personal data and the review of old blocks. A commit that finds a case
+        changed meanwhile is left for the next pass, a minute later."""
         loaded = Loaded()
         decision = await decide_standing(self.store, self.policy, now, loaded)
         await self.commit(decision, loaded, now=now, entry_id=None)

@@ -1,6 +1,7 @@
 """What the router decides every minute whatever arrives (a part of the router, router.py): the
-next closing reminder, and the retention of personal data: the LINE user IDs of long-closed
-cases, the records of older ones, old audit records. Reads only; the router commits.
+next closing reminder, the retention of personal data (the LINE user IDs of long-closed cases, the
+records of older ones, old audit records) and the review of blocks that have stood long. Reads
+only; the router commits.
 """
 
 from __future__ import annotations
@@ -32,4 +33,9 @@ async def decide_standing(store: Store, policy: Policy, now: float, loaded: Load
         records_due=records_due,
         blocked_from=frozenset(block.case for block in blocks),
     )
-    return core.Decision(effects=(*core.standing_timers(policy, now=now), *retention.effects))
+    shown = {record.case.number: record for record in await store.case_records([block.case for block in blocks])}
+    review = core.on_block_review([(block, loaded.case(shown.get(block.case))) for block in blocks], policy, now=now)
+    return core.Decision(
+        deliveries=review.deliveries,
+        effects=(*core.standing_timers(policy, now=now), *retention.effects, *review.effects),
+    )

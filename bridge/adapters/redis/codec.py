@@ -103,6 +103,7 @@ def case_from(raw: dict[Any, Any]) -> Case | None:
         deferred_texts=int(fields.get("deferred_texts") or 0),
         blocked_risk=fields.get("blocked_risk") == "1",
         risks=frozenset(key for key in fields.get("risks", "").split(",") if key),
+        block_reminded_at=moment("block_reminded_at"),
     )
 
 
