@@ -136,6 +136,8 @@ ROWS = (
         "    if words:\n",
         "    if True:\n",
         ("tests/test_set_aside_e2e.py::test_a_childs_message_slack_refused_is_listed_without_words_and_replayed_once",),
+    ),
+    Row(
         "old-records-kept",
         "a closed case's record goes after case_record_days",
         "bridge/engine/standing.py",

@@ -20,8 +20,9 @@ from bridge.adapters.redis.codec import CaseRecord, encode_item, kept_text
 from bridge.adapters.redis.commit import Ops
 from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
 from bridge.adapters.redis.set_aside import set_aside_key
-from bridge.core.deliveries import ChannelPost, Delivery, Ephemeral, LinePush, LineReply, to_payload
+from bridge.core.deliveries import Delivery, to_payload
 from bridge.core.ids import LineUserId
+from bridge.engine.lanes import case_lane, child_lane, lane_for
 
 log = logging.getLogger("bridge.worker")
 
@@ -59,29 +60,6 @@ class Loaded:
 
     def cases_of(self, records: Iterable[CaseRecord]) -> list[core.Case]:
         return [self.cases.setdefault(r.case.number, r).case for r in records]
-
-
-def case_lane(number: int) -> str:
-    """The lane of a case's deliveries towards Slack."""
-    return f"slack:{number}"
-
-
-def child_lane(child_key: str) -> str:
-    """The lane of a child's deliveries towards LINE (by pseudonym)."""
-    return "line:" + child_key
-
-
-def lane_for(delivery: Delivery, child_key: Callable[[LineUserId], str]) -> str:
-    """Towards Slack, one lane per case (and one for the channel itself); towards LINE, one
-    lane per child (across cases)."""
-    if isinstance(delivery, LinePush | LineReply):
-        return child_lane(child_key(delivery.to))
-    if isinstance(delivery, ChannelPost):
-        return f"slack:{delivery.target}"
-    if isinstance(delivery, Ephemeral) and delivery.case is None:
-        return "slack:commands"
-    assert delivery.case is not None
-    return case_lane(delivery.case)
 
 
 class Plan:

@@ -49,8 +49,8 @@ from bridge.core.deliveries import (
 from bridge.core.parts import Text
 from bridge.core.policy import Policy
 from bridge.core.retry import DELIVERED, Action, Outcome, OutcomeStatus, RetryRules, next_step, use_reply_token
-from bridge.engine.commit import lane_for
 from bridge.engine.errors import safe_trace
+from bridge.engine.lanes import lane_for
 
 log = logging.getLogger("bridge.worker")
 

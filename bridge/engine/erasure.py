@@ -22,8 +22,9 @@ from bridge.core.events import (
     ThreadMessage,
 )
 from bridge.core.rules.controls import requested_number
-from bridge.engine.commit import Loaded, case_lane, child_lane
+from bridge.engine.commit import Loaded
 from bridge.engine.entries import parse_entry
+from bridge.engine.lanes import case_lane, child_lane
 
 
 async def load_child_of(store: Store, request: PurgeRequested, loaded: Loaded) -> tuple[core.Case, ...]:

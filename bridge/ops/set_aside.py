@@ -42,6 +42,7 @@ from bridge.core.events import (
     Ignored,
     InboundEvent,
     MemberChanged,
+    PurgeRequested,
     ThreadDelete,
     ThreadEdit,
     ThreadMessage,
@@ -52,7 +53,7 @@ from bridge.core.parts import ChildWords, Quoted, Text
 from bridge.core.policy import Policy
 from bridge.core.rules.controls import requested_number
 from bridge.engine.commit import Loaded, Plan
-from bridge.engine.router import parse_entry
+from bridge.engine.entries import parse_entry
 
 STREAMS = {stream.value: stream for stream in core.SetAsideStream}
 
@@ -122,6 +123,8 @@ def describe_event(event: InboundEvent) -> Described:
             return Described(f"Slack control {event.action}", requested_number(event), words, thread_ts=event.thread_ts)
         case MemberChanged():
             return Described("Slack member " + ("joined" if event.joined else "left"))
+        case PurgeRequested():
+            return Described("operator purge", event.case)
         case TimerFired():
             return Described(f"timer {event.kind.value}", event.case)
         case Ignored():
