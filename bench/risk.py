@@ -6,8 +6,9 @@ Reads tests/risk_corpus.tsv (label, category, text: written for this project, se
 and config/bridge.toml (or --policy), and prints per category: for texts that need attention,
 the share detected (recall) and the categories that caught them; for calm texts, the share
 that would have alerted (false alarms), with every miss and false alarm listed under
---show. Then the time to match messages of 5,000 characters, with the shipped expressions and
-with an expression that would make a backtracking engine take seconds.
+--show. Then the time to match messages of 5,000 characters (one of them the corpus's calm texts run
+together, so that the calm phrases are taken out of it), with the shipped expressions and with an
+expression that would make a backtracking engine take seconds.
 
 Targets (the issue "The safety net that does not miss"): recall at least 97%, false alarms at
 most 3%, a 5,000-character message matched well under 50 ms. Exit status 1 when one is missed.
@@ -135,8 +136,11 @@ def main(argv: list[str] | None = None) -> int:
                 matched = ", ".join(c.key for c in held_found) or "-"
                 wrong.append((f"held-out {label}", category, matched, normalise(text)))
 
-    # Long messages: the shipped expressions, and one that takes a backtracking engine seconds.
-    long_texts = ["し" * 5000, "死に" * 2500, ("あいうえお" * 999) + "しにたい", "a" * 5000]
+    # Long messages: the shipped expressions, and one that takes a backtracking engine seconds. The
+    # calm texts of the corpus run together, ending in a risk word, make the calm phrases be taken
+    # out of 5,000 characters (they are looked for only once a category matched).
+    calm_run = "".join(text for label, _, text in rows if label == "calm")[:4996] + "しにたい"
+    long_texts = ["し" * 5000, "死に" * 2500, ("あいうえお" * 999) + "しにたい", "a" * 5000, calm_run]
     shipped_ms = slowest_ms(safety, long_texts)
     nested = compile_expressions(("(し+)+にたい",))
     hostile = Safety(categories=(RiskCategory("nested", "nested", safety.categories[0].level, (), nested),))
