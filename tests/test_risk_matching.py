@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import re2
+from pydantic import ValidationError
 
 from bridge.config.policy_file import load_policy
-from bridge.config.safety import GROUP_SIZE, _options, compile_expressions
+from bridge.config.safety import GROUP_SIZE, MAX_EXPRESSIONS, SafetySection, _options, compile_expressions
 from bridge.core.rules.risk import normalise
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,3 +65,12 @@ def test_search_finds_a_match_in_any_group() -> None:
     assert grouped.search("もうしにたい".encode()) is not None
     assert grouped.search(b"more20") is not None
     assert grouped.search("たのしい".encode()) is None
+
+
+def test_a_policy_with_more_expressions_than_the_limit_is_refused() -> None:
+    half = MAX_EXPRESSIONS // 2
+    category = {"key": "many", "label": "多い", "level": "urgent", "expressions": [f"a{i}" for i in range(half)]}
+    calm = [f"b{i}" for i in range(MAX_EXPRESSIONS - half)]
+    SafetySection.model_validate({"categories": [category], "calm_expressions": calm})  # at the limit
+    with pytest.raises(ValidationError, match=f"more than {MAX_EXPRESSIONS} expressions"):
+        SafetySection.model_validate({"categories": [category], "calm_expressions": [*calm, "one_more"]})
