@@ -6,13 +6,19 @@ Reads tests/risk_corpus.tsv (label, category, text: written for this project, se
 and config/bridge.toml (or --policy), and prints per category: for texts that need attention,
 the share detected (recall) and the categories that caught them; for calm texts, the share
 that would have alerted (false alarms), with every miss and false alarm listed under
---show. Then the time to match messages of 5,000 characters, with the shipped expressions and
-with an expression that would make a backtracking engine take seconds.
+--show. Then the time to match messages of 5,000 characters (one of them the corpus's calm texts run
+together, so that the calm phrases are taken out of it), with the shipped expressions and with an
+expression that would make a backtracking engine take seconds.
 
 Targets (the issue "The safety net that does not miss"): recall at least 97%, false alarms at
 most 3%, a 5,000-character message matched well under 50 ms. Exit status 1 when one is missed.
 
-Run:  .venv/bin/python bench/risk.py [--policy PATH] [--show]
+With a held-out file (--heldout, by default tests/risk_heldout.tsv when it exists: texts written
+apart from the tuning and never tuned on, in the corpus's format) it also prints how many of those
+are detected and how many false alarms they raise: how far the corpus figures carry over to
+wording the tuning never saw. No target applies to it.
+
+Run:  .venv/bin/python bench/risk.py [--policy PATH] [--heldout PATH] [--show]
 """
 
 from __future__ import annotations
@@ -79,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--policy", type=Path, default=ROOT / "config" / "bridge.toml")
     parser.add_argument("--corpus", type=Path, default=ROOT / "tests" / "risk_corpus.tsv")
-    parser.add_argument("--heldout", type=Path, default=ROOT / "tests" / "risk_heldout.tsv")
+    parser.add_argument(
+        "--heldout",
+        type=Path,
+        default=ROOT / "tests" / "risk_heldout.tsv",
+        help="texts never tuned on, in the corpus's format (skipped when the file does not exist)",
+    )
     parser.add_argument("--show", action="store_true", help="list every miss and false alarm")
     args = parser.parse_args(argv)
     safety = load_policy(args.policy).safety
@@ -120,11 +131,16 @@ def main(argv: list[str] | None = None) -> int:
             f"({alarms / max(1, len(held_calm)):.1%})\n"
         )
         for label, category, text in held:
-            if bool(risks_in(text, safety)) != (label == "risk"):
-                wrong.append((f"held-out {label}", category, "-", normalise(text)))
+            held_found = risks_in(text, safety)
+            if bool(held_found) != (label == "risk"):
+                matched = ", ".join(c.key for c in held_found) or "-"
+                wrong.append((f"held-out {label}", category, matched, normalise(text)))
 
-    # Long messages: the shipped expressions, and one that takes a backtracking engine seconds.
-    long_texts = ["し" * 5000, "死に" * 2500, ("あいうえお" * 999) + "しにたい", "a" * 5000]
+    # Long messages: the shipped expressions, and one that takes a backtracking engine seconds. The
+    # calm texts of the corpus run together, ending in a risk word, make the calm phrases be taken
+    # out of 5,000 characters (they are looked for only once a category matched).
+    calm_run = "".join(text for label, _, text in rows if label == "calm")[:4996] + "しにたい"
+    long_texts = ["し" * 5000, "死に" * 2500, ("あいうえお" * 999) + "しにたい", "a" * 5000, calm_run]
     shipped_ms = slowest_ms(safety, long_texts)
     nested = compile_expressions(("(し+)+にたい",))
     hostile = Safety(categories=(RiskCategory("nested", "nested", safety.categories[0].level, (), nested),))
