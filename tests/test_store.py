@@ -128,7 +128,7 @@ def test_keys_share_slots_by_concern() -> None:
     assert "{dq}" in keys.lane("slack:1") and "{dq}" in keys.due and "{dq}" in keys.platform_pause("slack")
 
 
-async def test_a_heartbeat_keeps_the_lane_and_a_lost_lease_says_so(store: Store) -> None:
+async def test_renewing_a_lease_keeps_the_lane_and_a_lost_lease_says_so(store: Store) -> None:
     await enqueue(store, [("slack:1", "a", {})])
     assert await store.claim(token="w1", lease_ms=100, max_lanes=1)
     for _ in range(3):

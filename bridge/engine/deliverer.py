@@ -121,6 +121,11 @@ class Deliverers:
             log.warning("handed lane lease lost item=%s", claim.item_id)
         return None
 
+    def wake_all(self) -> None:
+        """Rouse every idle deliverer to look for due lanes (another worker died)."""
+        while self._idle:
+            self._idle.popleft().set()
+
     def _wake_one(self) -> None:
         if self._idle:
             self._idle.popleft().set()

@@ -10,7 +10,7 @@ If what the decision was made from changed before the commit (a version check fa
 is written and the pass runs again from fresh reads.
 
 One router leads at a time (a lease in Redis), so events are decided in the order they
-arrived; another worker takes over within one lease period.
+arrived; when the leader dies, another worker takes over within seconds (its heartbeat stops).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from bridge import core
 from bridge.adapters.redis.codec import ChildLoad, Claim, as_text, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
+from bridge.adapters.redis.heartbeat import BEAT_S
 from bridge.adapters.redis.store import ChildRequest, Store, ThreadRequest
 from bridge.core.events import (
     ChildMessage,
@@ -105,8 +106,8 @@ class Router(Decider):
                 if await self.store.acquire_router_lease(self.name, ROUTER_LEASE_MS):
                     log.info("router leading name=%s", self.name)
                     await self.lead()
-                else:
-                    await self._pause(ROUTER_LEASE_MS / 4000)
+                else:  # the leader's heartbeat is checked at every look: a dead one is replaced in seconds
+                    await self._pause(BEAT_S)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:

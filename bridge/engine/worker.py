@@ -4,6 +4,8 @@
   load, decide (the core), commit. One router leads at a time.
 - the deliverers (deliverer.py) claim due lanes and make the API calls. Any worker may deliver.
 - the roster of the case channel (who may use the controls) is refreshed from Slack here.
+- the heartbeat says this process is alive, so that when it dies what it held (the router
+  lease, lane leases) is taken over within seconds (adapters/redis/heartbeat.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from redis.asyncio import Redis
 from slack_sdk.errors import SlackApiError
 
 from bridge.adapters.line.client import LineClient
+from bridge.adapters.redis.heartbeat import BEAT_S
 from bridge.adapters.redis.pseudonym import PseudonymKeyRefused
 from bridge.adapters.redis.safety import UnsafeRedis, check_no_eviction
 from bridge.adapters.redis.store import Store
@@ -138,6 +141,8 @@ class Worker:
         await self.check_case_channel()
         await self.store.ensure_router_group()
         fetched = await self.refresh_roster()  # before routing, so controls are checked from the start
+        await self.store.beat(self.name)  # alive before holding anything
+        heart = asyncio.create_task(self._keep_heartbeat(), name="heartbeat")
         router = asyncio.create_task(self.router.route_forever(), name="router")
         waker = asyncio.create_task(self.deliverers.listen_for_wakeups(), name="wake")
         roster = asyncio.create_task(self._keep_roster(fetched), name="roster")
@@ -148,10 +153,28 @@ class Worker:
         log.info("worker started name=%s deliverers=%d", self.name, self.settings.BRIDGE_WORKER_CONCURRENCY)
         await self._stopping.wait()
         _, unfinished = await asyncio.wait([router, *deliverers], timeout=self.settings.BRIDGE_HTTP_TIMEOUT_SECONDS + 2)
-        for task in [*unfinished, waker, roster]:
+        for task in [*unfinished, waker, roster, heart]:
             task.cancel()
-        await asyncio.gather(router, waker, roster, *deliverers, return_exceptions=True)
+        await asyncio.gather(router, waker, roster, heart, *deliverers, return_exceptions=True)
+        with contextlib.suppress(Exception):  # what is left (an unfinished call's lane) is taken over at once
+            await self.store.gone(self.name)
         log.info("worker stopped name=%s", self.name)
+
+    async def _keep_heartbeat(self) -> None:
+        """Beat every BEAT_S. When another worker's heartbeat has just run out, the idle
+        deliverers look for its lanes at once (the router's standby looks every BEAT_S)."""
+        while not self._stopping.is_set():
+            await self._pause(BEAT_S)
+            try:
+                died = await self.store.beat(self.name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("heartbeat failed error=%s", type(exc).__name__)
+                continue
+            if died:
+                log.info("workers stopped beating count=%d; taking over their lanes", len(died))
+                self.deliverers.wake_all()
 
     async def check_case_channel(self) -> None:
         """Refuse to run unless the case channel is private and shared with no other workspace

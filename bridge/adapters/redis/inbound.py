@@ -9,6 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bridge.adapters.redis.codec import now_ms
+from bridge.adapters.redis.heartbeat import ALIVE_MS
 from bridge.adapters.redis.keys import Keys
 
 DEDUP_TTL_SECONDS = 7 * 24 * 3600  # LINE and Slack redeliver within hours; a week is ample.
@@ -28,11 +29,15 @@ end
 return recorded
 """
 
-# KEYS[1] router lease; ARGV token, ms. Takes the lease if free, or extends it if ours.
+# KEYS[1] router lease, KEYS[2] heartbeats; ARGV token, ms, alive ms, now ms. Takes the lease if
+# free or its holder's heartbeat is older than alive ms, or extends it if ours.
 _ACQUIRE = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if holder then return 0 end
+if holder then
+  local beat = redis.call('ZSCORE', KEYS[2], holder)
+  if not beat or tonumber(beat) >= tonumber(ARGV[4]) - tonumber(ARGV[3]) then return 0 end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
@@ -103,8 +108,11 @@ class InboundStore:
         await pipe.execute()
 
     async def acquire_router_lease(self, token: str, ms: int) -> bool:
-        """Take the router lease if free (or extend it if this token already holds it)."""
-        return bool(await self._acquire(keys=[self.keys.router_lease], args=[token, ms]))
+        """Take the router lease if free, or held by a worker whose heartbeat is older than
+        ALIVE_MS (it died: heartbeat.py); or extend it if this token already holds it. A holder
+        that never beat keeps the lease until it runs out."""
+        keys = [self.keys.router_lease, self.keys.router_workers]
+        return bool(await self._acquire(keys=keys, args=[token, ms, ALIVE_MS, now_ms()]))
 
     async def renew_router_lease(self, token: str, ms: int) -> bool:
         return bool(await self._renew(keys=[self.keys.router_lease], args=[token, ms]))

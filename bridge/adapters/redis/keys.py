@@ -8,11 +8,12 @@ today, that is one atomic step. On a Redis Cluster the keys of one commit must s
 the three tags then become one tag per partition of children (planned, with the scale-out).
 
 - ``{in}``    the inbound stream of verified webhook events, their de-duplication
-              markers and the router's leader lease;
+              markers, the router's leader lease and the workers' heartbeats (for it);
 - ``{cases}`` the case registry: the number sequence, each case's hash, and the
               lookups by child and by Slack thread;
 - ``{dq}``    the delivery lanes (ordered per case towards Slack, per child towards
-              LINE), their due times, leases, attempt counters and platform pauses (after a 429).
+              LINE), their due times, leases, attempt counters, platform pauses (after a 429)
+              and the workers' heartbeats (for the leases).
 
 A child's words live in Redis only while in transit: a processed stream entry is
 deleted, a delivered item is popped from its lane.
@@ -65,6 +66,12 @@ class Keys:
     @property
     def router_lease(self) -> str:
         return f"{self.prefix}:{{in}}:router-lease"
+
+    @property
+    def router_workers(self) -> str:
+        """Worker name -> the time (ms) of its last heartbeat, for the router lease's script
+        (the same as ``workers``, under this tag; heartbeat.py)."""
+        return f"{self.prefix}:{{in}}:workers"
 
     # {cases}: the case registry
     @property
@@ -172,6 +179,12 @@ class Keys:
     def lane_threads(self) -> str:
         """Lane -> the Slack thread its deliveries post into (written when a case's root is posted)."""
         return f"{self.lanes_prefix}lane-threads"
+
+    @property
+    def workers(self) -> str:
+        """Worker name -> the time (ms) of its last heartbeat: who is alive. The lane scripts
+        find it from the lanes' prefix (heartbeat.py)."""
+        return f"{self.lanes_prefix}workers"
 
     def platform_pause(self, platform: str) -> str:
         return f"{self.lanes_prefix}pause:{platform}"

@@ -10,6 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bridge.adapters.redis.codec import Claim, as_text, decode_item, encode_item, now_ms
+from bridge.adapters.redis.heartbeat import ALIVE_MS
 from bridge.adapters.redis.keys import Keys
 from bridge.core.ids import ThreadTs
 
@@ -29,11 +30,22 @@ return 1
 """
 
 # Shared by claim, complete and the router's commit. take_lane leases one due lane for token and
-# appends lane, item, attempts, thread ts to out: a claimed lane's due time moves to its lease
-# expiry, so a worker that dies mid-delivery hands the lane back by itself; a lane to a paused
-# platform moves to the end of the pause. claim_lanes takes up to max due lanes. outlook returns
-# {earliest due ms or -1, lanes due now}.
-LANE_FUNCTIONS = """
+# appends lane, item, attempts, thread ts to out; a lane to a paused platform moves to the end of
+# the pause. A claimed lane is due again after the lease or after ALIVE_MS, whichever is sooner:
+# whoever looks at it then finds it leased and either leaves it (the holder is alive) or takes it
+# over (the holder's heartbeat is older than ALIVE_MS: it died), so a killed worker's lanes move
+# on in seconds instead of when their leases run out. A lease token is "<worker name>:<suffix>";
+# a holder that never beat (an older release, a test's token) keeps its lease until it runs out.
+# claim_lanes takes up to max due lanes. outlook returns {earliest due ms or -1, lanes due now}.
+LANE_FUNCTIONS = (
+    f"local ALIVE_MS = {ALIVE_MS}\n"
+    + """
+local function holder_dead(prefix, holder, now)
+  local owner = string.match(holder, '^(.*):[^:]*$')
+  if not owner then return false end
+  local beat = redis.call('ZSCORE', prefix .. 'workers', owner)
+  return beat ~= false and tonumber(beat) < now - ALIVE_MS
+end
 local function take_lane(due, attempts, threads, prefix, now, lease_ms, token, lane, out)
   local platform = string.match(lane, '^([%w]+):')
   local pause = redis.call('PTTL', prefix .. 'pause:' .. (platform or ''))
@@ -42,13 +54,20 @@ local function take_lane(due, attempts, threads, prefix, now, lease_ms, token, l
     return
   end
   local lease_key = prefix .. 'lease:' .. lane
-  if redis.call('SET', lease_key, token, 'NX', 'PX', lease_ms) then
+  local taken = redis.call('SET', lease_key, token, 'NX', 'PX', lease_ms)
+  if not taken then
+    local holder = redis.call('GET', lease_key)
+    if holder and holder ~= token and holder_dead(prefix, holder, now) then
+      taken = redis.call('SET', lease_key, token, 'PX', lease_ms)
+    end
+  end
+  if taken then
     local item = redis.call('LINDEX', prefix .. 'lane:' .. lane, 0)
     if not item then
       redis.call('ZREM', due, lane)
       redis.call('DEL', lease_key)
     else
-      redis.call('ZADD', due, now + lease_ms, lane)
+      redis.call('ZADD', due, now + math.min(lease_ms, ALIVE_MS), lane)
       local id = string.match(item, '^([^|]*)|')
       table.insert(out, lane)
       table.insert(out, item)
@@ -57,7 +76,7 @@ local function take_lane(due, attempts, threads, prefix, now, lease_ms, token, l
     end
   else
     local left = redis.call('PTTL', lease_key)
-    if left > 0 then redis.call('ZADD', due, now + left, lane) end
+    if left > 0 then redis.call('ZADD', due, now + math.min(left, ALIVE_MS), lane) end
   end
 end
 local function claim_lanes(due, attempts, threads, prefix, now, lease_ms, token, max)
@@ -74,6 +93,7 @@ local function outlook(due, now)
   return {first[2] or '-1', redis.call('ZCOUNT', due, '-inf', now)}
 end
 """
+)
 
 # KEYS[1] due, KEYS[2] attempts, KEYS[3] lane threads; ARGV: lanes prefix, now, lease ms, token,
 # max, wake channel. Returns {claims, outlook} (see LANE_FUNCTIONS); other deliverers are woken
@@ -147,13 +167,16 @@ return 1
 """
 
 # KEYS[1] due; ARGV: lanes prefix, lane, token, lease ms, now. Extends a lane lease still ours.
-_RENEW_LANE = """
+_RENEW_LANE = (
+    f"local ALIVE_MS = {ALIVE_MS}\n"
+    + """
 local lease_key = ARGV[1] .. 'lease:' .. ARGV[2]
 if redis.call('GET', lease_key) ~= ARGV[3] then return 0 end
 redis.call('PEXPIRE', lease_key, ARGV[4])
-redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[5]) + tonumber(ARGV[4]), ARGV[2])
+redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[5]) + math.min(tonumber(ARGV[4]), ALIVE_MS), ARGV[2])
 return 1
 """
+)
 
 
 class LaneStore:

@@ -31,6 +31,7 @@ from bridge.adapters.redis.codec import (
     record_from,
 )
 from bridge.adapters.redis.commit import Committed, Committer, HandOff, Ops
+from bridge.adapters.redis.heartbeat import HeartbeatStore
 from bridge.adapters.redis.inbound import InboundStore
 from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
 from bridge.adapters.redis.lanes import LaneStore
@@ -73,7 +74,7 @@ return cjson.encode(redis.call('HGETALL', ARGV[1] .. 'case:' .. number))
 _CHILD_KEYS_KEPT = 10_000
 
 
-class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore):
+class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore):
     """The bridge's state in Redis. Every method is one round trip unless it says otherwise."""
 
     def __init__(self, redis: Redis, *, child_key_secret: bytes | None = None, keys: Keys | None = None) -> None:
