@@ -82,12 +82,20 @@ ROWS = (
         ("tests/test_guarantees_e2e.py::test_a_429_pauses_every_lane_to_that_platform",),
     ),
     Row(
-        "no-lease-heartbeat",
+        "no-lease-renewal",
         "a live worker keeps its lanes during a slow call",
         "bridge/engine/deliverer.py",
         "keeper = asyncio.create_task(self._keep_lease(claim, token, attempt_over))",
         "keeper = asyncio.create_task(asyncio.sleep(0))",
         ("tests/test_guarantees_e2e.py::test_a_call_slower_than_the_lease_keeps_its_lane",),
+    ),
+    Row(
+        "no-heartbeat-take-over",
+        "a killed worker's lane is taken over in seconds, not when its lease runs out",
+        "bridge/adapters/redis/lanes.py",
+        "  return beat ~= false and tonumber(beat) < now - ALIVE_MS",
+        "  return false",
+        ("tests/test_takeover_e2e.py::test_a_killed_workers_lane_is_taken_over_by_the_other_worker_in_seconds",),
     ),
     Row(
         "no-sigterm-grace",
