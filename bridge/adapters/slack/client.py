@@ -13,6 +13,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.core.retry import DELIVERED, Outcome, OutcomeStatus
 
 log = logging.getLogger("bridge.slack")
+# The logger the SDK is given, at WARNING as configure_logging sets the "slack_sdk" loggers (their
+# debug lines carry whole request bodies: a child's words). Its own level must be set: the SDK
+# checks `logger.level <= DEBUG`, which an unset level (0) passes, and then formats its debug lines
+# on every call before logging drops them: about 3% of the worker's CPU per relayed message.
+SDK_LOG = logging.getLogger("bridge.slack.sdk")
+SDK_LOG.setLevel(logging.WARNING)
 
 _LOOKUP_PAGES = 10  # up to 2,000 messages since the delivery was queued
 
@@ -53,7 +59,12 @@ class SlackClient:
         # slack_sdk applies its timeout only to sessions it makes itself, so this one carries it.
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
         self.web = AsyncWebClient(
-            token=token, base_url=base_url, timeout=int(max(1, timeout_s)), retry_handlers=[], session=self._session
+            token=token,
+            base_url=base_url,
+            timeout=int(max(1, timeout_s)),
+            retry_handlers=[],
+            session=self._session,
+            logger=SDK_LOG,
         )
 
     async def close(self) -> None:
