@@ -10,6 +10,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -412,6 +413,21 @@ def check_privacy(bridge: Bridge) -> None:
     assert not leaks, f"Slack received what identifies a child: {', '.join(sorted(leaks))}"
 
 
+def run_cli(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`bridge <args>` (python -m bridge.cli) as an operator runs it, with these variables added to
+    this environment; its exit code, stdout and stderr are the caller's to check."""
+    return subprocess.run(
+        [sys.executable, "-m", "bridge.cli", *args],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+        check=False,
+    )
+
+
 @pytest.fixture
 def bridge(bridge_factory: Any) -> Bridge:
     made: Bridge = bridge_factory()
@@ -483,10 +499,17 @@ def press(bridge: Bridge, action_id: str, case: int, *, user: str = "UCOUNSEL1")
     )
 
 
+# The workers' heartbeats change every second by design: "nothing changed" means nothing else.
+HEARTBEATS = {Keys().workers.encode(), Keys().router_workers.encode()}
+
+
 def everything_in_redis(client: redis_sync.Redis) -> bytes:
-    """Every key and value the bridge keeps, read by type (not DUMP, which may compress)."""
+    """Every key and value the bridge keeps, read by type (not DUMP, which may compress); the
+    workers' heartbeats left out."""
     parts: list[bytes] = []
     for key in client.scan_iter(b"br:*"):
+        if key in HEARTBEATS:
+            continue
         kind = client.type(key)
         parts.append(key)
         # redis-py types its replies loosely; with no decode_responses they are bytes.

@@ -16,7 +16,7 @@ from redis.asyncio import Redis as AsyncRedis
 from bridge.adapters.redis.keys import Keys
 from bridge.adapters.redis.store import Store
 from bridge.fakes.harness import ROOT
-from tests.conftest import LINE_USER_ID, Bridge, line_text_event
+from tests.conftest import HEARTBEATS, LINE_USER_ID, Bridge, line_text_event, run_cli
 from tests.test_relay_e2e import CHILD, bot_thread, open_case, roots, wait_thread
 
 pytestmark = pytest.mark.redis
@@ -49,26 +49,18 @@ def set_aside_command(bridge: Bridge, *args: str, operator: str | None = "yamada
     """`bridge set-aside ...` as an operator runs it, against the bridge's Redis and policy (with
     the worker's pseudonym key, so a LINE event's case can be found)."""
     env = {
-        **os.environ,
         "REDIS_URL": bridge.env["REDIS_URL"],
         "BRIDGE_CONFIG": bridge.env["BRIDGE_CONFIG"],
         "BRIDGE_PSEUDONYM_KEY": bridge.env["BRIDGE_PSEUDONYM_KEY"],
     }
     extra = ["--operator", operator] if operator is not None and args[0] != "list" else []
-    return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "set-aside", *args, *extra],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    return run_cli("set-aside", *args, *extra, env=env)
 
 
 def audit_lines(bridge: Bridge) -> list[str]:
-    env = {**os.environ, "REDIS_URL": bridge.env["REDIS_URL"], "BRIDGE_CONFIG": bridge.env["BRIDGE_CONFIG"]}
-    printed = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "audit"], env=env, cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    env = {"REDIS_URL": bridge.env["REDIS_URL"], "BRIDGE_CONFIG": bridge.env["BRIDGE_CONFIG"]}
+    printed = run_cli("audit", env=env)
+    printed.check_returncode()
     return [line for line in printed.stdout.splitlines() if "set-aside" in line]
 
 
@@ -78,10 +70,11 @@ def aside_ids(bridge: Bridge, stream: str) -> list[str]:
 
 
 def everything(bridge: Bridge) -> dict[Any, Any]:
-    """Every key with its value, to show that a refused command changed nothing."""
+    """Every key with its value, to show that a refused command changed nothing (the workers'
+    heartbeats, which change every second, left out)."""
     state: dict[Any, Any] = {}
     keys: Any = bridge.redis.keys("*")
-    for key in keys:
+    for key in set(keys) - HEARTBEATS:
         kind = bridge.redis.type(key)
         state[key] = bridge.redis.dump(key) if kind != b"stream" else bridge.redis.xrange(key)
     return state
@@ -92,14 +85,21 @@ def refuse_the_next_post(bridge: Bridge) -> None:
     bridge.fake_slack.fail_next(POST, 200, body={"ok": False, "error": "msg_too_long"})
 
 
-def test_a_childs_message_slack_refused_is_listed_without_words_and_replayed_once(bridge_factory: Any) -> None:
-    bridge: Bridge = bridge_factory()
+def a_refused_childs_message(bridge: Bridge, text: str) -> tuple[str, str]:
+    """A case opened, then a child's message Slack refuses outright: set aside. Returns the
+    case's root ts and the set-aside entry's id."""
     root_ts = open_case(bridge)
     refuse_the_next_post(bridge)
-    bridge.line_events(line_text_event(CHILD, "ないしょのはなし"))
+    bridge.line_events(line_text_event(CHILD, text))
     bridge.fake_slack.wait_for(lambda: len(aside_ids(bridge, KEYS.deliveries_set_aside)) == 1)
-    bridge.wait_settled()
     (entry_id,) = aside_ids(bridge, KEYS.deliveries_set_aside)
+    return root_ts, entry_id
+
+
+def test_a_childs_message_slack_refused_is_listed_without_words_and_replayed_once(bridge_factory: Any) -> None:
+    bridge: Bridge = bridge_factory()
+    root_ts, entry_id = a_refused_childs_message(bridge, "ないしょのはなし")
+    bridge.wait_settled()
     assert bot_thread(bridge, root_ts) == ["はじめまして"]  # refused, not posted
 
     listed = set_aside_command(bridge, "list")
@@ -131,11 +131,7 @@ def test_a_childs_message_slack_refused_is_listed_without_words_and_replayed_onc
 
 def test_a_dropped_entry_is_gone_for_good_and_on_the_record(bridge_factory: Any) -> None:
     bridge: Bridge = bridge_factory()
-    root_ts = open_case(bridge)
-    refuse_the_next_post(bridge)
-    bridge.line_events(line_text_event(CHILD, "けしてほしい"))
-    bridge.fake_slack.wait_for(lambda: len(aside_ids(bridge, KEYS.deliveries_set_aside)) == 1)
-    (entry_id,) = aside_ids(bridge, KEYS.deliveries_set_aside)
+    root_ts, entry_id = a_refused_childs_message(bridge, "けしてほしい")
     dropped = set_aside_command(bridge, "drop", f"delivery:{entry_id}")
     assert dropped.returncode == 0, dropped.stderr
     assert dropped.stdout.splitlines() == [f"dropped delivery {entry_id}"]
