@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import unicodedata
 from pathlib import Path
@@ -15,6 +12,7 @@ import redis as redis_sync
 
 from bridge.adapters.redis.keys import Keys
 from bridge.cli import format_audit, visible
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -123,16 +121,8 @@ def test_bridge_audit_prints_a_hostile_record_escaped(redis_db: redis_sync.Redis
         },
     )
     port = redis_db.connection_pool.connection_kwargs["port"]
-    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0", "BRIDGE_CONFIG": str(ROOT / "config/bridge.toml")}
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "audit", "--case", "7"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = {"REDIS_URL": f"redis://127.0.0.1:{port}/0", "BRIDGE_CONFIG": str(ROOT / "config/bridge.toml")}
+    result = run_cli("audit", "--case", "7", env=env)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1  # the CR and the separators did not split or rewrite the line

@@ -44,15 +44,20 @@ ONE, TWO, SECRET = line_user_id(1), line_user_id(2), line_user_id(0x5EC)
 A, B, C = line_user_id(0xA), line_user_id(0xB), line_user_id(0xC)
 
 
-@pytest.fixture
-async def router() -> AsyncIterator[Router]:
-    redis = aioredis.FakeRedis()
+async def router_on(redis: Any) -> Router:
+    """A router on this Redis with the shipped policy, open around the clock, its group made."""
     store = Store(redis, child_key_secret=b"k")
     policy = load_policy(ROOT / "config" / "bridge.toml")
     policy = dataclasses.replace(policy, schedule=Schedule.from_config(ALWAYS, policy.timezone))
     made = Router(name="r1", policy=policy, channel="CCASES", redis=redis, store=store)
     await store.ensure_router_group()
-    yield made
+    return made
+
+
+@pytest.fixture
+async def router() -> AsyncIterator[Router]:
+    redis = aioredis.FakeRedis()
+    yield await router_on(redis)
     await redis.aclose()
 
 

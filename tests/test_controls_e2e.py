@@ -5,9 +5,7 @@ asserted on what fake LINE and fake Slack received (and on Redis, for "nothing c
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.fakes.harness import ALWAYS_OPEN, ROOT, write_policy
+from bridge.fakes.harness import ALWAYS_OPEN, write_policy
 from bridge.fakes.server import time_scale
 from bridge.fakes.slack import FakeSlack
 from tests.conftest import (
@@ -28,6 +26,7 @@ from tests.conftest import (
     line_text_event,
     line_user_id,
     press,
+    run_cli,
     slash_command,
 )
 from tests.test_hours_e2e import fire_now, timers
@@ -110,10 +109,8 @@ def case_state(bridge: Bridge) -> dict[bytes, Any]:
 
 
 def audit(bridge: Bridge, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "REDIS_URL": bridge.env["REDIS_URL"], "BRIDGE_CONFIG": bridge.env["BRIDGE_CONFIG"]}
-    return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "audit", *args], env=env, cwd=ROOT, capture_output=True, text=True
-    )
+    env = {"REDIS_URL": bridge.env["REDIS_URL"], "BRIDGE_CONFIG": bridge.env["BRIDGE_CONFIG"]}
+    return run_cli("audit", *args, env=env)
 
 
 # --- close -----------------------------------------------------------------------------

@@ -9,15 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
 from bridge.config.settings import pseudonym_key_bytes
-from bridge.fakes.harness import ROOT
-from tests.conftest import CHANNEL, Bridge, everything_in_redis, line_user_id, slash_command
+from tests.conftest import CHANNEL, Bridge, everything_in_redis, line_user_id, run_cli, slash_command
 from tests.test_controls_e2e import COUNSELLOR, audit, ephemerals_to, wait_ephemeral
 from tests.test_controls_e2e import controlled as controlled  # the fixture
 from tests.test_relay_e2e import bot_thread, open_case, roots
@@ -30,16 +27,8 @@ A_WORDS = ("はじめてのそうだんです", "ないしょのはなしがあ�
 
 
 def purge(bridge: Bridge, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "REDIS_URL": bridge.env["REDIS_URL"], "BRIDGE_CONFIG": bridge.env["BRIDGE_CONFIG"]}
-    return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "purge", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=120,
-    )
+    env = {"REDIS_URL": bridge.env["REDIS_URL"], "BRIDGE_CONFIG": bridge.env["BRIDGE_CONFIG"]}
+    return run_cli("purge", *args, env=env, stdin=stdin)
 
 
 def pseudonym(bridge: Bridge, line_id: str) -> bytes:

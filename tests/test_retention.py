@@ -7,7 +7,6 @@ tested in test_retention_rules.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,17 +18,14 @@ from redis.asyncio import Redis
 
 from bridge import core
 from bridge.adapters.redis.codec import as_text
-from bridge.adapters.redis.store import Store
-from bridge.config.policy_file import load_policy
 from bridge.core.events import ThreadMessage
 from bridge.core.ids import CaseNumber, LineUserId, MessageTs, SlackUserId, ThreadTs
 from bridge.core.parts import text_from_payload
-from bridge.core.schedule.model import Schedule
 from bridge.engine.commit import Loaded
 from bridge.engine.router import Router
 from tests.conftest import RedisServer, line_user_id
 from tests.slack_text import slack
-from tests.test_commit import ALWAYS, apply, child_text, lane, route
+from tests.test_commit import apply, child_text, lane, route, router_on
 
 pytestmark = pytest.mark.redis
 
@@ -41,12 +37,7 @@ DAY = 86400.0
 @pytest.fixture
 async def router(redis_db: redis_sync.Redis, redis_server: RedisServer) -> AsyncIterator[Router]:
     redis = Redis.from_url(redis_server.url)
-    store = Store(redis, child_key_secret=b"k")
-    policy = load_policy(ROOT / "config" / "bridge.toml")
-    policy = dataclasses.replace(policy, schedule=Schedule.from_config(ALWAYS, policy.timezone))
-    made = Router(name="r1", policy=policy, channel="CCASES", redis=redis, store=store)
-    await store.ensure_router_group()
-    yield made
+    yield await router_on(redis)
     await redis.aclose()
 
 
