@@ -152,7 +152,7 @@ class Router(Decider):
                 # Due timers join the stream here, so they are decided in order with events. The
                 # router arms every timer itself (in its commits), so it knows when to look next.
                 if time.time() >= self._next_fire:
-                    fired, next_timer = await self.store.fire_due_timers(limit=TIMERS_PER_LOOK)
+                    fired, next_timer, _ = await self.store.fire_due_timers(limit=TIMERS_PER_LOOK)
                     wait = 0.0 if fired >= TIMERS_PER_LOOK else min(next_timer or LOOK_FOR_TIMERS_S, LOOK_FOR_TIMERS_S)
                     self._next_fire = time.time() + wait
                 block_ms = max(1, min(1000, int((self._next_fire - time.time()) * 1000) + 1))
