@@ -1,12 +1,14 @@
-"""The metrics' pure parts (labels, the gauges of a reading), and the read of the state in a
-real Redis."""
+"""The metrics' pure parts (labels, the gauges of a reading, which port, what an attempt counts),
+the read of the state in a real Redis, and the worker's metrics server over real HTTP."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
@@ -15,10 +17,15 @@ from redis.asyncio import Redis
 from bridge.adapters.redis.codec import encode_item
 from bridge.adapters.redis.gauges import ALIVE_MS, LaneReading, StateReading, read_state
 from bridge.adapters.redis.keys import Keys
+from bridge.config.settings import SettingsError, load_settings
+from bridge.core.retry import Action
 from bridge.metrics.labels import OUTCOMES_OF, Platform, Source, WebhookOutcome, platform_of
+from bridge.metrics.registry import TEXT_FORMAT
+from bridge.metrics.server import MetricsPort, MetricsPortRefused, MetricsServer, choose_port
 from bridge.metrics.state import state_families
 from bridge.metrics.web import WebMetrics
-from tests.conftest import RedisServer
+from bridge.metrics.worker import WorkerMetrics
+from tests.conftest import CREDENTIALS, RedisServer
 from tests.scrape import Series, samples, unsafe_labels, value
 
 
@@ -105,6 +112,75 @@ def test_without_redis_only_redis_up_0_is_said() -> None:
     assert value(found, "bridge_redis_up") == 0
 
 
+@pytest.mark.parametrize(
+    ("port", "metrics_port", "expected"),
+    [
+        (5100, None, MetricsPort(5100, "PORT")),
+        (5100, 9100, MetricsPort(5100, "PORT")),  # a Procfile runner's port wins
+        (None, 9100, MetricsPort(9100, "BRIDGE_METRICS_PORT")),
+        (None, None, None),
+    ],
+)
+def test_the_workers_metrics_port(port: int | None, metrics_port: int | None, expected: MetricsPort | None) -> None:
+    assert choose_port(port=port, metrics_port=metrics_port) == expected
+
+
+def test_a_port_setting_that_is_no_port_is_refused_by_name() -> None:
+    required = {
+        "LINE_CHANNEL_SECRET": CREDENTIALS.line_secret,
+        "LINE_CHANNEL_ACCESS_TOKEN": CREDENTIALS.line_token,
+        "SLACK_BOT_TOKEN": CREDENTIALS.slack_token,
+        "SLACK_SIGNING_SECRET": CREDENTIALS.slack_signing,
+        "BRIDGE_PSEUDONYM_KEY": CREDENTIALS.pseudonym_key,
+        "SLACK_CHANNEL_ID": "C1",
+        "SLACK_SUPERVISOR_CHANNEL_ID": "C2",
+    }
+    assert load_settings(**required, BRIDGE_METRICS_PORT="9100").BRIDGE_METRICS_PORT == 9100
+    with pytest.raises(SettingsError, match="BRIDGE_METRICS_PORT"):
+        load_settings(**required, BRIDGE_METRICS_PORT="70000")
+    with pytest.raises(SettingsError, match="PORT"):
+        load_settings(**required, PORT="web")
+
+
+def worker_samples(metrics: WorkerMetrics) -> dict[Series, float]:
+    return samples(generate_latest(metrics.registry).decode())
+
+
+def test_each_action_is_counted_once_where_it_belongs() -> None:
+    metrics = WorkerMetrics()
+    metrics.attempted("line:abc", Action.RETRY, rate_limited=True)
+    metrics.attempted("line:abc", Action.PUSH_INSTEAD)
+    metrics.attempted("line:abc", Action.COMPLETE)
+    metrics.attempted("slack:3", Action.FAIL)
+    metrics.attempted("slack:3", Action.SET_ASIDE)
+    metrics.attempted("slack:3", Action.COMPLETE)
+    metrics.attempted("slack:3", Action.COMPLETE)
+    metrics.attempted("mail:1", Action.COMPLETE, rate_limited=True)  # no platform: not counted
+    metrics.timers_fired([0.02, 3.0])
+    found = worker_samples(metrics)
+    counts = {series: v for series, v in found.items() if series[0].startswith("bridge_") and v}
+    expected: dict[Series, float] = {
+        ("bridge_delivery_retries_total", (("platform", "line"),)): 2,
+        ("bridge_rate_limited_total", (("platform", "line"),)): 1,
+        ("bridge_deliveries_total", (("outcome", "delivered"), ("platform", "line"))): 1,
+        ("bridge_deliveries_total", (("outcome", "failed"), ("platform", "slack"))): 1,
+        ("bridge_deliveries_total", (("outcome", "set_aside"), ("platform", "slack"))): 1,
+        ("bridge_deliveries_total", (("outcome", "delivered"), ("platform", "slack"))): 2,
+        ("bridge_timer_lateness_seconds_count", ()): 2,
+        ("bridge_timer_lateness_seconds_sum", ()): 3.02,
+        **{
+            ("bridge_timer_lateness_seconds_bucket", (("le", le),)): n
+            for le, n in [("0.025", 1), ("0.05", 1), ("0.1", 1), ("0.25", 1), ("0.5", 1), ("1.0", 1), ("2.5", 1)]
+        },
+        **{
+            ("bridge_timer_lateness_seconds_bucket", (("le", le),)): 2
+            for le in ("5.0", "10.0", "30.0", "60.0", "300.0", "3600.0", "+Inf")
+        },
+    }
+    assert counts == expected
+    assert unsafe_labels(found) == []
+
+
 def test_every_series_starts_at_zero_so_a_rate_is_right_from_the_first_scrape() -> None:
     web = samples(generate_latest(WebMetrics().registry).decode())
     for source, outcomes in OUTCOMES_OF.items():
@@ -112,8 +188,51 @@ def test_every_series_starts_at_zero_so_a_rate_is_right_from_the_first_scrape() 
             assert value(web, "bridge_webhook_requests_total", source=source.value, outcome=outcome.value) == 0
     assert value(web, "bridge_webhook_events_total", source="line", outcome="recorded") == 0
     assert value(web, "bridge_redis_up") == 0  # not read yet: no state claimed
+    worker = worker_samples(WorkerMetrics())
+    for platform in ("line", "slack"):
+        assert value(worker, "bridge_rate_limited_total", platform=platform) == 0
+        for settled in ("delivered", "failed", "set_aside"):
+            assert value(worker, "bridge_deliveries_total", platform=platform, outcome=settled) == 0
     assert not [name for name, _ in web if name.endswith("_created")]  # no doubled series
     assert WebhookOutcome.DUPLICATE not in OUTCOMES_OF[Source.SLACK]  # Bolt drops Slack's duplicates unseen
+
+
+# --- the worker's metrics server, over real HTTP ------------------------------------------------
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[WorkerMetrics, MetricsServer]]:
+    metrics = WorkerMetrics()
+    server = MetricsServer(metrics.registry, MetricsPort(0, "BRIDGE_METRICS_PORT"))
+    await server.start()
+    yield metrics, server
+    await server.stop()
+
+
+async def test_the_metrics_server_serves_the_registry_in_the_text_format(
+    served: tuple[WorkerMetrics, MetricsServer],
+) -> None:
+    metrics, server = served
+    metrics.attempted("line:abc", Action.COMPLETE)
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{server.port}/metrics") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == TEXT_FORMAT
+        found = samples(await response.text())
+    assert value(found, "bridge_deliveries_total", platform="line", outcome="delivered") == 1
+    assert value(found, "process_resident_memory_bytes") > 0  # the process's own figures too
+
+
+async def test_a_port_in_use_is_refused_not_shared(served: tuple[WorkerMetrics, MetricsServer]) -> None:
+    _, first = served
+    second = MetricsServer(WorkerMetrics().registry, MetricsPort(first.port, "PORT"))
+    with pytest.raises(MetricsPortRefused, match=rf"port {first.port} \(PORT\) is already in use"):
+        await second.start()
+    with socket.socket() as holder:  # a port another program listens on, without SO_REUSEPORT
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        with pytest.raises(MetricsPortRefused, match=f"port {taken}"):
+            await MetricsServer(WorkerMetrics().registry, MetricsPort(taken, "BRIDGE_METRICS_PORT")).start()
 
 
 # --- the read of the state, in a real Redis ---------------------------------------------------
