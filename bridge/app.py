@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ from bridge.config.policy_file import load_policy
 from bridge.config.settings import Settings, load_settings
 from bridge.config.startup import EXIT_CODE, STARTUP_ERRORS, startup_error_line
 from bridge.logs import configure_logging
+from bridge.metrics.labels import Source, WebhookOutcome
+from bridge.metrics.registry import TEXT_FORMAT
+from bridge.metrics.web import WebMetrics
 
 log = logging.getLogger("bridge.web")
 
@@ -87,7 +91,11 @@ def _error(status: int, message: str, *, close: bool = False) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers={"Connection": "close"} if close else None)
 
 
-async def _body_or_refusal(request: Request, settings: Settings, what: str) -> bytes | Response:
+# A webhook's answer and its outcome, as the metrics count it.
+Answer = tuple[WebhookOutcome, Response]
+
+
+async def _body_or_refusal(request: Request, settings: Settings, what: str) -> bytes | Answer:
     """The request's body, or the answer to a body that is too large, too slow or cut off. No
     signature has been checked yet, so the log says how the body failed and nothing of it."""
     limit, timeout = settings.BRIDGE_MAX_BODY_BYTES, settings.BRIDGE_BODY_TIMEOUT_SECONDS
@@ -95,14 +103,14 @@ async def _body_or_refusal(request: Request, settings: Settings, what: str) -> b
         return await read_body(request, limit, timeout)
     except BodyTooLarge:
         log.warning("%s rejected: body over %d bytes", what, limit)
-        return _error(413, "body too large", close=True)
+        return WebhookOutcome.TOO_LARGE, _error(413, "body too large", close=True)
     except BodyTimedOut:
         log.warning("%s rejected: body not received within %g s", what, timeout)
-        return _error(408, "body not received in time", close=True)
+        return WebhookOutcome.TIMED_OUT, _error(408, "body not received in time", close=True)
     except ClientGone as gone:
         declared = request.headers.get("content-length")
         log.warning("%s dropped: client disconnected after %d of %s bytes", what, gone.received, _digits(declared))
-        return _error(400, "client disconnected", close=True)  # nobody is left to read it
+        return WebhookOutcome.CLIENT_GONE, _error(400, "client disconnected", close=True)  # nobody is left to read it
 
 
 def _digits(value: str | None) -> str:
@@ -122,7 +130,7 @@ def _redis_for_web(settings: Settings) -> Redis:
     return Redis(connection_pool=pool)
 
 
-def _unbound(learner: identity.IdentityLearner, payload: dict[str, Any], is_event: bool) -> Response | None:
+def _unbound(learner: identity.IdentityLearner, payload: dict[str, Any], is_event: bool) -> Answer | None:
     """The answer to a Slack request that does not name this app and workspace, or None.
 
     Before Slack has said who the bot token is: 503 (an Events API delivery is retried by Slack,
@@ -135,14 +143,14 @@ def _unbound(learner: identity.IdentityLearner, payload: dict[str, Any], is_even
     ours = learner.identity
     if ours is None:
         log.warning("slack request refused: this app and workspace are not yet learned from Slack")
-        return _error(503, "not ready: this app and workspace are not yet learned from Slack")
+        return WebhookOutcome.NOT_READY, _error(503, "not ready: this app and workspace are not yet learned from Slack")
     reason = identity.mismatch(payload, ours)
     if reason is None:
         return None
     log.warning("slack request refused: %s", reason)
     if is_event:
-        return JSONResponse({"ignored": "not for this app and workspace"})
-    return _error(403, "not for this app and workspace")
+        return WebhookOutcome.OTHER_APP, JSONResponse({"ignored": "not for this app and workspace"})
+    return WebhookOutcome.OTHER_APP, _error(403, "not for this app and workspace")
 
 
 def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None = None) -> FastAPI:
@@ -186,6 +194,7 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
             log.info("web stopped")
 
     policy = load_policy(settings.BRIDGE_CONFIG)  # a bad policy file stops start-up here
+    metrics = WebMetrics()  # this app's own registry: tests build several apps in one process
     # No schema and no docs pages: the endpoints are for LINE and Slack, who need no map of them.
     app = FastAPI(
         title="LINE–Slack consultation bridge", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
@@ -204,36 +213,41 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
             return _error(503, "redis unreachable")
         return JSONResponse({"status": "ready"})
 
-    @app.post("/line/webhook")
-    async def line_webhook(request: Request) -> Response:
+    @app.get("/metrics")
+    async def metrics_endpoint(request: Request) -> Response:
+        state: WebState = request.app.state.bridge
+        return Response(await metrics.scrape(state.redis, state.store.keys), media_type=TEXT_FORMAT)
+
+    async def line_answer(request: Request) -> Answer:
         state: WebState = request.app.state.bridge
         body = await _body_or_refusal(request, settings, "line webhook")
-        if isinstance(body, Response):
+        if isinstance(body, tuple):
             return body
         if not line.signature_is_valid(
             settings.LINE_CHANNEL_SECRET.get_secret_value(), body, request.headers.get("x-line-signature")
         ):
             log.warning("line webhook rejected: bad signature")
-            return _error(401, "invalid signature")
+            return WebhookOutcome.BAD_SIGNATURE, _error(401, "invalid signature")
         try:
             events = line.split_webhook_body(body)
         except line.WebhookBodyError as exc:
             log.warning("line webhook rejected: %s", exc)
-            return _error(400, str(exc))
+            return WebhookOutcome.BAD_BODY, _error(400, str(exc))
         try:
             recorded = await state.store.record_events("line", events)
         except (RedisError, OSError) as exc:
             # LINE redelivers what we did not take (with redelivery on), so say so honestly.
             log.error("line webhook: recording failed events=%d error=%s", len(events), type(exc).__name__)
-            return _error(503, "could not record events")
+            return WebhookOutcome.UNAVAILABLE, _error(503, "could not record events")
         log.info("line webhook events=%d new=%d", len(events), recorded)
-        return JSONResponse({})
+        metrics.line_events(recorded=recorded, duplicates=len(events) - recorded)
+        duplicate = bool(events) and recorded == 0  # all of it seen before: LINE redelivered it
+        return WebhookOutcome.DUPLICATE if duplicate else WebhookOutcome.ACCEPTED, JSONResponse({})
 
-    @app.post("/slack/events")
-    async def slack_events(request: Request) -> Response:
+    async def slack_answer(request: Request) -> Answer:
         state: WebState = request.app.state.bridge
         body = await _body_or_refusal(request, settings, "slack request")
-        if isinstance(body, Response):
+        if isinstance(body, tuple):
             return body
         if not verify.signature_is_valid(
             settings.SLACK_SIGNING_SECRET.get_secret_value(),
@@ -242,12 +256,12 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
             request.headers.get("x-slack-signature"),
         ):
             log.warning("slack request rejected: bad or stale signature")
-            return _error(401, "invalid signature")
+            return WebhookOutcome.BAD_SIGNATURE, _error(401, "invalid signature")
         try:
             payload = verify.payload_of(body, request.headers.get("content-type"))
         except verify.MalformedBody as exc:
             log.warning("slack request rejected: %s", exc)
-            return _error(400, str(exc))
+            return WebhookOutcome.BAD_BODY, _error(400, str(exc))
         is_event = payload.get("type") == "event_callback"  # an Events API delivery
         refusal = _unbound(state.slack_identity, payload, is_event)
         if refusal is not None:
@@ -256,18 +270,33 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None 
             response = await state.bolt.async_dispatch(to_async_bolt_request(request, body))
         except (RedisError, OSError):
             log.error("slack request not recorded: Redis unavailable")
-            return _error(503, "redis unreachable")
+            return WebhookOutcome.UNAVAILABLE, _error(503, "redis unreachable")
         except Exception as exc:  # Bolt itself assumes fields a malformed payload may lack
             if is_event:  # let Slack retry it
                 log.error("slack event not recorded error=%s", type(exc).__name__)
-                return _error(503, "not recorded")
+                return WebhookOutcome.UNAVAILABLE, _error(503, "not recorded")
             log.warning("slack request rejected: unreadable payload error=%s", type(exc).__name__)
-            return _error(400, "malformed body")
+            return WebhookOutcome.BAD_BODY, _error(400, "malformed body")
         if response.status == 404 and is_event:
             # An Events API delivery no listener takes (one without an event type): Slack must
             # still hear 200, or it retries and in the end turns the app's subscriptions off.
-            return JSONResponse({})
-        return to_starlette_response(response)
+            return WebhookOutcome.ACCEPTED, JSONResponse({})
+        outcome = WebhookOutcome.ACCEPTED if response.status < 400 else WebhookOutcome.UNHANDLED
+        return outcome, to_starlette_response(response)
+
+    @app.post("/line/webhook")
+    async def line_webhook(request: Request) -> Response:
+        started = time.perf_counter()
+        outcome, response = await line_answer(request)
+        metrics.answered(Source.LINE, outcome, time.perf_counter() - started)
+        return response
+
+    @app.post("/slack/events")
+    async def slack_events(request: Request) -> Response:
+        started = time.perf_counter()
+        outcome, response = await slack_answer(request)
+        metrics.answered(Source.SLACK, outcome, time.perf_counter() - started)
+        return response
 
     return app
 

@@ -219,11 +219,12 @@ class Bridge:
     processes: list[Process] = field(default_factory=list)
     web_urls: list[str] = field(default_factory=list)
 
-    def launch(self, kind: str) -> Process:
-        """Start one Procfile process without waiting for it."""
+    def launch(self, kind: str, *, port: int | None = None) -> Process:
+        """Start one Procfile process without waiting for it, on a free port of its own (as a
+        Procfile runner gives one to each process) unless port says which."""
         command = procfile_commands()[kind]
         env = dict(self.env)
-        env["PORT"] = str(free_port())
+        env["PORT"] = str(port or free_port())
         argv = shlex.split(command.replace("$PORT", env["PORT"]))
         log_path = self.tmp / f"{kind}-{len(self.processes)}.log"
         with log_path.open("wb") as handle:  # the child keeps its own descriptor

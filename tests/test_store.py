@@ -181,10 +181,10 @@ async def test_items_survive_a_lone_surrogate(store: Store) -> None:
 async def test_a_fired_timer_cannot_be_armed_again(store: Store) -> None:
     await arm(store, "closing", "100", 1.0)  # long due
     await arm(store, "closing", "100", 999_999_999.0)  # an armed timer keeps its time
-    fired, _ = await store.fire_due_timers()
+    fired, _, _ = await store.fire_due_timers()
     assert fired == 1
     await arm(store, "closing", "100", 1.0)  # a late event re-arming it
-    assert await store.fire_due_timers() == (0, None)
+    assert await store.fire_due_timers() == (0, None, ())
     entries: Any = await store.redis.xrange(store.keys.inbound)
     assert [e[1][b"body"] for e in entries] == [b"closing|100"]
 
@@ -196,8 +196,9 @@ async def test_timers_fire_in_due_order_and_report_the_next(store: Store) -> Non
     await arm(store, "busy", "2:0", now - 1)
     await arm(store, "busy", "1:0", now - 2)
     await arm(store, "busy", "3:0", now + 30)
-    fired, next_in = await store.fire_due_timers()
+    fired, next_in, lateness = await store.fire_due_timers()
     assert fired == 2 and next_in is not None and 25 < next_in <= 30
+    assert lateness == pytest.approx((2.0, 1.0), abs=0.5)  # how late each moved, in due order
     entries: Any = await store.redis.xrange(store.keys.inbound)
     bodies = [e[1][b"body"] for e in entries]
     assert bodies == [b"busy|1:0", b"busy|2:0"]

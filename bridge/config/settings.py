@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     # How often each worker refreshes the roster (the case channel's members and the supervisors'
     # user group) from Slack; joins and leaves reported by Slack apply at once in between.
     BRIDGE_ROSTER_REFRESH_SECONDS: float = Field(default=300.0, gt=0)
+    # Where the worker serves its metrics (bridge/metrics/server.py): PORT when the environment
+    # gives one (a Procfile runner gives each process its own), else BRIDGE_METRICS_PORT, else
+    # nowhere. 0 takes any free port. The web process serves its metrics on its own port.
+    PORT: int | None = Field(default=None, ge=0, le=65535)
+    BRIDGE_METRICS_PORT: int | None = Field(default=None, ge=0, le=65535)
 
     @field_validator(*SECRET_NAMES)
     @classmethod

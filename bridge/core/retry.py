@@ -30,6 +30,8 @@ class Outcome:
     retry_after: float | None = None  # the platform asked us to wait (429 Retry-After)
     # No answer came (timeout, dropped connection): the platform may still have acted on it.
     ambiguous: bool = False
+    # The platform answered 429 (too many requests); counted by the worker's metrics.
+    rate_limited: bool = False
 
     @property
     def delivered(self) -> bool:

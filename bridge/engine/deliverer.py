@@ -51,6 +51,7 @@ from bridge.core.policy import Policy
 from bridge.core.retry import DELIVERED, Action, Outcome, OutcomeStatus, RetryRules, next_step, use_reply_token
 from bridge.engine.errors import safe_trace
 from bridge.engine.lanes import lane_for
+from bridge.metrics.worker import WorkerMetrics
 
 log = logging.getLogger("bridge.worker")
 
@@ -76,6 +77,7 @@ class Deliverers:
         retry_rules: RetryRules,
     ) -> None:
         self.name = name
+        self.metrics = WorkerMetrics()  # the worker puts its own here (one registry per worker)
         self.policy = policy
         self.redis = redis
         self.store = store
@@ -199,6 +201,7 @@ class Deliverers:
         except (TypeError, ValueError) as exc:
             log.error("undeliverable item=%s lane=%s; set aside\n%s", claim.item_id, claim.lane, safe_trace(exc))
             await self.store.set_aside_delivery(claim, token=token, why=f"undeliverable: {type(exc).__name__}")
+            self.metrics.attempted(claim.lane, Action.SET_ASIDE)
             return [], None
         # The lease is renewed only if the attempt outlasts a third of it (most take milliseconds).
         attempt_over = asyncio.Event()
@@ -236,6 +239,7 @@ class Deliverers:
                 claim, token=token, followups=self._lane_items(claim, followups), lease_ms=self.lease_ms
             )
             log.info("delivered %s", fields)
+            self.metrics.attempted(claim.lane, step.action, rate_limited=outcome.rate_limited)
             return claims, outlook
         if step.action is Action.PUSH_INSTEAD:
             assert isinstance(delivery, LineReply)
@@ -254,6 +258,7 @@ class Deliverers:
             failed = self._after_failure(delivery, outcome.reason)
             await self.store.complete(claim, token=token, followups=self._lane_items(claim, failed))
             log.error("delivery failed %s reason=%s", fields, outcome.reason)
+        self.metrics.attempted(claim.lane, step.action, rate_limited=outcome.rate_limited)
         return [], None
 
     async def _keep_lease(self, claim: Claim, token: str, attempt_over: asyncio.Event) -> None:

@@ -41,6 +41,7 @@ from bridge.engine.decide import Decider
 from bridge.engine.entries import entry_time, parse_entry
 from bridge.engine.errors import safe_trace
 from bridge.engine.standing import decide_standing
+from bridge.metrics.worker import WorkerMetrics
 
 log = logging.getLogger("bridge.worker")
 
@@ -93,6 +94,7 @@ class Router(Decider):
 
     def __init__(self, *, name: str, policy: Policy, channel: str, redis: Redis, store: Store) -> None:
         self.name = name
+        self.metrics = WorkerMetrics()  # the worker puts its own here (one registry per worker)
         self.policy = policy
         self.channel = channel
         self.redis = redis
@@ -158,7 +160,8 @@ class Router(Decider):
                 # Due timers join the stream here, so they are decided in order with events. The
                 # router arms every timer itself (in its commits), so it knows when to look next.
                 if time.time() >= self._next_fire:
-                    fired, next_timer = await self.store.fire_due_timers(limit=TIMERS_PER_LOOK)
+                    fired, next_timer, lateness = await self.store.fire_due_timers(limit=TIMERS_PER_LOOK)
+                    self.metrics.timers_fired(lateness)
                     wait = 0.0 if fired >= TIMERS_PER_LOOK else min(next_timer or LOOK_FOR_TIMERS_S, LOOK_FOR_TIMERS_S)
                     self._next_fire = time.time() + wait
                 block_ms = max(1, min(1000, int((self._next_fire - time.time()) * 1000) + 1))

@@ -33,6 +33,8 @@ from bridge.core.policy import Policy
 from bridge.core.retry import RetryRules
 from bridge.engine.deliverer import Deliverers
 from bridge.engine.router import Router
+from bridge.metrics.server import MetricsPortRefused, MetricsServer, serve_metrics
+from bridge.metrics.worker import WorkerMetrics
 
 log = logging.getLogger("bridge.worker")
 
@@ -56,6 +58,8 @@ class Worker:
         self.slack = slack
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stopping = asyncio.Event()
+        self.metrics = WorkerMetrics()
+        self.metrics_server: MetricsServer | None = None
         self.router = Router(name=self.name, policy=policy, channel=settings.SLACK_CHANNEL_ID, redis=redis, store=store)
         self.deliverers = Deliverers(
             name=self.name,
@@ -73,6 +77,7 @@ class Worker:
             ),
         )
         self.router.takers = self.deliverers
+        self.router.metrics = self.deliverers.metrics = self.metrics
         self._policy = policy
         self._store = store
 
@@ -115,7 +120,9 @@ class Worker:
         )
 
     async def close(self) -> None:
-        """Close the API clients (not the Redis client, which the caller owns)."""
+        """Close the API clients and the metrics server (not the Redis client, which the caller owns)."""
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         await self.line.close()
         await self.slack.close()
 
@@ -130,6 +137,12 @@ class Worker:
         On stop, deliveries in flight get one HTTP timeout to finish, so a reply that was
         sent is also settled (and not sent again by the next worker).
         """
+        try:  # first: a metrics port in use stops the worker before it takes any work
+            self.metrics_server = await serve_metrics(
+                self.metrics.registry, port=self.settings.PORT, metrics_port=self.settings.BRIDGE_METRICS_PORT
+            )
+        except MetricsPortRefused as exc:
+            raise SystemExit(str(exc)) from None
         try:
             await check_no_eviction(self.redis)
         except UnsafeRedis as exc:

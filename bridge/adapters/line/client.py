@@ -74,7 +74,7 @@ def _classify(exc: ApiException) -> Outcome:
         value = headers.get("Retry-After") or headers.get("retry-after")
         if value and str(value).isdigit():
             retry_after = float(value)
-        return Outcome(OutcomeStatus.RETRY, f"LINE answered {status}", retry_after)
+        return Outcome(OutcomeStatus.RETRY, f"LINE answered {status}", retry_after, rate_limited=status == 429)
     return Outcome(OutcomeStatus.FAILED, f"LINE refused the message ({status}{_line_message(exc)})")
 
 

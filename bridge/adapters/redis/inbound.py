@@ -52,16 +52,20 @@ return 0
 
 # KEYS[1] timers, KEYS[2] inbound stream; ARGV: now ms, max, fired-marker prefix, marker ttl.
 # Moves due timers into the stream, where the router decides them in order with everything
-# else, and marks each as fired so a late event cannot arm it again. Returns {fired, next due ms}.
+# else, and marks each as fired so a late event cannot arm it again. Returns {fired, next due
+# ms, the due times (ms) of those fired}.
 _FIRE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, member in ipairs(due) do
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local due_ms = {}
+for i = 1, #due, 2 do
+  local member = due[i]
   redis.call('ZREM', KEYS[1], member)
   redis.call('SET', ARGV[3] .. member, '1', 'EX', ARGV[4])
   redis.call('XADD', KEYS[2], '*', 'source', 'timer', 'body', member)
+  table.insert(due_ms, due[i + 1])
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {#due, first[2] or -1}
+return {#due_ms, first[2] or -1, due_ms}
 """
 
 
@@ -120,11 +124,14 @@ class InboundStore:
     async def release_router_lease(self, token: str) -> None:
         await self._renew(keys=[self.keys.router_lease], args=[token, 1])
 
-    async def fire_due_timers(self, *, limit: int = 100) -> tuple[int, float | None]:
-        """Move due timers into the inbound stream. Returns (how many, seconds until the next)."""
-        fired, next_ms = await self._fire(
+    async def fire_due_timers(self, *, limit: int = 100) -> tuple[int, float | None, tuple[float, ...]]:
+        """Move due timers into the inbound stream. Returns (how many, seconds until the next,
+        how late each one moved: seconds after its due time)."""
+        now = now_ms()
+        fired, next_ms, due_ms = await self._fire(
             keys=[self.keys.timers, self.keys.inbound],
-            args=[now_ms(), limit, self.keys.fired_prefix, FIRED_MARKER_TTL_SECONDS],
+            args=[now, limit, self.keys.fired_prefix, FIRED_MARKER_TTL_SECONDS],
         )
         next_ms = float(next_ms)
-        return int(fired), (max(0.0, (next_ms - now_ms()) / 1000) if next_ms >= 0 else None)
+        lateness = tuple(max(0.0, (now - float(due)) / 1000) for due in due_ms or ())
+        return int(fired), (max(0.0, (next_ms - now_ms()) / 1000) if next_ms >= 0 else None), lateness

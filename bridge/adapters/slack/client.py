@@ -201,7 +201,7 @@ def _classify(exc: Exception) -> Outcome:
         if status == 429 or error == "ratelimited":
             value = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
             retry_after = float(value) if value and str(value).isdigit() else 1.0
-            return Outcome(OutcomeStatus.RETRY, "Slack rate limit", retry_after)
+            return Outcome(OutcomeStatus.RETRY, "Slack rate limit", retry_after, rate_limited=True)
         if status >= 500 or error in _RETRY_ERRORS:
             return Outcome(OutcomeStatus.RETRY, f"Slack error {error or status}")
         return Outcome(OutcomeStatus.FAILED, f"Slack refused: {error or status}")
