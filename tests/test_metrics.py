@@ -15,7 +15,8 @@ from prometheus_client.metrics_core import Metric
 from redis.asyncio import Redis
 
 from bridge.adapters.redis.codec import encode_item
-from bridge.adapters.redis.gauges import ALIVE_MS, LaneReading, StateReading, read_state
+from bridge.adapters.redis.gauges import LaneReading, StateReading, read_state
+from bridge.adapters.redis.heartbeat import ALIVE_MS
 from bridge.adapters.redis.keys import Keys
 from bridge.config.settings import SettingsError, load_settings
 from bridge.core.retry import Action

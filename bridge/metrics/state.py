@@ -12,7 +12,8 @@ from collections.abc import Iterable
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from bridge.adapters.redis.gauges import ALIVE_MS, LANES_READ, StateReading
+from bridge.adapters.redis.gauges import LANES_READ, StateReading
+from bridge.adapters.redis.heartbeat import ALIVE_MS
 from bridge.metrics.labels import INBOUND_PARTITION, Platform, platform_of
 
 

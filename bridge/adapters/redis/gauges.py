@@ -14,13 +14,12 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bridge.adapters.redis.codec import as_text, decode_item
+from bridge.adapters.redis.heartbeat import ALIVE_MS
 from bridge.adapters.redis.keys import Keys
 
 # A scrape reads the length and the head of at most this many lanes (a head carries its delivery,
 # a few kilobytes at most): a backlog of any size costs a scrape at most a few megabytes.
 LANES_READ = 1000
-# A worker whose last heartbeat is older than this is not counted as alive.
-ALIVE_MS = 3000
 
 
 @dataclass(frozen=True)

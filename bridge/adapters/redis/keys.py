@@ -194,11 +194,6 @@ class Keys:
         return f"{self.lanes_prefix}set-aside"
 
     @property
-    def workers(self) -> str:
-        """Worker name -> the time (ms) of its last heartbeat: who is alive."""
-        return f"{self.prefix}:{{dq}}:workers"
-
-    @property
     def pseudonym_key(self) -> str:
         """Where releases before BRIDGE_PSEUDONYM_KEY kept the pseudonyms' key itself. Read once,
         when a deployment moves it to the environment; then a marker (a hash) in its place, so
