@@ -15,6 +15,7 @@ import bridge.adapters.redis.lanes as lanes_module
 from bridge.adapters.redis.codec import encode_item, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
 from bridge.adapters.redis.keys import Keys
+from bridge.adapters.redis.lanes import FollowUp
 from bridge.adapters.redis.store import Store
 from bridge.core.ids import LineUserId
 
@@ -102,7 +103,7 @@ async def test_an_expired_lease_hands_the_lane_to_another_worker(store: Store) -
 async def test_complete_appends_follow_ups_atomically(store: Store) -> None:
     await enqueue(store, [("line:x", "a", {})])
     (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
-    await store.complete(claim, token="w", followups=[("slack:3", "a.f0", {"kind": "reaction"})])
+    await store.complete(claim, token="w", followups=[FollowUp("slack:3", "a.f0", {"kind": "reaction"})])
     (follow,) = await store.claim(token="w", lease_ms=5000, max_lanes=5)
     assert (follow.lane, follow.item_id) == ("slack:3", "a.f0")
 

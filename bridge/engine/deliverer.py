@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from bridge import core
 from bridge.adapters.line.client import LineClient
 from bridge.adapters.redis.codec import Claim
-from bridge.adapters.redis.lanes import Outlook
+from bridge.adapters.redis.lanes import FollowUp, Outlook
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.client import SlackClient
 from bridge.adapters.slack.names import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE
@@ -51,6 +51,7 @@ from bridge.core.policy import Policy
 from bridge.core.retry import DELIVERED, Action, Outcome, OutcomeStatus, RetryRules, next_step, use_reply_token
 from bridge.engine.errors import safe_trace
 from bridge.engine.lanes import lane_for
+from bridge.engine.pacing import Pacing
 
 log = logging.getLogger("bridge.worker")
 
@@ -74,6 +75,7 @@ class Deliverers:
         supervisor_channel: str,
         lease_ms: int,
         retry_rules: RetryRules,
+        pacing: Pacing | None = None,
     ) -> None:
         self.name = name
         self.policy = policy
@@ -84,6 +86,7 @@ class Deliverers:
         self.supervisor_channel = supervisor_channel
         self.lease_ms = lease_ms
         self.retry_rules = retry_rules
+        self.pacing = pacing  # the channel buckets of follow-up posts
         self.stopping = asyncio.Event()
         # Idle deliverers wait here; a wake-up rouses one, and a deliverer that found work
         # rouses the next, so the number awake follows the work instead of the pool size.
@@ -276,9 +279,11 @@ class Deliverers:
             return core.after_line_failed(delivery, reason, self.policy)
         return ()
 
-    def _lane_items(self, claim: Claim, followups: tuple[Delivery, ...]) -> list[tuple[str, str, dict[str, Any]]]:
+    def _lane_items(self, claim: Claim, followups: tuple[Delivery, ...]) -> list[FollowUp]:
+        pace = self.pacing.tag if self.pacing is not None else lambda _: None
         return [
-            (lane_for(d, self.store.child_key), f"{claim.item_id}.f{i}", to_payload(d)) for i, d in enumerate(followups)
+            FollowUp(lane_for(d, self.store.child_key), f"{claim.item_id}.f{i}", to_payload(d), pace(d))
+            for i, d in enumerate(followups)
         ]
 
     async def _attempt(self, delivery: Delivery, claim: Claim) -> tuple[Outcome, tuple[Delivery, ...]]:
