@@ -27,7 +27,9 @@ def paced(bridge_factory: Any) -> Bridge:
 
 
 def threads(bridge: Bridge) -> list[list[str]]:
-    return sorted(bot_thread(bridge, r["ts"]) for r in roots(bridge))
+    """Each thread's messages from the bridge, line by line (messages posted together are one
+    line each)."""
+    return sorted([line for text in bot_thread(bridge, r["ts"]) for line in text.split("\n")] for r in roots(bridge))
 
 
 def posted_words(bridge: Bridge) -> list[tuple[float, str]]:
@@ -46,31 +48,35 @@ def test_posts_keep_under_slacks_limit_without_learning_it_from_429s(paced: Brid
     paced.fake_slack.wait_for(lambda: sum(len(t) for t in threads(paced)) == 6 and len(roots(paced)) == 3, timeout=40)
     paced.wait_settled()
     assert threads(paced) == [[f"{n}:0", f"{n}:1"] for n in range(3)]
-    # Nine posts into one channel at once: a bridge that learnt the limit from 429s was refused
-    # several times (each 429 also pausing every lane for its Retry-After); a paced one is not
-    # (one is allowed for a machine so busy that a post was held up for more than a second).
+    # Nine posts (or fewer, some posted together) into one channel at once: a bridge that learnt
+    # the limit from 429s was refused several times (each 429 also pausing every lane for its
+    # Retry-After); a paced one is not (one is allowed for a machine so busy that a post was held
+    # up for more than a second).
     assert paced.fake_slack.rate_limited() <= 1
-    assert len([r for r in paced.fake_slack.requests_to(POST) if r.status == 200]) == 9
+    assert len([r for r in paced.fake_slack.requests_to(POST) if r.status == 200]) <= 9
 
 
 def test_waiting_cases_are_served_in_turn(paced: Bridge) -> None:
-    """A child who writes a lot does not hold up another: no case waits while another posts five
-    times."""
+    """A child who writes faster than the channel takes does not hold up another: no case waits
+    while another posts five times."""
     talker, quiet = line_user_id(1), line_user_id(2)
     paced.line_events(line_text_event(talker, "A:start"))
     paced.fake_slack.wait_for(lambda: any(text == "A:start" for _, text in posted_words(paced)), timeout=20)
-    for i in range(8):
+    sent = 0.0
+    for i in range(14):  # one every 0.6 s: the talker's case always has a message waiting
         paced.line_events(line_text_event(talker, f"A:{i}"))
-    sent = time.time()
-    paced.line_events(line_text_event(quiet, "B:0"))
+        if i == 3:
+            sent = time.time()
+            paced.line_events(line_text_event(quiet, "B:0"))  # a new case: its root, then this
+        time.sleep(0.6)
     paced.fake_slack.wait_for(lambda: any(text == "B:0" for _, text in posted_words(paced)), timeout=40)
     posted = posted_words(paced)
     at_b = next(at for at, text in posted if text == "B:0")
     meanwhile = [text for at, text in posted if sent < at < at_b and text.startswith("A:")]
     assert len(meanwhile) < 5, meanwhile
-    paced.fake_slack.wait_for(lambda: any("A:7" in text for _, text in posted_words(paced)), timeout=40)
+    paced.fake_slack.wait_for(lambda: any("A:13" in text for _, text in posted_words(paced)), timeout=40)
     paced.wait_settled()
-    assert threads(paced) == sorted([["A:start", *(f"A:{i}" for i in range(8))], ["B:0"]])
+    assert threads(paced) == sorted([["A:start", *(f"A:{i}" for i in range(14))], ["B:0"]])
 
 
 def test_a_retry_after_is_still_honoured(paced: Bridge) -> None:

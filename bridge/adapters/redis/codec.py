@@ -63,8 +63,8 @@ def encode_item(item_id: str, payload: dict[str, Any], enqueued_ms: int, pace: s
     """A lane item: "id|json". The id comes first so Lua can compare heads without JSON; a pace
     tag (the channel bucket its post waits for, buckets.py) comes right after the enqueue time,
     where the lane scripts find it without decoding the JSON."""
-    if "|" in item_id:
-        raise ValueError("item ids may not contain '|'")
+    if "|" in item_id or not item_id or any(c.isspace() for c in item_id):
+        raise ValueError("item ids may not be empty or contain '|' or spaces")
     if pace is not None and not _PACE_TAG.fullmatch(pace):
         raise ValueError("a pace tag is <interval ms>:<tolerance ms>:<channel>")
     body: dict[str, Any] = {"at": enqueued_ms}

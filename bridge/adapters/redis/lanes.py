@@ -129,9 +129,10 @@ return {claims, seen}
 )
 
 # KEYS[1] due, KEYS[2] attempts, KEYS[3] set-aside stream, KEYS[4] lane threads; ARGV: lanes
-# prefix, lane, token, item id, now, wake channel, aside (not '': the item moves to the set-aside
+# prefix, lane, token, item ids (the head's, then those of the items behind it that one post
+# carried with it, separated by spaces), now, wake channel, aside (not '': the item moves to the set-aside
 # stream, with this as why), claim next ('1': lease the next due lane in the same step), lease
-# ms, then follow-up lane, item pairs. Pops the item if it is still the head, enqueues follow-ups
+# ms, then follow-up lane, item pairs. Pops the items while they are still the head, enqueues follow-ups
 # in the same step, and releases the lease if still ours. Returns {popped, claims, outlook}.
 # Other deliverers are woken only when lanes are due that this one did not take.
 _COMPLETE = (
@@ -139,15 +140,18 @@ _COMPLETE = (
     + """
 local now = tonumber(ARGV[5])
 local lane_key = ARGV[1] .. 'lane:' .. ARGV[2]
-local head = redis.call('LINDEX', lane_key, 0)
 local popped = 0
-if head and string.match(head, '^([^|]*)|') == ARGV[4] then
+for id in string.gmatch(ARGV[4], '%S+') do
+  local head = redis.call('LINDEX', lane_key, 0)
+  if not (head and string.match(head, '^([^|]*)|') == id) then break end
   if ARGV[7] ~= '' then
     redis.call('XADD', KEYS[3], '*', 'lane', ARGV[2], 'item', head, 'why', ARGV[7])
   end
   redis.call('LPOP', lane_key)
-  redis.call('HDEL', KEYS[2], ARGV[4])
+  redis.call('HDEL', KEYS[2], id)
   popped = 1
+end
+if popped == 1 then
   for i = 10, #ARGV, 2 do
     redis.call('RPUSH', ARGV[1] .. 'lane:' .. ARGV[i], ARGV[i + 1])
     redis.call('ZADD', KEYS[1], 'NX', ARGV[5], ARGV[i])
@@ -257,15 +261,17 @@ class LaneStore:
         followups: Sequence[FollowUp] = (),
         set_aside_because: str | None = None,
         lease_ms: int | None = None,
+        carried: Sequence[str] = (),
     ) -> tuple[bool, list[Claim], Outlook]:
         """As complete; with lease_ms, the next due lane is leased for the same token in the
-        same step (a busy deliverer needs one round trip per delivery, not two)."""
+        same step (a busy deliverer needs one round trip per delivery, not two). carried: the
+        ids of the items right behind the head that its post carried too: popped with it."""
         now = now_ms()
         args: list[str | int] = [
             self.keys.lanes_prefix,
             claim.lane,
             token,
-            claim.item_id,
+            " ".join([claim.item_id, *carried]),
             now,
             self.keys.wake_channel,
             "" if set_aside_because is None else set_aside_because or "-",
@@ -277,6 +283,12 @@ class LaneStore:
         keys = [self.keys.due, self.keys.attempts, self.keys.deliveries_set_aside, self.keys.lane_threads]
         raw: Any = await self._complete(keys=keys, args=args)
         return bool(raw[0]), claims_from(raw[1]), _outlook(raw[2])
+
+    async def waiting_behind(self, lane: str, count: int) -> list[str]:
+        """Up to count items waiting behind a lane's head, encoded, in order (read by the lease
+        holder: nobody else pops them meanwhile)."""
+        raw: list[Any] = await self.redis.lrange(self.keys.lane(lane), 1, count)
+        return [as_text(item) for item in raw]
 
     async def set_aside_delivery(self, claim: Claim, *, token: str, why: str) -> bool:
         """Take an item out of its lane into the set-aside stream, so the lane moves on; why is
