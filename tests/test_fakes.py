@@ -351,6 +351,28 @@ async def test_slack_rate_limit_mode(slack: FakeSlack, web: AsyncWebClient) -> N
     assert [m["text"] for m in slack.messages(CHANNEL)] == ["1", "2", "4"]
 
 
+async def test_slack_posts_limited_like_slack(slack: FakeSlack, web: AsyncWebClient) -> None:
+    """One chat.postMessage per second per channel, bursts of three; then 429 with Retry-After in
+    whole seconds, counted; each channel has its own bucket."""
+    slack.limit_posts_like_slack()
+    for i in range(3):
+        await web.chat_postMessage(channel=CHANNEL, text=f"burst {i}")
+    refused_at = time.monotonic()
+    with pytest.raises(SlackApiError) as err:
+        await web.chat_postMessage(channel=CHANNEL, text="one too many")
+    assert err.value.response.status_code == 429
+    assert err.value.response.headers["Retry-After"] == "1"
+    assert slack.rate_limited() == slack.rate_limited("chat.postMessage", CHANNEL) == 1
+    await web.chat_postMessage(channel="C0OTHER", text="another channel's bucket")
+    assert slack.rate_limited("chat.postMessage", "C0OTHER") == 0
+    await asyncio.sleep(max(0.0, 1.05 - (time.monotonic() - refused_at)))
+    await web.chat_postMessage(channel=CHANNEL, text="a second later")
+    with pytest.raises(SlackApiError):
+        await web.chat_postMessage(channel=CHANNEL, text="again too soon")
+    assert slack.rate_limited() == 2
+    assert [m["text"] for m in slack.messages(CHANNEL)] == [*(f"burst {i}" for i in range(3)), "a second later"]
+
+
 async def test_the_fake_workspace_identity_is_what_the_test_sets() -> None:
     with FakeSlack(bot_token=SLACK_TOKEN, team_id="T0002", app_id="A0002", enterprise_id="E0002") as fake:
         web = AsyncWebClient(token=SLACK_TOKEN, base_url=fake.url + "/api/")

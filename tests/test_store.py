@@ -15,6 +15,7 @@ import bridge.adapters.redis.lanes as lanes_module
 from bridge.adapters.redis.codec import encode_item, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
 from bridge.adapters.redis.keys import Keys
+from bridge.adapters.redis.lanes import FollowUp
 from bridge.adapters.redis.store import Store
 from bridge.core.ids import LineUserId
 
@@ -102,7 +103,7 @@ async def test_an_expired_lease_hands_the_lane_to_another_worker(store: Store) -
 async def test_complete_appends_follow_ups_atomically(store: Store) -> None:
     await enqueue(store, [("line:x", "a", {})])
     (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
-    await store.complete(claim, token="w", followups=[("slack:3", "a.f0", {"kind": "reaction"})])
+    await store.complete(claim, token="w", followups=[FollowUp("slack:3", "a.f0", {"kind": "reaction"})])
     (follow,) = await store.claim(token="w", lease_ms=5000, max_lanes=5)
     assert (follow.lane, follow.item_id) == ("slack:3", "a.f0")
 
@@ -119,6 +120,8 @@ def test_item_ids_may_not_contain_the_separator() -> None:
 
     with pytest.raises(ValueError):
         encode_item("a|b", {}, 0)
+    with pytest.raises(ValueError):  # ids are separated by spaces when one post carried several
+        encode_item("a b", {}, 0)
 
 
 def test_keys_share_slots_by_concern() -> None:
@@ -299,3 +302,14 @@ async def test_a_thread_is_not_recorded_for_a_case_whose_record_is_gone(store: S
     await store.record_thread(8, "slack:8", "222.2")
     assert await store.redis.hget(store.keys.case(8), "thread_ts") == b"222.2"
     assert await store.redis.hget(store.keys.by_thread, "222.2") == b"8"
+
+
+async def test_a_post_that_carried_the_items_behind_the_head_completes_them_with_it(store: Store) -> None:
+    await enqueue(store, [("slack:1", "a", {}), ("slack:1", "b", {}), ("slack:1", "c", {}), ("slack:1", "d", {})])
+    (head,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert [item.split("|")[0] for item in await store.waiting_behind("slack:1", 9)] == ["b", "c", "d"]
+    # Popped while they are still the head, in order: an id that is not stops it.
+    popped, _, _ = await store.complete_and_claim(head, token="w", carried=["b", "x", "c"])
+    assert popped
+    (next_one,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert next_one.item_id == "c"

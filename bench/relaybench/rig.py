@@ -94,10 +94,14 @@ def uvicorn_argv(command: str, port: int, app: str | None = None) -> list[str]:
 
 
 class Rig:
-    """Everything the benchmark starts; stop() undoes all of it, whatever state it is in."""
+    """Everything the benchmark starts; stop() undoes all of it, whatever state it is in.
 
-    def __init__(self, tmp: Path) -> None:
+    tree: the checkout whose web and worker run (its Procfile, on its PYTHONPATH); by default
+    this one. The fakes and the driver are always this checkout's."""
+
+    def __init__(self, tmp: Path, *, tree: Path = ROOT) -> None:
         self.tmp = tmp
+        self.tree = tree
         self.procs: list[Proc] = []
         self.helpers: list[Stoppable] = []  # the load generator
         self._loadgen: LoadGen | None = None
@@ -151,7 +155,7 @@ class Rig:
             popen = subprocess.Popen(
                 argv,
                 env=env,
-                cwd=ROOT,
+                cwd=self.tree,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -161,7 +165,18 @@ class Rig:
         self.procs.append(proc)
         return proc
 
-    def start(self, *, bare: bool = False) -> None:
+    def start(
+        self,
+        *,
+        bare: bool = False,
+        env: dict[str, str] | None = None,
+        policy: dict[str, dict[str, object]] | None = None,
+        timeouts: dict[str, int] | None = None,
+        channels: tuple[str, ...] = (),
+    ) -> None:
+        """Start everything. env: more variables for the web and worker; policy: single-line
+        settings of the bench policy changed (write_policy's settings); timeouts: its [timeouts];
+        channels: more channels whose members fake Slack knows (a pool of case channels)."""
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.redis_port = free_port()
         redis_dir = self.tmp / "redis"
@@ -181,7 +196,8 @@ class Rig:
 
         self.fake_line = FakeLine(access_token=CREDENTIALS.line_token).start()
         self.fake_slack = FakeSlack(bot_token=CREDENTIALS.slack_token).start()  # no rate limit
-        self.fake_slack.set_members(CHANNEL, [COUNSELLOR])
+        for channel in (CHANNEL, *channels):
+            self.fake_slack.set_members(channel, [COUNSELLOR])
 
         self.env = bridge_env(
             f"redis://{HOST}:{self.redis_port}/0",
@@ -196,11 +212,15 @@ class Rig:
                     self.tmp,
                     hours=ALWAYS_OPEN,
                     name="bench-policy.toml",
-                    settings={"floods": {"max_messages": 0, "max_stickers": 0}},
+                    timeouts=timeouts,
+                    settings={"floods": {"max_messages": 0, "max_stickers": 0}, **(policy or {})},
                 )
             ),
         )
-        commands = procfile_commands()
+        self.env.update(env or {})
+        if self.tree != ROOT:
+            self.env["PYTHONPATH"] = str(self.tree)
+        commands = procfile_commands(self.tree)
         self.web_port = free_port()
         web_env = dict(self.env, PORT=str(self.web_port))
         self.web = self._spawn("web", uvicorn_argv(commands["web"], self.web_port), web_env)

@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     # nowhere. 0 takes any free port. The web process serves its metrics on its own port.
     PORT: int | None = Field(default=None, ge=0, le=65535)
     BRIDGE_METRICS_PORT: int | None = Field(default=None, ge=0, le=65535)
+    # Posts into one Slack channel (chat.postMessage): Slack documents about one a second with short
+    # bursts, and answers 429 beyond. The bridge paces itself under that, leaving one of Slack's
+    # burst of three as room for the jitter between its clock and Slack's. 0 turns pacing off.
+    BRIDGE_SLACK_CHANNEL_POSTS_PER_SECOND: float = Field(default=1.0, ge=0, le=1000)
+    BRIDGE_SLACK_CHANNEL_BURST: int = Field(default=2, ge=1, le=100)
 
     @field_validator(*SECRET_NAMES)
     @classmethod

@@ -74,8 +74,10 @@ class Plan:
         now: float,
         audit_retention_days: int,
         ops: Ops | None = None,
+        pace: Callable[[Delivery], str | None] | None = None,
     ) -> None:
         self.keys = keys
+        self.pace = pace  # the channel bucket a delivery's post waits for (engine/pacing.py)
         self.loaded = loaded
         self.child_key = child_key
         self.now = now
@@ -109,7 +111,8 @@ class Plan:
     def deliveries(self, deliveries: Iterable[Delivery], *, item_prefix: str, now_ms: int) -> None:
         for index, delivery in enumerate(deliveries):
             lane = lane_for(delivery, self.child_key)
-            item = encode_item(f"{item_prefix}.{index}", to_payload(delivery), now_ms)
+            pace = self.pace(delivery) if self.pace is not None else None
+            item = encode_item(f"{item_prefix}.{index}", to_payload(delivery), now_ms, pace)
             self.ops.enqueue(self.keys.lane(lane), self.keys.due, lane, item)
 
     def _case(self, number: int) -> str:

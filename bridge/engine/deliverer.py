@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import random
 import time
-from typing import Any, assert_never
+from typing import assert_never
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -26,11 +26,10 @@ from redis.exceptions import RedisError
 from bridge import core
 from bridge.adapters.line.client import LineClient
 from bridge.adapters.redis.codec import Claim
-from bridge.adapters.redis.lanes import Outlook
+from bridge.adapters.redis.lanes import FollowUp, Outlook
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.client import SlackClient
-from bridge.adapters.slack.names import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE
-from bridge.adapters.slack.render import render, words_of
+from bridge.adapters.slack.render import words_of
 from bridge.adapters.slack.views import child_blocks, root_blocks_of
 from bridge.core.deliveries import (
     ChannelPost,
@@ -46,12 +45,13 @@ from bridge.core.deliveries import (
     from_payload,
     to_payload,
 )
-from bridge.core.parts import Text
 from bridge.core.policy import Policy
 from bridge.core.retry import DELIVERED, Action, Outcome, OutcomeStatus, RetryRules, next_step, use_reply_token
 from bridge.engine.errors import safe_trace
 from bridge.engine.lanes import lane_for
 from bridge.metrics.worker import WorkerMetrics
+from bridge.engine.pacing import Pacing
+from bridge.engine.slack_posts import SlackPosts, joins
 
 log = logging.getLogger("bridge.worker")
 
@@ -60,7 +60,7 @@ log = logging.getLogger("bridge.worker")
 IDLE_S = 10.0
 
 
-class Deliverers:
+class Deliverers(SlackPosts):
     """The deliverers of one worker process, sharing its clients."""
 
     def __init__(
@@ -75,6 +75,7 @@ class Deliverers:
         supervisor_channel: str,
         lease_ms: int,
         retry_rules: RetryRules,
+        pacing: Pacing | None = None,
     ) -> None:
         self.name = name
         self.metrics = WorkerMetrics()  # the worker puts its own here (one registry per worker)
@@ -86,6 +87,7 @@ class Deliverers:
         self.supervisor_channel = supervisor_channel
         self.lease_ms = lease_ms
         self.retry_rules = retry_rules
+        self.pacing = pacing  # the channel buckets of follow-up posts
         self.stopping = asyncio.Event()
         # Idle deliverers wait here; a wake-up rouses one, and a deliverer that found work
         # rouses the next, so the number awake follows the work instead of the pool size.
@@ -212,8 +214,14 @@ class Deliverers:
             keeper = asyncio.create_task(self._keep_lease(claim, token, attempt_over))
 
         starting = asyncio.get_running_loop().call_later(self.lease_ms / 3000, keep_lease)
+        carried: list[str] = []  # the items behind the head that its post carried too
+        followups: tuple[Delivery, ...] = ()
         try:
-            outcome, followups = await self._attempt(delivery, claim)
+            if joins(delivery) and claim.thread_ts is not None:
+                assert isinstance(delivery, ThreadPost)
+                outcome, carried = await self.post_children(claim, delivery, claim.thread_ts)
+            else:
+                outcome, followups = await self._attempt(delivery, claim)
         except (RedisError, OSError) as exc:
             outcome, followups = Outcome(OutcomeStatus.RETRY, f"redis: {type(exc).__name__}", ambiguous=True), ()
         except Exception as exc:
@@ -236,7 +244,11 @@ class Deliverers:
         fields = f"item={claim.item_id} kind={delivery.kind} attempts={claim.attempts}"
         if step.action is Action.COMPLETE:
             _, claims, outlook = await self.store.complete_and_claim(
-                claim, token=token, followups=self._lane_items(claim, followups), lease_ms=self.lease_ms
+                claim,
+                token=token,
+                followups=self._lane_items(claim, followups),
+                lease_ms=self.lease_ms,
+                carried=carried,
             )
             log.info("delivered %s", fields)
             self.metrics.attempted(claim.lane, step.action, rate_limited=outcome.rate_limited)
@@ -281,9 +293,11 @@ class Deliverers:
             return core.after_line_failed(delivery, reason, self.policy)
         return ()
 
-    def _lane_items(self, claim: Claim, followups: tuple[Delivery, ...]) -> list[tuple[str, str, dict[str, Any]]]:
+    def _lane_items(self, claim: Claim, followups: tuple[Delivery, ...]) -> list[FollowUp]:
+        pace = self.pacing.tag if self.pacing is not None else lambda _: None
         return [
-            (lane_for(d, self.store.child_key), f"{claim.item_id}.f{i}", to_payload(d)) for i, d in enumerate(followups)
+            FollowUp(lane_for(d, self.store.child_key), f"{claim.item_id}.f{i}", to_payload(d), pace(d))
+            for i, d in enumerate(followups)
         ]
 
     async def _attempt(self, delivery: Delivery, claim: Claim) -> tuple[Outcome, tuple[Delivery, ...]]:
@@ -299,105 +313,26 @@ class Deliverers:
                     return await self.line.reply(delivery.reply_token, delivery.texts), ()
                 return await self.line.push(delivery.to, delivery.texts, delivery.retry_key), ()
             case RootPost():
-                return await self._post_root(delivery, claim), ()
+                return await self.post_root(delivery, claim), ()
             case ThreadPost():
                 ts = delivery.thread_ts or claim.thread_ts
                 if ts is None:
                     return Outcome(OutcomeStatus.FAILED, "the case has no thread"), ()
                 # The child's words go under the bridge's label, as plain text.
                 blocks = child_blocks(self.policy, words_of(delivery.text)) if delivery.role is PostRole.CHILD else None
-                text = self._mrkdwn(delivery.text)
-                return await self._post_once(claim, text=text, thread_ts=ts, case=delivery.case, blocks=blocks), ()
+                text = self.mrkdwn(delivery.text)
+                return await self.post_once(claim, text=text, thread_ts=ts, case=delivery.case, blocks=blocks), ()
             case RootUpdate():
                 if claim.thread_ts is None:
                     return DELIVERED, ()  # no root to update: its post failed and was reported
-                text = self._mrkdwn(delivery.text)
+                text = self.mrkdwn(delivery.text)
                 blocks = root_blocks_of(self.policy, delivery.case, text, delivery.buttons)
                 return await self.slack.update(ts=claim.thread_ts, text=text, blocks=blocks), ()
             case ChannelPost():
-                return await self._post_to_channel(delivery, claim), ()
+                return await self.post_to_channel(delivery, claim), ()
             case Reaction():
                 return await self.slack.react(ts=delivery.message_ts, name=delivery.name), ()
             case Ephemeral():
-                return await self._tell(delivery, claim), ()
+                return await self.tell(delivery, claim), ()
             case _:
                 assert_never(delivery)
-
-    async def _tell(self, delivery: Ephemeral, claim: Claim) -> Outcome:
-        thread_ts = claim.thread_ts if delivery.case is not None else None
-        text = self._mrkdwn(delivery.text)
-        outcome = await self.slack.post_ephemeral(user=delivery.user, thread_ts=thread_ts, text=text)
-        if outcome.failed and "user_not_in_channel" in outcome.reason and delivery.direct_if_outside:
-            outcome = await self._post_once(claim, text=text, thread_ts=None, case=None, channel=delivery.user)
-        return outcome
-
-    async def _post_root(self, root: RootPost, claim: Claim) -> Outcome:
-        """Post a new case's root message (unless an earlier attempt did) and record its thread."""
-        ts = None
-        if claim.attempts > 1:
-            # An earlier attempt may have landed before the worker lost track of it.
-            looked, ts = await self.slack.find_posted(
-                thread_ts=None, oldest=root.opened_at - 60, event_type=CASE_EVENT_TYPE, key="case", value=root.case
-            )
-            if not looked:
-                return Outcome(OutcomeStatus.RETRY, "could not check for an earlier root")
-        outcome = DELIVERED
-        if ts is None:
-            text = self._mrkdwn(root.text)
-            outcome, ts = await self.slack.post(
-                text=text,
-                thread_ts=None,
-                event_type=CASE_EVENT_TYPE,
-                payload={"case": root.case},
-                blocks=root_blocks_of(self.policy, root.case, text, root.buttons),
-            )
-        if ts is not None:
-            await self.store.record_thread(root.case, claim.lane, ts)
-            log.info("case thread opened case=%d", root.case)
-        return outcome
-
-    async def _post_to_channel(self, post: ChannelPost, claim: Claim) -> Outcome:
-        channel = self.supervisor_channel if post.target == "supervisors" else None
-        return await self._post_once(claim, text=self._mrkdwn(post.text), thread_ts=None, case=None, channel=channel)
-
-    async def _post_once(
-        self,
-        claim: Claim,
-        *,
-        text: str,
-        thread_ts: str | None,
-        case: int | None,
-        channel: str | None = None,
-        blocks: list[dict[str, Any]] | None = None,
-    ) -> Outcome:
-        """Post for this delivery, unless an earlier attempt already did (found by metadata)."""
-        if claim.attempts > 1:
-            # An earlier attempt may have landed before the worker lost track of it.
-            looked, found = await self.slack.find_posted(
-                thread_ts=thread_ts,
-                oldest=claim.enqueued_ms / 1000 - 60,
-                event_type=DELIVERY_EVENT_TYPE,
-                key="delivery",
-                value=claim.item_id,
-                channel=channel,
-            )
-            if not looked:
-                return Outcome(OutcomeStatus.RETRY, "could not check for an earlier post")
-            if found:
-                return DELIVERED
-        payload: dict[str, Any] = {"delivery": claim.item_id}
-        if case is not None:
-            payload["case"] = case
-        outcome, _ = await self.slack.post(
-            text=text,
-            thread_ts=thread_ts,
-            event_type=DELIVERY_EVENT_TYPE,
-            payload=payload,
-            channel=channel,
-            blocks=blocks,
-        )
-        return outcome
-
-    def _mrkdwn(self, text: Text) -> str:
-        """A text as Slack shows it; its links lead to threads of the case channel."""
-        return render(text, channel=self.slack.channel)

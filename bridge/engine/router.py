@@ -40,6 +40,7 @@ from bridge.engine.commit import Loaded, Plan
 from bridge.engine.decide import Decider
 from bridge.engine.entries import entry_time, parse_entry
 from bridge.engine.errors import safe_trace
+from bridge.engine.pacing import Pacing
 from bridge.engine.standing import decide_standing
 from bridge.metrics.worker import WorkerMetrics
 
@@ -101,6 +102,8 @@ class Router(Decider):
         self.store = store
         self.stopping = asyncio.Event()
         self._next_fire = 0.0  # when to look for due timers next (wall clock, like their due times)
+        # Set by the worker: how posts into a channel are paced (their lane items' tags).
+        self.pacing: Pacing | None = None
         # Set by the worker: a commit leases the lanes it makes due for the process's idle
         # deliverers, in the same step (a round trip and a wake-up fewer per delivery).
         self.takers: Takers | None = None
@@ -309,6 +312,7 @@ class Router(Decider):
             now=now,
             audit_retention_days=self.policy.audit_retention_days,
             ops=ops,
+            pace=self.pacing.tag if self.pacing is not None else None,
         )
         marker = entry_id or f"standing-{int(now * 1000)}"
         plan.effects(decision.effects, entry_id=marker)

@@ -32,6 +32,7 @@ from bridge.config.settings import Settings, pseudonym_key_bytes
 from bridge.core.policy import Policy
 from bridge.core.retry import RetryRules
 from bridge.engine.deliverer import Deliverers
+from bridge.engine.pacing import Pacing
 from bridge.engine.router import Router
 from bridge.metrics.server import MetricsPortRefused, MetricsServer, serve_metrics
 from bridge.metrics.worker import WorkerMetrics
@@ -61,6 +62,13 @@ class Worker:
         self.metrics = WorkerMetrics()
         self.metrics_server: MetricsServer | None = None
         self.router = Router(name=self.name, policy=policy, channel=settings.SLACK_CHANNEL_ID, redis=redis, store=store)
+        pacing = Pacing(
+            per_second=settings.BRIDGE_SLACK_CHANNEL_POSTS_PER_SECOND,
+            burst=settings.BRIDGE_SLACK_CHANNEL_BURST,
+            case_channel=settings.SLACK_CHANNEL_ID,
+            supervisor_channel=settings.SLACK_SUPERVISOR_CHANNEL_ID,
+        )
+        self.router.pacing = pacing
         self.deliverers = Deliverers(
             name=self.name,
             policy=policy,
@@ -75,6 +83,7 @@ class Worker:
                 max_backoff_s=settings.BRIDGE_RETRY_MAX_BACKOFF_SECONDS,
                 unanswered_wait_s=settings.BRIDGE_HTTP_TIMEOUT_SECONDS,
             ),
+            pacing=pacing,
         )
         self.router.takers = self.deliverers
         self.router.metrics = self.deliverers.metrics = self.metrics

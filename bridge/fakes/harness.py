@@ -124,6 +124,10 @@ def bridge_env(
         BRIDGE_LEASE_SECONDS="3",
         BRIDGE_HTTP_TIMEOUT_SECONDS="2",
         BRIDGE_RETRY_MAX_BACKOFF_SECONDS="2",
+        # No pacing of posts per channel (a test or benchmark of it turns it on): the tests send
+        # bursts into one channel that no consultation would, and the fake Slack has no limit
+        # unless a test sets one.
+        BRIDGE_SLACK_CHANNEL_POSTS_PER_SECOND="0",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra or {})

@@ -14,7 +14,9 @@ messages in with the *test setup* methods and reads back what the bridge did wit
 
 from __future__ import annotations
 
+import collections
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +40,13 @@ class _Bucket:
 class _RateLimit:
     per_second: float
     burst: int
-    retry_after: int
+    retry_after: int | None  # None: the seconds until the bucket holds a call again, rounded up
+
+
+# Slack's documented limit of chat.postMessage: about one message per second per channel, with
+# short bursts allowed (the fake allows three).
+SLACK_POSTS_PER_SECOND = 1.0
+SLACK_POST_BURST = 3
 
 
 class FakeSlack(SlackMethods, FakeServer):
@@ -96,6 +104,7 @@ class FakeSlack(SlackMethods, FakeServer):
         self._views: list[dict[str, Any]] = []
         self._limits: dict[str, _RateLimit] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._limited: collections.Counter[tuple[str, str]] = collections.Counter()
 
     def _reset_state(self) -> None:
         self._init_state()
@@ -158,11 +167,13 @@ class FakeSlack(SlackMethods, FakeServer):
             msg = self._store(channel, text, thread_ts, blocks, metadata, user=user, bot_id=None, args={})
             return copy.deepcopy(msg)
 
-    def rate_limit(self, method: str, per_second: float | None, burst: int = 1, retry_after: int = 1) -> None:
+    def rate_limit(self, method: str, per_second: float | None, burst: int = 1, retry_after: int | None = 1) -> None:
         """Token-bucket rate limit ``method`` per channel; ``per_second=None`` turns it off.
 
         A bucket holds ``burst`` calls and refills at ``per_second``; an empty bucket answers
-        HTTP 429 with ``Retry-After`` and changes nothing.
+        HTTP 429 with ``Retry-After`` (these seconds, or with None the whole seconds until the
+        bucket holds a call again, as Slack does) and changes nothing. Each such answer is
+        counted (:meth:`rate_limited`).
         """
         with self._lock:
             self._buckets = {k: v for k, v in self._buckets.items() if k[0] != method}
@@ -171,7 +182,17 @@ class FakeSlack(SlackMethods, FakeServer):
             else:
                 self._limits[method] = _RateLimit(per_second, burst, retry_after)
 
+    def limit_posts_like_slack(self) -> None:
+        """Slack's documented limit of ``chat.postMessage``: one message per second per channel,
+        bursts of three; beyond it HTTP 429 with ``Retry-After`` in whole seconds."""
+        self.rate_limit("chat.postMessage", per_second=SLACK_POSTS_PER_SECOND, burst=SLACK_POST_BURST, retry_after=None)
+
     # ------------------------------------------------------------------ accessors
+
+    def rate_limited(self, method: str | None = None, channel: str | None = None) -> int:
+        """How many calls the rate limits answered 429 (of one method, into one channel)."""
+        with self._lock:
+            return sum(n for (m, c), n in self._limited.items() if method in (None, m) and channel in (None, c))
 
     def messages(self, channel: str | None = None) -> list[dict[str, Any]]:
         """All stored messages (roots and replies), optionally of one channel, in ts order."""
@@ -248,10 +269,14 @@ class FakeSlack(SlackMethods, FakeServer):
         bucket.tokens = min(float(limit.burst), bucket.tokens + (now - bucket.updated) * limit.per_second)
         bucket.updated = now
         if bucket.tokens < 1.0:
+            self._limited[(method, channel)] += 1
+            retry_after = limit.retry_after
+            if retry_after is None:
+                retry_after = max(1, math.ceil((1.0 - bucket.tokens) / limit.per_second))
             return json_response(
                 {"ok": False, "error": "ratelimited"},
                 status=429,
-                headers={"Retry-After": str(limit.retry_after)},
+                headers={"Retry-After": str(retry_after)},
             )
         bucket.tokens -= 1.0
         return None

@@ -4,10 +4,12 @@ of the client as text."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.adapters.redis.buckets import PACE_TAG_PATTERN
 from bridge.core.case import Block, Case, CaseStatus
 from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
 from bridge.core.rules.floods import Recent
@@ -27,6 +29,7 @@ class Claim:
     attempts: int
     enqueued_ms: int
     thread_ts: ThreadTs | None = None  # the Slack thread of the lane's case, once its root is posted
+    pace: str | None = None  # the channel bucket its post waits for (buckets.py), kept on a retry
 
 
 @dataclass(frozen=True)
@@ -56,13 +59,30 @@ class ChildLoad:
     unanswered: int
 
 
-def encode_item(item_id: str, payload: dict[str, Any], enqueued_ms: int) -> str:
-    """A lane item: "id|json". The id comes first so Lua can compare heads without JSON."""
-    if "|" in item_id:
-        raise ValueError("item ids may not contain '|'")
-    body = {"at": enqueued_ms, "delivery": payload}
+def encode_item(item_id: str, payload: dict[str, Any], enqueued_ms: int, pace: str | None = None) -> str:
+    """A lane item: "id|json". The id comes first so Lua can compare heads without JSON; a pace
+    tag (the channel bucket its post waits for, buckets.py) comes right after the enqueue time,
+    where the lane scripts find it without decoding the JSON."""
+    if "|" in item_id or not item_id or any(c.isspace() for c in item_id):
+        raise ValueError("item ids may not be empty or contain '|' or spaces")
+    if pace is not None and not _PACE_TAG.fullmatch(pace):
+        raise ValueError("a pace tag is <interval ms>:<tolerance ms>:<channel>")
+    body: dict[str, Any] = {"at": enqueued_ms}
+    if pace is not None:
+        body["pace"] = pace
+    body["delivery"] = payload
     # ASCII escapes: a lone surrogate from a client must not make the Redis client fail.
     return item_id + "|" + json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+
+
+_PACE_TAG = re.compile(r"\d+:\d+:[A-Za-z0-9]+")
+_ITEM_PACE = re.compile(PACE_TAG_PATTERN)
+
+
+def item_pace(raw: str) -> str | None:
+    """The pace tag of an encoded lane item, if it has one."""
+    found = _ITEM_PACE.match(raw)
+    return found.group(1) if found else None
 
 
 def decode_item(raw: str) -> tuple[str, dict[str, Any], int]:

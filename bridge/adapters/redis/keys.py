@@ -12,8 +12,8 @@ the three tags then become one tag per partition of children (planned, with the 
 - ``{cases}`` the case registry: the number sequence, each case's hash, and the
               lookups by child and by Slack thread;
 - ``{dq}``    the delivery lanes (ordered per case towards Slack, per child towards
-              LINE), their due times, leases, attempt counters, platform pauses (after a 429)
-              and the workers' heartbeats (for the leases).
+              LINE), their due times, leases, attempt counters, platform pauses (after a 429),
+              the workers' heartbeats (for the leases) and the Slack channels' token buckets.
 
 A child's words live in Redis only while in transit: a processed stream entry is
 deleted, a delivered item is popped from its lane.
@@ -188,6 +188,15 @@ class Keys:
 
     def platform_pause(self, platform: str) -> str:
         return f"{self.lanes_prefix}pause:{platform}"
+
+    def channel_bucket(self, channel: str) -> str:
+        """A Slack channel's token bucket: when its next post may go (buckets.py; the lane
+        scripts find it from the lanes' prefix)."""
+        return f"{self.lanes_prefix}bucket:{channel}"
+
+    def lane_slot(self, lane: str) -> str:
+        """The instant a lane waiting for its channel's bucket has reserved (buckets.py)."""
+        return f"{self.lanes_prefix}slot:{lane}"
 
     @property
     def deliveries_set_aside(self) -> str:

@@ -5,16 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 
-from bridge.adapters.redis.codec import Claim, as_text, decode_item, encode_item, now_ms
+from bridge.adapters.redis.buckets import BUCKET_FUNCTIONS
+from bridge.adapters.redis.codec import Claim, as_text, decode_item, encode_item, item_pace, now_ms
 from bridge.adapters.redis.heartbeat import ALIVE_MS
 from bridge.adapters.redis.keys import Keys
 from bridge.core.ids import ThreadTs
 
-__all__ = ["LANE_FUNCTIONS", "LaneStore", "Outlook", "claims_from", "now_ms"]
+__all__ = ["LANE_FUNCTIONS", "FollowUp", "LaneStore", "Outlook", "claims_from", "now_ms"]
+
+
+class FollowUp(NamedTuple):
+    """A delivery that follows a completed one, enqueued in the same step."""
+
+    lane: str
+    item_id: str
+    payload: dict[str, Any]
+    pace: str | None = None  # the channel bucket its post waits for (buckets.py)
+
 
 # KEYS[1] case hash, KEYS[2] by-thread, KEYS[3] lane threads; ARGV: number, thread ts, lane.
 # Records the Slack thread of a case once (the root post's answer, or the earlier post found);
@@ -36,9 +47,12 @@ return 1
 # over (the holder's heartbeat is older than ALIVE_MS: it died), so a killed worker's lanes move
 # on in seconds instead of when their leases run out. A lease token is "<worker name>:<suffix>";
 # a holder that never beat (an older release, a test's token) keeps its lease until it runs out.
+# A lane whose item posts into a Slack channel first waits for that channel's bucket
+# (bucket_wait, buckets.py): it becomes due at its reserved slot instead.
 # claim_lanes takes up to max due lanes. outlook returns {earliest due ms or -1, lanes due now}.
 LANE_FUNCTIONS = (
-    f"local ALIVE_MS = {ALIVE_MS}\n"
+    BUCKET_FUNCTIONS
+    + f"local ALIVE_MS = {ALIVE_MS}\n"
     + """
 local function holder_dead(prefix, holder, now)
   local owner = string.match(holder, '^(.*):[^:]*$')
@@ -51,6 +65,11 @@ local function take_lane(due, attempts, threads, prefix, now, lease_ms, token, l
   local pause = redis.call('PTTL', prefix .. 'pause:' .. (platform or ''))
   if pause > 0 then
     redis.call('ZADD', due, now + pause, lane)
+    return
+  end
+  local wait = bucket_wait(prefix, lane, now)
+  if wait > 0 then
+    redis.call('ZADD', due, now + wait, lane)
     return
   end
   local lease_key = prefix .. 'lease:' .. lane
@@ -110,9 +129,10 @@ return {claims, seen}
 )
 
 # KEYS[1] due, KEYS[2] attempts, KEYS[3] set-aside stream, KEYS[4] lane threads; ARGV: lanes
-# prefix, lane, token, item id, now, wake channel, aside (not '': the item moves to the set-aside
+# prefix, lane, token, item ids (the head's, then those of the items behind it that one post
+# carried with it, separated by spaces), now, wake channel, aside (not '': the item moves to the set-aside
 # stream, with this as why), claim next ('1': lease the next due lane in the same step), lease
-# ms, then follow-up lane, item pairs. Pops the item if it is still the head, enqueues follow-ups
+# ms, then follow-up lane, item pairs. Pops the items while they are still the head, enqueues follow-ups
 # in the same step, and releases the lease if still ours. Returns {popped, claims, outlook}.
 # Other deliverers are woken only when lanes are due that this one did not take.
 _COMPLETE = (
@@ -120,15 +140,18 @@ _COMPLETE = (
     + """
 local now = tonumber(ARGV[5])
 local lane_key = ARGV[1] .. 'lane:' .. ARGV[2]
-local head = redis.call('LINDEX', lane_key, 0)
 local popped = 0
-if head and string.match(head, '^([^|]*)|') == ARGV[4] then
+for id in string.gmatch(ARGV[4], '%S+') do
+  local head = redis.call('LINDEX', lane_key, 0)
+  if not (head and string.match(head, '^([^|]*)|') == id) then break end
   if ARGV[7] ~= '' then
     redis.call('XADD', KEYS[3], '*', 'lane', ARGV[2], 'item', head, 'why', ARGV[7])
   end
   redis.call('LPOP', lane_key)
-  redis.call('HDEL', KEYS[2], ARGV[4])
+  redis.call('HDEL', KEYS[2], id)
   popped = 1
+end
+if popped == 1 then
   for i = 10, #ARGV, 2 do
     redis.call('RPUSH', ARGV[1] .. 'lane:' .. ARGV[i], ARGV[i + 1])
     redis.call('ZADD', KEYS[1], 'NX', ARGV[5], ARGV[i])
@@ -217,7 +240,7 @@ class LaneStore:
         claim: Claim,
         *,
         token: str,
-        followups: Sequence[tuple[str, str, dict[str, Any]]] = (),
+        followups: Sequence[FollowUp] = (),
         set_aside_because: str | None = None,
     ) -> bool:
         """Pop a delivered (or finally failed) item and append its follow-ups in one step.
@@ -235,29 +258,37 @@ class LaneStore:
         claim: Claim,
         *,
         token: str,
-        followups: Sequence[tuple[str, str, dict[str, Any]]] = (),
+        followups: Sequence[FollowUp] = (),
         set_aside_because: str | None = None,
         lease_ms: int | None = None,
+        carried: Sequence[str] = (),
     ) -> tuple[bool, list[Claim], Outlook]:
         """As complete; with lease_ms, the next due lane is leased for the same token in the
-        same step (a busy deliverer needs one round trip per delivery, not two)."""
+        same step (a busy deliverer needs one round trip per delivery, not two). carried: the
+        ids of the items right behind the head that its post carried too: popped with it."""
         now = now_ms()
         args: list[str | int] = [
             self.keys.lanes_prefix,
             claim.lane,
             token,
-            claim.item_id,
+            " ".join([claim.item_id, *carried]),
             now,
             self.keys.wake_channel,
             "" if set_aside_because is None else set_aside_because or "-",
             "0" if lease_ms is None else "1",
             lease_ms or 0,
         ]
-        for lane, item_id, payload in followups:
-            args += [lane, encode_item(item_id, payload, now)]
+        for lane, item_id, payload, pace in followups:
+            args += [lane, encode_item(item_id, payload, now, pace)]
         keys = [self.keys.due, self.keys.attempts, self.keys.deliveries_set_aside, self.keys.lane_threads]
         raw: Any = await self._complete(keys=keys, args=args)
         return bool(raw[0]), claims_from(raw[1]), _outlook(raw[2])
+
+    async def waiting_behind(self, lane: str, count: int) -> list[str]:
+        """Up to count items waiting behind a lane's head, encoded, in order (read by the lease
+        holder: nobody else pops them meanwhile)."""
+        raw: list[Any] = await self.redis.lrange(self.keys.lane(lane), 1, count)
+        return [as_text(item) for item in raw]
 
     async def set_aside_delivery(self, claim: Claim, *, token: str, why: str) -> bool:
         """Take an item out of its lane into the set-aside stream, so the lane moves on; why is
@@ -273,7 +304,9 @@ class LaneStore:
         self, claim: Claim, *, token: str, delay_s: float, replacement: dict[str, Any] | None = None
     ) -> bool:
         """Release the lane until delay_s from now, optionally replacing the head item's payload."""
-        new_item = encode_item(claim.item_id, replacement, claim.enqueued_ms) if replacement is not None else ""
+        new_item = (
+            encode_item(claim.item_id, replacement, claim.enqueued_ms, claim.pace) if replacement is not None else ""
+        )
         return bool(
             await self._retry(
                 keys=[self.keys.due],
@@ -304,7 +337,8 @@ class Outlook:
 def claims_from(raw: list[Any]) -> list[Claim]:
     claims = []
     for i in range(0, len(raw), 4):
-        item_id, payload, enqueued_ms = decode_item(as_text(raw[i + 1]))
+        item = as_text(raw[i + 1])
+        item_id, payload, enqueued_ms = decode_item(item)
         claims.append(
             Claim(
                 lane=as_text(raw[i]),
@@ -313,6 +347,7 @@ def claims_from(raw: list[Any]) -> list[Claim]:
                 attempts=int(raw[i + 2]),
                 enqueued_ms=enqueued_ms,
                 thread_ts=ThreadTs(as_text(raw[i + 3])) if raw[i + 3] else None,
+                pace=item_pace(item),
             )
         )
     return claims

@@ -111,6 +111,25 @@ class SlackClient:
         Returns (looked, ts): looked is False when Slack could not be asked (then the caller
         must not post again yet); ts is the message's ts when it was found.
         """
+        looked, found = await self.find_metadata(
+            thread_ts=thread_ts, oldest=oldest, event_type=event_type, key=key, value=value, channel=channel
+        )
+        return looked, found[0] if found is not None else None
+
+    async def find_metadata(
+        self,
+        *,
+        thread_ts: str | None,
+        oldest: float,
+        event_type: str,
+        key: str,
+        value: Any,
+        channel: str | None = None,
+        among: str | None = None,
+    ) -> tuple[bool, tuple[str, dict[str, Any]] | None]:
+        """As find_posted, and the found message's metadata payload with its ts. With among, a
+        message whose payload lists value in that field (a post that carried several deliveries)
+        is found too."""
         cursor = None
         for _ in range(_LOOKUP_PAGES):
             try:
@@ -137,8 +156,11 @@ class SlackClient:
             for message in response.get("messages") or []:
                 metadata = message.get("metadata") or {}
                 payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == event_type and payload.get(key) == value:
-                    return True, str(message.get("ts"))
+                if metadata.get("event_type") != event_type or not isinstance(payload, dict):
+                    continue
+                listed = payload.get(among) if among is not None else None
+                if payload.get(key) == value or (isinstance(listed, list) and value in listed):
+                    return True, (str(message.get("ts")), dict(payload))
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return True, None

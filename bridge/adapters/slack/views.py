@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from bridge.adapters.slack.names import BUTTON_ACTIONS, CONTROL_VIEW
@@ -121,4 +122,15 @@ def child_blocks(policy: Policy, words: str) -> list[dict[str, Any]]:
     for start in range(0, max(1, len(words)), SECTION_CHARS):
         chunk = words[start : start + SECTION_CHARS] or " "
         blocks.append({"type": "section", "text": {"type": "plain_text", "text": chunk, "emoji": False}})
+    return blocks
+
+
+def children_blocks(policy: Policy, messages: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Several of a child's messages in one Slack message, oldest first, as (words, time): each
+    as child_blocks shows one, its label followed by the time the bridge received it."""
+    blocks: list[dict[str, Any]] = []
+    for words, received in messages:
+        one = child_blocks(policy, words)
+        one[0]["elements"].append({"type": "plain_text", "text": received})
+        blocks += one
     return blocks
