@@ -49,9 +49,9 @@ from bridge.core.policy import Policy
 from bridge.core.retry import DELIVERED, Action, Outcome, OutcomeStatus, RetryRules, next_step, use_reply_token
 from bridge.engine.errors import safe_trace
 from bridge.engine.lanes import lane_for
-from bridge.metrics.worker import WorkerMetrics
 from bridge.engine.pacing import Pacing
 from bridge.engine.slack_posts import SlackPosts, joins
+from bridge.metrics.worker import WorkerMetrics
 
 log = logging.getLogger("bridge.worker")
 
