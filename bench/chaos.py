@@ -155,16 +155,16 @@ def run(rig: Rig, plan: ChaosPlan, faults_plan: FaultPlan, results: dict[str, An
     for direction, fake, path in (("line_to_slack", rig.slack, SLACK_POST), ("slack_to_line", rig.line, LINE_PUSH)):
         for row in results["check"][direction]["slowest"]:
             row["faults_before"] = faults.near(row["accepted_at_s"] + row["seconds"])[:4]
-            row["calls"] = _calls_carrying(fake.requests_to(path), row["mark"], t0)
+            row["calls"] = _calls_carrying(fake.requests, path, row["mark"], t0)
 
 
-def _calls_carrying(requests: list[Any], mark: str, t0: float) -> list[list[Any]]:
-    """[seconds after t0, answer, what normal handling answered] of every call that carried mark:
-    how a slow delivery went."""
+def _calls_carrying(requests: list[Any], path: str, mark: str, t0: float) -> list[list[Any]]:
+    """[seconds after t0, answer, what normal handling answered, place among the fake's requests]
+    of every call to path that carried mark: how a slow delivery went."""
     return [
-        [round(r.at - t0, 2), r.status, r.handled_status]
-        for r in requests
-        if mark in json.dumps(r.json if isinstance(r.json, dict) else {}, ensure_ascii=False)
+        [round(r.at - t0, 2), r.status, r.handled_status, index]
+        for index, r in enumerate(requests)
+        if r.path == path and mark in json.dumps(r.json if isinstance(r.json, dict) else {}, ensure_ascii=False)
     ]
 
 
