@@ -8,13 +8,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import re
 import shlex
 import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +25,7 @@ from bridge.fakes.slack import FakeSlack
 
 from .common import CHANNEL, COUNSELLOR, CREDENTIALS, HOST, ROOT, log
 from .loadgen import LoadGen
+from .procs import Proc, uvicorn_argv
 from .system import cpu_seconds, own_cpu_seconds, system_busy_seconds
 
 BARE_APP = "relaybench.bare_app:create_app"
@@ -50,49 +49,6 @@ class Stoppable(Protocol):
     def pid(self) -> int | None: ...
 
     def stop(self) -> None: ...
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path | None
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self) -> None:
-        if self.popen.poll() is not None:
-            return
-        try:
-            self.popen.send_signal(signal.SIGCONT)  # in case it was ever stopped
-            self.popen.terminate()
-            self.popen.wait(10)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(5)
-        except ProcessLookupError:
-            pass
-
-    def log_tail(self, lines: int = 30) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def uvicorn_argv(command: str, port: int, app: str | None = None) -> list[str]:
-    """The Procfile's web command for this port, listening on 127.0.0.1 only; with app, the same
-    command serving another application."""
-    argv = shlex.split(command.replace("$PORT", str(port)))
-    for i, arg in enumerate(argv[:-1]):
-        if arg == "--host":
-            argv[i + 1] = HOST
-    if app is not None:
-        spots = [i for i, arg in enumerate(argv) if re.fullmatch(r"[\w.]+:[\w]+", arg)]
-        if len(spots) != 1:
-            raise RuntimeError(f"cannot find the application in the web command {command!r}")
-        argv[spots[0]] = app
-    return argv
 
 
 class Rig:
@@ -292,18 +248,25 @@ class Rig:
     def restart_redis(self, *, kill: bool = True) -> float:
         """Stop redis-server (SIGKILL, or SIGTERM with kill=False) and start it again on its port
         with the same options, then wait until it answers. Returns how long it was down (s)."""
-        old = next(p for p in self.procs if p.name == "redis" and p.alive())
         began = time.monotonic()
+        self.stop_redis(kill=kill)
+        self.start_redis()
+        return time.monotonic() - began
+
+    def stop_redis(self, *, kill: bool = True) -> None:
+        old = next(p for p in self.procs if p.name == "redis" and p.alive())
         if kill:
             old.popen.send_signal(signal.SIGKILL)
             old.popen.wait(10)
         else:
             old.stop()
+
+    def start_redis(self) -> None:
+        """redis-server again on its port, with the same options and files; once it answers."""
         new = self._spawn("redis", self._redis_argv)
         self.procs.remove(new)
         self.procs.insert(0, new)  # stopped last, after everything that talks to it
         self._wait_redis(new, 30)
-        return time.monotonic() - began
 
     def _wait_healthy(self, proc: Proc, port: int) -> None:
         deadline = time.monotonic() + 30
