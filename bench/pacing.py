@@ -105,7 +105,7 @@ def run(
             settings["slack"] = {"case_channels": list(names)}
         # The harness turns pacing off for the tests; the bench paces as the bridge's defaults do,
         # at Slack's own limit. An older checkout ignores the variables.
-        env = {"BRIDGE_SLACK_CHANNEL_POSTS_PER_SECOND": "1", "BRIDGE_SLACK_CHANNEL_BURST": "2"}
+        env: dict[str, str | None] = {"BRIDGE_SLACK_CHANNEL_POSTS_PER_SECOND": "1", "BRIDGE_SLACK_CHANNEL_BURST": "2"}
         # No unanswered-case alerts in the channel while the run drains: they are not its load.
         rig.start(env=env, policy=settings, timeouts={"unanswered_alert_seconds": 3600}, channels=names[1:])
         rig.slack.limit_posts_like_slack()

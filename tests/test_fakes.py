@@ -155,6 +155,74 @@ async def test_fail_next_pattern_and_permanent_delay(line: FakeLine, line_api: A
     assert line.requests == []
 
 
+async def _push_statuses(line: FakeLine, count: int) -> list[int]:
+    body = {"to": USER, "messages": [{"type": "text", "text": "x"}]}
+    return [(await raw_post(line.url + "/v2/bot/message/push", body))[0] for _ in range(count)]
+
+
+async def test_random_failures_follow_their_seed(line: FakeLine) -> None:
+    line.fail_randomly("/v2/bot/message/*", 0.3, statuses=(500, 503), seed=7)
+    first = await _push_statuses(line, 100)
+    assert set(first) == {200, 500, 503}
+    assert 15 <= sum(s != 200 for s in first) <= 45
+    assert len(line.accepted_pushes()) == first.count(200)  # a failure before handling changes nothing
+    assert [r.handled_status for r in line.requests] == [200 if s == 200 else 0 for s in first]
+    line.reset()
+    line.fail_randomly("/v2/bot/message/*", 0.3, statuses=(500, 503), seed=7)
+    assert await _push_statuses(line, 100) == first
+    line.fail_randomly("/v2/bot/message/*", 0.3, statuses=(500, 503), seed=8)
+    assert await _push_statuses(line, 100) != first
+    line.fail_randomly("/v2/bot/message/*", 0)
+    assert await _push_statuses(line, 20) == [200] * 20
+    assert (await line_api_profile_status(line)) == 200  # other paths never failed
+
+
+async def line_api_profile_status(line: FakeLine) -> int:
+    headers = {"Authorization": f"Bearer {LINE_TOKEN}"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as session,
+        session.get(line.url + f"/v2/bot/profile/{USER}") as r,
+    ):
+        return r.status
+
+
+async def test_a_random_failure_after_handling_took_effect(line: FakeLine, line_api: AsyncMessagingApi) -> None:
+    line.fail_randomly("/v2/bot/message/push", 1.0, statuses=(502,), seed=1, after_handling=1.0)
+    key = str(uuid.uuid4())
+    with pytest.raises(ApiException) as err:
+        await line_api.push_message(push("landed"), x_line_retry_key=key)
+    assert err.value.status == 502
+    assert line.texts_to(USER) == ["landed"]  # the child has it although the answer was an error
+    (record,) = line.requests
+    assert (record.status, record.handled_status) == (502, 200)
+    line.fail_randomly("/v2/bot/message/push", 0)
+    with pytest.raises(ApiException) as err:
+        await line_api.push_message(push("landed"), x_line_retry_key=key)
+    assert err.value.status == 409  # the retry finds it accepted
+    assert line.texts_to(USER) == ["landed"]
+
+
+async def test_scripted_failures_come_before_random_ones(slack: FakeSlack, web: AsyncWebClient) -> None:
+    slack.fail_randomly("/api/*", 1.0, statuses=(500,), seed=3)
+    slack.fail_next("/api/chat.postMessage", 429, headers={"Retry-After": "2"})
+    with pytest.raises(SlackApiError) as err:
+        await web.chat_postMessage(channel=CHANNEL, text="x")
+    assert (err.value.response.status_code, err.value.response.headers["Retry-After"]) == (429, "2")
+    with pytest.raises(SlackApiError) as err:
+        await web.chat_postMessage(channel=CHANNEL, text="x")
+    assert (err.value.response.status_code, err.value.response["error"]) == (500, "internal_error")
+    assert slack.messages() == []
+    slack.reset()  # forgets the random failures too
+    await web.chat_postMessage(channel=CHANNEL, text="x")
+    assert len(slack.messages(CHANNEL)) == 1
+
+
+def test_random_failures_refuse_what_is_not_a_share_or_an_error(line: FakeLine) -> None:
+    for rate, statuses, after in ((1.5, (500,), 0.0), (0.1, (200,), 0.0), (0.1, (), 0.0), (0.1, (500,), -0.1)):
+        with pytest.raises(ValueError):
+            line.fail_randomly("/v2/*", rate, statuses=statuses, after_handling=after)
+
+
 # ---------------------------------------------------------------------- FakeLine
 
 

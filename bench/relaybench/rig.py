@@ -1,18 +1,18 @@
-"""Everything a run starts: redis-server, the fakes, the Procfile's web and worker, and (for the
-targets) a bare endpoint served by uvicorn the same way as the web. stop() undoes all of it."""
+"""Everything a run starts: redis-server, the fakes, the Procfile's web and worker (one of each,
+or more), and (for the targets) a bare endpoint served by uvicorn the same way as the web.
+stop() undoes all of it. For the chaos run (bench/chaos.py) a worker can be killed and started
+again, and redis-server restarted on its port (with its append-only file, when started with one)."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
 import os
-import re
 import shlex
 import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,12 +25,13 @@ from bridge.fakes.slack import FakeSlack
 
 from .common import CHANNEL, COUNSELLOR, CREDENTIALS, HOST, ROOT, log
 from .loadgen import LoadGen
+from .procs import Proc, uvicorn_argv
 from .system import cpu_seconds, own_cpu_seconds, system_busy_seconds
 
 BARE_APP = "relaybench.bare_app:create_app"
 
 
-def _keys() -> Any | None:
+def bridge_keys() -> Any | None:
     """The bridge's key names for the inbound stream, the due lanes and the router's lease, when
     they are still where the bench expects them; None sends idle() and start() to signs that do
     not depend on Redis's layout."""
@@ -50,49 +51,6 @@ class Stoppable(Protocol):
     def stop(self) -> None: ...
 
 
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path | None
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self) -> None:
-        if self.popen.poll() is not None:
-            return
-        try:
-            self.popen.send_signal(signal.SIGCONT)  # in case it was ever stopped
-            self.popen.terminate()
-            self.popen.wait(10)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(5)
-        except ProcessLookupError:
-            pass
-
-    def log_tail(self, lines: int = 30) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def uvicorn_argv(command: str, port: int, app: str | None = None) -> list[str]:
-    """The Procfile's web command for this port, listening on 127.0.0.1 only; with app, the same
-    command serving another application."""
-    argv = shlex.split(command.replace("$PORT", str(port)))
-    for i, arg in enumerate(argv[:-1]):
-        if arg == "--host":
-            argv[i + 1] = HOST
-    if app is not None:
-        spots = [i for i, arg in enumerate(argv) if re.fullmatch(r"[\w.]+:[\w]+", arg)]
-        if len(spots) != 1:
-            raise RuntimeError(f"cannot find the application in the web command {command!r}")
-        argv[spots[0]] = app
-    return argv
-
-
 class Rig:
     """Everything the benchmark starts; stop() undoes all of it, whatever state it is in.
 
@@ -110,9 +68,14 @@ class Rig:
         self.redis_port = 0
         self.web_port = 0
         self.bare_port = 0
-        self.web: Proc | None = None
+        self.web: Proc | None = None  # the first web and worker (the relay bench runs one of each)
         self.worker: Proc | None = None
+        self.webs: list[Proc] = []  # every web and worker now running, by slot
+        self.workers: list[Proc] = []
+        self.web_ports: list[int] = []
         self.bare: Proc | None = None
+        self._redis_argv: list[str] = []
+        self._incarnations: collections.Counter[str] = collections.Counter()
         self.redis: redis_sync.Redis | None = None
         self.env: dict[str, str] = {}
 
@@ -150,7 +113,9 @@ class Rig:
         return out
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
-        log_path = self.tmp / f"{name}.log"
+        self._incarnations[name] += 1
+        again = self._incarnations[name]
+        log_path = self.tmp / (f"{name}.log" if again == 1 else f"{name}.{again}.log")
         with log_path.open("wb") as handle:
             popen = subprocess.Popen(
                 argv,
@@ -169,30 +134,31 @@ class Rig:
         self,
         *,
         bare: bool = False,
-        env: dict[str, str] | None = None,
+        webs: int = 1,
+        workers: int = 1,
+        aof: bool = False,
+        env: dict[str, str | None] | None = None,
         policy: dict[str, dict[str, object]] | None = None,
         timeouts: dict[str, int] | None = None,
         channels: tuple[str, ...] = (),
     ) -> None:
-        """Start everything. env: more variables for the web and worker; policy: single-line
-        settings of the bench policy changed (write_policy's settings); timeouts: its [timeouts];
-        channels: more channels whose members fake Slack knows (a pool of case channels)."""
+        """Start redis-server, the fakes, webs web processes and workers worker processes (and
+        the bare endpoint). aof: redis-server keeps an append-only file fsynced at every write
+        (--appendfsync always), so a restart loses nothing it acknowledged. env changes the
+        processes' environment (None removes a variable, e.g. to use the bridge's default);
+        policy: single-line settings of the bench policy changed (write_policy's settings);
+        timeouts: its [timeouts]; channels: more channels whose members fake Slack knows (a pool
+        of case channels)."""
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.redis_port = free_port()
         redis_dir = self.tmp / "redis"
         redis_dir.mkdir()
-        argv = [binary, "--port", str(self.redis_port), "--bind", HOST, "--save", "", "--appendonly", "no"]
-        self._spawn("redis", [*argv, "--dir", str(redis_dir)])
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if aof else ["--appendonly", "no"]
+        argv = [binary, "--port", str(self.redis_port), "--bind", HOST, "--save", "", *persistence]
+        self._redis_argv = [*argv, "--dir", str(redis_dir)]
+        self._spawn("redis", self._redis_argv)
         self.redis = redis_sync.Redis(host=HOST, port=self.redis_port, socket_timeout=5)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.redis.ping()
-                break
-            except redis_sync.ConnectionError:
-                if time.monotonic() > deadline or not self.procs[-1].alive():
-                    raise RuntimeError("redis-server did not start:\n" + self.procs[-1].log_tail()) from None
-                time.sleep(0.05)
+        self._wait_redis(self.procs[-1], 10)
 
         self.fake_line = FakeLine(access_token=CREDENTIALS.line_token).start()
         self.fake_slack = FakeSlack(bot_token=CREDENTIALS.slack_token).start()  # no rate limit
@@ -217,29 +183,103 @@ class Rig:
                 )
             ),
         )
-        self.env.update(env or {})
-        if self.tree != ROOT:
-            self.env["PYTHONPATH"] = str(self.tree)
+        # The tree's bridge (this checkout's unless another is given), not whatever checkout the
+        # interpreter has installed (editable).
+        self.env["PYTHONPATH"] = os.pathsep.join([str(self.tree), *filter(None, [self.env.get("PYTHONPATH")])])
+        for name, value in (env or {}).items():
+            if value is None:
+                self.env.pop(name, None)
+            else:
+                self.env[name] = value
         commands = procfile_commands(self.tree)
-        self.web_port = free_port()
-        web_env = dict(self.env, PORT=str(self.web_port))
-        self.web = self._spawn("web", uvicorn_argv(commands["web"], self.web_port), web_env)
-        self.worker = self._spawn("worker", shlex.split(os.path.expandvars(commands["worker"])), self.env)
+        self._web_command = commands["web"]
+        self._worker_argv = shlex.split(os.path.expandvars(commands["worker"]))
+        for slot in range(webs):
+            port = free_port()
+            self.web_ports.append(port)
+            self.webs.append(
+                self._spawn(_slot_name("web", slot), uvicorn_argv(self._web_command, port), self._web_env(port))
+            )
+        self.web, self.web_port = self.webs[0], self.web_ports[0]
+        for slot in range(workers):
+            self.workers.append(self._spawn(_slot_name("worker", slot), self._worker_argv, self.env))
+        self.worker = self.workers[0]
         if bare:
             self.bare_port = free_port()
-            bare_env = dict(web_env, PORT=str(self.bare_port), PYTHONPATH=str(ROOT / "bench"))
-            self.bare = self._spawn("bare", uvicorn_argv(commands["web"], self.bare_port, BARE_APP), bare_env)
-        for proc, port in ((self.web, self.web_port), (self.bare, self.bare_port)):
+            bare_env = self._web_env(self.bare_port)
+            bare_env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "bench"), bare_env["PYTHONPATH"]])
+            self.bare = self._spawn("bare", uvicorn_argv(self._web_command, self.bare_port, BARE_APP), bare_env)
+        for proc, port in [*zip(self.webs, self.web_ports, strict=True), (self.bare, self.bare_port)]:
             if proc is not None:
                 self._wait_healthy(proc, port)
-        keys = _keys()
+        keys = bridge_keys()
         deadline = time.monotonic() + 30
         while keys is not None and not self.r.exists(keys.router_lease):
-            if not self.worker.alive() or time.monotonic() > deadline:
+            if not all(w.alive() for w in self.workers) or time.monotonic() > deadline:
                 raise RuntimeError("worker did not start leading:\n" + self.worker.log_tail())
             time.sleep(0.05)
         if keys is None:
             time.sleep(3)  # no lease to watch: give the worker time to start
+
+    def _web_env(self, port: int) -> dict[str, str]:
+        return dict(self.env, PORT=str(port))
+
+    def _wait_redis(self, proc: Proc, timeout: float) -> None:
+        """Until redis-server answers PING (after loading its append-only file, if any)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.r.ping()
+                return
+            except (redis_sync.ConnectionError, redis_sync.BusyLoadingError, redis_sync.TimeoutError):
+                if time.monotonic() > deadline or not proc.alive():
+                    raise RuntimeError("redis-server did not start:\n" + proc.log_tail()) from None
+                time.sleep(0.02)
+
+    @property
+    def web_urls(self) -> list[str]:
+        return [f"http://{HOST}:{port}" for port in self.web_ports]
+
+    def kill_worker(self, slot: int) -> Proc:
+        """SIGKILL the worker in this slot (no clean stop: it holds what it held) and reap it."""
+        proc = self.workers[slot]
+        with contextlib.suppress(ProcessLookupError):
+            proc.popen.send_signal(signal.SIGKILL)
+        proc.popen.wait(10)
+        return proc
+
+    def start_worker(self, slot: int) -> Proc:
+        """A new worker process in this slot (the one there must have exited)."""
+        if self.workers[slot].alive():
+            raise RuntimeError(f"worker slot {slot} is still running")
+        proc = self._spawn(_slot_name("worker", slot), self._worker_argv, self.env)
+        self.workers[slot] = proc
+        if slot == 0:
+            self.worker = proc
+        return proc
+
+    def restart_redis(self, *, kill: bool = True) -> float:
+        """Stop redis-server (SIGKILL, or SIGTERM with kill=False) and start it again on its port
+        with the same options, then wait until it answers. Returns how long it was down (s)."""
+        began = time.monotonic()
+        self.stop_redis(kill=kill)
+        self.start_redis()
+        return time.monotonic() - began
+
+    def stop_redis(self, *, kill: bool = True) -> None:
+        old = next(p for p in self.procs if p.name == "redis" and p.alive())
+        if kill:
+            old.popen.send_signal(signal.SIGKILL)
+            old.popen.wait(10)
+        else:
+            old.stop()
+
+    def start_redis(self) -> None:
+        """redis-server again on its port, with the same options and files; once it answers."""
+        new = self._spawn("redis", self._redis_argv)
+        self.procs.remove(new)
+        self.procs.insert(0, new)  # stopped last, after everything that talks to it
+        self._wait_redis(new, 30)
 
     def _wait_healthy(self, proc: Proc, port: int) -> None:
         deadline = time.monotonic() + 30
@@ -256,7 +296,7 @@ class Rig:
     def idle(self) -> bool:
         """True when nothing is waiting in the inbound stream or in any delivery lane (without
         those keys: when neither fake received a request for half a second)."""
-        keys = _keys()
+        keys = bridge_keys()
         if keys is not None:
             return int(self.r.xlen(keys.inbound)) == 0 and int(self.r.zcard(keys.due)) == 0
         before = len(self.slack.requests) + len(self.line.requests)
@@ -265,7 +305,7 @@ class Rig:
 
     def backlog(self) -> int | None:
         """Entries in the inbound stream (None if it cannot be read)."""
-        keys = _keys()
+        keys = bridge_keys()
         try:
             return int(self.r.xlen(keys.inbound)) if keys is not None else None
         except redis_sync.RedisError:
@@ -282,7 +322,7 @@ class Rig:
         return out
 
     def check_alive(self) -> None:
-        for p in (self.web, self.worker, self.bare):
+        for p in [*self.webs, *self.workers, self.bare]:
             if p is not None and not p.alive():
                 raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{p.log_tail()}")
 
@@ -308,10 +348,12 @@ class Rig:
                     log(f"stopping fake: {exc!r}")
 
     def log_problems(self) -> dict[str, Any]:
-        """Warnings and errors in the web, worker and bare logs (the bridge never logs content)."""
+        """Warnings and errors in the web, worker and bare logs (the bridge never logs content), by
+        log file: web, worker, bare; with more processes web2, worker2, and worker.3 for the
+        third process started in the first worker slot."""
         out = {}
-        for proc in (self.web, self.worker, self.bare):
-            if proc is None or proc.log_path is None or not proc.log_path.exists():
+        for proc in self.procs:
+            if proc.name == "redis" or proc.log_path is None or not proc.log_path.exists():
                 continue
             rows = proc.log_path.read_text(errors="replace").splitlines()
             levels: collections.Counter[str] = collections.Counter()
@@ -323,5 +365,14 @@ class Rig:
                         if len(samples) < 5:
                             samples.append(row[:200])
                         break
-            out[proc.name] = {"lines": len(rows), "levels": dict(levels), "samples": samples}
+            out[proc.log_path.name.removesuffix(".log")] = {
+                "lines": len(rows),
+                "levels": dict(levels),
+                "samples": samples,
+            }
         return out
+
+
+def _slot_name(kind: str, slot: int) -> str:
+    """web, web2, web3, ...: the first of each keeps the name the relay bench reads."""
+    return kind if slot == 0 else f"{kind}{slot + 1}"

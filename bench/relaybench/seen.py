@@ -41,9 +41,13 @@ class Seen:
         *,
         prefix: str = "",
         from_now: bool = False,
+        took_effect: bool = False,
     ) -> None:
-        """prefix: only markers starting with it; from_now: only requests recorded from now on."""
+        """prefix: only markers starting with it; from_now: only requests recorded from now on;
+        took_effect: requests that took effect (handled_status 200) rather than those answered
+        200, which differ when a failure is injected after handling (the chaos run)."""
         self.fake = fake
+        self.took_effect = took_effect
         self.path = path
         self.texts_of = texts_of
         self.prefix = prefix
@@ -64,7 +68,7 @@ class Seen:
                 continue
             if settled:
                 self._next = index + 1
-            if r.status != 200:
+            if (r.handled_status if self.took_effect else r.status) != 200:
                 continue
             for text in self.texts_of(r):
                 for m in MARKER_RE.findall(text):

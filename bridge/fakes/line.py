@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from bridge.fakes.server import FakeServer, JsonBody, RecordedRequest, json_response
+from bridge.fakes.faults import JsonBody
+from bridge.fakes.server import FakeServer, RecordedRequest, json_response
 
 __all__ = ["FakeLine"]
 

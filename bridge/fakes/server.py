@@ -3,25 +3,25 @@
 A ``FakeServer`` is a real aiohttp server on ``127.0.0.1`` (random port) running in a
 daemon thread with its own event loop, so synchronous tests and asyncio code alike can
 talk to it through the real SDK clients. Every request is recorded, and failures or
-latency can be scripted per path.
+latency can be scripted per path, or failures drawn at random with a seed (faults.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import json
 import os
 import threading
 import time
 import urllib.parse
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
 from aiohttp import web
+
+from bridge.fakes.faults import Delay, Failure, JsonBody, RandomFailures, Script, path_matches
 
 __all__ = ["FakeServer", "RecordedRequest", "json_response", "time_scale"]
 
@@ -37,9 +37,6 @@ def time_scale() -> float:
     return scale if scale >= 1 else 1.0
 
 
-JsonBody = bytes | Mapping[str, Any] | None
-
-
 @dataclass
 class RecordedRequest:
     """One HTTP request as the fake received it."""
@@ -53,23 +50,10 @@ class RecordedRequest:
     json: Any
     # What the fake answered; 0 while still being handled (e.g. delayed) or if never answered.
     status: int = 0
+    # What normal handling answered, so whether the request took effect (200): it differs from
+    # status after a failure injected after handling; 0 when it never reached normal handling.
+    handled_status: int = 0
     at: float = field(default_factory=time.time)
-
-
-@dataclass(frozen=True)
-class _Failure:
-    status: int
-    headers: dict[str, str]
-    body: JsonBody
-    delay: float
-
-
-@dataclass(frozen=True)
-class _Delay:
-    seconds: float
-
-
-_Action = _Failure | _Delay
 
 
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -110,7 +94,7 @@ class FakeServer:
         # RLock: subclass handlers run under it and may call public accessors.
         self._lock = threading.RLock()
         self._requests: list[RecordedRequest] = []
-        self._actions: dict[str, deque[_Action]] = {}
+        self._script = Script()  # fail_next, delay_next, fail_randomly
         self._latency: dict[str, float] = {}
         self._gates: set[str] = set()  # paths whose requests wait until released
         self._thread: threading.Thread | None = None
@@ -213,7 +197,7 @@ class FakeServer:
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         """Recorded requests whose path equals ``path`` (or matches it as an fnmatch pattern)."""
-        return [r for r in self.requests if _path_matches(path, r.path)]
+        return [r for r in self.requests if path_matches(path, r.path)]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0, message: str = "") -> None:
         """Poll ``predicate`` until true; raise AssertionError with context on timeout.
@@ -266,14 +250,33 @@ class FakeServer:
         subclass's API-shaped default error body. Injections for one path form a FIFO script
         shared with :meth:`delay_next`.
         """
-        failure = _Failure(status, dict(headers or {}), body, delay)
+        failure = Failure(status, dict(headers or {}), body, delay)
         with self._lock:
-            self._actions.setdefault(path, deque()).extend([failure] * times)
+            self._script.add(path, failure, times)
 
     def delay_next(self, path: str, seconds: float, times: int = 1) -> None:
         """Sleep ``seconds`` before normally handling the next ``times`` requests to ``path``."""
         with self._lock:
-            self._actions.setdefault(path, deque()).extend([_Delay(seconds)] * times)
+            self._script.add(path, Delay(seconds), times)
+
+    def fail_randomly(
+        self,
+        path: str,
+        rate: float,
+        *,
+        statuses: tuple[int, ...] = (500, 502, 503),
+        seed: int = 0,
+        after_handling: float = 0.0,
+    ) -> None:
+        """Answer each request to ``path`` (or matching it as a pattern) with one of ``statuses``,
+        with probability ``rate``, drawn from a generator seeded with ``seed``: the same seed and
+        the same sequence of requests give the same failures. Of the failures, the share
+        ``after_handling`` is answered after normal handling (the request took effect: a gateway
+        that gave up after the backend acted). Scripted ``fail_next``/``delay_next`` actions come
+        first; ``rate=0`` turns it off. The body is the subclass's API-shaped error body."""
+        failures = RandomFailures(rate, statuses, seed=seed, after_handling=after_handling)
+        with self._lock:
+            self._script.set_random(path, failures if rate > 0 else None)
 
     def set_delay(self, path: str, seconds: float) -> None:
         """Add permanent latency to every request to ``path`` (``0`` clears it)."""
@@ -297,13 +300,13 @@ class FakeServer:
 
     def _stalled(self, path: str) -> bool:
         with self._lock:
-            return any(_path_matches(gate, path) for gate in self._gates)
+            return any(path_matches(gate, path) for gate in self._gates)
 
     def reset(self) -> None:
         """Forget records, injections, latency, stalls and all fake state."""
         with self._lock:
             self._requests.clear()
-            self._actions.clear()
+            self._script.clear()
             self._latency.clear()
             self._gates.clear()
             self._reset_state()
@@ -323,19 +326,10 @@ class FakeServer:
 
     # ------------------------------------------------------------------ internals
 
-    def _pop_action(self, path: str) -> _Action | None:
-        exact = self._actions.get(path)
-        if exact:
-            return exact.popleft()
-        for pattern, queue in self._actions.items():
-            if queue and pattern != path and _path_matches(pattern, path):
-                return queue.popleft()
-        return None
-
     def _latency_for(self, path: str) -> float:
-        return sum(s for p, s in self._latency.items() if _path_matches(p, path))
+        return sum(s for p, s in self._latency.items() if path_matches(p, path))
 
-    def _failure_response(self, failure: _Failure) -> web.Response:
+    def _failure_response(self, failure: Failure) -> web.Response:
         default_headers, default_body = self._default_failure(failure.status)
         headers = {**default_headers, **failure.headers}
         body = default_body if failure.body is None else failure.body
@@ -359,17 +353,17 @@ class FakeServer:
         )
         with self._lock:
             self._requests.append(record)
-            action = self._pop_action(record.path)
+            action = self._script.next_for(record.path)
             delay = self._latency_for(record.path)
-        if isinstance(action, _Failure):
+        if isinstance(action, Failure):
             delay += action.delay
-        elif isinstance(action, _Delay):
+        elif isinstance(action, Delay):
             delay += action.seconds
         if delay > 0:
             await asyncio.sleep(delay)
         while self._stalled(record.path):
             await asyncio.sleep(0.005)
-        if isinstance(action, _Failure):
+        if isinstance(action, Failure) and not action.after_handling:
             response = self._failure_response(action)
         else:
             with self._lock:
@@ -377,6 +371,9 @@ class FakeServer:
                     response = self.handle(record)
                 except Exception as exc:  # a fake bug should show up as a 500, not a hang
                     response = json_response({"message": f"fake server error: {exc!r}"}, status=500)
+            record.handled_status = response.status
+            if isinstance(action, Failure):
+                response = self._failure_response(action)
         record.status = response.status
         return response
 
@@ -386,12 +383,6 @@ async def _cancel_all(tasks: set[asyncio.Task[Any]]) -> None:
     for t in pending:
         t.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _path_matches(pattern: str, path: str) -> bool:
-    if pattern == path:
-        return True
-    return any(c in pattern for c in "*?[") and fnmatch.fnmatchcase(path, pattern)
 
 
 def _short(body: bytes, limit: int = 120) -> str:

@@ -24,7 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.fakes.server import FakeServer, JsonBody, RecordedRequest, json_response
+from bridge.fakes.faults import JsonBody
+from bridge.fakes.server import FakeServer, RecordedRequest, json_response
 from bridge.fakes.slack_methods import SlackError, SlackMethods
 
 __all__ = ["FakeSlack"]
