@@ -17,10 +17,10 @@ import time
 import uuid
 
 import aiohttp
-from redis.asyncio import Redis
 from slack_sdk.errors import SlackApiError
 
 from bridge.adapters.line.client import LineClient
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.pseudonym import PseudonymKeyRefused
 from bridge.adapters.redis.safety import UnsafeRedis, check_no_eviction
 from bridge.adapters.redis.store import Store
@@ -42,7 +42,7 @@ class Worker:
         *,
         settings: Settings,
         policy: Policy,
-        redis: Redis,
+        redis: RedisClient,
         store: Store,
         line: LineClient,
         slack: SlackClient,
@@ -90,7 +90,7 @@ class Worker:
         self._store = self.router.store = self.deliverers.store = store
 
     @classmethod
-    def build(cls, settings: Settings, policy: Policy, redis: Redis) -> Worker:
+    def build(cls, settings: Settings, policy: Policy, redis: RedisClient) -> Worker:
         """A worker with its API clients made from settings. Call inside the event loop."""
         return cls(
             settings=settings,

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from bridge.adapters.redis.codec import now_ms
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.keys import Keys
 
 DEDUP_TTL_SECONDS = 7 * 24 * 3600  # LINE and Slack redeliver within hours; a week is ample.
@@ -63,7 +62,7 @@ return {#due, first[2] or -1}
 class InboundStore:
     """The inbound stream's atomic steps (a part of Store)."""
 
-    redis: Redis
+    redis: RedisClient
     keys: Keys
 
     def _register_inbound(self) -> None:

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from bridge.adapters.redis.codec import Claim, as_text, decode_item, encode_item, now_ms
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.keys import Keys
 from bridge.core.ids import ThreadTs
 
@@ -159,7 +158,7 @@ return 1
 class LaneStore:
     """The lanes' atomic steps (a part of Store)."""
 
-    redis: Redis
+    redis: RedisClient
     keys: Keys
 
     def _register_lanes(self) -> None:
