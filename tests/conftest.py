@@ -117,13 +117,13 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
 # Where the bridge of a test keeps its state: one redis-server, or the Redis Cluster.
 RedisDeployment: TypeAlias = RedisServer | LocalCluster
 SyncRedis: TypeAlias = redis_sync.Redis | redis_sync.RedisCluster
-ALSO_ON_CLUSTER = "also_on_cluster"
+EACH_REDIS = "each_redis"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A test marked also_on_cluster that starts a bridge runs twice: against one redis-server
+    """A test marked each_redis that starts a bridge runs twice: against one redis-server
     ([server]) and against the Redis Cluster ([cluster]). Unmarked tests use the server only."""
-    if "redis_deployment" in metafunc.fixturenames and metafunc.definition.get_closest_marker(ALSO_ON_CLUSTER):
+    if "redis_deployment" in metafunc.fixturenames and metafunc.definition.get_closest_marker(EACH_REDIS):
         metafunc.parametrize("redis_deployment", ["server", "cluster"], indirect=True)
 
 

@@ -33,7 +33,7 @@ from tests.conftest import (
 from tests.test_hours_e2e import fire_now, timers
 from tests.test_relay_e2e import bot_thread, recorded, roots, wait_thread
 
-pytestmark = [pytest.mark.redis, pytest.mark.also_on_cluster]
+pytestmark = [pytest.mark.redis, pytest.mark.each_redis]
 
 A = line_user_id(0x51)
 B = line_user_id(0x52)

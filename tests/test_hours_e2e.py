@@ -18,7 +18,7 @@ from bridge.fakes.server import time_scale
 from tests.conftest import Bridge, line_text_event, line_user_id
 from tests.test_relay_e2e import bot_thread, roots, wait_thread
 
-pytestmark = [pytest.mark.redis, pytest.mark.also_on_cluster]
+pytestmark = [pytest.mark.redis, pytest.mark.each_redis]
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 A = line_user_id(0x31)

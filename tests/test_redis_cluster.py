@@ -56,7 +56,9 @@ def a_commit(keys: Keys) -> Ops:
     return ops
 
 
-async def test_a_commit_across_slots_is_refused_by_the_cluster_itself(redis_cluster: LocalCluster) -> None:
+async def test_a_commit_across_slots_is_refused_by_the_cluster_itself(
+    cluster: RedisCluster, redis_cluster: LocalCluster
+) -> None:
     """The cluster is real and checks slots: the commit script with one server's key names (three
     tags, three slots) is refused by a node with CROSSSLOT, and nothing is written; with the
     cluster's names the same script commits on the node that owns their slot."""

@@ -16,7 +16,7 @@ from bridge.fakes.server import time_scale
 from tests.conftest import CHANNEL, Bridge, line_follow_event, line_text_event, line_user_id
 from tests.reference import reference_file
 
-pytestmark = [pytest.mark.redis, pytest.mark.also_on_cluster]
+pytestmark = [pytest.mark.redis, pytest.mark.each_redis]
 
 CHILD = line_user_id(1)
 OTHER_CHILD = line_user_id(2)

@@ -253,7 +253,7 @@ def _web_command() -> list[str]:
         ({"LINE_CHANNEL_SECRET": "changeme"}, "LINE_CHANNEL_SECRET is missing or still a placeholder"),
         ({"BRIDGE_WORKER_CONCURRENCY": "many"}, "BRIDGE_WORKER_CONCURRENCY Input should be a valid integer"),
         ({"BRIDGE_CONFIG": "/nonexistent/bridge.toml"}, "bridge: /nonexistent/bridge.toml: no such policy file"),
-        ({"REDIS_URL": "redis+cluster://127.0.0.1:1,127.0.0.1:x"}, "REDIS_URL has a cluster node that is not host:port"),
+        ({"REDIS_URL": "redis+cluster://127.0.0.1:1,127.0.0.1:x"}, "REDIS_URL has a cluster node that is not host"),
     ],
     ids=["missing", "placeholder", "invalid", "no policy file", "bad redis url"],
 )
