@@ -16,7 +16,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
 from slack_bolt.async_app import AsyncApp
@@ -24,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import ClientDisconnect
 
 from bridge.adapters.line import webhook as line
+from bridge.adapters.redis.connect import RedisClient, open_redis
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack import identity, verify
 from bridge.adapters.slack.listeners import build_bolt_app
@@ -56,7 +56,7 @@ class ClientGone(Exception):
 
 @dataclass
 class WebState:
-    redis: Redis
+    redis: RedisClient
     store: Store
     bolt: AsyncApp
     slack_web: AsyncWebClient
@@ -117,17 +117,11 @@ def _digits(value: str | None) -> str:
     return value if value and value.isdigit() and len(value) <= 20 else "?"
 
 
-def _redis_for_web(settings: Settings) -> Redis:
+def _redis_for_web(settings: Settings) -> RedisClient:
     """A client whose pool makes a burst of requests wait for a connection (up to 5 s) rather
-    than fail: redis-py's default pool refuses the 101st request in flight."""
-    pool = BlockingConnectionPool.from_url(
-        settings.REDIS_URL.get_secret_value(),
-        max_connections=settings.BRIDGE_WEB_REDIS_CONNECTIONS,
-        timeout=5,
-        socket_timeout=5,
-        socket_connect_timeout=5,
-    )
-    return Redis(connection_pool=pool)
+    than fail: redis-py's default pool refuses the 101st request in flight. (Not on a cluster,
+    where redis-py's client has no waiting pool: see connect.open_redis.)"""
+    return open_redis(settings.redis_target, socket_timeout=5, max_connections=settings.BRIDGE_WEB_REDIS_CONNECTIONS)
 
 
 def _unbound(learner: identity.IdentityLearner, payload: dict[str, Any], is_event: bool) -> Answer | None:
@@ -153,7 +147,7 @@ def _unbound(learner: identity.IdentityLearner, payload: dict[str, Any], is_even
     return WebhookOutcome.OTHER_APP, _error(403, "not for this app and workspace")
 
 
-def create_app(settings: Settings, *, redis_factory: Callable[[], Redis] | None = None) -> FastAPI:
+def create_app(settings: Settings, *, redis_factory: Callable[[], RedisClient] | None = None) -> FastAPI:
     """Build the web app for these settings. Safe to call many times (tests do).
 
     redis_factory replaces the client built from REDIS_URL (the demo passes a fake Redis).

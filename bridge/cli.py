@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bridge.adapters.slack.render import render
 from bridge.config.policy_file import describe_policy, load_policy
+from bridge.config.redis_url import RedisTarget, redis_target_from_environment
 from bridge.config.settings import load_settings
 from bridge.config.startup import EXIT_CODE, STARTUP_ERRORS, startup_error_line
 from bridge.core.ids import CaseNumber
@@ -39,14 +40,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 async def run_worker() -> None:
     """The worker process: clients built here, stopped cleanly on SIGTERM or SIGINT."""
-    from redis.asyncio import Redis
-
+    from bridge.adapters.redis.connect import open_redis
     from bridge.engine.worker import Worker
 
     settings = load_settings()
     policy = load_policy(settings.BRIDGE_CONFIG)
     # Reads wait at most 1 s (XREADGROUP BLOCK, pub/sub polls); 10 s means Redis is gone.
-    redis = Redis.from_url(settings.REDIS_URL.get_secret_value(), socket_connect_timeout=5, socket_timeout=10)
+    redis = open_redis(settings.redis_target, socket_timeout=10)
     worker = Worker.build(settings, policy, redis)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -99,15 +99,14 @@ def _hours(args: argparse.Namespace) -> int:
 
 
 async def read_audit(
-    redis_url: str, *, since: float, case: CaseNumber | None, retention_days: int
+    target: RedisTarget, *, since: float, case: CaseNumber | None, retention_days: int
 ) -> list[dict[str, str]]:
     """The audit records from `since` on (of one case if given); records past retention are
     not shown (the worker drops them within a minute)."""
-    from redis.asyncio import Redis
-
+    from bridge.adapters.redis.connect import open_redis
     from bridge.adapters.redis.store import Store
 
-    redis = Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
+    redis = open_redis(target, socket_timeout=10)
     try:
         store = Store(redis)
         return await store.audit_records(since=max(since, time.time() - retention_days * 86400), case=case)
@@ -174,9 +173,9 @@ def _audit(args: argparse.Namespace) -> int:
         if case is None:
             print(f"bridge: --case {args.case!r} is not a case number (e.g. 12)", file=sys.stderr)
             return 2
-    redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+    target = redis_target_from_environment(os.environ)
     try:
-        records = asyncio.run(read_audit(redis_url, since=since, case=case, retention_days=policy.audit_retention_days))
+        records = asyncio.run(read_audit(target, since=since, case=case, retention_days=policy.audit_retention_days))
     except (RedisError, OSError) as exc:
         print(f"bridge: cannot read the audit records from Redis ({type(exc).__name__})", file=sys.stderr)
         return 1

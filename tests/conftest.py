@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlencode
 
 import httpx
@@ -24,7 +24,7 @@ import pytest
 import redis as redis_sync
 
 from bridge.adapters.line import webhook as line_side
-from bridge.adapters.redis.keys import Keys
+from bridge.adapters.redis.keys import CLUSTER_TAG, Keys
 from bridge.adapters.slack import verify as slack_side
 from bridge.fakes.harness import ALWAYS_OPEN as ALWAYS_OPEN
 from bridge.fakes.harness import Credentials, bridge_env, free_port, procfile_commands
@@ -32,6 +32,7 @@ from bridge.fakes.harness import write_policy as write_policy
 from bridge.fakes.line import FakeLine
 from bridge.fakes.server import time_scale
 from bridge.fakes.slack import FakeSlack
+from tests.redis_cluster import LocalCluster, start_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 CREDENTIALS = Credentials()
@@ -52,17 +53,28 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def keys(self) -> Keys:
+        return Keys()
+
     def client(self) -> redis_sync.Redis:
         return redis_sync.Redis.from_url(self.url)
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
+def _installed(program: str) -> str:
+    """The path of redis-server or redis-cli; a test that needs a missing one is skipped with the
+    reason, or fails under REQUIRE_REDIS=1 (CI)."""
+    binary = shutil.which(program)
     if binary is None:
         if os.environ.get("REQUIRE_REDIS") == "1":
-            pytest.fail("REQUIRE_REDIS=1 but no redis-server is installed")
-        pytest.skip("no redis-server installed (apt-get install redis-server); REQUIRE_REDIS=1 makes this fail")
+            pytest.fail(f"REQUIRE_REDIS=1 but no {program} is installed")
+        pytest.skip(f"no {program} installed (apt-get install redis-server); REQUIRE_REDIS=1 makes this fail")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    binary = _installed("redis-server")
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
@@ -89,6 +101,49 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture
 def redis_db(redis_server: RedisServer) -> Iterator[redis_sync.Redis]:
     client = redis_server.client()
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A Redis Cluster of three masters (tests/redis_cluster.py), started once for the session."""
+    server, cli = _installed("redis-server"), _installed("redis-cli")
+    cluster = start_cluster(server, cli, tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
+# Where the bridge of a test keeps its state: one redis-server, or the Redis Cluster.
+RedisDeployment: TypeAlias = RedisServer | LocalCluster
+SyncRedis: TypeAlias = redis_sync.Redis | redis_sync.RedisCluster
+EACH_REDIS = "each_redis"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked each_redis that starts a bridge runs twice: against one redis-server
+    ([server]) and against the Redis Cluster ([cluster]). Unmarked tests use the server only."""
+    if "redis_deployment" in metafunc.fixturenames and metafunc.definition.get_closest_marker(EACH_REDIS):
+        metafunc.parametrize("redis_deployment", ["server", "cluster"], indirect=True)
+
+
+@pytest.fixture
+def redis_deployment(request: pytest.FixtureRequest) -> RedisDeployment:
+    kind = getattr(request, "param", "server")
+    deployment: RedisDeployment = request.getfixturevalue("redis_server" if kind == "server" else "redis_cluster")
+    return deployment
+
+
+@pytest.fixture
+def bridge_redis(request: pytest.FixtureRequest, redis_deployment: RedisDeployment) -> Iterator[SyncRedis]:
+    """A client of the test's Redis, emptied first: on one server, redis_db itself (so a test or
+    fixture that also asks for redis_db shares its one emptying); on the cluster, every master."""
+    if isinstance(redis_deployment, RedisServer):
+        server_client: redis_sync.Redis = request.getfixturevalue("redis_db")
+        yield server_client
+        return
+    client = redis_deployment.client()
     client.flushall()
     yield client
     client.close()
@@ -214,7 +269,8 @@ class Bridge:
     tmp: Path
     fake_line: FakeLine
     fake_slack: FakeSlack
-    redis: redis_sync.Redis
+    redis: SyncRedis
+    keys: Keys  # the key names in this Redis (one server's or a cluster's layout)
     sensitive: Sensitive = field(default_factory=Sensitive)
     processes: list[Process] = field(default_factory=list)
     web_urls: list[str] = field(default_factory=list)
@@ -264,7 +320,7 @@ class Bridge:
         """Until the bridge has nothing left to do now: every recorded event decided, every
         delivery lane empty, and no request to a fake unanswered. What a test asserts after this
         has not merely not happened yet. (Deadlines still to come do not count.)"""
-        keys = Keys()
+        keys = self.keys
 
         def idle() -> bool:
             unanswered = [r for r in (*self.fake_slack.requests, *self.fake_line.requests) if not r.status]
@@ -374,7 +430,11 @@ def line_text_event(
 
 @pytest.fixture
 def bridge_factory(
-    redis_db: redis_sync.Redis, redis_server: RedisServer, fake_line: FakeLine, fake_slack: FakeSlack, tmp_path: Path
+    bridge_redis: SyncRedis,
+    redis_deployment: RedisDeployment,
+    fake_line: FakeLine,
+    fake_slack: FakeSlack,
+    tmp_path: Path,
 ) -> Iterator[Any]:
     made: list[Bridge] = []
 
@@ -388,8 +448,15 @@ def bridge_factory(
             no_floods = {"floods": {"max_messages": 0, "max_stickers": 0}}
             default = write_policy(tmp_path, hours=ALWAYS_OPEN, name="always-open.toml", settings=no_floods)
             extra_env["BRIDGE_CONFIG"] = str(default)
-        env = bridge_env(redis_server.url, fake_line.url, fake_slack.url, extra=extra_env)
-        bridge = Bridge(env=env, tmp=tmp_path, fake_line=fake_line, fake_slack=fake_slack, redis=redis_db)
+        env = bridge_env(redis_deployment.url, fake_line.url, fake_slack.url, extra=extra_env)
+        bridge = Bridge(
+            env=env,
+            tmp=tmp_path,
+            fake_line=fake_line,
+            fake_slack=fake_slack,
+            redis=bridge_redis,
+            keys=redis_deployment.keys,
+        )
         made.append(bridge)
         launched = [bridge.launch("web") for _ in range(web)] + [bridge.launch("worker") for _ in range(worker)]
         for process in launched:
@@ -501,10 +568,12 @@ def press(bridge: Bridge, action_id: str, case: int, *, user: str = "UCOUNSEL1")
 
 
 # The workers' heartbeats change every second by design: "nothing changed" means nothing else.
-HEARTBEATS = {Keys().workers.encode(), Keys().router_workers.encode()}
+HEARTBEATS = {
+    key.encode() for layout in (Keys(), Keys(slot_tag=CLUSTER_TAG)) for key in (layout.workers, layout.router_workers)
+}
 
 
-def everything_in_redis(client: redis_sync.Redis) -> bytes:
+def everything_in_redis(client: SyncRedis) -> bytes:
     """Every key and value the bridge keeps, read by type (not DUMP, which may compress); the
     workers' heartbeats left out."""
     parts: list[bytes] = []

@@ -32,7 +32,7 @@ from tests.conftest import (
 from tests.test_hours_e2e import fire_now, timers
 from tests.test_relay_e2e import bot_thread, recorded, roots, wait_thread
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.each_redis]
 
 A = line_user_id(0x51)
 B = line_user_id(0x52)
@@ -105,7 +105,7 @@ def buttons_of(message: dict[str, Any]) -> list[str]:
 
 def case_state(bridge: Bridge) -> dict[bytes, Any]:
     """Everything the bridge keeps about cases (for "nothing changed" checks)."""
-    return {k: bridge.redis.dump(k) for k in sorted(bridge.redis.scan_iter(b"br:{cases}:*"))}
+    return {k: bridge.redis.dump(k) for k in sorted(bridge.redis.scan_iter(bridge.keys.cases_prefix + "*"))}
 
 
 def audit(bridge: Bridge, *args: str) -> subprocess.CompletedProcess[str]:
@@ -188,7 +188,7 @@ def test_refusals_and_usage_lines_change_nothing(
     bridge = controlled
     bridge.line_events(line_text_event(A, "こんにちは"))
     wait_thread(bridge, 1)
-    bridge.fake_slack.wait_for(lambda: bridge.redis.hget("br:{cases}:case:1", "thread_ts") is not None)
+    bridge.fake_slack.wait_for(lambda: bridge.redis.hget(bridge.keys.case(1), "thread_ts") is not None)
     bridge.wait_settled()  # the root's own deliveries settle
     before = case_state(bridge)
     posted = len(bridge.fake_slack.messages(CHANNEL))
@@ -216,7 +216,7 @@ def test_a_button_pressed_by_someone_outside_the_channel_is_refused(controlled: 
     wait_ephemeral(bridge, "UOUTSIDER", "メンバーだけ")
     (refusal,) = bridge.fake_slack.messages("UOUTSIDER")  # not in the channel: told directly
     assert "メンバーだけ" in refusal["text"] and bridge.fake_slack.ephemerals() == []
-    assert bridge.redis.hget("br:{cases}:case:1", "status") == b"open"
+    assert bridge.redis.hget(bridge.keys.case(1), "status") == b"open"
     # A member's button answer shows in the thread the button belongs to.
     slash_command(bridge, "/hold", "1")
     wait_ephemeral(bridge, COUNSELLOR, "自動終了を止めました")
@@ -231,13 +231,13 @@ def test_someone_who_left_the_channel_can_no_longer_use_the_controls(controlled:
     wait_thread(bridge, 1)
     bridge.slack_event({"type": "member_left_channel", "user": COUNSELLOR, "channel": CHANNEL, "channel_type": "G"})
     bridge.fake_slack.wait_for(
-        lambda: not bridge.redis.sismember("br:{cases}:roster:members", COUNSELLOR), message="roster change"
+        lambda: not bridge.redis.sismember(bridge.keys.roster_members, COUNSELLOR), message="roster change"
     )
     slash_command(bridge, "/close", "1")
     wait_ephemeral(bridge, COUNSELLOR, "メンバーだけ")
-    assert bridge.redis.hget("br:{cases}:case:1", "status") == b"open"
+    assert bridge.redis.hget(bridge.keys.case(1), "status") == b"open"
     bridge.slack_event({"type": "member_joined_channel", "user": COUNSELLOR, "channel": CHANNEL, "channel_type": "G"})
-    bridge.fake_slack.wait_for(lambda: bool(bridge.redis.sismember("br:{cases}:roster:members", COUNSELLOR)))
+    bridge.fake_slack.wait_for(lambda: bool(bridge.redis.sismember(bridge.keys.roster_members, COUNSELLOR)))
     slash_command(bridge, "/close", "1")
     wait_ephemeral(bridge, COUNSELLOR, "#1 を終了しました")
 
@@ -245,11 +245,11 @@ def test_someone_who_left_the_channel_can_no_longer_use_the_controls(controlled:
 def test_controls_outside_the_case_channel_record_nothing(controlled: Bridge) -> None:
     bridge = controlled
     bridge.wait_settled()
-    before = bridge.redis.xlen("br:{in}:events"), recorded(bridge)
+    before = bridge.redis.xlen(bridge.keys.inbound), recorded(bridge)
     response = slash_command(bridge, "/cases", "", channel="CELSEWHERE")
     assert response.status_code == 200 and "/cases は相談用のチャンネル" in response.text
     bridge.wait_settled()
-    assert (bridge.redis.xlen("br:{in}:events"), recorded(bridge)) == before
+    assert (bridge.redis.xlen(bridge.keys.inbound), recorded(bridge)) == before
     assert bridge.fake_slack.ephemerals() == []
 
 
@@ -440,7 +440,7 @@ def test_a_sticker_flood_is_deferred_flagged_and_released(
     assert "4 件" in released and "スタンプ 3 件" in released
     assert thread[-1] == "ごめん、きいて"
     assert len(bridge.fake_line.reply_texts()) == 1 and bridge.fake_line.texts_to(A) == []
-    assert bridge.redis.hget("br:{cases}:case:1", "status") == b"open"
+    assert bridge.redis.hget(bridge.keys.case(1), "status") == b"open"
     assert "flood" in audit(bridge, "--case", "1").stdout
 
 
@@ -459,7 +459,7 @@ def test_a_window_submitted_without_a_reason_stays_open_and_records_nothing(cont
     press(bridge, "escalate_case", 1)
     bridge.fake_slack.wait_for(lambda: len(bridge.fake_slack.views()) == 1)
     bridge.wait_settled()
-    before = bridge.redis.xlen("br:{in}:events"), recorded(bridge), case_state(bridge)
+    before = bridge.redis.xlen(bridge.keys.inbound), recorded(bridge), case_state(bridge)
     response = submit(bridge, bridge.fake_slack.views()[0], user=COUNSELLOR, reason="")
     assert response.status_code == 200
     assert response.json() == {
@@ -467,7 +467,7 @@ def test_a_window_submitted_without_a_reason_stays_open_and_records_nothing(cont
         "errors": {"reason": "ブロックと緊急連絡には理由が必要です。"},
     }
     bridge.wait_settled()
-    assert (bridge.redis.xlen("br:{in}:events"), recorded(bridge), case_state(bridge)) == before
+    assert (bridge.redis.xlen(bridge.keys.inbound), recorded(bridge), case_state(bridge)) == before
     assert bridge.fake_slack.roots(SUPERVISORS) == []
 
 

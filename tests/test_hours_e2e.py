@@ -18,13 +18,11 @@ from bridge.fakes.server import time_scale
 from tests.conftest import Bridge, line_text_event, line_user_id
 from tests.test_relay_e2e import bot_thread, roots, wait_thread
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.each_redis]
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 A = line_user_id(0x31)
 B = line_user_id(0x32)
-TIMERS = "br:{in}:timers"
-FIRED = "br:{in}:fired:"  # + member: set when the router moved the timer into the stream
 PUSH = "/v2/bot/message/push"
 
 
@@ -37,7 +35,7 @@ def closed_now(tmp: Path, **capacity: int) -> Path:
 
 def timers(bridge: Bridge, kind: str) -> dict[str, float]:
     """The armed timers of one kind: member -> deadline (seconds since the epoch)."""
-    armed = cast(list[tuple[bytes, float]], bridge.redis.zrange(TIMERS, 0, -1, withscores=True))
+    armed = cast(list[tuple[bytes, float]], bridge.redis.zrange(bridge.keys.timers, 0, -1, withscores=True))
     return {m.decode(): score / 1000 for m, score in armed if m.decode().startswith(kind + "|")}
 
 
@@ -45,7 +43,7 @@ def fire_now(bridge: Bridge, kind: str) -> str:
     """Bring a scheduled timer's deadline forward to now, as if its time had come: a controlled
     clock for the bridge's processes, so a test need not wait for (or race against) real time."""
     member = next(iter(timers(bridge, kind)))
-    bridge.redis.zadd(TIMERS, {member: int(time.time() * 1000)}, xx=True)
+    bridge.redis.zadd(bridge.keys.timers, {member: int(time.time() * 1000)}, xx=True)
     return member
 
 
@@ -53,14 +51,14 @@ def fire_all(bridge: Bridge, kind: str) -> list[str]:
     """Bring every armed timer of one kind forward to now; returns their members."""
     members = list(timers(bridge, kind))
     if members:
-        bridge.redis.zadd(TIMERS, dict.fromkeys(members, int(time.time() * 1000)), xx=True)
+        bridge.redis.zadd(bridge.keys.timers, dict.fromkeys(members, int(time.time() * 1000)), xx=True)
     return members
 
 
 def fired_at(bridge: Bridge, member: str) -> float:
     """When the router moved a timer into the stream, by the fired marker's remaining life
     (never earlier than that moment: the time is read after the marker's TTL)."""
-    left_ms = bridge.redis.pttl(FIRED + member)
+    left_ms = bridge.redis.pttl(bridge.keys.fired_prefix + member)  # set when the router moved the timer
     assert left_ms > 0, f"timer {member} has not fired"
     return time.time() - (FIRED_MARKER_TTL_SECONDS * 1000 - left_ms) / 1000
 
@@ -101,7 +99,7 @@ def test_opening_lists_the_cases_that_arrived_while_closed(bridge_factory: Any, 
     assert digest.index("#1") < digest.index("#2")
     bridge.wait_settled()
     assert len(roots(bridge)) == 3  # one digest, once
-    assert not bridge.redis.zrange("br:{cases}:closed-arrivals", 0, -1)
+    assert not bridge.redis.zrange(bridge.keys.closed_arrivals, 0, -1)
 
 
 def test_a_case_arriving_when_capacity_is_full_is_told_its_place(bridge_factory: Any, tmp_path: Path) -> None:
@@ -132,7 +130,7 @@ def test_unanswered_cases_get_one_busy_notice_answered_ones_none(bridge_factory:
     bridge.wait_settled()
     # Each case's deadline is busy_notice_seconds after it opened, and nothing came before it.
     deadlines = sorted(timers(bridge, "busy").values())
-    opened = [float(bridge.redis.hget(f"br:{{cases}}:case:{n}", "opened_at") or 0) for n in (1, 2)]
+    opened = [float(bridge.redis.hget(bridge.keys.case(n), "opened_at") or 0) for n in (1, 2)]
     assert deadlines == pytest.approx([at + 600 for at in opened], abs=0.01)
     assert bridge.fake_line.texts_to(A) == []
     assert len(fire_all(bridge, "busy")) == 2
@@ -178,7 +176,7 @@ def test_a_deadline_that_passed_while_no_worker_ran_fires_once_after(bridge_fact
     # The busy deadline passes with no worker running: a controlled clock moves it into the past
     # only once both are stopped, however long stopping them took.
     (member,) = timers(bridge, "busy")
-    bridge.redis.zadd(TIMERS, {member: int((time.time() - 1) * 1000)}, xx=True)
+    bridge.redis.zadd(bridge.keys.timers, {member: int((time.time() - 1) * 1000)}, xx=True)
     assert bridge.fake_line.texts_to(A) == []
     restarted = [bridge.launch("worker"), bridge.launch("worker")]  # two race for the same timer
     for process in restarted:
@@ -199,11 +197,12 @@ def test_a_busy_deadline_fires_on_time_never_before(bridge_factory: Any, tmp_pat
     bridge: Bridge = bridge_factory(BRIDGE_CONFIG=str(policy), worker=2)
     bridge.line_events(line_text_event(A, "まってる"))
     wait_thread(bridge, 1)
-    opened_at = float(bridge.redis.hget("br:{cases}:case:1", "opened_at") or 0)
+    opened_at = float(bridge.redis.hget(bridge.keys.case(1), "opened_at") or 0)
     deadline = opened_at + 2
     bridge.fake_line.wait_for(lambda: len(bridge.fake_line.accepted_pushes()) == 1)
     pushed_at = next(r.at for r in bridge.fake_line.requests_to(PUSH) if r.status == 200)
-    member = next(k.decode()[len(FIRED) :] for k in bridge.redis.scan_iter(FIRED + "busy|*"))
+    fired = bridge.keys.fired_prefix
+    member = next(k.decode()[len(fired) :] for k in bridge.redis.scan_iter(fired + "busy|*"))
     fired_late = fired_at(bridge, member) - deadline
     lateness = pushed_at - deadline
     print(f"busy timer fired {fired_late * 1000:.0f} ms, notice pushed {lateness * 1000:.0f} ms after its deadline")

@@ -16,7 +16,7 @@ from bridge.fakes.server import time_scale
 from tests.conftest import CHANNEL, Bridge, line_follow_event, line_text_event, line_user_id
 from tests.reference import reference_file
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.each_redis]
 
 CHILD = line_user_id(1)
 OTHER_CHILD = line_user_id(2)
@@ -51,7 +51,7 @@ def open_case(bridge: Bridge, child: str = CHILD, text: str = "はじめまし�
 def recorded(bridge: Bridge) -> bytes:
     """The id of the last entry ever added to the inbound stream: it changes when anything is
     recorded, even after the router has routed and deleted the entry."""
-    info: dict[str, Any] = bridge.redis.xinfo_stream("br:{in}:events")
+    info: dict[str, Any] = bridge.redis.xinfo_stream(bridge.keys.inbound)
     return bytes(info["last-generated-id"])
 
 

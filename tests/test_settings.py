@@ -253,8 +253,9 @@ def _web_command() -> list[str]:
         ({"LINE_CHANNEL_SECRET": "changeme"}, "LINE_CHANNEL_SECRET is missing or still a placeholder"),
         ({"BRIDGE_WORKER_CONCURRENCY": "many"}, "BRIDGE_WORKER_CONCURRENCY Input should be a valid integer"),
         ({"BRIDGE_CONFIG": "/nonexistent/bridge.toml"}, "bridge: /nonexistent/bridge.toml: no such policy file"),
+        ({"REDIS_URL": "redis+cluster://127.0.0.1:1,127.0.0.1:x"}, "REDIS_URL has a cluster node that is not host"),
     ],
-    ids=["missing", "placeholder", "invalid", "no policy file"],
+    ids=["missing", "placeholder", "invalid", "no policy file", "bad redis url"],
 )
 def test_every_process_stops_on_a_bad_setting_with_the_same_clear_line(bad: dict[str, str | None], line: str) -> None:
     """bridge serve, bridge worker and the Procfile's web process (uvicorn's factory) print one

@@ -10,7 +10,7 @@ import pytest
 
 from bridge.fakes.harness import ALWAYS_OPEN, write_policy
 from tests.conftest import CHANNEL, Bridge, line_text_event, line_user_id, press, slash_command
-from tests.test_hours_e2e import TIMERS, fire_all, timers
+from tests.test_hours_e2e import fire_all, timers
 from tests.test_relay_e2e import bot_thread, recorded, roots, wait_thread
 
 pytestmark = pytest.mark.redis
@@ -109,7 +109,7 @@ def silence_deadlines_pass(bridge: Bridge) -> None:
     assert len(armed) == 2, armed
     assert fire_all(bridge, "idle-warning") and fire_all(bridge, "idle-close")
     # Each timer has left the set once the router moved it into the stream; then it is decided.
-    bridge.fake_slack.wait_for(lambda: all(bridge.redis.zscore(TIMERS, member) is None for member in armed))
+    bridge.fake_slack.wait_for(lambda: all(bridge.redis.zscore(bridge.keys.timers, member) is None for member in armed))
     bridge.wait_settled()
 
 
@@ -173,7 +173,7 @@ def test_a_silence_deadline_missed_by_stopped_workers_closes_once(bridge_factory
     # The close deadline passes while no worker runs: a controlled clock moves it into the past
     # only once both are stopped, however long stopping them took.
     (member,) = timers(bridge, "idle-close")
-    bridge.redis.zadd(TIMERS, {member: int((time.time() - 1) * 1000)}, xx=True)
+    bridge.redis.zadd(bridge.keys.timers, {member: int((time.time() - 1) * 1000)}, xx=True)
     assert bridge.fake_line.texts_to(A) == ["どうしたの？"]
     restarted = [bridge.launch("worker"), bridge.launch("worker")]  # two race for the same deadline
     for process in restarted:

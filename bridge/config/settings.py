@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bridge.config.redis_url import DEFAULT_URL, RedisTarget, RedisUrlError, cluster_flag, parse_redis_url
+
 # Values an operator might leave in by copying an example file. Refusing them at start-up
 # turns "why does nothing arrive" into one clear line naming the variable.
 _PLACEHOLDER = re.compile(
@@ -104,8 +106,11 @@ class Settings(BaseSettings):
     # The pseudonyms' key (see pseudonym_key_bytes). Every process of a deployment has the same
     # one for good: another key would not find any child's open case, block or history.
     BRIDGE_PSEUDONYM_KEY: SecretStr
+    # Where Redis is (config/redis_url.py): one server, or a Redis Cluster (redis+cluster://host:port,
+    # host:port..., or a redis:// URL with REDIS_CLUSTER=1). Declared first: REDIS_URL's check reads it.
+    REDIS_CLUSTER: bool = False
     # Secret too: a managed Redis's URL carries its password (redis://:PASSWORD@host:port/0).
-    REDIS_URL: SecretStr = SecretStr("redis://localhost:6379/0")
+    REDIS_URL: SecretStr = SecretStr(DEFAULT_URL)
     BRIDGE_CONFIG: Path = Path("config/bridge.toml")
     LINE_API_BASE_URL: str = "https://api.line.me"
     LINE_DATA_API_BASE_URL: str = "https://api-data.line.me"
@@ -149,6 +154,30 @@ class Settings(BaseSettings):
     def _pseudonym_key(cls, value: SecretStr) -> SecretStr:
         pseudonym_key_bytes(value.get_secret_value())  # refuses a key too short or not hex/base64
         return value
+
+    @field_validator("REDIS_CLUSTER", mode="before")
+    @classmethod
+    def _redis_cluster(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return cluster_flag(value)
+            except RedisUrlError as exc:
+                raise ValueError(str(exc).removeprefix("REDIS_CLUSTER ")) from None
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        try:
+            parse_redis_url(value.get_secret_value(), cluster=bool(info.data.get("REDIS_CLUSTER")))
+        except RedisUrlError as exc:
+            raise ValueError(str(exc).removeprefix("REDIS_URL ")) from None
+        return value
+
+    @property
+    def redis_target(self) -> RedisTarget:
+        """Where Redis is: one server or a cluster (REDIS_URL and REDIS_CLUSTER, checked at load)."""
+        return parse_redis_url(self.REDIS_URL.get_secret_value(), cluster=self.REDIS_CLUSTER)
 
     @field_validator(*REQUIRED_NAMES)
     @classmethod

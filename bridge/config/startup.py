@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from bridge.config.policy_file import PolicyError
+from bridge.config.redis_url import RedisUrlError
 from bridge.config.settings import SettingsError
 
 # A bad environment or policy file; each message names the variable or key and repeats no secret.
-STARTUP_ERRORS = (SettingsError, PolicyError)
+# (RedisUrlError: REDIS_URL or REDIS_CLUSTER as the operator's commands read them, without Settings.)
+STARTUP_ERRORS = (SettingsError, PolicyError, RedisUrlError)
 EXIT_CODE = 2
 
 

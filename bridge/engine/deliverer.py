@@ -20,12 +20,12 @@ import random
 import time
 from typing import assert_never
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bridge import core
 from bridge.adapters.line.client import LineClient
 from bridge.adapters.redis.codec import Claim
+from bridge.adapters.redis.connect import RedisClient, subscriber
 from bridge.adapters.redis.lanes import FollowUp, Outlook
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.client import SlackClient
@@ -68,7 +68,7 @@ class Deliverers(SlackPosts):
         *,
         name: str,
         policy: Policy,
-        redis: Redis,
+        redis: RedisClient,
         store: Store,
         line: LineClient,
         slack: SlackClient,
@@ -138,7 +138,7 @@ class Deliverers(SlackPosts):
         """Wake idle deliverers as soon as anything is enqueued anywhere."""
         while not self.stopping.is_set():
             try:
-                async with self.redis.pubsub() as pubsub:
+                async with await subscriber(self.redis) as pubsub:
                     await pubsub.subscribe(self.store.keys.wake_channel)
                     # Waits for messages without polling; the task is cancelled when the worker stops.
                     async for message in pubsub.listen():

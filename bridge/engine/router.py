@@ -21,12 +21,12 @@ import logging
 import time
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bridge import core
 from bridge.adapters.redis.codec import ChildLoad, Claim, as_text, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.heartbeat import BEAT_S
 from bridge.adapters.redis.store import ChildRequest, Store, ThreadRequest
 from bridge.core.events import (
@@ -93,7 +93,7 @@ class Takers(Protocol):
 class Router(Decider):
     """The router of one worker process."""
 
-    def __init__(self, *, name: str, policy: Policy, channel: str, redis: Redis, store: Store) -> None:
+    def __init__(self, *, name: str, policy: Policy, channel: str, redis: RedisClient, store: Store) -> None:
         self.name = name
         self.metrics = WorkerMetrics()  # the worker puts its own here (one registry per worker)
         self.policy = policy

@@ -19,10 +19,10 @@ import time
 import uuid
 
 import aiohttp
-from redis.asyncio import Redis
 from slack_sdk.errors import SlackApiError
 
 from bridge.adapters.line.client import LineClient
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.heartbeat import BEAT_S
 from bridge.adapters.redis.pseudonym import PseudonymKeyRefused
 from bridge.adapters.redis.safety import UnsafeRedis, check_no_eviction
@@ -48,7 +48,7 @@ class Worker:
         *,
         settings: Settings,
         policy: Policy,
-        redis: Redis,
+        redis: RedisClient,
         store: Store,
         line: LineClient,
         slack: SlackClient,
@@ -107,7 +107,7 @@ class Worker:
         self._store = self.router.store = self.deliverers.store = store
 
     @classmethod
-    def build(cls, settings: Settings, policy: Policy, redis: Redis) -> Worker:
+    def build(cls, settings: Settings, policy: Policy, redis: RedisClient) -> Worker:
         """A worker with its API clients made from settings. Call inside the event loop."""
         return cls(
             settings=settings,

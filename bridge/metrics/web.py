@@ -7,10 +7,10 @@ import logging
 import time
 
 from prometheus_client import Counter, Histogram
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bridge.adapters.redis.codec import now_ms
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.gauges import read_state
 from bridge.adapters.redis.keys import Keys
 from bridge.metrics.labels import OUTCOMES_OF, EventOutcome, Source, WebhookOutcome
@@ -65,7 +65,7 @@ class WebMetrics:
         self._events.labels(Source.LINE.value, EventOutcome.RECORDED.value).inc(recorded)
         self._events.labels(Source.LINE.value, EventOutcome.DUPLICATE.value).inc(duplicates)
 
-    async def scrape(self, redis: Redis, keys: Keys) -> bytes:
+    async def scrape(self, redis: RedisClient, keys: Keys) -> bytes:
         """Read the state in Redis, then render every metric. A Redis that does not answer gives
         bridge_redis_up 0 (logged when that changes), never an error."""
         started = time.perf_counter()

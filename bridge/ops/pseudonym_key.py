@@ -16,11 +16,11 @@ import os
 import secrets
 import sys
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bridge.adapters.redis.keys import Keys
+from bridge.adapters.redis.connect import keys_for, open_redis
 from bridge.adapters.redis.pseudonym import has_fingerprint, read_old_key
+from bridge.config.redis_url import RedisTarget, redis_target_from_environment
 from bridge.config.settings import PSEUDONYM_KEY_MIN_BYTES
 
 _KEEP_IT = (
@@ -53,9 +53,9 @@ def _new(_: argparse.Namespace) -> int:
 
 
 def _migrate(_: argparse.Namespace) -> int:
-    redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+    target = redis_target_from_environment(os.environ)
     try:
-        old, fingerprinted = asyncio.run(_read(redis_url))
+        old, fingerprinted = asyncio.run(_read(target))
     except (RedisError, OSError) as exc:
         print(f"bridge: cannot read the pseudonym key from Redis ({type(exc).__name__})", file=sys.stderr)
         return 1
@@ -84,10 +84,10 @@ def _migrate(_: argparse.Namespace) -> int:
     return 0
 
 
-async def _read(redis_url: str) -> tuple[bytes | None, bool]:
-    redis = Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
+async def _read(target: RedisTarget) -> tuple[bytes | None, bool]:
+    redis = open_redis(target, socket_timeout=10)
     try:
-        keys = Keys()
+        keys = keys_for(redis)
         return await read_old_key(redis, keys), await has_fingerprint(redis, keys)
     finally:
         await redis.aclose()

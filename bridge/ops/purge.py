@@ -18,11 +18,12 @@ import time
 import uuid
 from collections.abc import Callable
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bridge.adapters import operator
+from bridge.adapters.redis.connect import open_redis
 from bridge.adapters.redis.store import Store
+from bridge.config.redis_url import RedisTarget, redis_target_from_environment
 from bridge.core.case import parse_case_number
 from bridge.core.ids import CaseNumber
 from bridge.core.rules.purge import PURGE, operator_actor
@@ -31,7 +32,7 @@ POLL_S = 0.2
 
 
 async def purge(
-    redis_url: str,
+    target: RedisTarget,
     case: CaseNumber,
     name: str,
     *,
@@ -40,7 +41,7 @@ async def purge(
     say: Callable[[str], None],
 ) -> int:
     """Check, confirm, request, wait for the outcome; returns the exit code."""
-    redis = Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
+    redis = open_redis(target, socket_timeout=10)
     try:
         store = Store(redis)
         record = await store.case_record(case)
@@ -102,9 +103,9 @@ def purge_command(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr if line.startswith("bridge:") else sys.stdout)
 
-    redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+    target = redis_target_from_environment(os.environ)
     try:
-        return asyncio.run(purge(redis_url, case, args.operator, confirm=confirm, wait_s=args.wait, say=say))
+        return asyncio.run(purge(target, case, args.operator, confirm=confirm, wait_s=args.wait, say=say))
     except (RedisError, OSError) as exc:
         print(f"bridge: cannot reach Redis ({type(exc).__name__}); nothing changed", file=sys.stderr)
         return 1

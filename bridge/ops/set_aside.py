@@ -23,15 +23,16 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import assert_never
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bridge import core
 from bridge.adapters.redis.codec import decode_item
 from bridge.adapters.redis.commit import Committed
+from bridge.adapters.redis.connect import RedisClient, open_redis
 from bridge.adapters.redis.set_aside import ENTRY_ID, SetAside
 from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
+from bridge.config.redis_url import redis_target_from_environment
 from bridge.config.settings import pseudonym_key_bytes
 from bridge.core.deliveries import LinePush, LineReply, from_payload
 from bridge.core.events import (
@@ -171,7 +172,7 @@ def format_entry(entry: SetAside, found: Described, case: CaseNumber | None, zon
 # --- reading and writing Redis -------------------------------------------------------------
 
 
-def _store(redis: Redis) -> Store:
+def _store(redis: RedisClient) -> Store:
     """A store that can find a child's case when BRIDGE_PSEUDONYM_KEY is set as for the worker
     (without it, or with a key that is not one, the list shows no case for a LINE event)."""
     try:
@@ -181,7 +182,7 @@ def _store(redis: Redis) -> Store:
     return Store(redis, child_key_secret=secret)
 
 
-async def list_entries(redis: Redis, policy: Policy, *, words: bool) -> list[str]:
+async def list_entries(redis: RedisClient, policy: Policy, *, words: bool) -> list[str]:
     store = _store(redis)
     lines = []
     for entry in await store.set_aside_entries():
@@ -208,7 +209,9 @@ async def find(store: Store, named: str) -> SetAside:
     return found[0]
 
 
-async def act(redis: Redis, policy: Policy, action: core.SetAsideAction, named: list[str], operator: str) -> list[str]:
+async def act(
+    redis: RedisClient, policy: Policy, action: core.SetAsideAction, named: list[str], operator: str
+) -> list[str]:
     """Replay or drop the named entries, all in one step with their audit records."""
     store = _store(redis)
     entries: dict[tuple[core.SetAsideStream, str], SetAside] = {}
@@ -260,10 +263,10 @@ def operator_name(given: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     policy = load_policy(Path(args.config or os.environ.get("BRIDGE_CONFIG", "config/bridge.toml")))
-    redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+    target = redis_target_from_environment(os.environ)
 
     async def go() -> list[str]:
-        redis = Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
+        redis = open_redis(target, socket_timeout=10)
         try:
             if args.action == "list":
                 return await list_entries(redis, policy, words=args.show_words)

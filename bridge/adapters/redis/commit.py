@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from redis.asyncio import Redis
-
 from bridge.adapters.redis.codec import Claim, as_text
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.lanes import LANE_FUNCTIONS, claims_from
 
 # ARGV[1] the time (ms) enqueued lanes become due, ARGV[2] the wake-up channel, ARGV[3] the
@@ -285,7 +284,7 @@ class HandOff:
 class Committer:
     """Runs commits against one Redis."""
 
-    def __init__(self, redis: Redis, *, wake_channel: str) -> None:
+    def __init__(self, redis: RedisClient, *, wake_channel: str) -> None:
         self._script = redis.register_script(_COMMIT)
         self._wake_channel = wake_channel
 

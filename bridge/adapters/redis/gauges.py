@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from bridge.adapters.redis.codec import as_text, decode_item
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.heartbeat import ALIVE_MS
 from bridge.adapters.redis.keys import Keys
 
@@ -44,7 +43,7 @@ class StateReading:
     lanes: tuple[LaneReading, ...]  # the first LANES_READ of them, the soonest due first
 
 
-async def read_state(redis: Redis, keys: Keys, *, now_ms: int, lanes_read: int = LANES_READ) -> StateReading:
+async def read_state(redis: RedisClient, keys: Keys, *, now_ms: int, lanes_read: int = LANES_READ) -> StateReading:
     """One reading of the state. Raises what the client raises when Redis does not answer."""
     pipe = redis.pipeline(transaction=False)
     pipe.xlen(keys.inbound)

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
-
 from bridge.adapters.redis.codec import as_text, now_ms
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.keys import Keys
 
 BEAT_S = 1.0  # how often a worker beats
@@ -30,7 +29,7 @@ __all__ = ["ALIVE_MS", "BEAT_S", "HeartbeatStore"]
 class HeartbeatStore:
     """The heartbeats' reads and writes (a part of Store)."""
 
-    redis: Redis
+    redis: RedisClient
     keys: Keys
 
     async def beat(self, name: str) -> list[str]:

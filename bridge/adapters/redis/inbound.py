@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from bridge.adapters.redis.codec import now_ms
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.heartbeat import ALIVE_MS
 from bridge.adapters.redis.keys import Keys
 
@@ -72,7 +71,7 @@ return {#due_ms, first[2] or -1, due_ms}
 class InboundStore:
     """The inbound stream's atomic steps (a part of Store)."""
 
-    redis: Redis
+    redis: RedisClient
     keys: Keys
 
     def _register_inbound(self) -> None:

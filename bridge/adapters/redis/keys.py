@@ -1,11 +1,19 @@
 """Every Redis key the bridge uses, named here and nowhere else, with its hash tag.
 
-Slot layout: three hash tags, by concern. Scripts derive some key names from a prefix that
-carries the tag (as BullMQ does). The reads and the lane scripts touch keys of one tag each;
-the commit of a decision (commit.py) and the recording of a case's thread touch all three
-(state, lanes and the inbound entry in one atomic step). On one Redis server, as deployed
-today, that is one atomic step. On a Redis Cluster the keys of one commit must share a slot:
-the three tags then become one tag per partition of children (planned, with the scale-out).
+Slot layout. On one Redis server (Keys()): three hash tags, by concern, as the keys have always
+been named. On a Redis Cluster (Keys(slot_tag=CLUSTER_TAG), which adapters/redis/connect.py picks
+for a cluster client): one hash tag for every key, ``br:{all}:in:events``,
+``br:{all}:cases:case:12``, ``br:{all}:dq:lane:slack:12``, so every key is in one slot. That one
+slot is what lets every atomic step stay one step on a cluster: the commit of a decision
+(commit.py) and the recording of a case's thread touch all three concerns (state, lanes and the
+inbound entry at once), and scripts derive some key names from a prefix that carries the tag (as
+BullMQ does) instead of passing them in KEYS, which a cluster allows only within the script's own
+slot. The price is that one master holds the bridge's data and takes its load; partitions of
+children (one tag per partition) come with the scale-out. The two layouts name different keys:
+moving a deployment from one server to a cluster would need its keys renamed on the way (no tool
+does that yet); each layout finds everything its own deployment wrote.
+
+The concerns (a server's tags; on a cluster, the name after ``{all}:``):
 
 - ``{in}``    the inbound stream of verified webhook events, their de-duplication
               markers, the router's leader lease and the workers' heartbeats (for it);
@@ -32,6 +40,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PREFIX = "br"
+# The one hash tag of every key on a Redis Cluster (see above).
+CLUSTER_TAG = "all"
 
 # A case's count of deferred stickers, as the field was named before the rename (see above).
 DEFERRED_STICKERS_BEFORE_RENAME = "held_stickers"
@@ -39,44 +49,55 @@ DEFERRED_STICKERS_BEFORE_RENAME = "held_stickers"
 
 @dataclass(frozen=True)
 class Keys:
-    """Every Redis key name the bridge uses."""
+    """Every Redis key name the bridge uses.
+
+    slot_tag None: a hash tag per concern, ``br:{in}:…``, ``br:{cases}:…``, ``br:{dq}:…`` (one
+    server). A tag: that one tag for every key, the concern after it, ``br:{all}:in:…`` (a
+    cluster)."""
 
     prefix: str = PREFIX
+    slot_tag: str | None = None
+
+    def _concern(self, concern: str) -> str:
+        """The start of every key of a concern (in, cases, dq), up to and without the next colon."""
+        if self.slot_tag is None:
+            return f"{self.prefix}:{{{concern}}}"
+        return f"{self.prefix}:{{{self.slot_tag}}}:{concern}"
 
     # {in}: inbound events
     @property
     def inbound(self) -> str:
-        return f"{self.prefix}:{{in}}:events"
+        return f"{self._concern('in')}:events"
 
     def seen(self, source: str, event_id: str) -> str:
-        return f"{self.prefix}:{{in}}:seen:{source}:{event_id}"
+        return f"{self._concern('in')}:seen:{source}:{event_id}"
 
     @property
     def set_aside(self) -> str:
-        return f"{self.prefix}:{{in}}:set-aside"
+        return f"{self._concern('in')}:set-aside"
 
     @property
     def timers(self) -> str:
-        return f"{self.prefix}:{{in}}:timers"
+        return f"{self._concern('in')}:timers"
 
     @property
     def fired_prefix(self) -> str:
-        return f"{self.prefix}:{{in}}:fired:"
+        return f"{self._concern('in')}:fired:"
 
     @property
     def router_lease(self) -> str:
-        return f"{self.prefix}:{{in}}:router-lease"
+        return f"{self._concern('in')}:router-lease"
 
     @property
     def router_workers(self) -> str:
         """Worker name -> the time (ms) of its last heartbeat, for the router lease's script
         (the same as ``workers``, under this tag; heartbeat.py)."""
-        return f"{self.prefix}:{{in}}:workers"
+        return f"{self._concern('in')}:workers"
 
     # {cases}: the case registry
     @property
     def cases_prefix(self) -> str:
-        return f"{self.prefix}:{{cases}}:"
+        return f"{self._concern('cases')}:"
 
     @property
     def case_seq(self) -> str:
@@ -162,7 +183,7 @@ class Keys:
     # {dq}: delivery lanes
     @property
     def lanes_prefix(self) -> str:
-        return f"{self.prefix}:{{dq}}:"
+        return f"{self._concern('dq')}:"
 
     def lane(self, name: str) -> str:
         return f"{self.lanes_prefix}lane:{name}"
@@ -217,4 +238,6 @@ class Keys:
 
     @property
     def wake_channel(self) -> str:
+        """A pub/sub channel, not a key: the same name on a cluster, where a PUBLISH (also one
+        from a script) reaches the subscribers on every node."""
         return f"{self.prefix}:wake"

@@ -7,10 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from redis.asyncio import Redis
-
 from bridge.adapters.redis.buckets import BUCKET_FUNCTIONS
 from bridge.adapters.redis.codec import Claim, as_text, decode_item, encode_item, item_pace, now_ms
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.heartbeat import ALIVE_MS
 from bridge.adapters.redis.keys import Keys
 from bridge.core.ids import ThreadTs
@@ -205,7 +204,7 @@ return 1
 class LaneStore:
     """The lanes' atomic steps (a part of Store)."""
 
-    redis: Redis
+    redis: RedisClient
     keys: Keys
 
     def _register_lanes(self) -> None:

@@ -19,10 +19,10 @@ import hashlib
 import hmac
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError, WatchError
 
 from bridge.adapters.redis.codec import as_text
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.keys import Keys
 
 _FINGERPRINT_TEXT = b"bridge pseudonym key fingerprint"
@@ -41,7 +41,7 @@ def fingerprint(key: bytes) -> str:
     return hmac.new(key, _FINGERPRINT_TEXT, hashlib.sha256).hexdigest()[:32]
 
 
-async def check_pseudonym_key(redis: Redis, keys: Keys, key: bytes) -> None:
+async def check_pseudonym_key(redis: RedisClient, keys: Keys, key: bytes) -> None:
     """Return if key is the key of this Redis's pseudonyms, recording its fingerprint on a new
     Redis and moving an older release's key out of Redis once it matches; else raise
     PseudonymKeyRefused and change nothing.
@@ -92,11 +92,11 @@ async def _old_key(client: Any, keys: Keys) -> bytes | None:
     return stored.encode() if isinstance(stored, str) else stored
 
 
-async def read_old_key(redis: Redis, keys: Keys) -> bytes | None:
+async def read_old_key(redis: RedisClient, keys: Keys) -> bytes | None:
     """The key an older release kept in Redis, if it is still there (for the migration)."""
     return await _old_key(redis, keys)
 
 
-async def has_fingerprint(redis: Redis, keys: Keys) -> bool:
+async def has_fingerprint(redis: RedisClient, keys: Keys) -> bool:
     """Whether a key's fingerprint is kept (a process of this release has started on this Redis)."""
     return bool(await redis.exists(keys.pseudonym_fingerprint))

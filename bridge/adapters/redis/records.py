@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
-
 from bridge.adapters.redis.codec import as_text, block_from
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.keys import Keys
 from bridge.core.case import Block, CaseStatus
 from bridge.core.ids import CaseNumber
@@ -18,7 +17,7 @@ _SCAN_BATCH = 500
 class RecordsStore:
     """Reads only, except that the index of closed cases is completed at start."""
 
-    redis: Redis
+    redis: RedisClient
     keys: Keys
 
     async def closed_cases_before(self, cutoff: float, *, limit: int) -> list[CaseNumber]:

@@ -8,9 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, assert_never
 
-from redis.asyncio import Redis
-
 from bridge.adapters.redis.codec import as_text
+from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.keys import Keys
 from bridge.core.effects import SetAsideStream
 
@@ -47,7 +46,7 @@ def set_aside_key(keys: Keys, stream: SetAsideStream) -> str:
 class SetAsideStore:
     """The set-aside streams' reads (a part of Store)."""
 
-    redis: Redis
+    redis: RedisClient
     keys: Keys
 
     async def set_aside_entries(self) -> list[SetAside]:

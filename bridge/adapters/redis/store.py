@@ -18,8 +18,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from bridge.adapters.redis.codec import (
     CaseRecord,
     ChildLoad,
@@ -31,6 +29,7 @@ from bridge.adapters.redis.codec import (
     record_from,
 )
 from bridge.adapters.redis.commit import Committed, Committer, HandOff, Ops
+from bridge.adapters.redis.connect import RedisClient, keys_for, pipelined_script
 from bridge.adapters.redis.heartbeat import HeartbeatStore
 from bridge.adapters.redis.inbound import InboundStore
 from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
@@ -77,11 +76,12 @@ _CHILD_KEYS_KEPT = 10_000
 class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore):
     """The bridge's state in Redis. Every method is one round trip unless it says otherwise."""
 
-    def __init__(self, redis: Redis, *, child_key_secret: bytes | None = None, keys: Keys | None = None) -> None:
+    def __init__(self, redis: RedisClient, *, child_key_secret: bytes | None = None, keys: Keys | None = None) -> None:
         """child_key_secret: the pseudonyms' key (BRIDGE_PSEUDONYM_KEY's bytes); without it the
-        store reads and writes everything but cannot derive a child's pseudonym (the web process)."""
+        store reads and writes everything but cannot derive a child's pseudonym (the web process).
+        keys: the key layout, by default the one for this client (one server or a cluster)."""
         self.redis = redis
-        self.keys = keys or Keys()
+        self.keys = keys or keys_for(redis)
         self._child_key_secret = child_key_secret
         self._child_keys: dict[str, str] = {}  # pseudonyms derived lately (each is an HMAC)
         self._committer = Committer(redis, wake_channel=self.keys.wake_channel)
@@ -175,13 +175,11 @@ class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore
         pipe = self.redis.pipeline(transaction=False)
         for request in requests:
             if isinstance(request, ChildRequest):
-                await self._load_child(
-                    **self._child_call(request.child_id, now=request.now, window_s=request.window_s), client=pipe
-                )
+                call = self._child_call(request.child_id, now=request.now, window_s=request.window_s)
+                await pipelined_script(pipe, self._load_child, call["keys"], call["args"])
             else:
-                await self._case_of_thread(
-                    keys=[self.keys.by_thread], args=[self.keys.cases_prefix, request.thread_ts], client=pipe
-                )
+                args = [self.keys.cases_prefix, request.thread_ts]
+                await pipelined_script(pipe, self._case_of_thread, [self.keys.by_thread], args)
         replies = await pipe.execute()
         return [
             _child_load(reply) if isinstance(request, ChildRequest) else record_from(pairs(json.loads(reply)))
