@@ -223,9 +223,12 @@ async def _play(
             },
         }
     )
-    await _until(lambda: len(bot_thread(root["ts"])) >= 3)
-    for message in bot_thread(root["ts"])[1:3]:
-        _say("slack", "thread: " + message["text"])
+    # The two may arrive as two posts or, when the second waited for the channel's pace, as one
+    # post carrying both (each under the child's label): wait for the sticker's line either way.
+    await _until(lambda: any("スタンプ" in m["text"] for m in bot_thread(root["ts"])[1:]))
+    for message in bot_thread(root["ts"])[1:]:
+        for line in message["text"].splitlines():
+            _say("slack", "thread: " + line)
 
     async def command(name: str, text: str) -> None:
         form = {"command": name, "text": text, "user_id": COUNSELLOR, "channel_id": CHANNEL, **ours}
