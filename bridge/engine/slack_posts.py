@@ -98,21 +98,12 @@ class SlackPosts:
         """Post the child's words into the case's thread, with the child's messages waiting
         behind them when the lane waited. Returns the outcome and the ids of the items behind
         the head that the post carried (completed with it)."""
-        if claim.attempts > 1:
-            # An earlier attempt may have landed before the worker lost track of it.
-            looked, found = await self.slack.find_metadata(
-                thread_ts=thread_ts,
-                oldest=claim.enqueued_ms / 1000 - 60,
-                event_type=DELIVERY_EVENT_TYPE,
-                key="delivery",
-                value=claim.item_id,
-                among=CARRIES,
-            )
-            if not looked:
-                return Outcome(OutcomeStatus.RETRY, "could not check for an earlier post"), []
-            if found is not None:
-                carried = [str(i) for i in found[1].get(CARRIES) or []]
-                return DELIVERED, carried[carried.index(claim.item_id) + 1 :] if claim.item_id in carried else []
+        looked, earlier = await self._posted_before(claim, thread_ts=thread_ts)
+        if not looked:
+            return Outcome(OutcomeStatus.RETRY, "could not check for an earlier post"), []
+        if earlier is not None:
+            carried = [str(i) for i in earlier.get(CARRIES) or []]
+            return DELIVERED, carried[carried.index(claim.item_id) + 1 :] if claim.item_id in carried else []
         group = [Waiting(claim.item_id, words_of(delivery.text), claim.enqueued_ms)]
         if claim.pace is not None and time.time() * 1000 - claim.enqueued_ms >= LOOK_BEHIND_MS:
             group = group_behind(group[0], await self.store.waiting_behind(claim.lane, MAX_MESSAGES - 1))
@@ -181,20 +172,11 @@ class SlackPosts:
         blocks: list[dict[str, Any]] | None = None,
     ) -> Outcome:
         """Post for this delivery, unless an earlier attempt already did (found by metadata)."""
-        if claim.attempts > 1:
-            # An earlier attempt may have landed before the worker lost track of it.
-            looked, found = await self.slack.find_posted(
-                thread_ts=thread_ts,
-                oldest=claim.enqueued_ms / 1000 - 60,
-                event_type=DELIVERY_EVENT_TYPE,
-                key="delivery",
-                value=claim.item_id,
-                channel=channel,
-            )
-            if not looked:
-                return Outcome(OutcomeStatus.RETRY, "could not check for an earlier post")
-            if found:
-                return DELIVERED
+        looked, earlier = await self._posted_before(claim, thread_ts=thread_ts, channel=channel)
+        if not looked:
+            return Outcome(OutcomeStatus.RETRY, "could not check for an earlier post")
+        if earlier is not None:
+            return DELIVERED
         payload: dict[str, Any] = {"delivery": claim.item_id}
         if case is not None:
             payload["case"] = case
@@ -207,6 +189,26 @@ class SlackPosts:
             blocks=blocks,
         )
         return outcome
+
+    async def _posted_before(
+        self, claim: Claim, *, thread_ts: str | None, channel: str | None = None
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Whether Slack could be asked (False: the caller must not post again yet), and the
+        metadata payload of a post an earlier attempt of this delivery made, alone or carried
+        with others (None: none found, or this is the first attempt, which asks nothing)."""
+        if claim.attempts <= 1:
+            return True, None
+        # An earlier attempt may have landed before the worker lost track of it.
+        looked, found = await self.slack.find_metadata(
+            thread_ts=thread_ts,
+            oldest=claim.enqueued_ms / 1000 - 60,
+            event_type=DELIVERY_EVENT_TYPE,
+            key="delivery",
+            value=claim.item_id,
+            channel=channel,
+            among=CARRIES,
+        )
+        return looked, found[1] if found is not None else None
 
     def mrkdwn(self, text: Text) -> str:
         """A text as Slack shows it; its links lead to threads of the case channel."""
