@@ -16,6 +16,7 @@ from bridge.adapters.redis.connect import keys_for, open_redis
 from bridge.adapters.redis.keys import CLUSTER_TAG, Keys
 from bridge.config.redis_url import RedisTarget, RedisUrlError, cluster_flag, parse_redis_url
 from bridge.config.settings import SettingsError, load_settings
+from tests.test_settings import GOOD
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "redis-pass-9f3e1c"  # distinctive, so a test can see it never shows
@@ -90,16 +91,8 @@ def test_the_client_and_its_key_layout_follow_the_url() -> None:
 
 
 def _settings(**env: str) -> dict[str, str]:
-    return {
-        "LINE_CHANNEL_SECRET": "0123456789abcdef-line-secret",
-        "LINE_CHANNEL_ACCESS_TOKEN": "line-access-token-value",
-        "SLACK_BOT_TOKEN": "xoxb-1-2-3-bot-token",
-        "SLACK_SIGNING_SECRET": "abcdef0123456789-signing",
-        "BRIDGE_PSEUDONYM_KEY": "5eed" * 16,
-        "SLACK_CHANNEL_ID": "C0CASES",
-        "SLACK_SUPERVISOR_CHANNEL_ID": "C0SUPER",
-        **env,
-    }
+    """test_settings' good settings without their Redis URL, and these."""
+    return {**{name: value for name, value in GOOD.items() if name != "REDIS_URL"}, **env}
 
 
 def test_settings_say_where_redis_is() -> None:
