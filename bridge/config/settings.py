@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # Worker tuning. The defaults suit production; tests shorten them.
     BRIDGE_WORKER_CONCURRENCY: int = Field(default=8, ge=1, le=256)
     BRIDGE_LEASE_SECONDS: float = Field(default=30.0, gt=0)
+    # How many partitions the inbound stream has, so that several workers decide at once
+    # (adapters/redis/partitions.py). Every process of a deployment must have the same count.
+    BRIDGE_ROUTER_PARTITIONS: int = Field(default=1, ge=1, le=64)
     BRIDGE_HTTP_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
     # Redis connections one web process keeps; a burst of webhooks beyond it waits for a free
     # connection (up to 5 s) instead of failing.

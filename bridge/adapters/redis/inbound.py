@@ -10,23 +10,51 @@ from bridge.adapters.redis.codec import now_ms
 from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.heartbeat import ALIVE_MS
 from bridge.adapters.redis.keys import Keys
+from bridge.adapters.redis.partitions import LUA_PARTITION_OF, partition_of
 
 DEDUP_TTL_SECONDS = 7 * 24 * 3600  # LINE and Slack redeliver within hours; a week is ample.
 FIRED_MARKER_TTL_SECONDS = 7 * 24 * 3600  # longer than any backlog the router could have
 
 
-# KEYS[1] stream, KEYS[2..n+1] seen markers; ARGV[1] ttl, then per event: source, body.
-# One round trip records a whole webhook body; duplicates are skipped.
+# KEYS[1..n] seen markers, KEYS[n+1..2n] the streams they go to (their partitions'); ARGV[1]
+# ttl, then per event: source, body. One round trip records a whole webhook body; duplicates are
+# skipped.
 _RECORD = """
+local n = #KEYS / 2
 local recorded = 0
-for i = 2, #KEYS do
+for i = 1, n do
   if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
-    redis.call('XADD', KEYS[1], '*', 'source', ARGV[i * 2 - 2], 'body', ARGV[i * 2 - 1])
+    redis.call('XADD', KEYS[n + i], '*', 'source', ARGV[i * 2], 'body', ARGV[i * 2 + 1])
     recorded = recorded + 1
   end
 end
 return recorded
 """
+
+# KEYS[1] seen marker, KEYS[2] by-thread; ARGV: ttl, source, body, partition count, partition 0's
+# stream, cases prefix, the thread's field in by-thread ('' for none), a case number ('' for
+# none). Records a Slack event in the partition of the case it is about: the thread's case if
+# the thread is one, else the case named; a case's partition is its child's (partitions.py).
+# Anything else goes to partition 0. Returns 1 if recorded, 0 if seen before.
+_RECORD_FOR_CASE = (
+    LUA_PARTITION_OF
+    + """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+local count = tonumber(ARGV[4])
+local partition = 0
+if count > 1 then
+  local number = ARGV[8]
+  if ARGV[7] ~= '' then number = redis.call('HGET', KEYS[2], ARGV[7]) or number end
+  if number ~= '' then
+    partition = partition_of(redis.call('HGET', ARGV[6] .. 'case:' .. number, 'child'), count)
+  end
+end
+local stream = ARGV[5]
+if partition > 0 then stream = stream .. ':' .. partition end
+redis.call('XADD', stream, '*', 'source', ARGV[2], 'body', ARGV[3])
+return 1
+"""
+)
 
 # KEYS[1] router lease, KEYS[2] heartbeats; ARGV token, ms, alive ms, now ms. Takes the lease if
 # free or its holder's heartbeat is older than alive ms, or extends it if ours.
@@ -73,55 +101,90 @@ class InboundStore:
 
     redis: RedisClient
     keys: Keys
+    partitions: int  # how many partitions the inbound stream has (partitions.py)
 
     def _register_inbound(self) -> None:
         self._record = self.redis.register_script(_RECORD)
+        self._record_for_case = self.redis.register_script(_RECORD_FOR_CASE)
         self._acquire = self.redis.register_script(_ACQUIRE)
         self._renew = self.redis.register_script(_RENEW)
         self._fire = self.redis.register_script(_FIRE)
 
-    async def record_events(self, source: str, events: Sequence[tuple[str, str]]) -> int:
-        """Append (dedup_id, body) events to the inbound stream, skipping ids seen before.
+    async def record_events(
+        self, source: str, events: Sequence[tuple[str, str]], *, children: Sequence[str | None] | None = None
+    ) -> int:
+        """Append (dedup_id, body) events to the inbound stream, skipping ids seen before; each
+        event goes to the partition of its child (children: the LINE user ID of each, or None;
+        without it, or with one partition, everything goes to partition 0).
 
         Returns how many were new. Atomic: an event is either recorded and marked, or neither.
         """
         if not events:
             return 0
-        keys = [self.keys.inbound] + [self.keys.seen(source, event_id) for event_id, _ in events]
+        keys = [self.keys.seen(source, event_id) for event_id, _ in events]
+        if children is None or self.partitions == 1:
+            keys += [self.keys.inbound] * len(events)
+        else:
+            keys += [self.keys.inbound_of(partition_of(child or "", self.partitions)) for child in children]
         args: list[str | int] = [DEDUP_TTL_SECONDS]
         for _, body in events:
             args += [source, body]
         return int(await self._record(keys=keys, args=args))
 
-    async def ensure_router_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(self.keys.inbound, "router", id="0", mkstream=True)
-        except Exception as exc:  # BUSYGROUP: it exists already
-            if "BUSYGROUP" not in str(exc):
-                raise
+    async def record_for_case(
+        self, source: str, event_id: str, body: str, *, thread_field: str | None = None, case: str | None = None
+    ) -> int:
+        """Record one event about a case in the case's partition: the case whose thread has this
+        field in by-thread (ThreadLookups), else the case of this number. Returns 1 if new."""
+        args: list[str | int] = [
+            DEDUP_TTL_SECONDS,
+            source,
+            body,
+            self.partitions,
+            self.keys.inbound,
+            self.keys.cases_prefix,
+            thread_field or "",
+            case if case is not None and case.isdigit() and len(case) <= 12 else "",
+        ]
+        return int(await self._record_for_case(keys=[self.keys.seen(source, event_id), self.keys.by_thread], args=args))
 
-    async def set_aside(self, entry_id: str, fields: dict[Any, Any], *, why: str = "") -> None:
+    async def ensure_router_group(self) -> None:
+        for stream in self.keys.inbound_streams(self.partitions):
+            try:
+                await self.redis.xgroup_create(stream, "router", id="0", mkstream=True)
+            except Exception as exc:  # BUSYGROUP: it exists already
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def set_aside(self, entry_id: str, fields: dict[Any, Any], *, why: str = "", partition: int = 0) -> None:
         """Move an entry the router could not decide to the set-aside stream for an operator,
         with why (what an operator may read: no content)."""
+        stream = self.keys.inbound_of(partition)
         pipe = self.redis.pipeline(transaction=True)
         kept = {**fields, "entry": entry_id, "why": why}
+        if partition:
+            kept["partition"] = str(partition)
         pipe.xadd(self.keys.set_aside, kept, maxlen=10_000, approximate=True)
-        pipe.xack(self.keys.inbound, "router", entry_id)
-        pipe.xdel(self.keys.inbound, entry_id)
+        pipe.xack(stream, "router", entry_id)
+        pipe.xdel(stream, entry_id)
         await pipe.execute()
 
-    async def acquire_router_lease(self, token: str, ms: int) -> bool:
-        """Take the router lease if free, or held by a worker whose heartbeat is older than
-        ALIVE_MS (it died: heartbeat.py); or extend it if this token already holds it. A holder
-        that never beat keeps the lease until it runs out."""
-        keys = [self.keys.router_lease, self.keys.router_workers]
+    async def acquire_router_lease(self, token: str, ms: int, *, partition: int = 0) -> bool:
+        """Take a partition's router lease if free, or held by a worker whose heartbeat is older
+        than ALIVE_MS (it died: heartbeat.py); or extend it if this token already holds it. A
+        holder that never beat keeps the lease until it runs out."""
+        keys = [self.keys.router_lease_of(partition), self.keys.router_workers]
         return bool(await self._acquire(keys=keys, args=[token, ms, ALIVE_MS, now_ms()]))
 
-    async def renew_router_lease(self, token: str, ms: int) -> bool:
-        return bool(await self._renew(keys=[self.keys.router_lease], args=[token, ms]))
+    async def renew_router_lease(self, token: str, ms: int, *, partition: int = 0) -> bool:
+        return bool(await self._renew(keys=[self.keys.router_lease_of(partition)], args=[token, ms]))
 
-    async def release_router_lease(self, token: str) -> None:
-        await self._renew(keys=[self.keys.router_lease], args=[token, 1])
+    async def release_router_lease(self, token: str, *, partition: int = 0) -> None:
+        await self._renew(keys=[self.keys.router_lease_of(partition)], args=[token, 1])
+
+    async def routers_alive(self) -> int:
+        """How many workers' heartbeats are alive (the routers that share the partitions)."""
+        return int(await self.redis.zcount(self.keys.router_workers, now_ms() - ALIVE_MS, "+inf"))
 
     async def fire_due_timers(self, *, limit: int = 100) -> tuple[int, float | None, tuple[float, ...]]:
         """Move due timers into the inbound stream. Returns (how many, seconds until the next,

@@ -8,15 +8,19 @@ slot is what lets every atomic step stay one step on a cluster: the commit of a 
 (commit.py) and the recording of a case's thread touch all three concerns (state, lanes and the
 inbound entry at once), and scripts derive some key names from a prefix that carries the tag (as
 BullMQ does) instead of passing them in KEYS, which a cluster allows only within the script's own
-slot. The price is that one master holds the bridge's data and takes its load; partitions of
-children (one tag per partition) come with the scale-out. The two layouts name different keys:
+slot. The price is that one master holds the bridge's data and takes its load. The inbound
+stream's partitions (partitions.py) share that slot too, and on one server the {in} tag: a
+partition's commit writes the case state, the lanes and its own stream's acknowledgement in one
+step, so a hash tag of its own per partition would split that step. Partitions spread the
+deciding over workers (the CPU), not the data over masters. The two layouts name different keys:
 moving a deployment from one server to a cluster would need its keys renamed on the way (no tool
 does that yet); each layout finds everything its own deployment wrote.
 
 The concerns (a server's tags; on a cluster, the name after ``{all}:``):
 
-- ``{in}``    the inbound stream of verified webhook events, their de-duplication
-              markers, the router's leader lease and the workers' heartbeats (for it);
+- ``{in}``    the inbound streams of verified webhook events (one per partition:
+              ``events``, ``events:1``, …), their de-duplication markers, the partition
+              count, the routers' leases (one per partition) and the workers' heartbeats;
 - ``{cases}`` the case registry: the number sequence, each case's hash, and the
               lookups by child and by Slack thread;
 - ``{dq}``    the delivery lanes (ordered per case towards Slack, per child towards
@@ -67,7 +71,23 @@ class Keys:
     # {in}: inbound events
     @property
     def inbound(self) -> str:
+        """The inbound stream of partition 0 (the only one of a deployment with one partition)."""
         return f"{self._concern('in')}:events"
+
+    def inbound_of(self, partition: int) -> str:
+        """The inbound stream of a partition (partitions.py); partition 0's is ``inbound``, the
+        name the one stream had before there were partitions."""
+        return self.inbound if partition == 0 else f"{self.inbound}:{partition}"
+
+    def inbound_streams(self, count: int) -> list[str]:
+        """The inbound streams of a deployment with this many partitions."""
+        return [self.inbound_of(p) for p in range(count)]
+
+    @property
+    def partition_count(self) -> str:
+        """How many partitions the deployment's inbound stream has: recorded by the first process
+        that starts, refused to any process configured otherwise (partitions.py)."""
+        return f"{self._concern('in')}:partitions"
 
     def seen(self, source: str, event_id: str) -> str:
         return f"{self._concern('in')}:seen:{source}:{event_id}"
@@ -86,7 +106,12 @@ class Keys:
 
     @property
     def router_lease(self) -> str:
+        """The router lease of partition 0 (the only one of a deployment with one partition)."""
         return f"{self._concern('in')}:router-lease"
+
+    def router_lease_of(self, partition: int) -> str:
+        """Which worker routes a partition's stream."""
+        return self.router_lease if partition == 0 else f"{self.router_lease}:{partition}"
 
     @property
     def router_workers(self) -> str:

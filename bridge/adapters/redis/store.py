@@ -76,12 +76,21 @@ _CHILD_KEYS_KEPT = 10_000
 class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore):
     """The bridge's state in Redis. Every method is one round trip unless it says otherwise."""
 
-    def __init__(self, redis: RedisClient, *, child_key_secret: bytes | None = None, keys: Keys | None = None) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        *,
+        child_key_secret: bytes | None = None,
+        keys: Keys | None = None,
+        partitions: int = 1,
+    ) -> None:
         """child_key_secret: the pseudonyms' key (BRIDGE_PSEUDONYM_KEY's bytes); without it the
         store reads and writes everything but cannot derive a child's pseudonym (the web process).
-        keys: the key layout, by default the one for this client (one server or a cluster)."""
+        keys: the key layout, by default the one for this client (one server or a cluster).
+        partitions: how many partitions the inbound stream has (partitions.py)."""
         self.redis = redis
         self.keys = keys or keys_for(redis)
+        self.partitions = partitions
         self._child_key_secret = child_key_secret
         self._child_keys: dict[str, str] = {}  # pseudonyms derived lately (each is an HMAC)
         self._committer = Committer(redis, wake_channel=self.keys.wake_channel)
@@ -89,6 +98,10 @@ class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore
         self._case_of_thread = redis.register_script(_CASE_OF_THREAD)
         self._register_inbound()
         self._register_lanes()
+
+    def thread_field(self, thread_ts: str) -> str:
+        """A Slack thread's field in the by-thread lookup."""
+        return thread_ts
 
     async def prepare(self) -> None:
         """Check the pseudonym key against the fingerprint kept in Redis (pseudonym.py: raises
