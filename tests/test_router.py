@@ -141,10 +141,10 @@ async def test_a_batch_cut_short_for_lease_renewal_resumes_in_order(
     routed: list[str] = []
     original = worker.router.pass_once
 
-    async def slow_pass(entry_id: str, event: Any) -> Any:
+    async def slow_pass(entry_id: str, event: Any, **where: Any) -> Any:
         await asyncio.sleep(0.15)
         routed.append(entry_id)
-        return await original(entry_id, event)
+        return await original(entry_id, event, **where)
 
     monkeypatch.setattr(worker.router, "pass_once", slow_pass)
     for i in range(12):

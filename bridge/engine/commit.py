@@ -103,10 +103,11 @@ class Plan:
         for key, last in self.loaded.streams.items():
             self.ops.last_entry_is(key, last)
 
-    def entry(self, entry_id: str) -> None:
-        """Acknowledge the inbound entry, if nobody committed it yet."""
-        self.ops.present(self.keys.inbound, entry_id)
-        self.ops.ack(self.keys.inbound, "router", entry_id)
+    def entry(self, entry_id: str, *, stream: str | None = None) -> None:
+        """Acknowledge the inbound entry (in its partition's stream), if nobody committed it yet."""
+        stream = stream or self.keys.inbound
+        self.ops.present(stream, entry_id)
+        self.ops.ack(stream, "router", entry_id)
 
     def deliveries(self, deliveries: Iterable[Delivery], *, item_prefix: str, now_ms: int) -> None:
         for index, delivery in enumerate(deliveries):

@@ -9,8 +9,11 @@ either the whole commit or nothing, and a replay does the pass again against unc
 If what the decision was made from changed before the commit (a version check fails), nothing
 is written and the pass runs again from fresh reads.
 
-One router leads at a time (a lease in Redis), so events are decided in the order they
-arrived; when the leader dies, another worker takes over within seconds (its heartbeat stops).
+One router leads each partition of the stream at a time (a lease in Redis per partition,
+adapters/redis/partitions.py), so a partition's events are decided in the order they arrived:
+every event of a child, and of the child's case, is in one partition. Workers share the
+partitions (engine/partitions.py); when a leader dies, another worker takes its partitions over
+within seconds (its heartbeat stops).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from bridge.engine.decide import Decider
 from bridge.engine.entries import entry_time, parse_entry
 from bridge.engine.errors import safe_trace
 from bridge.engine.pacing import Pacing
+from bridge.engine.partitions import Partition, order_for, share_of
 from bridge.engine.standing import decide_standing
 from bridge.metrics.worker import WorkerMetrics
 
@@ -111,39 +115,68 @@ class Router(Decider):
     # --- leading ---------------------------------------------------------------------
 
     async def route_forever(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                if await self.store.acquire_router_lease(self.name, ROUTER_LEASE_MS):
-                    log.info("router leading name=%s", self.name)
-                    await self.lead()
-                else:  # the leader's heartbeat is checked at every look: a dead one is replaced in seconds
-                    await self._pause(BEAT_S)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                log.warning("router lost Redis (%s); retrying", type(exc).__name__)
-                await self._pause(1)
-            except Exception as exc:
-                log.error("router error; retrying\n%s", safe_trace(exc))
-                await self._pause(1)
+        """Lead this worker's share of the partitions until stopping: every BEAT_S, take free
+        partitions (or those of a worker whose heartbeat stopped) up to the share, and step down
+        from any over it (a worker joined). With one partition: lead it, or stand by."""
+        leading: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        count = self.store.partitions
+        try:
+            while not self.stopping.is_set():
+                for index, (task, _) in list(leading.items()):
+                    if task.done():
+                        del leading[index]
+                try:
+                    share = share_of(count, await self.store.routers_alive()) if count > 1 else 1
+                    stepping = [i for i, (_, down) in leading.items() if down.is_set()]
+                    for index in sorted(set(leading) - set(stepping), reverse=True)[: max(0, len(leading) - share)]:
+                        leading[index][1].set()  # over the share: hand it over after this batch
+                    for index in order_for(self.name, count):
+                        if len(leading) >= share:
+                            break
+                        if index not in leading and await self.store.acquire_router_lease(
+                            self.name, ROUTER_LEASE_MS, partition=index
+                        ):
+                            log.info("router leading name=%s partition=%d", self.name, index)
+                            down = asyncio.Event()
+                            task = asyncio.create_task(self._lead_until(Partition.of(self.store.keys, index), down))
+                            leading[index] = (task, down)
+                except (RedisError, OSError) as exc:
+                    log.warning("router lost Redis (%s); retrying", type(exc).__name__)
+                await self._pause(BEAT_S)
+        finally:
+            for _, down in leading.values():
+                down.set()
+            await asyncio.gather(*(task for task, _ in leading.values()), return_exceptions=True)
+
+    async def _lead_until(self, partition: Partition, down: asyncio.Event) -> None:
+        """Lead one partition until its lease is lost, the worker stops or it is handed over."""
+        try:
+            await self.lead(partition, step_down=down)
+        except asyncio.CancelledError:
+            raise
+        except (RedisError, OSError) as exc:
+            log.warning("router lost Redis (%s) partition=%d; retrying", type(exc).__name__, partition.index)
+        except Exception as exc:
+            log.error("router error partition=%d; retrying\n%s", partition.index, safe_trace(exc))
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the worker is stopping."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
 
-    async def lead(self) -> None:
-        """Process the stream in order while holding the lease; stop before it could lapse.
+    async def lead(self, partition: Partition | None = None, *, step_down: asyncio.Event | None = None) -> None:
+        """Process a partition's stream in order while holding its lease; stop before the lease
+        could lapse, or between two batches once step_down is set (it is handed over).
 
         The router first works through entries already delivered to it (its own pending
         list, which after a take-over holds the previous leader's unfinished entries), and
         goes back to them whenever it stopped a batch early, so order holds.
         """
+        part = partition or Partition.of(self.store.keys, 0)
+        down = step_down or asyncio.Event()
         claim_from = "0-0"
         while True:  # take over all of an earlier leader's pending entries
-            result: Any = await self.redis.xautoclaim(
-                self.store.keys.inbound, "router", self.name, 0, claim_from, count=1000
-            )
+            result: Any = await self.redis.xautoclaim(part.stream, "router", self.name, 0, claim_from, count=1000)
             claim_from = as_text(result[0])
             if claim_from == "0-0":
                 break
@@ -151,27 +184,28 @@ class Router(Decider):
         standing_due = 0.0
         cursor = "0"
         try:
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and not down.is_set():
                 if time.monotonic() > valid_until - ROUTER_LEASE_MS / 2000:
-                    if not await self.store.renew_router_lease(self.name, ROUTER_LEASE_MS):
-                        log.warning("router lease lost name=%s", self.name)
+                    if not await self.store.renew_router_lease(self.name, ROUTER_LEASE_MS, partition=part.index):
+                        log.warning("router lease lost name=%s partition=%d", self.name, part.index)
                         return
                     valid_until = time.monotonic() + ROUTER_LEASE_MS / 1000
-                if time.monotonic() >= standing_due:
+                if part.fires_timers and time.monotonic() >= standing_due:
                     await self.standing_pass(time.time())
                     standing_due = time.monotonic() + STANDING_EVERY_S
                 # Due timers join the stream here, so they are decided in order with events. The
                 # router arms every timer itself (in its commits), so it knows when to look next.
-                if time.time() >= self._next_fire:
+                if part.fires_timers and time.time() >= self._next_fire:
                     fired, next_timer, lateness = await self.store.fire_due_timers(limit=TIMERS_PER_LOOK)
                     self.metrics.timers_fired(lateness)
                     wait = 0.0 if fired >= TIMERS_PER_LOOK else min(next_timer or LOOK_FOR_TIMERS_S, LOOK_FOR_TIMERS_S)
                     self._next_fire = time.time() + wait
-                block_ms = max(1, min(1000, int((self._next_fire - time.time()) * 1000) + 1))
+                wake_at = self._next_fire if part.fires_timers else time.time() + 1
+                block_ms = max(1, min(1000, int((wake_at - time.time()) * 1000) + 1))
                 response: Any = await self.redis.xreadgroup(
                     "router",
                     self.name,
-                    {self.store.keys.inbound: cursor},
+                    {part.stream: cursor},
                     count=ROUTER_BATCH,
                     block=None if cursor == "0" else block_ms,
                 )
@@ -181,43 +215,51 @@ class Router(Decider):
                     continue
                 batch = [(as_text(entry_id), fields) for entry_id, fields in entries]
                 while batch:
-                    if time.monotonic() > valid_until - 0.5 or self.stopping.is_set():
+                    if time.monotonic() > valid_until - 0.5 or self.stopping.is_set() or down.is_set():
                         cursor = "0"  # the rest of this batch is pending: read it again first
                         break
-                    done = await self.route_together(batch)
+                    done = await self.route_together(batch, part)
                     if not done:
-                        await self.route_entry(*batch[0])
+                        await self.route_entry(*batch[0], partition=part)
                         done = 1
                     del batch[:done]
                 if entries and len(entries) < BATCH_TOGETHER:
                     await asyncio.sleep(GATHER_BUSY_S if len(entries) > 1 else GATHER_S)
         finally:
-            if self.stopping.is_set():
+            if self.stopping.is_set() or down.is_set():
                 with contextlib.suppress(Exception):
-                    await self.store.release_router_lease(self.name)
+                    await self.store.release_router_lease(self.name, partition=part.index)
+                if down.is_set() and not self.stopping.is_set():
+                    log.info("router handed over name=%s partition=%d", self.name, part.index)
 
     # --- one pass ----------------------------------------------------------------------
 
-    async def route_entry(self, entry_id: str, fields: dict[Any, Any] | None) -> None:
+    async def route_entry(
+        self, entry_id: str, fields: dict[Any, Any] | None, *, partition: Partition | None = None
+    ) -> None:
         """Decide one recorded event and commit the decision with the entry's acknowledgement.
 
         Safe to repeat: after a commit the entry is gone and a repeat finds nothing to do;
         before it, nothing was written and a repeat decides the same from the same state.
         """
+        part = partition or Partition.of(self.store.keys, 0)
         fields = fields or {}  # a pending entry whose content is gone reads as None
         source = "?"
         try:
             source = as_text(fields.get(b"source", fields.get("source", b"")))
-            await self.pass_once(entry_id, parse_entry(fields))
+            await self.pass_once(entry_id, parse_entry(fields), partition=part)
         except (RedisError, OSError, Conflicted):
             raise  # the entry stays pending; the router reads it again once Redis answers
         except Exception as exc:
             # A poison event must not stop the router, and must not be lost either: it is set
             # aside for an operator. Only the error's type and frames are logged, never content.
             log.error("routing failed entry=%s source=%s; set aside\n%s", entry_id, source, safe_trace(exc))
-            await self.store.set_aside(entry_id, fields, why=f"could not be decided: {type(exc).__name__}")
+            why = f"could not be decided: {type(exc).__name__}"
+            await self.store.set_aside(entry_id, fields, why=why, partition=part.index)
 
-    async def route_together(self, batch: list[tuple[str, dict[Any, Any] | None]]) -> int:
+    async def route_together(
+        self, batch: list[tuple[str, dict[Any, Any] | None]], partition: Partition | None = None
+    ) -> int:
         """Route the first entries of a batch with one load and one commit, when they concern
         different children and cases: children's messages and counsellors' thread messages,
         loaded in one pipeline, decided in order, committed in one step. Returns how many were
@@ -235,6 +277,7 @@ class Router(Decider):
             window.append((entry_id, event))
         if len(window) < 2:
             return 0
+        part = partition or Partition.of(self.store.keys, 0)
         window_s = self.policy.flood_window_seconds
         requests = [
             ChildRequest(event.child_id, entry_time(entry_id), window_s)
@@ -253,14 +296,14 @@ class Router(Decider):
                 decision = self._child_message_from(event, load, now, loaded)
             else:
                 assert not isinstance(load, ChildLoad)
-                decision = self._counsellor_message_from(event, load, entry_id, now, loaded)
+                decision = self._counsellor_message_from(event, load, part.marker(entry_id), now, loaded)
             # What this decision was made from must not be what an earlier one in the batch
             # changes: the same case, the same child, or the case sequence.
             marks = {*(("case", n) for n in loaded.cases), *loaded.fields, *loaded.values}
             if marks & touched:
                 break
             touched |= marks
-            plans.append((self._plan(decision, loaded, now=now, entry_id=entry_id, ops=ops), decision))
+            plans.append((self._plan(decision, loaded, now=now, entry_id=entry_id, ops=ops, partition=part), decision))
         if len(plans) < 2:
             return 0
         if await self._commit(ops) is not Committed.DONE:
@@ -269,20 +312,29 @@ class Router(Decider):
             self._committed(plan, decision)
         return len(plans)
 
-    async def pass_once(self, entry_id: str, event: InboundEvent) -> Committed:
+    async def pass_once(self, entry_id: str, event: InboundEvent, *, partition: Partition | None = None) -> Committed:
         """Load, decide, commit; again from fresh reads if the state changed meanwhile."""
+        part = partition or Partition.of(self.store.keys, 0)
         now = entry_time(entry_id)
         for _ in range(PASSES_PER_ENTRY):
             loaded = Loaded()
-            decision = await self.decide(entry_id, event, now, loaded)
-            result = await self.commit(decision, loaded, now=now, entry_id=entry_id)
+            decision = await self.decide(part.marker(entry_id), event, now, loaded)
+            result = await self.commit(decision, loaded, now=now, entry_id=entry_id, partition=part)
             if result is not Committed.CONFLICT:
                 return result
             log.info("state changed during a pass entry=%s; deciding again", entry_id)
         raise Conflicted(entry_id)
 
-    async def commit(self, decision: core.Decision, loaded: Loaded, *, now: float, entry_id: str | None) -> Committed:
-        plan = self._plan(decision, loaded, now=now, entry_id=entry_id)
+    async def commit(
+        self,
+        decision: core.Decision,
+        loaded: Loaded,
+        *,
+        now: float,
+        entry_id: str | None,
+        partition: Partition | None = None,
+    ) -> Committed:
+        plan = self._plan(decision, loaded, now=now, entry_id=entry_id, partition=partition)
         if plan.ops.count == 0:
             return Committed.DONE
         result = await self._commit(plan.ops)
@@ -303,8 +355,16 @@ class Router(Decider):
         return result
 
     def _plan(
-        self, decision: core.Decision, loaded: Loaded, *, now: float, entry_id: str | None, ops: Ops | None = None
+        self,
+        decision: core.Decision,
+        loaded: Loaded,
+        *,
+        now: float,
+        entry_id: str | None,
+        ops: Ops | None = None,
+        partition: Partition | None = None,
     ) -> Plan:
+        part = partition or Partition.of(self.store.keys, 0)
         plan = Plan(
             keys=self.store.keys,
             loaded=loaded,
@@ -314,12 +374,12 @@ class Router(Decider):
             ops=ops,
             pace=self.pacing.tag if self.pacing is not None else None,
         )
-        marker = entry_id or f"standing-{int(now * 1000)}"
+        marker = part.marker(entry_id) if entry_id else f"standing-{int(now * 1000)}"
         plan.effects(decision.effects, entry_id=marker)
         plan.deliveries(decision.deliveries, item_prefix=marker, now_ms=now_ms())
         plan.checks()
         if entry_id is not None:
-            plan.entry(entry_id)
+            plan.entry(entry_id, stream=part.stream)
         return plan
 
     def _committed(self, plan: Plan, decision: core.Decision) -> None:

@@ -1,11 +1,12 @@
 """A worker process: the router and the deliverers, sharing one Redis client and two API clients.
 
 - the router (router.py) reads the inbound stream in order and makes one pass per entry:
-  load, decide (the core), commit. One router leads at a time.
+  load, decide (the core), commit. One router leads each partition of the stream at a time;
+  the workers share the partitions (partitions.py).
 - the deliverers (deliverer.py) claim due lanes and make the API calls. Any worker may deliver.
 - the roster of the case channel (who may use the controls) is refreshed from Slack here.
 - the heartbeat says this process is alive, so that when it dies what it held (the router
-  lease, lane leases) is taken over within seconds (adapters/redis/heartbeat.py).
+  leases, lane leases) is taken over within seconds (adapters/redis/heartbeat.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from bridge.adapters.line.client import LineClient
 from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.heartbeat import BEAT_S
+from bridge.adapters.redis.partitions import PartitionsRefused, check_partition_count
 from bridge.adapters.redis.pseudonym import PseudonymKeyRefused
 from bridge.adapters.redis.safety import UnsafeRedis, check_no_eviction
 from bridge.adapters.redis.store import Store
@@ -113,7 +115,11 @@ class Worker:
             settings=settings,
             policy=policy,
             redis=redis,
-            store=Store(redis, child_key_secret=pseudonym_key_bytes(settings.BRIDGE_PSEUDONYM_KEY.get_secret_value())),
+            store=Store(
+                redis,
+                child_key_secret=pseudonym_key_bytes(settings.BRIDGE_PSEUDONYM_KEY.get_secret_value()),
+                partitions=settings.BRIDGE_ROUTER_PARTITIONS,
+            ),
             line=LineClient(
                 access_token=settings.LINE_CHANNEL_ACCESS_TOKEN.get_secret_value(),
                 api_base_url=settings.LINE_API_BASE_URL,
@@ -159,6 +165,10 @@ class Worker:
         try:
             await self.store.prepare()
         except PseudonymKeyRefused as exc:
+            raise SystemExit(str(exc)) from None
+        try:
+            await check_partition_count(self.redis, self.store.keys, self.store.partitions)
+        except PartitionsRefused as exc:
             raise SystemExit(str(exc)) from None
         await self.check_case_channel()
         await self.store.ensure_router_group()
