@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +26,7 @@ from starlette.requests import ClientDisconnect
 
 from bridge.adapters.line import webhook as line
 from bridge.adapters.redis.connect import RedisClient, open_redis
+from bridge.adapters.redis.partitions import PartitionsRefused, check_partition_count
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack import identity, verify
 from bridge.adapters.slack.listeners import build_bolt_app
@@ -52,6 +55,35 @@ class ClientGone(Exception):
     def __init__(self, received: int) -> None:
         super().__init__(received)
         self.received = received
+
+
+async def _partitions_checked(store: Store) -> bool:
+    """Check the partition count against the deployment's (partitions.py). False: Redis did not
+    answer (asked again later). A different count stops start-up."""
+    try:
+        await check_partition_count(store.redis, store.keys, store.partitions)
+    except PartitionsRefused as exc:
+        raise SystemExit(str(exc)) from None
+    except (RedisError, OSError) as exc:
+        log.warning("partition count not checked yet: redis unreachable (%s)", type(exc).__name__)
+        return False
+    return True
+
+
+async def _keep_checking_partitions(store: Store) -> None:
+    """Until Redis answers the check; a refused count then stops this process (SIGTERM to itself,
+    so uvicorn shuts down as it does for a deployment)."""
+    while True:
+        await asyncio.sleep(1)
+        try:
+            await check_partition_count(store.redis, store.keys, store.partitions)
+            return
+        except PartitionsRefused as exc:
+            log.error("stopping: %s", exc)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        except (RedisError, OSError):
+            continue
 
 
 @dataclass
@@ -156,7 +188,10 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], RedisClient] |
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_factory() if redis_factory else _redis_for_web(settings)
-        store = Store(redis)
+        store = Store(redis, partitions=settings.BRIDGE_ROUTER_PARTITIONS)
+        # A web with another partition count than the deployment's would record events into
+        # streams no router reads: it refuses to start, or stops once Redis answers and says so.
+        checking = None if await _partitions_checked(store) else asyncio.create_task(_keep_checking_partitions(store))
         # Used only for views.open, whose trigger lapses after three seconds: a short timeout.
         web = AsyncWebClient(
             token=settings.SLACK_BOT_TOKEN.get_secret_value(),
@@ -180,10 +215,11 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], RedisClient] |
         try:
             yield
         finally:
-            if learning is not None:
-                learning.cancel()
-                with suppress(asyncio.CancelledError):
-                    await learning
+            for task in (learning, checking):
+                if task is not None:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
             await redis.aclose()
             log.info("web stopped")
 
@@ -223,12 +259,13 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], RedisClient] |
             log.warning("line webhook rejected: bad signature")
             return WebhookOutcome.BAD_SIGNATURE, _error(401, "invalid signature")
         try:
-            events = line.split_webhook_body(body)
+            routed = line.split_webhook_events(body)
         except line.WebhookBodyError as exc:
             log.warning("line webhook rejected: %s", exc)
             return WebhookOutcome.BAD_BODY, _error(400, str(exc))
         try:
-            recorded = await state.store.record_events("line", events)
+            events = [(event_id, encoded) for event_id, encoded, _ in routed]
+            recorded = await state.store.record_events("line", events, children=[user for *_, user in routed])
         except (RedisError, OSError) as exc:
             # LINE redelivers what we did not take (with redelivery on), so say so honestly.
             log.error("line webhook: recording failed events=%d error=%s", len(events), type(exc).__name__)

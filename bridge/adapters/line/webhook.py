@@ -44,8 +44,9 @@ def sign(channel_secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(channel_secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def split_webhook_body(body: bytes) -> list[tuple[str, str]]:
-    """Parse a callback body into (dedup id, event JSON) pairs, one per event.
+def split_webhook_events(body: bytes) -> list[tuple[str, str, str | None]]:
+    """Parse a callback body into (dedup id, event JSON, the source's user ID or None), one per
+    event (the user ID picks the event's partition: adapters/redis/partitions.py).
 
     The dedup id is the event's webhookEventId (stable across LINE's redeliveries); an
     event without one falls back to a hash of its content. Raises WebhookBodyError for a body
@@ -68,8 +69,15 @@ def split_webhook_body(body: bytes) -> list[tuple[str, str]]:
         event_id = event.get("webhookEventId")
         if not isinstance(event_id, str) or not event_id or len(event_id) > 128:
             event_id = "sha256-" + hashlib.sha256(encoded.encode()).hexdigest()
-        events.append((event_id, encoded))
+        source = event.get("source")
+        user = source.get("userId") if isinstance(source, dict) else None
+        events.append((event_id, encoded, user if isinstance(user, str) else None))
     return events
+
+
+def split_webhook_body(body: bytes) -> list[tuple[str, str]]:
+    """split_webhook_events without the user IDs: (dedup id, event JSON) pairs."""
+    return [(event_id, encoded) for event_id, encoded, _ in split_webhook_events(body)]
 
 
 def parse_event(raw: Mapping[str, Any]) -> InboundEvent:

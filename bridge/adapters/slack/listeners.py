@@ -18,9 +18,10 @@ from bridge.adapters.json_body import without_lone_surrogates
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.names import BUTTON_ACTIONS, COMMANDS, CONTROL_EVENT, CONTROL_VIEW, SHORTCUT
 from bridge.adapters.slack.views import notice_view, reason_view, shortcut_view
+from bridge.core.case import parse_case_number
 from bridge.core.events import ControlVia
 from bridge.core.policy import Policy
-from bridge.core.rules.controls import ACTIONS, REASON_REQUIRED
+from bridge.core.rules.controls import ACTIONS, REASON_REQUIRED, split_command
 
 log = logging.getLogger("bridge.slack")
 
@@ -154,7 +155,11 @@ def build_bolt_app(
     async def record_message(body: dict[str, Any]) -> None:
         event = body.get("event") or {}
         event_id = _request_id(body.get("event_id"), event)
-        recorded = await store.record_events("slack", [(event_id, _dumps(event))])
+        # In the partition of the thread's case (if the thread is one): a counsellor's answer is
+        # decided in order with the child's messages (adapters/redis/partitions.py).
+        thread_ts = event.get("thread_ts")
+        thread = store.thread_field(str(thread_ts)) if isinstance(thread_ts, str) and thread_ts else None
+        recorded = await store.record_for_case("slack", event_id, _dumps(event), thread_field=thread)
         log.info("slack event recorded event_id=%s new=%d", event_id, recorded)
 
     # Last, so it serves only what no listener above takes: every Events API delivery is answered
@@ -213,7 +218,14 @@ async def _record_control(
         "thread_ts": str(thread_ts) if thread_ts else None,
     }
     key = _request_id(request_id, control)
-    await store.record_events("slack", [(f"control:{key}", _dumps(control))])
+    # In the partition of the case it names, by thread or number, so it is decided in order with
+    # the case's other events (the worker still checks everything about it).
+    thread = store.thread_field(str(thread_ts)) if thread_ts else None
+    named = str(text or "")
+    number = parse_case_number(split_command(named)[0] if via is ControlVia.COMMAND else named)
+    await store.record_for_case(
+        "slack", f"control:{key}", _dumps(control), thread_field=thread, case=str(number) if number else None
+    )
     log.info("slack control recorded action=%s via=%s", action if action in ACTIONS else "?", via)
 
 
