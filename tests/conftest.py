@@ -317,14 +317,16 @@ class Bridge:
         return self.web_urls[0]
 
     def wait_settled(self, timeout: float = 20) -> None:
-        """Until the bridge has nothing left to do now: every recorded event decided, every
-        delivery lane empty, and no request to a fake unanswered. What a test asserts after this
-        has not merely not happened yet. (Deadlines still to come do not count.)"""
+        """Until the bridge has nothing left to do now: every recorded event decided (in every
+        partition's stream), every delivery lane empty, and no request to a fake unanswered. What a
+        test asserts after this has not merely not happened yet. (Deadlines still to come do not count.)"""
         keys = self.keys
 
         def idle() -> bool:
             unanswered = [r for r in (*self.fake_slack.requests, *self.fake_line.requests) if not r.status]
-            return not unanswered and self.redis.xlen(keys.inbound) == 0 and self.redis.zcard(keys.due) == 0
+            streams = keys.inbound_streams(int(self.env.get("BRIDGE_ROUTER_PARTITIONS", "1")))
+            waiting = sum(int(self.redis.xlen(stream)) for stream in streams)
+            return not unanswered and waiting == 0 and self.redis.zcard(keys.due) == 0
 
         def settled() -> bool:  # idle twice, a moment apart: nothing was between two steps
             if not idle():
