@@ -214,7 +214,7 @@ class Rig:
                 self._wait_healthy(proc, port)
         keys = bridge_keys()
         deadline = time.monotonic() + 30
-        while keys is not None and not self.r.exists(keys.router_lease):
+        while keys is not None and self.workers and not self.r.exists(keys.router_lease):
             if not all(w.alive() for w in self.workers) or time.monotonic() > deadline:
                 raise RuntimeError("worker did not start leading:\n" + self.worker.log_tail())
             time.sleep(0.05)
@@ -298,16 +298,23 @@ class Rig:
         those keys: when neither fake received a request for half a second)."""
         keys = bridge_keys()
         if keys is not None:
-            return int(self.r.xlen(keys.inbound)) == 0 and int(self.r.zcard(keys.due)) == 0
+            return self._inbound(keys) == 0 and int(self.r.zcard(keys.due)) == 0
         before = len(self.slack.requests) + len(self.line.requests)
         time.sleep(0.5)
         return len(self.slack.requests) + len(self.line.requests) == before
 
+    def _inbound(self, keys: Any) -> int:
+        """Entries in the inbound stream, in every partition of it (a tree without partitions:
+        its one stream)."""
+        count = int(self.env.get("BRIDGE_ROUTER_PARTITIONS", "1"))
+        streams = keys.inbound_streams(count) if hasattr(keys, "inbound_streams") else [keys.inbound]
+        return sum(int(self.r.xlen(stream)) for stream in streams)
+
     def backlog(self) -> int | None:
-        """Entries in the inbound stream (None if it cannot be read)."""
+        """Entries in the inbound stream, every partition's (None if it cannot be read)."""
         keys = bridge_keys()
         try:
-            return int(self.r.xlen(keys.inbound)) if keys is not None else None
+            return self._inbound(keys) if keys is not None else None
         except redis_sync.RedisError:
             return None
 
