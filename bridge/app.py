@@ -246,7 +246,8 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], RedisClient] |
     @app.get("/metrics")
     async def metrics_endpoint(request: Request) -> Response:
         state: WebState = request.app.state.bridge
-        return Response(await metrics.scrape(state.redis, state.store.keys), media_type=TEXT_FORMAT)
+        scraped = await metrics.scrape(state.redis, state.store.keys, partitions=state.store.partitions)
+        return Response(scraped, media_type=TEXT_FORMAT)
 
     async def line_answer(request: Request) -> Answer:
         state: WebState = request.app.state.bridge

@@ -271,3 +271,19 @@ async def test_the_state_is_read_from_the_keys_the_bridge_keeps(redis: Redis) ->
     assert read.lanes == (LaneReading("slack:1", 2, now - 1000), LaneReading("slack:2", 0, None))
     empty = await read_state(redis, Keys(prefix="other"), now_ms=now)
     assert (empty.inbound, empty.inbound_oldest_ms, empty.lanes_queued, empty.lanes) == (0, None, 0, ())
+
+
+@pytest.mark.redis
+async def test_the_backlog_is_read_and_shown_by_partition(redis: Redis) -> None:
+    keys = Keys()
+    now = int(time.time() * 1000)
+    await redis.xadd(keys.inbound_of(2), {"source": "line", "body": "{}"}, id=f"{now - 4000}-0")
+    await redis.xadd(keys.inbound_of(2), {"source": "line", "body": "{}"}, id=f"{now - 1000}-0")
+    await redis.xadd(keys.inbound_of(0), {"source": "line", "body": "{}"}, id=f"{now - 2000}-0")
+    read = await read_state(redis, keys, now_ms=now, partitions=3)
+    assert read.partitions == ((1, now - 2000), (0, None), (2, now - 4000))
+    assert read.inbound == 3 and read.inbound_oldest_ms == now - 4000
+    found = rendered(state_families(read, read_s=0.1))
+    assert [value(found, "bridge_inbound_backlog", partition=str(p)) for p in range(3)] == [1, 0, 2]
+    ages = [value(found, "bridge_inbound_oldest_age_seconds", partition=str(p)) for p in range(3)]
+    assert ages == [2.0, 0.0, 4.0]

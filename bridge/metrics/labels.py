@@ -79,11 +79,6 @@ class DeliveryOutcome(StrEnum):
     SET_ASIDE = "set_aside"  # kept for an operator (bridge set-aside)
 
 
-# The inbound stream's partition. There is one stream today; the label is there so dashboards
-# keep working when the stream is partitioned.
-INBOUND_PARTITION = "0"
-
-
 def platform_of(lane: str) -> Platform | None:
     """The platform a lane delivers to, from its name's prefix ("slack:12", "line:<pseudonym>");
     None for a name of no known platform (never a label)."""

@@ -14,7 +14,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from bridge.adapters.redis.gauges import LANES_READ, StateReading
 from bridge.adapters.redis.heartbeat import ALIVE_MS
-from bridge.metrics.labels import INBOUND_PARTITION, Platform, platform_of
+from bridge.metrics.labels import Platform, platform_of
 
 
 def state_families(reading: StateReading | None, *, read_s: float) -> list[Metric]:
@@ -35,13 +35,17 @@ def state_families(reading: StateReading | None, *, read_s: float) -> list[Metri
     backlog = GaugeMetricFamily(
         "bridge_inbound_backlog", "Recorded events not yet decided by the router", labels=["partition"]
     )
-    backlog.add_metric([INBOUND_PARTITION], reading.inbound)
+    # By partition (a reading that names none: the whole stream is partition 0's).
+    per_partition = reading.partitions or ((reading.inbound, reading.inbound_oldest_ms),)
+    for index, (count, _) in enumerate(per_partition):
+        backlog.add_metric([str(index)], count)
     oldest = GaugeMetricFamily(
         "bridge_inbound_oldest_age_seconds",
         "Age of the oldest event not yet decided (0 when there is none)",
         labels=["partition"],
     )
-    oldest.add_metric([INBOUND_PARTITION], age(reading.inbound_oldest_ms))
+    for index, (_, oldest_ms) in enumerate(per_partition):
+        oldest.add_metric([str(index)], age(oldest_ms))
 
     lanes = GaugeMetricFamily(
         "bridge_lanes", f"Lanes with deliveries waiting (of the {LANES_READ} soonest due)", labels=["platform"]

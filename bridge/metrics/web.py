@@ -65,12 +65,12 @@ class WebMetrics:
         self._events.labels(Source.LINE.value, EventOutcome.RECORDED.value).inc(recorded)
         self._events.labels(Source.LINE.value, EventOutcome.DUPLICATE.value).inc(duplicates)
 
-    async def scrape(self, redis: RedisClient, keys: Keys) -> bytes:
+    async def scrape(self, redis: RedisClient, keys: Keys, *, partitions: int = 1) -> bytes:
         """Read the state in Redis, then render every metric. A Redis that does not answer gives
         bridge_redis_up 0 (logged when that changes), never an error."""
         started = time.perf_counter()
         try:
-            reading = await read_state(redis, keys, now_ms=now_ms())
+            reading = await read_state(redis, keys, now_ms=now_ms(), partitions=partitions)
         except (RedisError, OSError, TimeoutError) as exc:
             reading = None
             if self._redis_up is not False:

@@ -33,7 +33,7 @@ class StateReading:
     """The state in Redis as one scrape read it."""
 
     at_ms: int  # when it was read (this process's clock, like the times it is compared with)
-    inbound: int  # entries in the inbound stream not yet routed
+    inbound: int  # entries in the inbound stream (every partition) not yet routed
     inbound_oldest_ms: int | None  # when the oldest of them was recorded (from its entry id)
     events_set_aside: int
     deliveries_set_aside: int
@@ -41,13 +41,19 @@ class StateReading:
     workers_alive: int
     lanes_queued: int  # every lane with deliveries waiting
     lanes: tuple[LaneReading, ...]  # the first LANES_READ of them, the soonest due first
+    # Each partition's (entries not yet routed, when its oldest was recorded), by partition.
+    partitions: tuple[tuple[int, int | None], ...] = ()
 
 
-async def read_state(redis: RedisClient, keys: Keys, *, now_ms: int, lanes_read: int = LANES_READ) -> StateReading:
-    """One reading of the state. Raises what the client raises when Redis does not answer."""
+async def read_state(
+    redis: RedisClient, keys: Keys, *, now_ms: int, lanes_read: int = LANES_READ, partitions: int = 1
+) -> StateReading:
+    """One reading of the state (of each of the inbound stream's partitions). Raises what the
+    client raises when Redis does not answer."""
     pipe = redis.pipeline(transaction=False)
-    pipe.xlen(keys.inbound)
-    pipe.xrange(keys.inbound, count=1)
+    for stream in keys.inbound_streams(partitions):
+        pipe.xlen(stream)
+        pipe.xrange(stream, count=1)
     pipe.xlen(keys.set_aside)
     pipe.xlen(keys.deliveries_set_aside)
     pipe.hlen(keys.open_by_child)
@@ -55,7 +61,12 @@ async def read_state(redis: RedisClient, keys: Keys, *, now_ms: int, lanes_read:
     pipe.zcard(keys.due)
     pipe.zrange(keys.due, 0, lanes_read - 1)
     replies: list[Any] = await pipe.execute()
-    inbound, first, events_aside, deliveries_aside, open_cases, alive, queued, due = replies
+    streams = [
+        (int(replies[2 * p]), int(as_text(replies[2 * p + 1][0][0]).partition("-")[0]) if replies[2 * p + 1] else None)
+        for p in range(partitions)
+    ]
+    replies = replies[2 * partitions :]
+    events_aside, deliveries_aside, open_cases, alive, queued, due = replies
     names = [as_text(name) for name in due]
     heads: list[Any] = []
     if names:
@@ -70,8 +81,9 @@ async def read_state(redis: RedisClient, keys: Keys, *, now_ms: int, lanes_read:
     )
     return StateReading(
         at_ms=now_ms,
-        inbound=int(inbound),
-        inbound_oldest_ms=int(as_text(first[0][0]).partition("-")[0]) if first else None,
+        inbound=sum(count for count, _ in streams),
+        inbound_oldest_ms=min((ms for _, ms in streams if ms is not None), default=None),
+        partitions=tuple(streams),
         events_set_aside=int(events_aside),
         deliveries_set_aside=int(deliveries_aside),
         open_cases=int(open_cases),
