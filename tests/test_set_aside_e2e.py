@@ -14,9 +14,10 @@ import pytest
 from redis.asyncio import Redis as AsyncRedis
 
 from bridge.adapters.redis.keys import Keys
+from bridge.adapters.redis.partitions import partition_of
 from bridge.adapters.redis.store import Store
 from bridge.fakes.harness import ROOT
-from tests.conftest import HEARTBEATS, LINE_USER_ID, Bridge, line_text_event, run_cli
+from tests.conftest import HEARTBEATS, LINE_USER_ID, Bridge, line_text_event, line_user_id, run_cli
 from tests.test_relay_e2e import CHILD, bot_thread, open_case, roots, wait_thread
 
 pytestmark = pytest.mark.redis
@@ -174,6 +175,34 @@ def test_an_event_the_router_set_aside_is_decided_when_replayed(bridge_factory: 
     assert aside_ids(bridge, KEYS.set_aside) == []
     (record,) = audit_lines(bridge)
     assert "set-aside:replay" in record and f"inbound {aside_id}" in record
+
+
+def test_an_event_set_aside_from_a_partition_is_replayed_into_it(bridge_factory: Any) -> None:
+    """With partitions, the replayed event goes back to its child's partition, where it is decided
+    in order with the child's other events."""
+    child = next(line_user_id(n) for n in range(100, 200) if partition_of(line_user_id(n), 4) == 3)
+    bridge: Bridge = bridge_factory(worker=0, BRIDGE_ROUTER_PARTITIONS="4")
+    assert bridge.line_events(line_text_event(child, "もういちど")).status_code == 200
+    recorded: Any = bridge.redis.xrange(KEYS.inbound_of(3))
+    ((entry_id, fields),) = recorded
+
+    async def as_the_router_does() -> None:
+        redis = AsyncRedis.from_url(bridge.env["REDIS_URL"])
+        store = Store(redis, partitions=4)
+        await store.ensure_router_group()
+        await store.set_aside(entry_id.decode(), fields, why="could not be decided: KeyError", partition=3)
+        await redis.aclose()
+
+    asyncio.run(as_the_router_does())
+    (aside_id,) = aside_ids(bridge, KEYS.set_aside)
+    bridge.start("worker")
+    replayed = set_aside_command(bridge, "replay", aside_id)
+    assert replayed.returncode == 0, replayed.stderr
+    root_ts, _ = wait_thread(bridge, 1)
+    bridge.wait_settled()
+    assert bot_thread(bridge, root_ts) == ["もういちど"]
+    info: Any = bridge.redis.xinfo_stream(KEYS.inbound_of(3))
+    assert info["entries-added"] == 2  # recorded there, and replayed there
 
 
 def test_a_set_aside_line_event_is_listed_with_its_childs_open_case(bridge_factory: Any) -> None:

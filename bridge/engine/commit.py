@@ -360,14 +360,17 @@ class Plan:
         return set_aside_key(self.keys, stream)
 
     def _replay(self, stream: core.SetAsideStream, entry_id: str) -> None:
-        """An event back into the inbound stream (the router decides it again, as new); a
+        """An event back into its partition's inbound stream (the router decides it again, as new); a
         delivery back at the end of its lane, counted as tried once, so that a post to Slack is
         first looked for (an earlier attempt may have landed) and a LINE reply goes as a push."""
         fields = self.loaded.set_aside[(stream, entry_id)]
         key = self._set_aside(stream)
         self.ops.present(key, entry_id)
         if stream is core.SetAsideStream.INBOUND:
-            self.ops.xappend(self.keys.inbound, {"source": fields.get("source", ""), "body": fields.get("body", "")})
+            # Back into the partition it was set aside from (partition 0 for one that names none).
+            named = fields.get("partition", "0")
+            back = self.keys.inbound_of(int(named) if named.isdigit() and len(named) <= 2 else 0)
+            self.ops.xappend(back, {"source": fields.get("source", ""), "body": fields.get("body", "")})
         else:
             lane, item = fields["lane"], fields["item"]
             self.ops.enqueue(self.keys.lane(lane), self.keys.due, lane, item)
