@@ -29,7 +29,7 @@ def leaders(bridge: Bridge) -> dict[int, str]:
     """Partition -> the worker (its pid) holding its router lease."""
     held: dict[int, str] = {}
     for p in range(PARTITIONS):
-        token: Any = bridge.redis.get(KEYS.router_lease_of(p))
+        token: Any = bridge.redis.get(bridge.keys.router_lease_of(p))
         if token is not None:
             held[p] = token.decode().split(":")[1]
     return held
@@ -70,6 +70,7 @@ def test_the_children_spread_over_the_partitions() -> None:
     assert {partition_of(child, PARTITIONS) for child in CHILDREN} == set(range(PARTITIONS))
 
 
+@pytest.mark.each_redis
 def test_two_workers_share_the_partitions_and_each_childs_order_holds(bridge_factory: Any) -> None:
     bridge: Bridge = bridge_factory(worker=2, BRIDGE_ROUTER_PARTITIONS=str(PARTITIONS))
     wait_leaders(bridge, worker_pids(bridge), each=PARTITIONS // 2)
