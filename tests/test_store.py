@@ -16,7 +16,7 @@ from bridge.adapters.redis.codec import encode_item, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
 from bridge.adapters.redis.keys import Keys
 from bridge.adapters.redis.lanes import FollowUp
-from bridge.adapters.redis.store import Store
+from bridge.adapters.redis.store import Store, handed_token
 from bridge.core.ids import LineUserId
 
 
@@ -251,7 +251,9 @@ async def test_a_commit_leases_the_lanes_it_makes_due_for_the_committing_worker(
     assert wakes == []  # every new lane has a deliverer: nobody else is woken
     assert await store.claim(token="other", lease_ms=5000, max_lanes=5) == []  # leased already
     # The handed lease works like any other: completing pops the head and moves the lane on.
-    assert await store.complete(claims[0], token="w:handed")
+    leases = [await store.redis.get(store.keys.lanes_prefix + f"lease:{c.lane}") for c in claims]
+    assert leases == [handed_token("w:handed", 0).encode(), handed_token("w:handed", 1).encode()]  # each its own
+    assert await store.complete(claims[0], token=handed_token("w:handed", 0))
     (second,) = await store.claim(token="other", lease_ms=5000, max_lanes=5)
     assert second.item_id == "b"
 

@@ -20,6 +20,7 @@ import pytest
 
 from bridge.adapters.redis.codec import encode_item, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
+from bridge.adapters.redis.store import handed_token
 from bridge.config.policy_file import load_policy
 from bridge.core.schedule.model import Schedule
 from bridge.engine.worker import Worker
@@ -98,18 +99,39 @@ async def test_a_handed_lane_whose_lease_lapsed_while_it_waited_is_left_to_its_n
     store, deliverers = worker.store, worker.deliverers
     ops = Ops()
     ops.enqueue(store.keys.lane("slack:9"), store.keys.due, "slack:9", encode_item("a", {}, now_ms()))
-    result, (claim,) = await store.commit_handing_off(ops, token=deliverers.token, lease_ms=5000, max_lanes=1)
+    token, room = deliverers.reserve()
+    result, (claim,) = await store.commit_handing_off(ops, token=token, lease_ms=5000, max_lanes=max(1, room))
     assert result is Committed.DONE
+    handed = handed_token(token, 0)
     # It waited longer than a third of its lease, and meanwhile another worker took the lane.
     await store.redis.set(store.keys.lanes_prefix + "lease:slack:9", "another", px=5000)
-    deliverers._handed.append((claim, time.monotonic() - 60))
+    deliverers._handed.append((claim, handed, time.monotonic() - 60))
     assert await deliverers._next_handed() is None
     assert await store.redis.llen(store.keys.lane("slack:9")) == 1  # not delivered, not dropped
+    # Or a later hand-off of this same process took it: its lease token is another one.
+    later, _ = deliverers.reserve()
+    await store.redis.set(store.keys.lanes_prefix + "lease:slack:9", handed_token(later, 0), px=5000)
+    deliverers._handed.append((claim, handed, time.monotonic() - 60))
+    assert later != token and await deliverers._next_handed() is None
     # One that waited as long but still holds its lease has it renewed and is delivered.
-    await store.redis.set(store.keys.lanes_prefix + "lease:slack:9", deliverers.token, px=10)
-    deliverers._handed.append((claim, time.monotonic() - 60))
-    assert await deliverers._next_handed() == claim
+    await store.redis.set(store.keys.lanes_prefix + "lease:slack:9", handed, px=10)
+    deliverers._handed.append((claim, handed, time.monotonic() - 60))
+    assert await deliverers._next_handed() == (claim, handed)
     assert await store.redis.pttl(store.keys.lanes_prefix + "lease:slack:9") > 1000
+
+
+async def test_commits_under_way_at_once_share_the_idle_deliverers_room(worker: Worker) -> None:
+    """Several partitions' commits run at once in one worker: each holds the room it was given,
+    so together they never hand off more lanes than there are idle deliverers."""
+    deliverers = worker.deliverers
+    for _ in range(3):
+        deliverers._idle.append(asyncio.Event())
+    idle = deliverers.room()
+    first, room_a = deliverers.reserve()
+    second, room_b = deliverers.reserve()
+    assert (room_a, room_b) == (idle, 0) and idle >= 3 and first != second
+    deliverers.take(first, room_a, [])  # the first commit handed nothing: its room comes back
+    assert deliverers.room() == idle
 
 
 @pytest.mark.parametrize(

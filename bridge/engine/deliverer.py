@@ -15,6 +15,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import itertools
 import logging
 import random
 import time
@@ -27,7 +28,7 @@ from bridge.adapters.line.client import LineClient
 from bridge.adapters.redis.codec import Claim
 from bridge.adapters.redis.connect import RedisClient, subscriber
 from bridge.adapters.redis.lanes import FollowUp, Outlook
-from bridge.adapters.redis.store import Store
+from bridge.adapters.redis.store import Store, handed_token
 from bridge.adapters.slack.client import SlackClient
 from bridge.adapters.slack.render import words_of
 from bridge.adapters.slack.views import child_blocks, root_blocks_of
@@ -92,9 +93,12 @@ class Deliverers(SlackPosts):
         # Idle deliverers wait here; a wake-up rouses one, and a deliverer that found work
         # rouses the next, so the number awake follows the work instead of the pool size.
         self._idle: collections.deque[asyncio.Event] = collections.deque()
-        # Lanes the router leased for this process in its commit (router.Takers), with when.
-        self.token = f"{name}:handed"
-        self._handed: collections.deque[tuple[Claim, float]] = collections.deque()
+        # Lanes the router leased for this process in its commit (router.Takers): each with its
+        # own lease token (so a claim that waited too long can never renew a lease somebody
+        # else holds now), and when it was handed.
+        self._handoffs = itertools.count()
+        self._handed: collections.deque[tuple[Claim, str, float]] = collections.deque()
+        self._reserved = 0  # idle deliverers held for hand-offs being committed now
 
     def stop(self) -> None:
         self.stopping.set()
@@ -103,25 +107,34 @@ class Deliverers(SlackPosts):
 
     def room(self) -> int:
         """How many handed lanes would be started on at once: the idle deliverers not yet
-        roused for one."""
-        return max(0, len(self._idle) - len(self._handed))
+        roused for one, nor held for a commit under way."""
+        return max(0, len(self._idle) - len(self._handed) - self._reserved)
 
-    def take(self, claims: list[Claim]) -> None:
-        """Lanes leased for self.token by the router's commit: one idle deliverer each."""
+    def reserve(self) -> tuple[str, int]:
+        """A lease token for one commit's hand-off, and the room held for it until take()."""
+        room = self.room()
+        self._reserved += room
+        return f"{self.name}:h{next(self._handoffs)}", room
+
+    def take(self, token: str, reserved: int, claims: list[Claim]) -> None:
+        """Lanes leased by the router's commit for token (the nth for handed_token(token, n)):
+        one idle deliverer each; the rest of the reserved room is given back."""
+        self._reserved = max(0, self._reserved - reserved)
         now = time.monotonic()
-        for claim in claims:
-            self._handed.append((claim, now))
+        for n, claim in enumerate(claims):
+            self._handed.append((claim, handed_token(token, n), now))
             self._wake_one()
 
-    async def _next_handed(self) -> Claim | None:
-        """A handed lane to deliver, if any. One that waited a third of its lease (no deliverer
-        was free) has its lease renewed first, and is left if the lease was lost meanwhile."""
+    async def _next_handed(self) -> tuple[Claim, str] | None:
+        """A handed lane to deliver, and its lease token, if any. One that waited a third of its
+        lease (no deliverer was free) has its lease renewed first, and is left if the lease was
+        lost meanwhile."""
         while self._handed:
-            claim, at = self._handed.popleft()
+            claim, token, at = self._handed.popleft()
             if time.monotonic() - at < self.lease_ms / 3000:
-                return claim
-            if await self.store.renew_lane_lease(claim.lane, token=self.token, lease_ms=self.lease_ms):
-                return claim
+                return claim, token
+            if await self.store.renew_lane_lease(claim.lane, token=token, lease_ms=self.lease_ms):
+                return claim, token
             log.warning("handed lane lease lost item=%s", claim.item_id)
         return None
 
@@ -163,7 +176,7 @@ class Deliverers(SlackPosts):
                 if not work and self._handed:
                     handed = await self._next_handed()
                     if handed is not None:
-                        work, token = [handed], self.token
+                        work, token = [handed[0]], handed[1]
                 if not work and outlook is None:  # (a completion that claimed nothing said what is due)
                     token = own
                     work, outlook = await self.store.claim_with_outlook(token=own, lease_ms=self.lease_ms, max_lanes=1)

@@ -84,14 +84,15 @@ class Conflicted(RuntimeError):
 class Takers(Protocol):
     """Idle deliverers of the same process, which take the lanes a commit makes due."""
 
-    token: str  # the lease token the lanes are claimed for
     lease_ms: int
 
-    def room(self) -> int:
-        """How many lanes they can start on at once."""
+    def reserve(self) -> tuple[str, int]:
+        """A fresh lease token for one commit's hand-off, and how many lanes they can start on
+        at once, held for this commit (several partitions' commits may be under way at once)
+        until take() says what it handed."""
         ...
 
-    def take(self, claims: list[Claim]) -> None: ...
+    def take(self, token: str, reserved: int, claims: list[Claim]) -> None: ...
 
 
 class Router(Decider):
@@ -344,14 +345,16 @@ class Router(Decider):
 
     async def _commit(self, ops: Ops) -> Committed:
         takers = self.takers
-        room = takers.room() if takers is not None else 0
+        token, room = takers.reserve() if takers is not None else ("", 0)
         if takers is None or room == 0:
             return await self.store.commit(ops)
-        result, claims = await self.store.commit_handing_off(
-            ops, token=takers.token, lease_ms=takers.lease_ms, max_lanes=room
-        )
-        if claims:
-            takers.take(claims)
+        claims: list[Claim] = []
+        try:
+            result, claims = await self.store.commit_handing_off(
+                ops, token=token, lease_ms=takers.lease_ms, max_lanes=room
+            )
+        finally:
+            takers.take(token, room, claims)  # (none on an error: the reservation is given back)
         return result
 
     def _plan(

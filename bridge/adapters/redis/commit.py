@@ -31,8 +31,9 @@ from bridge.adapters.redis.lanes import LANE_FUNCTIONS, claims_from
 # first write.
 # Hand-off (ARGV[4] a lease token, '' for none; ARGV[5] lease ms; ARGV[6] at most this many
 # lanes; ARGV[7] the lanes' key prefix; ARGV[8..10] the KEYS indices of the due set, the attempts
-# and the lane threads): lanes this commit made due are leased for the token in the same step
-# and returned, so the committing worker's idle deliverers start on them without a claim of
+# and the lane threads): lanes this commit made due are leased in the same step, the nth taken
+# (from 0) for the token followed by '.n' (so no two claims ever share a lease token), and
+# returned, so the committing worker's idle deliverers start on them without a claim of
 # their own. Deliverers elsewhere are woken only for lanes left over.
 # Returns 'gone' or 'conflict' (nothing written), or {'done', claims} (see LANE_FUNCTIONS).
 _COMMIT = (
@@ -110,7 +111,8 @@ if ARGV[4] ~= '' then
   local due, attempts, threads = KEYS[tonumber(ARGV[8])], KEYS[tonumber(ARGV[9])], KEYS[tonumber(ARGV[10])]
   for _, lane in ipairs(fresh) do
     if #claims >= max * 4 then break end
-    take_lane(due, attempts, threads, ARGV[7], now, lease_ms, ARGV[4], lane, claims)
+    -- each lane its own token (the hand-off's, then '.' and the lane's place among those taken)
+    take_lane(due, attempts, threads, ARGV[7], now, lease_ms, ARGV[4] .. '.' .. (#claims / 4), lane, claims)
   end
 end
 if #claims < #fresh * 4 then redis.call('PUBLISH', ARGV[2], '1') end

@@ -73,6 +73,11 @@ return cjson.encode(redis.call('HGETALL', ARGV[1] .. 'case:' .. number))
 _CHILD_KEYS_KEPT = 10_000
 
 
+def handed_token(token: str, n: int) -> str:
+    """The lease token of the nth lane a commit handed off for token (see commit_handing_off)."""
+    return f"{token}.{n}"
+
+
 class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore):
     """The bridge's state in Redis. Every method is one round trip unless it says otherwise."""
 
@@ -148,8 +153,9 @@ class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore
     async def commit_handing_off(
         self, ops: Ops, *, token: str, lease_ms: int, max_lanes: int
     ) -> tuple[Committed, list[Claim]]:
-        """As commit; and the lanes it makes due, up to max_lanes, are leased for token in the
-        same step and returned (the committing worker delivers them without claiming)."""
+        """As commit; and the lanes it makes due, up to max_lanes, are leased in the same step
+        and returned (the committing worker delivers them without claiming): the nth returned
+        (from 0) for the lease token f"{token}.{n}" (handed_token)."""
         hand_off = HandOff(
             token=token,
             lease_ms=lease_ms,
