@@ -24,7 +24,7 @@ import pytest
 import redis as redis_sync
 
 from bridge.adapters.line import webhook as line_side
-from bridge.adapters.redis.keys import CLUSTER_TAG, Keys
+from bridge.adapters.redis.keys import CLUSTER_TAG, Keys, inbound_streams
 from bridge.adapters.slack import verify as slack_side
 from bridge.fakes.harness import ALWAYS_OPEN as ALWAYS_OPEN
 from bridge.fakes.harness import Credentials, bridge_env, free_port, procfile_commands
@@ -324,7 +324,7 @@ class Bridge:
 
         def idle() -> bool:
             unanswered = [r for r in (*self.fake_slack.requests, *self.fake_line.requests) if not r.status]
-            streams = keys.inbound_streams(int(self.env.get("BRIDGE_ROUTER_PARTITIONS", "1")))
+            streams = inbound_streams(keys, int(self.env.get("BRIDGE_ROUTER_PARTITIONS", "1")))
             waiting = sum(int(self.redis.xlen(stream)) for stream in streams)
             return not unanswered and waiting == 0 and self.redis.zcard(keys.due) == 0
 

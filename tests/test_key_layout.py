@@ -59,6 +59,13 @@ def test_on_one_server_the_keys_keep_the_names_they_always_had() -> None:
         "br:{dq}:lane-threads",
         "br:{dq}:set-aside",
     )
+    # Partition 0 keeps the stream's and the lease's names; the others follow them.
+    assert (keys.inbound_of(0), keys.router_lease_of(0)) == (keys.inbound, keys.router_lease)
+    assert (keys.inbound_of(3), keys.router_lease_of(3), keys.partition_count) == (
+        "br:{in}:events:3",
+        "br:{in}:router-lease:3",
+        "br:{in}:partitions",
+    )
     assert keys.wake_channel == CLUSTER_KEYS.wake_channel == "br:wake"
     server, cluster = every_key(keys), every_key(CLUSTER_KEYS)
     for attribute, name in server.items():  # the same names, one tag instead of three

@@ -307,7 +307,7 @@ class Rig:
         """Entries in the inbound stream, in every partition of it (a tree without partitions:
         its one stream)."""
         count = int(self.env.get("BRIDGE_ROUTER_PARTITIONS", "1"))
-        streams = keys.inbound_streams(count) if hasattr(keys, "inbound_streams") else [keys.inbound]
+        streams = [keys.inbound_of(p) for p in range(count)] if hasattr(keys, "inbound_of") else [keys.inbound]
         return sum(int(self.r.xlen(stream)) for stream in streams)
 
     def backlog(self) -> int | None:

@@ -14,7 +14,7 @@ from typing import Any
 from bridge.adapters.redis.codec import as_text, decode_item
 from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.heartbeat import ALIVE_MS
-from bridge.adapters.redis.keys import Keys
+from bridge.adapters.redis.keys import Keys, inbound_streams
 
 # A scrape reads the length and the head of at most this many lanes (a head carries its delivery,
 # a few kilobytes at most): a backlog of any size costs a scrape at most a few megabytes.
@@ -51,7 +51,7 @@ async def read_state(
     """One reading of the state (of each of the inbound stream's partitions). Raises what the
     client raises when Redis does not answer."""
     pipe = redis.pipeline(transaction=False)
-    for stream in keys.inbound_streams(partitions):
+    for stream in inbound_streams(keys, partitions):
         pipe.xlen(stream)
         pipe.xrange(stream, count=1)
     pipe.xlen(keys.set_aside)

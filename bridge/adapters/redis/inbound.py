@@ -9,7 +9,7 @@ from typing import Any
 from bridge.adapters.redis.codec import now_ms
 from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.heartbeat import ALIVE_MS
-from bridge.adapters.redis.keys import Keys
+from bridge.adapters.redis.keys import Keys, inbound_streams
 from bridge.adapters.redis.partitions import LUA_PARTITION_OF, partition_of
 
 DEDUP_TTL_SECONDS = 7 * 24 * 3600  # LINE and Slack redeliver within hours; a week is ample.
@@ -149,7 +149,7 @@ class InboundStore:
         return int(await self._record_for_case(keys=[self.keys.seen(source, event_id), self.keys.by_thread], args=args))
 
     async def ensure_router_group(self) -> None:
-        for stream in self.keys.inbound_streams(self.partitions):
+        for stream in inbound_streams(self.keys, self.partitions):
             try:
                 await self.redis.xgroup_create(stream, "router", id="0", mkstream=True)
             except Exception as exc:  # BUSYGROUP: it exists already

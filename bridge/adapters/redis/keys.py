@@ -79,10 +79,6 @@ class Keys:
         name the one stream had before there were partitions."""
         return self.inbound if partition == 0 else f"{self.inbound}:{partition}"
 
-    def inbound_streams(self, count: int) -> list[str]:
-        """The inbound streams of a deployment with this many partitions."""
-        return [self.inbound_of(p) for p in range(count)]
-
     @property
     def partition_count(self) -> str:
         """How many partitions the deployment's inbound stream has: recorded by the first process
@@ -266,3 +262,8 @@ class Keys:
         """A pub/sub channel, not a key: the same name on a cluster, where a PUBLISH (also one
         from a script) reaches the subscribers on every node."""
         return f"{self.prefix}:wake"
+
+
+def inbound_streams(keys: Keys, count: int) -> list[str]:
+    """The inbound streams of a deployment with this many partitions."""
+    return [keys.inbound_of(p) for p in range(count)]
