@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from typing import Any, Protocol
 
@@ -30,7 +31,6 @@ from bridge import core
 from bridge.adapters.redis.codec import ChildLoad, Claim, as_text, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
 from bridge.adapters.redis.connect import RedisClient
-from bridge.adapters.redis.heartbeat import BEAT_S
 from bridge.adapters.redis.store import ChildRequest, Store, ThreadRequest
 from bridge.core.events import (
     ChildMessage,
@@ -44,7 +44,7 @@ from bridge.engine.decide import Decider
 from bridge.engine.entries import entry_time, parse_entry
 from bridge.engine.errors import safe_trace
 from bridge.engine.pacing import Pacing
-from bridge.engine.partitions import Partition, order_for, share_of
+from bridge.engine.partitions import Partition, lead_share
 from bridge.engine.standing import decide_standing
 from bridge.metrics.worker import WorkerMetrics
 
@@ -116,49 +116,11 @@ class Router(Decider):
     # --- leading ---------------------------------------------------------------------
 
     async def route_forever(self) -> None:
-        """Lead this worker's share of the partitions until stopping: every BEAT_S, take free
-        partitions (or those of a worker whose heartbeat stopped) up to the share, and step down
-        from any over it (a worker joined). With one partition: lead it, or stand by."""
-        leading: dict[int, tuple[asyncio.Task[None], asyncio.Event]] = {}
-        count = self.store.partitions
-        try:
-            while not self.stopping.is_set():
-                for index, (task, _) in list(leading.items()):
-                    if task.done():
-                        del leading[index]
-                try:
-                    share = share_of(count, await self.store.routers_alive()) if count > 1 else 1
-                    stepping = [i for i, (_, down) in leading.items() if down.is_set()]
-                    for index in sorted(set(leading) - set(stepping), reverse=True)[: max(0, len(leading) - share)]:
-                        leading[index][1].set()  # over the share: hand it over after this batch
-                    for index in order_for(self.name, count):
-                        if len(leading) >= share:
-                            break
-                        if index not in leading and await self.store.acquire_router_lease(
-                            self.name, ROUTER_LEASE_MS, partition=index
-                        ):
-                            log.info("router leading name=%s partition=%d", self.name, index)
-                            down = asyncio.Event()
-                            task = asyncio.create_task(self._lead_until(Partition.of(self.store.keys, index), down))
-                            leading[index] = (task, down)
-                except (RedisError, OSError) as exc:
-                    log.warning("router lost Redis (%s); retrying", type(exc).__name__)
-                await self._pause(BEAT_S)
-        finally:
-            for _, down in leading.values():
-                down.set()
-            await asyncio.gather(*(task for task, _ in leading.values()), return_exceptions=True)
+        """Lead this worker's share of the partitions until stopping (partitions.py)."""
+        await lead_share(self, ROUTER_LEASE_MS)
 
-    async def _lead_until(self, partition: Partition, down: asyncio.Event) -> None:
-        """Lead one partition until its lease is lost, the worker stops or it is handed over."""
-        try:
-            await self.lead(partition, step_down=down)
-        except asyncio.CancelledError:
-            raise
-        except (RedisError, OSError) as exc:
-            log.warning("router lost Redis (%s) partition=%d; retrying", type(exc).__name__, partition.index)
-        except Exception as exc:
-            log.error("router error partition=%d; retrying\n%s", partition.index, safe_trace(exc))
+    async def pause(self, seconds: float) -> None:
+        await self._pause(seconds)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the worker is stopping."""
@@ -221,7 +183,13 @@ class Router(Decider):
                         break
                     done = await self.route_together(batch, part)
                     if not done:
-                        await self.route_entry(*batch[0], partition=part)
+                        try:
+                            await self.route_entry(*batch[0], partition=part)
+                        except Conflicted:  # other partitions kept changing what it reads: again soon
+                            log.info("entry left pending after conflicts partition=%d", part.index)
+                            cursor = "0"
+                            await asyncio.sleep(random.uniform(0.005, 0.05))
+                            break
                         done = 1
                     del batch[:done]
                 if entries and len(entries) < BATCH_TOGETHER:
