@@ -59,25 +59,24 @@ class ClientGone(Exception):
 
 async def _partitions_checked(store: Store) -> bool:
     """Check the partition count against the deployment's (partitions.py). False: Redis did not
-    answer (asked again later). A different count stops start-up."""
+    answer or no worker recorded one yet (asked again later). A different count stops start-up."""
     try:
-        await check_partition_count(store.redis, store.keys, store.partitions)
+        return await check_partition_count(store.redis, store.keys, store.partitions, record=False)
     except PartitionsRefused as exc:
         raise SystemExit(str(exc)) from None
     except (RedisError, OSError) as exc:
         log.warning("partition count not checked yet: redis unreachable (%s)", type(exc).__name__)
         return False
-    return True
 
 
 async def _keep_checking_partitions(store: Store) -> None:
-    """Until Redis answers the check; a refused count then stops this process (SIGTERM to itself,
-    so uvicorn shuts down as it does for a deployment)."""
+    """Until Redis answers the check and a worker has recorded the count; a refused count then
+    stops this process (SIGTERM to itself, so uvicorn shuts down as it does for a deployment)."""
     while True:
         await asyncio.sleep(1)
         try:
-            await check_partition_count(store.redis, store.keys, store.partitions)
-            return
+            if await check_partition_count(store.redis, store.keys, store.partitions, record=False):
+                return
         except PartitionsRefused as exc:
             log.error("stopping: %s", exc)
             os.kill(os.getpid(), signal.SIGTERM)

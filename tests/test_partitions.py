@@ -54,7 +54,10 @@ async def fake() -> AsyncIterator[aioredis.FakeRedis]:
 
 async def test_the_first_count_is_recorded_and_another_is_refused(fake: aioredis.FakeRedis) -> None:
     keys = Keys()
-    await check_partition_count(fake, keys, 4)
+    assert not await check_partition_count(fake, keys, 4, record=False)  # the web: none yet, none written
+    assert await fake.get(keys.partition_count) is None
+    assert await check_partition_count(fake, keys, 4)
+    assert await check_partition_count(fake, keys, 4, record=False)
     await check_partition_count(fake, keys, 4)  # the same count again: fine
     with pytest.raises(PartitionsRefused, match="has 4 partitions, but BRIDGE_ROUTER_PARTITIONS is 2"):
         await check_partition_count(fake, keys, 2)

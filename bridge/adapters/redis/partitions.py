@@ -16,10 +16,11 @@ time; within one partition entries are decided in the order they were recorded.
   the same case (a timer, and the child's message) cannot both win: the commit's version check
   makes the later one decide again from fresh reads.
 
-The count is recorded in Redis by the first process that starts; a process configured with
-another count refuses to start (events would go to streams nobody reads). Changing it means
-draining: stop the web processes, let the workers empty every stream, stop them, delete the
-count's key (keys.partition_count), start everything with the new count.
+The count is recorded in Redis by the first worker that starts (a web process only checks it,
+once there is one). A process configured with another count refuses to start (events would go
+to streams nobody reads). Changing it means draining: stop the web processes, let the workers
+empty every stream, stop them, delete the count's key (keys.partition_count), start everything
+with the new count.
 """
 
 from __future__ import annotations
@@ -54,14 +55,20 @@ class PartitionsRefused(Exception):
     """This process's partition count is not the deployment's."""
 
 
-async def check_partition_count(redis: RedisClient, keys: Keys, count: int) -> None:
-    """Record the deployment's partition count, or check it against the one recorded."""
+async def check_partition_count(redis: RedisClient, keys: Keys, count: int, *, record: bool = True) -> bool:
+    """Record the deployment's partition count (record: a worker), or check it against the one
+    recorded. False: none is recorded yet and record is False (the web, which writes nothing at
+    start: it asks again later)."""
     if not 1 <= count <= MAX_PARTITIONS:
         raise PartitionsRefused(f"BRIDGE_ROUTER_PARTITIONS must be from 1 to {MAX_PARTITIONS}, not {count}")
-    await redis.set(keys.partition_count, str(count), nx=True)
+    if record:
+        await redis.set(keys.partition_count, str(count), nx=True)
     recorded = as_text(await redis.get(keys.partition_count) or b"")
+    if not recorded and not record:
+        return False
     if recorded != str(count):
         raise PartitionsRefused(
             f"this deployment's inbound stream has {recorded or '?'} partitions, but BRIDGE_ROUTER_PARTITIONS is "
             f"{count}: set it to {recorded}, or drain every stream first (see bridge/adapters/redis/partitions.py)"
         )
+    return True
