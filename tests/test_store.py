@@ -79,6 +79,27 @@ async def test_retry_later_keeps_the_item_first_and_counts_attempts(store: Store
     assert again.enqueued_ms == claim.enqueued_ms
 
 
+async def test_failures_count_the_attempts_that_failed_only(store: Store) -> None:
+    """The backoff grows with failures (retry.next_step): a retry after a 429 (failed=False) and
+    a take-over of a dead worker's lease are attempts, not failures; completing forgets both."""
+    await enqueue(store, [("line:x", "a", {}), ("line:x", "b", {})])
+    (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert (claim.attempts, claim.failures) == (1, 0)
+    assert await store.retry_later(claim, token="w", delay_s=0, failed=True)  # a 5xx
+    (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert (claim.attempts, claim.failures) == (2, 1)
+    assert await store.retry_later(claim, token="w", delay_s=0)  # a 429
+    (claim,) = await store.claim(token="dead", lease_ms=50, max_lanes=1)
+    await asyncio.sleep(0.1)  # the lease runs out before the attempt settles
+    assert not await store.retry_later(claim, token="dead", delay_s=0, failed=True)  # too late: not counted
+    (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert (claim.item_id, claim.attempts, claim.failures) == ("a", 4, 1)
+    assert await store.complete(claim, token="w")
+    assert await store.redis.hgetall(store.keys.attempts) == {}
+    (after,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert (after.item_id, after.attempts, after.failures) == ("b", 1, 0)
+
+
 async def test_retry_later_waits(store: Store) -> None:
     await enqueue(store, [("line:x", "a", {})])
     (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)

@@ -236,12 +236,12 @@ class Deliverers(SlackPosts):
         step = next_step(
             delivery,
             outcome,
-            attempts=claim.attempts,
+            failures=claim.failures,
             age_s=(time.time() * 1000 - claim.enqueued_ms) / 1000,
             rules=self.retry_rules,
             jitter=random.uniform(0.8, 1.2),
         )
-        fields = f"item={claim.item_id} kind={delivery.kind} attempts={claim.attempts}"
+        fields = f"item={claim.item_id} kind={delivery.kind} attempts={claim.attempts} failures={claim.failures}"
         if step.action is Action.COMPLETE:
             _, claims, outlook = await self.store.complete_and_claim(
                 claim,
@@ -261,7 +261,7 @@ class Deliverers(SlackPosts):
         elif step.action is Action.RETRY:
             if step.pause_platform_s is not None:
                 await self.store.pause_platform(claim.lane.split(":")[0], step.pause_platform_s)
-            await self.store.retry_later(claim, token=token, delay_s=step.delay_s)
+            await self.store.retry_later(claim, token=token, delay_s=step.delay_s, failed=step.failed)
             log.warning("delivery retry %s in=%.1fs reason=%s", fields, step.delay_s, outcome.reason)
         elif step.action is Action.SET_ASIDE:
             await self.store.set_aside_delivery(claim, token=token, why=outcome.reason)

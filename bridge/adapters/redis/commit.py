@@ -109,11 +109,11 @@ if ARGV[4] ~= '' then
   local now, lease_ms, max = tonumber(ARGV[1]), tonumber(ARGV[5]), tonumber(ARGV[6])
   local due, attempts, threads = KEYS[tonumber(ARGV[8])], KEYS[tonumber(ARGV[9])], KEYS[tonumber(ARGV[10])]
   for _, lane in ipairs(fresh) do
-    if #claims >= max * 4 then break end
+    if #claims >= max * CLAIM_FIELDS then break end
     take_lane(due, attempts, threads, ARGV[7], now, lease_ms, ARGV[4], lane, claims)
   end
 end
-if #claims < #fresh * 4 then redis.call('PUBLISH', ARGV[2], '1') end
+if #claims < #fresh * CLAIM_FIELDS then redis.call('PUBLISH', ARGV[2], '1') end
 return {'done', claims}
 """
 )

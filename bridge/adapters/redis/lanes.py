@@ -39,8 +39,12 @@ redis.call('HSETNX', KEYS[3], ARGV[3], redis.call('HGET', KEYS[1], 'thread_ts'))
 return 1
 """
 
+CLAIM_FIELDS = 5  # the values take_lane gives for each lane it leased
+
 # Shared by claim, complete and the router's commit. take_lane leases one due lane for token and
-# appends lane, item, attempts, thread ts to out; a lane to a paused platform moves to the end of
+# appends lane, item, attempts, failures, thread ts to out (attempts: the head's claims, counted
+# here; failures: those of its attempts that failed, counted by retry_later, in the same hash under
+# "<id>|f", which no item id can be); a lane to a paused platform moves to the end of
 # the pause. A claimed lane is due again after the lease or after ALIVE_MS, whichever is sooner:
 # whoever looks at it then finds it leased and either leaves it (the holder is alive) or takes it
 # over (the holder's heartbeat is older than ALIVE_MS: it died), so a killed worker's lanes move
@@ -52,6 +56,7 @@ return 1
 LANE_FUNCTIONS = (
     BUCKET_FUNCTIONS
     + f"local ALIVE_MS = {ALIVE_MS}\n"
+    + f"local CLAIM_FIELDS = {CLAIM_FIELDS}\n"
     + """
 local function holder_dead(prefix, holder, now)
   local owner = string.match(holder, '^(.*):[^:]*$')
@@ -90,6 +95,7 @@ local function take_lane(due, attempts, threads, prefix, now, lease_ms, token, l
       table.insert(out, lane)
       table.insert(out, item)
       table.insert(out, redis.call('HINCRBY', attempts, id, 1))
+      table.insert(out, tonumber(redis.call('HGET', attempts, id .. '|f') or '0'))
       table.insert(out, redis.call('HGET', threads, lane) or '')
     end
   else
@@ -101,7 +107,7 @@ local function claim_lanes(due, attempts, threads, prefix, now, lease_ms, token,
   local out = {}
   local lanes = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, max * 4)
   for _, lane in ipairs(lanes) do
-    if #out >= max * 4 then break end
+    if #out >= max * CLAIM_FIELDS then break end
     take_lane(due, attempts, threads, prefix, now, lease_ms, token, lane, out)
   end
   return out
@@ -147,7 +153,7 @@ for id in string.gmatch(ARGV[4], '%S+') do
     redis.call('XADD', KEYS[3], '*', 'lane', ARGV[2], 'item', head, 'why', ARGV[7])
   end
   redis.call('LPOP', lane_key)
-  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[2], id, id .. '|f')
   popped = 1
 end
 if popped == 1 then
@@ -174,10 +180,12 @@ return {popped, claims, seen}
 """
 )
 
-# KEYS[1] due; ARGV: lanes prefix, lane, token, due at, item id, replacement item ('' keeps it).
+# KEYS[1] due, KEYS[2] attempts; ARGV: lanes prefix, lane, token, due at, item id, replacement
+# item ('' keeps it), failed ('1': the attempt counts among the item's failures).
 _RETRY = """
 local lease_key = ARGV[1] .. 'lease:' .. ARGV[2]
 if redis.call('GET', lease_key) ~= ARGV[3] then return 0 end
+if ARGV[7] == '1' then redis.call('HINCRBY', KEYS[2], ARGV[5] .. '|f', 1) end
 if ARGV[6] ~= '' then
   local lane_key = ARGV[1] .. 'lane:' .. ARGV[2]
   local head = redis.call('LINDEX', lane_key, 0)
@@ -300,15 +308,23 @@ class LaneStore:
         return bool(await self._renew_lane(keys=[self.keys.due], args=args))
 
     async def retry_later(
-        self, claim: Claim, *, token: str, delay_s: float, replacement: dict[str, Any] | None = None
+        self,
+        claim: Claim,
+        *,
+        token: str,
+        delay_s: float,
+        replacement: dict[str, Any] | None = None,
+        failed: bool = False,
     ) -> bool:
-        """Release the lane until delay_s from now, optionally replacing the head item's payload."""
+        """Release the lane until delay_s from now, optionally replacing the head item's payload.
+        failed: the attempt failed, and the next claim's failures count it (the backoff grows
+        with them)."""
         new_item = (
             encode_item(claim.item_id, replacement, claim.enqueued_ms, claim.pace) if replacement is not None else ""
         )
         return bool(
             await self._retry(
-                keys=[self.keys.due],
+                keys=[self.keys.due, self.keys.attempts],
                 args=[
                     self.keys.lanes_prefix,
                     claim.lane,
@@ -316,6 +332,7 @@ class LaneStore:
                     now_ms() + int(delay_s * 1000),
                     claim.item_id,
                     new_item,
+                    "1" if failed else "0",
                 ],
             )
         )
@@ -335,7 +352,7 @@ class Outlook:
 
 def claims_from(raw: list[Any]) -> list[Claim]:
     claims = []
-    for i in range(0, len(raw), 4):
+    for i in range(0, len(raw), CLAIM_FIELDS):
         item = as_text(raw[i + 1])
         item_id, payload, enqueued_ms = decode_item(item)
         claims.append(
@@ -344,8 +361,9 @@ def claims_from(raw: list[Any]) -> list[Claim]:
                 item_id=item_id,
                 payload=payload,
                 attempts=int(raw[i + 2]),
+                failures=int(raw[i + 3]),
                 enqueued_ms=enqueued_ms,
-                thread_ts=ThreadTs(as_text(raw[i + 3])) if raw[i + 3] else None,
+                thread_ts=ThreadTs(as_text(raw[i + 4])) if raw[i + 4] else None,
                 pace=item_pace(item),
             )
         )
