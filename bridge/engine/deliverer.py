@@ -46,7 +46,16 @@ from bridge.core.deliveries import (
     to_payload,
 )
 from bridge.core.policy import Policy
-from bridge.core.retry import DELIVERED, Action, Outcome, OutcomeStatus, RetryRules, next_step, use_reply_token
+from bridge.core.retry import (
+    DELIVERED,
+    Action,
+    Next,
+    Outcome,
+    OutcomeStatus,
+    RetryRules,
+    next_step,
+    use_reply_token,
+)
 from bridge.engine.errors import safe_trace
 from bridge.engine.lanes import lane_for
 from bridge.engine.pacing import Pacing
@@ -58,6 +67,8 @@ log = logging.getLogger("bridge.worker")
 # An idle deliverer looks at the lanes at least this often (a wake-up comes sooner when anything
 # is enqueued, and it waits no longer than until the earliest lane is due).
 IDLE_S = 10.0
+# How often a deliverer asks Redis again to settle an attempt that ended while Redis was away.
+SETTLE_AGAIN_S = 0.5
 
 
 class Deliverers(SlackPosts):
@@ -242,6 +253,37 @@ class Deliverers(SlackPosts):
             jitter=random.uniform(0.8, 1.2),
         )
         fields = f"item={claim.item_id} kind={delivery.kind} attempts={claim.attempts} failures={claim.failures}"
+        # Settled as soon as Redis answers: an attempt that ended while Redis was away (restarted,
+        # unreachable) would otherwise leave its lane leased by this living worker, whose fresh
+        # heartbeat keeps every other worker off it, until the lease ran out. Every settling step
+        # is safe to repeat: each checks the head item or the lease first.
+        waited = False
+        while True:
+            try:
+                settled = await self._settle(claim, token, delivery, step, outcome, followups, carried, fields)
+            except (RedisError, OSError) as exc:
+                if not waited:
+                    log.warning("delivery not settled: redis unreachable (%s); again %s", type(exc).__name__, fields)
+                waited = True
+                await asyncio.sleep(SETTLE_AGAIN_S)
+                continue
+            if waited:
+                log.info("delivery settled once redis answered %s", fields)
+            return settled
+
+    async def _settle(
+        self,
+        claim: Claim,
+        token: str,
+        delivery: Delivery,
+        step: Next,
+        outcome: Outcome,
+        followups: tuple[Delivery, ...],
+        carried: list[str],
+        fields: str,
+    ) -> tuple[list[Claim], Outlook | None]:
+        """Record how the attempt ended: complete it (claiming the next due lane), retry it later,
+        set it aside or fail it, releasing the lane."""
         if step.action is Action.COMPLETE:
             _, claims, outlook = await self.store.complete_and_claim(
                 claim,
