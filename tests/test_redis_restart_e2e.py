@@ -1,12 +1,14 @@
 """redis-server killed and started again under a running bridge (its append-only file fsynced at
 every write, so it comes back with everything it acknowledged): a delivery answered while Redis
-was down is settled as soon as Redis is back.
+was down is settled as soon as Redis is back, and a worker started while Redis is down waits for
+it instead of exiting.
 
 The lane lease here is a minute, so a case's next message that arrives within the waits below
 was not let through by its lane's lease running out."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +19,7 @@ import pytest
 from bridge.fakes.server import time_scale
 from tests.conftest import Bridge, Process, RedisDeployment, RestartableRedis, SyncRedis, line_text_event
 from tests.test_guarantees_e2e import POST, posts_in_thread
-from tests.test_relay_e2e import CHILD, bot_thread, open_case
+from tests.test_relay_e2e import CHILD, bot_thread, open_case, wait_thread
 
 pytestmark = pytest.mark.redis
 
@@ -87,3 +89,35 @@ def test_a_post_answered_while_redis_is_down_is_settled_when_redis_is_back(
     assert bot_thread(bridge, root_ts) == ["はじめまして", "止まる前に", "戻った後に"]
     (worker,) = [p for p in bridge.processes if p.name == "worker"]
     assert "delivery settled once redis answered" in worker.log()
+
+
+def test_a_worker_started_while_redis_is_down_waits_for_it(
+    bridge_factory: Any, restartable_redis: RestartableRedis
+) -> None:
+    """It says it is waiting, asks again, and starts once Redis answers; then it relays."""
+    bridge: Bridge = bridge_factory(worker=0)
+    restartable_redis.stop()
+    worker = bridge.launch("worker")
+    wait_logged(worker, "waiting for redis")
+    time.sleep(2)  # several more tries, still waiting
+    assert worker.popen.poll() is None, worker.log()
+    assert "worker started" not in worker.log()
+    restartable_redis.start()
+    bridge.wait_ready(worker)
+    assert "redis answered step=redis check" in worker.log()
+    send_until_taken(bridge, "はじめまして")
+    _, texts = wait_thread(bridge, 1, timeout=30)
+    assert texts == ["はじめまして"]
+
+
+def test_a_worker_waiting_for_redis_stops_at_once_on_sigterm(
+    bridge_factory: Any, restartable_redis: RestartableRedis
+) -> None:
+    bridge: Bridge = bridge_factory(worker=0)
+    restartable_redis.stop()
+    worker = bridge.launch("worker")
+    wait_logged(worker, "waiting for redis")
+    worker.popen.send_signal(signal.SIGTERM)
+    assert worker.popen.wait(5 * time_scale()) == 0, worker.log()
+    assert "worker stopped while waiting for redis" in worker.log()
+    assert "Traceback" not in worker.log()
