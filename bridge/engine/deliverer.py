@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from bridge import core
 from bridge.adapters.line.client import LineClient
-from bridge.adapters.redis.codec import Claim
+from bridge.adapters.redis.codec import Claim, now_ms
 from bridge.adapters.redis.connect import RedisClient, subscriber
 from bridge.adapters.redis.lanes import FollowUp, Outlook
 from bridge.adapters.redis.store import Store
@@ -69,6 +69,9 @@ log = logging.getLogger("bridge.worker")
 IDLE_S = 10.0
 # How often a deliverer asks Redis again to settle an attempt that ended while Redis was away.
 SETTLE_AGAIN_S = 0.5
+# How far before an unanswered call the lanes it may have leased are looked for (other workers'
+# clocks, which push a leased lane's next look, may run behind this one's).
+UNANSWERED_MARGIN_MS = 10_000
 
 
 class Deliverers(SlackPosts):
@@ -106,6 +109,9 @@ class Deliverers(SlackPosts):
         # Lanes the router leased for this process in its commit (router.Takers), with when.
         self.token = f"{name}:handed"
         self._handed: collections.deque[tuple[Claim, float]] = collections.deque()
+        # Own tokens with a call that may have leased a lane and went unanswered (Redis went
+        # away), and from when (ms): their next claim first releases what they hold unknowingly.
+        self._unanswered: dict[str, int] = {}
 
     def stop(self) -> None:
         self.stopping.set()
@@ -170,6 +176,7 @@ class Deliverers(SlackPosts):
             # Listed as idle before looking for work, so a wake-up that comes meanwhile counts.
             wake = asyncio.Event()
             self._idle.append(wake)
+            asked = now_ms()
             try:
                 if not work and self._handed:
                     handed = await self._next_handed()
@@ -177,7 +184,10 @@ class Deliverers(SlackPosts):
                         work, token = [handed], self.token
                 if not work and outlook is None:  # (a completion that claimed nothing said what is due)
                     token = own
-                    work, outlook = await self.store.claim_with_outlook(token=own, lease_ms=self.lease_ms, max_lanes=1)
+                    work, outlook = await self.store.claim_with_outlook(
+                        token=own, lease_ms=self.lease_ms, max_lanes=1, release_since=self._unanswered.get(own)
+                    )
+                    self._unanswered.pop(own, None)
                 if work:  # (when more lanes are due, the claim woke another deliverer)
                     self._forget(wake)
                     # Completing claims the next due lane for the same token.
@@ -192,10 +202,12 @@ class Deliverers(SlackPosts):
             except (RedisError, OSError) as exc:
                 log.warning("deliverer lost Redis (%s); pausing", type(exc).__name__)
                 work, outlook = [], None
+                self._unanswered.setdefault(own, asked - UNANSWERED_MARGIN_MS)
                 await asyncio.sleep(1)
             except Exception as exc:
                 log.error("deliverer error; pausing\n%s", safe_trace(exc))
                 work, outlook = [], None
+                self._unanswered.setdefault(own, asked - UNANSWERED_MARGIN_MS)  # (its work dropped)
                 await asyncio.sleep(1)
             finally:
                 self._forget(wake)
@@ -259,9 +271,12 @@ class Deliverers(SlackPosts):
         # is safe to repeat: each checks the head item or the lease first.
         waited = False
         while True:
+            asked = now_ms()
             try:
                 settled = await self._settle(claim, token, delivery, step, outcome, followups, carried, fields)
             except (RedisError, OSError) as exc:
+                if token != self.token:  # (its completion may have leased the next lane unanswered)
+                    self._unanswered.setdefault(token, asked - UNANSWERED_MARGIN_MS)
                 if not waited:
                     log.warning("delivery not settled: redis unreachable (%s); again %s", type(exc).__name__, fields)
                 waited = True
@@ -291,7 +306,10 @@ class Deliverers(SlackPosts):
                 followups=self._lane_items(claim, followups),
                 lease_ms=self.lease_ms,
                 carried=carried,
+                # (never for the router's hand-off token: every deliverer of the process shares it)
+                release_since=self._unanswered.get(token) if token != self.token else None,
             )
+            self._unanswered.pop(token, None)
             log.info("delivered %s", fields)
             self.metrics.attempted(claim.lane, step.action, rate_limited=outcome.rate_limited)
             return claims, outlook

@@ -112,6 +112,20 @@ local function claim_lanes(due, attempts, threads, prefix, now, lease_ms, token,
   end
   return out
 end
+-- Releases the leases token holds on lanes due from since up to till (a claimed lane is due at
+-- most a lease ahead), making those lanes due now: for a deliverer's own token, which holds no
+-- lane when it claims, after one of its calls went unanswered (Redis went away as it answered):
+-- a lane that call leased is one its holder never heard of, and would stay leased by a living
+-- worker until the lease ran out. (The router's hand-off token is shared: never released so.)
+local function release_unknown(due, prefix, token, since, till, now)
+  for _, lane in ipairs(redis.call('ZRANGEBYSCORE', due, since, till, 'LIMIT', 0, 1000)) do
+    local lease_key = prefix .. 'lease:' .. lane
+    if redis.call('GET', lease_key) == token then
+      redis.call('DEL', lease_key)
+      redis.call('ZADD', due, now, lane)
+    end
+  end
+end
 local function outlook(due, now)
   local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
   return {first[2] or '-1', redis.call('ZCOUNT', due, '-inf', now)}
@@ -120,12 +134,13 @@ end
 )
 
 # KEYS[1] due, KEYS[2] attempts, KEYS[3] lane threads; ARGV: lanes prefix, now, lease ms, token,
-# max, wake channel. Returns {claims, outlook} (see LANE_FUNCTIONS); other deliverers are woken
-# when lanes are due that this one did not take.
+# max, wake channel, release since ('' none: see release_unknown). Returns {claims, outlook} (see
+# LANE_FUNCTIONS); other deliverers are woken when lanes are due that this one did not take.
 _CLAIM = (
     LANE_FUNCTIONS
     + """
 local now = tonumber(ARGV[2])
+if ARGV[7] ~= '' then release_unknown(KEYS[1], ARGV[1], ARGV[4], ARGV[7], now + tonumber(ARGV[3]), now) end
 local claims = claim_lanes(KEYS[1], KEYS[2], KEYS[3], ARGV[1], now, tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
 local seen = outlook(KEYS[1], now)
 if #claims > 0 and tonumber(seen[2]) > 0 then redis.call('PUBLISH', ARGV[6], '1') end
@@ -137,9 +152,10 @@ return {claims, seen}
 # prefix, lane, token, item ids (the head's, then those of the items behind it that one post
 # carried with it, separated by spaces), now, wake channel, aside (not '': the item moves to the set-aside
 # stream, with this as why), claim next ('1': lease the next due lane in the same step), lease
-# ms, then follow-up lane, item pairs. Pops the items while they are still the head, enqueues follow-ups
-# in the same step, and releases the lease if still ours. Returns {popped, claims, outlook}.
-# Other deliverers are woken only when lanes are due that this one did not take.
+# ms, release since ('' none: see release_unknown, before the claim), then follow-up lane, item
+# pairs. Pops the items while they are still the head, enqueues follow-ups in the same step, and
+# releases the lease if still ours. Returns {popped, claims, outlook}. Other deliverers are woken
+# only when lanes are due that this one did not take.
 _COMPLETE = (
     LANE_FUNCTIONS
     + """
@@ -157,7 +173,7 @@ for id in string.gmatch(ARGV[4], '%S+') do
   popped = 1
 end
 if popped == 1 then
-  for i = 10, #ARGV, 2 do
+  for i = 11, #ARGV, 2 do
     redis.call('RPUSH', ARGV[1] .. 'lane:' .. ARGV[i], ARGV[i + 1])
     redis.call('ZADD', KEYS[1], 'NX', ARGV[5], ARGV[i])
   end
@@ -170,6 +186,7 @@ if redis.call('LLEN', lane_key) == 0 then
 elseif mine then
   redis.call('ZADD', KEYS[1], ARGV[5], ARGV[2])
 end
+if ARGV[10] ~= '' then release_unknown(KEYS[1], ARGV[1], ARGV[3], ARGV[10], now + tonumber(ARGV[9]), now) end
 local claims = {}
 if ARGV[8] == '1' then
   claims = claim_lanes(KEYS[1], KEYS[2], KEYS[4], ARGV[1], now, tonumber(ARGV[9]), ARGV[3], 1)
@@ -234,11 +251,18 @@ class LaneStore:
         claims, _ = await self.claim_with_outlook(token=token, lease_ms=lease_ms, max_lanes=max_lanes)
         return claims
 
-    async def claim_with_outlook(self, *, token: str, lease_ms: int, max_lanes: int) -> tuple[list[Claim], Outlook]:
-        """Lease up to max_lanes due lanes; and what is due besides (in the same round trip)."""
+    async def claim_with_outlook(
+        self, *, token: str, lease_ms: int, max_lanes: int, release_since: int | None = None
+    ) -> tuple[list[Claim], Outlook]:
+        """Lease up to max_lanes due lanes; and what is due besides (in the same round trip).
+
+        release_since (ms): first release every lease token holds on a lane due since then,
+        making the lane due now. For a token whose holder holds no lane now, after a call of its
+        that may have leased one went unanswered at about that time (Redis went away)."""
+        since = "" if release_since is None else release_since
         raw: Any = await self._claim(
             keys=[self.keys.due, self.keys.attempts, self.keys.lane_threads],
-            args=[self.keys.lanes_prefix, now_ms(), lease_ms, token, max_lanes, self.keys.wake_channel],
+            args=[self.keys.lanes_prefix, now_ms(), lease_ms, token, max_lanes, self.keys.wake_channel, since],
         )
         return claims_from(raw[0]), _outlook(raw[1])
 
@@ -269,9 +293,11 @@ class LaneStore:
         set_aside_because: str | None = None,
         lease_ms: int | None = None,
         carried: Sequence[str] = (),
+        release_since: int | None = None,
     ) -> tuple[bool, list[Claim], Outlook]:
         """As complete; with lease_ms, the next due lane is leased for the same token in the
-        same step (a busy deliverer needs one round trip per delivery, not two). carried: the
+        same step (a busy deliverer needs one round trip per delivery, not two), after releasing
+        what the token holds besides with release_since (as claim_with_outlook). carried: the
         ids of the items right behind the head that its post carried too: popped with it."""
         now = now_ms()
         args: list[str | int] = [
@@ -284,6 +310,7 @@ class LaneStore:
             "" if set_aside_because is None else set_aside_because or "-",
             "0" if lease_ms is None else "1",
             lease_ms or 0,
+            "" if release_since is None else release_since,
         ]
         for lane, item_id, payload, pace in followups:
             args += [lane, encode_item(item_id, payload, now, pace)]
