@@ -72,30 +72,76 @@ def _installed(program: str) -> str:
     return binary
 
 
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _answering(port: int, process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Until the redis-server on port answers PING (after loading its data, if any)."""
+    client = redis_sync.Redis(port=port)
+    deadline = time.time() + timeout
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis_sync.ConnectionError:  # (BusyLoadingError is one: still loading)
+                if time.time() > deadline or process.poll() is not None:
+                    process.kill()
+                    raise
+                time.sleep(0.05)
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     binary = _installed("redis-server")
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    process = _spawn(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
     )
-    client = redis_sync.Redis(port=port)
-    deadline = time.time() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis_sync.ConnectionError:
-            if time.time() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.05)
+    _answering(port, process)
     yield RedisServer(port=port, process=process)
     process.terminate()
     process.wait(10)
+
+
+@dataclass
+class RestartableRedis(RedisServer):
+    """A redis-server of one test's own that the test may kill and start again on its port. It
+    keeps an append-only file fsynced at every write, as production's Redis must (see the
+    README's Redis), so a restart loses nothing it acknowledged."""
+
+    argv: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """SIGKILL, as a crash: no last save, connections reset."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def start(self) -> None:
+        """Start it again on its port from its files, until it answers."""
+        self.process = _spawn(self.argv)
+        _answering(self.port, self.process, timeout=30)
+
+
+@pytest.fixture
+def restartable_redis(tmp_path: Path) -> Iterator[RestartableRedis]:
+    """A redis-server for this test only (RestartableRedis). A test module runs its bridges on it
+    by overriding the redis_deployment and bridge_redis fixtures with it and a client of it."""
+    port = free_port()
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    argv = [_installed("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(workdir)]
+    server = RestartableRedis(port=port, process=_spawn(argv), argv=argv)
+    _answering(port, server.process)
+    yield server
+    if server.process.poll() is None:
+        server.process.terminate()
+        server.process.wait(10)
 
 
 @pytest.fixture

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 
-from bridge.fakes.server import RecordedRequest
+from bridge.fakes.server import RecordedRequest, time_scale
 from tests.conftest import Bridge, line_text_event, line_user_id
 from tests.test_relay_e2e import CHILD, bot_thread, open_case, roots, wait_thread
 
@@ -81,6 +83,28 @@ def test_slack_429_with_retry_after_holds_and_keeps_order(bridge: Bridge) -> Non
     # Nothing was posted within Retry-After of the 429 (a lower bound: load only makes it later).
     after = posts[posts.index(throttled[0]) + 1 :]
     assert after and all(r.at - throttled[0].at >= 1.99 for r in after)  # 1.99: due times are whole ms
+
+
+def test_a_failure_after_a_burst_of_429s_backs_off_as_the_first_failure(bridge_factory: Any) -> None:
+    """Six 429s (Retry-After 1) then a 500 on a child's post: each 429 waits its Retry-After and
+    the 500 is tried again after the first failure's backoff (0.5 s), not as if it were the
+    seventh failure in a row (32 s), with the bridge's own cap of a minute on the backoff."""
+    bridge: Bridge = bridge_factory(BRIDGE_RETRY_MAX_BACKOFF_SECONDS="60")
+    root_ts = open_case(bridge)
+    bridge.wait_settled()
+    before = len(bridge.fake_slack.requests_to(POST))
+    limited = {"ok": False, "error": "ratelimited"}
+    bridge.fake_slack.fail_next(POST, 429, times=6, headers={"Retry-After": "1"}, body=limited)
+    bridge.fake_slack.fail_next(POST, 500)
+    assert bridge.line_events(line_text_event(CHILD, "混んでいても")).status_code == 200
+    bridge.fake_slack.wait_for(lambda: bot_thread(bridge, root_ts)[-1:] == ["混んでいても"], timeout=60)
+    posts = bridge.fake_slack.requests_to(POST)[before:]
+    assert [r.status for r in posts] == [429] * 6 + [500, 200]
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(posts)]
+    assert all(gap >= 0.99 for gap in gaps[:6])  # every Retry-After honoured
+    assert gaps[6] < 5 * time_scale(), f"the retry after the 500 waited {gaps[6]:.1f} s: the 429s counted"
+    bridge.wait_settled()
+    assert bot_thread(bridge, root_ts) == ["はじめまして", "混んでいても"]
 
 
 def test_throttled_channel_still_gets_everything_in_order(bridge: Bridge) -> None:

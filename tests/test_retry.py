@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.core.deliveries import LinePush, LineReply, PostRole, Reaction, ThreadPost
+from bridge.core.deliveries import Delivery, LinePush, LineReply, PostRole, Reaction, ThreadPost
 from bridge.core.ids import CaseNumber, LineUserId, MessageTs
 from bridge.core.parts import ChildWords
-from bridge.core.retry import Action, Outcome, OutcomeStatus, RetryRules, next_step, use_reply_token
+from bridge.core.retry import Action, Next, Outcome, OutcomeStatus, RetryRules, next_step, use_reply_token
 
 RULES = RetryRules(give_up_after_s=3600, max_backoff_s=60, unanswered_wait_s=10)
 PUSH = LinePush(to=LineUserId("U"), texts=("x",), retry_key="k", case=CaseNumber(1), slack_ts=MessageTs("1.1"))
@@ -16,7 +16,8 @@ NOTE = ThreadPost(case=CaseNumber(1), text=("x",), role=PostRole.NOTE)
 
 
 def step(delivery: object, outcome: Outcome, *, attempts: int = 1, age_s: float = 0) -> object:
-    return next_step(delivery, outcome, attempts=attempts, age_s=age_s, rules=RULES)  # type: ignore[arg-type]
+    """The attempts-th attempt of a delivery whose earlier attempts all failed."""
+    return next_step(delivery, outcome, failures=attempts - 1, age_s=age_s, rules=RULES)  # type: ignore[arg-type]
 
 
 def test_delivered_completes() -> None:
@@ -95,5 +96,63 @@ def test_give_up_exactly_at_the_horizon() -> None:
 
 @pytest.mark.parametrize(("jitter", "delay"), [(0.5, 4.0), (1.5, 12.0)])
 def test_jitter_scales_the_backoff(jitter: float, delay: float) -> None:
-    result = next_step(PUSH, Outcome(OutcomeStatus.RETRY, "500"), attempts=5, age_s=0, rules=RULES, jitter=jitter)
+    result = next_step(PUSH, Outcome(OutcomeStatus.RETRY, "500"), failures=4, age_s=0, rules=RULES, jitter=jitter)
     assert result.action is Action.RETRY and result.delay_s == delay
+
+
+RATE_LIMITED = Outcome(OutcomeStatus.RETRY, "429", retry_after=1, rate_limited=True)
+SERVER_ERROR = Outcome(OutcomeStatus.RETRY, "500")
+
+
+def attempts_in_turn(delivery: Delivery, outcomes: list[Outcome], *, seconds_apart: float = 1) -> list[Next]:
+    """What follows each of a delivery's attempts, the failures counted as the deliverer counts
+    them (Next.failed), the attempts seconds_apart."""
+    failures, steps = 0, []
+    for i, outcome in enumerate(outcomes):
+        steps.append(next_step(delivery, outcome, failures=failures, age_s=i * seconds_apart, rules=RULES))
+        failures += steps[-1].failed
+    return steps
+
+
+@pytest.mark.parametrize("delivery", [PUSH, CHILD_POST])
+def test_a_burst_of_429s_does_not_grow_the_backoff(delivery: Delivery) -> None:
+    *waits, after = attempts_in_turn(delivery, [RATE_LIMITED] * 6 + [SERVER_ERROR])
+    assert [(w.action, w.delay_s, w.pause_platform_s, w.failed) for w in waits] == [(Action.RETRY, 1, 1, False)] * 6
+    assert (after.action, after.delay_s, after.failed) == (Action.RETRY, 0.5, True)  # the first failure's
+
+
+def test_the_backoff_grows_with_failures_only_between_429s() -> None:
+    outcomes = [SERVER_ERROR, RATE_LIMITED, SERVER_ERROR, RATE_LIMITED, RATE_LIMITED, SERVER_ERROR]
+    delays = [s.delay_s for s in attempts_in_turn(PUSH, outcomes) if s.failed]
+    assert delays == [0.5, 1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        SERVER_ERROR,
+        Outcome(OutcomeStatus.RETRY, "timeout", ambiguous=True),
+        # LINE's 429 says nothing of when: backed off as a failure, not tried again at once
+        Outcome(OutcomeStatus.RETRY, "429", rate_limited=True),
+    ],
+)
+def test_an_attempt_without_a_time_to_come_back_is_a_failure(outcome: Outcome) -> None:
+    assert step(PUSH, outcome).failed  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "outcome", [Outcome(OutcomeStatus.DELIVERED), Outcome(OutcomeStatus.FAILED, "400"), RATE_LIMITED]
+)
+def test_only_a_retried_failure_counts_as_one(outcome: Outcome) -> None:
+    assert not step(PUSH, outcome).failed  # type: ignore[attr-defined]
+    reply = LineReply(to=LineUserId("U"), reply_token="t", event_ms=0, texts=("x",), retry_key="k")
+    assert not step(reply, Outcome(OutcomeStatus.REPLY_TOKEN_REJECTED)).failed  # type: ignore[attr-defined]
+
+
+def test_a_429_storm_gives_up_at_the_horizon_neither_earlier_nor_never() -> None:
+    """Give-up is counted in time since the delivery was enqueued, whatever its attempts were."""
+    storm = attempts_in_turn(PUSH, [RATE_LIMITED] * 3602, seconds_apart=1)
+    assert {s.action for s in storm[:3600]} == {Action.RETRY}  # 3,600 429s: not given up early
+    assert storm[3600].action is Action.FAIL  # at the horizon, as after any other failure
+    # A child's words are never given up, 429s or not.
+    assert step(CHILD_POST, RATE_LIMITED, age_s=10**6).action is Action.RETRY  # type: ignore[attr-defined]

@@ -19,6 +19,8 @@ from bridge.adapters.redis.lanes import FollowUp
 from bridge.adapters.redis.store import Store, handed_token
 from bridge.core.ids import LineUserId
 
+LONG_LEASE_MS = 600_000  # far longer than any test: a lane taken here was not let go by its lease
+
 
 async def enqueue(store: Store, items: list[tuple[str, str, dict[str, Any]]]) -> None:
     """Append (lane, item id, payload) deliveries as a commit does."""
@@ -77,6 +79,62 @@ async def test_retry_later_keeps_the_item_first_and_counts_attempts(store: Store
     (again,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
     assert (again.item_id, again.payload, again.attempts) == ("a", {"v": 2}, 2)
     assert again.enqueued_ms == claim.enqueued_ms
+
+
+async def test_failures_count_the_attempts_that_failed_only(store: Store) -> None:
+    """The backoff grows with failures (retry.next_step): a retry after a 429 (failed=False) and
+    a take-over of a dead worker's lease are attempts, not failures; completing forgets both."""
+    await enqueue(store, [("line:x", "a", {}), ("line:x", "b", {})])
+    (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert (claim.attempts, claim.failures) == (1, 0)
+    assert await store.retry_later(claim, token="w", delay_s=0, failed=True)  # a 5xx
+    (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert (claim.attempts, claim.failures) == (2, 1)
+    assert await store.retry_later(claim, token="w", delay_s=0)  # a 429
+    (claim,) = await store.claim(token="dead", lease_ms=50, max_lanes=1)
+    await asyncio.sleep(0.1)  # the lease runs out before the attempt settles
+    assert not await store.retry_later(claim, token="dead", delay_s=0, failed=True)  # too late: not counted
+    (claim,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert (claim.item_id, claim.attempts, claim.failures) == ("a", 4, 1)
+    assert await store.complete(claim, token="w")
+    assert await store.redis.hgetall(store.keys.attempts) == {}
+    (after,) = await store.claim(token="w", lease_ms=5000, max_lanes=1)
+    assert (after.item_id, after.attempts, after.failures) == ("b", 1, 0)
+
+
+async def test_a_claim_releases_what_an_unanswered_claim_of_its_token_leased(store: Store) -> None:
+    """A claim whose answer was lost (Redis went away as it answered) left lanes leased by a
+    deliverer's own token. Its next claim, releasing since then, frees them at once, not when the
+    lease runs out: the lanes are due now and it takes one. Another token's leases, and the token's
+    leases on lanes due before since, are left alone."""
+    await enqueue(store, [("slack:1", "a", {}), ("slack:2", "b", {}), ("slack:3", "c", {})])
+    (other,) = await store.claim(token="host:1:aa:1", lease_ms=LONG_LEASE_MS, max_lanes=1)
+    since = now_ms()
+    lost = await store.claim(token="host:1:aa:0", lease_ms=LONG_LEASE_MS, max_lanes=2)  # (never heard)
+    assert len(lost) == 2
+    assert await store.claim(token="host:1:aa:0", lease_ms=LONG_LEASE_MS, max_lanes=2) == []  # without: left leased
+    claims, outlook = await store.claim_with_outlook(
+        token="host:1:aa:0", lease_ms=LONG_LEASE_MS, max_lanes=1, release_since=since
+    )
+    assert [(c.item_id, c.attempts) for c in claims] == [(lost[0].item_id, 2)]  # an earlier post is looked for
+    assert outlook.due_now == 1  # the other released lane, for any deliverer
+    (freed,) = await store.claim(token="host:9:zz:0", lease_ms=LONG_LEASE_MS, max_lanes=2)
+    assert freed.item_id == lost[1].item_id
+    assert await store.renew_lane_lease(other.lane, token="host:1:aa:1", lease_ms=LONG_LEASE_MS)  # kept
+
+
+async def test_a_completion_releases_what_an_unanswered_completion_of_its_token_leased(store: Store) -> None:
+    await enqueue(store, [("slack:1", "a", {}), ("slack:1", "a2", {}), ("slack:2", "b", {})])
+    (first,) = await store.claim(token="w:0", lease_ms=LONG_LEASE_MS, max_lanes=1)
+    since = now_ms()
+    # Its completion claimed the next lane, but the answer was lost: asked again, it pops nothing
+    # more and, releasing since then, takes one of the two lanes again and frees the other.
+    _, (unheard,), _ = await store.complete_and_claim(first, token="w:0", lease_ms=LONG_LEASE_MS)
+    _, claims, outlook = await store.complete_and_claim(first, token="w:0", lease_ms=LONG_LEASE_MS, release_since=since)
+    assert unheard.item_id == "b" and [c.item_id for c in claims] == ["a2"]  # "a" popped once
+    assert outlook.due_now == 1
+    (freed,) = await store.claim(token="w:1", lease_ms=LONG_LEASE_MS, max_lanes=2)
+    assert freed.item_id == "b"
 
 
 async def test_retry_later_waits(store: Store) -> None:

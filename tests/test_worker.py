@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bridge.adapters.redis.codec import encode_item, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
 from bridge.adapters.redis.store import handed_token
 from bridge.config.policy_file import load_policy
+from bridge.core.deliveries import Reaction, to_payload
+from bridge.core.ids import CaseNumber, MessageTs
 from bridge.core.schedule.model import Schedule
 from bridge.engine.worker import Worker
 from bridge.fakes.line import FakeLine
@@ -132,6 +135,52 @@ async def test_commits_under_way_at_once_share_the_idle_deliverers_room(worker: 
     assert (room_a, room_b) == (idle, 0) and idle >= 3 and first != second
     deliverers.take(first, room_a, [])  # the first commit handed nothing: its room comes back
     assert deliverers.room() == idle
+
+
+async def test_a_lane_whose_claim_went_unanswered_is_released_by_its_deliverer_at_once(
+    fakes: tuple[FakeLine, FakeSlack],
+) -> None:
+    """Redis leased a lane to a deliverer, but the answer never reached it (Redis went away as it
+    answered): the lane is leased by a living worker that does not know it, for a minute here.
+    The deliverer's next claim releases it and delivers it in seconds."""
+    _, slack = fakes
+    made = await in_process_worker(*fakes, BRIDGE_WORKER_CONCURRENCY=2, BRIDGE_LEASE_SECONDS=60)
+    claim_with_outlook = made.store.claim_with_outlook
+    lost: list[str] = []
+
+    async def answer_lost_once(**kwargs: Any) -> Any:
+        claims, outlook = await claim_with_outlook(**kwargs)
+        if claims and not lost:
+            lost.append(kwargs["token"])
+            raise RedisConnectionError("Connection reset by peer")
+        return claims, outlook
+
+    made.store.claim_with_outlook = answer_lost_once  # type: ignore[method-assign]
+    tasks = [asyncio.create_task(made.deliverers.deliver_forever(i)) for i in range(2)]
+    try:
+        reaction = Reaction(case=CaseNumber(1), message_ts=MessageTs("1.1"), name="white_check_mark")
+        ops = Ops()
+        lane = "slack:1"
+        item = encode_item("a", to_payload(reaction), now_ms())
+        ops.enqueue(made.store.keys.lane(lane), made.store.keys.due, lane, item)
+        assert await made.store.commit(ops) is Committed.DONE
+        started = time.monotonic()
+        made.deliverers.wake_all()
+        await slack.wait_for_async(lambda: bool(slack.requests_to("/api/reactions.add")), timeout=10)
+        assert lost, "no claim's answer was lost"
+        assert time.monotonic() - started < 10  # the lease (a minute) did not run out
+        deadline = time.monotonic() + 5
+        while await made.redis.llen(made.store.keys.lane(lane)):  # settled
+            assert time.monotonic() < deadline, "the lane was not settled"
+            await asyncio.sleep(0.01)
+    finally:
+        made.deliverers.stop()
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks)
+        await made.close()
+        await made.redis.aclose()
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,9 @@ class Next:
     action: Action
     delay_s: float = 0.0
     pause_platform_s: float | None = None  # pause every lane to the platform this long
+    # The attempt failed (an error, 5xx, no answer): counted among the failures the next
+    # backoff grows with. An attempt the platform answered with when to come back is not.
+    failed: bool = False
 
 
 def use_reply_token(delivery: LineReply, *, now_ms: int, attempts: int) -> bool:
@@ -82,10 +85,18 @@ def is_never_given_up(delivery: Delivery) -> bool:
 
 
 def next_step(
-    delivery: Delivery, outcome: Outcome, *, attempts: int, age_s: float, rules: RetryRules, jitter: float = 1.0
+    delivery: Delivery, outcome: Outcome, *, failures: int, age_s: float, rules: RetryRules, jitter: float = 1.0
 ) -> Next:
     """Decide what follows an attempt. A child's words are never given up on while Slack
-    may still take them; everything else stops retrying after rules.give_up_after_s."""
+    may still take them; everything else stops retrying once it is rules.give_up_after_s old
+    (counted in time since it was enqueued, however its attempts ended).
+
+    failures: the delivery's earlier attempts that failed (Next.failed). The backoff grows with
+    them only: 0.5 s for the first failure, doubling, at most rules.max_backoff_s. An attempt the
+    platform answered with when to come back (a 429's Retry-After) waits that long, pausing the
+    platform, and does not count: a burst of 429s does not make the next failure wait as if it
+    were the n-th in a row. (A 429 without Retry-After says nothing of when, so it backs off as a
+    failure.) Nor does an attempt cut short by its worker's death, which never settles."""
     if outcome.delivered:
         return Next(Action.COMPLETE)
     if outcome.status is OutcomeStatus.REPLY_TOKEN_REJECTED and isinstance(delivery, LineReply):
@@ -93,12 +104,12 @@ def next_step(
     if outcome.status is OutcomeStatus.RETRY and (is_never_given_up(delivery) or age_s < rules.give_up_after_s):
         if outcome.retry_after is not None:
             return Next(Action.RETRY, delay_s=outcome.retry_after, pause_platform_s=outcome.retry_after)
-        delay = min(rules.max_backoff_s, FIRST_BACKOFF_S * 2 ** min(attempts - 1, 16)) * jitter
+        delay = min(rules.max_backoff_s, FIRST_BACKOFF_S * 2 ** min(failures, 16)) * jitter
         if outcome.ambiguous:
             # The platform may still be working on it; give it as long again before looking
             # for it (Slack) or resending with the same retry key (LINE).
             delay = max(delay, rules.unanswered_wait_s)
-        return Next(Action.RETRY, delay_s=delay)
+        return Next(Action.RETRY, delay_s=delay, failed=True)
     if is_childs_words(delivery):
         return Next(Action.SET_ASIDE)
     return Next(Action.FAIL)

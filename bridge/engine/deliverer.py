@@ -15,7 +15,6 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import itertools
 import logging
 import random
 import time
@@ -25,10 +24,10 @@ from redis.exceptions import RedisError
 
 from bridge import core
 from bridge.adapters.line.client import LineClient
-from bridge.adapters.redis.codec import Claim
+from bridge.adapters.redis.codec import Claim, now_ms
 from bridge.adapters.redis.connect import RedisClient, subscriber
 from bridge.adapters.redis.lanes import FollowUp, Outlook
-from bridge.adapters.redis.store import Store, handed_token
+from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.client import SlackClient
 from bridge.adapters.slack.render import words_of
 from bridge.adapters.slack.views import child_blocks, root_blocks_of
@@ -47,8 +46,18 @@ from bridge.core.deliveries import (
     to_payload,
 )
 from bridge.core.policy import Policy
-from bridge.core.retry import DELIVERED, Action, Outcome, OutcomeStatus, RetryRules, next_step, use_reply_token
+from bridge.core.retry import (
+    DELIVERED,
+    Action,
+    Next,
+    Outcome,
+    OutcomeStatus,
+    RetryRules,
+    next_step,
+    use_reply_token,
+)
 from bridge.engine.errors import safe_trace
+from bridge.engine.handoff import HandOffs
 from bridge.engine.lanes import lane_for
 from bridge.engine.pacing import Pacing
 from bridge.engine.slack_posts import SlackPosts, joins
@@ -59,9 +68,14 @@ log = logging.getLogger("bridge.worker")
 # An idle deliverer looks at the lanes at least this often (a wake-up comes sooner when anything
 # is enqueued, and it waits no longer than until the earliest lane is due).
 IDLE_S = 10.0
+# How often a deliverer asks Redis again to settle an attempt that ended while Redis was away.
+SETTLE_AGAIN_S = 0.5
+# How far before an unanswered call the lanes it may have leased are looked for (other workers'
+# clocks, which push a leased lane's next look, may run behind this one's).
+UNANSWERED_MARGIN_MS = 10_000
 
 
-class Deliverers(SlackPosts):
+class Deliverers(SlackPosts, HandOffs):
     """The deliverers of one worker process, sharing its clients."""
 
     def __init__(
@@ -93,50 +107,15 @@ class Deliverers(SlackPosts):
         # Idle deliverers wait here; a wake-up rouses one, and a deliverer that found work
         # rouses the next, so the number awake follows the work instead of the pool size.
         self._idle: collections.deque[asyncio.Event] = collections.deque()
-        # Lanes the router leased for this process in its commit (router.Takers): each with its
-        # own lease token (so a claim that waited too long can never renew a lease somebody
-        # else holds now), and when it was handed.
-        self._handoffs = itertools.count()
-        self._handed: collections.deque[tuple[Claim, str, float]] = collections.deque()
-        self._reserved = 0  # idle deliverers held for hand-offs being committed now
+        self._init_handoffs()  # the lanes the router's commits hand to this process (handoff.py)
+        # Own tokens with a call that may have leased a lane and went unanswered (Redis went
+        # away), and from when (ms): their next claim first releases what they hold unknowingly.
+        self._unanswered: dict[str, int] = {}
 
     def stop(self) -> None:
         self.stopping.set()
         while self._idle:
             self._idle.popleft().set()
-
-    def room(self) -> int:
-        """How many handed lanes would be started on at once: the idle deliverers not yet
-        roused for one, nor held for a commit under way."""
-        return max(0, len(self._idle) - len(self._handed) - self._reserved)
-
-    def reserve(self) -> tuple[str, int]:
-        """A lease token for one commit's hand-off, and the room held for it until take()."""
-        room = self.room()
-        self._reserved += room
-        return f"{self.name}:h{next(self._handoffs)}", room
-
-    def take(self, token: str, reserved: int, claims: list[Claim]) -> None:
-        """Lanes leased by the router's commit for token (the nth for handed_token(token, n)):
-        one idle deliverer each; the rest of the reserved room is given back."""
-        self._reserved = max(0, self._reserved - reserved)
-        now = time.monotonic()
-        for n, claim in enumerate(claims):
-            self._handed.append((claim, handed_token(token, n), now))
-            self._wake_one()
-
-    async def _next_handed(self) -> tuple[Claim, str] | None:
-        """A handed lane to deliver, and its lease token, if any. One that waited a third of its
-        lease (no deliverer was free) has its lease renewed first, and is left if the lease was
-        lost meanwhile."""
-        while self._handed:
-            claim, token, at = self._handed.popleft()
-            if time.monotonic() - at < self.lease_ms / 3000:
-                return claim, token
-            if await self.store.renew_lane_lease(claim.lane, token=token, lease_ms=self.lease_ms):
-                return claim, token
-            log.warning("handed lane lease lost item=%s", claim.item_id)
-        return None
 
     def wake_all(self) -> None:
         """Rouse every idle deliverer to look for due lanes (another worker died)."""
@@ -172,6 +151,7 @@ class Deliverers(SlackPosts):
             # Listed as idle before looking for work, so a wake-up that comes meanwhile counts.
             wake = asyncio.Event()
             self._idle.append(wake)
+            asked = now_ms()
             try:
                 if not work and self._handed:
                     handed = await self._next_handed()
@@ -179,7 +159,10 @@ class Deliverers(SlackPosts):
                         work, token = [handed[0]], handed[1]
                 if not work and outlook is None:  # (a completion that claimed nothing said what is due)
                     token = own
-                    work, outlook = await self.store.claim_with_outlook(token=own, lease_ms=self.lease_ms, max_lanes=1)
+                    work, outlook = await self.store.claim_with_outlook(
+                        token=own, lease_ms=self.lease_ms, max_lanes=1, release_since=self._unanswered.get(own)
+                    )
+                    self._unanswered.pop(own, None)
                 if work:  # (when more lanes are due, the claim woke another deliverer)
                     self._forget(wake)
                     # Completing claims the next due lane for the same token.
@@ -194,10 +177,12 @@ class Deliverers(SlackPosts):
             except (RedisError, OSError) as exc:
                 log.warning("deliverer lost Redis (%s); pausing", type(exc).__name__)
                 work, outlook = [], None
+                self._unanswered.setdefault(own, asked - UNANSWERED_MARGIN_MS)
                 await asyncio.sleep(1)
             except Exception as exc:
                 log.error("deliverer error; pausing\n%s", safe_trace(exc))
                 work, outlook = [], None
+                self._unanswered.setdefault(own, asked - UNANSWERED_MARGIN_MS)  # (its work dropped)
                 await asyncio.sleep(1)
             finally:
                 self._forget(wake)
@@ -249,12 +234,47 @@ class Deliverers(SlackPosts):
         step = next_step(
             delivery,
             outcome,
-            attempts=claim.attempts,
+            failures=claim.failures,
             age_s=(time.time() * 1000 - claim.enqueued_ms) / 1000,
             rules=self.retry_rules,
             jitter=random.uniform(0.8, 1.2),
         )
-        fields = f"item={claim.item_id} kind={delivery.kind} attempts={claim.attempts}"
+        fields = f"item={claim.item_id} kind={delivery.kind} attempts={claim.attempts} failures={claim.failures}"
+        # Settled as soon as Redis answers: an attempt that ended while Redis was away (restarted,
+        # unreachable) would otherwise leave its lane leased by this living worker, whose fresh
+        # heartbeat keeps every other worker off it, until the lease ran out. Every settling step
+        # is safe to repeat: each checks the head item or the lease first.
+        waited = False
+        while True:
+            asked = now_ms()
+            try:
+                settled = await self._settle(claim, token, delivery, step, outcome, followups, carried, fields)
+            except (RedisError, OSError) as exc:
+                # (its completion may have leased the next lane unanswered; a handed lane's token
+                # is its own too, handed_token: no other deliverer holds anything with it)
+                self._unanswered.setdefault(token, asked - UNANSWERED_MARGIN_MS)
+                if not waited:
+                    log.warning("delivery not settled: redis unreachable (%s); again %s", type(exc).__name__, fields)
+                waited = True
+                await asyncio.sleep(SETTLE_AGAIN_S)
+                continue
+            if waited:
+                log.info("delivery settled once redis answered %s", fields)
+            return settled
+
+    async def _settle(
+        self,
+        claim: Claim,
+        token: str,
+        delivery: Delivery,
+        step: Next,
+        outcome: Outcome,
+        followups: tuple[Delivery, ...],
+        carried: list[str],
+        fields: str,
+    ) -> tuple[list[Claim], Outlook | None]:
+        """Record how the attempt ended: complete it (claiming the next due lane), retry it later,
+        set it aside or fail it, releasing the lane."""
         if step.action is Action.COMPLETE:
             _, claims, outlook = await self.store.complete_and_claim(
                 claim,
@@ -262,7 +282,9 @@ class Deliverers(SlackPosts):
                 followups=self._lane_items(claim, followups),
                 lease_ms=self.lease_ms,
                 carried=carried,
+                release_since=self._unanswered.get(token),
             )
+            self._unanswered.pop(token, None)
             log.info("delivered %s", fields)
             self.metrics.attempted(claim.lane, step.action, rate_limited=outcome.rate_limited)
             return claims, outlook
@@ -274,7 +296,7 @@ class Deliverers(SlackPosts):
         elif step.action is Action.RETRY:
             if step.pause_platform_s is not None:
                 await self.store.pause_platform(claim.lane.split(":")[0], step.pause_platform_s)
-            await self.store.retry_later(claim, token=token, delay_s=step.delay_s)
+            await self.store.retry_later(claim, token=token, delay_s=step.delay_s, failed=step.failed)
             log.warning("delivery retry %s in=%.1fs reason=%s", fields, step.delay_s, outcome.reason)
         elif step.action is Action.SET_ASIDE:
             await self.store.set_aside_delivery(claim, token=token, why=outcome.reason)

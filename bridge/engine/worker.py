@@ -18,12 +18,13 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
 from bridge.adapters.line.client import LineClient
-from bridge.adapters.redis.connect import RedisClient
+from bridge.adapters.redis.connect import RedisClient, redis_away
 from bridge.adapters.redis.heartbeat import BEAT_S
 from bridge.adapters.redis.partitions import PartitionsRefused, check_partition_count
 from bridge.adapters.redis.pseudonym import PseudonymKeyRefused
@@ -40,6 +41,9 @@ from bridge.metrics.server import MetricsPortRefused, MetricsServer, serve_metri
 from bridge.metrics.worker import WorkerMetrics
 
 log = logging.getLogger("bridge.worker")
+
+START_AGAIN_S = 1.0  # how often a starting worker asks a Redis that does not answer again
+WAIT_LOGGED_EVERY = 10  # of those tries, one in this many is logged (the first among them)
 
 
 class Worker:
@@ -158,22 +162,15 @@ class Worker:
             )
         except MetricsPortRefused as exc:
             raise SystemExit(str(exc)) from None
-        try:
-            await check_no_eviction(self.redis)
-        except UnsafeRedis as exc:
-            raise SystemExit(str(exc)) from None
-        try:
-            await self.store.prepare()
-        except PseudonymKeyRefused as exc:
-            raise SystemExit(str(exc)) from None
-        try:
-            await check_partition_count(self.redis, self.store.keys, self.store.partitions)
-        except PartitionsRefused as exc:
-            raise SystemExit(str(exc)) from None
+        if not await self._once_redis_answers("redis check", self._check_redis):
+            return
         await self.check_case_channel()
-        await self.store.ensure_router_group()
+        if not await self._once_redis_answers("router group", self.store.ensure_router_group):
+            return
         fetched = await self.refresh_roster()  # before routing, so controls are checked from the start
-        await self.store.beat(self.name)  # alive before holding anything
+        # Alive before holding anything.
+        if not await self._once_redis_answers("heartbeat", lambda: self.store.beat(self.name)):
+            return
         heart = asyncio.create_task(self._keep_heartbeat(), name="heartbeat")
         router = asyncio.create_task(self.router.route_forever(), name="router")
         waker = asyncio.create_task(self.deliverers.listen_for_wakeups(), name="wake")
@@ -191,6 +188,45 @@ class Worker:
         with contextlib.suppress(Exception):  # what is left (an unfinished call's lane) is taken over at once
             await self.store.gone(self.name)
         log.info("worker stopped name=%s", self.name)
+
+    async def _check_redis(self) -> None:
+        """Refuse a Redis that may evict keys, whose pseudonyms were made with another key, or
+        whose inbound stream has another partition count."""
+        try:
+            await check_no_eviction(self.redis)
+        except UnsafeRedis as exc:
+            raise SystemExit(str(exc)) from None
+        try:
+            await self.store.prepare()
+        except PseudonymKeyRefused as exc:
+            raise SystemExit(str(exc)) from None
+        try:
+            await check_partition_count(self.redis, self.store.keys, self.store.partitions)
+        except PartitionsRefused as exc:
+            raise SystemExit(str(exc)) from None
+
+    async def _once_redis_answers(self, step: str, start: Callable[[], Awaitable[object]]) -> bool:
+        """Run a start-up step, and again every START_AGAIN_S while Redis does not answer (not up
+        yet, restarting, loading its data: a deployment may start a worker before its Redis, or
+        while Redis restarts), logged as it waits; any other error ends the start. Each step may
+        be run again. False: the worker was stopped while it waited."""
+        waited = 0
+        while not self._stopping.is_set():
+            try:
+                await start()
+            except Exception as exc:
+                if not redis_away(exc):
+                    raise
+                if waited % WAIT_LOGGED_EVERY == 0:
+                    log.warning("waiting for redis step=%s error=%s", step, type(exc).__name__)
+                waited += 1
+                await self._pause(START_AGAIN_S)
+                continue
+            if waited:
+                log.info("redis answered step=%s after=%d tries", step, waited + 1)
+            return True
+        log.info("worker stopped while waiting for redis name=%s", self.name)
+        return False
 
     async def _keep_heartbeat(self) -> None:
         """Beat every BEAT_S. When another worker's heartbeat has just run out, the idle

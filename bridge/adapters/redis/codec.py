@@ -26,8 +26,9 @@ class Claim:
     lane: str
     item_id: str
     payload: dict[str, Any]
-    attempts: int
+    attempts: int  # its claims so far, this one included (a worker that died mid-attempt counts)
     enqueued_ms: int
+    failures: int = 0  # its earlier attempts that failed (retry.Next.failed), which the backoff grows with
     thread_ts: ThreadTs | None = None  # the Slack thread of the lane's case, once its root is posted
     pace: str | None = None  # the channel bucket its post waits for (buckets.py), kept on a retry
 

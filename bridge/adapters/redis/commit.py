@@ -110,12 +110,12 @@ if ARGV[4] ~= '' then
   local now, lease_ms, max = tonumber(ARGV[1]), tonumber(ARGV[5]), tonumber(ARGV[6])
   local due, attempts, threads = KEYS[tonumber(ARGV[8])], KEYS[tonumber(ARGV[9])], KEYS[tonumber(ARGV[10])]
   for _, lane in ipairs(fresh) do
-    if #claims >= max * 4 then break end
+    if #claims >= max * CLAIM_FIELDS then break end
     -- each lane its own token (the hand-off's, then '.' and the lane's place among those taken)
-    take_lane(due, attempts, threads, ARGV[7], now, lease_ms, ARGV[4] .. '.' .. (#claims / 4), lane, claims)
+    take_lane(due, attempts, threads, ARGV[7], now, lease_ms, ARGV[4] .. '.' .. (#claims / CLAIM_FIELDS), lane, claims)
   end
 end
-if #claims < #fresh * 4 then redis.call('PUBLISH', ARGV[2], '1') end
+if #claims < #fresh * CLAIM_FIELDS then redis.call('PUBLISH', ARGV[2], '1') end
 return {'done', claims}
 """
 )

@@ -16,6 +16,9 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import AuthenticationError, ClusterDownError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge.adapters.redis.keys import CLUSTER_TAG, Keys
 from bridge.config.redis_url import RedisTarget
@@ -24,6 +27,21 @@ RedisClient: TypeAlias = Redis | RedisCluster
 
 CONNECT_TIMEOUT_S = 5
 POOL_WAIT_S = 5
+
+# What Redis not answering *now* looks like (not up yet, restarting, loading its data, a cluster
+# between failovers): worth asking again. A refusal (a wrong password, a command refused) is not.
+REDIS_AWAY: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterDownError,
+    TryAgainError,
+)
+
+
+def redis_away(exc: Exception) -> bool:
+    """Whether exc says only that Redis does not answer now (see REDIS_AWAY)."""
+    return isinstance(exc, REDIS_AWAY) and not isinstance(exc, AuthenticationError)
 
 
 def open_redis(target: RedisTarget, *, socket_timeout: float, max_connections: int | None = None) -> RedisClient:

@@ -39,8 +39,12 @@ redis.call('HSETNX', KEYS[3], ARGV[3], redis.call('HGET', KEYS[1], 'thread_ts'))
 return 1
 """
 
+CLAIM_FIELDS = 5  # the values take_lane gives for each lane it leased
+
 # Shared by claim, complete and the router's commit. take_lane leases one due lane for token and
-# appends lane, item, attempts, thread ts to out; a lane to a paused platform moves to the end of
+# appends lane, item, attempts, failures, thread ts to out (attempts: the head's claims, counted
+# here; failures: those of its attempts that failed, counted by retry_later, in the same hash under
+# "<id>|f", which no item id can be); a lane to a paused platform moves to the end of
 # the pause. A claimed lane is due again after the lease or after ALIVE_MS, whichever is sooner:
 # whoever looks at it then finds it leased and either leaves it (the holder is alive) or takes it
 # over (the holder's heartbeat is older than ALIVE_MS: it died), so a killed worker's lanes move
@@ -52,6 +56,7 @@ return 1
 LANE_FUNCTIONS = (
     BUCKET_FUNCTIONS
     + f"local ALIVE_MS = {ALIVE_MS}\n"
+    + f"local CLAIM_FIELDS = {CLAIM_FIELDS}\n"
     + """
 local function holder_dead(prefix, holder, now)
   local owner = string.match(holder, '^(.*):[^:]*$')
@@ -90,6 +95,7 @@ local function take_lane(due, attempts, threads, prefix, now, lease_ms, token, l
       table.insert(out, lane)
       table.insert(out, item)
       table.insert(out, redis.call('HINCRBY', attempts, id, 1))
+      table.insert(out, tonumber(redis.call('HGET', attempts, id .. '|f') or '0'))
       table.insert(out, redis.call('HGET', threads, lane) or '')
     end
   else
@@ -101,10 +107,24 @@ local function claim_lanes(due, attempts, threads, prefix, now, lease_ms, token,
   local out = {}
   local lanes = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, max * 4)
   for _, lane in ipairs(lanes) do
-    if #out >= max * 4 then break end
+    if #out >= max * CLAIM_FIELDS then break end
     take_lane(due, attempts, threads, prefix, now, lease_ms, token, lane, out)
   end
   return out
+end
+-- Releases the leases token holds on lanes due from since up to till (a claimed lane is due at
+-- most a lease ahead), making those lanes due now: for a deliverer's own token, which holds no
+-- lane when it claims, after one of its calls went unanswered (Redis went away as it answered):
+-- a lane that call leased is one its holder never heard of, and would stay leased by a living
+-- worker until the lease ran out. (The router's hand-off token is shared: never released so.)
+local function release_unknown(due, prefix, token, since, till, now)
+  for _, lane in ipairs(redis.call('ZRANGEBYSCORE', due, since, till, 'LIMIT', 0, 1000)) do
+    local lease_key = prefix .. 'lease:' .. lane
+    if redis.call('GET', lease_key) == token then
+      redis.call('DEL', lease_key)
+      redis.call('ZADD', due, now, lane)
+    end
+  end
 end
 local function outlook(due, now)
   local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
@@ -114,12 +134,13 @@ end
 )
 
 # KEYS[1] due, KEYS[2] attempts, KEYS[3] lane threads; ARGV: lanes prefix, now, lease ms, token,
-# max, wake channel. Returns {claims, outlook} (see LANE_FUNCTIONS); other deliverers are woken
-# when lanes are due that this one did not take.
+# max, wake channel, release since ('' none: see release_unknown). Returns {claims, outlook} (see
+# LANE_FUNCTIONS); other deliverers are woken when lanes are due that this one did not take.
 _CLAIM = (
     LANE_FUNCTIONS
     + """
 local now = tonumber(ARGV[2])
+if ARGV[7] ~= '' then release_unknown(KEYS[1], ARGV[1], ARGV[4], ARGV[7], now + tonumber(ARGV[3]), now) end
 local claims = claim_lanes(KEYS[1], KEYS[2], KEYS[3], ARGV[1], now, tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
 local seen = outlook(KEYS[1], now)
 if #claims > 0 and tonumber(seen[2]) > 0 then redis.call('PUBLISH', ARGV[6], '1') end
@@ -131,9 +152,10 @@ return {claims, seen}
 # prefix, lane, token, item ids (the head's, then those of the items behind it that one post
 # carried with it, separated by spaces), now, wake channel, aside (not '': the item moves to the set-aside
 # stream, with this as why), claim next ('1': lease the next due lane in the same step), lease
-# ms, then follow-up lane, item pairs. Pops the items while they are still the head, enqueues follow-ups
-# in the same step, and releases the lease if still ours. Returns {popped, claims, outlook}.
-# Other deliverers are woken only when lanes are due that this one did not take.
+# ms, release since ('' none: see release_unknown, before the claim), then follow-up lane, item
+# pairs. Pops the items while they are still the head, enqueues follow-ups in the same step, and
+# releases the lease if still ours. Returns {popped, claims, outlook}. Other deliverers are woken
+# only when lanes are due that this one did not take.
 _COMPLETE = (
     LANE_FUNCTIONS
     + """
@@ -147,11 +169,11 @@ for id in string.gmatch(ARGV[4], '%S+') do
     redis.call('XADD', KEYS[3], '*', 'lane', ARGV[2], 'item', head, 'why', ARGV[7])
   end
   redis.call('LPOP', lane_key)
-  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[2], id, id .. '|f')
   popped = 1
 end
 if popped == 1 then
-  for i = 10, #ARGV, 2 do
+  for i = 11, #ARGV, 2 do
     redis.call('RPUSH', ARGV[1] .. 'lane:' .. ARGV[i], ARGV[i + 1])
     redis.call('ZADD', KEYS[1], 'NX', ARGV[5], ARGV[i])
   end
@@ -164,6 +186,7 @@ if redis.call('LLEN', lane_key) == 0 then
 elseif mine then
   redis.call('ZADD', KEYS[1], ARGV[5], ARGV[2])
 end
+if ARGV[10] ~= '' then release_unknown(KEYS[1], ARGV[1], ARGV[3], ARGV[10], now + tonumber(ARGV[9]), now) end
 local claims = {}
 if ARGV[8] == '1' then
   claims = claim_lanes(KEYS[1], KEYS[2], KEYS[4], ARGV[1], now, tonumber(ARGV[9]), ARGV[3], 1)
@@ -174,10 +197,12 @@ return {popped, claims, seen}
 """
 )
 
-# KEYS[1] due; ARGV: lanes prefix, lane, token, due at, item id, replacement item ('' keeps it).
+# KEYS[1] due, KEYS[2] attempts; ARGV: lanes prefix, lane, token, due at, item id, replacement
+# item ('' keeps it), failed ('1': the attempt counts among the item's failures).
 _RETRY = """
 local lease_key = ARGV[1] .. 'lease:' .. ARGV[2]
 if redis.call('GET', lease_key) ~= ARGV[3] then return 0 end
+if ARGV[7] == '1' then redis.call('HINCRBY', KEYS[2], ARGV[5] .. '|f', 1) end
 if ARGV[6] ~= '' then
   local lane_key = ARGV[1] .. 'lane:' .. ARGV[2]
   local head = redis.call('LINDEX', lane_key, 0)
@@ -226,11 +251,18 @@ class LaneStore:
         claims, _ = await self.claim_with_outlook(token=token, lease_ms=lease_ms, max_lanes=max_lanes)
         return claims
 
-    async def claim_with_outlook(self, *, token: str, lease_ms: int, max_lanes: int) -> tuple[list[Claim], Outlook]:
-        """Lease up to max_lanes due lanes; and what is due besides (in the same round trip)."""
+    async def claim_with_outlook(
+        self, *, token: str, lease_ms: int, max_lanes: int, release_since: int | None = None
+    ) -> tuple[list[Claim], Outlook]:
+        """Lease up to max_lanes due lanes; and what is due besides (in the same round trip).
+
+        release_since (ms): first release every lease token holds on a lane due since then,
+        making the lane due now. For a token whose holder holds no lane now, after a call of its
+        that may have leased one went unanswered at about that time (Redis went away)."""
+        since = "" if release_since is None else release_since
         raw: Any = await self._claim(
             keys=[self.keys.due, self.keys.attempts, self.keys.lane_threads],
-            args=[self.keys.lanes_prefix, now_ms(), lease_ms, token, max_lanes, self.keys.wake_channel],
+            args=[self.keys.lanes_prefix, now_ms(), lease_ms, token, max_lanes, self.keys.wake_channel, since],
         )
         return claims_from(raw[0]), _outlook(raw[1])
 
@@ -261,9 +293,11 @@ class LaneStore:
         set_aside_because: str | None = None,
         lease_ms: int | None = None,
         carried: Sequence[str] = (),
+        release_since: int | None = None,
     ) -> tuple[bool, list[Claim], Outlook]:
         """As complete; with lease_ms, the next due lane is leased for the same token in the
-        same step (a busy deliverer needs one round trip per delivery, not two). carried: the
+        same step (a busy deliverer needs one round trip per delivery, not two), after releasing
+        what the token holds besides with release_since (as claim_with_outlook). carried: the
         ids of the items right behind the head that its post carried too: popped with it."""
         now = now_ms()
         args: list[str | int] = [
@@ -276,6 +310,7 @@ class LaneStore:
             "" if set_aside_because is None else set_aside_because or "-",
             "0" if lease_ms is None else "1",
             lease_ms or 0,
+            "" if release_since is None else release_since,
         ]
         for lane, item_id, payload, pace in followups:
             args += [lane, encode_item(item_id, payload, now, pace)]
@@ -300,15 +335,23 @@ class LaneStore:
         return bool(await self._renew_lane(keys=[self.keys.due], args=args))
 
     async def retry_later(
-        self, claim: Claim, *, token: str, delay_s: float, replacement: dict[str, Any] | None = None
+        self,
+        claim: Claim,
+        *,
+        token: str,
+        delay_s: float,
+        replacement: dict[str, Any] | None = None,
+        failed: bool = False,
     ) -> bool:
-        """Release the lane until delay_s from now, optionally replacing the head item's payload."""
+        """Release the lane until delay_s from now, optionally replacing the head item's payload.
+        failed: the attempt failed, and the next claim's failures count it (the backoff grows
+        with them)."""
         new_item = (
             encode_item(claim.item_id, replacement, claim.enqueued_ms, claim.pace) if replacement is not None else ""
         )
         return bool(
             await self._retry(
-                keys=[self.keys.due],
+                keys=[self.keys.due, self.keys.attempts],
                 args=[
                     self.keys.lanes_prefix,
                     claim.lane,
@@ -316,6 +359,7 @@ class LaneStore:
                     now_ms() + int(delay_s * 1000),
                     claim.item_id,
                     new_item,
+                    "1" if failed else "0",
                 ],
             )
         )
@@ -334,22 +378,15 @@ class Outlook:
 
 
 def claims_from(raw: list[Any]) -> list[Claim]:
-    claims = []
-    for i in range(0, len(raw), 4):
-        item = as_text(raw[i + 1])
-        item_id, payload, enqueued_ms = decode_item(item)
-        claims.append(
-            Claim(
-                lane=as_text(raw[i]),
-                item_id=item_id,
-                payload=payload,
-                attempts=int(raw[i + 2]),
-                enqueued_ms=enqueued_ms,
-                thread_ts=ThreadTs(as_text(raw[i + 3])) if raw[i + 3] else None,
-                pace=item_pace(item),
-            )
-        )
-    return claims
+    """The claims a script returned, CLAIM_FIELDS values each."""
+    return [_claim(raw[i : i + CLAIM_FIELDS]) for i in range(0, len(raw), CLAIM_FIELDS)]
+
+
+def _claim(raw: list[Any]) -> Claim:
+    item_id, payload, enqueued_ms = decode_item(item := as_text(raw[1]))
+    thread_ts = ThreadTs(as_text(raw[4])) if raw[4] else None
+    lane, attempts, failures = as_text(raw[0]), int(raw[2]), int(raw[3])
+    return Claim(lane, item_id, payload, attempts, enqueued_ms, failures, thread_ts, item_pace(item))
 
 
 def _outlook(raw: list[Any]) -> Outlook:

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ResponseError
+from redis.exceptions import ClusterDownError, ResponseError, TryAgainError
 
 from bridge.adapters.redis.connect import RedisClient
 
@@ -32,6 +32,8 @@ async def check_no_eviction(redis: RedisClient) -> None:
             by_node = infos if "maxmemory_policy" not in infos else {"the one node": infos}
         else:
             by_node = {"": await redis.info("memory")}
+    except (ClusterDownError, TryAgainError):
+        raise  # not a refusal of INFO: the cluster is not answering yet (asked again at start-up)
     except ResponseError:
         log.warning("could not read Redis's maxmemory-policy; make sure it is %s", SAFE_EVICTION)
         return
