@@ -33,12 +33,15 @@ class Partition:
 
     index: int
     stream: str  # its inbound stream
-    # Partition 0 fires the due timers and runs the standing pass (for the whole deployment).
-    fires_timers: bool
 
     @classmethod
     def of(cls, keys: Keys, index: int) -> Partition:
-        return cls(index=index, stream=keys.inbound_of(index), fires_timers=index == 0)
+        return cls(index=index, stream=keys.inbound_of(index))
+
+    @property
+    def fires_timers(self) -> bool:
+        """Partition 0 fires the due timers and runs the standing pass (for the whole deployment)."""
+        return self.index == 0
 
     def marker(self, entry_id: str) -> str:
         """What names an entry's effects and deliveries (lane items, attempts, the metadata that

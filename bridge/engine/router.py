@@ -115,14 +115,16 @@ class Router(Decider):
 
     # --- leading ---------------------------------------------------------------------
 
+    @property
+    def first_partition(self) -> Partition:
+        """Partition 0 (a deployment's only one, unless it has several)."""
+        return Partition.of(self.store.keys, 0)
+
     async def route_forever(self) -> None:
         """Lead this worker's share of the partitions until stopping (partitions.py)."""
         await lead_share(self, ROUTER_LEASE_MS)
 
     async def pause(self, seconds: float) -> None:
-        await self._pause(seconds)
-
-    async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the worker is stopping."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
@@ -135,7 +137,7 @@ class Router(Decider):
         list, which after a take-over holds the previous leader's unfinished entries), and
         goes back to them whenever it stopped a batch early, so order holds.
         """
-        part = partition or Partition.of(self.store.keys, 0)
+        part = partition or self.first_partition
         down = step_down or asyncio.Event()
         claim_from = "0-0"
         while True:  # take over all of an earlier leader's pending entries
@@ -211,7 +213,7 @@ class Router(Decider):
         Safe to repeat: after a commit the entry is gone and a repeat finds nothing to do;
         before it, nothing was written and a repeat decides the same from the same state.
         """
-        part = partition or Partition.of(self.store.keys, 0)
+        part = partition or self.first_partition
         fields = fields or {}  # a pending entry whose content is gone reads as None
         source = "?"
         try:
@@ -246,7 +248,7 @@ class Router(Decider):
             window.append((entry_id, event))
         if len(window) < 2:
             return 0
-        part = partition or Partition.of(self.store.keys, 0)
+        part = partition or self.first_partition
         window_s = self.policy.flood_window_seconds
         requests = [
             ChildRequest(event.child_id, entry_time(entry_id), window_s)
@@ -283,7 +285,7 @@ class Router(Decider):
 
     async def pass_once(self, entry_id: str, event: InboundEvent, *, partition: Partition | None = None) -> Committed:
         """Load, decide, commit; again from fresh reads if the state changed meanwhile."""
-        part = partition or Partition.of(self.store.keys, 0)
+        part = partition or self.first_partition
         now = entry_time(entry_id)
         for _ in range(PASSES_PER_ENTRY):
             loaded = Loaded()
@@ -335,7 +337,7 @@ class Router(Decider):
         ops: Ops | None = None,
         partition: Partition | None = None,
     ) -> Plan:
-        part = partition or Partition.of(self.store.keys, 0)
+        part = partition or self.first_partition
         plan = Plan(
             keys=self.store.keys,
             loaded=loaded,

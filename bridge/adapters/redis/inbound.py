@@ -31,11 +31,12 @@ end
 return recorded
 """
 
-# KEYS[1] seen marker, KEYS[2] by-thread; ARGV: ttl, source, body, partition count, partition 0's
-# stream, cases prefix, the thread's field in by-thread ('' for none), a case number ('' for
-# none). Records a Slack event in the partition of the case it is about: the thread's case if
-# the thread is one, else the case named; a case's partition is its child's (partitions.py).
-# Anything else goes to partition 0. Returns 1 if recorded, 0 if seen before.
+# KEYS[1] seen marker, KEYS[2] by-thread; ARGV: ttl, source, body, partition count, cases prefix,
+# the thread's field in by-thread ('' for none), a case number ('' for none), then the stream of
+# each partition in order (named by keys.py alone). Records a Slack event in the partition of
+# the case it is about: the thread's case if the thread is one, else the case named; a case's
+# partition is its child's (partitions.py). Anything else goes to partition 0. Returns 1 if
+# recorded, 0 if seen before.
 _RECORD_FOR_CASE = (
     LUA_PARTITION_OF
     + """
@@ -43,15 +44,13 @@ if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 local count = tonumber(ARGV[4])
 local partition = 0
 if count > 1 then
-  local number = ARGV[8]
-  if ARGV[7] ~= '' then number = redis.call('HGET', KEYS[2], ARGV[7]) or number end
+  local number = ARGV[7]
+  if ARGV[6] ~= '' then number = redis.call('HGET', KEYS[2], ARGV[6]) or number end
   if number ~= '' then
-    partition = partition_of(redis.call('HGET', ARGV[6] .. 'case:' .. number, 'child'), count)
+    partition = partition_of(redis.call('HGET', ARGV[5] .. 'case:' .. number, 'child'), count)
   end
 end
-local stream = ARGV[5]
-if partition > 0 then stream = stream .. ':' .. partition end
-redis.call('XADD', stream, '*', 'source', ARGV[2], 'body', ARGV[3])
+redis.call('XADD', ARGV[8 + partition], '*', 'source', ARGV[2], 'body', ARGV[3])
 return 1
 """
 )
@@ -141,10 +140,10 @@ class InboundStore:
             source,
             body,
             self.partitions,
-            self.keys.inbound,
             self.keys.cases_prefix,
             thread_field or "",
             case if case is not None and case.isdigit() and len(case) <= 12 else "",
+            *inbound_streams(self.keys, self.partitions),
         ]
         return int(await self._record_for_case(keys=[self.keys.seen(source, event_id), self.keys.by_thread], args=args))
 
