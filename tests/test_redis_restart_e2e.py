@@ -91,14 +91,20 @@ def test_a_post_answered_while_redis_is_down_is_settled_when_redis_is_back(
     assert "delivery settled once redis answered" in worker.log()
 
 
-def test_a_worker_started_while_redis_is_down_waits_for_it(
-    bridge_factory: Any, restartable_redis: RestartableRedis
-) -> None:
-    """It says it is waiting, asks again, and starts once Redis answers; then it relays."""
+def worker_waiting_for_redis(bridge_factory: Any, restartable_redis: RestartableRedis) -> tuple[Bridge, Process]:
+    """A web with Redis stopped after it started, and a worker launched then: it logs that it waits."""
     bridge: Bridge = bridge_factory(worker=0)
     restartable_redis.stop()
     worker = bridge.launch("worker")
     wait_logged(worker, "waiting for redis")
+    return bridge, worker
+
+
+def test_a_worker_started_while_redis_is_down_waits_for_it(
+    bridge_factory: Any, restartable_redis: RestartableRedis
+) -> None:
+    """It says it is waiting, asks again, and starts once Redis answers; then it relays."""
+    bridge, worker = worker_waiting_for_redis(bridge_factory, restartable_redis)
     time.sleep(2)  # several more tries, still waiting
     assert worker.popen.poll() is None, worker.log()
     assert "worker started" not in worker.log()
@@ -113,10 +119,7 @@ def test_a_worker_started_while_redis_is_down_waits_for_it(
 def test_a_worker_waiting_for_redis_stops_at_once_on_sigterm(
     bridge_factory: Any, restartable_redis: RestartableRedis
 ) -> None:
-    bridge: Bridge = bridge_factory(worker=0)
-    restartable_redis.stop()
-    worker = bridge.launch("worker")
-    wait_logged(worker, "waiting for redis")
+    _, worker = worker_waiting_for_redis(bridge_factory, restartable_redis)
     worker.popen.send_signal(signal.SIGTERM)
     assert worker.popen.wait(5 * time_scale()) == 0, worker.log()
     assert "worker stopped while waiting for redis" in worker.log()

@@ -56,6 +56,11 @@ async def worker(fakes: tuple[FakeLine, FakeSlack]) -> AsyncIterator[Worker]:
         assert time.monotonic() < deadline, "the deliverers did not start"
         await asyncio.sleep(0.01)
     yield made
+    await stop_in_process(made, tasks)
+
+
+async def stop_in_process(made: Worker, tasks: list[asyncio.Task[None]]) -> None:
+    """Stop an in-process worker's deliverers and close its clients."""
     made.deliverers.stop()
     for task in tasks:
         task.cancel()
@@ -174,13 +179,7 @@ async def test_a_lane_whose_claim_went_unanswered_is_released_by_its_deliverer_a
             assert time.monotonic() < deadline, "the lane was not settled"
             await asyncio.sleep(0.01)
     finally:
-        made.deliverers.stop()
-        for task in tasks:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*tasks)
-        await made.close()
-        await made.redis.aclose()
+        await stop_in_process(made, tasks)
 
 
 @pytest.mark.parametrize(
