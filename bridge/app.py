@@ -30,7 +30,7 @@ from bridge.adapters.redis.partitions import PartitionsRefused, check_partition_
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack import identity, verify
 from bridge.adapters.slack.listeners import build_bolt_app
-from bridge.config.policy_file import load_policy
+from bridge.config.policy_file import case_channels_for, load_policy
 from bridge.config.settings import Settings, load_settings
 from bridge.config.startup import EXIT_CODE, STARTUP_ERRORS, startup_error_line
 from bridge.logs import configure_logging
@@ -203,7 +203,7 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], RedisClient] |
             client=web,
             store=store,
             policy=policy,
-            cases_channel=settings.SLACK_CHANNEL_ID,
+            case_channels=case_channels,
         )
         # Which app and workspace Slack requests must name: asked once here (a web process that
         # cannot reach Slack starts anyway, for LINE, and keeps asking while it refuses Slack).
@@ -223,6 +223,8 @@ def create_app(settings: Settings, *, redis_factory: Callable[[], RedisClient] |
             log.info("web stopped")
 
     policy = load_policy(settings.BRIDGE_CONFIG)  # a bad policy file stops start-up here
+    # Every channel cases open in; a pool that does not start with SLACK_CHANNEL_ID stops start-up.
+    case_channels = case_channels_for(policy, settings.SLACK_CHANNEL_ID)
     metrics = WebMetrics()  # this app's own registry: tests build several apps in one process
     # No schema and no docs pages: the endpoints are for LINE and Slack, who need no map of them.
     app = FastAPI(

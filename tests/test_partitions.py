@@ -97,14 +97,18 @@ async def test_a_slack_event_goes_to_the_partition_of_its_cases_child(redis_serv
         for number in range(1, len(CHILDREN) + 1):
             by_number = await store.record_for_case("slack", f"n{number}", f"n{number}", case=str(number))
             by_thread = await store.record_for_case(
-                "slack", f"t{number}", f"t{number}", thread_field=f"{number}.000100"
+                "slack", f"t{number}", f"t{number}", thread_fields=(f"{number}.000100",)
             )
             assert by_number == by_thread == 1
         await store.record_for_case("slack", "gone", "gone", case="100")
         await store.record_for_case("slack", "none", "none")
         await store.record_for_case("slack", "bad", "bad", case="1; DROP")  # not a number: partition 0
         # The thread's case wins over a number named beside it.
-        await store.record_for_case("slack", "both", "both", thread_field="2.000100", case="1")
+        await store.record_for_case("slack", "both", "both", thread_fields=("2.000100",), case="1")
+        # With a pool, a thread is looked for under each of its names in order: the first found wins.
+        await client.hset(store.keys.by_thread, "C2:3.000100", 3)
+        await store.record_for_case("slack", "pooled", "pooled", thread_fields=("C2:3.000100", "1.000100"))
+        await store.record_for_case("slack", "fallback", "fallback", thread_fields=("C9:1.000100", "4.000100"))
         assert await store.record_for_case("slack", "none", "none") == 0  # seen before: skipped
         found: dict[int, list[str]] = {}
         for p in range(4):
@@ -115,6 +119,8 @@ async def test_a_slack_event_goes_to_the_partition_of_its_cases_child(redis_serv
             assert f"n{number}" in found[expected] and f"t{number}" in found[expected], (number, expected)
         assert {"gone", "none", "bad"} <= set(found[0])
         assert "both" in found[partition_of(CHILDREN[1], 4)]
+        assert "pooled" in found[partition_of(CHILDREN[2], 4)]
+        assert "fallback" in found[partition_of(CHILDREN[3], 4)]
     finally:
         await client.flushdb()
         await client.aclose()

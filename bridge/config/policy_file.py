@@ -86,6 +86,38 @@ class RolesSection(_Strict):
         return value
 
 
+# A Slack channel ID as Slack writes it: C (or G, for private channels made before 2021), then
+# capital letters and digits.
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,20}")
+MAX_CASE_CHANNELS = 50
+
+
+def _shown(value: str) -> str:
+    """A value from the file for an error line: quoted, escaped, and cut short."""
+    return repr(value[:24]) + ("…" if len(value) > 24 else "")
+
+
+class SlackSection(_Strict):
+    # The pool of case channels, SLACK_CHANNEL_ID first (checked at start, case_channels_for);
+    # empty: SLACK_CHANNEL_ID alone.
+    case_channels: tuple[str, ...] = Field(default=(), max_length=MAX_CASE_CHANNELS)
+
+    @field_validator("case_channels")
+    @classmethod
+    def _channel_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen: set[str] = set()
+        for number, channel in enumerate(value, start=1):
+            if not _CHANNEL_ID.fullmatch(channel):
+                raise ValueError(
+                    f"entry {number}, {_shown(channel)}, is not a Slack channel ID (C or G, then 2 to 20"
+                    " capital letters and digits)"
+                )
+            if channel in seen:
+                raise ValueError(f"entry {number}, {_shown(channel)}, is listed twice")
+            seen.add(channel)
+        return value
+
+
 class FloodsSection(_Strict):
     # More than max_stickers stickers, or more than max_messages messages, from one child within
     # window_seconds: the surplus is deferred (kept from the thread) for cooldown_seconds (0: never).
@@ -168,6 +200,7 @@ class _PolicyFile(_Strict):
     capacity: CapacitySection = Field(default_factory=CapacitySection)
     timeouts: TimeoutsSection = Field(default_factory=TimeoutsSection)
     roles: RolesSection = Field(default_factory=RolesSection)
+    slack: SlackSection = Field(default_factory=SlackSection)
     safety: SafetySection = Field(default_factory=SafetySection)
     floods: FloodsSection = Field(default_factory=FloodsSection)
     audit: AuditSection = Field(default_factory=AuditSection)
@@ -221,6 +254,7 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         on_duty_group=parsed.roles.on_duty_group,
         supervisors=frozenset(SlackUserId(user) for user in parsed.roles.supervisors),
         supervisor_group=parsed.roles.supervisor_group,
+        case_channels=parsed.slack.case_channels,
         safety=build_safety(parsed.safety),
         flood_max_stickers=parsed.floods.max_stickers,
         flood_max_messages=parsed.floods.max_messages,
@@ -233,6 +267,26 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         unanswered_close_hours=parsed.retention.unanswered_close_hours,
         set_aside_days=parsed.retention.set_aside_days,
     )
+
+
+def case_channels_for(policy: Policy, default: str) -> tuple[str, ...]:
+    """Every channel cases open in, default (SLACK_CHANNEL_ID) first: default alone, or the
+    policy's pool, which must list default first. Raises PolicyError naming both otherwise."""
+    if not policy.case_channels:
+        return (default,)
+    if policy.case_channels[0] != default:
+        raise PolicyError(
+            f"slack.case_channels: must list SLACK_CHANNEL_ID ({_shown(default)}) first,"
+            f" not {_shown(policy.case_channels[0])}"
+        )
+    return policy.case_channels
+
+
+def _describe_channels(policy: Policy) -> str:
+    if len(policy.case_channels) < 2:
+        return "SLACK_CHANNEL_ID alone"
+    shown = ", ".join(policy.case_channels)
+    return f"{len(policy.case_channels)} channels in turn: {shown} (the first must be SLACK_CHANNEL_ID)"
 
 
 def _describe_safety(policy: Policy) -> str:
@@ -295,6 +349,7 @@ def describe_policy(policy: Policy, *, show: Callable[[Text], str]) -> str:
         f"closing reminder: {reminder}",
         f"supervisors:  {', '.join(sorted(policy.supervisors)) or 'none by ID'}"
         + (f"; members of user group {policy.supervisor_group}" if policy.supervisor_group else ""),
+        f"case channels: {_describe_channels(policy)}",
         f"risk words:   {_describe_safety(policy)}",
         f"floods:       {_describe_floods(policy)}",
         f"audit:        records kept {policy.audit_retention_days} days",

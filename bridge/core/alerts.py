@@ -33,4 +33,4 @@ def urgent_deliveries(case: Case, policy: Policy, *, alert: Text, note: Text) ->
 
 def thread_link(case: Case) -> ThreadLink:
     """A link to the case's thread, as far as the case knows it (no thread yet: no link)."""
-    return ThreadLink(case.number, case.thread_ts)
+    return ThreadLink(case.number, case.thread_ts, case.channel)

@@ -63,6 +63,9 @@ class Case:
     blocked_risk: bool = False  # the supervisors heard of risk words from the blocked child
     risks: frozenset[str] = frozenset()  # the risk categories found so far (each alerts once)
     block_reminded_at: float | None = None  # the supervisors were last reminded of its block
+    # The channel its thread is in, one of a pool of case channels (bridge/core/channels.py);
+    # None: SLACK_CHANNEL_ID (every case without a pool, and every case opened before pools).
+    channel: str | None = None
 
     @property
     def is_open(self) -> bool:

@@ -41,8 +41,10 @@ class ThreadPost:
     text: Text
     role: PostRole
     # The thread, for a note into a thread whose case's record is gone (its lane no longer knows
-    # it); otherwise None, and the post goes into the thread the case's lane knows.
+    # it), and the channel it is in (None: SLACK_CHANNEL_ID); otherwise None, and the post goes
+    # into the thread the case's lane knows.
     thread_ts: ThreadTs | None = None
+    channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,9 @@ class Ephemeral:
     # Someone outside the case channel cannot see an ephemeral message there (refused, or
     # removed since): they are told in a direct message instead.
     direct_if_outside: bool = True
+    # Without a case: the channel it is shown in, the one the request was made in (a pool's);
+    # None: SLACK_CHANNEL_ID. With a case, it is shown in the case's thread, in its channel.
+    channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,9 +134,17 @@ Delivery = ThreadPost | RootPost | RootUpdate | ChannelPost | Reaction | Ephemer
 _KINDS: dict[str, type[Delivery]] = {cls.kind: cls for cls in typing.get_args(Delivery)}
 
 
+# Fields added after deliveries were first queued: left out of a payload while unset, so that
+# without a pool of case channels a payload is exactly what an older release writes and reads.
+_LATER_FIELDS = ("channel",)
+
+
 def to_payload(delivery: Delivery) -> dict[str, Any]:
     """A JSON-ready dict that from_payload turns back into the same delivery."""
     payload = {"kind": delivery.kind, **asdict(delivery)}
+    for name in _LATER_FIELDS:
+        if name in payload and payload[name] is None:
+            del payload[name]
     if isinstance(delivery, ThreadPost | RootPost | RootUpdate | ChannelPost | Ephemeral):
         payload["text"] = text_to_payload(delivery.text)
     return payload

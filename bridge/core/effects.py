@@ -27,6 +27,7 @@ class OpenCase:
     arrived_closed: bool
     earlier: tuple[CaseNumber, ...]
     history: tuple[CaseNumber, ...]
+    channel: str | None = None  # the pool's channel its thread goes in; None: SLACK_CHANNEL_ID
 
 
 @dataclass(frozen=True)
@@ -211,10 +212,11 @@ class BlockChild:
 
 @dataclass(frozen=True)
 class ChangeMember:
-    """Someone joined or left the case channel: the roster of who may use the controls."""
+    """Someone joined or left a case channel: the roster of who may use the controls."""
 
     user: SlackUserId
     joined: bool
+    channel: str | None = None  # another channel of the pool; None: SLACK_CHANNEL_ID
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,9 @@ class ControlRequested:
     via: ControlVia
     reason: str = ""  # typed into a window (buttons and the shortcut); commands carry it in text
     thread_ts: ThreadTs | None = None  # the shortcut names the thread, not the number
+    # The channel it was made in: the thread's, and where an answer about no case is shown (None:
+    # recorded before requests named it; SLACK_CHANNEL_ID).
+    channel: str | None = None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ class ThreadLink:
     kind: ClassVar[str] = "thread_link"
     case: CaseNumber
     thread_ts: ThreadTs | None
+    channel: str | None = None  # the pool's channel the thread is in; None: SLACK_CHANNEL_ID
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,4 +165,7 @@ def text_from_payload(payload: object) -> Text:
 
 
 def _fields(part: Special) -> dict[str, Any]:
-    return dataclasses.asdict(part)
+    fields = dataclasses.asdict(part)
+    if isinstance(part, ThreadLink) and part.channel is None:
+        del fields["channel"]  # as a link was kept before pools of case channels
+    return fields

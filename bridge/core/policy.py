@@ -40,6 +40,9 @@ class Policy:
     on_duty_group: str = ""
     supervisors: frozenset[SlackUserId] = frozenset()
     supervisor_group: str = ""
+    # The pool of case channels, SLACK_CHANNEL_ID first (the start checks it); () or one channel:
+    # every case in SLACK_CHANNEL_ID, stored as before pools (bridge/core/channels.py).
+    case_channels: tuple[str, ...] = ()
     safety: Safety = field(default_factory=Safety)  # the categories of risk and the calm phrases
     flood_max_stickers: int = 5
     flood_max_messages: int = 20

@@ -18,9 +18,9 @@ from typing import Any, assert_never
 from bridge import core
 from bridge.adapters.redis.codec import CaseRecord, encode_item, kept_text
 from bridge.adapters.redis.commit import Ops
-from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
+from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys, thread_field
 from bridge.adapters.redis.set_aside import set_aside_key
-from bridge.core.deliveries import Delivery, to_payload
+from bridge.core.deliveries import Delivery, RootPost, ThreadPost, to_payload
 from bridge.core.ids import LineUserId
 from bridge.engine.lanes import case_lane, child_lane, lane_for
 
@@ -74,10 +74,11 @@ class Plan:
         now: float,
         audit_retention_days: int,
         ops: Ops | None = None,
-        pace: Callable[[Delivery], str | None] | None = None,
+        pace: Callable[[Delivery, str | None], str | None] | None = None,
     ) -> None:
         self.keys = keys
-        self.pace = pace  # the channel bucket a delivery's post waits for (engine/pacing.py)
+        # The channel bucket a delivery's post waits for (engine/pacing.py), given its case's channel.
+        self.pace = pace
         self.loaded = loaded
         self.child_key = child_key
         self.now = now
@@ -85,6 +86,7 @@ class Plan:
         self.ops = ops if ops is not None else Ops()  # several plans may share one commit
         self._touched: set[int] = set()
         self._opened: dict[int, str] = {}  # cases this commit opens -> their child key
+        self._opened_in: dict[int, str | None] = {}  # cases this commit opens -> their channel
         self.notes: list[tuple[Any, ...]] = []  # log lines, for once the commit is done
 
     def _note(self, message: str, *args: object) -> None:
@@ -112,9 +114,21 @@ class Plan:
     def deliveries(self, deliveries: Iterable[Delivery], *, item_prefix: str, now_ms: int) -> None:
         for index, delivery in enumerate(deliveries):
             lane = lane_for(delivery, self.child_key)
-            pace = self.pace(delivery) if self.pace is not None else None
+            pace = self.pace(delivery, self._channel_of(delivery)) if self.pace is not None else None
             item = encode_item(f"{item_prefix}.{index}", to_payload(delivery), now_ms, pace)
             self.ops.enqueue(self.keys.lane(lane), self.keys.due, lane, item)
+
+    def _channel_of(self, delivery: Delivery) -> str | None:
+        """The channel of the case a post goes into (None: SLACK_CHANNEL_ID), as the decision saw
+        the case: opened by this commit, or loaded for it."""
+        if not isinstance(delivery, RootPost | ThreadPost):
+            return None
+        if isinstance(delivery, ThreadPost) and delivery.channel is not None:
+            return delivery.channel
+        if delivery.case in self._opened_in:
+            return self._opened_in[delivery.case]
+        record = self.loaded.cases.get(delivery.case)
+        return record.case.channel if record is not None else None
 
     def _case(self, number: int) -> str:
         """A case's key, checking once that it still has the version it was loaded with."""
@@ -139,7 +153,7 @@ class Plan:
             if number not in self._touched:
                 ops.field_is(key, "v", record.version)
             if record.case.thread_ts:
-                ops.hdel(keys.by_thread, record.case.thread_ts)
+                ops.hdel(keys.by_thread, thread_field(record.case.thread_ts, record.case.channel))
         self._touched.add(number)
         lane = case_lane(number)
         for gone in (
@@ -174,20 +188,21 @@ class Plan:
                 child_key = self.child_key(effect.child_id)
                 key = keys.case(effect.number)
                 self._opened[effect.number] = child_key
+                self._opened_in[effect.number] = effect.channel
                 ops.set(keys.case_seq, str(effect.number))
-                ops.hset(
-                    key,
-                    {
-                        "v": "1",
-                        "number": str(effect.number),
-                        "status": core.CaseStatus.OPEN.value,
-                        "child": effect.child_id,
-                        "child_key": child_key,
-                        "opened_at": f"{effect.opened_at:.3f}",
-                        "arrived_closed": "1" if effect.arrived_closed else "0",
-                        "earlier": ",".join(str(n) for n in effect.earlier),
-                    },
-                )
+                fields = {
+                    "v": "1",
+                    "number": str(effect.number),
+                    "status": core.CaseStatus.OPEN.value,
+                    "child": effect.child_id,
+                    "child_key": child_key,
+                    "opened_at": f"{effect.opened_at:.3f}",
+                    "arrived_closed": "1" if effect.arrived_closed else "0",
+                    "earlier": ",".join(str(n) for n in effect.earlier),
+                }
+                if effect.channel is not None:  # without a pool, the record is as it always was
+                    fields["channel"] = effect.channel
+                ops.hset(key, fields)
                 history = keys.history(child_key)
                 ops.delete(history)
                 ops.rpush(history, *(str(n) for n in effect.history))
@@ -270,10 +285,11 @@ class Plan:
             case core.MarkBlockedRisk():
                 ops.hset(self._case(effect.number), {"blocked_risk": "1"})
             case core.ChangeMember():
+                members = keys.roster_members if effect.channel is None else keys.roster_members_of(effect.channel)
                 if effect.joined:
-                    ops.sadd(keys.roster_members, effect.user)
+                    ops.sadd(members, effect.user)
                 else:
-                    ops.srem(keys.roster_members, effect.user)
+                    ops.srem(members, effect.user)
                 self._note("roster changed joined=%s", effect.joined)
             case core.NoteBlockReminder():
                 ops.hset(self._case(effect.number), {"block_reminded_at": f"{effect.at:.3f}"})

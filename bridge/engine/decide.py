@@ -12,6 +12,7 @@ from bridge import core
 from bridge.adapters.redis.codec import CaseRecord, ChildLoad, block_from
 from bridge.adapters.redis.store import Store
 from bridge.core.case import CaseAction
+from bridge.core.channels import pool_of
 from bridge.core.events import (
     ChildFollowed,
     ChildMessage,
@@ -41,7 +42,7 @@ class Decider:
     """Load, then let the core decide (a part of Router)."""
 
     policy: Policy
-    channel: str
+    channel: str  # SLACK_CHANNEL_ID; the pool of case channels, if any, is the policy's
     store: Store
 
     async def decide(self, entry_id: str, event: InboundEvent, now: float, loaded: Loaded) -> core.Decision:
@@ -58,13 +59,13 @@ class Decider:
                 case = loaded.case(await store.case_record(number)) if number is not None else None
                 return core.on_child_unfollowed(case, policy, now=now)
             case ThreadMessage():
-                record = await store.case_record_of_thread(event.thread_ts) if event.thread_ts else None
+                record = await self._record_of_thread(event.thread_ts, event.channel)
                 return self._counsellor_message_from(event, record, entry_id, now, loaded)
             case ThreadEdit():
-                case = await self._case_of_thread(event.previous.thread_ts, loaded)
+                case = loaded.case(await self._record_of_thread(event.previous.thread_ts, event.channel))
                 return core.on_counsellor_edit(event, case, policy, channel=channel)
             case ThreadDelete():
-                case = await self._case_of_thread(event.previous.thread_ts, loaded)
+                case = loaded.case(await self._record_of_thread(event.previous.thread_ts, event.channel))
                 return core.on_counsellor_delete(event, case, policy, channel=channel)
             case TimerFired():
                 return await self._decide_timer(event, now, loaded)
@@ -73,15 +74,23 @@ class Decider:
             case PurgeRequested():
                 return core.on_purge(event, await load_child_of(store, event, loaded), policy)
             case MemberChanged():
-                return controls.on_member_changed(event, channel=channel)
+                return controls.on_member_changed(event, channel=channel, pool=pool_of(policy))
             case Ignored():
                 log.info("event ignored entry=%s reason=%s", entry_id, event.reason)
                 return core.NOTHING
             case _:
                 assert_never(event)
 
-    async def _case_of_thread(self, thread_ts: ThreadTs | None, loaded: Loaded) -> core.Case | None:
-        return loaded.case(await self.store.case_record_of_thread(thread_ts)) if thread_ts else None
+    def _other_channels(self) -> tuple[str, ...]:
+        """The pool's channels besides SLACK_CHANNEL_ID, whose members are in the roster too."""
+        return tuple(c for c in pool_of(self.policy) if c != self.channel)
+
+    async def _record_of_thread(self, thread_ts: ThreadTs | None, channel: str | None) -> CaseRecord | None:
+        """The case of a thread in this channel: by channel and ts in a pool of case channels
+        (thread timestamps are unique only within a channel); none for a channel outside it."""
+        if not thread_ts:
+            return None
+        return await self.store.case_record_of_thread(thread_ts, channel, pool_of(self.policy))
 
     async def _decide_child_message(self, event: ChildMessage, now: float, loaded: Loaded) -> core.Decision:
         child = await self.store.load_child(event.child_id, now=now, window_s=self.policy.flood_window_seconds)
@@ -119,7 +128,7 @@ class Decider:
         """Load what a control request is checked against, and let the core decide."""
         store, keys = self.store, self.store.keys
         if request.thread_ts is not None:
-            record = await store.case_record_of_thread(request.thread_ts)
+            record = await self._record_of_thread(request.thread_ts, request.channel)
         else:
             number = controls.requested_number(request)
             record = await store.case_record(number) if number is not None else None
@@ -140,7 +149,7 @@ class Decider:
             request,
             case,
             self.policy,
-            roster=await store.roster(),
+            roster=await store.roster(others=self._other_channels()),
             block=block,
             open_cases=open_cases,
             now=now,

@@ -279,7 +279,7 @@ class Deliverers(SlackPosts, HandOffs):
             _, claims, outlook = await self.store.complete_and_claim(
                 claim,
                 token=token,
-                followups=self._lane_items(claim, followups),
+                followups=await self._lane_items(claim, followups),
                 lease_ms=self.lease_ms,
                 carried=carried,
                 release_since=self._unanswered.get(token),
@@ -303,7 +303,7 @@ class Deliverers(SlackPosts, HandOffs):
             log.error("child message set aside for an operator %s reason=%s", fields, outcome.reason)
         else:
             failed = self._after_failure(delivery, outcome.reason)
-            await self.store.complete(claim, token=token, followups=self._lane_items(claim, failed))
+            await self.store.complete(claim, token=token, followups=await self._lane_items(claim, failed))
             log.error("delivery failed %s reason=%s", fields, outcome.reason)
         self.metrics.attempted(claim.lane, step.action, rate_limited=outcome.rate_limited)
         return [], None
@@ -328,12 +328,17 @@ class Deliverers(SlackPosts, HandOffs):
             return core.after_line_failed(delivery, reason, self.policy)
         return ()
 
-    def _lane_items(self, claim: Claim, followups: tuple[Delivery, ...]) -> list[FollowUp]:
-        pace = self.pacing.tag if self.pacing is not None else lambda _: None
-        return [
-            FollowUp(lane_for(d, self.store.child_key), f"{claim.item_id}.f{i}", to_payload(d), pace(d))
-            for i, d in enumerate(followups)
-        ]
+    async def _lane_items(self, claim: Claim, followups: tuple[Delivery, ...]) -> list[FollowUp]:
+        """The follow-ups' lane items; a post into a case's thread is paced by its case's channel
+        (read from the case: only a failed LINE push has one)."""
+        items = []
+        for i, d in enumerate(followups):
+            pace = None
+            if self.pacing is not None:
+                channel = await self.store.case_channel(d.case) if isinstance(d, ThreadPost | RootPost) else None
+                pace = self.pacing.tag(d, channel)
+            items.append(FollowUp(lane_for(d, self.store.child_key), f"{claim.item_id}.f{i}", to_payload(d), pace))
+        return items
 
     async def _attempt(self, delivery: Delivery, claim: Claim) -> tuple[Outcome, tuple[Delivery, ...]]:
         """Make the API call a delivery stands for. Every delivery type has a case: mypy fails
@@ -350,23 +355,29 @@ class Deliverers(SlackPosts, HandOffs):
             case RootPost():
                 return await self.post_root(delivery, claim), ()
             case ThreadPost():
-                ts = delivery.thread_ts or claim.thread_ts
+                # A thread the delivery names (its case's record gone) is in the channel it names.
+                ts, channel = (
+                    (delivery.thread_ts, delivery.channel) if delivery.thread_ts else (claim.thread_ts, claim.channel)
+                )
                 if ts is None:
                     return Outcome(OutcomeStatus.FAILED, "the case has no thread"), ()
                 # The child's words go under the bridge's label, as plain text.
                 blocks = child_blocks(self.policy, words_of(delivery.text)) if delivery.role is PostRole.CHILD else None
                 text = self.mrkdwn(delivery.text)
-                return await self.post_once(claim, text=text, thread_ts=ts, case=delivery.case, blocks=blocks), ()
+                posted = await self.post_once(
+                    claim, text=text, thread_ts=ts, case=delivery.case, channel=channel, blocks=blocks
+                )
+                return posted, ()
             case RootUpdate():
                 if claim.thread_ts is None:
                     return DELIVERED, ()  # no root to update: its post failed and was reported
                 text = self.mrkdwn(delivery.text)
                 blocks = root_blocks_of(self.policy, delivery.case, text, delivery.buttons)
-                return await self.slack.update(ts=claim.thread_ts, text=text, blocks=blocks), ()
+                return await self.slack.update(ts=claim.thread_ts, text=text, blocks=blocks, channel=claim.channel), ()
             case ChannelPost():
                 return await self.post_to_channel(delivery, claim), ()
             case Reaction():
-                return await self.slack.react(ts=delivery.message_ts, name=delivery.name), ()
+                return await self.slack.react(ts=delivery.message_ts, name=delivery.name, channel=claim.channel), ()
             case Ephemeral():
                 return await self.tell(delivery, claim), ()
             case _:

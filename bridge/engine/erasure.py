@@ -9,6 +9,7 @@ from typing import Any
 
 from bridge import core
 from bridge.adapters.redis.codec import as_text
+from bridge.adapters.redis.keys import thread_field
 from bridge.adapters.redis.store import Store
 from bridge.core.events import (
     ChildFollowed,
@@ -50,20 +51,28 @@ async def _find_traces(store: Store, child_key: str, cases: list[core.Case], loa
     and of the set-aside deliveries (those of their lanes)."""
     keys = store.keys
     numbers = {str(case.number) for case in cases}
-    threads = {case.thread_ts for case in cases if case.thread_ts}
+    # Their threads as by_thread names them: "<channel>:<ts>" in a pool's channel, else the ts.
+    threads = {thread_field(case.thread_ts, case.channel) for case in cases if case.thread_ts}
     line_ids = [case.child_id for case in cases if case.child_id]  # while the records keep them
     lanes = {child_lane(child_key), *(case_lane(case.number) for case in cases)}
+
+    def in_threads(thread_ts: str | None, channel: str | None) -> bool:
+        """In one of the child's threads: by ts alone for a case that names no channel (as
+        before pools), by channel and ts for one in a pool's channel."""
+        return bool(thread_ts) and (
+            thread_ts in threads or (channel is not None and f"{channel}:{thread_ts}" in threads)
+        )
 
     def about_child(event: InboundEvent) -> bool:
         match event:
             case ChildMessage() | ChildFollowed() | ChildUnfollowed():
                 return store.child_key(event.child_id) == child_key
             case ThreadMessage():
-                return event.thread_ts in threads
+                return in_threads(event.thread_ts, event.channel)
             case ThreadEdit() | ThreadDelete():
-                return event.previous.thread_ts in threads
+                return in_threads(event.previous.thread_ts, event.channel)
             case ControlRequested():
-                return event.thread_ts in threads or str(requested_number(event)) in numbers
+                return in_threads(event.thread_ts, event.channel) or str(requested_number(event)) in numbers
             case _:
                 return False
 

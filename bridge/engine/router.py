@@ -32,6 +32,7 @@ from bridge.adapters.redis.codec import ChildLoad, Claim, as_text, now_ms
 from bridge.adapters.redis.commit import Committed, Ops
 from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.store import ChildRequest, Store, ThreadRequest
+from bridge.core.channels import pool_of
 from bridge.core.events import (
     ChildMessage,
     InboundEvent,
@@ -249,11 +250,11 @@ class Router(Decider):
         if len(window) < 2:
             return 0
         part = partition or self.first_partition
-        window_s = self.policy.flood_window_seconds
+        window_s, pool = self.policy.flood_window_seconds, pool_of(self.policy)
         requests = [
             ChildRequest(event.child_id, entry_time(entry_id), window_s)
             if isinstance(event, ChildMessage)
-            else ThreadRequest(ThreadTs(event.thread_ts or ""))
+            else ThreadRequest(ThreadTs(event.thread_ts or ""), event.channel, pool)
             for entry_id, event in window
         ]
         loads = await self.store.load_many(requests)

@@ -26,6 +26,7 @@ from bridge.adapters.slack.client import SlackClient
 from bridge.adapters.slack.names import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE
 from bridge.adapters.slack.render import escape, render, words_of
 from bridge.adapters.slack.views import SECTION_CHARS, child_blocks, children_blocks, root_blocks_of
+from bridge.core.channels import pool_of
 from bridge.core.clock import local
 from bridge.core.deliveries import ChannelPost, Delivery, Ephemeral, PostRole, RootPost, ThreadPost, from_payload
 from bridge.core.parts import Text
@@ -98,7 +99,7 @@ class SlackPosts:
         """Post the child's words into the case's thread, with the child's messages waiting
         behind them when the lane waited. Returns the outcome and the ids of the items behind
         the head that the post carried (completed with it)."""
-        looked, earlier = await self._posted_before(claim, thread_ts=thread_ts)
+        looked, earlier = await self._posted_before(claim, thread_ts=thread_ts, channel=claim.channel)
         if not looked:
             return Outcome(OutcomeStatus.RETRY, "could not check for an earlier post"), []
         if earlier is not None:
@@ -115,7 +116,12 @@ class SlackPosts:
             text = "\n".join(escape(w.words) for w in group)
             blocks = children_blocks(self.policy, [(w.words, self._received(w.received_ms)) for w in group])
         outcome, _ = await self.slack.post(
-            text=text, thread_ts=thread_ts, event_type=DELIVERY_EVENT_TYPE, payload=payload, blocks=blocks
+            text=text,
+            thread_ts=thread_ts,
+            event_type=DELIVERY_EVENT_TYPE,
+            payload=payload,
+            blocks=blocks,
+            channel=claim.channel,
         )
         if outcome.delivered and len(group) > 1:
             log.info("posted together item=%s case=%d messages=%d", claim.item_id, delivery.case, len(group))
@@ -125,20 +131,28 @@ class SlackPosts:
         return local(at_ms / 1000, self.policy).strftime("%H:%M:%S")
 
     async def tell(self, delivery: Ephemeral, claim: Claim) -> Outcome:
-        thread_ts = claim.thread_ts if delivery.case is not None else None
+        """An ephemeral message: in the case's thread (in its channel), or in the channel."""
+        thread_ts, channel = (claim.thread_ts, claim.channel) if delivery.case is not None else (None, delivery.channel)
         text = self.mrkdwn(delivery.text)
-        outcome = await self.slack.post_ephemeral(user=delivery.user, thread_ts=thread_ts, text=text)
+        outcome = await self.slack.post_ephemeral(user=delivery.user, thread_ts=thread_ts, text=text, channel=channel)
         if outcome.failed and "user_not_in_channel" in outcome.reason and delivery.direct_if_outside:
             outcome = await self.post_once(claim, text=text, thread_ts=None, case=None, channel=delivery.user)
         return outcome
 
     async def post_root(self, root: RootPost, claim: Claim) -> Outcome:
-        """Post a new case's root message (unless an earlier attempt did) and record its thread."""
+        """Post a new case's root message (unless an earlier attempt did) and record its thread:
+        in the pool's channel the case opened in, as its record says (none without a pool)."""
+        channel = await self.store.case_channel(root.case) if pool_of(self.policy) else None
         ts = None
         if claim.attempts > 1:
             # An earlier attempt may have landed before the worker lost track of it.
             looked, ts = await self.slack.find_posted(
-                thread_ts=None, oldest=root.opened_at - 60, event_type=CASE_EVENT_TYPE, key="case", value=root.case
+                thread_ts=None,
+                oldest=root.opened_at - 60,
+                event_type=CASE_EVENT_TYPE,
+                key="case",
+                value=root.case,
+                channel=channel,
             )
             if not looked:
                 return Outcome(OutcomeStatus.RETRY, "could not check for an earlier root")
@@ -151,9 +165,10 @@ class SlackPosts:
                 event_type=CASE_EVENT_TYPE,
                 payload={"case": root.case},
                 blocks=root_blocks_of(self.policy, root.case, text, root.buttons),
+                channel=channel,
             )
         if ts is not None:
-            await self.store.record_thread(root.case, claim.lane, ts)
+            await self.store.record_thread(root.case, claim.lane, ts, channel)
             log.info("case thread opened case=%d", root.case)
         return outcome
 
@@ -211,5 +226,6 @@ class SlackPosts:
         return looked, found[1] if found is not None else None
 
     def mrkdwn(self, text: Text) -> str:
-        """A text as Slack shows it; its links lead to threads of the case channel."""
+        """A text as Slack shows it; its links lead to threads of the case channel (or of the
+        pool's channel a link names)."""
         return render(text, channel=self.slack.channel)

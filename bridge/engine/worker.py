@@ -4,7 +4,8 @@
   load, decide (the core), commit. One router leads each partition of the stream at a time;
   the workers share the partitions (partitions.py).
 - the deliverers (deliverer.py) claim due lanes and make the API calls. Any worker may deliver.
-- the roster of the case channel (who may use the controls) is refreshed from Slack here.
+- the roster of the case channels (who may use the controls: the members of SLACK_CHANNEL_ID and
+  of every other channel of a pool) is refreshed from Slack here.
 - the heartbeat says this process is alive, so that when it dies what it held (the router
   leases, lane leases) is taken over within seconds (adapters/redis/heartbeat.py).
 """
@@ -31,6 +32,7 @@ from bridge.adapters.redis.pseudonym import PseudonymKeyRefused
 from bridge.adapters.redis.safety import UnsafeRedis, check_no_eviction
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.client import SlackClient
+from bridge.config.policy_file import case_channels_for
 from bridge.config.settings import Settings, pseudonym_key_bytes
 from bridge.core.policy import Policy
 from bridge.core.retry import RetryRules
@@ -60,6 +62,8 @@ class Worker:
         slack: SlackClient,
     ) -> None:
         self.settings = settings
+        # A pool that does not start with SLACK_CHANNEL_ID stops the process at start (PolicyError).
+        case_channels_for(policy, settings.SLACK_CHANNEL_ID)
         self.redis = redis
         self.line = line
         self.slack = slack
@@ -103,6 +107,11 @@ class Worker:
     @policy.setter
     def policy(self, policy: Policy) -> None:
         self._policy = self.router.policy = self.deliverers.policy = policy
+
+    @property
+    def case_channels(self) -> tuple[str, ...]:
+        """Every channel cases open in, SLACK_CHANNEL_ID first."""
+        return case_channels_for(self._policy, self.settings.SLACK_CHANNEL_ID)
 
     @property
     def store(self) -> Store:
@@ -245,13 +254,17 @@ class Worker:
                 self.deliverers.wake_all()
 
     async def check_case_channel(self) -> None:
-        """Refuse to run unless the case channel is private and shared with no other workspace
-        or organisation: children's words go there. Until Slack answers (unreachable, a token or
-        scope to fix, a bot to invite), it asks again every 5 s; nothing is routed meanwhile."""
-        channel = self.settings.SLACK_CHANNEL_ID
+        """Refuse to run unless every case channel (SLACK_CHANNEL_ID and the rest of a pool) is
+        private and shared with no other workspace or organisation: children's words go there.
+        Until Slack answers for each (unreachable, a token or scope to fix, a bot to invite), it
+        asks again every 5 s; nothing is routed meanwhile."""
+        for channel in self.case_channels:
+            await self._check_channel(channel)
+
+    async def _check_channel(self, channel: str) -> None:
         while not self._stopping.is_set():
             try:
-                info = await self.slack.channel_info()
+                info = await self.slack.channel_info(channel)
             except SlackApiError as exc:
                 error = str(exc.response.get("error") or "") if exc.response is not None else ""
                 log.warning("case channel check failed channel=%s error=%s; asking again", channel, error or "?")
@@ -277,25 +290,33 @@ class Worker:
     # --- the roster ----------------------------------------------------------------
 
     async def refresh_roster(self) -> bool:
-        """Fetch the case channel's members and the supervisors' group from Slack into Redis.
-        On failure the last roster stays in use (and is logged); returns whether it worked."""
+        """Fetch the case channels' members (every channel of a pool) and the supervisors' group
+        from Slack into Redis. On failure the last roster stays in use (and is logged); returns
+        whether it worked."""
         group = self.policy.supervisor_group
         supervisors: list[str] | None = []
         try:
             members = await self.slack.channel_members()
+            others = {channel: await self.slack.channel_members(channel) for channel in self.case_channels[1:]}
             if group:
                 try:
                     supervisors = await self.slack.usergroup_members(group)
                 except Exception as exc:  # a wrong group must not stop every control: keep the last list
                     log.warning("supervisor group lookup failed error=%s; keeping the last list", type(exc).__name__)
                     supervisors = None
-            await self.store.save_roster(members, supervisors, at=time.time())
+            await self.store.save_roster(members, supervisors, at=time.time(), others=others)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("roster refresh failed error=%s", type(exc).__name__)
             return False
-        log.info("roster refreshed members=%d group_supervisors=%s", len(members), len(supervisors or ()))
+        everyone = set(members).union(*others.values())
+        log.info(
+            "roster refreshed members=%d channels=%d group_supervisors=%s",
+            len(everyone),
+            1 + len(others),
+            len(supervisors or ()),
+        )
         return supervisors is not None
 
     async def _keep_roster(self, fetched: bool) -> None:

@@ -90,14 +90,16 @@ class FakeSlack(SlackMethods, FakeServer):
             "views.open": self._views_open,
         }
         self._last_ts = 0
+        self._ts_from: int | None = None
+        self._last_ts_in: dict[str, int] = {}
         self._init_state()
 
     def _init_state(self) -> None:
-        # ts -> message; insertion order is ts order because ts only grows.
-        self._messages: dict[str, dict[str, Any]] = {}
-        self._updates: dict[str, list[dict[str, Any]]] = {}
+        # (channel, ts) -> message, in the order stored (which is ts order within a channel).
+        self._messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self._updates: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._ephemerals: list[dict[str, Any]] = []
-        self._reactions: dict[str, list[str]] = {}
+        self._reactions: dict[tuple[str, str], list[str]] = {}
         self._members: dict[str, list[str]] = {}
         self._channel_info: dict[str, dict[str, Any]] = {}
         self._users: dict[str, dict[str, Any]] = {}
@@ -168,6 +170,15 @@ class FakeSlack(SlackMethods, FakeServer):
             msg = self._store(channel, text, thread_ts, blocks, metadata, user=user, bot_id=None, args={})
             return copy.deepcopy(msg)
 
+    def same_ts_in_every_channel(self, at: float) -> None:
+        """From now on each channel numbers its own messages from ``at`` (seconds): the k-th
+        message posted in every channel gets the same ts, ``at`` plus k µs, as Slack may (a ts
+        is unique only within its channel). Choose ``at`` after every ts given so far. The
+        accessors that take a ts then want its channel too, where two channels have it."""
+        with self._lock:
+            self._ts_from = int(at * 1_000_000)
+            self._last_ts_in = {}
+
     def rate_limit(self, method: str, per_second: float | None, burst: int = 1, retry_after: int | None = 1) -> None:
         """Token-bucket rate limit ``method`` per channel; ``per_second=None`` turns it off.
 
@@ -208,17 +219,27 @@ class FakeSlack(SlackMethods, FakeServer):
         """Replies (not the root) in the thread ``thread_ts`` of ``channel``, oldest first."""
         return [m for m in self.messages(channel) if m["thread_ts"] == thread_ts]
 
-    def message(self, ts: str) -> dict[str, Any]:
+    def _key(self, ts: str, channel: str | None) -> tuple[str, str]:
+        """The message with ``ts`` (in ``channel``, or in the one channel that has that ts)."""
+        if channel is not None:
+            return channel, ts
+        keys = [key for key in self._messages if key[1] == ts]
+        if len(keys) > 1:
+            raise KeyError(f"ts {ts!r} is in several channels {[k[0] for k in keys]}: name the channel")
+        return keys[0] if keys else ("", ts)
+
+    def message(self, ts: str, channel: str | None = None) -> dict[str, Any]:
         """The stored message with ``ts`` (KeyError if there is none)."""
         with self._lock:
-            if ts not in self._messages:
-                raise KeyError(f"no message with ts {ts!r}; known: {list(self._messages)}")
-            return copy.deepcopy(self._messages[ts])
+            key = self._key(ts, channel)
+            if key not in self._messages:
+                raise KeyError(f"no message with ts {ts!r}; known: {[k[1] for k in self._messages]}")
+            return copy.deepcopy(self._messages[key])
 
-    def updates_of(self, ts: str) -> list[dict[str, Any]]:
+    def updates_of(self, ts: str, channel: str | None = None) -> list[dict[str, Any]]:
         """Successive ``chat.update`` results of a message: ``{"text", "blocks", "metadata", "args"}``."""
         with self._lock:
-            return copy.deepcopy(self._updates.get(ts, []))
+            return copy.deepcopy(self._updates.get(self._key(ts, channel), []))
 
     def ephemerals(self, channel: str | None = None) -> list[dict[str, Any]]:
         """Ephemeral messages in order: ``{channel, user, text, blocks, thread_ts, message_ts}``."""
@@ -230,10 +251,10 @@ class FakeSlack(SlackMethods, FakeServer):
         with self._lock:
             return copy.deepcopy(self._views)
 
-    def reactions_on(self, ts: str) -> list[str]:
+    def reactions_on(self, ts: str, channel: str | None = None) -> list[str]:
         """Reaction names currently on the message ``ts``, in the order they were added."""
         with self._lock:
-            return list(self._reactions.get(ts, []))
+            return list(self._reactions.get(self._key(ts, channel), []))
 
     # ------------------------------------------------------------------ dispatch
 

@@ -7,9 +7,11 @@ Web API: ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``, ``reacti
 rely on each handler taking the call's arguments as one dict (query string, form and JSON
 merged), returning the fields of an ``{"ok": true, ...}`` answer, and raising
 :class:`SlackError` with Slack's own error code (``channel_not_found``, ``msg_too_long``, ...)
-instead. Like Slack: a reply to a reply lands in the root's thread, ``ts`` values only grow,
-only the bot's own messages can be updated, a message over :data:`MAX_TEXT` characters is
-refused, and history and replies are paginated by an opaque cursor.
+instead. Like Slack: a reply to a reply lands in the root's thread, ``ts`` values only grow
+(within a channel; across channels too unless a test asks for the same ts in every channel, as
+Slack may give: a ts is unique only within its channel), only the bot's own messages can be
+updated, a message over :data:`MAX_TEXT` characters is refused, and history and replies are
+paginated by an opaque cursor.
 
 Handlers run with the fake's lock held (FakeSlack's dispatch calls them).
 """
@@ -17,82 +19,14 @@ Handlers run with the fake's lock held (FakeSlack's dispatch calls them).
 from __future__ import annotations
 
 import copy
-import json
 import time
 from typing import Any
+
+from bridge.fakes.slack_args import SlackError, json_field, paginate, truthy, ts_key, valid_blocks
 
 __all__ = ["MAX_TEXT", "SlackError", "SlackMethods"]
 
 MAX_TEXT = 40_000
-
-
-class SlackError(Exception):
-    """Raised inside a method handler to answer ``{"ok": false, "error": code}``."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-def _truthy(value: Any) -> bool:
-    # slack_sdk turns bools into "1"/"0" for GET params; JSON bodies keep real bools.
-    return value is True or (isinstance(value, int | str) and str(value).lower() in ("1", "true"))
-
-
-def _ts_key(ts: str, error: str = "invalid_ts") -> tuple[int, int]:
-    # Compare as (seconds, micros) integers: "1.5" and "1.500000" are the same instant.
-    seconds, _, micros = ts.partition(".")
-    try:
-        return int(seconds), int(micros.ljust(6, "0")[:6])
-    except ValueError:
-        raise SlackError(error) from None
-
-
-def _json_field(args: dict[str, Any], name: str, error: str) -> Any:
-    """Form posts carry structured fields (blocks, metadata) as JSON strings."""
-    value = args.get(name)
-    if isinstance(value, str):
-        if value == "":
-            return None
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise SlackError(error) from None
-    return value
-
-
-def _valid_blocks(blocks: Any) -> bool:
-    """Slack's documented limits a message's blocks must keep: at most 50 blocks, a section's
-    text a text object (plain_text or mrkdwn) of 1 to 3,000 characters."""
-    if not isinstance(blocks, list) or len(blocks) > 50:
-        return False
-    for block in blocks:
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            return False
-        text = block.get("text")
-        if block["type"] == "section" and text is not None:
-            if not isinstance(text, dict) or text.get("type") not in ("plain_text", "mrkdwn"):
-                return False
-            if not isinstance(text.get("text"), str) or not 1 <= len(text["text"]) <= 3000:
-                return False
-    return True
-
-
-def _paginate(items: list[dict[str, Any]], args: dict[str, Any], default_limit: int) -> dict[str, Any]:
-    """Cursor pagination; the cursor is just the offset, which is opaque to clients."""
-    try:
-        limit = int(args.get("limit") or default_limit)
-        offset = int(args.get("cursor") or 0)
-    except ValueError:
-        raise SlackError("invalid_cursor") from None
-    limit = max(1, limit)
-    page = items[offset : offset + limit]
-    more = offset + limit < len(items)
-    return {
-        "messages": page,
-        "has_more": more,
-        "response_metadata": {"next_cursor": str(offset + limit) if more else ""},
-    }
 
 
 class SlackMethods:
@@ -105,10 +39,12 @@ class SlackMethods:
     app_id: str
     enterprise_id: str | None
     _last_ts: int
-    _messages: dict[str, dict[str, Any]]  # ts -> message, in ts order
-    _updates: dict[str, list[dict[str, Any]]]
+    _ts_from: int | None  # per channel from this instant (µs), or None: one clock for all channels
+    _last_ts_in: dict[str, int]
+    _messages: dict[tuple[str, str], dict[str, Any]]  # (channel, ts) -> message, in the order stored
+    _updates: dict[tuple[str, str], list[dict[str, Any]]]
     _ephemerals: list[dict[str, Any]]
-    _reactions: dict[str, list[str]]
+    _reactions: dict[tuple[str, str], list[str]]
     _members: dict[str, list[str]]
     _channel_info: dict[str, dict[str, Any]]
     _users: dict[str, dict[str, Any]]
@@ -117,10 +53,14 @@ class SlackMethods:
 
     # ------------------------------------------------------------------ model helpers
 
-    def _next_ts(self) -> str:
-        # Wall-clock based like Slack, but strictly increasing across all channels.
-        micros = max(self._last_ts + 1, int(time.time() * 1_000_000))
-        self._last_ts = micros
+    def _next_ts(self, channel: str) -> str:
+        if self._ts_from is not None:
+            # Each channel counts from the same instant: its k-th message has the same ts in all.
+            micros = self._last_ts_in[channel] = self._last_ts_in.get(channel, self._ts_from) + 1
+        else:
+            # Wall-clock based like Slack, but strictly increasing across all channels.
+            micros = max(self._last_ts + 1, int(time.time() * 1_000_000))
+            self._last_ts = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _store(
@@ -135,7 +75,7 @@ class SlackMethods:
         bot_id: str | None,
         args: dict[str, Any],
     ) -> dict[str, Any]:
-        ts = self._next_ts()
+        ts = self._next_ts(channel)
         msg = {
             "channel": channel,
             "ts": ts,
@@ -147,12 +87,12 @@ class SlackMethods:
             "bot_id": bot_id,
             "args": copy.deepcopy(args),
         }
-        self._messages[ts] = msg
+        self._messages[(channel, ts)] = msg
         return msg
 
     def _find(self, channel: str, ts: str, error: str) -> dict[str, Any]:
-        msg = self._messages.get(ts)
-        if msg is None or msg["channel"] != channel:
+        msg = self._messages.get((channel, ts))
+        if msg is None:
             raise SlackError(error)
         return msg
 
@@ -170,27 +110,27 @@ class SlackMethods:
             out["blocks"] = msg["blocks"]
         if msg["thread_ts"]:
             out["thread_ts"] = msg["thread_ts"]
-            out["parent_user_id"] = self._messages[msg["thread_ts"]]["user"]
+            out["parent_user_id"] = self._messages[(msg["channel"], msg["thread_ts"])]["user"]
         else:
-            replies = [m for m in self._messages.values() if m["thread_ts"] == msg["ts"]]
+            replies = [
+                m for m in self._messages.values() if m["thread_ts"] == msg["ts"] and m["channel"] == msg["channel"]
+            ]
             if replies:
                 out["thread_ts"] = msg["ts"]
                 out["reply_count"] = len(replies)
                 out["reply_users"] = sorted({m["user"] for m in replies})
                 out["latest_reply"] = replies[-1]["ts"]
-        if self._reactions.get(msg["ts"]):
-            out["reactions"] = [
-                {"name": n, "users": [self.bot_user_id], "count": 1} for n in self._reactions[msg["ts"]]
-            ]
+        if names := self._reactions.get((msg["channel"], msg["ts"])):
+            out["reactions"] = [{"name": n, "users": [self.bot_user_id], "count": 1} for n in names]
         if with_metadata and msg["metadata"]:
             out["metadata"] = msg["metadata"]
         return copy.deepcopy(out)
 
     def _content_fields(self, args: dict[str, Any]) -> tuple[Any, Any]:
-        blocks = _json_field(args, "blocks", "invalid_blocks")
-        if blocks is not None and not _valid_blocks(blocks):
+        blocks = json_field(args, "blocks", "invalid_blocks")
+        if blocks is not None and not valid_blocks(blocks):
             raise SlackError("invalid_blocks")
-        metadata = _json_field(args, "metadata", "invalid_metadata_format")
+        metadata = json_field(args, "metadata", "invalid_metadata_format")
         if metadata is not None and not (
             isinstance(metadata, dict)
             and isinstance(metadata.get("event_type"), str)
@@ -257,7 +197,7 @@ class SlackMethods:
             msg["blocks"] = blocks
         if metadata is not None:
             msg["metadata"] = metadata
-        self._updates.setdefault(msg["ts"], []).append(
+        self._updates.setdefault((channel, msg["ts"]), []).append(
             {
                 "text": msg["text"],
                 "blocks": copy.deepcopy(msg["blocks"]),
@@ -283,7 +223,7 @@ class SlackMethods:
         thread_ts = args.get("thread_ts") or None
         if thread_ts is not None:
             thread_ts = self._thread_root(channel, str(thread_ts))
-        ts = self._next_ts()
+        ts = self._next_ts(channel)
         self._ephemerals.append(
             {
                 "channel": channel,
@@ -301,7 +241,7 @@ class SlackMethods:
         if not name:
             raise SlackError("invalid_name")
         msg = self._find(str(args.get("channel", "")), str(args.get("timestamp", "")), "message_not_found")
-        return name, self._reactions.setdefault(msg["ts"], [])
+        return name, self._reactions.setdefault((msg["channel"], msg["ts"]), [])
 
     def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
         name, names = self._reaction_target(args)
@@ -318,14 +258,14 @@ class SlackMethods:
         return {}
 
     def _in_range(self, ts: str, args: dict[str, Any]) -> bool:
-        inclusive = _truthy(args.get("inclusive"))
-        key = _ts_key(ts)
+        inclusive = truthy(args.get("inclusive"))
+        key = ts_key(ts)
         if args.get("oldest"):
-            oldest = _ts_key(str(args["oldest"]), "invalid_ts_oldest")
+            oldest = ts_key(str(args["oldest"]), "invalid_ts_oldest")
             if key < oldest or (key == oldest and not inclusive):
                 return False
         if args.get("latest"):
-            latest = _ts_key(str(args["latest"]), "invalid_ts_latest")
+            latest = ts_key(str(args["latest"]), "invalid_ts_latest")
             if key > latest or (key == latest and not inclusive):
                 return False
         return True
@@ -333,28 +273,29 @@ class SlackMethods:
     def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel", ""))
         root_ts = self._thread_root(channel, str(args.get("ts", "")))
-        with_metadata = _truthy(args.get("include_all_metadata"))
+        with_metadata = truthy(args.get("include_all_metadata"))
         replies = [
             m
             for m in self._messages.values()
             if m["thread_ts"] == root_ts and m["channel"] == channel and self._in_range(m["ts"], args)
         ]
         # Slack always returns the parent first, whatever oldest/latest say.
-        items = [self._render(m, with_metadata=with_metadata) for m in [self._messages[root_ts], *replies]]
-        return _paginate(items, args, default_limit=1000)
+        parent = self._messages[(channel, root_ts)]
+        items = [self._render(m, with_metadata=with_metadata) for m in [parent, *replies]]
+        return paginate(items, args, default_limit=1000)
 
     def _history(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel", ""))
         if not channel:
             raise SlackError("channel_not_found")
-        with_metadata = _truthy(args.get("include_all_metadata"))
+        with_metadata = truthy(args.get("include_all_metadata"))
         roots = [
             m
             for m in self._messages.values()
             if m["channel"] == channel and m["thread_ts"] is None and self._in_range(m["ts"], args)
         ]
         items = [self._render(m, with_metadata=with_metadata) for m in reversed(roots)]
-        return _paginate(items, args, default_limit=100)
+        return paginate(items, args, default_limit=100)
 
     def _members_of(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel", ""))
@@ -382,7 +323,7 @@ class SlackMethods:
         trigger = str(args.get("trigger_id") or "")
         if not trigger:
             raise SlackError("invalid_trigger_id")
-        view = _json_field(args, "view", "invalid_arguments")
+        view = json_field(args, "view", "invalid_arguments")
         if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("blocks"):
             raise SlackError("invalid_arguments")
         opened = {"trigger_id": trigger, "view": view, "id": f"V{len(self._views) + 1:08d}"}

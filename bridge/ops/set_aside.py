@@ -34,6 +34,7 @@ from bridge.adapters.redis.store import Store
 from bridge.config.policy_file import load_policy
 from bridge.config.redis_url import redis_target_from_environment
 from bridge.config.settings import pseudonym_key_bytes
+from bridge.core.channels import pool_of
 from bridge.core.deliveries import LinePush, LineReply, from_payload
 from bridge.core.events import (
     ChildFollowed,
@@ -77,6 +78,7 @@ class Described:
     words: str | None = None
     child: LineUserId | None = None
     thread_ts: str | None = None
+    channel: str | None = None  # the thread's (a ts is unique only within its channel)
 
 
 def describe(entry: SetAside) -> Described:
@@ -114,14 +116,18 @@ def describe_event(event: InboundEvent) -> Described:
         case ChildUnfollowed():
             return Described("LINE unfollow", child=event.child_id)
         case ThreadMessage():
-            return Described("Slack message", words=event.text, thread_ts=event.thread_ts)
+            return Described("Slack message", words=event.text, thread_ts=event.thread_ts, channel=event.channel)
         case ThreadEdit():
-            return Described("Slack message edit", words=event.current.text, thread_ts=event.current.thread_ts)
+            thread = event.current.thread_ts
+            return Described("Slack message edit", words=event.current.text, thread_ts=thread, channel=event.channel)
         case ThreadDelete():
-            return Described("Slack message delete", thread_ts=event.previous.thread_ts)
+            return Described("Slack message delete", thread_ts=event.previous.thread_ts, channel=event.channel)
         case ControlRequested():
             words = " ".join(part for part in (event.text, event.reason) if part)
-            return Described(f"Slack control {event.action}", requested_number(event), words, thread_ts=event.thread_ts)
+            number = requested_number(event)
+            return Described(
+                f"Slack control {event.action}", number, words, thread_ts=event.thread_ts, channel=event.channel
+            )
         case MemberChanged():
             return Described("Slack member " + ("joined" if event.joined else "left"))
         case PurgeRequested():
@@ -141,12 +147,13 @@ def words_of(text: Text) -> str:
     )
 
 
-async def case_of(store: Store, found: Described) -> CaseNumber | None:
-    """The case an entry belongs to: named in it, the case of its thread, or the child's open case."""
+async def case_of(store: Store, found: Described, pool: tuple[str, ...] = ()) -> CaseNumber | None:
+    """The case an entry belongs to: named in it, the case of its thread (in its channel of the
+    pool of case channels, when there is one), or the child's open case."""
     if found.case is not None:
         return found.case
     if found.thread_ts:
-        return await store.case_by_thread(ThreadTs(found.thread_ts))
+        return await store.case_by_thread(ThreadTs(found.thread_ts), found.channel, pool)
     if found.child is not None:
         try:
             return await store.open_case_of(found.child)
@@ -187,7 +194,8 @@ async def list_entries(redis: RedisClient, policy: Policy, *, words: bool) -> li
     lines = []
     for entry in await store.set_aside_entries():
         found = describe(entry)
-        lines.append(format_entry(entry, found, await case_of(store, found), policy.timezone, words=words))
+        case = await case_of(store, found, pool_of(policy))
+        lines.append(format_entry(entry, found, case, policy.timezone, words=words))
     return lines
 
 
@@ -223,7 +231,7 @@ async def act(
         entries[(entry.stream, entry.entry_id)] = entry
     loaded = Loaded(set_aside={key: entry.fields for key, entry in entries.items()})
     named_entries = [
-        core.SetAsideEntry(entry.stream, entry.entry_id, await case_of(store, describe(entry)))
+        core.SetAsideEntry(entry.stream, entry.entry_id, await case_of(store, describe(entry), pool_of(policy)))
         for entry in entries.values()
     ]
     decision = core.on_set_aside_action(action, named_entries, operator=operator)

@@ -31,6 +31,7 @@ class Claim:
     failures: int = 0  # its earlier attempts that failed (retry.Next.failed), which the backoff grows with
     thread_ts: ThreadTs | None = None  # the Slack thread of the lane's case, once its root is posted
     pace: str | None = None  # the channel bucket its post waits for (buckets.py), kept on a retry
+    channel: str | None = None  # the pool's channel that thread is in; None: SLACK_CHANNEL_ID
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ def case_from(raw: dict[Any, Any]) -> Case | None:
         blocked_risk=fields.get("blocked_risk") == "1",
         risks=frozenset(key for key in fields.get("risks", "").split(",") if key),
         block_reminded_at=moment("block_reminded_at"),
+        channel=fields.get("channel") or None,
     )
 
 

@@ -32,9 +32,10 @@ return recorded
 """
 
 # KEYS[1] seen marker, KEYS[2] by-thread; ARGV: ttl, source, body, partition count, cases prefix,
-# the thread's field in by-thread ('' for none), a case number ('' for none), then the stream of
-# each partition in order (named by keys.py alone). Records a Slack event in the partition of
-# the case it is about: the thread's case if the thread is one, else the case named; a case's
+# how many fields of the thread to look for in by-thread (n, maybe 0), those n fields in order, a
+# case number ('' for none), then the stream of each partition in order (named by keys.py alone).
+# Records a Slack event in the partition of the case it is about: the case of the first field
+# found if the thread is one, else the case named; a case's
 # partition is its child's (partitions.py). Anything else goes to partition 0. Returns 1 if
 # recorded, 0 if seen before.
 _RECORD_FOR_CASE = (
@@ -42,15 +43,19 @@ _RECORD_FOR_CASE = (
     + """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 local count = tonumber(ARGV[4])
+local fields = tonumber(ARGV[6])
 local partition = 0
 if count > 1 then
-  local number = ARGV[7]
-  if ARGV[6] ~= '' then number = redis.call('HGET', KEYS[2], ARGV[6]) or number end
+  local number = false
+  for i = 1, fields do
+    number = number or redis.call('HGET', KEYS[2], ARGV[6 + i])
+  end
+  number = number or ARGV[7 + fields]
   if number ~= '' then
     partition = partition_of(redis.call('HGET', ARGV[5] .. 'case:' .. number, 'child'), count)
   end
 end
-redis.call('XADD', ARGV[8 + partition], '*', 'source', ARGV[2], 'body', ARGV[3])
+redis.call('XADD', ARGV[8 + fields + partition], '*', 'source', ARGV[2], 'body', ARGV[3])
 return 1
 """
 )
@@ -131,17 +136,19 @@ class InboundStore:
         return int(await self._record(keys=keys, args=args))
 
     async def record_for_case(
-        self, source: str, event_id: str, body: str, *, thread_field: str | None = None, case: str | None = None
+        self, source: str, event_id: str, body: str, *, thread_fields: Sequence[str] = (), case: str | None = None
     ) -> int:
-        """Record one event about a case in the case's partition: the case whose thread has this
-        field in by-thread (ThreadLookups), else the case of this number. Returns 1 if new."""
+        """Record one event about a case in the case's partition: the case of the first of these
+        thread fields found in by-thread (keys.thread_fields, in order), else the case of this
+        number. Returns 1 if new."""
         args: list[str | int] = [
             DEDUP_TTL_SECONDS,
             source,
             body,
             self.partitions,
             self.keys.cases_prefix,
-            thread_field or "",
+            len(thread_fields),
+            *thread_fields,
             case if case is not None and case.isdigit() and len(case) <= 12 else "",
             *inbound_streams(self.keys, self.partitions),
         ]

@@ -37,10 +37,19 @@ Renamed keys and fields (stored data written before the rename is still read):
   A cool-down in progress across the upgrade keeps what it deferred: the flood's release reads
   both names (the old first) and deletes both. Nothing writes the old names any more; a
   cool-down lasts at most a day, so the old names can go a day after every deployment upgraded.
+- a case's Slack thread was named by its timestamp alone, in the lookup by thread
+  (``{cases}:by-thread``: thread -> case number) and in the lanes' threads
+  (``{dq}:lane-threads``: lane -> thread). A timestamp is unique only within its channel, so a case
+  in a pool of case channels (bridge/core/channels.py; its case hash has a ``channel`` field) is
+  named ``<channel>:<ts>`` in both (thread_field). A case without the field (opened before pools,
+  or with no pool: SLACK_CHANNEL_ID) keeps the bare ts, so without a pool nothing is written
+  differently; with one, SLACK_CHANNEL_ID's threads are looked for by both names (thread_fields).
+  Nothing is renamed in place and both names stay readable for good.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 PREFIX = "br"
@@ -49,6 +58,32 @@ CLUSTER_TAG = "all"
 
 # A case's count of deferred stickers, as the field was named before the rename (see above).
 DEFERRED_STICKERS_BEFORE_RENAME = "held_stickers"
+
+
+def thread_field(thread_ts: str, channel: str | None = None) -> str:
+    """A case thread's name in by_thread and lane_threads (see above): "<channel>:<ts>" for a case
+    in a pool's channel, the bare ts for one that names no channel (SLACK_CHANNEL_ID)."""
+    return thread_ts if channel is None else f"{channel}:{thread_ts}"
+
+
+def thread_of_field(field: str) -> tuple[str | None, str]:
+    """Inverse of thread_field: (channel or None, ts). A ts has no colon; a channel ID neither."""
+    channel, _, thread_ts = field.rpartition(":")
+    return channel or None, thread_ts
+
+
+def thread_fields(thread_ts: str, channel: str | None, pool: Sequence[str]) -> tuple[str, ...]:
+    """Where the case of a thread in this channel is looked for, in order: with no pool (fewer than
+    two channels) the bare ts, as always (the core checks the channel); with a pool, none outside
+    it, "<channel>:<ts>" in it, and for its first channel (SLACK_CHANNEL_ID) then the bare ts too
+    (a case opened there before the pool). channel None: an event recorded before events carried
+    one, looked for by the bare ts."""
+    if len(pool) < 2 or channel is None:
+        return (thread_ts,)
+    if channel not in pool:
+        return ()
+    named = thread_field(thread_ts, channel)
+    return (named, thread_ts) if channel == pool[0] else (named,)
 
 
 @dataclass(frozen=True)
@@ -192,6 +227,11 @@ class Keys:
     @property
     def roster_members(self) -> str:
         return f"{self.cases_prefix}roster:members"
+
+    def roster_members_of(self, channel: str) -> str:
+        """The members of another channel of a pool of case channels (roster_members holds
+        SLACK_CHANNEL_ID's): who may use the controls is everyone in any of them."""
+        return f"{self.cases_prefix}roster:members:{channel}"
 
     @property
     def roster_supervisors(self) -> str:

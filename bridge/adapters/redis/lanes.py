@@ -11,7 +11,7 @@ from bridge.adapters.redis.buckets import BUCKET_FUNCTIONS
 from bridge.adapters.redis.codec import Claim, as_text, decode_item, encode_item, item_pace, now_ms
 from bridge.adapters.redis.connect import RedisClient
 from bridge.adapters.redis.heartbeat import ALIVE_MS
-from bridge.adapters.redis.keys import Keys
+from bridge.adapters.redis.keys import Keys, thread_of_field
 from bridge.core.ids import ThreadTs
 
 __all__ = ["LANE_FUNCTIONS", "FollowUp", "LaneStore", "Outlook", "claims_from", "now_ms"]
@@ -26,32 +26,37 @@ class FollowUp(NamedTuple):
     pace: str | None = None  # the channel bucket its post waits for (buckets.py)
 
 
-# KEYS[1] case hash, KEYS[2] by-thread, KEYS[3] lane threads; ARGV: number, thread ts, lane.
-# Records the Slack thread of a case once (the root post's answer, or the earlier post found);
-# nothing for a case whose record is gone meanwhile (erased on request while its root was posted).
+# KEYS[1] case hash, KEYS[2] by-thread, KEYS[3] lane threads; ARGV: number, thread ts, lane, and
+# the pool's channel the thread is in ('' for SLACK_CHANNEL_ID). Records the Slack thread of a case
+# once (the root post's answer, or the earlier post found), under its field (keys.thread_field:
+# "<channel>:<ts>", or the bare ts without a channel); nothing for a case whose record is gone
+# meanwhile (erased on request while its root was posted). A thread recorded before is kept.
 _SET_THREAD = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HSETNX', KEYS[1], 'thread_ts', ARGV[2]) == 1 then
+local new = redis.call('HSETNX', KEYS[1], 'thread_ts', ARGV[2]) == 1
+local field = redis.call('HGET', KEYS[1], 'thread_ts')
+if ARGV[4] ~= '' then field = ARGV[4] .. ':' .. field end
+if new then
   redis.call('HINCRBY', KEYS[1], 'v', 1)
-  redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+  redis.call('HSET', KEYS[2], field, ARGV[1])
 end
-redis.call('HSETNX', KEYS[3], ARGV[3], redis.call('HGET', KEYS[1], 'thread_ts'))
+redis.call('HSETNX', KEYS[3], ARGV[3], field)
 return 1
 """
 
 CLAIM_FIELDS = 5  # the values take_lane gives for each lane it leased
 
 # Shared by claim, complete and the router's commit. take_lane leases one due lane for token and
-# appends lane, item, attempts, failures, thread ts to out (attempts: the head's claims, counted
-# here; failures: those of its attempts that failed, counted by retry_later, in the same hash under
-# "<id>|f", which no item id can be); a lane to a paused platform moves to the end of
-# the pause. A claimed lane is due again after the lease or after ALIVE_MS, whichever is sooner:
-# whoever looks at it then finds it leased and either leaves it (the holder is alive) or takes it
-# over (the holder's heartbeat is older than ALIVE_MS: it died), so a killed worker's lanes move
-# on in seconds instead of when their leases run out. A lease token is "<worker name>:<suffix>";
-# a holder that never beat (an older release, a test's token) keeps its lease until it runs out.
-# A lane whose item posts into a Slack channel first waits for that channel's bucket
-# (bucket_wait, buckets.py): it becomes due at its reserved slot instead.
+# appends lane, item, attempts, failures and the lane's thread (its field, keys.thread_field) to out
+# (attempts: the head's claims, counted here; failures: those of its attempts that failed, counted
+# by retry_later, in the same hash under "<id>|f", which no item id can be); a lane to a paused
+# platform moves to the end of the pause. A claimed lane is due again after the lease or after
+# ALIVE_MS, whichever is sooner: whoever looks at it then finds it leased and either leaves it (the
+# holder is alive) or takes it over (the holder's heartbeat is older than ALIVE_MS: it died), so a
+# killed worker's lanes move on in seconds instead of when their leases run out. A lease token is
+# "<worker name>:<suffix>"; a holder that never beat (an older release, a test's token) keeps its
+# lease until it runs out. A lane whose item posts into a Slack channel first waits for that
+# channel's bucket (bucket_wait, buckets.py): it becomes due at its reserved slot instead.
 # claim_lanes takes up to max due lanes. outlook returns {earliest due ms or -1, lanes due now}.
 LANE_FUNCTIONS = (
     BUCKET_FUNCTIONS
@@ -239,12 +244,14 @@ class LaneStore:
         self._retry = self.redis.register_script(_RETRY)
         self._renew_lane = self.redis.register_script(_RENEW_LANE)
 
-    async def record_thread(self, number: int, lane: str, thread_ts: str) -> None:
+    async def record_thread(self, number: int, lane: str, thread_ts: str, channel: str | None = None) -> None:
         """Record a case's Slack thread once: on the case, in the lookup by thread, and for its
-        lane, whose later deliveries post into it. Recording it again changes nothing, and so
-        does recording it for a case whose record is gone."""
+        lane, whose later deliveries post into it. channel: the pool's channel it is in (None:
+        SLACK_CHANNEL_ID). Recording it again changes nothing, and so does recording it for a
+        case whose record is gone."""
         await self._set_thread(
-            keys=[self.keys.case(number), self.keys.by_thread, self.keys.lane_threads], args=[number, thread_ts, lane]
+            keys=[self.keys.case(number), self.keys.by_thread, self.keys.lane_threads],
+            args=[number, thread_ts, lane, channel or ""],
         )
 
     async def claim(self, *, token: str, lease_ms: int, max_lanes: int) -> list[Claim]:
@@ -349,20 +356,9 @@ class LaneStore:
         new_item = (
             encode_item(claim.item_id, replacement, claim.enqueued_ms, claim.pace) if replacement is not None else ""
         )
-        return bool(
-            await self._retry(
-                keys=[self.keys.due, self.keys.attempts],
-                args=[
-                    self.keys.lanes_prefix,
-                    claim.lane,
-                    token,
-                    now_ms() + int(delay_s * 1000),
-                    claim.item_id,
-                    new_item,
-                    "1" if failed else "0",
-                ],
-            )
-        )
+        due = now_ms() + int(delay_s * 1000)
+        args: list[str | int] = [self.keys.lanes_prefix, claim.lane, token, due, claim.item_id, new_item, int(failed)]
+        return bool(await self._retry(keys=[self.keys.due, self.keys.attempts], args=args))
 
     async def pause_platform(self, platform: str, seconds: float) -> None:
         """Pause every lane towards a platform (after a 429) for the given time."""
@@ -384,9 +380,10 @@ def claims_from(raw: list[Any]) -> list[Claim]:
 
 def _claim(raw: list[Any]) -> Claim:
     item_id, payload, enqueued_ms = decode_item(item := as_text(raw[1]))
-    thread_ts = ThreadTs(as_text(raw[4])) if raw[4] else None
+    channel, thread_ts = thread_of_field(as_text(raw[4]))
     lane, attempts, failures = as_text(raw[0]), int(raw[2]), int(raw[3])
-    return Claim(lane, item_id, payload, attempts, enqueued_ms, failures, thread_ts, item_pace(item))
+    thread = ThreadTs(thread_ts) if thread_ts else None
+    return Claim(lane, item_id, payload, attempts, enqueued_ms, failures, thread, item_pace(item), channel)
 
 
 def _outlook(raw: list[Any]) -> Outlook:

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,14 +32,14 @@ from bridge.adapters.redis.commit import Committed, Committer, HandOff, Ops
 from bridge.adapters.redis.connect import RedisClient, keys_for, pipelined_script
 from bridge.adapters.redis.heartbeat import HeartbeatStore
 from bridge.adapters.redis.inbound import InboundStore
-from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys
+from bridge.adapters.redis.keys import DEFERRED_STICKERS_BEFORE_RENAME, Keys, thread_fields
 from bridge.adapters.redis.lanes import LaneStore
 from bridge.adapters.redis.pseudonym import check_pseudonym_key
 from bridge.adapters.redis.records import RecordsStore
+from bridge.adapters.redis.roster import RosterStore
 from bridge.adapters.redis.set_aside import SetAsideStore
 from bridge.core.case import Block, Case
-from bridge.core.ids import CaseNumber, LineUserId, SlackUserId, ThreadTs
-from bridge.core.rules.controls import Roster
+from bridge.core.ids import CaseNumber, LineUserId, ThreadTs
 from bridge.core.rules.floods import Deferred, Recent
 
 # KEYS[1] open-by-child, KEYS[2] blocked, KEYS[3] seq, KEYS[4] unanswered, KEYS[5] history,
@@ -62,11 +62,14 @@ return cjson.encode({open or '', case, block or '', blocked_case, redis.call('LR
   redis.call('HLEN', KEYS[1]), redis.call('ZCARD', KEYS[4])})
 """
 
-# KEYS[1] by-thread; ARGV: cases prefix, thread ts. Reads only: the case of a Slack thread.
+# KEYS[1] by-thread; ARGV: cases prefix, then the thread's fields to look for, in order
+# (keys.thread_fields). Reads only: the case of a Slack thread, under the first field found.
 _CASE_OF_THREAD = """
-local number = redis.call('HGET', KEYS[1], ARGV[2])
-if not number then return '[]' end
-return cjson.encode(redis.call('HGETALL', ARGV[1] .. 'case:' .. number))
+for i = 2, #ARGV do
+  local number = redis.call('HGET', KEYS[1], ARGV[i])
+  if number then return cjson.encode(redis.call('HGETALL', ARGV[1] .. 'case:' .. number)) end
+end
+return '[]'
 """
 
 
@@ -78,7 +81,7 @@ def handed_token(token: str, n: int) -> str:
     return f"{token}.{n}"
 
 
-class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore):
+class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore, RosterStore):
     """The bridge's state in Redis. Every method is one round trip unless it says otherwise."""
 
     def __init__(
@@ -103,10 +106,6 @@ class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore
         self._case_of_thread = redis.register_script(_CASE_OF_THREAD)
         self._register_inbound()
         self._register_lanes()
-
-    def thread_field(self, thread_ts: str) -> str:
-        """A Slack thread's field in the by-thread lookup."""
-        return thread_ts
 
     async def prepare(self) -> None:
         """Check the pseudonym key against the fingerprint kept in Redis (pseudonym.py: raises
@@ -197,7 +196,7 @@ class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore
                 call = self._child_call(request.child_id, now=request.now, window_s=request.window_s)
                 await pipelined_script(pipe, self._load_child, call["keys"], call["args"])
             else:
-                args = [self.keys.cases_prefix, request.thread_ts]
+                args = [self.keys.cases_prefix, *thread_fields(request.thread_ts, request.channel, request.pool)]
                 await pipelined_script(pipe, self._case_of_thread, [self.keys.by_thread], args)
         replies = await pipe.execute()
         return [
@@ -217,10 +216,19 @@ class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore
             pipe.hgetall(self.keys.case(number))
         return [record for raw in await pipe.execute() if (record := record_from(raw)) is not None]
 
-    async def case_record_of_thread(self, thread_ts: ThreadTs) -> CaseRecord | None:
-        """The case whose Slack thread this is (one round trip)."""
-        raw: Any = await self._case_of_thread(keys=[self.keys.by_thread], args=[self.keys.cases_prefix, thread_ts])
+    async def case_record_of_thread(
+        self, thread_ts: ThreadTs, channel: str | None = None, pool: Sequence[str] = ()
+    ) -> CaseRecord | None:
+        """The case whose Slack thread this is, in this channel of the pool of case channels
+        (keys.thread_fields; without a pool, by the ts alone). One round trip."""
+        fields = thread_fields(thread_ts, channel, pool)
+        raw: Any = await self._case_of_thread(keys=[self.keys.by_thread], args=[self.keys.cases_prefix, *fields])
         return record_from(pairs(json.loads(raw)))
+
+    async def case_channel(self, number: CaseNumber) -> str | None:
+        """The pool's channel a case's thread is in (None: SLACK_CHANNEL_ID, or no such case)."""
+        channel = await self.redis.hget(self.keys.case(number), "channel")
+        return as_text(channel) if channel else None
 
     async def get_case(self, number: CaseNumber) -> Case | None:
         record = await self.case_record(number)
@@ -237,9 +245,15 @@ class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore
     async def open_cases(self) -> list[Case]:
         return [record.case for record in await self.open_case_records()]
 
-    async def case_by_thread(self, thread_ts: ThreadTs) -> CaseNumber | None:
-        number = await self.redis.hget(self.keys.by_thread, thread_ts)
-        return CaseNumber(int(number)) if number is not None else None
+    async def case_by_thread(
+        self, thread_ts: ThreadTs, channel: str | None = None, pool: Sequence[str] = ()
+    ) -> CaseNumber | None:
+        """The number of the case whose thread this is (as case_record_of_thread finds it)."""
+        for field in thread_fields(thread_ts, channel, pool):
+            number = await self.redis.hget(self.keys.by_thread, field)
+            if number is not None:
+                return CaseNumber(int(number))
+        return None
 
     async def queue_counts(self, number: CaseNumber) -> tuple[int, int]:
         """(open cases, unanswered open cases opened before this one), in one round trip."""
@@ -311,36 +325,6 @@ class Store(InboundStore, LaneStore, SetAsideStore, RecordsStore, HeartbeatStore
                 return records
             start = "(" + as_text(batch[-1][0])
 
-    # --- the roster of who may use the controls ----------------------------------------
-
-    async def save_roster(self, members: Iterable[str], group_supervisors: Iterable[str] | None, *, at: float) -> None:
-        """Replace the roster with a fresh copy from Slack, in one step (group_supervisors None
-        keeps the stored list: the group could not be read)."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.keys.roster_members)
-        if member_list := list(members):
-            pipe.sadd(self.keys.roster_members, *member_list)
-        if group_supervisors is not None:
-            pipe.delete(self.keys.roster_supervisors)
-            if supervisor_list := list(group_supervisors):
-                pipe.sadd(self.keys.roster_supervisors, *supervisor_list)
-        pipe.set(self.keys.roster_at, f"{at:.3f}")
-        await pipe.execute()
-
-    async def roster(self) -> Roster | None:
-        """The roster, or None if it was never fetched."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(self.keys.roster_at)
-        pipe.smembers(self.keys.roster_members)
-        pipe.smembers(self.keys.roster_supervisors)
-        at, members, supervisors = await pipe.execute()
-        if at is None:
-            return None
-        return Roster(
-            members=frozenset(SlackUserId(as_text(m)) for m in members),
-            group_supervisors=frozenset(SlackUserId(as_text(m)) for m in supervisors),
-        )
-
 
 @dataclass(frozen=True)
 class ChildRequest:
@@ -356,6 +340,8 @@ class ThreadRequest:
     """Load the case of a Slack thread (see Store.case_record_of_thread)."""
 
     thread_ts: ThreadTs
+    channel: str | None = None
+    pool: tuple[str, ...] = ()
 
 
 def _child_load(reply: Any) -> ChildLoad:

@@ -46,7 +46,8 @@ _RETRY_ERRORS = frozenset(
 
 
 class SlackClient:
-    """Posts to the consultation channel through slack_sdk's AsyncWebClient.
+    """Posts to the consultation channel (or, where a call names one, another channel: a pool's)
+    through slack_sdk's AsyncWebClient.
 
     The SDK's own retries are off: the delivery queue retries, and it checks whether an
     earlier attempt already landed before posting again.
@@ -166,17 +167,19 @@ class SlackClient:
                 return True, None
         return True, None
 
-    async def update(self, *, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> Outcome:
+    async def update(
+        self, *, ts: str, text: str, blocks: list[dict[str, Any]] | None = None, channel: str | None = None
+    ) -> Outcome:
         """Replace a message's text and blocks (the case root's state line). Idempotent."""
         try:
-            await self.web.chat_update(channel=self.channel, ts=ts, text=text, blocks=blocks or [])
+            await self.web.chat_update(channel=channel or self.channel, ts=ts, text=text, blocks=blocks or [])
         except Exception as exc:
             return _classify(exc)
         return DELIVERED
 
-    async def react(self, *, ts: str, name: str) -> Outcome:
+    async def react(self, *, ts: str, name: str, channel: str | None = None) -> Outcome:
         try:
-            await self.web.reactions_add(channel=self.channel, timestamp=ts, name=name)
+            await self.web.reactions_add(channel=channel or self.channel, timestamp=ts, name=name)
         except SlackApiError as exc:
             if exc.response.get("error") == "already_reacted":
                 return DELIVERED
@@ -185,19 +188,20 @@ class SlackClient:
             return _classify(exc)
         return DELIVERED
 
-    async def channel_info(self) -> dict[str, Any]:
-        """What Slack says of the case channel (conversations.info). Raises SlackApiError or a
-        network error."""
-        response = await self.web.conversations_info(channel=self.channel)
+    async def channel_info(self, channel: str | None = None) -> dict[str, Any]:
+        """What Slack says of the case channel, or of another (conversations.info). Raises
+        SlackApiError or a network error."""
+        response = await self.web.conversations_info(channel=channel or self.channel)
         channel = response.get("channel")
         return dict(channel) if isinstance(channel, dict) else {}
 
-    async def channel_members(self) -> list[str]:
-        """Everyone in the case channel (all pages). Raises SlackApiError or a network error."""
+    async def channel_members(self, channel: str | None = None) -> list[str]:
+        """Everyone in the case channel, or in another (all pages). Raises SlackApiError or a
+        network error."""
         members: list[str] = []
         cursor = None
         while True:
-            response = await self.web.conversations_members(channel=self.channel, limit=1000, cursor=cursor)
+            response = await self.web.conversations_members(channel=channel or self.channel, limit=1000, cursor=cursor)
             members += [str(m) for m in response.get("members") or []]
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
@@ -208,9 +212,13 @@ class SlackClient:
         response = await self.web.usergroups_users_list(usergroup=usergroup)
         return [str(u) for u in response.get("users") or []]
 
-    async def post_ephemeral(self, *, user: str, thread_ts: str | None, text: str) -> Outcome:
+    async def post_ephemeral(
+        self, *, user: str, thread_ts: str | None, text: str, channel: str | None = None
+    ) -> Outcome:
         try:
-            await self.web.chat_postEphemeral(channel=self.channel, user=user, text=text, thread_ts=thread_ts)
+            await self.web.chat_postEphemeral(
+                channel=channel or self.channel, user=user, text=text, thread_ts=thread_ts
+            )
         except Exception as exc:
             return _classify(exc)
         return DELIVERED

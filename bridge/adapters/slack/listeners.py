@@ -15,10 +15,12 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.adapters.json_body import without_lone_surrogates
+from bridge.adapters.redis.keys import thread_fields
 from bridge.adapters.redis.store import Store
 from bridge.adapters.slack.names import BUTTON_ACTIONS, COMMANDS, CONTROL_EVENT, CONTROL_VIEW, SHORTCUT
 from bridge.adapters.slack.views import notice_view, reason_view, shortcut_view
 from bridge.core.case import parse_case_number
+from bridge.core.channels import pool_of
 from bridge.core.events import ControlVia
 from bridge.core.policy import Policy
 from bridge.core.rules.controls import ACTIONS, REASON_REQUIRED, split_command
@@ -27,9 +29,17 @@ log = logging.getLogger("bridge.slack")
 
 
 def build_bolt_app(
-    *, signing_secret: str, client: AsyncWebClient, store: Store, policy: Policy, cases_channel: str = ""
+    *,
+    signing_secret: str,
+    client: AsyncWebClient,
+    store: Store,
+    policy: Policy,
+    case_channels: tuple[str, ...] = (),
 ) -> AsyncApp:
     """The Bolt app serving /slack/events. Listeners only record; the worker decides.
+
+    case_channels: every channel cases open in (SLACK_CHANNEL_ID, and a pool's others); the
+    controls act in each of them and nowhere else (empty: anywhere, for tests of the listeners).
 
     Listeners run before the response (process_before_response), so Slack hears 200 only
     once the event is in Redis, and retries otherwise. The only Web API call made here is
@@ -69,12 +79,20 @@ def build_bolt_app(
 
     async def command(ack: Any, body: dict[str, Any]) -> None:
         name = str(body.get("command") or "")
-        if cases_channel and body.get("channel_id") != cases_channel:
-            # Case controls act only in the case channel; nothing is recorded.
+        channel = body.get("channel_id")
+        if case_channels and channel not in case_channels:
+            # Case controls act only in the case channels; nothing is recorded.
             await ack(policy.render("control_wrong_channel", command=name))
             return
         await _record_control(
-            store, body.get("trigger_id"), COMMANDS[name], body.get("text"), body.get("user_id"), ControlVia.COMMAND
+            store,
+            policy,
+            body.get("trigger_id"),
+            COMMANDS[name],
+            body.get("text"),
+            body.get("user_id"),
+            ControlVia.COMMAND,
+            channel=channel,
         )
         await ack()  # the answer comes as an ephemeral message once the request is decided
 
@@ -86,16 +104,19 @@ def build_bolt_app(
         action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
         user = _dig(body, "user", "id")
         name = next((n for n, a in BUTTON_ACTIONS.items() if a == action.get("action_id")), "")
-        if cases_channel and _dig(body, "channel", "id") not in (cases_channel, None):
-            await ack()  # a root's buttons exist only in the case channel: nothing to record
-            log.warning("slack button outside the case channel ignored")
+        channel = _dig(body, "channel", "id")
+        if case_channels and channel not in (*case_channels, None):
+            await ack()  # a root's buttons exist only in the case channels: nothing to record
+            log.warning("slack button outside the case channels ignored")
             return
         if name in REASON_REQUIRED:  # nothing to record yet: the window's submission is the request
             await ack()
-            view = reason_view(policy, action=name, case_text=str(action.get("value") or ""))
+            view = reason_view(policy, action=name, case_text=str(action.get("value") or ""), channel=_text(channel))
             await _open_view(client, body.get("trigger_id"), view)
             return
-        await _record_control(store, action.get("action_ts"), name, action.get("value"), user, ControlVia.BUTTON)
+        await _record_control(
+            store, policy, action.get("action_ts"), name, action.get("value"), user, ControlVia.BUTTON, channel=channel
+        )
         await ack()
 
     for action_id in BUTTON_ACTIONS.values():
@@ -104,13 +125,15 @@ def build_bolt_app(
     @app.shortcut(SHORTCUT)
     async def shortcut(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        if cases_channel and _dig(body, "channel", "id") != cases_channel:
-            # Case controls act only on threads of the case channel: say so, record nothing.
+        channel = _dig(body, "channel", "id")
+        if case_channels and channel not in case_channels:
+            # Case controls act only on threads of the case channels: say so, record nothing.
             said = policy.render("control_wrong_channel", command=policy.render("modal_title"))
             await _open_view(client, body.get("trigger_id"), notice_view(policy, said))
             return
         thread_ts = str(_dig(body, "message", "thread_ts") or _dig(body, "message", "ts") or "")
-        await _open_view(client, body.get("trigger_id"), shortcut_view(policy, thread_ts=thread_ts))
+        view = shortcut_view(policy, thread_ts=thread_ts, channel=_text(channel))
+        await _open_view(client, body.get("trigger_id"), view)
 
     @app.view(CONTROL_VIEW)
     async def submitted(ack: Any, body: dict[str, Any]) -> None:
@@ -133,6 +156,7 @@ def build_bolt_app(
             return
         await _record_control(
             store,
+            policy,
             _dig(body, "view", "id"),
             action,
             meta.get("case"),
@@ -140,6 +164,7 @@ def build_bolt_app(
             via,
             reason=reason,
             thread_ts=meta.get("thread_ts"),
+            channel=meta.get("channel"),
         )
         await ack()  # closes the window; the result shows in the thread or as an ephemeral line
 
@@ -157,9 +182,9 @@ def build_bolt_app(
         event_id = _request_id(body.get("event_id"), event)
         # In the partition of the thread's case (if the thread is one): a counsellor's answer is
         # decided in order with the child's messages (adapters/redis/partitions.py).
-        thread_ts = event.get("thread_ts")
-        thread = store.thread_field(str(thread_ts)) if isinstance(thread_ts, str) and thread_ts else None
-        recorded = await store.record_for_case("slack", event_id, _dumps(event), thread_field=thread)
+        thread_ts, channel = event.get("thread_ts"), event.get("channel")
+        fields = _thread_fields(thread_ts, channel, policy)
+        recorded = await store.record_for_case("slack", event_id, _dumps(event), thread_fields=fields)
         log.info("slack event recorded event_id=%s new=%d", event_id, recorded)
 
     # Last, so it serves only what no listener above takes: every Events API delivery is answered
@@ -197,6 +222,7 @@ def _bolt_logger() -> logging.Logger:
 
 async def _record_control(
     store: Store,
+    policy: Policy,
     request_id: Any,
     action: str,
     text: Any,
@@ -205,9 +231,10 @@ async def _record_control(
     *,
     reason: str = "",
     thread_ts: Any = None,
+    channel: Any = None,
 ) -> None:
     """Record a control request as it came; Slack's retries of it are dropped by its id.
-    The worker checks everything about it (membership, role, number, reason)."""
+    The worker checks everything about it (membership, role, number, reason, the channel)."""
     control = {
         "type": CONTROL_EVENT,
         "action": action,
@@ -216,17 +243,26 @@ async def _record_control(
         "user": str(user or ""),
         "via": via.value,
         "thread_ts": str(thread_ts) if thread_ts else None,
+        "channel": _text(channel),
     }
     key = _request_id(request_id, control)
     # In the partition of the case it names, by thread or number, so it is decided in order with
     # the case's other events (the worker still checks everything about it).
-    thread = store.thread_field(str(thread_ts)) if thread_ts else None
+    fields = _thread_fields(thread_ts, channel, policy)
     named = str(text or "")
     number = parse_case_number(split_command(named)[0] if via is ControlVia.COMMAND else named)
     await store.record_for_case(
-        "slack", f"control:{key}", _dumps(control), thread_field=thread, case=str(number) if number else None
+        "slack", f"control:{key}", _dumps(control), thread_fields=fields, case=str(number) if number else None
     )
     log.info("slack control recorded action=%s via=%s", action if action in ACTIONS else "?", via)
+
+
+def _thread_fields(thread_ts: Any, channel: Any, policy: Policy) -> tuple[str, ...]:
+    """Where a thread's case is looked for in by-thread (keys.thread_fields: with a pool of
+    case channels, by channel and ts); none for a message outside a thread."""
+    if not isinstance(thread_ts, str) or not thread_ts or len(thread_ts) > 40:
+        return ()
+    return thread_fields(thread_ts, _text(channel) or None, pool_of(policy))
 
 
 def _dumps(value: Any) -> str:
@@ -246,6 +282,11 @@ def _request_id(value: Any, content: Any) -> str:
     if isinstance(value, str) and _SLACK_ID.fullmatch(value):
         return value
     return "sha256-" + hashlib.sha256(json.dumps(without_lone_surrogates(content), sort_keys=True).encode()).hexdigest()
+
+
+def _text(value: Any) -> str | None:
+    """A string from a payload, or None for anything else (a missing or malformed field)."""
+    return value if isinstance(value, str) and value else None
 
 
 def _dig(value: Any, *path: str) -> Any:

@@ -48,6 +48,7 @@ def parse_event(raw: Mapping[str, Any]) -> InboundEvent:
             via=ControlVia(raw["via"]),
             reason=str(raw.get("reason") or ""),
             thread_ts=ThreadTs(str(raw["thread_ts"])) if raw.get("thread_ts") else None,
+            channel=str(raw["channel"]) if raw.get("channel") else None,
         )
     if raw.get("type") in ("member_joined_channel", "member_left_channel"):
         if not raw.get("user") or not raw.get("channel"):

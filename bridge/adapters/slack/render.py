@@ -8,7 +8,8 @@ from bridge.core.parts import ChildWords, GroupMention, OnDuty, Part, Quoted, Te
 
 
 def render(text: Text, *, channel: str) -> str:
-    """The text as mrkdwn. channel is the case channel, where every case's thread is."""
+    """The text as mrkdwn. channel is the case channel (SLACK_CHANNEL_ID), where a case's thread is
+    unless its link names another channel (a pool's)."""
     return "".join(_render_part(part, channel) for part in text)
 
 
@@ -24,7 +25,7 @@ def _render_part(part: Part, channel: str) -> str:
             return "<!here>"
         case ThreadLink():
             # Slack resolves an archives link in any workspace the reader is in.
-            return thread_link(channel, part.thread_ts) if part.thread_ts else ""
+            return thread_link(part.channel or channel, part.thread_ts) if part.thread_ts else ""
         case ChildWords() | Quoted():
             return escape(part.words)
         case _:

@@ -12,6 +12,11 @@ from bridge.core.policy import Policy
 from bridge.core.rules.controls import REASON_REQUIRED
 
 
+def _in(channel: str | None) -> dict[str, str]:
+    """The channel a window keeps in its metadata, if known (Slack gives it back on submission)."""
+    return {"channel": channel} if channel else {}
+
+
 def _plain(text: str) -> dict[str, Any]:
     return {"type": "plain_text", "text": text}
 
@@ -26,8 +31,9 @@ def _reason_input(policy: Policy, *, optional: bool) -> dict[str, Any]:
     }
 
 
-def reason_view(policy: Policy, *, action: str, case_text: str) -> dict[str, Any]:
-    """The window a root button opens for an action that needs a reason (escalate, block)."""
+def reason_view(policy: Policy, *, action: str, case_text: str, channel: str | None = None) -> dict[str, Any]:
+    """The window a root button opens for an action that needs a reason (escalate, block); it
+    keeps the channel of the root (a pool's) for the request it makes."""
     number = int(case_text) if case_text.isdigit() else 0
     heading = f"{policy.render('modal_case_label', case=number)}: {policy.render('action_' + action)}"
     return {
@@ -35,7 +41,7 @@ def reason_view(policy: Policy, *, action: str, case_text: str) -> dict[str, Any
         "callback_id": CONTROL_VIEW,
         "title": _plain(policy.render("modal_title")[:24]),
         "submit": _plain(policy.render("modal_submit")[:24]),
-        "private_metadata": json.dumps({"action": action, "case": case_text}),
+        "private_metadata": json.dumps({"action": action, "case": case_text, **_in(channel)}),
         "blocks": [{"type": "section", "text": _plain(heading)}, _reason_input(policy, optional=False)],
     }
 
@@ -50,8 +56,9 @@ def notice_view(policy: Policy, text: str) -> dict[str, Any]:
     }
 
 
-def shortcut_view(policy: Policy, *, thread_ts: str) -> dict[str, Any]:
-    """The window the message shortcut opens: which action, and the reason or memo."""
+def shortcut_view(policy: Policy, *, thread_ts: str, channel: str | None = None) -> dict[str, Any]:
+    """The window the message shortcut opens: which action, and the reason or memo. It keeps the
+    thread, and its channel (a ts is unique only within a channel), for the request it makes."""
     options = [
         {"text": _plain(policy.render(f"action_{name}")[:75]), "value": name}
         for name in (CaseAction.CLOSE, CaseAction.ESCALATE, CaseAction.HOLD, CaseAction.BLOCK, CaseAction.UNBLOCK)
@@ -61,7 +68,7 @@ def shortcut_view(policy: Policy, *, thread_ts: str) -> dict[str, Any]:
         "callback_id": CONTROL_VIEW,
         "title": _plain(policy.render("modal_title")[:24]),
         "submit": _plain(policy.render("modal_submit")[:24]),
-        "private_metadata": json.dumps({"thread_ts": thread_ts}),
+        "private_metadata": json.dumps({"thread_ts": thread_ts, **_in(channel)}),
         "blocks": [
             {
                 "type": "input",

@@ -37,7 +37,7 @@ from bridge.core.effects import (
 )
 from bridge.core.events import ControlRequested, ControlVia, MemberChanged
 from bridge.core.ids import CaseNumber, SlackUserId
-from bridge.core.parts import Quoted, UserMention, join
+from bridge.core.parts import Quoted, Text, UserMention, join
 from bridge.core.policy import Policy
 from bridge.core.root import root_update, state_text
 
@@ -63,8 +63,9 @@ _MAX_REASON = 500  # characters kept of a reason or memo
 
 @dataclass(frozen=True)
 class Roster:
-    """Who may use the controls: the case channel's members, and the members of the
-    supervisors' user group (supervisors listed by ID in the policy come on top)."""
+    """Who may use the controls: the case channels' members (of every channel of a pool), and
+    the members of the supervisors' user group (supervisors listed by ID in the policy come on
+    top)."""
 
     members: frozenset[SlackUserId]
     group_supervisors: frozenset[SlackUserId] = frozenset()
@@ -107,11 +108,12 @@ def on_control(
     the case a block was made from, when an unblock names another case of the child."""
     user = request.user
     action = requested_action(request)
-    # Buttons and the shortcut act inside a thread: their answers appear there.
+    # Buttons and the shortcut act inside a thread: their answers appear there; other answers in
+    # the channel the request was made in.
     where = case.number if case is not None and request.via is not ControlVia.COMMAND else None
 
     def answer(text_name: str, **values: object) -> Ephemeral:
-        return Ephemeral(case=where, user=user, text=policy.render_parts(text_name, **values))
+        return _answer(request, where, policy.render_parts(text_name, **values))
 
     def refuse(text_name: str, why: str) -> Decision:
         number = case.number if case is not None else None
@@ -123,7 +125,7 @@ def on_control(
     if user not in roster.members:
         return refuse("control_not_member", "not a member of the case channel")
     if action is CaseAction.CASES:
-        return Decision(deliveries=(answer_cases(open_cases, policy, user=user, now=now),))
+        return Decision(deliveries=(answer_cases(open_cases, policy, user=user, now=now, channel=request.channel),))
     if action is None:
         return NOTHING
     if request.via is ControlVia.COMMAND:
@@ -170,7 +172,7 @@ class _Context:
     blocked_from: Case | None  # the case the block was made from, when another is named
 
     def _say(self, text_name: str, **values: object) -> Ephemeral:
-        return Ephemeral(case=self.where, user=self.request.user, text=self.policy.render_parts(text_name, **values))
+        return _answer(self.request, self.where, self.policy.render_parts(text_name, **values))
 
     def _audit(self, action: CaseAction) -> Audit:
         return Audit(self.case.number, self.request.user, action, self.reason, self.request.via)
@@ -286,17 +288,31 @@ class _Context:
         return Decision(tuple(deliveries), (UnblockChild(case.number, shown_on), self._audit(CaseAction.UNBLOCK)))
 
 
-def on_member_changed(event: MemberChanged, *, channel: str) -> Decision:
-    """A join or leave of the case channel changes the roster at once (between full reads)."""
-    if event.channel != channel:
-        return NOTHING
-    return Decision(effects=(ChangeMember(event.user, event.joined),))
+def _answer(request: ControlRequested, where: CaseNumber | None, text: Text) -> Ephemeral:
+    """An answer only the person who asked sees: in the case's thread, or where they asked."""
+    channel = request.channel if where is None else None
+    return Ephemeral(case=where, user=request.user, text=text, channel=channel)
 
 
-def answer_cases(open_cases: list[Case], policy: Policy, *, user: SlackUserId, now: float) -> Ephemeral:
-    """The open cases, oldest first: state, minutes waited for a first answer, counsellor."""
+def on_member_changed(event: MemberChanged, *, channel: str, pool: tuple[str, ...] = ()) -> Decision:
+    """A join or leave of a case channel (channel: SLACK_CHANNEL_ID, or another of the pool)
+    changes that channel's members at once (between full reads). Who may use the controls is
+    everyone in any of them, so one who leaves one channel of the pool and stays in another
+    keeps them. Other channels change nothing."""
+    if event.channel == channel:
+        return Decision(effects=(ChangeMember(event.user, event.joined),))
+    if event.channel in pool:
+        return Decision(effects=(ChangeMember(event.user, event.joined, channel=event.channel),))
+    return NOTHING
+
+
+def answer_cases(
+    open_cases: list[Case], policy: Policy, *, user: SlackUserId, now: float, channel: str | None = None
+) -> Ephemeral:
+    """The open cases, oldest first: state, minutes waited for a first answer, counsellor; shown
+    in the channel asked in (None: SLACK_CHANNEL_ID)."""
     if not open_cases:
-        return Ephemeral(case=None, user=user, text=policy.render_parts("cases_none"))
+        return Ephemeral(case=None, user=user, text=policy.render_parts("cases_none"), channel=channel)
     lines = [policy.render_parts("cases_header", count=len(open_cases))]
     for case in sorted(open_cases, key=lambda c: c.number):
         answered_at = case.counsellor_since if case.counsellor_since is not None else now
@@ -309,4 +325,4 @@ def answer_cases(open_cases: list[Case], policy: Policy, *, user: SlackUserId, n
                 counsellor=UserMention(case.counsellor) if case.counsellor else policy.render("cases_nobody"),
             )
         )
-    return Ephemeral(case=None, user=user, text=join("\n", lines))
+    return Ephemeral(case=None, user=user, text=join("\n", lines), channel=channel)

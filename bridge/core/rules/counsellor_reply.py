@@ -9,6 +9,7 @@ from dataclasses import replace
 from bridge.core.case import (
     Case,
 )
+from bridge.core.channels import channel_of
 from bridge.core.deliveries import (
     Ephemeral,
     LinePush,
@@ -35,7 +36,8 @@ _HUMAN_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
 
 def is_counsellor_reply(message: ThreadMessage, *, channel: str) -> bool:
-    """True for a person's reply inside a thread of the consultation channel."""
+    """True for a person's reply inside a thread of the consultation channel (channel: the one
+    the case's thread is in, channel_of)."""
     return (
         message.channel == channel
         and message.subtype in _HUMAN_SUBTYPES
@@ -63,9 +65,12 @@ def on_counsellor_message(
 ) -> Decision:
     """A counsellor's thread reply becomes pushes to the child (at most five texts each).
 
-    The first counsellor to answer becomes the case's counsellor, and the root says so.
+    The first counsellor to answer becomes the case's counsellor, and the root says so. channel
+    is SLACK_CHANNEL_ID: a reply counts in the channel of the case's thread (channels.py).
     """
-    if case is None or not is_counsellor_reply(message, channel=channel) or is_internal_note(message, policy):
+    if case is None or not is_counsellor_reply(message, channel=channel_of(case, channel)):
+        return NOTHING
+    if is_internal_note(message, policy):
         return NOTHING
     assert message.user is not None  # is_counsellor_reply checked it
     if not case.is_open:
@@ -99,7 +104,7 @@ def on_counsellor_message(
 def _was_relayed(message: ThreadMessage, case: Case | None, policy: Policy, *, channel: str) -> bool:
     return (
         case is not None
-        and is_counsellor_reply(message, channel=channel)
+        and is_counsellor_reply(message, channel=channel_of(case, channel))
         and not is_internal_note(message, policy)
         and (case.closed_at is None or float(message.ts) < case.closed_at)
     )
@@ -112,7 +117,7 @@ def on_counsellor_edit(edit: ThreadEdit, case: Case | None, policy: Policy, *, c
     # A note turned into a reply by an edit is not sent either: say so, or the child waits.
     note_made_reply = (
         case.is_open
-        and is_counsellor_reply(edit.previous, channel=channel)
+        and is_counsellor_reply(edit.previous, channel=channel_of(case, channel))
         and is_internal_note(edit.previous, policy)
         and not is_internal_note(edit.current, policy)
     )

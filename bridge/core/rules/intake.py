@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bridge.core.case import EARLIER_CASES_SHOWN, Block, Case, CaseStatus, Queue
+from bridge.core.channels import channel_for_new_case
 from bridge.core.deliveries import Delivery, RootPost, RootUpdate
 from bridge.core.effects import Decision, NoteRecent, OpenCase
 from bridge.core.events import ChildMessage
@@ -65,6 +66,7 @@ def on_child_writes(message: ChildMessage, child: ChildState, policy: Policy, *,
         return Decision(decision.deliveries, (noted, *decision.effects))
     number = CaseNumber(child.last_number + 1)
     earlier = child.history[-EARLIER_CASES_SHOWN:]
+    channel = channel_for_new_case(number, policy)
     case = Case(
         number=number,
         status=CaseStatus.OPEN,
@@ -72,6 +74,7 @@ def on_child_writes(message: ChildMessage, child: ChildState, policy: Policy, *,
         opened_at=now,
         arrived_closed=closed,
         earlier=earlier,
+        channel=channel,
     )
     opened = OpenCase(
         number=number,
@@ -80,6 +83,7 @@ def on_child_writes(message: ChildMessage, child: ChildState, policy: Policy, *,
         arrived_closed=closed,
         earlier=earlier,
         history=(*child.history, number)[-EARLIER_CASES_SHOWN:],
+        channel=channel,
     )
     queue = None if closed else Queue.of(open_cases=child.open_cases + 1, unanswered_before=child.unanswered)
     decision = on_child_message(

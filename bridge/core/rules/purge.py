@@ -37,6 +37,7 @@ def on_purge(request: PurgeRequested, cases: tuple[Case, ...], policy: Policy) -
             text=policy.render_parts("purge_note", case=case.number),
             role=PostRole.NOTE,
             thread_ts=case.thread_ts,  # the case's lane forgets its thread with the record
+            channel=case.channel,
         )
         for case in erased
         if case.thread_ts is not None
