@@ -9,7 +9,7 @@ in each case thread (half the messages each way), webhooks go to both web proces
 are retried as LINE and Slack would; 10% of API calls answer 5xx, bursts of 429, a worker is
 SIGKILLed every 10 s and started again, and redis-server is killed and restarted once.
 
-Run:  .venv/bin/python bench/chaos.py [--quick] [--json PATH] [--keep-logs] [--seed N]
+Run:  .venv/bin/python bench/chaos.py [--quick] [--partitions N] [--json PATH] [--keep-logs] [--seed N]
 Everything it starts is stopped in a finally block (also on Ctrl-C / SIGTERM); only 127.0.0.1 is
 used. See bench/README.md, "Chaos run", for what each figure means.
 """
@@ -55,6 +55,7 @@ class ChaosPlan:
     drain_limit: float = 90.0  # longest wait afterwards for what was accepted to arrive
     webs: int = 2
     workers: int = 2
+    partitions: int = 1  # BRIDGE_ROUTER_PARTITIONS: 1, one router at a time; more, the workers share them
 
 
 FULL = ChaosPlan()
@@ -67,6 +68,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, help="messages in all, half each way (default 10,000)")
     parser.add_argument("--children", type=int, help="children, one case each (default 200)")
     parser.add_argument("--seconds", type=float, help="how long messages are sent and faults happen (default 200)")
+    parser.add_argument(
+        "--partitions", type=int, help="BRIDGE_ROUTER_PARTITIONS of every process (default 1: one router at a time)"
+    )
     parser.add_argument("--seed", type=int, default=11, help="seed of every fault (default 11)")
     parser.add_argument("--error-rate", type=float, default=0.10, help="share of API calls answered 5xx")
     parser.add_argument(
@@ -78,6 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     plan = plan_of(args)
     if plan.children < 1 or plan.messages < 2 * plan.children or plan.seconds <= 0:
         parser.error("--children must be >= 1, --messages >= 2 x children, --seconds > 0")
+    if not 1 <= plan.partitions <= 64:
+        parser.error("--partitions must be between 1 and 64")
     if plan.messages // 2 // plan.children > 1_000_000 // plan.children - 1:
         parser.error("too many messages per child for the markers")
     if not 0 <= args.error_rate <= 1 or not 0 <= args.after_handling <= 1:
@@ -87,7 +93,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def plan_of(args: argparse.Namespace) -> ChaosPlan:
     plan = QUICK if args.quick else FULL
-    for name in ("messages", "children", "seconds"):
+    for name in ("messages", "children", "seconds", "partitions"):
         if getattr(args, name) is not None:
             plan = replace(plan, **{name: getattr(args, name)})
     return plan
@@ -105,7 +111,8 @@ def drain(driver: Driver, seen: dict[str, Seen], limit: float) -> float:
 
 
 def run(rig: Rig, plan: ChaosPlan, faults_plan: FaultPlan, results: dict[str, Any]) -> None:
-    rig.start(webs=plan.webs, workers=plan.workers, aof=True, env=PRODUCTION_TIMEOUTS)
+    env = {**PRODUCTION_TIMEOUTS, "BRIDGE_ROUTER_PARTITIONS": str(plan.partitions)}
+    rig.start(webs=plan.webs, workers=plan.workers, aof=True, env=env)
     run_id = uuid.uuid4().hex[:6]
     per_child = plan.messages // 2 // plan.children
     driver = Driver(rig, run_id, children=plan.children, per_child=per_child, seconds=plan.seconds)
@@ -118,7 +125,8 @@ def run(rig: Rig, plan: ChaosPlan, faults_plan: FaultPlan, results: dict[str, An
     results["schedule"] = [{"at_s": at, "what": what} for at, what in faults.schedule()]
     log(
         f"chaos: {2 * per_child * plan.children} messages over {plan.children} children in {plan.seconds:.0f} s, "
-        f"{len(rig.webs)} webs, {len(rig.workers)} workers; {faults_plan.error_rate:.0%} of API calls 5xx, "
+        f"{len(rig.webs)} webs, {len(rig.workers)} workers, {plan.partitions} partition(s); "
+        f"{faults_plan.error_rate:.0%} of API calls 5xx, "
         f"{sum(1 for _, w in faults.schedule() if w == 'kill')} kills"
     )
     stopping = threading.Event()
