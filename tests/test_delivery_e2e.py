@@ -88,7 +88,7 @@ def test_slack_429_with_retry_after_holds_and_keeps_order(bridge: Bridge) -> Non
 def test_a_failure_after_a_burst_of_429s_backs_off_as_the_first_failure(bridge_factory: Any) -> None:
     """Six 429s (Retry-After 1) then a 500 on a child's post: each 429 waits its Retry-After and
     the 500 is tried again after the first failure's backoff (0.5 s), not as if it were the
-    seventh failure in a row (32 s), with the bridge's own cap of a minute on the backoff."""
+    seventh failure in a row (8.4 s), with the bridge's own cap of a minute on the backoff."""
     bridge: Bridge = bridge_factory(BRIDGE_RETRY_MAX_BACKOFF_SECONDS="60")
     root_ts = open_case(bridge)
     bridge.wait_settled()

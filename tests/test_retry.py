@@ -30,10 +30,26 @@ def test_an_outcome_says_whether_it_was_delivered_or_refused() -> None:
     assert not Outcome(OutcomeStatus.RETRY).failed and not Outcome(OutcomeStatus.REPLY_TOKEN_REJECTED).failed
 
 
-@pytest.mark.parametrize(("attempts", "delay"), [(1, 0.5), (2, 1.0), (5, 8.0), (8, 60.0), (40, 60.0)])
-def test_backoff_doubles_up_to_the_cap(attempts: int, delay: float) -> None:
+@pytest.mark.parametrize(
+    ("attempts", "delay"), [(1, 0.5), (2, 0.8), (3, 1.28), (5, 3.2768), (8, 13.4217728), (11, 54.9755813888)]
+)
+def test_backoff_grows_by_1_6_with_each_failure(attempts: int, delay: float) -> None:
     result = step(PUSH, Outcome(OutcomeStatus.RETRY, "500"), attempts=attempts)
-    assert result.action is Action.RETRY and result.delay_s == delay  # type: ignore[attr-defined]
+    assert result.action is Action.RETRY and result.delay_s == pytest.approx(delay, rel=1e-9)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("attempts", [12, 13, 40, 1000])
+def test_backoff_stops_growing_at_the_cap(attempts: int) -> None:
+    # The eleventh failure's 0.5 x 1.6^10 = 54.98 s is still under the cap of 60; the twelfth's would be 88.
+    result = step(PUSH, Outcome(OutcomeStatus.RETRY, "500"), attempts=attempts)
+    assert result.action is Action.RETRY and result.delay_s == 60  # type: ignore[attr-defined]
+
+
+def test_five_failures_in_a_row_wait_under_eight_seconds_in_all() -> None:
+    """What a case's next messages wait behind when its head fails five times in a row (each
+    call failing one time in ten, as the chaos run's do): under 8 s, where doubling made it 15.5 s."""
+    waits = attempts_in_turn(PUSH, [SERVER_ERROR] * 5)
+    assert sum(w.delay_s for w in waits) == pytest.approx(7.9, abs=0.01)
 
 
 def test_an_unanswered_request_waits_at_least_a_timeout() -> None:
@@ -94,10 +110,10 @@ def test_give_up_exactly_at_the_horizon() -> None:
     assert step(PUSH, Outcome(OutcomeStatus.RETRY, "500"), age_s=3600).action is Action.FAIL  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("jitter", "delay"), [(0.5, 4.0), (1.5, 12.0)])
+@pytest.mark.parametrize(("jitter", "delay"), [(0.5, 1.6384), (1.5, 4.9152)])
 def test_jitter_scales_the_backoff(jitter: float, delay: float) -> None:
     result = next_step(PUSH, Outcome(OutcomeStatus.RETRY, "500"), failures=4, age_s=0, rules=RULES, jitter=jitter)
-    assert result.action is Action.RETRY and result.delay_s == delay
+    assert result.action is Action.RETRY and result.delay_s == pytest.approx(delay, rel=1e-9)
 
 
 RATE_LIMITED = Outcome(OutcomeStatus.RETRY, "429", retry_after=1, rate_limited=True)
@@ -124,7 +140,7 @@ def test_a_burst_of_429s_does_not_grow_the_backoff(delivery: Delivery) -> None:
 def test_the_backoff_grows_with_failures_only_between_429s() -> None:
     outcomes = [SERVER_ERROR, RATE_LIMITED, SERVER_ERROR, RATE_LIMITED, RATE_LIMITED, SERVER_ERROR]
     delays = [s.delay_s for s in attempts_in_turn(PUSH, outcomes) if s.failed]
-    assert delays == [0.5, 1.0, 2.0]
+    assert delays == pytest.approx([0.5, 0.8, 1.28], rel=1e-9)
 
 
 @pytest.mark.parametrize(
