@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from relaybench.chaos_check import check, slow_by_fault, table
+from relaybench.chaos_check import after_kills, check, slow_by_fault, table
 from relaybench.chaos_driver import LS, SL, Driver
 from relaybench.chaos_faults import FaultPlan, Faults
 from relaybench.common import LINE_PUSH, SLACK_POST, Stop, line_texts, log, slack_texts, wait_until
@@ -160,6 +160,7 @@ def run(rig: Rig, plan: ChaosPlan, faults_plan: FaultPlan, results: dict[str, An
     results["faults_error"] = faults.error
     results["api_calls"] = _api_calls(rig)
     results["slow_by_fault"] = slow_by_fault(results["check"], faults.events)
+    results["after_kills"] = after_kills(results["check"], faults.events)
     for direction, fake, path in (("line_to_slack", rig.slack, SLACK_POST), ("slack_to_line", rig.line, LINE_PUSH)):
         for row in results["check"][direction]["slowest"]:
             row["faults_before"] = faults.near(row["accepted_at_s"] + row["seconds"])[:4]
@@ -251,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         slow = results.get("slow_by_fault") or {}
         print("\nslower than 1 s, by the fault met: " + (", ".join(f"{k} {v}" for k, v in slow.items()) or "none"))
+        kills = results.get("after_kills") or {}
+        if kills.get("kills"):
+            print(
+                f"in flight at a kill, all delivered within: median {kills['median_s']:.2f} s, "
+                f"max {kills['max_s']:.2f} s after the kill ({kills['kills']} kills; target 5 s)"
+            )
         print()
         for row in targets:
             print(f"{row['result']}  {row['figure']}: {row['measured']} (wanted {row['target']})")

@@ -210,3 +210,37 @@ def slow_by_fault(result: dict[str, Any], events: list[dict[str, Any]], *, over_
             else:
                 out[str(last["what"])] += 1
     return dict(out.most_common())
+
+
+def after_kills(result: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+    """How soon what was in flight at each SIGKILL reached its platform: for every kill, the
+    seconds from the kill until the last message accepted before it and not yet delivered at it
+    was delivered (the issue's "every message delivered within 5 s of the kill"). A message that
+    also met a 5xx or a 429 burst counts too: the figure is an upper bound on the take-over."""
+    messages = [
+        (accepted, accepted + seconds)
+        for direction in ("line_to_slack", "slack_to_line")
+        for _, _, accepted, seconds, _ in result[direction]["rows"]
+    ]
+    per_kill = []
+    for event in events:
+        if not event["what"].startswith("worker killed"):
+            continue
+        at = event["at_s"]
+        pending = [delivered for accepted, delivered in messages if accepted <= at < delivered]
+        if pending:
+            per_kill.append(
+                {
+                    "at_s": at,
+                    "leader": bool(event.get("leader")),
+                    "in_flight": len(pending),
+                    "all_delivered_after_s": round(max(pending) - at, 2),
+                }
+            )
+    seconds = sorted(k["all_delivered_after_s"] for k in per_kill)
+    return {
+        "kills": len(per_kill),
+        "median_s": seconds[len(seconds) // 2] if seconds else None,
+        "max_s": seconds[-1] if seconds else None,
+        "per_kill": per_kill,
+    }
