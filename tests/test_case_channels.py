@@ -4,10 +4,6 @@ processes' start (which stops before it reaches Redis)."""
 
 from __future__ import annotations
 
-import os
-import shlex
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -23,7 +19,8 @@ from bridge.config.policy_file import (
     parse_policy,
 )
 from bridge.core.ids import CaseNumber, SlackUserId
-from bridge.fakes.harness import ALWAYS_OPEN, procfile_commands, write_policy
+from bridge.fakes.harness import ALWAYS_OPEN, write_policy
+from tests.start_up import process_commands, start, start_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,25 +102,11 @@ def test_every_process_stops_at_start_on_a_pool_that_does_not_start_with_slack_c
     """bridge serve, bridge worker and the Procfile's web process print the same one line and exit
     with 2, before they reach Redis."""
     policy = write_policy(tmp_path, hours=ALWAYS_OPEN, settings={"slack": {"case_channels": ["C0OTHER", "C0CASES"]}})
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        **{k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "SYSTEMROOT")},
-        "LINE_CHANNEL_SECRET": "0123456789abcdef",
-        "LINE_CHANNEL_ACCESS_TOKEN": "line-token-value",
-        "SLACK_BOT_TOKEN": "xoxb-1-2-3",
-        "SLACK_SIGNING_SECRET": "abcdef0123456789",
-        "BRIDGE_PSEUDONYM_KEY": "0123456789abcdef" * 4,
-        "SLACK_CHANNEL_ID": "C0CASES",
-        "SLACK_SUPERVISOR_CHANNEL_ID": "C0SUPER",
-        "REDIS_URL": "redis://127.0.0.1:1/0",  # never reached
-        "BRIDGE_CONFIG": str(policy),
-    }
-    web = shlex.split(procfile_commands()["web"].replace("$PORT", "0"))
-    for command in (["bridge.cli", "serve", "--port", "0"], ["bridge.cli", "worker"], web):
-        argv = [sys.executable, "-m", *command]
-        result = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    env = start_env({"BRIDGE_CONFIG": str(policy)})
+    for process, command in process_commands().items():
+        result = start(command, env)
         lines = [line for line in result.stderr.splitlines() if line.startswith("bridge:")]
-        assert result.returncode == 2, result.stderr
+        assert result.returncode == 2, f"{process}: {result.stderr}"
         assert lines == ["bridge: slack.case_channels: must list SLACK_CHANNEL_ID ('C0CASES') first, not 'C0OTHER'"]
 
 

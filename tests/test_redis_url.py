@@ -16,7 +16,7 @@ from bridge.adapters.redis.connect import keys_for, open_redis
 from bridge.adapters.redis.keys import CLUSTER_TAG, Keys
 from bridge.config.redis_url import RedisTarget, RedisUrlError, cluster_flag, parse_redis_url
 from bridge.config.settings import SettingsError, load_settings
-from tests.test_settings import GOOD
+from tests.start_up import GOOD
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "redis-pass-9f3e1c"  # distinctive, so a test can see it never shows
@@ -91,7 +91,7 @@ def test_the_client_and_its_key_layout_follow_the_url() -> None:
 
 
 def _settings(**env: str) -> dict[str, str]:
-    """test_settings' good settings without their Redis URL, and these."""
+    """The good settings (tests/start_up.py) without their Redis URL, and these."""
     return {**{name: value for name, value in GOOD.items() if name != "REDIS_URL"}, **env}
 
 

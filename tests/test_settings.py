@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
-import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,18 +17,8 @@ from bridge.config.settings import (
     load_settings,
     pseudonym_key_bytes,
 )
-from bridge.fakes.harness import procfile_commands
+from tests.start_up import GOOD, process_commands, start, start_env
 
-GOOD = {
-    "LINE_CHANNEL_SECRET": "0123456789abcdef-line-secret",
-    "LINE_CHANNEL_ACCESS_TOKEN": "line-access-token-value",
-    "SLACK_BOT_TOKEN": "xoxb-1-2-3-bot-token",
-    "SLACK_SIGNING_SECRET": "abcdef0123456789-signing",
-    "BRIDGE_PSEUDONYM_KEY": "5eed" * 16,
-    "SLACK_CHANNEL_ID": "C0CASES",
-    "SLACK_SUPERVISOR_CHANNEL_ID": "C0SUPER",
-    "REDIS_URL": "redis://:redis-password-value@redis.internal:6379/0",
-}
 SECRETS = {name: GOOD[name] for name in (*SECRET_NAMES, "REDIS_URL")}
 
 
@@ -212,38 +199,20 @@ def test_the_default_base_urls_are_the_platforms_own() -> None:
     assert settings.SLACK_API_BASE_URL == "https://slack.com/api/"
 
 
-def _start(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    # -m from the checkout, so the process runs this tree's bridge whatever the venv has installed.
-    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
-
-
 @pytest.mark.parametrize("process", ["worker", "web"])
 def test_a_process_with_a_plain_http_api_url_does_not_start(process: str) -> None:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        **{k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "SYSTEMROOT")},
-        **GOOD,
-        "REDIS_URL": "redis://127.0.0.1:1/0",  # never reached: start-up stops first
-        "SLACK_API_BASE_URL": "http://slack.example.org/api/",
-    }
+    env = start_env({"SLACK_API_BASE_URL": "http://slack.example.org/api/"})
     if process == "worker":
-        result = _start([sys.executable, "-m", "bridge.cli", "worker"], env)
+        result = start([sys.executable, "-m", "bridge.cli", "worker"], env)
         assert result.returncode == 2
     else:
         command = [sys.executable, "-m", "uvicorn", "--factory", "bridge.app:create_app_from_env", "--port", "0"]
-        result = _start(command, env)
+        result = start(command, env)
         assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "SLACK_API_BASE_URL must be https" in output
     for value in SECRETS.values():
         assert value not in output
-
-
-def _web_command() -> list[str]:
-    """The Procfile's web command, run by this interpreter (so from this checkout) on any port."""
-    argv = shlex.split(procfile_commands()["web"].replace("$PORT", "0"))
-    assert argv[0] == "uvicorn"
-    return [sys.executable, "-m", *argv]
 
 
 @pytest.mark.parametrize(
@@ -260,24 +229,10 @@ def _web_command() -> list[str]:
 def test_every_process_stops_on_a_bad_setting_with_the_same_clear_line(bad: dict[str, str | None], line: str) -> None:
     """bridge serve, bridge worker and the Procfile's web process (uvicorn's factory) print one
     line naming the variable, no traceback and no secret, and exit with 2."""
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        **{k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "SYSTEMROOT")},
-        **GOOD,
-        "REDIS_URL": "redis://127.0.0.1:1/0",  # never reached: start-up stops first
-    }
-    for name, value in bad.items():
-        if value is None:
-            del env[name]
-        else:
-            env[name] = value
+    env = start_env(bad)
     said = {}
-    for process, command in {
-        "serve": [sys.executable, "-m", "bridge.cli", "serve", "--port", "0"],
-        "worker": [sys.executable, "-m", "bridge.cli", "worker"],
-        "web": _web_command(),
-    }.items():
-        result = _start(command, env)
+    for process, command in process_commands().items():
+        result = start(command, env)
         output = result.stdout + result.stderr
         assert result.returncode == 2, f"{process}: {result.returncode}\n{output}"
         assert "Traceback" not in output, f"{process}:\n{output}"
