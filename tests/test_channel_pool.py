@@ -73,6 +73,11 @@ async def test_cases_open_in_the_pools_channels_in_turn_and_keep_it(router: Rout
     cases = [await router.store.get_case(CaseNumber(n)) for n in range(1, 5)]
     assert [c.channel for c in cases if c is not None] == ["CCASES", "CPOOL2", "CPOOL3", "CCASES"]
     assert await router.store.case_channel(CaseNumber(2)) == "CPOOL2"
+    # Each root names the channel its case opened in: the deliverer posts it there without asking Redis.
+    for n, channel in enumerate(["CCASES", "CPOOL2", "CPOOL3", "CCASES"], start=1):
+        head: Any = (await router.redis.lrange(router.store.keys.lane(f"slack:{n}"), 0, 0))[0]
+        root = json.loads(head.decode().partition("|")[2])["delivery"]
+        assert (root["kind"], root["channel"]) == ("root_post", channel)
 
 
 async def test_without_a_pool_a_case_record_is_as_it_always_was(router: Router) -> None:
@@ -80,6 +85,8 @@ async def test_without_a_pool_a_case_record_is_as_it_always_was(router: Router) 
     await open_cases(router, 2)
     for n in (1, 2):
         assert b"channel" not in await router.redis.hgetall(router.store.keys.case(n))
+        head: Any = (await router.redis.lrange(router.store.keys.lane(f"slack:{n}"), 0, 0))[0]
+        assert "channel" not in json.loads(head.decode().partition("|")[2])["delivery"]  # as an older release wrote it
     await router.store.record_thread(1, "slack:1", TS)
     assert await router.redis.hgetall(router.store.keys.by_thread) == {TS.encode(): b"1"}
     assert await router.redis.hget(router.store.keys.lane_threads, "slack:1") == TS.encode()

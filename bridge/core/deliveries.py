@@ -57,6 +57,8 @@ class RootPost:
     text: Text
     buttons: tuple[CaseAction, ...]
     opened_at: float  # an earlier attempt's post is looked for from shortly before
+    # The pool's channel the case opened in (bridge/core/channels.py); None: SLACK_CHANNEL_ID.
+    channel: str | None = None
 
 
 @dataclass(frozen=True)

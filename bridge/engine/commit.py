@@ -123,8 +123,8 @@ class Plan:
         the case: opened by this commit, or loaded for it."""
         if not isinstance(delivery, RootPost | ThreadPost):
             return None
-        if isinstance(delivery, ThreadPost) and delivery.channel is not None:
-            return delivery.channel
+        if delivery.channel is not None or isinstance(delivery, RootPost):
+            return delivery.channel  # a root names the channel its case opened in
         if delivery.case in self._opened_in:
             return self._opened_in[delivery.case]
         record = self.loaded.cases.get(delivery.case)

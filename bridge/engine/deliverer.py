@@ -330,12 +330,12 @@ class Deliverers(SlackPosts, HandOffs):
 
     async def _lane_items(self, claim: Claim, followups: tuple[Delivery, ...]) -> list[FollowUp]:
         """The follow-ups' lane items; a post into a case's thread is paced by its case's channel
-        (read from the case: only a failed LINE push has one)."""
+        (read from the case: only a failed LINE push has one, a note into the thread)."""
         items = []
         for i, d in enumerate(followups):
             pace = None
             if self.pacing is not None:
-                channel = await self.store.case_channel(d.case) if isinstance(d, ThreadPost | RootPost) else None
+                channel = await self.store.case_channel(d.case) if isinstance(d, ThreadPost) and not d.channel else None
                 pace = self.pacing.tag(d, channel)
             items.append(FollowUp(lane_for(d, self.store.child_key), f"{claim.item_id}.f{i}", to_payload(d), pace))
         return items

@@ -49,7 +49,7 @@ class Pacing:
         the pool's channel of the case it is about (None: SLACK_CHANNEL_ID)."""
         match delivery:
             case RootPost():
-                return case_channel or self.case_channel
+                return delivery.channel or case_channel or self.case_channel
             case ThreadPost():
                 return delivery.channel or case_channel or self.case_channel
             case ChannelPost():

@@ -26,7 +26,6 @@ from bridge.adapters.slack.client import SlackClient
 from bridge.adapters.slack.names import CASE_EVENT_TYPE, DELIVERY_EVENT_TYPE
 from bridge.adapters.slack.render import escape, render, words_of
 from bridge.adapters.slack.views import SECTION_CHARS, child_blocks, children_blocks, root_blocks_of
-from bridge.core.channels import pool_of
 from bridge.core.clock import local
 from bridge.core.deliveries import ChannelPost, Delivery, Ephemeral, PostRole, RootPost, ThreadPost, from_payload
 from bridge.core.parts import Text
@@ -141,8 +140,8 @@ class SlackPosts:
 
     async def post_root(self, root: RootPost, claim: Claim) -> Outcome:
         """Post a new case's root message (unless an earlier attempt did) and record its thread:
-        in the pool's channel the case opened in, as its record says (none without a pool)."""
-        channel = await self.store.case_channel(root.case) if pool_of(self.policy) else None
+        in the pool's channel the case opened in, as the root says (none without a pool)."""
+        channel = root.channel
         ts = None
         if claim.attempts > 1:
             # An earlier attempt may have landed before the worker lost track of it.

@@ -104,5 +104,7 @@ def _root_first(case: Case, deliveries: tuple[Delivery, ...], policy: Policy) ->
     """A new case's deliveries with its root post first, showing the latest state decided."""
     updates = [d for d in deliveries if isinstance(d, RootUpdate)]
     latest = updates[-1] if updates else root_update(case, policy)
-    root = RootPost(case=case.number, text=latest.text, buttons=latest.buttons, opened_at=case.opened_at)
+    root = RootPost(
+        case=case.number, text=latest.text, buttons=latest.buttons, opened_at=case.opened_at, channel=case.channel
+    )
     return (root, *(d for d in deliveries if not isinstance(d, RootUpdate)))
