@@ -106,8 +106,9 @@ async def test_a_slack_event_goes_to_the_partition_of_its_cases_child(redis_serv
         # The thread's case wins over a number named beside it.
         await store.record_for_case("slack", "both", "both", thread_fields=("2.000100",), case="1")
         # With a pool, a thread is looked for under each of its names in order: the first found wins.
-        await client.hset(store.keys.by_thread, "C2:3.000100", 3)
-        await store.record_for_case("slack", "pooled", "pooled", thread_fields=("C2:3.000100", "1.000100"))
+        # (Chosen so that neither a miss, partition 0, nor the second name would pass for the first.)
+        await client.hset(store.keys.by_thread, "C2:6.000100", 6)
+        await store.record_for_case("slack", "pooled", "pooled", thread_fields=("C2:6.000100", "2.000100"))
         await store.record_for_case("slack", "fallback", "fallback", thread_fields=("C9:1.000100", "4.000100"))
         assert await store.record_for_case("slack", "none", "none") == 0  # seen before: skipped
         found: dict[int, list[str]] = {}
@@ -119,7 +120,9 @@ async def test_a_slack_event_goes_to_the_partition_of_its_cases_child(redis_serv
             assert f"n{number}" in found[expected] and f"t{number}" in found[expected], (number, expected)
         assert {"gone", "none", "bad"} <= set(found[0])
         assert "both" in found[partition_of(CHILDREN[1], 4)]
-        assert "pooled" in found[partition_of(CHILDREN[2], 4)]
+        assert len({0, partition_of(CHILDREN[5], 4), partition_of(CHILDREN[1], 4)}) == 3
+        assert "pooled" in found[partition_of(CHILDREN[5], 4)]
+        assert partition_of(CHILDREN[3], 4) != 0
         assert "fallback" in found[partition_of(CHILDREN[3], 4)]
     finally:
         await client.flushdb()
