@@ -259,7 +259,8 @@ async def test_a_root_posted_before_a_crash_is_found_not_posted_again(
     """The worker dies after Slack took a case's root but before its thread was recorded: the
     retry finds the root by its metadata, records that thread, and posts nothing again."""
     _, slack = fakes
-    root = dataclasses.replace(sample(RootPost), case=7, opened_at=time.time())
+    # In SLACK_CHANNEL_ID, as every root is without a pool (the sample names a pool's channel).
+    root = dataclasses.replace(sample(RootPost), case=7, opened_at=time.time(), channel=None)
     keys = worker.store.keys
     await worker.redis.hset(keys.case(7), mapping={"v": "1", "number": "7"})  # the case exists
     claim = Claim(lane="slack:7", item_id="1-0.0", payload=to_payload(root), attempts=1, enqueued_ms=now_ms())
