@@ -307,6 +307,12 @@ class Process:
                 self.popen.wait(5)
 
 
+def _port_taken(log: str) -> bool:
+    """Whether a process stopped at start because its port was in use (uvicorn's or the metrics
+    server's line)."""
+    return "address already in use" in log or "is already in use by another process" in log
+
+
 @dataclass
 class Bridge:
     """The bridge's processes for one test, and helpers to talk to them like LINE and Slack do."""
@@ -354,9 +360,19 @@ class Bridge:
             time.sleep(0.05)
 
     def start(self, kind: str) -> Process:
-        process = self.launch(kind)
-        self.wait_ready(process)
-        return process
+        """Launch a process and wait until it is ready. Its free port may be taken by another
+        test's process before it binds (the suite runs in several processes side by side): then it
+        exits saying so, and it is started again on another free port (at most three times)."""
+        for attempt in range(3):
+            process = self.launch(kind)
+            try:
+                self.wait_ready(process)
+                return process
+            except RuntimeError:
+                if attempt == 2 or process.popen.poll() is None or not _port_taken(process.log()):
+                    raise
+                self.processes.remove(process)
+        raise AssertionError("unreachable")
 
     @property
     def url(self) -> str:
