@@ -360,11 +360,15 @@ class Bridge:
             time.sleep(0.05)
 
     def start(self, kind: str) -> Process:
-        """Launch a process and wait until it is ready. Its free port may be taken by another
-        test's process before it binds (the suite runs in several processes side by side): then it
-        exits saying so, and it is started again on another free port (at most three times)."""
+        """Launch a process and wait until it is ready (see ready)."""
+        return self.ready(self.launch(kind))
+
+    def ready(self, process: Process) -> Process:
+        """Wait until a launched process is ready. Its free port may be taken by another test's
+        process before it binds (the suite runs in several processes side by side): then it exits
+        saying so, and one of its kind is started again on another free port (at most three
+        tries in all); the process that is ready is returned."""
         for attempt in range(3):
-            process = self.launch(kind)
             try:
                 self.wait_ready(process)
                 return process
@@ -372,6 +376,7 @@ class Bridge:
                 if attempt == 2 or process.popen.poll() is None or not _port_taken(process.log()):
                     raise
                 self.processes.remove(process)
+                process = self.launch(process.name)
         raise AssertionError("unreachable")
 
     @property
@@ -524,7 +529,7 @@ def bridge_factory(
         made.append(bridge)
         launched = [bridge.launch("web") for _ in range(web)] + [bridge.launch("worker") for _ in range(worker)]
         for process in launched:
-            bridge.wait_ready(process)
+            bridge.ready(process)  # started again elsewhere if another test took its port
         return bridge
 
     yield make

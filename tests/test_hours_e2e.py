@@ -180,7 +180,7 @@ def test_a_deadline_that_passed_while_no_worker_ran_fires_once_after(bridge_fact
     assert bridge.fake_line.texts_to(A) == []
     restarted = [bridge.launch("worker"), bridge.launch("worker")]  # two race for the same timer
     for process in restarted:
-        bridge.wait_ready(process)
+        bridge.ready(process)
     bridge.fake_line.wait_for(lambda: len(bridge.fake_line.texts_to(A)) == 1)
     bridge.wait_settled()
     assert not timers(bridge, "busy")

@@ -177,7 +177,7 @@ def test_a_silence_deadline_missed_by_stopped_workers_closes_once(bridge_factory
     assert bridge.fake_line.texts_to(A) == ["どうしたの？"]
     restarted = [bridge.launch("worker"), bridge.launch("worker")]  # two race for the same deadline
     for process in restarted:
-        bridge.wait_ready(process)
+        bridge.ready(process)
     bridge.fake_line.wait_for(lambda: len(bridge.fake_line.texts_to(A)) == 2)
     bridge.wait_settled()
     assert not timers(bridge, "idle-close")
