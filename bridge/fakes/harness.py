@@ -76,8 +76,30 @@ def write_policy(
     return path
 
 
+# Under pytest-xdist each test process ("gw0", "gw1", ...) takes ports from a range of its own,
+# below the kernel's ephemeral range (32768 and up on Linux), in turn: a port one process
+# found free cannot be handed to another process a moment later, nor taken by an outgoing
+# connection, before the server it was meant for binds it.
+_PORTS_PER_PROCESS = 1500
+_FIRST_PORT = 20000
+_handed_out = 0
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago (see above for test processes)."""
+    global _handed_out
+    worker = re.fullmatch(r"gw(\d+)", os.environ.get("PYTEST_XDIST_WORKER", ""))
+    if worker and int(worker.group(1)) < 8:
+        base = _FIRST_PORT + int(worker.group(1)) * _PORTS_PER_PROCESS
+        for _ in range(_PORTS_PER_PROCESS):
+            port = base + _handed_out % _PORTS_PER_PROCESS
+            _handed_out += 1
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue  # in use by something else on this machine
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
