@@ -5,7 +5,6 @@ and given the 16384 slots by `redis-cli --cluster create`, as an operator makes 
 from __future__ import annotations
 
 import functools
-import random
 import socket
 import subprocess
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import redis as redis_sync
 
 from bridge.adapters.redis.keys import CLUSTER_TAG, Keys
+from bridge.fakes.harness import free_port
 
 MASTERS = 3
 BUS_OFFSET = 10_000  # a node's cluster bus listens on its port + 10000 (redis-server's default)
@@ -63,11 +63,12 @@ def _bindable(port: int) -> bool:
 
 
 def node_ports(count: int) -> list[int]:
-    """Ports whose cluster bus port (+10000) is free too, a moment ago."""
+    """Ports whose cluster bus port (+10000) is free too, a moment ago: drawn like every other
+    test port (under pytest-xdist, from this test process's own range, see free_port)."""
     ports: list[int] = []
     while len(ports) < count:
-        port = random.randint(20_000, 55_000)
-        if port not in ports and _bindable(port) and _bindable(port + BUS_OFFSET):
+        port = free_port()
+        if _bindable(port + BUS_OFFSET):
             ports.append(port)
     return ports
 

@@ -22,8 +22,11 @@ def test_each_test_process_draws_distinct_ports_from_its_own_range(monkeypatch: 
         assert len(set(ports)) == len(ports), worker
     assert not set(drawn["gw0"]) & set(drawn["gw1"])
     assert not set(drawn["gw1"]) & set(drawn["gw2"])
-    # every port drawn is below the kernel's ephemeral range, where outgoing connections live
-    assert max(max(ports) for ports in drawn.values()) < 32768
+    # every port drawn, and a cluster node's bus port (+10000), is below the kernel's ephemeral
+    # range, where outgoing connections live, and no bus port is a port handed out
+    assert max(max(ports) for ports in drawn.values()) + 10_000 < 32768
+    last = harness._FIRST_PORT + harness._RANGES * harness._PORTS_PER_PROCESS
+    assert last <= harness._FIRST_PORT + 10_000
 
 
 def test_a_port_in_use_is_passed_over(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -76,12 +76,14 @@ def write_policy(
     return path
 
 
-# Under pytest-xdist each test process ("gw0", "gw1", ...) takes ports from a range of its own,
-# below the kernel's ephemeral range (32768 and up on Linux), in turn: a port one process
-# found free cannot be handed to another process a moment later, nor taken by an outgoing
-# connection, before the server it was meant for binds it.
+# Under pytest-xdist each test process ("gw0" to "gw5") takes ports from a range of its own,
+# 10000-18999, in turn: a port one process found free cannot be handed to another process a
+# moment later, nor taken by an outgoing connection (the kernel's ephemeral range starts at
+# 32768 on Linux), before the server it was meant for binds it. A Redis Cluster node's bus
+# port (its port + 10000) lands in 20000-28999, which nothing else hands out either.
 _PORTS_PER_PROCESS = 1500
-_FIRST_PORT = 20000
+_FIRST_PORT = 10000
+_RANGES = 6
 _handed_out = 0
 
 
@@ -89,7 +91,7 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (see above for test processes)."""
     global _handed_out
     worker = re.fullmatch(r"gw(\d+)", os.environ.get("PYTEST_XDIST_WORKER", ""))
-    if worker and int(worker.group(1)) < 8:
+    if worker and int(worker.group(1)) < _RANGES:
         base = _FIRST_PORT + int(worker.group(1)) * _PORTS_PER_PROCESS
         for _ in range(_PORTS_PER_PROCESS):
             port = base + _handed_out % _PORTS_PER_PROCESS
