@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import time
 import uuid
@@ -211,3 +212,32 @@ async def test_a_private_unshared_case_channel_passes_and_an_unanswered_check_is
     assert not checking.done()  # asks again later instead of giving up or running
     worker.stop()
     await asyncio.wait_for(checking, timeout=10)
+
+
+async def test_a_case_channel_check_slack_failed_is_asked_again_soon_then_less_often(
+    worker: Worker, fakes: tuple[FakeLine, FakeSlack]
+) -> None:
+    """A worker restarted while Slack answered a passing 5xx routes again in about a second (it
+    waited 5 s between tries before, and routed nothing meanwhile)."""
+    _, slack = fakes
+    slack.fail_next("/api/conversations.info", 500, times=3)
+    started = time.monotonic()
+    await asyncio.wait_for(worker.check_case_channel(), timeout=20)
+    took = time.monotonic() - started
+    asked = [r.at for r in slack.requests_to("/api/conversations.info")]
+    assert len(asked) == 4  # three refused, the fourth answered
+    gaps = [later - earlier for earlier, later in itertools.pairwise(asked)]
+    assert gaps[0] >= 0.24 and gaps[1] >= 0.49 and gaps[2] >= 0.99, gaps  # 0.25 s, then twice as long each time
+    assert gaps[0] < gaps[1] < gaps[2], gaps
+    assert took < 5, took  # 15 s when every try waited 5 s
+
+
+async def test_a_case_channel_check_answered_429_waits_its_retry_after(
+    worker: Worker, fakes: tuple[FakeLine, FakeSlack]
+) -> None:
+    _, slack = fakes
+    slack.fail_next("/api/conversations.info", 429, headers={"Retry-After": "2"})
+    await asyncio.wait_for(worker.check_case_channel(), timeout=20)
+    asked = [r.at for r in slack.requests_to("/api/conversations.info")]
+    assert len(asked) == 2
+    assert asked[1] - asked[0] >= 1.95  # not the 0.25 s of a first try after a 5xx

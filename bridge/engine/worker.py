@@ -46,6 +46,12 @@ log = logging.getLogger("bridge.worker")
 
 START_AGAIN_S = 1.0  # how often a starting worker asks a Redis that does not answer again
 WAIT_LOGGED_EVERY = 10  # of those tries, one in this many is logged (the first among them)
+# A case channel check that Slack did not answer is asked again after CHECK_AGAIN_FIRST_S, then
+# after twice as long each time, at most CHECK_AGAIN_MAX_S apart: a restarted worker that met
+# one of Slack's passing 5xx routes again in a moment, not 5 s later, and one waiting for a
+# person (the bot not invited yet) asks every 5 s. A 429's Retry-After is waited for.
+CHECK_AGAIN_FIRST_S = 0.25
+CHECK_AGAIN_MAX_S = 5.0
 
 
 class Worker:
@@ -262,11 +268,14 @@ class Worker:
             await self._check_channel(channel)
 
     async def _check_channel(self, channel: str) -> None:
+        wait = CHECK_AGAIN_FIRST_S
         while not self._stopping.is_set():
+            retry_after = 0.0
             try:
                 info = await self.slack.channel_info(channel)
             except SlackApiError as exc:
                 error = str(exc.response.get("error") or "") if exc.response is not None else ""
+                retry_after = _retry_after(exc)
                 log.warning("case channel check failed channel=%s error=%s; asking again", channel, error or "?")
             except (OSError, TimeoutError, aiohttp.ClientError) as exc:
                 log.warning("case channel check failed error=%s; asking again", type(exc).__name__)
@@ -280,7 +289,8 @@ class Worker:
                         f"or organisation; Slack says: {', '.join(problems)}"
                     )
                 return
-            await self._pause(5)
+            await self._pause(max(wait, retry_after))
+            wait = min(wait * 2, CHECK_AGAIN_MAX_S)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the worker is stopping."""
@@ -324,3 +334,15 @@ class Worker:
             await self._pause(self.settings.BRIDGE_ROSTER_REFRESH_SECONDS if fetched else 10)
             if not self._stopping.is_set():
                 fetched = await self.refresh_roster()
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    """The seconds a 429 answer asks to wait (its Retry-After), else 0; at most a minute."""
+    headers = getattr(exc.response, "headers", None) or {}
+    raw = next((value for name, value in headers.items() if str(name).lower() == "retry-after"), None)
+    if isinstance(raw, list):
+        raw = raw[0] if raw else None
+    try:
+        return min(60.0, max(0.0, float(str(raw)))) if raw is not None else 0.0
+    except ValueError:
+        return 0.0
