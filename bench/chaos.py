@@ -9,7 +9,7 @@ in each case thread (half the messages each way), webhooks go to both web proces
 are retried as LINE and Slack would; 10% of API calls answer 5xx, bursts of 429, a worker is
 SIGKILLed every 10 s and started again, and redis-server is killed and restarted once.
 
-Run:  .venv/bin/python bench/chaos.py [--quick] [--partitions N] [--json PATH] [--keep-logs] [--seed N]
+Run:  .venv/bin/python bench/chaos.py [--quick] [--partitions N] [--workers N] [--json PATH] [--keep-logs] [--seed N]
 Everything it starts is stopped in a finally block (also on Ctrl-C / SIGTERM); only 127.0.0.1 is
 used. See bench/README.md, "Chaos run", for what each figure means.
 """
@@ -33,7 +33,7 @@ from typing import Any
 from relaybench.chaos_check import after_kills, check, slow_by_fault, table
 from relaybench.chaos_driver import LS, SL, Driver
 from relaybench.chaos_faults import FaultPlan, Faults
-from relaybench.common import LINE_PUSH, SLACK_POST, Stop, line_texts, log, slack_texts, wait_until
+from relaybench.common import LINE_PUSH, MARKER_RE, SLACK_POST, Stop, line_texts, log, slack_texts, wait_until
 from relaybench.rig import Rig
 from relaybench.seen import Seen
 from relaybench.system import machine_info, system_busy_seconds
@@ -71,6 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--partitions", type=int, help="BRIDGE_ROUTER_PARTITIONS of every process (default 1: one router at a time)"
     )
+    parser.add_argument(
+        "--workers", type=int, help="worker processes (default 2; with 1, each kill leaves none until it is restarted)"
+    )
     parser.add_argument("--seed", type=int, default=11, help="seed of every fault (default 11)")
     parser.add_argument("--error-rate", type=float, default=0.10, help="share of API calls answered 5xx")
     parser.add_argument(
@@ -84,6 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--children must be >= 1, --messages >= 2 x children, --seconds > 0")
     if not 1 <= plan.partitions <= 64:
         parser.error("--partitions must be between 1 and 64")
+    if not 1 <= plan.workers <= 4:
+        parser.error("--workers must be between 1 and 4")
     if plan.messages // 2 // plan.children > 1_000_000 // plan.children - 1:
         parser.error("too many messages per child for the markers")
     if not 0 <= args.error_rate <= 1 or not 0 <= args.after_handling <= 1:
@@ -93,7 +98,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def plan_of(args: argparse.Namespace) -> ChaosPlan:
     plan = QUICK if args.quick else FULL
-    for name in ("messages", "children", "seconds", "partitions"):
+    for name in ("messages", "children", "seconds", "partitions", "workers"):
         if getattr(args, name) is not None:
             plan = replace(plan, **{name: getattr(args, name)})
     return plan
@@ -160,11 +165,29 @@ def run(rig: Rig, plan: ChaosPlan, faults_plan: FaultPlan, results: dict[str, An
     results["faults_error"] = faults.error
     results["api_calls"] = _api_calls(rig)
     results["slow_by_fault"] = slow_by_fault(results["check"], faults.events)
-    results["after_kills"] = after_kills(results["check"], faults.events)
+    results["after_kills"] = after_kills(results["check"], faults.events, _refused(rig, driver))
     for direction, fake, path in (("line_to_slack", rig.slack, SLACK_POST), ("slack_to_line", rig.line, LINE_PUSH)):
         for row in results["check"][direction]["slowest"]:
             row["faults_before"] = faults.near(row["accepted_at_s"] + row["seconds"])[:4]
             row["calls"] = _calls_carrying(fake.requests, path, row["mark"], t0)
+
+
+def _refused(rig: Rig, driver: Driver) -> frozenset[tuple[str, int, int]]:
+    """(direction, child, seq) of every message that an API call carrying it was refused for:
+    answered other than 200 (an injected 5xx or 429), or failed after taking effect."""
+    out = set()
+    for direction, fake, path, texts_of in (
+        ("line_to_slack", rig.slack, SLACK_POST, slack_texts),
+        ("slack_to_line", rig.line, LINE_PUSH, line_texts),
+    ):
+        for r in list(fake.requests):
+            if r.path != path or (r.status == 200 and r.handled_status == 200):
+                continue
+            for text in texts_of(r):
+                for mark in MARKER_RE.findall(text):
+                    if mark in driver.messages:
+                        out.add((direction, driver.messages[mark].child, driver.messages[mark].seq))
+    return frozenset(out)
 
 
 def _calls_carrying(requests: list[Any], path: str, mark: str, t0: float) -> list[list[Any]]:
@@ -258,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"in flight at a kill, all delivered within: median {kills['median_s']:.2f} s, "
                 f"max {kills['max_s']:.2f} s after the kill ({kills['kills']} kills; target 5 s)"
             )
+            clean = kills["clean"]
+            if clean["kills"]:
+                print(
+                    f"  of those, the messages no API call was refused for (5xx, 429): median "
+                    f"{clean['median_s']:.2f} s, max {clean['max_s']:.2f} s after the kill ({clean['kills']} kills)"
+                )
         print()
         for row in targets:
             print(f"{row['result']}  {row['figure']}: {row['measured']} (wanted {row['target']})")

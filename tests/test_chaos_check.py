@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from relaybench.chaos_check import judge, slow_by_fault
+from relaybench.chaos_check import after_kills, judge, slow_by_fault
 from relaybench.chaos_driver import LS, Message
 
 
@@ -60,3 +60,27 @@ def test_slow_messages_are_put_down_to_the_last_fault_they_met() -> None:
         {"at_s": 12.0, "what": "worker exited by itself"},
     ]
     assert slow_by_fault(result, events) == {"429 burst": 1, "no fault nearby: retries after 5xx": 1}
+
+
+def test_what_was_in_flight_at_a_kill_is_timed_from_the_kill_with_and_without_refused_calls() -> None:
+    # [child, seq, accepted at (s after t0), delivery time (s), webhook attempts]
+    line_to_slack = [[0, 0, 9.0, 2.0, 1], [0, 1, 9.5, 8.0, 1], [1, 0, 19.0, 0.5, 1], [1, 1, 25.0, 1.0, 1]]
+    result = {"line_to_slack": {"rows": line_to_slack}, "slack_to_line": {"rows": [[2, 0, 19.5, 4.0, 1]]}}
+    events = [
+        {"at_s": 10.0, "what": "worker killed and started again", "leader": True},
+        {"at_s": 15.0, "what": "429 burst"},
+        {"at_s": 20.0, "what": "worker killed and started again", "leader": False},
+        {"at_s": 30.0, "what": "worker killed and started again", "leader": True},  # nothing in flight
+    ]
+    kills = after_kills(result, events, refused=frozenset({("line_to_slack", 0, 1)}))
+    # kill at 10: in flight 0/0 (delivered at 11.0) and 0/1 (at 17.5, but a call carrying it was
+    # refused); kill at 20: 2/0 (at 23.5); 1/0 was delivered at 19.5, before it
+    assert [(k["at_s"], k["in_flight"], k["all_delivered_after_s"]) for k in kills["per_kill"]] == [
+        (10.0, 2, 7.5),
+        (20.0, 1, 3.5),
+    ]
+    assert [(k["clean_in_flight"], k["clean_delivered_after_s"]) for k in kills["per_kill"]] == [(1, 1.0), (1, 3.5)]
+    assert (kills["kills"], kills["median_s"], kills["max_s"]) == (2, 7.5, 7.5)
+    assert kills["clean"] == {"kills": 2, "median_s": 3.5, "max_s": 3.5}
+    # without refusals known, every message counts as clean
+    assert after_kills(result, events)["clean"]["max_s"] == 7.5

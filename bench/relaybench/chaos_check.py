@@ -212,35 +212,51 @@ def slow_by_fault(result: dict[str, Any], events: list[dict[str, Any]], *, over_
     return dict(out.most_common())
 
 
-def after_kills(result: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+def after_kills(
+    result: dict[str, Any], events: list[dict[str, Any]], refused: frozenset[tuple[str, int, int]] = frozenset()
+) -> dict[str, Any]:
     """How soon what was in flight at each SIGKILL reached its platform: for every kill, the
     seconds from the kill until the last message accepted before it and not yet delivered at it
     was delivered (the issue's "every message delivered within 5 s of the kill"). A message that
-    also met a 5xx or a 429 burst counts too: the figure is an upper bound on the take-over."""
+    also met a 5xx or a 429 counts too: the figure is an upper bound on the take-over. refused:
+    (direction, child, seq) of the messages an API call carrying them was refused for (a 5xx or
+    a 429, before or after taking effect); the same figures without them are the take-over's
+    own ("clean")."""
     messages = [
-        (accepted, accepted + seconds)
+        (accepted, accepted + seconds, (direction, child, seq) in refused)
         for direction in ("line_to_slack", "slack_to_line")
-        for _, _, accepted, seconds, _ in result[direction]["rows"]
+        for child, seq, accepted, seconds, _ in result[direction]["rows"]
     ]
     per_kill = []
     for event in events:
         if not event["what"].startswith("worker killed"):
             continue
         at = event["at_s"]
-        pending = [delivered for accepted, delivered in messages if accepted <= at < delivered]
+        pending = [(delivered, met) for accepted, delivered, met in messages if accepted <= at < delivered]
         if pending:
+            clean = [delivered for delivered, met in pending if not met]
             per_kill.append(
                 {
                     "at_s": at,
                     "leader": bool(event.get("leader")),
                     "in_flight": len(pending),
-                    "all_delivered_after_s": round(max(pending) - at, 2),
+                    "all_delivered_after_s": round(max(d for d, _ in pending) - at, 2),
+                    "clean_in_flight": len(clean),
+                    "clean_delivered_after_s": round(max(clean) - at, 2) if clean else None,
                 }
             )
-    seconds = sorted(k["all_delivered_after_s"] for k in per_kill)
+    clean = [k["clean_delivered_after_s"] for k in per_kill if k["clean_delivered_after_s"] is not None]
     return {
         "kills": len(per_kill),
-        "median_s": seconds[len(seconds) // 2] if seconds else None,
-        "max_s": seconds[-1] if seconds else None,
+        **_spread([k["all_delivered_after_s"] for k in per_kill]),
+        "clean": {"kills": len(clean), **_spread(clean)},
         "per_kill": per_kill,
+    }
+
+
+def _spread(values: list[float]) -> dict[str, float | None]:
+    ordered = sorted(values)
+    return {
+        "median_s": ordered[len(ordered) // 2] if ordered else None,
+        "max_s": ordered[-1] if ordered else None,
     }
