@@ -263,7 +263,7 @@ class Worker:
         """Refuse to run unless every case channel (SLACK_CHANNEL_ID and the rest of a pool) is
         private and shared with no other workspace or organisation: children's words go there.
         Until Slack answers for each (unreachable, a token or scope to fix, a bot to invite), it
-        asks again every 5 s; nothing is routed meanwhile."""
+        asks again (CHECK_AGAIN_FIRST_S, growing to CHECK_AGAIN_MAX_S); nothing is routed meanwhile."""
         for channel in self.case_channels:
             await self._check_channel(channel)
 
