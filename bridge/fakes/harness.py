@@ -84,7 +84,9 @@ def write_policy(
 _PORTS_PER_PROCESS = 1500
 _FIRST_PORT = 10000
 _RANGES = 6
-_handed_out = 0
+# Where in its range a process starts: a child process that inherits PYTEST_XDIST_WORKER (and
+# so the range) starts elsewhere in it than its parent did.
+_handed_out = os.getpid() % _PORTS_PER_PROCESS
 
 
 def free_port() -> int:
