@@ -67,8 +67,8 @@ def node_ports(count: int) -> list[int]:
     test port (under pytest-xdist, from this test process's own range, see free_port)."""
     ports: list[int] = []
     while len(ports) < count:
-        port = free_port()
-        if _bindable(port + BUS_OFFSET):
+        port = free_port()  # outside pytest-xdist, one the kernel chose (its bus port may not exist)
+        if port not in ports and port + BUS_OFFSET <= 65_535 and _bindable(port + BUS_OFFSET):
             ports.append(port)
     return ports
 
