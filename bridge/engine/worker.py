@@ -31,7 +31,7 @@ from bridge.adapters.redis.partitions import PartitionsRefused, check_partition_
 from bridge.adapters.redis.pseudonym import PseudonymKeyRefused
 from bridge.adapters.redis.safety import UnsafeRedis, check_no_eviction
 from bridge.adapters.redis.store import Store
-from bridge.adapters.slack.client import SlackClient
+from bridge.adapters.slack.client import SlackClient, outcome_of
 from bridge.config.policy_file import case_channels_for
 from bridge.config.settings import Settings, pseudonym_key_bytes
 from bridge.core.policy import Policy
@@ -275,7 +275,7 @@ class Worker:
                 info = await self.slack.channel_info(channel)
             except SlackApiError as exc:
                 error = str(exc.response.get("error") or "") if exc.response is not None else ""
-                retry_after = _retry_after(exc)
+                retry_after = outcome_of(exc).retry_after or 0.0
                 log.warning("case channel check failed channel=%s error=%s; asking again", channel, error or "?")
             except (OSError, TimeoutError, aiohttp.ClientError) as exc:
                 log.warning("case channel check failed error=%s; asking again", type(exc).__name__)
@@ -334,15 +334,3 @@ class Worker:
             await self._pause(self.settings.BRIDGE_ROSTER_REFRESH_SECONDS if fetched else 10)
             if not self._stopping.is_set():
                 fetched = await self.refresh_roster()
-
-
-def _retry_after(exc: SlackApiError) -> float:
-    """The seconds a 429 answer asks to wait (its Retry-After), else 0; at most a minute."""
-    headers = getattr(exc.response, "headers", None) or {}
-    raw = next((value for name, value in headers.items() if str(name).lower() == "retry-after"), None)
-    if isinstance(raw, list):
-        raw = raw[0] if raw else None
-    try:
-        return min(60.0, max(0.0, float(str(raw)))) if raw is not None else 0.0
-    except ValueError:
-        return 0.0

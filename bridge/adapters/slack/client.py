@@ -94,7 +94,7 @@ class SlackClient:
                 metadata={"event_type": event_type, "event_payload": payload},
             )
         except Exception as exc:
-            return _classify(exc), None
+            return outcome_of(exc), None
         return DELIVERED, str(response.get("ts"))
 
     async def find_posted(
@@ -174,7 +174,7 @@ class SlackClient:
         try:
             await self.web.chat_update(channel=channel or self.channel, ts=ts, text=text, blocks=blocks or [])
         except Exception as exc:
-            return _classify(exc)
+            return outcome_of(exc)
         return DELIVERED
 
     async def react(self, *, ts: str, name: str, channel: str | None = None) -> Outcome:
@@ -183,9 +183,9 @@ class SlackClient:
         except SlackApiError as exc:
             if exc.response.get("error") == "already_reacted":
                 return DELIVERED
-            return _classify(exc)
+            return outcome_of(exc)
         except Exception as exc:
-            return _classify(exc)
+            return outcome_of(exc)
         return DELIVERED
 
     async def channel_info(self, channel: str | None = None) -> dict[str, Any]:
@@ -220,11 +220,12 @@ class SlackClient:
                 channel=channel or self.channel, user=user, text=text, thread_ts=thread_ts
             )
         except Exception as exc:
-            return _classify(exc)
+            return outcome_of(exc)
         return DELIVERED
 
 
-def _classify(exc: Exception) -> Outcome:
+def outcome_of(exc: Exception) -> Outcome:
+    """How a failed Slack call ended: retry (with a 429's Retry-After), or refused for good."""
     if isinstance(exc, SlackApiError):
         status = exc.response.status_code
         error = str(exc.response.get("error") or "")
