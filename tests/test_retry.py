@@ -62,6 +62,11 @@ def test_retry_after_holds_the_platform() -> None:
     assert (result.action, result.delay_s, result.pause_platform_s) == (Action.RETRY, 7, 7)  # type: ignore[attr-defined]
 
 
+def test_a_huge_retry_after_holds_the_platform_at_most_five_minutes() -> None:
+    result = step(CHILD_POST, Outcome(OutcomeStatus.RETRY, "429", retry_after=10.0**9))
+    assert (result.delay_s, result.pause_platform_s) == (300, 300)  # type: ignore[attr-defined]
+
+
 def test_give_up_after_the_horizon_except_for_a_childs_words() -> None:
     assert step(PUSH, Outcome(OutcomeStatus.RETRY, "500"), age_s=3601).action is Action.FAIL  # type: ignore[attr-defined]
     assert step(NOTE, Outcome(OutcomeStatus.RETRY, "500"), age_s=3601).action is Action.FAIL  # type: ignore[attr-defined]

@@ -241,3 +241,17 @@ async def test_a_case_channel_check_answered_429_waits_its_retry_after(
     asked = [r.at for r in slack.requests_to("/api/conversations.info")]
     assert len(asked) == 2
     assert asked[1] - asked[0] >= 1.95  # not the 0.25 s of a first try after a 5xx
+
+
+async def test_a_case_channel_check_waits_a_huge_retry_after_only_up_to_the_cap(
+    worker: Worker, fakes: tuple[FakeLine, FakeSlack], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack's bytes decide how long it waits, within RETRY_AFTER_MAX_S (five minutes; made
+    half a second here so the test can see it)."""
+    _, slack = fakes
+    monkeypatch.setattr("bridge.engine.worker.RETRY_AFTER_MAX_S", 0.5)
+    slack.fail_next("/api/conversations.info", 429, headers={"Retry-After": "99999999"})
+    await asyncio.wait_for(worker.check_case_channel(), timeout=10)
+    asked = [r.at for r in slack.requests_to("/api/conversations.info")]
+    assert len(asked) == 2
+    assert 0.45 <= asked[1] - asked[0] < 5

@@ -16,6 +16,10 @@ FIRST_BACKOFF_S = 0.5
 # five failures in a row cost 15.5 s before the sixth try; at 1.6, 7.9 s. A platform that is
 # really down still reaches the cap within about three minutes, and its 429s pause it outright.
 BACKOFF_GROWTH = 1.6
+# The longest a Retry-After is waited for: the header is the platform's bytes, and a huge value
+# (by mistake or not) must not pause every delivery to that platform for days. Slack's and
+# LINE's are seconds.
+RETRY_AFTER_MAX_S = 300.0
 
 
 class OutcomeStatus(StrEnum):
@@ -110,7 +114,8 @@ def next_step(
         return Next(Action.PUSH_INSTEAD)
     if outcome.status is OutcomeStatus.RETRY and (is_never_given_up(delivery) or age_s < rules.give_up_after_s):
         if outcome.retry_after is not None:
-            return Next(Action.RETRY, delay_s=outcome.retry_after, pause_platform_s=outcome.retry_after)
+            wait = min(max(0.0, outcome.retry_after), RETRY_AFTER_MAX_S)
+            return Next(Action.RETRY, delay_s=wait, pause_platform_s=wait)
         delay = min(rules.max_backoff_s, FIRST_BACKOFF_S * BACKOFF_GROWTH ** min(failures, 32)) * jitter
         if outcome.ambiguous:
             # The platform may still be working on it; give it as long again before looking

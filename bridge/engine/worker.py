@@ -35,7 +35,7 @@ from bridge.adapters.slack.client import SlackClient, outcome_of
 from bridge.config.policy_file import case_channels_for
 from bridge.config.settings import Settings, pseudonym_key_bytes
 from bridge.core.policy import Policy
-from bridge.core.retry import RetryRules
+from bridge.core.retry import RETRY_AFTER_MAX_S, RetryRules
 from bridge.engine.deliverer import Deliverers
 from bridge.engine.pacing import Pacing
 from bridge.engine.router import Router
@@ -275,7 +275,7 @@ class Worker:
                 info = await self.slack.channel_info(channel)
             except SlackApiError as exc:
                 error = str(exc.response.get("error") or "") if exc.response is not None else ""
-                retry_after = outcome_of(exc).retry_after or 0.0
+                retry_after = min(outcome_of(exc).retry_after or 0.0, RETRY_AFTER_MAX_S)
                 log.warning("case channel check failed channel=%s error=%s; asking again", channel, error or "?")
             except (OSError, TimeoutError, aiohttp.ClientError) as exc:
                 log.warning("case channel check failed error=%s; asking again", type(exc).__name__)
