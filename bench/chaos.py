@@ -165,7 +165,9 @@ def run(rig: Rig, plan: ChaosPlan, faults_plan: FaultPlan, results: dict[str, An
     results["faults_error"] = faults.error
     results["api_calls"] = _api_calls(rig)
     results["slow_by_fault"] = slow_by_fault(results["check"], faults.events)
-    results["after_kills"] = after_kills(results["check"], faults.events, _refused(rig, driver))
+    refused = _refused(rig, driver)
+    results["refused"] = sorted(list(message) for message in refused)  # [direction, child, seq]
+    results["after_kills"] = after_kills(results["check"], faults.events, refused)
     for direction, fake, path in (("line_to_slack", rig.slack, SLACK_POST), ("slack_to_line", rig.line, LINE_PUSH)):
         for row in results["check"][direction]["slowest"]:
             row["faults_before"] = faults.near(row["accepted_at_s"] + row["seconds"])[:4]
@@ -284,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             clean = kills["clean"]
             if clean["kills"]:
                 print(
-                    f"  of those, the messages no API call was refused for (5xx, 429): median "
+                    f"  of those, the messages no API call was refused for (5xx, 429), nor for one ahead in their "
+                    f"conversation: median "
                     f"{clean['median_s']:.2f} s, max {clean['max_s']:.2f} s after the kill ({clean['kills']} kills)"
                 )
         print()

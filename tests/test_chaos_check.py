@@ -84,3 +84,15 @@ def test_what_was_in_flight_at_a_kill_is_timed_from_the_kill_with_and_without_re
     assert kills["clean"] == {"kills": 2, "median_s": 3.5, "max_s": 3.5}
     # without refusals known, every message counts as clean
     assert after_kills(result, events)["clean"]["max_s"] == 7.5
+
+
+def test_a_message_behind_a_refused_one_in_its_conversation_is_not_clean() -> None:
+    # child 0's second message waits behind its first, whose post was refused: neither is clean
+    # (a refused message holds those after it, not those before: see the test above); child 1's
+    # message, in flight at the same kill, is
+    rows = [[0, 0, 9.0, 6.0, 1], [0, 1, 9.5, 6.0, 1], [1, 0, 9.8, 2.0, 1]]
+    result = {"line_to_slack": {"rows": rows}, "slack_to_line": {"rows": [[0, 0, 9.9, 1.0, 1]]}}
+    events = [{"at_s": 10.0, "what": "worker killed and started again", "leader": True}]
+    (kill,) = after_kills(result, events, refused=frozenset({("line_to_slack", 0, 0)}))["per_kill"]
+    # the counsellor's reply to child 0 is another conversation (its own lane): clean
+    assert (kill["in_flight"], kill["clean_in_flight"], kill["clean_delivered_after_s"]) == (4, 2, 1.8)

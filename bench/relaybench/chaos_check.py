@@ -220,10 +220,12 @@ def after_kills(
     was delivered (the issue's "every message delivered within 5 s of the kill"). A message that
     also met a 5xx or a 429 counts too: the figure is an upper bound on the take-over. refused:
     (direction, child, seq) of the messages an API call carrying them was refused for (a 5xx or
-    a 429, before or after taking effect); the same figures without them are the take-over's
-    own ("clean")."""
+    a 429, before or after taking effect). The same figures over the messages in flight that
+    were not refused and had no refused message in flight ahead of them in their conversation
+    (a message waits behind the one before it, so a refused one holds those after it) are the
+    take-over's own ("clean")."""
     messages = [
-        (accepted, accepted + seconds, (direction, child, seq) in refused)
+        (accepted, accepted + seconds, (direction, child), seq, (direction, child, seq) in refused)
         for direction in ("line_to_slack", "slack_to_line")
         for child, seq, accepted, seconds, _ in result[direction]["rows"]
     ]
@@ -232,15 +234,23 @@ def after_kills(
         if not event["what"].startswith("worker killed"):
             continue
         at = event["at_s"]
-        pending = [(delivered, met) for accepted, delivered, met in messages if accepted <= at < delivered]
+        pending = [
+            (delivered, talk, seq, met)
+            for accepted, delivered, talk, seq, met in messages
+            if accepted <= at < delivered
+        ]
         if pending:
-            clean = [delivered for delivered, met in pending if not met]
+            first_refused: dict[tuple[str, int], int] = {}
+            for _, talk, seq, met in pending:
+                if met:
+                    first_refused[talk] = min(seq, first_refused.get(talk, seq))
+            clean = [d for d, talk, seq, _ in pending if seq < first_refused.get(talk, seq + 1)]
             per_kill.append(
                 {
                     "at_s": at,
                     "leader": bool(event.get("leader")),
                     "in_flight": len(pending),
-                    "all_delivered_after_s": round(max(d for d, _ in pending) - at, 2),
+                    "all_delivered_after_s": round(max(d for d, _, _, _ in pending) - at, 2),
                     "clean_in_flight": len(clean),
                     "clean_delivered_after_s": round(max(clean) - at, 2) if clean else None,
                 }
