@@ -42,7 +42,13 @@ def test_a_port_in_use_is_passed_over(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_outside_xdist_the_kernel_chooses(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    port = harness.free_port()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))  # it was free a moment ago, so binding it works now
+    for name in ("", "gw6", "master"):  # no xdist, a process beyond the ranges, no worker name
+        if name:
+            monkeypatch.setenv("PYTEST_XDIST_WORKER", name)
+        else:
+            monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+        monkeypatch.setattr(harness, "_handed_out", 0)
+        port = harness.free_port()
+        assert harness._handed_out == 0, name  # no range was drawn from
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # it was free a moment ago, so binding it works now
